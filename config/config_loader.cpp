@@ -1,0 +1,191 @@
+#include "config/config_loader.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/config_schema.h"
+
+namespace pagoda {
+namespace {
+
+Status apply_key(const std::string& path, const YAML::Node& value, LoadedConfig& out) {
+  const ConfigField* field = find_config_field(path);
+  if (field == nullptr)
+    return Status::invalid_argument("unknown config key '" + path + "'" + did_you_mean(path));
+  PAGODA_RETURN_IF_ERROR(field->assign(value, out.config));
+  out.explicit_keys.insert(path);
+  return Status::ok();
+}
+
+Status apply_document(const YAML::Node& root, const std::string& source, LoadedConfig& out) {
+  if (!root || root.IsNull()) return Status::ok();  // empty file: defaults
+  if (!root.IsMap())
+    return Status::invalid_argument(source + ": the top level must be a mapping of sections "
+                                    "(model, kv, scheduler, server, engine, logging)");
+  for (const auto& section : root) {
+    if (!section.first.IsScalar())
+      return Status::invalid_argument(source + ": section names must be plain strings");
+    const std::string name = section.first.Scalar();
+    bool known = false;
+    for (const auto& f : config_fields()) known = known || f.path.rfind(name + ".", 0) == 0;
+    if (!known)
+      return Status::invalid_argument("unknown config section '" + name + "'" +
+                                      did_you_mean(name));
+    if (section.second.IsNull()) continue;  // "kv:" with nothing under it
+    if (!section.second.IsMap())
+      return Status::invalid_argument("config section '" + name +
+                                      "' must be a mapping of keys to values");
+    for (const auto& kv : section.second) {
+      if (!kv.first.IsScalar())
+        return Status::invalid_argument("config section '" + name + "': keys must be strings");
+      PAGODA_RETURN_IF_ERROR(apply_key(name + "." + kv.first.Scalar(), kv.second, out));
+    }
+  }
+  return Status::ok();
+}
+
+Status apply_override(const std::string& text, LoadedConfig& out) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return Status::invalid_argument("override '" + text +
+                                    "' must look like section.key=value (e.g. kv.page_size=32)");
+  std::string path = text.substr(0, eq);
+  std::string value = text.substr(eq + 1);
+  YAML::Node node;
+  try {
+    node = YAML::Load(value);
+  } catch (const YAML::Exception&) {
+    node = YAML::Node(value);  // not valid YAML: take it as a plain string
+  }
+  if (!node.IsDefined() || (node.IsNull() && value.empty())) node = YAML::Node(std::string());
+  return apply_key(path, node, out);
+}
+
+std::string gib(double bytes) {
+  std::ostringstream os;
+  os << bytes / (1024.0 * 1024 * 1024);
+  return os.str();
+}
+
+}  // namespace
+
+Result<LoadedConfig> parse_config(std::string_view yaml_text,
+                                  const std::vector<std::string>& overrides,
+                                  const std::string& source) {
+  LoadedConfig out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::ParserException& e) {
+    return Status::invalid_argument(source + ": YAML syntax error at line " +
+                                    std::to_string(e.mark.line + 1) + ", column " +
+                                    std::to_string(e.mark.column + 1) + ": " + e.msg);
+  } catch (const YAML::Exception& e) {
+    return Status::invalid_argument(source + ": cannot parse YAML: " + e.what());
+  }
+  PAGODA_RETURN_IF_ERROR(apply_document(root, source, out));
+  for (const auto& o : overrides) PAGODA_RETURN_IF_ERROR(apply_override(o, out));
+  PAGODA_RETURN_IF_ERROR(validate_config(out.config, out.explicit_keys));
+  return out;
+}
+
+Result<LoadedConfig> load_config(const std::string& file, const std::vector<std::string>& overrides) {
+  std::string text;
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return Status::not_found("cannot read config file '" + file + "'");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  return parse_config(text, overrides, file.empty() ? "<defaults>" : file);
+}
+
+Status validate_config(const ServerConfig& c, const std::set<std::string>& explicit_keys) {
+  auto given = [&](const char* key) { return explicit_keys.count(key) > 0; };
+  if (c.kv.num_pages > 0 && given("kv.memory_gib"))
+    return Status::invalid_argument(
+        "config keys 'kv.memory_gib' and 'kv.num_pages' contradict each other: give one "
+        "(num_pages " + std::to_string(c.kv.num_pages) + ", memory_gib " +
+        gib(c.kv.memory_gib * 1024 * 1024 * 1024) + ")");
+  if (c.kv.num_pages > 0 && c.kv.num_pages < 2)
+    return Status::invalid_argument("config key 'kv.num_pages': got " +
+                                    std::to_string(c.kv.num_pages) +
+                                    ", expected 0 (derive from memory_gib) or at least 2");
+  if (!c.server.api_keys.empty() && !c.server.api_key_file.empty())
+    return Status::invalid_argument(
+        "config keys 'server.api_keys' and 'server.api_key_file' contradict each other: give one");
+  if (c.scheduler.max_num_batched_tokens < c.scheduler.max_num_seqs)
+    return Status::invalid_argument(
+        "config key 'scheduler.max_num_batched_tokens' (" +
+        std::to_string(c.scheduler.max_num_batched_tokens) +
+        ") must be at least 'scheduler.max_num_seqs' (" + std::to_string(c.scheduler.max_num_seqs) +
+        "): every running sequence needs a token per step");
+  if (!c.scheduler.chunked_prefill && c.model.max_model_len > 0 &&
+      c.model.max_model_len > c.scheduler.max_num_batched_tokens)
+    return Status::invalid_argument(
+        "config key 'scheduler.max_num_batched_tokens' (" +
+        std::to_string(c.scheduler.max_num_batched_tokens) + ") must be at least "
+        "'model.max_model_len' (" + std::to_string(c.model.max_model_len) +
+        ") when 'scheduler.chunked_prefill' is false: a whole prompt must fit in one step");
+  if (c.kv.num_pages > 0 && c.model.max_model_len > 0 &&
+      c.kv.num_pages * c.kv.page_size < c.model.max_model_len)
+    return Status::invalid_argument(
+        "config key 'kv.num_pages' (" + std::to_string(c.kv.num_pages) + " pages of " +
+        std::to_string(c.kv.page_size) + " tokens) cannot hold one sequence of "
+        "'model.max_model_len' (" + std::to_string(c.model.max_model_len) + ") tokens");
+  if (c.model.path.empty())
+    return Status::invalid_argument("config key 'model.path': got '', expected a file or directory path");
+  if (c.server.host.empty())
+    return Status::invalid_argument("config key 'server.host': got '', expected an IP address or host name");
+  if (c.model.format == "llama2c" && c.model.tokenizer.empty())
+    return Status::invalid_argument(
+        "config key 'model.tokenizer': a llama2c checkpoint needs a tokenizer file (got '')");
+  return Status::ok();
+}
+
+Status check_config_paths(const ServerConfig& c) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(c.model.path, ec))
+    return Status::not_found("config key 'model.path': '" + c.model.path +
+                             "' does not exist (run tools/setup.sh to fetch the default model)");
+  if (!c.model.tokenizer.empty() && !fs::is_regular_file(c.model.tokenizer, ec))
+    return Status::not_found("config key 'model.tokenizer': '" + c.model.tokenizer +
+                             "' is not a readable file");
+  if (!c.server.api_key_file.empty() && !fs::is_regular_file(c.server.api_key_file, ec))
+    return Status::not_found("config key 'server.api_key_file': '" + c.server.api_key_file +
+                             "' is not a readable file");
+  return Status::ok();
+}
+
+std::string config_to_yaml(const ServerConfig& cfg) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  std::string section;
+  for (const auto& f : config_fields()) {
+    std::string s = f.path.substr(0, f.path.find('.'));
+    if (s != section) {
+      if (!section.empty()) out << YAML::EndMap;
+      out << YAML::Key << s << YAML::Value << YAML::BeginMap;
+      section = s;
+    }
+    YAML::Node value = f.read(cfg);
+    if (f.secret && value.IsSequence()) {
+      YAML::Node masked(YAML::NodeType::Sequence);
+      for (size_t i = 0; i < value.size(); ++i) masked.push_back("***");
+      value = masked;
+    }
+    out << YAML::Key << f.path.substr(s.size() + 1) << YAML::Value;
+    if (value.IsSequence()) out << YAML::Flow;
+    out << value;
+  }
+  if (!section.empty()) out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace pagoda

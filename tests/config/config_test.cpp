@@ -1,0 +1,143 @@
+// Config loading: bad configs fail with a message naming the key, overrides
+// beat the file which beats the defaults, and config/default.yaml is exactly
+// the defaults.
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "config/config_loader.h"
+#include "config/config_schema.h"
+
+using namespace pagoda;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct BadCase {
+  const char* yaml;
+  std::vector<std::string> overrides;
+  const char* fragment;  // must appear in the error message
+};
+
+}  // namespace
+
+TEST_CASE("bad configs fail with a message naming the key and what is allowed") {
+  const std::vector<BadCase> cases = {
+      {"kv:\n  page_size: 12\n", {}, "'kv.page_size': got '12', expected one of 8, 16, 32, 64, 128, 256"},
+      {"kv:\n  page_size: sixteen\n", {}, "'kv.page_size': got 'sixteen'"},
+      {"kv:\n  pagesize: 16\n", {}, "unknown config key 'kv.pagesize' (did you mean 'kv.page_size'?)"},
+      {"kv:\n  dtype: fp8\n", {}, "'kv.dtype': got 'fp8', expected one of f32, bf16, f16, int8, int4"},
+      {"kv:\n  memory_gib: -1\n", {}, "'kv.memory_gib': got '-1', expected a number greater than 0"},
+      {"kv:\n  memory_gib: 0\n", {}, "'kv.memory_gib': got '0'"},
+      {"kv:\n  num_pages: -3\n", {}, "'kv.num_pages': got '-3'"},
+      {"kv:\n  num_pages: 100\n  memory_gib: 2\n", {}, "'kv.memory_gib' and 'kv.num_pages' contradict"},
+      {"kv:\n  prefix_caching: maybe\n", {}, "'kv.prefix_caching': got 'maybe', expected true or false"},
+      {"kv: [1, 2]\n", {}, "config section 'kv' must be a mapping"},
+      {"kvcache:\n  page_size: 16\n", {}, "unknown config section 'kvcache'"},
+      {"modle:\n  path: x\n", {}, "unknown config section 'modle' (did you mean 'model'?)"},
+      {"model:\n  weight_dtype: fp16\n", {}, "'model.weight_dtype': got 'fp16', expected one of f32, bf16, int8"},
+      {"model:\n  format: gguf\n", {}, "'model.format': got 'gguf', expected one of auto, llama2c, hf"},
+      {"model:\n  max_model_len: 1.5\n", {}, "'model.max_model_len': got '1.5', expected an integer"},
+      {"model:\n  path: [a, b]\n", {}, "'model.path': got [a, b]"},
+      {"model:\n  path: \"\"\n", {}, "'model.path': got ''"},
+      {"scheduler:\n  max_num_seqs: 0\n", {}, "'scheduler.max_num_seqs': got '0', expected an integer from 1 to 4096"},
+      {"scheduler:\n  max_num_seqs: 128\n  max_num_batched_tokens: 64\n", {},
+       "'scheduler.max_num_batched_tokens' (64) must be at least 'scheduler.max_num_seqs' (128)"},
+      {"scheduler:\n  policy: lifo\n", {}, "'scheduler.policy': got 'lifo', expected one of fcfs, priority"},
+      {"scheduler:\n  chunked_prefill: false\n  max_num_batched_tokens: 512\nmodel:\n  max_model_len: 2048\n",
+       {}, "when 'scheduler.chunked_prefill' is false"},
+      {"scheduler:\n  max_num_seq: 8\n", {}, "did you mean 'scheduler.max_num_seqs'?"},
+      {"kv:\n  max_num_seqs: 8\n", {}, "unknown config key 'kv.max_num_seqs' (did you mean 'scheduler.max_num_seqs'?)"},
+      {"server:\n  port: 70000\n", {}, "'server.port': got '70000', expected an integer from 0 to 65535"},
+      {"server:\n  port: http\n", {}, "'server.port': got 'http'"},
+      {"server:\n  io_threads: 0\n", {}, "'server.io_threads': got '0'"},
+      {"server:\n  api_keys: secret\n", {}, "'server.api_keys'"},
+      {"server:\n  api_keys: [a]\n  api_key_file: keys.txt\n", {},
+       "'server.api_keys' and 'server.api_key_file' contradict"},
+      {"server:\n  max_body_bytes: 10\n", {}, "'server.max_body_bytes': got '10', expected an integer from 1024"},
+      {"server:\n  header_timeout_s: 0\n", {}, "'server.header_timeout_s': got '0'"},
+      {"server:\n  chat_template: jinja\n", {}, "'server.chat_template': got 'jinja', expected one of auto, llama2, chatml, plain"},
+      {"logging:\n  level: verbose\n", {}, "'logging.level': got 'verbose', expected one of trace, debug"},
+      {"logging:\n  format: xml\n", {}, "'logging.format': got 'xml', expected one of text, json"},
+      {"engine:\n  threads: -1\n", {}, "'engine.threads': got '-1'"},
+      {"kv:\n  num_pages: 4\n  page_size: 16\nmodel:\n  max_model_len: 1000\n", {},
+       "cannot hold one sequence of 'model.max_model_len' (1000)"},
+      {"kv:\n  page_size: [16\n", {}, "YAML syntax error at line"},
+      {"- 1\n- 2\n", {}, "the top level must be a mapping"},
+      {"", {"kv.page_size=7"}, "'kv.page_size': got '7'"},
+      {"", {"kv.page_sise=16"}, "unknown config key 'kv.page_sise' (did you mean 'kv.page_size'?)"},
+      {"", {"page_size"}, "must look like section.key=value"},
+  };
+  REQUIRE(cases.size() >= 20);
+  for (const auto& c : cases) {
+    INFO("yaml: " << c.yaml);
+    auto r = parse_config(c.yaml, c.overrides);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(r.status().message(), Catch::Contains(c.fragment));
+  }
+}
+
+TEST_CASE("no file at all gives the defaults") {
+  auto r = load_config("", {});
+  REQUIRE(r.is_ok());
+  CHECK(r->config == ServerConfig{});
+  CHECK(r->explicit_keys.empty());
+}
+
+TEST_CASE("config/default.yaml parses to exactly the defaults and shows every key") {
+  const std::string text = read_file(std::string(PAGODA_SOURCE_DIR) + "/config/default.yaml");
+  REQUIRE_FALSE(text.empty());
+  auto r = parse_config(text, {}, "config/default.yaml");
+  REQUIRE(r.is_ok());
+  CHECK(r->config == ServerConfig{});
+  for (const auto& f : config_fields()) {
+    INFO("key " << f.path);
+    CHECK(r->explicit_keys.count(f.path) == 1);
+  }
+}
+
+TEST_CASE("overrides beat the file, which beats the defaults") {
+  const std::string yaml = "kv:\n  page_size: 32\n  dtype: bf16\nserver:\n  port: 9000\n";
+  auto file_only = parse_config(yaml, {});
+  REQUIRE(file_only.is_ok());
+  CHECK(file_only->config.kv.page_size == 32);
+  CHECK(file_only->config.kv.dtype == "bf16");
+  CHECK(file_only->config.server.port == 9000);
+  CHECK(file_only->config.kv.memory_gib == ServerConfig{}.kv.memory_gib);  // untouched default
+
+  auto overridden = parse_config(yaml, {"kv.page_size=64", "server.port=9100", "server.port=9200",
+                                        "server.api_keys=[k1, k2]"});
+  REQUIRE(overridden.is_ok());
+  CHECK(overridden->config.kv.page_size == 64);
+  CHECK(overridden->config.kv.dtype == "bf16");   // from the file
+  CHECK(overridden->config.server.port == 9200);  // the last override wins
+  CHECK(overridden->config.server.api_keys == std::vector<std::string>{"k1", "k2"});
+}
+
+TEST_CASE("the effective config round-trips through its YAML and masks API keys") {
+  auto r = parse_config("kv:\n  dtype: int4\nserver:\n  api_keys: [topsecret]\n", {});
+  REQUIRE(r.is_ok());
+  const std::string yaml = config_to_yaml(r->config);
+  CHECK(yaml.find("topsecret") == std::string::npos);
+  CHECK(yaml.find("***") != std::string::npos);
+  auto back = parse_config(yaml, {});
+  REQUIRE(back.is_ok());
+  CHECK(back->config.kv.dtype == "int4");
+  CHECK(back->config.kv.page_size == r->config.kv.page_size);
+}
+
+TEST_CASE("check_config_paths names the missing file's key") {
+  ServerConfig cfg;
+  cfg.model.path = "/nonexistent/model.bin";
+  Status st = check_config_paths(cfg);
+  REQUIRE_FALSE(st.is_ok());
+  CHECK_THAT(st.message(), Catch::Contains("'model.path'"));
+}

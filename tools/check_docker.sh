@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Static checks of docker/ (no Docker engine runs on our machines): every
+# path the Dockerfile COPYs exists, it installs packages only through
+# tools/packages.sh (the one package list), and compose.yaml parses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fails=0
+df=docker/Dockerfile
+[[ -f $df ]] || { echo "FAIL missing $df"; exit 1; }
+while read -r src; do
+  [[ -e "$src" ]] || { echo "FAIL Dockerfile copies '$src', which does not exist"; fails=$((fails+1)); }
+done < <(grep -E '^COPY ' "$df" | grep -v -- '--from=' | awk '{for (i=2;i<NF;i++) print $i}')
+if grep -E 'apt-get install' "$df" >/dev/null; then
+  echo "FAIL $df calls apt-get install directly; use tools/packages.sh"; fails=$((fails+1))
+fi
+grep -q 'tools/packages.sh runtime' "$df" || { echo "FAIL runtime stage must use tools/packages.sh runtime"; fails=$((fails+1)); }
+grep -q 'tools/setup.sh' "$df" || { echo "FAIL build stage must use tools/setup.sh"; fails=$((fails+1)); }
+grep -q '^HEALTHCHECK .*/health' "$df" || { echo "FAIL no HEALTHCHECK on /health"; fails=$((fails+1)); }
+grep -q '^USER ' "$df" || { echo "FAIL image must run as a non-root USER"; fails=$((fails+1)); }
+python3 - <<'PY' || fails=$((fails+1))
+import sys
+try:
+    import yaml
+except ImportError:
+    print("skip compose.yaml parse: python3-yaml missing"); sys.exit(0)
+d = yaml.safe_load(open("docker/compose.yaml"))
+assert "services" in d and d["services"], "compose.yaml has no services"
+print("ok   compose.yaml parses:", ", ".join(d["services"]))
+PY
+echo "docker static check: $fails failed"
+[[ $fails -eq 0 ]]

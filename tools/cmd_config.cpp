@@ -1,0 +1,39 @@
+// `pagoda config check FILE`: validate a config and print the effective one.
+#include <iostream>
+
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+namespace pagoda::cli {
+
+void register_config(CLI::App& app, int* exit_code) {
+  auto* config = app.add_subcommand("config", "Inspect configuration");
+  config->require_subcommand(1);
+  auto* check = config->add_subcommand(
+      "check", "Validate FILE (with overrides) and print the effective config; exit 2 if invalid");
+  auto flags = std::make_shared<ConfigFlags>();
+  auto paths = std::make_shared<bool>(true);
+  check->add_option("FILE", flags->file, "YAML config file")->required();
+  check->add_option("--set", flags->sets, "Override any key: --set kv.page_size=32")->take_all();
+  check->add_flag("!--no-path-check", *paths, "Do not check that model/tokenizer files exist");
+  check->callback([flags, paths, exit_code] {
+    auto loaded = flags->load();
+    if (!loaded) {
+      *exit_code = kExitConfigError;
+      return;
+    }
+    if (*paths) {
+      Status st = check_config_paths(loaded->config);
+      if (!st) {
+        print_error(st.message());
+        *exit_code = kExitConfigError;
+        return;
+      }
+    }
+    std::cout << "# effective config (" << flags->file << "): valid\n"
+              << config_to_yaml(loaded->config);
+    *exit_code = kExitOk;
+  });
+}
+
+}  // namespace pagoda::cli

@@ -1,0 +1,47 @@
+// `pagoda serve`: load the config, log the banner, serve until SIGTERM.
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "server/http_server.h"
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+namespace pagoda::cli {
+
+namespace {
+
+int serve(const ConfigFlags& flags) {
+  auto loaded = flags.load();
+  if (!loaded) return kExitConfigError;
+  const ServerConfig& cfg = loaded->config;
+  if (Status st = setup_logging(cfg.logging.level, cfg.logging.format); !st) {
+    print_error(st.message());
+    return kExitConfigError;
+  }
+  if (Status st = check_config_paths(cfg); !st) {
+    print_error(st.message());
+    return kExitConfigError;
+  }
+  spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
+  HttpServer server(cfg);
+  if (Status st = server.start(); !st) {
+    spdlog::error("{}", st.message());
+    return kExitFailure;
+  }
+  spdlog::info("listening on http://{}:{}", cfg.server.host, server.port());
+  server.run();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("serve", "Serve the OpenAI-compatible API (the default config "
+                                          "serves models/stories260K.bin)");
+  auto flags = std::make_shared<ConfigFlags>();
+  flags->add_to(*cmd);
+  cmd->callback([flags, exit_code] { *exit_code = serve(*flags); });
+}
+
+}  // namespace pagoda::cli

@@ -1,0 +1,12 @@
+// The `pagoda` subcommands. Each register_* adds its subcommand to the app
+// and sets `*exit_code` when that subcommand runs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace pagoda::cli {
+
+void register_serve(CLI::App& app, int* exit_code);
+void register_config(CLI::App& app, int* exit_code);
+
+}  // namespace pagoda::cli

@@ -1,0 +1,27 @@
+// pagoda: one binary, several subcommands (serve, config check, ...).
+#include <CLI/CLI.hpp>
+
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pagoda: a vLLM-style LLM serving daemon for CPUs", "pagoda"};
+  app.set_version_flag("--version", PAGODA_VERSION);
+  app.require_subcommand(1);
+  int exit_code = pagoda::cli::kExitOk;
+  pagoda::cli::register_serve(app, &exit_code);
+  pagoda::cli::register_config(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return pagoda::cli::kExitConfigError;
+  }
+  return exit_code;
+}

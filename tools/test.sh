@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and .ci/run run it: installs what is
+# missing, builds Release and runs every test, then rebuilds under
+# AddressSanitizer+UndefinedBehaviorSanitizer and runs the suite again, and
+# under ThreadSanitizer for the concurrency tests (label "concurrency").
+# Usage: tools/test.sh [--quick]   (--quick: Release only)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tools/setup.sh
+jobs=$(nproc)
+echo "== Release tests"
+ctest --test-dir build/release --output-on-failure -j "$jobs"
+[[ "${1:-}" == "--quick" ]] && exit 0
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPAGODA_SANITIZE=address,undefined >/dev/null
+cmake --build build/asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE slow
+
+echo "== ThreadSanitizer (concurrency tests)"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPAGODA_SANITIZE=thread >/dev/null
+cmake --build build/tsan -j "$jobs"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L concurrency
