@@ -15,7 +15,7 @@ if grep -E 'apt-get install' "$df" >/dev/null; then
 fi
 grep -q 'tools/packages.sh runtime' "$df" || { echo "FAIL runtime stage must use tools/packages.sh runtime"; fails=$((fails+1)); }
 grep -q 'tools/setup.sh' "$df" || { echo "FAIL build stage must use tools/setup.sh"; fails=$((fails+1)); }
-grep -q '^HEALTHCHECK .*/health' "$df" || { echo "FAIL no HEALTHCHECK on /health"; fails=$((fails+1)); }
+grep -A3 '^HEALTHCHECK' "$df" | grep -q '/health' || { echo "FAIL no HEALTHCHECK on /health"; fails=$((fails+1)); }
 grep -q '^USER ' "$df" || { echo "FAIL image must run as a non-root USER"; fails=$((fails+1)); }
 python3 - <<'PY' || fails=$((fails+1))
 import sys
