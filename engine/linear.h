@@ -1,0 +1,86 @@
+// Linear: y[m, out] = x[m, in] * W^T on oneDNN matmul, with W given as f32
+// [out, in] row-major (as stored in checkpoints) and kept in one of three
+// formats:
+//   kF32   f32 weights, f32 activations.
+//   kBF16  bf16 weights; activations converted to bf16 per call (oneDNN 2.6
+//          has no f32 x bf16 matmul); f32 output.
+//   kInt8  symmetric per-output-channel s8 weights (scale_w[n] = max|W[n,:]|/127);
+//          each activation row quantized on the fly to u8 with zero point 128
+//          (scale_x[m] = max|x[m,:]|/127); s32 accumulation; the output is
+//          (acc[m,n] - 128 * sum_k Wq[n,k]) * scale_x[m] * scale_w[n].
+//
+// Weights are packed once into oneDNN's preferred layout (format_tag::any +
+// reorder). Matmul primitives are created for fixed batch-size buckets
+// (1, 2, 3, 4, 6, 8, 12, ..., 384, 512: powers of two and 1.5x powers of two)
+// when the Linear is created, never with a runtime M; a call with M rows uses
+// the smallest bucket >= M (padding rows in scratch), and M > 512 is split
+// into chunks of 512.
+//
+// Several weight matrices with the same `in` may be stacked into one Linear
+// (QKV fused, gate|up fused); the output row then holds their outputs
+// concatenated in the order given.
+//
+// Owns its packed weights and primitives. NOT thread-safe: forward() uses
+// the shared DnnlContext stream and scratch, i.e. the engine thread.
+// Threads: oneDNN's OpenMP team (OMP_NUM_THREADS / omp_set_num_threads).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/status.h"
+
+namespace pagoda {
+
+enum class WeightDtype { kF32, kBF16, kInt8 };
+
+const char* weight_dtype_name(WeightDtype dtype);
+// Parses "f32" | "bf16" | "int8"; the error lists the allowed values.
+Result<WeightDtype> parse_weight_dtype(const std::string& name);
+
+// One row-block of a (possibly fused) weight: `rows` rows of `in` floats.
+struct WeightBlock {
+  const float* data = nullptr;  // [rows, in], row-major; read only during create()
+  int64_t rows = 0;
+};
+
+class Linear {
+ public:
+  // Largest batch handled by one primitive; larger M is split.
+  static constexpr int64_t kMaxBucket = 512;
+
+  // A Linear with W = data [out, in]. `data` is only read during the call.
+  static Result<Linear> create(const float* data, int64_t out, int64_t in, WeightDtype dtype);
+  // A Linear whose W is the blocks stacked vertically (out = sum of rows).
+  static Result<Linear> create_fused(std::span<const WeightBlock> blocks, int64_t in,
+                                     WeightDtype dtype);
+
+  Linear(Linear&&) noexcept;
+  Linear& operator=(Linear&&) noexcept;
+  ~Linear();
+
+  // y[m, out] = x[m, in] * W^T; x and y are row-major and must not overlap.
+  // m >= 0. Aborts only on an internal oneDNN failure (a bug, not bad input).
+  void forward(const float* x, int64_t m, float* y);
+
+  int64_t in_features() const;
+  int64_t out_features() const;
+  WeightDtype dtype() const;
+  // Bytes of packed weights (what one forward streams from memory).
+  int64_t weight_bytes() const;
+  // oneDNN's implementation name for the given batch bucket, e.g.
+  // "brg:avx512_core_amx_int8" (for logs and benchmarks).
+  std::string impl_name(int64_t m) const;
+
+  // The bucket M rows run in (>= min(m, kMaxBucket)).
+  static int64_t bucket_for(int64_t m);
+
+ private:
+  struct Impl;
+  explicit Linear(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pagoda

@@ -1,0 +1,27 @@
+// Number-format conversions used by Linear: f32 -> bf16 and symmetric int8
+// quantization (per output channel for weights, per row for activations).
+// Pure functions on caller-owned buffers; thread-safe.
+#pragma once
+
+#include <cstdint>
+
+namespace pagoda {
+
+// bf16 is the top 16 bits of an f32; conversion rounds to nearest even
+// (NaN stays NaN).
+uint16_t f32_to_bf16(float x);
+float bf16_to_f32(uint16_t x);
+void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out);
+
+// Symmetric quantization of each row of w [rows, cols] to s8 in [-127, 127]:
+// scale[r] = max|w[r,:]| / 127 (1.0 for an all-zero row), q = round(w / scale).
+// Also writes row_sum[r] = sum of q[r, :] (used for zero-point compensation).
+void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale,
+                      int32_t* row_sum);
+
+// Per-row activation quantization to u8 with zero point 128:
+// scale[r] = max|x[r,:]| / 127 (1.0 for an all-zero row),
+// q = round(x / scale) + 128, so q - 128 lies in [-127, 127].
+void quantize_rows_u8(const float* x, int64_t rows, int64_t cols, uint8_t* q, float* scale);
+
+}  // namespace pagoda

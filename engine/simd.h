@@ -1,0 +1,13 @@
+// Includes <immintrin.h> when AVX-512F is enabled. GCC 12.2 reports false
+// -Wmaybe-uninitialized / -Wuninitialized warnings inside its own AVX-512
+// headers (GCC PR 105593, `__m512 __Y = __Y;`); they are silenced for the
+// header's lines only. No declarations of its own.
+#pragma once
+
+#if defined(__AVX512F__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif

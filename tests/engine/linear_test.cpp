@@ -1,0 +1,245 @@
+// Linear (oneDNN matmul) against a plain triple loop, for f32, bf16 and
+// int8 weights, several batch sizes and shapes, and fused weights.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "engine/linear.h"
+#include "engine/quantize.h"
+
+using namespace pagoda;
+
+namespace {
+
+std::vector<float> random_vec(int64_t n, float sd, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// y[m, n] = sum_k x[m, k] * w[n, k] in double, and sum_k |x||w| (the scale
+// every rounding error is measured against).
+void reference(const std::vector<float>& x, const std::vector<float>& w, int64_t M, int64_t N,
+               int64_t K, std::vector<double>& y, std::vector<double>& mag) {
+  y.assign(static_cast<size_t>(M * N), 0.0);
+  mag.assign(y.size(), 0.0);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double s = 0, a = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double p = double(x[m * K + k]) * double(w[n * K + k]);
+        s += p;
+        a += std::fabs(p);
+      }
+      y[m * N + n] = s;
+      mag[m * N + n] = a;
+    }
+  }
+}
+
+// int8 error bound from the quantization steps alone: with |x - qx*sx| <= sx/2
+// and |w - qw*sw| <= sw/2, |err| <= sum_k (|x| sw/2 + |w| sx/2 + sx sw/4).
+std::vector<double> int8_bound(const std::vector<float>& x, const std::vector<float>& w,
+                               int64_t M, int64_t N, int64_t K) {
+  std::vector<double> sx(M), sw(N), b(static_cast<size_t>(M * N));
+  for (int64_t m = 0; m < M; ++m) {
+    double mx = 0;
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, double(std::fabs(x[m * K + k])));
+    sx[m] = mx / 127;
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    double mx = 0;
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, double(std::fabs(w[n * K + k])));
+    sw[n] = mx / 127;
+  }
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double e = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        e += std::fabs(x[m * K + k]) * sw[n] / 2 + std::fabs(w[n * K + k]) * sx[m] / 2 +
+             sx[m] * sw[n] / 4;
+      }
+      b[m * N + n] = e;
+    }
+  }
+  return b;
+}
+
+struct Shape {
+  int64_t out, in;
+};
+
+void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed) {
+  INFO(weight_dtype_name(dtype) << " out=" << s.out << " in=" << s.in << " M=" << M);
+  const auto w = random_vec(s.out * s.in, 0.02f, seed);
+  auto x = random_vec(M * s.in, 1.0f, seed + 1);
+  if (M >= 3) {
+    for (int64_t k = 0; k < s.in; ++k) x[1 * s.in + k] = 0.0f;  // an all-zero row
+    x[2 * s.in + 5 % s.in] = 40.0f;                               // an outlier
+  }
+  auto lin = Linear::create(w.data(), s.out, s.in, dtype);
+  REQUIRE(lin.is_ok());
+  CHECK(lin->in_features() == s.in);
+  CHECK(lin->out_features() == s.out);
+  std::vector<float> y(static_cast<size_t>(M * s.out), -1.0f);
+  lin->forward(x.data(), M, y.data());
+  std::vector<double> ref, mag;
+  reference(x, w, M, s.out, s.in, ref, mag);
+  std::vector<double> bound;
+  if (dtype == WeightDtype::kInt8) bound = int8_bound(x, w, M, s.out, s.in);
+  int64_t bad = 0;
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double err = std::fabs(y[i] - ref[i]);
+    double tol = 0;
+    switch (dtype) {
+      case WeightDtype::kF32: tol = 2e-5 * mag[i] + 1e-6; break;
+      // Both operands rounded to 8 significant bits: relative 2^-9 each.
+      case WeightDtype::kBF16: tol = 1e-2 * mag[i] + 1e-6; break;
+      case WeightDtype::kInt8: tol = 1.001 * bound[i] + 1e-5 * mag[i] + 1e-6; break;
+    }
+    worst = std::max(worst, err / (tol > 0 ? tol : 1));
+    bad += !(err <= tol);
+  }
+  INFO("worst error / tolerance = " << worst);
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[linear]") {
+  const Shape shapes[] = {{172, 64}, {64, 172}, {2816, 1024}, {1024, 2816}, {17, 33}};
+  const int64_t batches[] = {1, 3, 16, 33, 64};
+  uint32_t seed = 1;
+  for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
+    for (const Shape& s : shapes) {
+      for (int64_t M : batches) {
+        if (s.out * s.in > 1'000'000 && M != 1 && M != 33) continue;  // keep the test quick
+        check_linear(dtype, s, M, seed++);
+      }
+    }
+  }
+}
+
+TEST_CASE("Linear splits batches above the largest bucket", "[linear]") {
+  for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
+    check_linear(dtype, {48, 80}, Linear::kMaxBucket + 37, 99);
+  }
+}
+
+TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[linear]") {
+  // Quantize with the public helpers, accumulate exactly in integers, and
+  // apply (acc - 128 * sum(qw)) * sx * sw; this pins down the zero-point
+  // compensation, not just an error bound.
+  const int64_t N = 96, K = 200, M = 5;
+  const auto w = random_vec(N * K, 0.05f, 5);
+  const auto x = random_vec(M * K, 2.0f, 6);
+  std::vector<int8_t> qw(N * K);
+  std::vector<float> sw(N), sx(M);
+  std::vector<int32_t> rowsum(N);
+  quantize_rows_s8(w.data(), N, K, qw.data(), sw.data(), rowsum.data());
+  std::vector<uint8_t> qx(M * K);
+  quantize_rows_u8(x.data(), M, K, qx.data(), sx.data());
+  auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt8);
+  REQUIRE(lin.is_ok());
+  std::vector<float> y(M * N);
+  lin->forward(x.data(), M, y.data());
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        acc += (int64_t(qx[m * K + k]) - 128) * int64_t(qw[n * K + k]);
+      }
+      const double expect = double(acc) * sx[m] * sw[n];
+      CHECK(y[m * N + n] == Approx(expect).epsilon(1e-6).margin(1e-7));
+    }
+  }
+}
+
+TEST_CASE("quantize helpers", "[linear]") {
+  const float w[] = {0.5f, -1.0f, 0.25f, 0.0f, 0.0f, 0.0f};
+  int8_t q[6];
+  float scale[2];
+  int32_t sum[2];
+  quantize_rows_s8(w, 2, 3, q, scale, sum);
+  CHECK(scale[0] == Approx(1.0f / 127));
+  CHECK(q[0] == 64);  // 63.5 rounds to even
+  CHECK(q[1] == -127);
+  CHECK(q[2] == 32);  // 31.75
+  CHECK(sum[0] == 64 - 127 + 32);
+  CHECK(scale[1] == 1.0f);
+  CHECK(sum[1] == 0);
+  std::vector<float> x = random_vec(37, 3.0f, 9);
+  std::vector<uint8_t> qx(37);
+  float sx;
+  quantize_rows_u8(x.data(), 1, 37, qx.data(), &sx);
+  for (int i = 0; i < 37; ++i) {
+    CHECK(qx[i] >= 1);
+    CHECK(std::fabs((qx[i] - 128) * sx - x[i]) <= sx / 2 * 1.0001f);
+  }
+  CHECK(bf16_to_f32(f32_to_bf16(1.0f)) == 1.0f);
+  CHECK(f32_to_bf16(1.00390625f) == 0x3f80);  // halfway: rounds to even (down)
+  CHECK(f32_to_bf16(1.01171875f) == 0x3f82);  // halfway: rounds to even (up)
+  std::vector<float> many = random_vec(40, 1.0f, 10);
+  std::vector<uint16_t> b(40);
+  f32_to_bf16_n(many.data(), 40, b.data());
+  for (int i = 0; i < 40; ++i) CHECK(b[i] == f32_to_bf16(many[i]));
+}
+
+TEST_CASE("fused Linear equals the separate Linears concatenated", "[linear]") {
+  const int64_t K = 64, M = 7;
+  const auto wq = random_vec(64 * K, 0.02f, 11);
+  const auto wk = random_vec(32 * K, 0.02f, 12);
+  const auto wv = random_vec(32 * K, 0.02f, 13);
+  const auto x = random_vec(M * K, 1.0f, 14);
+  for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
+    INFO(weight_dtype_name(dtype));
+    const WeightBlock blocks[] = {{wq.data(), 64}, {wk.data(), 32}, {wv.data(), 32}};
+    auto fused = Linear::create_fused(blocks, K, dtype);
+    REQUIRE(fused.is_ok());
+    REQUIRE(fused->out_features() == 128);
+    std::vector<float> y(M * 128);
+    fused->forward(x.data(), M, y.data());
+    int64_t col = 0;
+    for (const auto& b : blocks) {
+      auto single = Linear::create(b.data, b.rows, K, dtype);
+      REQUIRE(single.is_ok());
+      std::vector<float> ys(M * b.rows);
+      single->forward(x.data(), M, ys.data());
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < b.rows; ++n) {
+          CHECK(y[m * 128 + col + n] == Approx(ys[m * b.rows + n]).epsilon(1e-5).margin(1e-6));
+        }
+      }
+      col += b.rows;
+    }
+  }
+}
+
+TEST_CASE("Linear rejects bad arguments and reports buckets", "[linear]") {
+  const float w[4] = {1, 2, 3, 4};
+  CHECK_FALSE(Linear::create(nullptr, 2, 2, WeightDtype::kF32).is_ok());
+  CHECK_FALSE(Linear::create(w, 0, 2, WeightDtype::kF32).is_ok());
+  CHECK_FALSE(Linear::create(w, 2, 0, WeightDtype::kF32).is_ok());
+  CHECK_FALSE(Linear::create_fused({}, 2, WeightDtype::kF32).is_ok());
+  CHECK(Linear::bucket_for(1) == 1);
+  CHECK(Linear::bucket_for(5) == 6);
+  CHECK(Linear::bucket_for(33) == 48);
+  CHECK(Linear::bucket_for(512) == 512);
+  CHECK(*parse_weight_dtype("bf16") == WeightDtype::kBF16);
+  CHECK_FALSE(parse_weight_dtype("fp8").is_ok());
+  auto lin = Linear::create(w, 2, 2, WeightDtype::kF32);
+  REQUIRE(lin.is_ok());
+  float y[2] = {7, 7};
+  lin->forward(nullptr, 0, y);  // M = 0: nothing to do
+  CHECK(y[0] == 7);
+  const float x[2] = {1, 1};
+  lin->forward(x, 1, y);
+  CHECK(y[0] == 3);
+  CHECK(y[1] == 7);
+  CHECK_FALSE(lin->impl_name(1).empty());
+}
