@@ -1,0 +1,94 @@
+#include "kvpool/block_pool.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace pagoda {
+
+BlockPool::BlockPool(int64_t num_pages, int page_size)
+    : page_size_(page_size),
+      blocks_(static_cast<size_t>(num_pages)),
+      tokens_(static_cast<size_t>(num_pages) * static_cast<size_t>(page_size), 0),
+      free_(&blocks_) {
+  assert(num_pages >= 2 && page_size >= 1);
+  for (int64_t i = 0; i < num_pages; ++i) blocks_[static_cast<size_t>(i)].id = static_cast<int32_t>(i);
+  for (int64_t i = 1; i < num_pages; ++i) free_.push_back(static_cast<int32_t>(i));
+}
+
+void BlockPool::evict(Block& b) {
+  index_.erase(b.hash, b.id);
+  b.hashed = false;
+  b.hash = 0;
+  b.parent = kNoBlock;
+  b.parent_generation = 0;
+  b.salt.clear();
+  ++evictions_;
+}
+
+int32_t BlockPool::allocate() {
+  const int32_t id = free_.pop_front();
+  if (id == kNoBlock) return kNoBlock;
+  Block& b = at(id);
+  if (b.hashed) {
+    --num_cached_free_;
+    evict(b);
+  }
+  ++b.generation;
+  b.ref_count = 1;
+  return id;
+}
+
+void BlockPool::acquire(int32_t id) {
+  Block& b = at(id);
+  if (b.in_free_list) {
+    free_.remove(id);
+    if (b.hashed) --num_cached_free_;
+  }
+  ++b.ref_count;
+}
+
+void BlockPool::release(int32_t id) {
+  if (id <= kNullPage || id >= num_pages()) {
+    ++errors_;
+    return;
+  }
+  Block& b = at(id);
+  if (b.ref_count <= 0) {
+    ++errors_;
+    return;
+  }
+  if (--b.ref_count > 0) return;
+  if (b.hashed) {
+    free_.push_back(id);
+    ++num_cached_free_;
+  } else {
+    free_.push_front(id);
+  }
+}
+
+int32_t BlockPool::find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation,
+                               std::span<const int32_t> tokens, std::string_view salt) const {
+  if (static_cast<int64_t>(tokens.size()) != page_size_) return kNoBlock;
+  return index_.find_if(hash, [&](int32_t id) {
+    const Block& b = block(id);
+    if (!b.hashed || b.parent != parent) return false;
+    if (parent == kNoBlock ? b.salt != salt : b.parent_generation != parent_generation) return false;
+    const auto mine = page_tokens(id);
+    return std::equal(mine.begin(), mine.end(), tokens.begin());
+  });
+}
+
+void BlockPool::register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t parent_generation,
+                              std::span<const int32_t> tokens, std::string_view salt) {
+  Block& b = at(id);
+  assert(!b.hashed && b.ref_count > 0 && static_cast<int64_t>(tokens.size()) == page_size_);
+  b.hashed = true;
+  b.hash = hash;
+  b.parent = parent;
+  b.parent_generation = parent_generation;
+  if (parent == kNoBlock) b.salt.assign(salt);
+  std::copy(tokens.begin(), tokens.end(), tokens_.begin() + static_cast<ptrdiff_t>(id) * page_size_);
+  index_.insert(hash, id);
+}
+
+}  // namespace pagoda

@@ -1,0 +1,88 @@
+// BlockPool: a fixed set of KV pages (ids 0..num_pages-1) and who holds them.
+//
+// Page 0 is the reserved null page (kNullPage): never allocated, never free.
+// Every other page is at any time exactly one of
+//   in use  ref_count > 0 (held by that many block tables), or
+//   free    ref_count == 0 and in the FreeBlockQueue.
+// A full page may carry a prefix-cache identity (hash, parent page, tokens,
+// salt) registered in the PrefixIndex; it keeps it while free (the free list
+// is the cache) and loses it only when it is handed out again (an eviction).
+// Freed cached pages join the back of the free list, uncached ones the front;
+// allocation takes the front, so cached pages are evicted least recently used
+// first.
+//
+// Owns the Block records, each page's token ids, the free list and the index.
+// Not thread-safe: the engine thread alone calls it (through KvCacheManager).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "kvpool/block.h"
+#include "kvpool/free_block_queue.h"
+#include "kvpool/prefix_index.h"
+
+namespace pagoda {
+
+class BlockPool {
+ public:
+  // num_pages >= 2 (the null page plus at least one), page_size >= 1;
+  // KvCacheManager::create validates these.
+  BlockPool(int64_t num_pages, int page_size);
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  int page_size() const { return page_size_; }
+  int64_t num_pages() const { return static_cast<int64_t>(blocks_.size()); }  // with the null page
+  int64_t num_usable_pages() const { return num_pages() - 1; }
+  int64_t num_free() const { return free_.size(); }
+  int64_t num_in_use() const { return num_usable_pages() - num_free(); }
+  int64_t num_cached_free() const { return num_cached_free_; }
+
+  // Takes the front free page with ref_count 1, evicting its cached identity
+  // if it has one. kNoBlock if no page is free.
+  int32_t allocate();
+  // One more holder: ref_count + 1; a free page leaves the free list.
+  void acquire(int32_t id);
+  // One holder fewer; at 0 the page joins the free list. Releasing a page that
+  // is already free (or the null page) changes nothing and counts an error.
+  void release(int32_t id);
+
+  // The cached page with this hash whose content is exactly (parent page at
+  // parent_generation, tokens, salt), or kNoBlock. For a first page pass
+  // parent = kNoBlock. Does not take a reference.
+  int32_t find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation, std::span<const int32_t> tokens,
+                      std::string_view salt) const;
+  // Gives an in-use, uncached page its cache identity and indexes it.
+  void register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t parent_generation,
+                     std::span<const int32_t> tokens, std::string_view salt);
+
+  // ---- inspection (metrics, tests) ----
+  const Block& block(int32_t id) const { return blocks_[static_cast<size_t>(id)]; }
+  // The token ids a cached page was registered with (page_size of them).
+  std::span<const int32_t> page_tokens(int32_t id) const {
+    return {tokens_.data() + static_cast<size_t>(id) * static_cast<size_t>(page_size_),
+            static_cast<size_t>(page_size_)};
+  }
+  const FreeBlockQueue& free_queue() const { return free_; }
+  const PrefixIndex& index() const { return index_; }
+  int64_t evictions() const { return evictions_; }
+  int64_t errors() const { return errors_; }  // bad releases; always 0 unless there is a bug
+
+ private:
+  Block& at(int32_t id) { return blocks_[static_cast<size_t>(id)]; }
+  void evict(Block& b);
+
+  int page_size_;
+  std::vector<Block> blocks_;
+  std::vector<int32_t> tokens_;  // page_size per page, valid while hashed
+  FreeBlockQueue free_;
+  PrefixIndex index_;
+  int64_t num_cached_free_ = 0;
+  int64_t evictions_ = 0;
+  int64_t errors_ = 0;
+};
+
+}  // namespace pagoda

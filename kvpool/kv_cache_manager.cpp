@@ -1,0 +1,237 @@
+#include "kvpool/kv_cache_manager.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace pagoda {
+
+Result<std::unique_ptr<KvCacheManager>> KvCacheManager::create(const KvCacheConfig& config) {
+  if (config.page_size < 1) {
+    return Status::invalid_argument("kv.page_size: got " + std::to_string(config.page_size) + ", must be >= 1");
+  }
+  if (config.num_pages < 2 || config.num_pages > std::numeric_limits<int32_t>::max()) {
+    return Status::invalid_argument("kv.num_pages: got " + std::to_string(config.num_pages) +
+                                    ", allowed 2.." + std::to_string(std::numeric_limits<int32_t>::max()) +
+                                    " (page 0 is the reserved null page)");
+  }
+  if (config.sliding_window < 0) {
+    return Status::invalid_argument("sliding_window: got " + std::to_string(config.sliding_window) +
+                                    ", must be >= 0 (0 = full attention)");
+  }
+  if (config.hash_fn == nullptr) return Status::invalid_argument("hash_fn: must not be null");
+  return std::unique_ptr<KvCacheManager>(new KvCacheManager(config));
+}
+
+KvCacheManager::KvCacheManager(const KvCacheConfig& config)
+    : config_(config), pool_(config.num_pages, config.page_size) {}
+
+int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> prompt_tokens,
+                                      std::string_view cache_salt) {
+  RequestState& s = state(id);
+  if (!s.table.empty()) return 0;
+  s = RequestState{};
+  s.salt.assign(cache_salt);
+  prefix_query_tokens_ += static_cast<int64_t>(prompt_tokens.size());
+  if (!config_.enable_prefix_caching || prompt_tokens.empty()) return 0;
+
+  const size_t ps = static_cast<size_t>(config_.page_size);
+  const size_t max_pages = (prompt_tokens.size() - 1) / ps;  // the last token is always computed
+  for (size_t i = 0; i < max_pages; ++i) {
+    const auto toks = prompt_tokens.subspan(i * ps, ps);
+    const uint64_t h = config_.hash_fn(s.last_hash, toks, s.salt);
+    const int32_t page = pool_.find_cached(h, s.last_page, s.last_generation, toks, s.salt);
+    if (page == kNoBlock) break;
+    pool_.acquire(page);
+    s.table.push_back(page);
+    s.last_hash = h;
+    s.last_page = page;
+    s.last_generation = pool_.block(page).generation;
+  }
+  s.num_cached_pages = static_cast<int64_t>(s.table.size());
+  s.num_tokens = s.num_cached_pages * config_.page_size;
+  prefix_hit_tokens_ += s.num_tokens;
+  return s.num_tokens;
+}
+
+int64_t KvCacheManager::pages_needed(RequestId id, int64_t num_tokens_total_after) const {
+  const auto it = requests_.find(id);
+  const int64_t have = it == requests_.end() ? 0 : static_cast<int64_t>(it->second.table.size());
+  const int64_t want = (std::max<int64_t>(num_tokens_total_after, 0) + config_.page_size - 1) / config_.page_size;
+  return std::max<int64_t>(want - have, 0);
+}
+
+bool KvCacheManager::allocate_slots(RequestId id, int64_t num_tokens_total_after, int64_t num_computed_tokens) {
+  RequestState& s = state(id);
+  if (num_computed_tokens >= 0) release_window(s, num_computed_tokens);
+  const int64_t need = pages_needed(id, num_tokens_total_after);
+  if (need > pool_.num_free()) return false;
+  for (int64_t i = 0; i < need; ++i) s.table.push_back(pool_.allocate());
+  s.num_tokens = std::max(s.num_tokens, num_tokens_total_after);
+  return true;
+}
+
+void KvCacheManager::cache_full_pages(RequestId id, std::span<const int32_t> tokens, int64_t num_computed_tokens) {
+  if (!config_.enable_prefix_caching) return;
+  const auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  RequestState& s = it->second;
+  if (s.chain_broken) return;
+  const size_t ps = static_cast<size_t>(config_.page_size);
+  const int64_t computed = std::min<int64_t>(num_computed_tokens, static_cast<int64_t>(tokens.size()));
+  const int64_t full = std::min<int64_t>(computed / config_.page_size, static_cast<int64_t>(s.table.size()));
+  for (int64_t i = s.num_cached_pages; i < full; ++i) {
+    const int32_t page = s.table[static_cast<size_t>(i)];
+    if (page == kNullPage) {  // released before it could be cached: the chain cannot continue
+      s.chain_broken = true;
+      return;
+    }
+    const auto toks = tokens.subspan(static_cast<size_t>(i) * ps, ps);
+    const uint64_t h = config_.hash_fn(s.last_hash, toks, s.salt);
+    int32_t canonical = pool_.find_cached(h, s.last_page, s.last_generation, toks, s.salt);
+    if (canonical == kNoBlock) {
+      pool_.register_page(page, h, s.last_page, s.last_generation, toks, s.salt);
+      canonical = page;
+    }
+    // else: the same content is cached already (computed twice); that page stays
+    // the chain's name and this one stays uncached.
+    s.last_hash = h;
+    s.last_page = canonical;
+    s.last_generation = pool_.block(canonical).generation;
+    s.num_cached_pages = i + 1;
+  }
+}
+
+void KvCacheManager::release_window(RequestState& s, int64_t num_computed_tokens) {
+  if (config_.sliding_window <= 0) return;
+  const int64_t first_needed = num_computed_tokens - config_.sliding_window + 1;
+  if (first_needed <= 0) return;
+  const int64_t limit = std::min<int64_t>(first_needed / config_.page_size, static_cast<int64_t>(s.table.size()));
+  for (int64_t j = s.num_released; j < limit; ++j) {
+    int32_t& page = s.table[static_cast<size_t>(j)];
+    if (page == kNullPage) continue;
+    if (j >= s.num_cached_pages) s.chain_broken = true;
+    pool_.release(page);
+    page = kNullPage;
+    ++window_released_pages_;
+  }
+  s.num_released = std::max(s.num_released, limit);
+}
+
+void KvCacheManager::release_out_of_window(RequestId id, int64_t num_computed_tokens) {
+  const auto it = requests_.find(id);
+  if (it != requests_.end()) release_window(it->second, num_computed_tokens);
+}
+
+void KvCacheManager::free(RequestId id, bool preempted) {
+  const auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  const auto& table = it->second.table;
+  int64_t released = 0;
+  for (auto p = table.rbegin(); p != table.rend(); ++p) {  // tail first
+    if (*p == kNullPage) continue;
+    pool_.release(*p);
+    ++released;
+  }
+  if (preempted) {
+    ++preempted_requests_;
+    preempted_pages_ += released;
+  }
+  requests_.erase(it);
+}
+
+const std::vector<int32_t>& KvCacheManager::block_table(RequestId id) const {
+  static const std::vector<int32_t> kEmpty;
+  const auto it = requests_.find(id);
+  return it == requests_.end() ? kEmpty : it->second.table;
+}
+
+KvUsage KvCacheManager::usage() const {
+  KvUsage u;
+  u.pages_total = pool_.num_usable_pages();
+  u.pages_in_use = pool_.num_in_use();
+  u.pages_free = pool_.num_free();
+  u.pages_cached_free = pool_.num_cached_free();
+  u.usage_ratio = u.pages_total > 0 ? static_cast<double>(u.pages_in_use) / static_cast<double>(u.pages_total) : 0;
+  u.prefix_query_tokens = prefix_query_tokens_;
+  u.prefix_hit_tokens = prefix_hit_tokens_;
+  u.evictions = pool_.evictions();
+  u.preempted_requests = preempted_requests_;
+  u.preempted_pages = preempted_pages_;
+  u.window_released_pages = window_released_pages_;
+  u.num_requests = static_cast<int64_t>(requests_.size());
+  for (const auto& [id, s] : requests_) {
+    const int64_t held = static_cast<int64_t>(s.table.size()) - s.num_released;
+    const int64_t slots = held * config_.page_size;
+    const int64_t tokens = std::max<int64_t>(s.num_tokens - s.num_released * config_.page_size, 0);
+    u.allocated_slots += slots;
+    u.unused_slots += std::max<int64_t>(slots - tokens, 0);
+  }
+  return u;
+}
+
+Status KvCacheManager::check_invariants() const {
+  const int64_t n = pool_.num_pages();
+  auto fail = [](const std::string& m) { return Status::internal("kvpool invariant: " + m); };
+  if (pool_.errors() != 0) return fail(std::to_string(pool_.errors()) + " bad releases (double free)");
+
+  // Reference counts must equal the number of table entries naming the page.
+  std::vector<int64_t> refs(static_cast<size_t>(n), 0);
+  for (const auto& [id, s] : requests_) {
+    for (int32_t p : s.table) {
+      if (p < 0 || p >= n) return fail("table of request " + std::to_string(id) + " holds bad page " + std::to_string(p));
+      if (p != kNullPage) ++refs[static_cast<size_t>(p)];
+    }
+  }
+  const Block& null_block = pool_.block(kNullPage);
+  if (null_block.ref_count != 0 || null_block.in_free_list || null_block.hashed) return fail("null page was used");
+
+  // Free list: well linked, no repeats, uncached pages first, cached ones by tick.
+  std::vector<char> seen(static_cast<size_t>(n), 0);
+  int64_t count = 0, cached = 0;
+  int32_t prev = kNoBlock;
+  bool in_cached_part = false;
+  uint64_t last_tick = 0;
+  for (int32_t p = pool_.free_queue().front(); p != kNoBlock; p = pool_.free_queue().next(p)) {
+    if (p <= kNullPage || p >= n) return fail("free list holds bad page " + std::to_string(p));
+    if (seen[static_cast<size_t>(p)]) return fail("page " + std::to_string(p) + " is twice in the free list");
+    seen[static_cast<size_t>(p)] = 1;
+    const Block& b = pool_.block(p);
+    if (b.prev_free != prev) return fail("free list back link broken at page " + std::to_string(p));
+    if (!b.in_free_list) return fail("page " + std::to_string(p) + " in the free list but not flagged");
+    if (b.hashed) {
+      if (in_cached_part && b.free_tick <= last_tick) return fail("free list not in LRU order at " + std::to_string(p));
+      in_cached_part = true;
+      last_tick = b.free_tick;
+      ++cached;
+    } else if (in_cached_part) {
+      return fail("uncached page " + std::to_string(p) + " behind cached pages in the free list");
+    }
+    prev = p;
+    if (++count > n) return fail("free list has a cycle");
+  }
+  if (count != pool_.free_queue().size()) return fail("free list size mismatch");
+  if (cached != pool_.num_cached_free()) return fail("cached-free count mismatch");
+
+  int64_t hashed = 0;
+  for (int32_t p = 1; p < n; ++p) {
+    const Block& b = pool_.block(p);
+    const bool free = seen[static_cast<size_t>(p)] != 0;
+    if (free == (b.ref_count > 0)) return fail("page " + std::to_string(p) + " is not exactly one of free / in use");
+    if (b.in_free_list != free) return fail("page " + std::to_string(p) + " flagged free but not listed");
+    if (b.ref_count != refs[static_cast<size_t>(p)]) {
+      return fail("page " + std::to_string(p) + " ref_count " + std::to_string(b.ref_count) + " but " +
+                  std::to_string(refs[static_cast<size_t>(p)]) + " tables hold it");
+    }
+    if (b.hashed) ++hashed;
+  }
+  // Index: exactly the cached pages, each under its own hash.
+  if (static_cast<int64_t>(pool_.index().size()) != hashed) return fail("index size differs from cached pages");
+  for (const auto& [h, p] : pool_.index().entries()) {
+    if (p <= kNullPage || p >= n) return fail("index holds bad page");
+    const Block& b = pool_.block(p);
+    if (!b.hashed || b.hash != h) return fail("index entry for page " + std::to_string(p) + " has a stale hash");
+  }
+  return Status::ok();
+}
+
+}  // namespace pagoda

@@ -1,0 +1,346 @@
+// KvCacheManager and BlockPool scenarios: prefix sharing, caching after
+// finish, LRU eviction of whole chains (tail first), cache_salt separation,
+// injected hash collisions, all-or-nothing allocation, the sliding window and
+// fragmentation under random sequence lengths.
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "kvpool/kv_cache_manager.h"
+
+using namespace pagoda;
+
+namespace {
+
+std::unique_ptr<KvCacheManager> make(int page_size, int64_t num_pages, PageHashFn fn = &default_page_hash,
+                                     int64_t window = 0) {
+  KvCacheConfig c;
+  c.page_size = page_size;
+  c.num_pages = num_pages;
+  c.hash_fn = fn;
+  c.sliding_window = window;
+  auto m = KvCacheManager::create(c);
+  REQUIRE(m.is_ok());
+  return std::move(m).value();
+}
+
+std::vector<int32_t> seq(int32_t start, int n) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), start);
+  return v;
+}
+
+std::vector<int32_t> cat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Runs a whole prompt the way the scheduler would: lookup, allocate, compute, cache.
+int64_t prefill(KvCacheManager& m, RequestId id, const std::vector<int32_t>& prompt, std::string_view salt = {}) {
+  const int64_t hit = m.lookup_prefix(id, prompt, salt);
+  REQUIRE(m.allocate_slots(id, static_cast<int64_t>(prompt.size()), hit));
+  m.cache_full_pages(id, prompt, static_cast<int64_t>(prompt.size()));
+  REQUIRE(m.check_invariants().is_ok());
+  return hit;
+}
+
+std::vector<int32_t> head(const std::vector<int32_t>& t, size_t n) { return {t.begin(), t.begin() + static_cast<ptrdiff_t>(n)}; }
+
+uint64_t constant_hash(uint64_t, std::span<const int32_t>, std::string_view) { return 42; }
+}  // namespace
+
+TEST_CASE("create rejects bad configs naming the field", "[kvpool][manager]") {
+  KvCacheConfig c;
+  c.num_pages = 1;
+  auto r = KvCacheManager::create(c);
+  REQUIRE_FALSE(r.is_ok());
+  REQUIRE(r.status().message().find("kv.num_pages") != std::string::npos);
+  c.num_pages = 10;
+  c.page_size = 0;
+  REQUIRE(KvCacheManager::create(c).status().message().find("kv.page_size") != std::string::npos);
+}
+
+TEST_CASE("two requests with a common 3-page prefix share the same 3 pages", "[kvpool][manager]") {
+  auto m = make(4, 32);
+  const auto common = seq(100, 12);
+  const auto a = cat(common, {1, 2, 3});
+  const auto b = cat(common, {7, 8, 9, 10, 11});
+  REQUIRE(prefill(*m, 1, a) == 0);
+  REQUIRE(prefill(*m, 2, b) == 12);
+  const auto& ta = m->block_table(1);
+  const auto& tb = m->block_table(2);
+  REQUIRE(ta.size() == 4);
+  REQUIRE(tb.size() == 5);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(ta[i] == tb[i]);
+    REQUIRE(m->pool().block(ta[i]).ref_count == 2);
+  }
+  REQUIRE(ta[3] != tb[3]);
+  const std::vector<int32_t> shared(ta.begin(), ta.begin() + 3);
+
+  // Both finish: the pages stay cached, and a third request hits them.
+  m->free(1);
+  m->free(2);
+  REQUIRE(m->check_invariants().is_ok());
+  auto u = m->usage();
+  REQUIRE(u.pages_in_use == 0);
+  REQUIRE(u.pages_cached_free >= 3);
+  const auto c = cat(common, {42});
+  REQUIRE(m->lookup_prefix(3, c) == 12);
+  REQUIRE(m->block_table(3) == shared);
+  u = m->usage();
+  REQUIRE(u.prefix_hit_tokens == 24);
+  REQUIRE(u.prefix_query_tokens == static_cast<int64_t>(a.size() + b.size() + c.size()));
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("a hit is capped so the last prompt token is computed", "[kvpool][manager]") {
+  auto m = make(4, 32);
+  const auto p = seq(0, 12);  // exactly three full pages
+  prefill(*m, 1, cat(p, {99}));
+  REQUIRE(m->lookup_prefix(2, p) == 8);  // not 12: token 11 must be computed for its logits
+  REQUIRE(m->lookup_prefix(3, head(p, 1)) == 0);
+  REQUIRE(m->lookup_prefix(4, {}) == 0);
+  // A second lookup on a request already holding pages changes nothing.
+  REQUIRE(m->lookup_prefix(2, cat(p, {99})) == 0);
+  REQUIRE(m->block_table(2).size() == 2);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("under pressure the least recently used chain is evicted first, tail first", "[kvpool][manager]") {
+  auto m = make(4, 9);  // 8 usable pages
+  const auto x = seq(100, 12), y = seq(200, 12);
+  prefill(*m, 1, x);  // 3 full pages, cached
+  prefill(*m, 2, y);
+  m->free(1);  // X is now older than Y
+  m->free(2);
+  REQUIRE(m->usage().pages_cached_free == 6);
+
+  SECTION("one page: X's tail goes, its head stays") {
+    REQUIRE(m->allocate_slots(3, 4 * 3));  // takes the 2 uncached pages and X's tail page
+    REQUIRE(m->usage().evictions == 1);
+    REQUIRE(m->lookup_prefix(4, cat(x, {1})) == 8);
+    REQUIRE(m->lookup_prefix(5, cat(y, {1})) == 12);
+  }
+  SECTION("three pages: all of X, none of Y") {
+    REQUIRE(m->allocate_slots(3, 4 * 5));
+    REQUIRE(m->usage().evictions == 3);
+    REQUIRE(m->lookup_prefix(4, cat(x, {1})) == 0);
+    REQUIRE(m->lookup_prefix(5, cat(y, {1})) == 12);
+  }
+  SECTION("touching X makes Y the older chain") {
+    REQUIRE(m->lookup_prefix(6, cat(x, {1})) == 12);
+    m->free(6);
+    REQUIRE(m->allocate_slots(3, 4 * 5));
+    REQUIRE(m->lookup_prefix(4, cat(x, {1})) == 12);
+    REQUIRE(m->lookup_prefix(5, cat(y, {1})) == 0);
+  }
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("cache_salt separates tenants", "[kvpool][manager]") {
+  auto m = make(4, 32);
+  const auto p = seq(0, 17);
+  prefill(*m, 1, p, "tenant-a");
+  REQUIRE(m->lookup_prefix(2, p, "tenant-b") == 0);
+  REQUIRE(m->lookup_prefix(3, p) == 0);
+  REQUIRE(m->lookup_prefix(4, p, "tenant-a") == 16);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("cache_salt separates tenants even when hashes collide", "[kvpool][manager]") {
+  auto m = make(4, 32, &constant_hash);
+  const auto p = seq(0, 17);
+  prefill(*m, 1, p, "tenant-a");
+  REQUIRE(m->lookup_prefix(2, p, "tenant-b") == 0);
+  REQUIRE(m->lookup_prefix(3, p, "tenant-a") == 16);
+}
+
+TEST_CASE("hash collisions never serve wrong pages", "[kvpool][manager]") {
+  SECTION("every page hashes alike") {
+    auto m = make(4, 64, &constant_hash);
+    const auto a = seq(0, 13), b = seq(50, 13);
+    prefill(*m, 1, a);
+    REQUIRE(m->lookup_prefix(2, b) == 0);  // same hash, other tokens
+    REQUIRE(m->lookup_prefix(3, a) == 12);
+    // Same page tokens behind a different first page: the parent check refuses them.
+    const auto c = cat(seq(50, 4), std::vector<int32_t>(a.begin() + 4, a.end()));
+    m->free(2);
+    REQUIRE(m->lookup_prefix(4, c) == 0);
+    prefill(*m, 5, c);
+    REQUIRE(m->lookup_prefix(6, c) == 12);
+    const auto& t3 = m->block_table(3);
+    const auto& t6 = m->block_table(6);
+    for (size_t i = 0; i < 3; ++i) REQUIRE(t3[i] != t6[i]);
+    REQUIRE(m->check_invariants().is_ok());
+  }
+}
+
+TEST_CASE("BlockPool: a parent reused for other content no longer vouches for its child", "[kvpool][pool]") {
+  BlockPool pool(4, 2);
+  const int32_t p = pool.allocate(), q = pool.allocate(), e = pool.allocate();
+  const std::vector<int32_t> tp = {1, 2}, tq = {3, 4}, tr = {5, 6};
+  pool.register_page(p, 11, kNoBlock, 0, tp, "");
+  const uint32_t gen_p = pool.block(p).generation;
+  pool.register_page(q, 22, p, gen_p, tq, "");
+  pool.release(e);  // uncached: front of the free list
+  pool.release(p);  // p before q: p is evicted first
+  pool.release(q);
+  REQUIRE(pool.find_cached(22, p, gen_p, tq, "") == q);
+  REQUIRE(pool.allocate() == e);
+  REQUIRE(pool.allocate() == p);  // evicted and handed out again
+  REQUIRE(pool.evictions() == 1);
+  pool.register_page(p, 33, kNoBlock, 0, tr, "");
+  // q still names page p as its parent, but p now holds other tokens.
+  REQUIRE(pool.find_cached(22, p, pool.block(p).generation, tq, "") == kNoBlock);
+  REQUIRE(pool.find_cached(22, p, gen_p, tq, "") == q);  // only the old generation matches
+  REQUIRE(pool.find_cached(11, kNoBlock, 0, tp, "") == kNoBlock);
+  REQUIRE(pool.errors() == 0);
+  pool.release(q);  // q is free already: a double free is counted and ignored
+  REQUIRE(pool.errors() == 1);
+  REQUIRE(pool.num_free() == 1);
+  pool.release(kNullPage);
+  REQUIRE(pool.errors() == 2);
+}
+
+TEST_CASE("duplicate computation of a cached prefix keeps one indexed copy", "[kvpool][manager]") {
+  auto m = make(4, 64);
+  const auto common = seq(0, 12);
+  const auto a = cat(common, {7});
+  const auto b = cat(cat(common, seq(500, 8)), {1});
+  // Both look up before either caches: both miss and compute the same pages.
+  REQUIRE(m->lookup_prefix(1, a) == 0);
+  REQUIRE(m->lookup_prefix(2, b) == 0);
+  REQUIRE(m->allocate_slots(1, 13, 0));
+  REQUIRE(m->allocate_slots(2, 21, 0));
+  m->cache_full_pages(1, a, 13);
+  m->cache_full_pages(2, b, 21);
+  REQUIRE(m->pool().index().size() == 5);  // 3 common (from request 1) + 2 of b's own
+  REQUIRE(m->check_invariants().is_ok());
+  // b's own pages chain onto request 1's copies, so b's whole prefix is found.
+  REQUIRE(m->lookup_prefix(3, b) == 20);
+  const auto& t3 = m->block_table(3);
+  const auto& t1 = m->block_table(1);
+  const auto& t2 = m->block_table(2);
+  for (int i = 0; i < 3; ++i) REQUIRE(t3[i] == t1[i]);
+  for (int i = 3; i < 5; ++i) REQUIRE(t3[i] == t2[i]);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("allocate_slots is all or nothing", "[kvpool][manager]") {
+  auto m = make(4, 5);  // 4 usable pages
+  REQUIRE(m->allocate_slots(1, 8));
+  REQUIRE_FALSE(m->allocate_slots(2, 12));  // needs 3, 2 free
+  REQUIRE(m->block_table(2).empty());
+  REQUIRE(m->usage().pages_free == 2);
+  REQUIRE(m->allocate_slots(1, 16));  // grows request 1 by 2 pages
+  REQUIRE(m->block_table(1).size() == 4);
+  REQUIRE_FALSE(m->allocate_slots(1, 17));
+  REQUIRE(m->block_table(1).size() == 4);
+  REQUIRE(m->pages_needed(1, 17) == 1);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("statistics count preemptions, evictions and usage", "[kvpool][manager]") {
+  auto m = make(4, 11);  // 10 usable
+  REQUIRE(m->allocate_slots(1, 20));
+  REQUIRE(m->allocate_slots(2, 6));
+  auto u = m->usage();
+  REQUIRE(u.pages_total == 10);
+  REQUIRE(u.pages_in_use == 7);
+  REQUIRE(u.usage_ratio == Approx(0.7));
+  REQUIRE(u.allocated_slots == 28);
+  REQUIRE(u.unused_slots == 2);
+  REQUIRE(u.num_requests == 2);
+  m->free(2, /*preempted=*/true);
+  m->free(7, true);  // unknown: ignored
+  u = m->usage();
+  REQUIRE(u.preempted_requests == 1);
+  REQUIRE(u.preempted_pages == 2);
+  REQUIRE(u.pages_in_use == 5);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("sliding window: a long decode holds at most ceil(W/page_size)+1 pages", "[kvpool][window]") {
+  for (auto [window, ps] : {std::pair<int64_t, int>{64, 16}, {50, 16}, {7, 4}, {16, 16}}) {
+    auto m = make(ps, 1 + 200, &default_page_hash, window);
+    const int64_t max_pages = (window + ps - 1) / ps + 1;
+    std::vector<int32_t> tokens = seq(0, 100);
+    REQUIRE(m->lookup_prefix(1, tokens) == 0);
+    REQUIRE(m->allocate_slots(1, 100, 0));
+    m->cache_full_pages(1, tokens, 100);
+    for (int64_t n = 100; n < 3000; ++n) {  // decode far past W; n tokens computed
+      tokens.push_back(static_cast<int32_t>(n));
+      REQUIRE(m->allocate_slots(1, n + 1, n));
+      m->cache_full_pages(1, tokens, n + 1);
+      const auto& t = m->block_table(1);
+      REQUIRE(static_cast<int64_t>(t.size()) == (n + 1 + ps - 1) / ps);  // positions keep their index
+      const auto held = std::count_if(t.begin(), t.end(), [](int32_t p) { return p != kNullPage; });
+      REQUIRE(held <= max_pages);
+      REQUIRE(m->usage().pages_in_use == held);
+      // Every position the window still needs is present.
+      for (int64_t pos = std::max<int64_t>(0, n - window + 1); pos <= n; pos += 1) REQUIRE(t[static_cast<size_t>(pos / ps)] != kNullPage);
+    }
+    REQUIRE(m->usage().window_released_pages > 0);
+    REQUIRE(m->check_invariants().is_ok());
+    m->free(1);
+    REQUIRE(m->usage().pages_in_use == 0);
+    REQUIRE(m->check_invariants().is_ok());
+  }
+}
+
+TEST_CASE("fragmentation: partly filled last pages stay under 4% at page_size 16", "[kvpool][fragmentation]") {
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int64_t> len(128, 2048);
+  auto m = make(16, 1 + 40000);
+  // A churn of sequences: each grows from a prompt to its final length; some
+  // finish and new ones start. Sample waste at every step.
+  struct Seq { RequestId id; int64_t len, target; };
+  std::vector<Seq> live;
+  RequestId next = 1;
+  double worst = 0, sum = 0;
+  int samples = 0;
+  for (int step = 0; step < 3000; ++step) {
+    while (live.size() < 64) {
+      const int64_t target = len(rng);
+      const int64_t prompt = std::uniform_int_distribution<int64_t>(1, target)(rng);
+      REQUIRE(m->allocate_slots(next, prompt));
+      live.push_back({next++, prompt, target});
+    }
+    for (auto& s : live) {
+      s.len = std::min(s.target, s.len + std::uniform_int_distribution<int64_t>(1, 64)(rng));
+      REQUIRE(m->allocate_slots(s.id, s.len));
+    }
+    // Waste measured independently from the tables, and as usage() reports it.
+    int64_t slots = 0, tokens = 0;
+    for (const auto& s : live) {
+      slots += static_cast<int64_t>(m->block_table(s.id).size()) * 16;
+      tokens += s.len;
+    }
+    const auto u = m->usage();
+    REQUIRE(u.allocated_slots == slots);
+    REQUIRE(u.unused_slots == slots - tokens);
+    REQUIRE(u.pages_in_use * 16 == slots);
+    const double waste = static_cast<double>(slots - tokens) / static_cast<double>(slots);
+    worst = std::max(worst, waste);
+    sum += waste;
+    ++samples;
+    for (size_t i = 0; i < live.size();) {
+      if (live[i].len == live[i].target) {
+        m->free(live[i].id);
+        live[i] = live.back();
+        live.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+  std::printf("kvpool fragmentation (page_size 16, lengths U[128,2048], 64 live): mean %.3f%%, worst %.3f%%\n",
+              100 * sum / samples, 100 * worst);
+  REQUIRE(worst < 0.04);
+  REQUIRE(m->check_invariants().is_ok());
+}
