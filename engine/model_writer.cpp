@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <memory>
 
 #include "engine/llama2c_reader.h"
@@ -141,21 +142,33 @@ Status write_random_llama2c(const ModelConfig& config, const std::string& path, 
   const Llama2cHeader header = llama2c_header_from_config(config);
   out.write(&header, sizeof(header));
 
-  // Streams each tensor through one buffer; tensor t uses RNG streams (t, *).
+  // Streams each tensor through two buffers: one is written by a helper
+  // thread while the other is filled. Tensor t uses RNG streams (t, *).
   constexpr int64_t kBuffer = 64 * kChunk;
-  std::vector<float> buf(kBuffer);
+  std::vector<float> bufs[2] = {std::vector<float>(kBuffer), std::vector<float>(kBuffer)};
+  int next = 0;
+  std::future<void> pending;
+  auto flush = [&] {
+    if (pending.valid()) pending.get();
+  };
   uint64_t tensor = 0;
   auto random = [&](int64_t n) {
     ++tensor;
     for (int64_t done = 0; done < n; done += kBuffer) {
       const int64_t len = std::min(kBuffer, n - done);
+      std::vector<float>& buf = bufs[next];
+      next ^= 1;
       // Stream ids stay unique per (tensor, chunk) since kBuffer % kChunk == 0.
       fill_normal(seed, (tensor << 20) + static_cast<uint64_t>(done / kChunk), stddev,
                   buf.data(), len);
-      out.write(buf.data(), static_cast<size_t>(len) * sizeof(float));
+      flush();  // the other buffer's write, before reusing the file
+      pending = std::async(std::launch::async, [&out, &buf, len] {
+        out.write(buf.data(), static_cast<size_t>(len) * sizeof(float));
+      });
     }
   };
   auto ones = [&](int64_t n) {
+    flush();
     std::vector<float> v(static_cast<size_t>(n), 1.0f);
     out.write(v.data(), v.size() * sizeof(float));
   };
@@ -185,9 +198,11 @@ Status write_random_llama2c(const ModelConfig& config, const std::string& path, 
       im[pos * half + i] = std::sin(a);
     }
   }
+  flush();
   out.write(re.data(), re.size() * sizeof(float));
   out.write(im.data(), im.size() * sizeof(float));
   if (!config.tied_classifier) random(config.vocab_size * dim);  // classifier
+  flush();
   if (!out.close()) {
     std::remove(tmp.c_str());
     return Status::resource_exhausted(tmp + ": write failed (disk full?)");

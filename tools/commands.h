@@ -8,6 +8,7 @@ namespace pagoda::cli {
 
 void register_serve(CLI::App& app, int* exit_code);
 void register_config(CLI::App& app, int* exit_code);
+void register_make_model(CLI::App& app, int* exit_code);
 void register_kv_plan(CLI::App& app, int* exit_code);
 
 }  // namespace pagoda::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   int exit_code = pagoda::cli::kExitOk;
   pagoda::cli::register_serve(app, &exit_code);
   pagoda::cli::register_config(app, &exit_code);
+  pagoda::cli::register_make_model(app, &exit_code);
   pagoda::cli::register_kv_plan(app, &exit_code);
   try {
     app.parse(argc, argv);
