@@ -180,7 +180,22 @@ inline void encode_int4(const float* src, int n, uint8_t* dst, float* scale_out)
     std::memset(dst, 0, bytes);
     return;
   }
-  for (int i = 0; i + 1 < n; i += 2) {
+  int i = 0;
+#ifdef __AVX512F__
+  const __m512 vs = _mm512_set1_ps(scale);
+  const __m512 qlo = _mm512_set1_ps(-7.0f), qhi = _mm512_set1_ps(7.0f);
+  for (; i + 16 <= n; i += 16) {
+    __m512 q = _mm512_div_ps(_mm512_loadu_ps(src + i), vs);
+    q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_min_ps(_mm512_max_ps(q, qlo), qhi);
+    const __m128i b = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(q));  // 16 codes, one a byte
+    // Per 16-bit lane (codes 2j, 2j+1): low nibble of the even code, then of the odd one.
+    const __m128i packed = _mm_or_si128(_mm_and_si128(b, _mm_set1_epi16(0x000f)),
+                                        _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi16(0x00f0)));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + i / 2), _mm_packus_epi16(packed, packed));
+  }
+#endif
+  for (; i + 1 < n; i += 2) {
     const unsigned lo = static_cast<unsigned>(quantize_one(src[i], scale, 7)) & 0xfu;
     const unsigned hi = static_cast<unsigned>(quantize_one(src[i + 1], scale, 7)) & 0xfu;
     dst[i / 2] = static_cast<uint8_t>(lo | (hi << 4));
@@ -195,19 +210,16 @@ inline int int4_nibble(const uint8_t* src, int i) {
 
 inline void decode_int4(const uint8_t* src, float scale, int n, float* dst) {
   int i = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  const __m512 vs = _mm512_set1_ps(scale);
-  const __m128i mask = _mm_set1_epi16(0xf), eight = _mm_set1_epi16(8);
+#ifdef __AVX512F__
+  // A 16-entry table of decoded values indexed by the raw nibble (code c means
+  // ((c ^ 8) - 8) * scale); vpermps reads only the low 4 bits of each index.
+  const __m512 table = _mm512_mul_ps(
+      _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1), _mm512_set1_ps(scale));
+  const __m512i shifts = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
   for (; i + 16 <= n; i += 16) {
-    const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i / 2)));
-    const __m128i lo = _mm_and_si128(w, mask);
-    const __m128i hi = _mm_srli_epi16(w, 4);
-    __m128i a = _mm_unpacklo_epi16(lo, hi);  // elements 0..7
-    __m128i b = _mm_unpackhi_epi16(lo, hi);  // elements 8..15
-    a = _mm_sub_epi16(_mm_xor_si128(a, eight), eight);
-    b = _mm_sub_epi16(_mm_xor_si128(b, eight), eight);
-    const __m512i q = _mm512_cvtepi16_epi32(_mm256_set_m128i(b, a));
-    _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), vs));
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i / 2));
+    const __m512i idx = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b)), shifts);
+    _mm512_storeu_ps(dst + i, _mm512_permutexvar_ps(idx, table));
   }
 #endif
   for (; i < n; ++i) dst[i] = static_cast<float>(int4_nibble(src, i)) * scale;
