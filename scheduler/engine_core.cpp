@@ -1,0 +1,204 @@
+#include "scheduler/engine_core.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "scheduler/stop_strings.h"
+
+namespace pagoda {
+
+namespace {
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+bool contains(const std::vector<int32_t>& v, int32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+}  // namespace
+
+EngineCore::EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheManager> kv,
+                       std::unique_ptr<ModelRunner> runner, std::shared_ptr<const Tokenizer> tokenizer,
+                       std::shared_ptr<EngineStats> stats)
+    : config_(config),
+      kv_(std::move(kv)),
+      scheduler_(config.scheduler, kv_.get()),
+      runner_(std::move(runner)),
+      tokenizer_(std::move(tokenizer)),
+      stats_(std::move(stats)) {}
+
+Status EngineCore::validate(const Request& r) const {
+  PAGODA_RETURN_IF_ERROR(scheduler_.validate(r));
+  const int32_t vocab = runner_->vocab_size();
+  for (int32_t t : r.tokens)
+    if (t < 0 || t >= vocab)
+      return Status::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                      std::to_string(vocab) + ")");
+  for (int32_t t : r.stop.stop_token_ids)
+    if (t < 0 || t >= vocab)
+      return Status::invalid_argument("stop_token_ids: " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                      std::to_string(vocab) + ")");
+  if (r.stop.min_tokens < 0 || r.stop.min_tokens > r.stop.max_tokens)
+    return Status::invalid_argument("min_tokens must be between 0 and max_tokens (" +
+                                    std::to_string(r.stop.max_tokens) + "), got " +
+                                    std::to_string(r.stop.min_tokens));
+  return r.sampling.validate(vocab);
+}
+
+void EngineCore::add(std::shared_ptr<Request> request) {
+  stats_->prompt_tokens.add(static_cast<double>(request->num_prompt_tokens));
+  scheduler_.add(std::move(request));
+  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
+}
+
+bool EngineCore::step(Clock::time_point now) {
+  // Cancellations and queue timeouts, before anything is scheduled.
+  std::vector<std::shared_ptr<Request>> live(scheduler_.running().begin(), scheduler_.running().end());
+  live.insert(live.end(), scheduler_.waiting().begin(), scheduler_.waiting().end());
+  for (const auto& r : live) {
+    if (r->cancelled()) {
+      finish_request(*r, FinishReason::kAbort, Status::cancelled("cancelled by the client"), now);
+    } else if (config_.queue_timeout_s > 0 && r->state == RequestState::kWaiting &&
+               r->times.first_scheduled == Clock::time_point{} &&
+               seconds(now - r->times.arrival) > config_.queue_timeout_s) {
+      finish_request(*r, FinishReason::kError,
+                     Status::unavailable("the request waited longer than scheduler.queue_timeout_s (" +
+                                         std::to_string(config_.queue_timeout_s) + " s) for a slot"),
+                     now);
+    }
+  }
+
+  SchedulerOutput out = scheduler_.schedule();
+  stats_->preemptions.add(out.num_preempted);
+  if (out.empty()) {
+    stats_->requests_running.set(static_cast<double>(num_running()));
+    stats_->requests_waiting.set(static_cast<double>(num_waiting()));
+    stats_->set_kv_usage(kv_->usage());
+    return false;
+  }
+  for (const ScheduledSeq& s : out.seqs) {
+    Request& r = *s.request;
+    if (!r.queue_time_recorded) {
+      r.queue_time_recorded = true;
+      stats_->queue_time.observe(seconds(r.times.first_scheduled - r.times.arrival));
+    }
+  }
+  const auto t0 = Clock::now();
+  Status st = runner_->run(out, *kv_, &logits_);
+  if (!st.is_ok()) {
+    for (const ScheduledSeq& s : out.seqs)
+      finish_request(*s.request, FinishReason::kError, Status::internal("model step failed: " + st.message()), now);
+    return true;
+  }
+  scheduler_.on_step_done(out);
+  sample_and_update(out);
+  stats_->steps.add();
+  stats_->step_time.observe(seconds(Clock::now() - t0));
+  stats_->batch_tokens.observe(static_cast<double>(out.num_tokens));
+  stats_->batch_seqs.observe(static_cast<double>(out.seqs.size()));
+  stats_->requests_running.set(static_cast<double>(num_running()));
+  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
+  stats_->set_kv_usage(kv_->usage());
+  return true;
+}
+
+void EngineCore::mask_stop_tokens(const Request& r, float* logits) const {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const int32_t vocab = runner_->vocab_size();
+  for (int32_t t : tokenizer_->eos_ids())
+    if (t >= 0 && t < vocab) logits[t] = ninf;
+  for (int32_t t : r.stop.stop_token_ids) logits[t] = ninf;
+}
+
+void EngineCore::sample_and_update(const SchedulerOutput& out) {
+  const int64_t vocab = runner_->vocab_size();
+  int64_t row = 0;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (!s.sample) continue;
+    Request& r = *s.request;
+    float* logits = logits_.data() + row * vocab;
+    ++row;
+    if (r.num_output_tokens() < r.stop.min_tokens) mask_stop_tokens(r, logits);
+    if (!r.rng) {
+      r.rng = RequestRng::from_optional(r.sampling.seed);
+      r.detok = std::make_unique<StreamingDetokenizer>(*tokenizer_, r.tokens[static_cast<size_t>(r.num_prompt_tokens - 1)]);
+    }
+    const std::span<const int32_t> all(r.tokens);
+    SampleResult res = sampler_.sample(std::span<const float>(logits, static_cast<size_t>(vocab)), r.sampling, *r.rng,
+                                       all.first(static_cast<size_t>(r.num_prompt_tokens)),
+                                       all.subspan(static_cast<size_t>(r.num_prompt_tokens)));
+    append_token(r, res);
+  }
+}
+
+void EngineCore::append_token(Request& r, const SampleResult& res) {
+  const int32_t tok = res.token;
+  r.tokens.push_back(tok);
+  stats_->generation_tokens.add();
+  const auto t = Clock::now();
+  if (r.times.first_token == Clock::time_point{}) {
+    r.times.first_token = t;
+    stats_->time_to_first_token.observe(seconds(t - r.times.arrival));
+  } else {
+    stats_->inter_token_latency.observe(seconds(t - r.times.last_token));
+  }
+  r.times.last_token = t;
+  if (r.sampling.logprobs > 0) r.pending_logprobs.push_back({tok, res.logprob, res.top_logprobs});
+
+  FinishReason reason = FinishReason::kNone;
+  const bool eos = !r.stop.ignore_eos && contains(tokenizer_->eos_ids(), tok);
+  if (eos || contains(r.stop.stop_token_ids, tok)) {
+    reason = FinishReason::kStop;
+  } else {
+    const size_t before = r.text.size();
+    r.text += r.detok->push(tok);
+    if (!r.stop.stop.empty()) {
+      const size_t pos = find_stop_string(r.text, before, r.stop.stop);
+      if (pos != std::string::npos) {
+        r.text.resize(pos);
+        reason = FinishReason::kStop;
+      }
+    }
+  }
+  if (reason == FinishReason::kNone &&
+      (r.num_output_tokens() >= r.stop.max_tokens || r.num_tokens() >= scheduler_.config().max_model_len)) {
+    r.text += r.detok->flush();
+    reason = FinishReason::kLength;
+  }
+  if (reason != FinishReason::kNone) {
+    finish_request(r, reason, Status::ok(), Clock::now());
+  } else {
+    emit(r, false);
+  }
+}
+
+void EngineCore::emit(Request& r, bool final, Status error) {
+  RequestDelta d;
+  const size_t hold = final ? 0 : stop_holdback(std::string_view(r.text).substr(r.text_sent), r.stop.stop);
+  const size_t upto = r.text.size() - hold;
+  if (upto > r.text_sent) d.text = r.text.substr(r.text_sent, upto - r.text_sent);
+  r.text_sent = std::max(r.text_sent, upto);
+  d.token_ids.assign(r.tokens.begin() + r.num_prompt_tokens + r.tokens_sent, r.tokens.end());
+  r.tokens_sent = r.num_output_tokens();
+  d.logprobs = std::move(r.pending_logprobs);
+  r.pending_logprobs.clear();
+  d.finish = r.finish;
+  d.error = std::move(error);
+  d.prompt_tokens = r.num_prompt_tokens;
+  d.completion_tokens = r.num_output_tokens();
+  d.cached_tokens = r.num_cached_tokens;
+  if (!final && d.text.empty() && d.token_ids.empty()) return;
+  if (r.sink) r.sink->on_delta(std::move(d));
+}
+
+void EngineCore::finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now) {
+  scheduler_.finish(&r, reason);
+  stats_->finished[static_cast<size_t>(reason)].add();
+  stats_->e2e_latency.observe(seconds(now - r.times.arrival));
+  emit(r, /*final=*/true, std::move(status));  // what was held back, the reason, any error
+}
+
+void EngineCore::abort_all(FinishReason reason, const Status& status) {
+  std::vector<std::shared_ptr<Request>> live(scheduler_.running().begin(), scheduler_.running().end());
+  live.insert(live.end(), scheduler_.waiting().begin(), scheduler_.waiting().end());
+  for (const auto& r : live) finish_request(*r, reason, status, Clock::now());
+  stats_->set_kv_usage(kv_->usage());
+}
+
+}  // namespace pagoda

@@ -1,0 +1,71 @@
+// EngineCore: one engine step, start to finish, without threads:
+// honour cancellations and queue timeouts, schedule, run the model, sample,
+// apply stop conditions (EOS, stop tokens, stop strings across token
+// boundaries, max_tokens, model length), detokenize and push each request's
+// delta to its sink. EngineLoop runs it on the engine thread; tests drive it
+// directly (with fake model runners and virtual time).
+//
+// Owns the KvCacheManager, the Scheduler, the ModelRunner and the Sampler;
+// shares the Tokenizer and EngineStats. Not thread-safe: one thread calls it
+// (validate() is const and thread-safe).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer.h"
+#include "kvpool/kv_cache_manager.h"
+#include "scheduler/engine_stats.h"
+#include "scheduler/model_runner.h"
+#include "scheduler/scheduler.h"
+
+namespace pagoda {
+
+struct EngineCoreConfig {
+  SchedulerConfig scheduler;
+  double queue_timeout_s = 0;  // 0 = no limit
+};
+
+class EngineCore {
+ public:
+  EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheManager> kv,
+             std::unique_ptr<ModelRunner> runner, std::shared_ptr<const Tokenizer> tokenizer,
+             std::shared_ptr<EngineStats> stats);
+
+  // See Scheduler::validate; also checks sampling parameters and token ids.
+  Status validate(const Request& request) const;
+  // Queues a validated request.
+  void add(std::shared_ptr<Request> request);
+  // Runs one step at time `now`. Returns false when there was nothing to run.
+  bool step(Clock::time_point now = Clock::now());
+  // Ends every request with `reason` (shutdown).
+  void abort_all(FinishReason reason, const Status& status);
+
+  bool has_work() const { return scheduler_.num_unfinished() > 0; }
+  int64_t num_waiting() const { return static_cast<int64_t>(scheduler_.waiting().size()); }
+  int64_t num_running() const { return static_cast<int64_t>(scheduler_.running().size()); }
+  const KvCacheManager& kv() const { return *kv_; }
+  const Scheduler& scheduler() const { return scheduler_; }
+  EngineStats& stats() { return *stats_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+
+ private:
+  void sample_and_update(const SchedulerOutput& out);
+  void append_token(Request& r, const SampleResult& res);
+  void emit(Request& r, bool final, Status error = Status::ok());
+  void finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now);
+  void mask_stop_tokens(const Request& r, float* logits) const;
+
+  EngineCoreConfig config_;
+  std::unique_ptr<KvCacheManager> kv_;
+  Scheduler scheduler_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<EngineStats> stats_;
+  Sampler sampler_;
+  std::vector<float> logits_;
+};
+
+}  // namespace pagoda

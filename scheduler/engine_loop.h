@@ -1,0 +1,69 @@
+// EngineLoop: the engine thread. Drains a thread-safe inbox of submitted
+// requests into the EngineCore, runs steps while there is work, and sleeps on
+// a condition variable when there is none (no busy spin).
+//
+// Admission happens in submit(), on the caller's thread: the request is
+// validated (lengths, sampling parameters) and refused when the server is
+// draining (Unavailable) or the waiting queue is full (ResourceExhausted,
+// which the server turns into 429 with Retry-After).
+//
+// Owns the EngineCore and the thread. submit(), cancel via Request::cancel(),
+// begin_drain(), wait_idle(), stats() and the counters are thread-safe;
+// start() and stop() are called once each by the owner.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "scheduler/engine_core.h"
+
+namespace pagoda {
+
+class EngineLoop {
+ public:
+  // compute_threads: OpenMP threads for the model (0 = all cores).
+  // max_queue: waiting requests (inbox + scheduler queue) before refusing.
+  EngineLoop(std::unique_ptr<EngineCore> core, int compute_threads, int64_t max_queue);
+  ~EngineLoop();
+  EngineLoop(const EngineLoop&) = delete;
+  EngineLoop& operator=(const EngineLoop&) = delete;
+
+  void start();
+  // Admits a request or says why not. Never blocks on the engine's step.
+  Status submit(std::shared_ptr<Request> request);
+  // From now on submit() answers Unavailable; running work goes on.
+  void begin_drain();
+  bool draining() const { return draining_.load(); }
+  // Waits until no request is queued or running, or `timeout` passes.
+  // Returns true if idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
+  // Aborts what is left (their sinks get a final delta) and joins the thread.
+  void stop();
+
+  int64_t num_unfinished() const { return unfinished_.load(); }
+  EngineStats& stats() { return core_->stats(); }
+  const Tokenizer& tokenizer() const { return core_->tokenizer(); }
+
+ private:
+  void run();
+
+  std::unique_ptr<EngineCore> core_;
+  int compute_threads_;
+  int64_t max_queue_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;       // wakes the engine thread
+  std::condition_variable idle_cv_;  // wakes wait_idle()
+  std::vector<std::shared_ptr<Request>> inbox_;  // guarded by mu_
+  bool stop_requested_ = false;                  // guarded by mu_
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> waiting_{0};     // scheduler's waiting queue, as of the last step
+  std::atomic<int64_t> unfinished_{0};  // inbox + waiting + running
+};
+
+}  // namespace pagoda

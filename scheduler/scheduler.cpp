@@ -1,0 +1,162 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+
+namespace pagoda {
+
+Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv) : config_(config), kv_(kv) {}
+
+Status Scheduler::validate(const Request& r) const {
+  const int64_t prompt = r.num_prompt_tokens;
+  if (prompt == 0) return Status::invalid_argument("the prompt is empty");
+  if (r.stop.max_tokens < 1)
+    return Status::invalid_argument("max_tokens must be at least 1 (got " +
+                                    std::to_string(r.stop.max_tokens) + ")");
+  if (prompt + r.stop.max_tokens > config_.max_model_len)
+    return Status::invalid_argument(
+        "this model's maximum context length is " + std::to_string(config_.max_model_len) +
+        " tokens, but the request has " + std::to_string(prompt) + " prompt tokens and asks for " +
+        std::to_string(r.stop.max_tokens) + " more (" + std::to_string(prompt + r.stop.max_tokens) +
+        " in all): shorten the prompt or lower max_tokens");
+  if (!config_.chunked_prefill && prompt > config_.max_num_batched_tokens)
+    return Status::invalid_argument(
+        "the prompt has " + std::to_string(prompt) + " tokens but one step takes at most " +
+        std::to_string(config_.max_num_batched_tokens) +
+        " (scheduler.max_num_batched_tokens, with chunked_prefill off)");
+  const int64_t P = kv_->page_size();
+  const int64_t pages = kv_->usage().pages_total;
+  int64_t need = (prompt + r.stop.max_tokens + P - 1) / P;
+  if (kv_->config().sliding_window > 0)
+    need = std::min(need, (kv_->config().sliding_window + P - 1) / P + 2);
+  if (need > pages)
+    return Status::invalid_argument(
+        "the request needs up to " + std::to_string(need) + " KV pages (" +
+        std::to_string(prompt + r.stop.max_tokens) + " tokens) but the pool has " +
+        std::to_string(pages) + ": lower max_tokens or raise kv.memory_gib");
+  return Status::ok();
+}
+
+bool Scheduler::worse(const Request& a, const Request& b) const {
+  if (config_.priority_policy && a.priority != b.priority) return a.priority > b.priority;
+  if (a.times.arrival != b.times.arrival) return a.times.arrival > b.times.arrival;
+  return a.id > b.id;
+}
+
+void Scheduler::enqueue(std::shared_ptr<Request> request, bool front) {
+  request->state = RequestState::kWaiting;
+  if (!config_.priority_policy) {
+    if (front) waiting_.push_front(std::move(request));
+    else waiting_.push_back(std::move(request));
+    return;
+  }
+  // Priority order: (priority, arrival); a preempted request sorts by the
+  // same key, so it lands ahead of everything that arrived after it.
+  auto pos = std::find_if(waiting_.begin(), waiting_.end(),
+                          [&](const std::shared_ptr<Request>& w) { return worse(*w, *request); });
+  waiting_.insert(pos, std::move(request));
+}
+
+void Scheduler::add(std::shared_ptr<Request> request) { enqueue(std::move(request), false); }
+
+void Scheduler::preempt(const std::shared_ptr<Request>& victim) {
+  kv_->free(victim->id, /*preempted=*/true);
+  victim->num_computed_tokens = 0;
+  victim->num_preemptions++;
+  total_preemptions_++;
+  running_.erase(std::find(running_.begin(), running_.end(), victim));
+  enqueue(victim, /*front=*/true);
+}
+
+SchedulerOutput Scheduler::schedule() {
+  SchedulerOutput out;
+  int64_t budget = config_.max_num_batched_tokens;
+  std::vector<Request*> scheduled;
+
+  // 1. Running requests, oldest first. Iterate over a snapshot: preemption
+  // removes requests from running_.
+  const std::vector<std::shared_ptr<Request>> snapshot = running_;
+  for (const std::shared_ptr<Request>& req : snapshot) {
+    if (budget <= 0) break;
+    if (req->state != RequestState::kRunning) continue;  // preempted earlier this step
+    int64_t num_new = req->num_tokens() - req->num_computed_tokens;
+    if (num_new > budget) {
+      if (!config_.chunked_prefill) continue;
+      num_new = budget;
+    }
+    if (num_new <= 0) continue;
+    bool self_preempted = false;
+    while (!kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
+      // Out of pages: preempt the worst running request not yet scheduled
+      // this step (possibly this one).
+      std::shared_ptr<Request> victim;
+      for (const auto& r : running_)
+        if (std::find(scheduled.begin(), scheduled.end(), r.get()) == scheduled.end() &&
+            (!victim || worse(*r, *victim)))
+          victim = r;
+      out.num_preempted++;
+      preempt(victim);
+      if (victim == req) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) continue;
+    const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
+    out.seqs.push_back({req.get(), num_new, sample});
+    out.num_tokens += num_new;
+    budget -= num_new;
+    scheduled.push_back(req.get());
+  }
+
+  // 2. Waiting requests, unless this step had to preempt.
+  while (out.num_preempted == 0 && budget > 0 && !waiting_.empty() &&
+         static_cast<int64_t>(running_.size()) < config_.max_num_seqs) {
+    std::shared_ptr<Request> req = waiting_.front();
+    if (req->num_computed_tokens == 0 && !kv_->has_request(req->id)) {
+      // Prefix lookup over the whole known sequence (prompt, plus output
+      // already generated before a preemption).
+      const int64_t hit = kv_->lookup_prefix(req->id, req->tokens, req->cache_salt);
+      req->num_computed_tokens = hit;
+      if (req->num_preemptions == 0) req->num_cached_tokens = hit;
+    }
+    int64_t num_new = req->num_tokens() - req->num_computed_tokens;
+    if (num_new > budget) {
+      if (!config_.chunked_prefill) break;
+      num_new = budget;
+    }
+    if (!kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
+      // Not now: give back the prefix references; retry next step.
+      kv_->free(req->id);
+      req->num_computed_tokens = 0;
+      break;
+    }
+    waiting_.pop_front();
+    req->state = RequestState::kRunning;
+    if (req->times.first_scheduled == Clock::time_point{}) req->times.first_scheduled = Clock::now();
+    running_.push_back(req);
+    const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
+    out.seqs.push_back({req.get(), num_new, sample});
+    out.num_tokens += num_new;
+    budget -= num_new;
+  }
+  return out;
+}
+
+void Scheduler::on_step_done(const SchedulerOutput& out) {
+  for (const ScheduledSeq& s : out.seqs) {
+    Request* r = s.request;
+    r->num_computed_tokens += s.num_new_tokens;
+    kv_->cache_full_pages(r->id, r->tokens, r->num_computed_tokens);
+  }
+}
+
+void Scheduler::finish(Request* request, FinishReason reason) {
+  kv_->free(request->id);
+  request->state = RequestState::kFinished;
+  request->finish = reason;
+  auto same = [&](const std::shared_ptr<Request>& r) { return r.get() == request; };
+  running_.erase(std::remove_if(running_.begin(), running_.end(), same), running_.end());
+  waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), same), waiting_.end());
+}
+
+}  // namespace pagoda

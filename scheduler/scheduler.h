@@ -1,0 +1,94 @@
+// Scheduler: decides, each step, which requests run and how many tokens each
+// computes, under one budget (vLLM v1 style: no separate prefill and decode
+// phases; each request's num_computed_tokens catches up to its token count).
+//
+// Order within a step: running requests first (one decode token, or the next
+// prefill chunk), then waiting ones (prefix-cache lookup, page allocation,
+// a partial chunk when the budget runs out). When pages run out, the victim
+// is the lowest-priority, then latest-arriving running request: its pages are
+// freed and it goes back to the front of the waiting queue to be recomputed.
+//
+// Owns the waiting and running lists (shared_ptrs to Requests); talks to KV
+// memory only through the KvCacheManager it borrows. Not thread-safe: the
+// engine thread alone calls it (validate() is const and may be called from
+// any thread).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kvpool/kv_cache_manager.h"
+#include "scheduler/request.h"
+
+namespace pagoda {
+
+struct SchedulerConfig {
+  int64_t max_num_seqs = 64;             // sequences per step
+  int64_t max_num_batched_tokens = 2048; // tokens per step
+  bool chunked_prefill = true;           // split prompts over steps
+  bool priority_policy = false;          // false: fcfs
+  int64_t max_model_len = 2048;          // prompt + output tokens per request
+};
+
+// One request's part of a step.
+struct ScheduledSeq {
+  Request* request = nullptr;
+  int64_t num_new_tokens = 0;  // tokens computed this step, from num_computed_tokens
+  bool sample = false;         // this step computes its last known token: sample the next
+};
+
+struct SchedulerOutput {
+  std::vector<ScheduledSeq> seqs;
+  int64_t num_tokens = 0;
+  int num_preempted = 0;
+  bool empty() const { return seqs.empty(); }
+};
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& config, KvCacheManager* kv);
+
+  // Checks that a request could ever run: prompt not empty, prompt plus
+  // max_tokens within max_model_len, a prompt that fits one step when chunked
+  // prefill is off, and a whole sequence that fits the KV pool. The message
+  // gives the numbers. Thread-safe.
+  Status validate(const Request& request) const;
+
+  // Queues a request (the caller checked validate() and the queue bound).
+  void add(std::shared_ptr<Request> request);
+
+  // Plans one step. Allocates pages for every scheduled token; may preempt.
+  SchedulerOutput schedule();
+
+  // After the step ran: advances num_computed_tokens of every scheduled
+  // request and registers its newly full pages in the prefix cache.
+  void on_step_done(const SchedulerOutput& out);
+
+  // Ends a request (waiting or running): frees its pages and drops it.
+  void finish(Request* request, FinishReason reason);
+
+  const std::deque<std::shared_ptr<Request>>& waiting() const { return waiting_; }
+  const std::vector<std::shared_ptr<Request>>& running() const { return running_; }
+  int64_t num_unfinished() const { return static_cast<int64_t>(waiting_.size() + running_.size()); }
+  int64_t total_preemptions() const { return total_preemptions_; }
+  const SchedulerConfig& config() const { return config_; }
+
+ private:
+  // True if a should be preempted before b (lower priority, later arrival).
+  bool worse(const Request& a, const Request& b) const;
+  void preempt(const std::shared_ptr<Request>& victim);
+  // Inserts by policy: fcfs keeps arrival order; priority keeps (priority, arrival).
+  void enqueue(std::shared_ptr<Request> request, bool front);
+
+  SchedulerConfig config_;
+  KvCacheManager* kv_;
+  std::deque<std::shared_ptr<Request>> waiting_;
+  std::vector<std::shared_ptr<Request>> running_;
+  int64_t total_preemptions_ = 0;
+};
+
+}  // namespace pagoda
