@@ -181,19 +181,32 @@ int32_t Sampler::draw(const SamplingParams& params, RequestRng& rng) {
     // 1 - top_p of the mass, so the nucleus never reaches them.
     floor = static_cast<float>((1.0 - params.top_p) * total / static_cast<double>(n));
   }
-  cand_.clear();
-  for (size_t i = 0; i < n; ++i) {
-    if (weight_[i] >= floor && weight_[i] > 0.0f) {
-      cand_.push_back({weight_[i], static_cast<int32_t>(i)});
-    }
-  }
   // Deterministic order: heavier first, lower id on ties.
   auto desc = [](const Candidate& a, const Candidate& b) {
     return a.weight > b.weight || (a.weight == b.weight && a.id < b.id);
   };
-  if (use_k && static_cast<size_t>(params.top_k) < cand_.size()) {
-    std::nth_element(cand_.begin(), cand_.begin() + params.top_k, cand_.end(), desc);
-    cand_.resize(static_cast<size_t>(params.top_k));
+  cand_.clear();
+  if (use_k) {
+    // The k heaviest in one pass: a heap of size k whose top is the
+    // lightest kept (O(n log k), and the branch is rarely taken).
+    const auto k = static_cast<size_t>(params.top_k);
+    for (size_t i = 0; i < n; ++i) {
+      const float w = weight_[i];
+      if (!(w >= floor && w > 0.0f)) continue;
+      const Candidate c{w, static_cast<int32_t>(i)};
+      if (cand_.size() < k) {
+        cand_.push_back(c);
+        std::push_heap(cand_.begin(), cand_.end(), desc);
+      } else if (desc(c, cand_.front())) {
+        std::pop_heap(cand_.begin(), cand_.end(), desc);
+        cand_.back() = c;
+        std::push_heap(cand_.begin(), cand_.end(), desc);
+      }
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      if (weight_[i] >= floor && weight_[i] > 0.0f) cand_.push_back({weight_[i], static_cast<int32_t>(i)});
+    }
   }
   auto mass = [this](size_t from, size_t to) {
     double z = 0.0;

@@ -1,12 +1,11 @@
 #include "engine/tokenizer_llama2c.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
-#include <queue>
-#include <sstream>
 
 #include "engine/tokenizer_utf8.h"
 
@@ -58,6 +57,9 @@ Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::parse(std::string_vi
     return fail("truncated: " + std::to_string(bytes.size()) +
                 " bytes, too short for the int32 max_token_length header");
   }
+  if (bytes.size() > (size_t{1} << 31)) {
+    return fail("absurd size " + std::to_string(bytes.size()) + " bytes (a vocabulary is at most a few MB)");
+  }
   std::unique_ptr<Llama2cTokenizer> tok(new Llama2cTokenizer());
   tok->max_token_length_ = read_le<int32_t>(bytes.data());
   if (tok->max_token_length_ <= 0 || tok->max_token_length_ > kMaxPieceBytes) {
@@ -95,10 +97,8 @@ Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::parse(std::string_vi
 }
 
 void Llama2cTokenizer::build_tables() {
-  // pieces_ is final: the map's string_views point into its strings.
   byte_to_id_.fill(-1);
   decoded_.resize(pieces_.size());
-  piece_to_id_.reserve(pieces_.size());
   for (size_t i = 0; i < pieces_.size(); ++i) {
     const auto id = static_cast<int32_t>(i);
     if (id == kUnk || id == kBos || id == kEos) continue;  // decode to ""
@@ -109,14 +109,23 @@ void Llama2cTokenizer::build_tables() {
       continue;
     }
     decoded_[i] = pieces_[i];
-    if (!pieces_[i].empty()) piece_to_id_.emplace(pieces_[i], id);  // keeps the lowest id
+    if (!pieces_[i].empty()) piece_to_id_.insert(pieces_[i], id);  // keeps the lowest id
   }
-  eos_ids_ = {kEos, kBos};  // llama2.c also stops when the model emits BOS
+  eos_ids_ = {kEos, kBos};
+  // Encoding may run word by word if no mergeable piece holds a non-space
+  // byte followed by a space: then no merge can cross such a boundary.
+  split_before_space_ = true;
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    const std::string& piece = pieces_[i];
+    if (piece_to_id_.find(piece) != static_cast<int32_t>(i)) continue;  // not mergeable
+    for (size_t k = 1; k < piece.size(); ++k) {
+      if (piece[k] == ' ' && piece[k - 1] != ' ') split_before_space_ = false;
+    }
+  }  // llama2.c also stops when the model emits BOS
 }
 
 int32_t Llama2cTokenizer::lookup(std::string_view s) const {
-  auto it = piece_to_id_.find(s);
-  return it == piece_to_id_.end() ? -1 : it->second;
+  return piece_to_id_.find(s);
 }
 
 std::string_view Llama2cTokenizer::decode_piece(int32_t id) const {
@@ -127,60 +136,64 @@ std::string_view Llama2cTokenizer::token_text(int32_t id) const {
   return is_valid_id(id) ? std::string_view(pieces_[static_cast<size_t>(id)]) : std::string_view();
 }
 
-std::vector<int32_t> Llama2cTokenizer::encode(std::string_view text, bool add_bos) const {
-  std::vector<int32_t> out;
-  if (add_bos) out.push_back(kBos);
-  if (text.empty()) return out;  // no dummy prefix for empty text (as SentencePiece)
+namespace {
 
-  std::string norm;
-  norm.reserve(text.size() + 1);
-  norm.push_back(' ');  // the dummy prefix
-  norm.append(text);
-  const std::string_view s(norm);
+// One UTF-8 character (or invalid byte) of a segment; symbols form a doubly
+// linked list, and a merge grows the left one and kills the right (len 0).
+constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+struct Symbol {
+  uint32_t start, len, prev, next;
+  int32_t id;  // vocabulary id, or -1 (falls back to bytes)
+  bool raw;    // an invalid UTF-8 byte: never merged
+};
+// A candidate merge of symbols `left` and `right` as they were when queued;
+// stale once either has changed length.
+struct Pair {
+  float score;
+  uint32_t left, right, left_len, right_len;
+  int32_t id;
+};
+// Heap order: highest score on top; on ties the leftmost pair (SentencePiece).
+bool lower_priority(const Pair& a, const Pair& b) {
+  return a.score < b.score || (a.score == b.score && a.left > b.left);
+}
 
-  // Symbols form a doubly linked list over `s`; a merge grows the left one
-  // and kills the right one (len = 0).
-  constexpr size_t kNone = std::numeric_limits<size_t>::max();
-  struct Symbol {
-    size_t start, len, prev, next;
-    int32_t id;  // vocabulary id, or -1 (falls back to bytes)
-    bool raw;    // an invalid UTF-8 byte: never merged
-  };
+}  // namespace
+
+// Scratch space for one encode() call, reused across its segments.
+struct Llama2cTokenizer::Scratch {
   std::vector<Symbol> sym;
-  sym.reserve(s.size());
+  std::vector<Pair> heap;
+};
+
+void Llama2cTokenizer::encode_segment(std::string_view s, Scratch& sc, std::vector<int32_t>& out) const {
+  auto& sym = sc.sym;
+  auto& heap = sc.heap;
+  sym.clear();
+  heap.clear();
   for (size_t i = 0; i < s.size();) {
-    const Utf8Scan sc = utf8_scan(s.substr(i));
-    const bool valid = sc.kind == Utf8Kind::kValid;
-    const size_t len = valid ? sc.length : 1;
-    const size_t n = sym.size();
-    sym.push_back({i, len, n == 0 ? kNone : n - 1, kNone, valid ? lookup(s.substr(i, len)) : -1,
-                   !valid});
+    const Utf8Scan u = utf8_scan(s.substr(i));
+    const bool valid = u.kind == Utf8Kind::kValid;
+    const size_t len = valid ? u.length : 1;
+    const auto n = static_cast<uint32_t>(sym.size());
+    sym.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(len), n == 0 ? kNone : n - 1, kNone,
+                   valid ? lookup(s.substr(i, len)) : -1, !valid});
     if (n > 0) sym[n - 1].next = n;
     i += len;
   }
-
-  // A candidate merge of symbols `left` and `right` as they were when it was
-  // queued; stale once either has changed length.
-  struct Pair {
-    float score;
-    size_t left, right, left_len, right_len;
-    int32_t id;
-  };
-  // Highest score first; on ties the leftmost pair (SentencePiece's order).
-  auto lower = [](const Pair& a, const Pair& b) {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  };
-  std::priority_queue<Pair, std::vector<Pair>, decltype(lower)> queue(lower);
-  auto try_push = [&](size_t l, size_t r) {
+  auto try_push = [&](uint32_t l, uint32_t r) {
     if (l == kNone || r == kNone || sym[l].raw || sym[r].raw) return;
     const int32_t id = lookup(s.substr(sym[l].start, sym[l].len + sym[r].len));
-    if (id >= 0) queue.push({scores_[static_cast<size_t>(id)], l, r, sym[l].len, sym[r].len, id});
+    if (id < 0) return;
+    heap.push_back({scores_[static_cast<size_t>(id)], l, r, sym[l].len, sym[r].len, id});
+    std::push_heap(heap.begin(), heap.end(), lower_priority);
   };
-  for (size_t i = 0; i + 1 < sym.size(); ++i) try_push(i, i + 1);
+  for (uint32_t i = 0; i + 1 < sym.size(); ++i) try_push(i, i + 1);
 
-  while (!queue.empty()) {
-    const Pair p = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), lower_priority);
+    const Pair p = heap.back();
+    heap.pop_back();
     Symbol& l = sym[p.left];
     Symbol& r = sym[p.right];
     if (l.len != p.left_len || r.len != p.right_len) continue;  // stale
@@ -193,16 +206,43 @@ std::vector<int32_t> Llama2cTokenizer::encode(std::string_view text, bool add_bo
     try_push(p.left, l.next);
   }
 
-  out.reserve(out.size() + sym.size());
-  for (size_t i = 0; i != kNone; i = sym[i].next) {
+  for (uint32_t i = 0; i != kNone; i = sym[i].next) {
     if (sym[i].id >= 0) {
       out.push_back(sym[i].id);
       continue;
     }
-    for (size_t k = 0; k < sym[i].len; ++k) {
+    for (uint32_t k = 0; k < sym[i].len; ++k) {
       const int32_t b = byte_to_id_[static_cast<uint8_t>(s[sym[i].start + k])];
       out.push_back(b >= 0 ? b : kUnk);
     }
+  }
+}
+
+std::vector<int32_t> Llama2cTokenizer::encode(std::string_view text, bool add_bos) const {
+  std::vector<int32_t> out;
+  if (add_bos) out.push_back(kBos);
+  if (text.empty()) return out;  // no dummy prefix for empty text (as SentencePiece)
+
+  std::string norm;
+  norm.reserve(text.size() + 1);
+  norm.push_back(' ');  // the dummy prefix
+  norm.append(text);
+  const std::string_view s(norm);
+  out.reserve(out.size() + s.size() / 3 + 8);
+
+  // Segments end before a space that follows a non-space byte (when no
+  // piece spans such a boundary, see build_tables), and are at most
+  // kMaxSegment bytes (32-bit offsets; a longer run of one word is cut).
+  constexpr size_t kMaxSegment = size_t{1} << 30;
+  Scratch scratch;
+  size_t begin = 0;
+  for (size_t i = 1; i <= s.size(); ++i) {
+    const bool end = i == s.size() ||
+                     (split_before_space_ && s[i] == ' ' && s[i - 1] != ' ') ||
+                     i - begin >= kMaxSegment;
+    if (!end) continue;
+    encode_segment(s.substr(begin, i - begin), scratch, out);
+    begin = i;
   }
   return out;
 }

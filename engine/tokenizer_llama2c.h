@@ -8,19 +8,21 @@
 // pair whose concatenation is the highest-scoring vocabulary piece (leftmost
 // on ties), like SentencePiece's BPE; characters left without a piece become
 // their bytes' <0xXX> tokens. The merge loop runs on a linked list with a
-// priority queue, O(n log n) in the text length.
+// binary heap, O(n log n); when the vocabulary allows (no piece holds a
+// non-space byte followed by a space, true for Llama 2's) it runs word by
+// word, which gives identical ids with small heaps.
 //
 // Owns the vocabulary; immutable after load, so thread-safe for all const
-// use. Not copyable or movable (the lookup table points into its strings).
+// use. Not copyable.
 #pragma once
 
 #include <array>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/tokenizer.h"
+#include "engine/tokenizer_piece_table.h"
 
 namespace pagoda {
 
@@ -53,8 +55,11 @@ class Llama2cTokenizer final : public Tokenizer {
   static constexpr int32_t kEos = 2;
 
  private:
+  struct Scratch;
   Llama2cTokenizer() = default;
   void build_tables();
+  // BPE over one segment `s`, appending its ids to `out`.
+  void encode_segment(std::string_view s, Scratch& scratch, std::vector<int32_t>& out) const;
   // Id of a normal (mergeable) piece spelled `s`, or -1.
   int32_t lookup(std::string_view s) const;
 
@@ -63,9 +68,10 @@ class Llama2cTokenizer final : public Tokenizer {
   std::vector<std::string> decoded_;  // output bytes per id
   std::vector<float> scores_;
   // Normal pieces only (no control or byte tokens), lowest id on duplicates.
-  std::unordered_map<std::string_view, int32_t> piece_to_id_;
+  PieceTable piece_to_id_;
   std::array<int32_t, 256> byte_to_id_{};  // -1 when the vocab lacks <0xXX>
   std::vector<int32_t> eos_ids_;
+  bool split_before_space_ = false;  // see encode()
 };
 
 }  // namespace pagoda

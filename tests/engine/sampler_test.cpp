@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "engine/sampler_math.h"
 
 using namespace pagoda;
 
@@ -350,4 +351,39 @@ TEST_CASE("validate names the field and the allowed values", "[sampler]") {
   ok.top_k = -1;
   ok.temperature = 0;
   CHECK(ok.validate(100).is_ok());
+}
+
+TEST_CASE("sampler_math kernels match plain loops", "[sampler]") {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{5000}, size_t{32000}}) {
+    INFO("n = " << n);
+    auto x = random_logits(n, static_cast<uint32_t>(n), 20.0f);
+    if (n > 3) {
+      x[1] = -kInf;
+      x[2] = std::nanf("");
+      x[3] = -1000.0f;
+    }
+    float ref_max = -kInf;
+    for (float v : x) if (v > ref_max) ref_max = v;
+    const float m = sampler_math::max_value(x.data(), n);
+    CHECK(m == ref_max);
+    if (n == 0) continue;
+    std::vector<float> out(n, -1.0f);
+    const double total = sampler_math::exp_minus(x.data(), m, out.data(), n);
+    double ref_total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double d = x[i] - m;  // the float difference, as the kernel computes it
+      const double ref = (std::isnan(x[i]) || d < -87.0) ? 0.0 : std::exp(d);
+      ref_total += ref;
+      if (ref == 0.0) {
+        CHECK(out[i] == 0.0f);
+      } else {
+        INFO("x " << x[i] << " m " << m << " out " << out[i] << " ref " << ref);
+        CHECK(std::abs(out[i] - ref) <= 5e-7 * ref + 1e-30);  // abs: near FLT_MIN
+      }
+    }
+    CHECK(total == Approx(ref_total).epsilon(1e-6));
+    double ref_sum = 0;
+    for (float v : out) ref_sum += v;
+    CHECK(sampler_math::sum(out.data(), n) == Approx(ref_sum).epsilon(1e-6));
+  }
 }

@@ -18,6 +18,7 @@
 #include "engine/detokenizer.h"
 #include "engine/tokenizer.h"
 #include "engine/tokenizer_llama2c.h"
+#include "engine/tokenizer_piece_table.h"
 #include "engine/tokenizer_utf8.h"
 
 using namespace pagoda;
@@ -192,6 +193,30 @@ TEST_CASE("utf8_scan classifies valid, incomplete and invalid bytes", "[tokenize
   CHECK_FALSE(utf8_is_valid("h\xFFllo"));
 }
 
+TEST_CASE("PieceTable agrees with std::unordered_map", "[tokenizer]") {
+  PieceTable table;
+  std::unordered_map<std::string, int32_t> ref;
+  std::mt19937 gen(3);
+  auto random_key = [&gen] {
+    std::string k(gen() % 20, '\0');
+    for (char& c : k) c = static_cast<char>("ab \xE4\x80"[gen() % 5]);
+    return k;
+  };
+  for (int32_t id = 0; id < 5000; ++id) {
+    const std::string k = random_key();
+    table.insert(k, id);
+    ref.emplace(k, id);  // first wins in both
+  }
+  CHECK(table.size() == ref.size());
+  for (int i = 0; i < 20000; ++i) {
+    const std::string k = random_key();
+    auto it = ref.find(k);
+    CHECK(table.find(k) == (it == ref.end() ? -1 : it->second));
+  }
+  for (const auto& [k, id] : ref) CHECK(table.find(k) == id);
+  CHECK(PieceTable().find("x") == -1);
+}
+
 TEST_CASE("Llama2cTokenizer loads both vocabularies", "[tokenizer]") {
   const auto& big = llama_tok();
   CHECK(big.vocab_size() == 32000);
@@ -327,6 +352,48 @@ TEST_CASE("tok512 encoding matches the plain reference", "[tokenizer]") {
     CHECK(ours == reference_encode(tok, s));
     CHECK(tok.decode(ours) == s);
   }
+}
+
+TEST_CASE("a synthetic vocabulary with merges across spaces matches the reference", "[tokenizer]") {
+  // "a b" holds a non-space byte before a space, so encode() cannot split
+  // into words here; equal scores exercise the leftmost tie rule.
+  std::string file;
+  auto add = [&file](const std::string& piece, float score) {
+    const auto len = static_cast<int32_t>(piece.size());
+    file.append(reinterpret_cast<const char*>(&score), 4);
+    file.append(reinterpret_cast<const char*>(&len), 4);
+    file += piece;
+  };
+  const int32_t max_len = 8;
+  file.append(reinterpret_cast<const char*>(&max_len), 4);
+  add("<unk>", 0);
+  add("\n<s>\n", 0);
+  add("\n</s>\n", 0);
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    add(buf, 0);
+  }
+  const std::vector<std::pair<std::string, float>> pieces = {
+      {"a", -1}, {"b", -1}, {" ", -1}, {" a", -2}, {"a b", -3}, {"ab", -3}, {"ba", -3},
+      {"  ", -5}, {" ab", -4}, {"a ba", -2}, {"bb", -3}, {"a ", -4}, {"é", -1}, {"éa", -3}};
+  for (const auto& [p, sc] : pieces) add(p, sc);
+  auto tok = Llama2cTokenizer::parse(file, "synthetic");
+  REQUIRE(tok.is_ok());
+  const std::vector<std::string> alphabet = {"a", "b", " ", "é", "c", "\xFF"};
+  std::mt19937 gen(5);
+  for (int iter = 0; iter < 500; ++iter) {
+    std::string s;
+    const int len = static_cast<int>(gen() % 16);
+    for (int i = 0; i < len; ++i) s += alphabet[gen() % alphabet.size()];
+    INFO("text: \"" << s << "\"");
+    const auto ids = (*tok)->encode(s, true);
+    CHECK(ids == reference_encode(**tok, s));
+    CHECK((*tok)->decode(ids) == s);
+  }
+  // By hand: " ca b" -> ' ' 'c' 'a' ' ' 'b' -> merge "a " (-4) -> merge
+  // "a b" (-3) -> ' ', 'c' (no piece: byte fallback), "a b".
+  CHECK((*tok)->encode("ca b", false) == std::vector<int32_t>{259 + 2, 3 + 'c', 259 + 4});
 }
 
 TEST_CASE("invalid UTF-8 is encoded by byte fallback and round-trips", "[tokenizer]") {
