@@ -68,7 +68,7 @@ int ref_nibble(uint8_t byte, bool high) {
 
 }  // namespace
 
-TEST_CASE("kv dtype names parse and print", "[kvpool][codec]") {
+TEST_CASE("kvpool: kv dtype names parse and print", "[kvpool][codec]") {
   for (KvDtype d : kAllDtypes) {
     auto parsed = parse_kv_dtype(kv_dtype_name(d));
     REQUIRE(parsed.is_ok());
@@ -79,7 +79,7 @@ TEST_CASE("kv dtype names parse and print", "[kvpool][codec]") {
   REQUIRE(bad.status().message().find("f32, bf16, f16, int8, int4") != std::string::npos);
 }
 
-TEST_CASE("kv_row_bytes follows each format", "[kvpool][codec]") {
+TEST_CASE("kvpool: kv_row_bytes follows each format", "[kvpool][codec]") {
   REQUIRE(kv_row_bytes(KvDtype::kF32, 128) == 512);
   REQUIRE(kv_row_bytes(KvDtype::kBF16, 128) == 256);
   REQUIRE(kv_row_bytes(KvDtype::kF16, 128) == 256);
@@ -88,7 +88,7 @@ TEST_CASE("kv_row_bytes follows each format", "[kvpool][codec]") {
   REQUIRE(kv_row_bytes(KvDtype::kInt4, 7) == 4);
 }
 
-TEST_CASE("f32 rows round-trip exactly", "[kvpool][codec]") {
+TEST_CASE("kvpool: f32 rows round-trip exactly", "[kvpool][codec]") {
   std::mt19937 rng(1);
   for (int n : kLengths) {
     auto x = random_row(rng, n, 1e6f);
@@ -100,7 +100,7 @@ TEST_CASE("f32 rows round-trip exactly", "[kvpool][codec]") {
   }
 }
 
-TEST_CASE("f16 rows: nearest half, relative error <= 2^-11, decode matches the bit layout", "[kvpool][codec]") {
+TEST_CASE("kvpool: f16 rows: nearest half, relative error <= 2^-11, decode matches the bit layout", "[kvpool][codec]") {
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> mag(-14.0f, 15.0f);
   for (int n : kLengths) {
@@ -119,7 +119,7 @@ TEST_CASE("f16 rows: nearest half, relative error <= 2^-11, decode matches the b
   }
 }
 
-TEST_CASE("f16 scalar fallback agrees with F16C on random bit patterns", "[kvpool][codec]") {
+TEST_CASE("kvpool: f16 scalar fallback agrees with F16C on random bit patterns", "[kvpool][codec]") {
   namespace d = kv_codec_detail;
   std::mt19937 rng(3);
   for (int i = 0; i < 200000; ++i) {
@@ -142,7 +142,7 @@ TEST_CASE("f16 scalar fallback agrees with F16C on random bit patterns", "[kvpoo
   }
 }
 
-TEST_CASE("bf16 rows: nearest bf16, relative error <= 2^-8, ties to even", "[kvpool][codec]") {
+TEST_CASE("kvpool: bf16 rows: nearest bf16, relative error <= 2^-8, ties to even", "[kvpool][codec]") {
   std::mt19937 rng(4);
   for (int n : kLengths) {
     auto x = random_row(rng, n, 1000.0f);
@@ -164,7 +164,7 @@ TEST_CASE("bf16 rows: nearest bf16, relative error <= 2^-8, ties to even", "[kvp
   REQUIRE(kv_codec_detail::f32_to_bf16_bits(1.0f) == 0x3f80);
 }
 
-TEST_CASE("int8 rows: symmetric per-row scale, error <= half a step", "[kvpool][codec]") {
+TEST_CASE("kvpool: int8 rows: symmetric per-row scale, error <= half a step", "[kvpool][codec]") {
   std::mt19937 rng(5);
   for (int n : kLengths) {
     for (float range : {1e-3f, 1.0f, 300.0f}) {
@@ -192,7 +192,7 @@ TEST_CASE("int8 rows: symmetric per-row scale, error <= half a step", "[kvpool][
   }
 }
 
-TEST_CASE("int4 rows: nibble layout, symmetric scale, error <= half a step, odd n", "[kvpool][codec]") {
+TEST_CASE("kvpool: int4 rows: nibble layout, symmetric scale, error <= half a step, odd n", "[kvpool][codec]") {
   std::mt19937 rng(6);
   for (int n : kLengths) {
     for (float range : {1e-3f, 1.0f, 300.0f}) {
@@ -228,7 +228,7 @@ TEST_CASE("int4 rows: nibble layout, symmetric scale, error <= half a step, odd 
   REQUIRE(buf[3] == 0xF);  // -1 in the low nibble, high nibble 0
 }
 
-TEST_CASE("zero rows encode to zero codes and zero scale, decode to zeros", "[kvpool][codec]") {
+TEST_CASE("kvpool: zero rows encode to zero codes and zero scale, decode to zeros", "[kvpool][codec]") {
   for (KvDtype d : kAllDtypes) {
     for (int n : kLengths) {
       std::vector<float> x(static_cast<size_t>(n), 0.0f), y(static_cast<size_t>(n), 9.0f);

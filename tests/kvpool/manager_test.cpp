@@ -53,7 +53,7 @@ std::vector<int32_t> head(const std::vector<int32_t>& t, size_t n) { return {t.b
 uint64_t constant_hash(uint64_t, std::span<const int32_t>, std::string_view) { return 42; }
 }  // namespace
 
-TEST_CASE("create rejects bad configs naming the field", "[kvpool][manager]") {
+TEST_CASE("kvpool: create rejects bad configs naming the field", "[kvpool][manager]") {
   KvCacheConfig c;
   c.num_pages = 1;
   auto r = KvCacheManager::create(c);
@@ -64,7 +64,7 @@ TEST_CASE("create rejects bad configs naming the field", "[kvpool][manager]") {
   REQUIRE(KvCacheManager::create(c).status().message().find("kv.page_size") != std::string::npos);
 }
 
-TEST_CASE("two requests with a common 3-page prefix share the same 3 pages", "[kvpool][manager]") {
+TEST_CASE("kvpool: two requests with a common 3-page prefix share the same 3 pages", "[kvpool][manager]") {
   auto m = make(4, 32);
   const auto common = seq(100, 12);
   const auto a = cat(common, {1, 2, 3});
@@ -98,7 +98,7 @@ TEST_CASE("two requests with a common 3-page prefix share the same 3 pages", "[k
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("a hit is capped so the last prompt token is computed", "[kvpool][manager]") {
+TEST_CASE("kvpool: a hit is capped so the last prompt token is computed", "[kvpool][manager]") {
   auto m = make(4, 32);
   const auto p = seq(0, 12);  // exactly three full pages
   prefill(*m, 1, cat(p, {99}));
@@ -111,7 +111,7 @@ TEST_CASE("a hit is capped so the last prompt token is computed", "[kvpool][mana
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("under pressure the least recently used chain is evicted first, tail first", "[kvpool][manager]") {
+TEST_CASE("kvpool: under pressure the least recently used chain is evicted first, tail first", "[kvpool][manager]") {
   auto m = make(4, 9);  // 8 usable pages
   const auto x = seq(100, 12), y = seq(200, 12);
   prefill(*m, 1, x);  // 3 full pages, cached
@@ -142,7 +142,7 @@ TEST_CASE("under pressure the least recently used chain is evicted first, tail f
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("cache_salt separates tenants", "[kvpool][manager]") {
+TEST_CASE("kvpool: cache_salt separates tenants", "[kvpool][manager]") {
   auto m = make(4, 32);
   const auto p = seq(0, 17);
   prefill(*m, 1, p, "tenant-a");
@@ -152,7 +152,7 @@ TEST_CASE("cache_salt separates tenants", "[kvpool][manager]") {
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("cache_salt separates tenants even when hashes collide", "[kvpool][manager]") {
+TEST_CASE("kvpool: cache_salt separates tenants even when hashes collide", "[kvpool][manager]") {
   auto m = make(4, 32, &constant_hash);
   const auto p = seq(0, 17);
   prefill(*m, 1, p, "tenant-a");
@@ -160,7 +160,7 @@ TEST_CASE("cache_salt separates tenants even when hashes collide", "[kvpool][man
   REQUIRE(m->lookup_prefix(3, p, "tenant-a") == 16);
 }
 
-TEST_CASE("hash collisions never serve wrong pages", "[kvpool][manager]") {
+TEST_CASE("kvpool: hash collisions never serve wrong pages", "[kvpool][manager]") {
   SECTION("every page hashes alike") {
     auto m = make(4, 64, &constant_hash);
     const auto a = seq(0, 13), b = seq(50, 13);
@@ -180,7 +180,7 @@ TEST_CASE("hash collisions never serve wrong pages", "[kvpool][manager]") {
   }
 }
 
-TEST_CASE("BlockPool: a parent reused for other content no longer vouches for its child", "[kvpool][pool]") {
+TEST_CASE("kvpool: BlockPool: a parent reused for other content no longer vouches for its child", "[kvpool][pool]") {
   BlockPool pool(4, 2);
   const int32_t p = pool.allocate(), q = pool.allocate(), e = pool.allocate();
   const std::vector<int32_t> tp = {1, 2}, tq = {3, 4}, tr = {5, 6};
@@ -207,7 +207,7 @@ TEST_CASE("BlockPool: a parent reused for other content no longer vouches for it
   REQUIRE(pool.errors() == 2);
 }
 
-TEST_CASE("duplicate computation of a cached prefix keeps one indexed copy", "[kvpool][manager]") {
+TEST_CASE("kvpool: duplicate computation of a cached prefix keeps one indexed copy", "[kvpool][manager]") {
   auto m = make(4, 64);
   const auto common = seq(0, 12);
   const auto a = cat(common, {7});
@@ -231,7 +231,7 @@ TEST_CASE("duplicate computation of a cached prefix keeps one indexed copy", "[k
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("allocate_slots is all or nothing", "[kvpool][manager]") {
+TEST_CASE("kvpool: allocate_slots is all or nothing", "[kvpool][manager]") {
   auto m = make(4, 5);  // 4 usable pages
   REQUIRE(m->allocate_slots(1, 8));
   REQUIRE_FALSE(m->allocate_slots(2, 12));  // needs 3, 2 free
@@ -245,7 +245,7 @@ TEST_CASE("allocate_slots is all or nothing", "[kvpool][manager]") {
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("statistics count preemptions, evictions and usage", "[kvpool][manager]") {
+TEST_CASE("kvpool: statistics count preemptions, evictions and usage", "[kvpool][manager]") {
   auto m = make(4, 11);  // 10 usable
   REQUIRE(m->allocate_slots(1, 20));
   REQUIRE(m->allocate_slots(2, 6));
@@ -265,7 +265,7 @@ TEST_CASE("statistics count preemptions, evictions and usage", "[kvpool][manager
   REQUIRE(m->check_invariants().is_ok());
 }
 
-TEST_CASE("sliding window: a long decode holds at most ceil(W/page_size)+1 pages", "[kvpool][window]") {
+TEST_CASE("kvpool: sliding window: a long decode holds at most ceil(W/page_size)+1 pages", "[kvpool][window]") {
   for (auto [window, ps] : {std::pair<int64_t, int>{64, 16}, {50, 16}, {7, 4}, {16, 16}}) {
     auto m = make(ps, 1 + 200, &default_page_hash, window);
     const int64_t max_pages = (window + ps - 1) / ps + 1;
@@ -293,7 +293,7 @@ TEST_CASE("sliding window: a long decode holds at most ceil(W/page_size)+1 pages
   }
 }
 
-TEST_CASE("fragmentation: partly filled last pages stay under 4% at page_size 16", "[kvpool][fragmentation]") {
+TEST_CASE("kvpool: fragmentation: partly filled last pages stay under 4% at page_size 16", "[kvpool][fragmentation]") {
   std::mt19937 rng(12345);
   std::uniform_int_distribution<int64_t> len(128, 2048);
   auto m = make(16, 1 + 40000);

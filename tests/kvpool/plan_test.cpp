@@ -19,7 +19,7 @@ KvPlan plan(int kv_heads, KvDtype dtype, KvBudget budget = {.tokens = 4000}) {
 
 }  // namespace
 
-TEST_CASE("kv plan reproduces the textbook fp16 figures", "[kvpool][plan]") {
+TEST_CASE("kvpool: kv plan reproduces the textbook fp16 figures", "[kvpool][plan]") {
   REQUIRE(plan(32, KvDtype::kF16).kv_bytes_for_tokens == 65'536'000);
   REQUIRE(plan(8, KvDtype::kF16).kv_bytes_for_tokens == 16'384'000);
   REQUIRE(plan(16, KvDtype::kF16).kv_bytes_for_tokens == 32'768'000);
@@ -27,7 +27,7 @@ TEST_CASE("kv plan reproduces the textbook fp16 figures", "[kvpool][plan]") {
   REQUIRE(plan(32, KvDtype::kF16).kv_scale_bytes_for_tokens == 0);
 }
 
-TEST_CASE("kv plan: int8 halves fp16, int4 quarters it, scales reported apart", "[kvpool][plan]") {
+TEST_CASE("kvpool: kv plan: int8 halves fp16, int4 quarters it, scales reported apart", "[kvpool][plan]") {
   for (int heads : {1, 8, 16, 32}) {
     const auto f16 = plan(heads, KvDtype::kF16);
     const auto i8 = plan(heads, KvDtype::kInt8);
@@ -44,7 +44,7 @@ TEST_CASE("kv plan: int8 halves fp16, int4 quarters it, scales reported apart", 
   REQUIRE(plan(32, KvDtype::kInt4).kv_bytes_for_tokens == 16'384'000);
 }
 
-TEST_CASE("kv plan: pages from a memory budget or an explicit count", "[kvpool][plan]") {
+TEST_CASE("kvpool: kv plan: pages from a memory budget or an explicit count", "[kvpool][plan]") {
   // 8 heads x 128 x f16 x (K,V) = 4096 bytes per token per layer; a 16-token page = 65536 bytes.
   const auto by_pages = plan(8, KvDtype::kF16, {.tokens = 0, .memory_gib = 0, .num_pages = 100});
   REQUIRE(by_pages.bytes_per_token_per_layer == 4096);
@@ -69,7 +69,7 @@ TEST_CASE("kv plan: pages from a memory budget or an explicit count", "[kvpool][
   REQUIRE(text.find("\nkv_bytes_for_tokens: 16384000\n") != std::string::npos);
 }
 
-TEST_CASE("kv plan rejects bad shapes and budgets with the field name", "[kvpool][plan]") {
+TEST_CASE("kvpool: kv plan rejects bad shapes and budgets with the field name", "[kvpool][plan]") {
   KvLayout l{.num_layers = 1, .num_kv_heads = 0, .head_dim = 128, .page_size = 16, .dtype = KvDtype::kF16};
   auto p = plan_kv(l, {});
   REQUIRE_FALSE(p.is_ok());

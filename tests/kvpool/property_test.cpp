@@ -331,7 +331,7 @@ class Harness {
 
 }  // namespace
 
-TEST_CASE("random operations keep every kvpool invariant", "[kvpool][property]") {
+TEST_CASE("kvpool: random operations keep every kvpool invariant", "[kvpool][property]") {
   struct Variant {
     const char* name;
     PageHashFn fn;

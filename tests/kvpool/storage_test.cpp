@@ -29,7 +29,7 @@ float bound(KvDtype d, float x, float scale) {
 
 }  // namespace
 
-TEST_CASE("KvLayout sizes follow from the shape and dtype", "[kvpool][storage]") {
+TEST_CASE("kvpool: KvLayout sizes follow from the shape and dtype", "[kvpool][storage]") {
   KvLayout l{.num_layers = 2, .num_kv_heads = 8, .head_dim = 128, .page_size = 16, .dtype = KvDtype::kF16};
   REQUIRE(l.row_bytes() == 256);
   REQUIRE_FALSE(l.has_scales());
@@ -46,7 +46,7 @@ TEST_CASE("KvLayout sizes follow from the shape and dtype", "[kvpool][storage]")
   REQUIRE(l.validate().message().find("head_dim") != std::string::npos);
 }
 
-TEST_CASE("KvStorage rejects bad arguments with a message", "[kvpool][storage]") {
+TEST_CASE("kvpool: KvStorage rejects bad arguments with a message", "[kvpool][storage]") {
   KvLayout l{.num_layers = 1, .num_kv_heads = 1, .head_dim = 8, .page_size = 4, .dtype = KvDtype::kF32};
   REQUIRE_FALSE(KvStorage::create(l, 0).is_ok());
   l.num_kv_heads = -1;
@@ -55,7 +55,7 @@ TEST_CASE("KvStorage rejects bad arguments with a message", "[kvpool][storage]")
   REQUIRE(r.status().message().find("num_kv_heads") != std::string::npos);
 }
 
-TEST_CASE("KvStorage write/read round trip through tiles, every dtype", "[kvpool][storage]") {
+TEST_CASE("kvpool: KvStorage write/read round trip through tiles, every dtype", "[kvpool][storage]") {
   const KvDtype dtypes[] = {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4};
   for (KvDtype d : dtypes) {
     for (int head_dim : {20, 64, 7}) {
@@ -125,7 +125,7 @@ TEST_CASE("KvStorage write/read round trip through tiles, every dtype", "[kvpool
   }
 }
 
-TEST_CASE("a fresh arena is all zeros (the null page reads as zeros)", "[kvpool][storage]") {
+TEST_CASE("kvpool: a fresh arena is all zeros (the null page reads as zeros)", "[kvpool][storage]") {
   const KvLayout l{.num_layers = 1, .num_kv_heads = 2, .head_dim = 16, .page_size = 8, .dtype = KvDtype::kInt8};
   auto s = KvStorage::create(l, 3);
   REQUIRE(s.is_ok());
