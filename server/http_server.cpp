@@ -3,118 +3,137 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 namespace pagoda {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-namespace {
-
-http::response<http::string_body> json_response(unsigned version, bool keep_alive,
-                                                http::status status, const nlohmann::json& body) {
+asio::awaitable<void> write_json(beast::tcp_stream& stream, unsigned version, bool keep_alive, http::status status,
+                                 const std::string& body, int retry_after_s) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::server, "pagoda/" PAGODA_VERSION);
   res.set(http::field::content_type, "application/json");
+  if (retry_after_s > 0) res.set(http::field::retry_after, std::to_string(retry_after_s));
   res.keep_alive(keep_alive);
-  res.body() = body.dump();
+  res.body() = body;
   res.prepare_payload();
-  return res;
+  beast::error_code ec;
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
 }
 
-nlohmann::json error_body(const std::string& message, const std::string& type,
-                          const std::string& code) {
-  return {{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
+namespace {
+
+std::string error_body(const std::string& message, const std::string& code) {
+  return R"({"error":{"message":")" + message + R"(","type":"invalid_request_error","param":null,"code":")" + code +
+         R"("}})";
 }
 
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(const ServerConfig& c)
-      : config(c), io(static_cast<int>(c.server.io_threads)), acceptor(io), signals(io) {}
+  Impl(const ServerConfig& c, HttpHandler* h)
+      : config(c), handler(h), io(static_cast<int>(c.server.io_threads)), acceptor(io), signals(io) {}
 
   ServerConfig config;
+  HttpHandler* handler;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::signal_set signals;
-  std::atomic<bool> stopping{false};
+  std::function<void(int)> on_signal;
+  std::atomic<bool> accepting{true};
+  std::atomic<int64_t> connections{0};
 
-  http::response<http::string_body> route(const http::request<http::string_body>& req) {
-    const unsigned v = req.version();
-    const bool ka = req.keep_alive();
-    std::string target(req.target());
-    if (target == "/health") {
-      if (req.method() != http::verb::get)
-        return json_response(v, ka, http::status::method_not_allowed,
-                             error_body("method not allowed on /health; use GET",
-                                        "invalid_request_error", "method_not_allowed"));
-      if (stopping) return json_response(v, ka, http::status::service_unavailable, {{"status", "draining"}});
-      return json_response(v, ka, http::status::ok, {{"status", "ok"}});
-    }
-    return json_response(v, ka, http::status::not_found,
-                         error_body("no route for " + std::string(req.method_string()) + " " +
-                                        target,
-                                    "invalid_request_error", "not_found"));
+  std::chrono::milliseconds ms(double seconds) const {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
-    const auto header_timeout = std::chrono::milliseconds(
-        static_cast<int64_t>(config.server.header_timeout_s * 1000));
-    const auto idle_timeout =
-        std::chrono::milliseconds(static_cast<int64_t>(config.server.idle_timeout_s * 1000));
-    for (bool first = true;; first = false) {
+    if (connections.fetch_add(1) >= config.server.max_connections) {
+      // Over the limit: answer and close without reading.
+      co_await write_json(stream, 11, false, http::status::service_unavailable,
+                          error_body("too many connections (server.max_connections)", "too_many_connections"), 1);
+      connections--;
+      beast::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      co_return;
+    }
+    for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(static_cast<uint64_t>(config.server.max_body_bytes));
       parser.header_limit(16 * 1024);
       beast::error_code ec;
-      stream.expires_after(first ? header_timeout : idle_timeout);
-      co_await http::async_read_header(stream, buffer, parser,
-                                       asio::redirect_error(asio::use_awaitable, ec));
+      // The whole request (headers, then body) must arrive in time: a client
+      // that trickles bytes is cut off.
+      stream.expires_after(buffer.size() > 0 ? ms(config.server.header_timeout_s)
+                                             : ms(config.server.idle_timeout_s));
+      co_await http::async_read_some(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && !parser.is_header_done()) {
+        stream.expires_after(ms(config.server.header_timeout_s));
+        co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (!ec && !parser.is_done()) {
-        stream.expires_after(idle_timeout);
-        co_await http::async_read(stream, buffer, parser,
-                                  asio::redirect_error(asio::use_awaitable, ec));
+        stream.expires_after(ms(config.server.header_timeout_s + config.server.idle_timeout_s));
+        co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
       }
       if (ec == http::error::body_limit) {
-        auto res = json_response(11, false, http::status::payload_too_large,
-                                 error_body("request body exceeds server.max_body_bytes (" +
-                                                std::to_string(config.server.max_body_bytes) + ")",
-                                            "invalid_request_error", "body_too_large"));
-        co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        co_await write_json(stream, 11, false, http::status::payload_too_large,
+                            error_body("request body exceeds server.max_body_bytes (" +
+                                           std::to_string(config.server.max_body_bytes) + " bytes)",
+                                       "body_too_large"));
         break;
       }
-      if (ec) break;  // timeout, EOF or a malformed request: drop the connection
-      auto res = route(parser.get());
-      stream.expires_after(idle_timeout);
-      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec || !res.keep_alive()) break;
+      if (ec == http::error::header_limit) {
+        co_await write_json(stream, 11, false, http::status::request_header_fields_too_large,
+                            error_body("request headers are too large", "headers_too_large"));
+        break;
+      }
+      if (ec && ec != beast::error::timeout && ec != http::error::end_of_stream && ec != asio::error::eof &&
+          ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
+        // A malformed request: say so, then close.
+        co_await write_json(stream, 11, false, http::status::bad_request,
+                            error_body("malformed HTTP request", "bad_request"));
+        break;
+      }
+      if (ec) break;  // timeout or the client closed
+      stream.expires_never();
+      HttpRequest req = parser.release();
+      bool keep = false;
+      try {
+        keep = co_await handler->handle(req, stream);
+      } catch (const std::exception& e) {
+        spdlog::error("handler failed on {} {}: {}", std::string(req.method_string()), std::string(req.target()),
+                      e.what());
+        keep = false;
+      }
+      if (!keep || !req.keep_alive()) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    connections--;
   }
 
   asio::awaitable<void> accept_loop() {
-    while (!stopping) {
+    while (accepting) {
       beast::error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket socket =
+          co_await acceptor.async_accept(asio::make_strand(io), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
-        if (stopping) break;
+        if (!accepting || ec == asio::error::operation_aborted) break;
         continue;
       }
-      asio::co_spawn(io, session(std::move(socket)), asio::detached);
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, session(std::move(socket)), asio::detached);
     }
   }
 };
 
-HttpServer::HttpServer(const ServerConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+HttpServer::HttpServer(const ServerConfig& config, HttpHandler* handler)
+    : impl_(std::make_unique<Impl>(config, handler)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::start() {
@@ -122,8 +141,8 @@ Status HttpServer::start() {
   beast::error_code ec;
   auto address = asio::ip::make_address(s.host, ec);
   if (ec)
-    return Status::invalid_argument("config key 'server.host': '" + s.host +
-                                    "' is not an IP address (" + ec.message() + ")");
+    return Status::invalid_argument("config key 'server.host': '" + s.host + "' is not an IP address (" +
+                                    ec.message() + ")");
   tcp::endpoint endpoint(address, static_cast<unsigned short>(s.port));
   auto& acc = impl_->acceptor;
   acc.open(endpoint.protocol(), ec);
@@ -137,8 +156,9 @@ Status HttpServer::start() {
   impl_->signals.add(SIGTERM);
   impl_->signals.async_wait([this](const beast::error_code& e, int sig) {
     if (e) return;
-    spdlog::info("signal {} received: shutting down", sig);
-    stop();
+    spdlog::info("signal {} received: shutting down gracefully", sig);
+    if (impl_->on_signal) impl_->on_signal(sig);
+    else stop();
   });
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
   return Status::ok();
@@ -146,22 +166,32 @@ Status HttpServer::start() {
 
 int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
+void HttpServer::set_on_signal(std::function<void(int)> fn) { impl_->on_signal = std::move(fn); }
+
 void HttpServer::run() {
   std::vector<std::thread> threads;
-  for (int64_t i = 1; i < impl_->config.server.io_threads; ++i)
-    threads.emplace_back([this] { impl_->io.run(); });
+  for (int64_t i = 1; i < impl_->config.server.io_threads; ++i) threads.emplace_back([this] { impl_->io.run(); });
   impl_->io.run();
   for (auto& t : threads) t.join();
 }
 
-void HttpServer::stop() {
-  impl_->stopping = true;
+void HttpServer::stop_accepting() {
+  impl_->accepting = false;
   asio::post(impl_->io, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+  });
+}
+
+void HttpServer::stop() {
+  stop_accepting();
+  asio::post(impl_->io, [this] {
+    beast::error_code ec;
     impl_->signals.cancel(ec);
     impl_->io.stop();
   });
 }
+
+int64_t HttpServer::active_connections() const { return impl_->connections.load(); }
 
 }  // namespace pagoda

@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
-#include "server/http_server.h"
+#include "server/server_app.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 
@@ -23,15 +23,16 @@ int serve(const ConfigFlags& flags) {
     return kExitConfigError;
   }
   spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
-  HttpServer server(cfg);
-  if (Status st = server.start(); !st) {
-    spdlog::error("{}", st.message());
-    return kExitFailure;
+  auto app = ServerApp::create(cfg);
+  if (!app) {
+    // Start-up failures name the config key at fault.
+    print_error(app.status().message());
+    return app.status().code() == StatusCode::kInvalidArgument || app.status().code() == StatusCode::kNotFound ||
+                   app.status().code() == StatusCode::kDataLoss
+               ? kExitConfigError
+               : kExitFailure;
   }
-  spdlog::info("listening on http://{}:{}", cfg.server.host, server.port());
-  server.run();
-  spdlog::info("stopped");
-  return kExitOk;
+  return (*app)->run();
 }
 
 }  // namespace

@@ -1,0 +1,462 @@
+#include "server/api_service.h"
+
+#include <ctime>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/delta_channel.h"
+#include "server/metrics_text.h"
+
+namespace pagoda {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+ApiError api_error(int status, std::string message, std::string code, std::string param = "",
+                   std::string type = "invalid_request_error") {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.code = std::move(code);
+  e.param = std::move(param);
+  e.type = std::move(type);
+  return e;
+}
+
+asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e) {
+  const std::string body = dump(error_json(e));
+  const auto status = static_cast<http::status>(e.status);
+  co_await write_json(stream, req.version(), req.keep_alive(), status, body, e.retry_after_s);
+  co_return req.keep_alive();
+}
+
+// Which request field a rejection from the engine is about.
+std::string param_of(const std::string& message) {
+  static const char* fields[] = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                                 "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+                                 "stop_token_ids", "min_tokens", "max_tokens"};
+  for (const char* f : fields)
+    if (message.rfind(f, 0) == 0) return f;
+  if (message.find("prompt") != std::string::npos || message.find("context length") != std::string::npos)
+    return "prompt";
+  return "";
+}
+
+ApiError from_status(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange: return api_error(400, st.message(), "invalid_value", param_of(st.message()));
+    case StatusCode::kResourceExhausted: {
+      ApiError e = api_error(429, st.message(), "queue_full", "", "rate_limit_error");
+      e.retry_after_s = 1;
+      return e;
+    }
+    case StatusCode::kUnavailable: {
+      ApiError e = api_error(503, st.message(), "unavailable", "", "server_error");
+      e.retry_after_s = 5;
+      return e;
+    }
+    case StatusCode::kCancelled: return api_error(499, st.message(), "cancelled", "", "server_error");
+    default: return api_error(500, st.message(), "internal_error", "", "server_error");
+  }
+}
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  // Compares every byte of the longer input whatever the mismatch position.
+  const size_t n = std::max(a.size(), b.size());
+  unsigned char diff = static_cast<unsigned char>(a.size() != b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+json usage_json(const RequestDelta& d) {
+  return {{"prompt_tokens", d.prompt_tokens},
+          {"completion_tokens", d.completion_tokens},
+          {"total_tokens", d.prompt_tokens + d.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", d.cached_tokens}}}};
+}
+
+std::string path_of(const HttpRequest& req) {
+  std::string target(req.target());
+  const size_t q = target.find('?');
+  return q == std::string::npos ? target : target.substr(0, q);
+}
+
+}  // namespace
+
+ApiService::Reply ApiService::error_reply(const ApiError& e) {
+  Reply r{static_cast<http::status>(e.status), dump(error_json(e))};
+  r.retry_after_s = e.retry_after_s;
+  return r;
+}
+
+asio::awaitable<bool> ApiService::write_reply(beast::tcp_stream& stream, const HttpRequest& req, const Reply& r) {
+  http::response<http::string_body> res{r.status, req.version()};
+  res.set(http::field::server, "pagoda/" PAGODA_VERSION);
+  res.set(http::field::content_type, r.content_type);
+  if (r.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(r.retry_after_s));
+  res.keep_alive(req.keep_alive());
+  res.body() = r.body;
+  res.prepare_payload();
+  beast::error_code ec;
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec && req.keep_alive();
+}
+
+Result<std::vector<std::string>> load_api_keys(const ServerConfig& config) {
+  std::vector<std::string> keys = config.server.api_keys;
+  if (!config.server.api_key_file.empty()) {
+    std::ifstream in(config.server.api_key_file);
+    if (!in) return Status::not_found("config key 'server.api_key_file': cannot read '" + config.server.api_key_file + "'");
+    std::string line;
+    while (std::getline(in, line)) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      keys.push_back(line);
+    }
+    if (keys.empty())
+      return Status::invalid_argument("config key 'server.api_key_file': '" + config.server.api_key_file +
+                                      "' holds no keys");
+  }
+  return keys;
+}
+
+ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop* engine,
+                       std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> api_keys)
+    : config_(config),
+      model_(std::move(model)),
+      engine_(engine),
+      tokenizer_(std::move(tokenizer)),
+      api_keys_(std::move(api_keys)),
+      chat_template_(parse_chat_template(config.server.chat_template).is_ok()
+                         ? *parse_chat_template(config.server.chat_template)
+                         : ChatTemplate::kPlain) {
+  limits_.max_model_len = model_.max_model_len;
+}
+
+bool ApiService::authorized(const HttpRequest& req) const {
+  if (api_keys_.empty()) return true;
+  auto it = req.find(http::field::authorization);
+  if (it == req.end()) return false;
+  const std::string value(it->value());
+  const std::string prefix = "Bearer ";
+  if (value.size() <= prefix.size() || value.compare(0, prefix.size(), prefix) != 0) return false;
+  const std::string key = value.substr(prefix.size());
+  bool ok = false;
+  for (const std::string& k : api_keys_) ok |= constant_time_equal(key, k);
+  return ok;
+}
+
+std::string ApiService::token_text(int32_t id) const { return std::string(tokenizer_->decode_piece(id)); }
+
+std::string ApiService::response_id(ApiKind kind, RequestId id) const {
+  static const uint64_t boot = std::random_device{}();
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s-%08llx%08llx", kind == ApiKind::kChat ? "chatcmpl" : "cmpl",
+                static_cast<unsigned long long>(boot & 0xffffffffu), static_cast<unsigned long long>(id));
+  return buf;
+}
+
+ApiService::Reply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kind) {
+  *generate = false;
+  const std::string path = path_of(req);
+  const auto method = req.method();
+  auto only = [&](http::verb v) { return method == v; };
+  auto wrong_method = [&](const char* allowed) {
+    return api_error(405, "method " + std::string(req.method_string()) + " is not allowed on " + path + "; use " + allowed,
+                     "method_not_allowed");
+  };
+
+  if (path == "/health") {
+    if (!only(http::verb::get)) return error_reply(wrong_method("GET"));
+    const char* state = !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
+    return {std::string(state) == "ok" ? http::status::ok : http::status::service_unavailable, dump({{"status", state}})};
+  }
+  if (path == "/metrics") {
+    if (!only(http::verb::get)) return error_reply(wrong_method("GET"));
+    Reply r{http::status::ok, render_metrics(engine_->stats(), connections_ ? connections_() : 0)};
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
+  const bool known = path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/models" ||
+                     path == "/tokenize" || path == "/detokenize" || path.rfind("/v1/models/", 0) == 0;
+  if (!known) return error_reply(api_error(404, "no route for " + path, "not_found"));
+  if (!authorized(req)) {
+    ApiError e = api_error(401, "missing or invalid API key: send 'Authorization: Bearer <key>'", "invalid_api_key",
+                           "", "authentication_error");
+    return error_reply(e);
+  }
+  if (!ready_) {
+    ApiError e = api_error(503, "the model is still loading", "loading", "", "server_error");
+    e.retry_after_s = 5;
+    return error_reply(e);
+  }
+  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
+    if (!only(http::verb::get)) return error_reply(wrong_method("GET"));
+    const json card = {{"id", model_.name}, {"object", "model"}, {"created", 0}, {"owned_by", "pagoda"},
+                       {"max_model_len", model_.max_model_len}};
+    if (path != "/v1/models") {
+      if (path.substr(11) != model_.name)
+        return error_reply(api_error(404, "model '" + path.substr(11) + "' does not exist",
+                                                             "model_not_found", "model"));
+      return {http::status::ok, dump(card)};
+    }
+    return {http::status::ok, dump({{"object", "list"}, {"data", json::array({card})}})};
+  }
+  if (!only(http::verb::post)) return error_reply(wrong_method("POST"));
+  if (path == "/tokenize" || path == "/detokenize") {
+    json body = json::parse(req.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      return error_reply(api_error(400, "the request body must be a JSON object", "invalid_json"));
+    if (path == "/tokenize") {
+      if (!body.contains("prompt") || !body["prompt"].is_string())
+        return error_reply(api_error(400, "'prompt' must be a string", "invalid_value", "prompt"));
+      bool add_special = true;
+      if (body.contains("add_special_tokens")) {
+        if (!body["add_special_tokens"].is_boolean())
+          return error_reply(api_error(400, "'add_special_tokens' must be true or false",
+                                                               "invalid_value", "add_special_tokens"));
+        add_special = body["add_special_tokens"].get<bool>();
+      }
+      const auto ids = tokenizer_->encode(body["prompt"].get<std::string>(), add_special);
+      return {http::status::ok, dump({{"tokens", ids}, {"count", ids.size()}, {"max_model_len", model_.max_model_len}})};
+    }
+    if (!body.contains("tokens") || !body["tokens"].is_array())
+      return error_reply(api_error(400, "'tokens' must be an array of token ids", "invalid_value", "tokens"));
+    std::vector<int32_t> ids;
+    for (const json& t : body["tokens"]) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model_.vocab_size)
+        return error_reply(api_error(400, "'tokens' must hold ids in [0, " +
+                                                                      std::to_string(model_.vocab_size) + ")",
+                                                             "invalid_value", "tokens"));
+      ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return {http::status::ok, dump({{"prompt", tokenizer_->decode(ids)}})};
+  }
+  *generate = true;
+  *kind = path == "/v1/chat/completions" ? ApiKind::kChat : ApiKind::kCompletion;
+  return {};
+}
+
+asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& stream) {
+  bool gen = false;
+  ApiKind kind = ApiKind::kCompletion;
+  const Reply reply = route(req, &gen, &kind);
+  if (gen) co_return co_await generate(req, stream, kind);
+  co_return co_await write_reply(stream, req, reply);
+}
+
+bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
+                         std::string* echo_text, ApiError* err) const {
+  if (!parse_api_request(req.body(), kind, limits_, api, err)) return false;
+  if (!api->model.empty() && api->model != model_.name) {
+    *err = api_error(404, "model '" + api->model + "' does not exist (this server serves '" + model_.name + "')",
+                     "model_not_found", "model");
+    return false;
+  }
+  if (kind == ApiKind::kChat) {
+    *prompt = render_chat(api->messages, chat_template_, *tokenizer_);
+  } else if (api->prompt_text) {
+    *prompt = tokenizer_->encode(*api->prompt_text, true);
+    *echo_text = *api->prompt_text;
+  } else {
+    *prompt = api->prompt_ids;
+    for (int32_t t : *prompt)
+      if (t >= model_.vocab_size) {
+        *err = api_error(400, "prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                  std::to_string(model_.vocab_size) + ")",
+                         "invalid_value", "prompt");
+        return false;
+      }
+    *echo_text = tokenizer_->decode(*prompt);
+  }
+  if (!api->echo) echo_text->clear();
+  if (api->stop.max_tokens < 0) {
+    api->stop.max_tokens = model_.max_model_len - static_cast<int64_t>(prompt->size());
+    if (api->stop.max_tokens < 1) {
+      *err = api_error(400, "the prompt has " + std::to_string(prompt->size()) +
+                                " tokens, which leaves no room in this model's maximum context length of " +
+                                std::to_string(model_.max_model_len),
+                       "context_length_exceeded", kind == ApiKind::kChat ? "messages" : "prompt");
+      return false;
+    }
+  }
+  return true;
+}
+
+asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& stream, ApiKind kind) {
+  ApiRequest api;
+  ApiError err;
+  std::vector<int32_t> prompt;
+  std::string echo_text;
+  if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) co_return co_await send_error(stream, req, err);
+  auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
+  auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());
+  request->priority = api.priority;
+  request->cache_salt = api.cache_salt;
+  if (Status st = engine_->submit(request); !st.is_ok()) {
+    err = from_status(st);
+    co_return co_await send_error(stream, req, err);
+  }
+  channel->watch_disconnect(stream.socket(), request);
+  if (api.stream) co_return co_await stream_response(req, stream, api, request, channel, echo_text);
+
+  // Non-streaming: gather everything, then answer once.
+  std::string text = echo_text;
+  std::vector<TokenLogprob> lps;
+  RequestDelta last;
+  for (bool done = false; !done;) {
+    co_await channel->wait();
+    if (channel->client_gone()) break;
+    while (!channel->empty()) {
+      RequestDelta d = channel->pop();
+      text += d.text;
+      lps.insert(lps.end(), std::make_move_iterator(d.logprobs.begin()), std::make_move_iterator(d.logprobs.end()));
+      if (d.finish != FinishReason::kNone) {
+        done = true;
+        last = std::move(d);
+      }
+    }
+  }
+  channel->stop_watching(stream.socket());
+  if (channel->client_gone()) co_return false;
+  if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
+    err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
+    co_return co_await send_error(stream, req, err);
+  }
+  json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
+  json logprobs = nullptr;
+  if (api.sampling.logprobs > 0)
+    logprobs = kind == ApiKind::kChat
+                   ? chat_logprobs_json(lps, [&](int32_t id) { return token_text(id); })
+                   : completion_logprobs_json(lps, [&](int32_t id) { return token_text(id); }, echo_text.size());
+  choice["logprobs"] = logprobs;
+  if (kind == ApiKind::kChat) choice["message"] = {{"role", "assistant"}, {"content", text}};
+  else choice["text"] = text;
+  const json body = {{"id", response_id(kind, request->id)},
+                     {"object", kind == ApiKind::kChat ? "chat.completion" : "text_completion"},
+                     {"created", static_cast<int64_t>(std::time(nullptr))},
+                     {"model", model_.name},
+                     {"choices", json::array({choice})},
+                     {"usage", usage_json(last)}};
+  const std::string text_body = dump(body);
+  const http::status ok_status = http::status::ok;
+  co_await write_json(stream, req.version(), req.keep_alive(), ok_status, text_body);
+  co_return req.keep_alive();
+}
+
+asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
+                                                  std::shared_ptr<Request> request,
+                                                  std::shared_ptr<DeltaChannel> channel, const std::string& echo_text) {
+  const bool chat = api.kind == ApiKind::kChat;
+  const std::string id = response_id(api.kind, request->id);
+  const int64_t created = static_cast<int64_t>(std::time(nullptr));
+  const auto write_timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.server.idle_timeout_s * 1000));
+
+  http::response<http::empty_body> res{http::status::ok, req.version()};
+  res.set(http::field::server, "pagoda/" PAGODA_VERSION);
+  res.set(http::field::content_type, "text/event-stream");
+  res.set(http::field::cache_control, "no-cache");
+  res.chunked(true);
+  res.keep_alive(req.keep_alive());
+  http::response_serializer<http::empty_body> sr{res};
+  beast::error_code ec;
+  stream.expires_after(write_timeout);
+  co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+  auto send = [&](const std::string& payload) -> asio::awaitable<bool> {
+    const std::string event = "data: " + payload + "\n\n";
+    stream.expires_after(write_timeout);
+    co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)), asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+  };
+  auto chunk = [&](json choice) {
+    json j = {{"id", id},
+              {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created},
+              {"model", model_.name},
+              {"choices", json::array({std::move(choice)})}};
+    if (api.include_usage) j["usage"] = nullptr;
+    return dump(j);
+  };
+  bool ok = !ec;
+  if (ok && chat) {
+    const std::string first = chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                     {"logprobs", nullptr}, {"finish_reason", nullptr}});
+    ok = co_await send(first);
+  }
+  size_t text_offset = 0;
+  if (ok && !echo_text.empty()) {
+    const std::string echo_chunk =
+        chunk({{"index", 0}, {"text", echo_text}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
+    ok = co_await send(echo_chunk);
+    text_offset = echo_text.size();
+  }
+  RequestDelta last;
+  bool done = false;
+  while (ok && !done) {
+    co_await channel->wait();
+    if (channel->client_gone()) {
+      ok = false;
+      break;
+    }
+    while (ok && !channel->empty()) {
+      RequestDelta d = channel->pop();
+      done = d.finish != FinishReason::kNone;
+      const bool failed = d.finish == FinishReason::kError || d.finish == FinishReason::kAbort;
+      if (!d.text.empty() || !d.logprobs.empty() || (done && !failed)) {
+        json lp = nullptr;
+        if (api.sampling.logprobs > 0)
+          lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); })
+                    : completion_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); }, text_offset);
+        json choice = {{"index", 0}, {"logprobs", lp}, {"finish_reason", failed ? json(nullptr) : finish_reason_json(d.finish)}};
+        if (chat) choice["delta"] = d.text.empty() ? json::object() : json{{"content", d.text}};
+        else choice["text"] = d.text;
+        text_offset += d.text.size();
+        const std::string payload = chunk(std::move(choice));
+        ok = co_await send(payload);
+      }
+      if (done) last = std::move(d);
+    }
+  }
+  channel->stop_watching(stream.socket());
+  if (!ok) {
+    request->cancel();  // the client is gone: free its pages at the next step
+    co_return false;
+  }
+  if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
+    const std::string payload =
+        dump(error_json(from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error)));
+    ok = co_await send(payload);
+  } else if (api.include_usage) {
+    const std::string payload = dump({{"id", id},
+                                      {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                                      {"created", created},
+                                      {"model", model_.name},
+                                      {"choices", json::array()},
+                                      {"usage", usage_json(last)}});
+    ok = co_await send(payload);
+  }
+  const std::string done_marker = "[DONE]";
+  if (ok) ok = co_await send(done_marker);
+  if (ok) {
+    stream.expires_after(write_timeout);
+    co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(asio::use_awaitable, ec));
+    ok = !ec;
+  }
+  stream.expires_never();
+  co_return ok && req.keep_alive();
+}
+
+}  // namespace pagoda

@@ -1,0 +1,87 @@
+// ApiService: the OpenAI-compatible routes on top of the EngineLoop.
+//   POST /v1/completions, POST /v1/chat/completions (plain or SSE streaming)
+//   GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize
+// Checks the bearer key when keys are configured (constant-time compare,
+// keys never logged), validates every field, tokenizes, submits to the
+// engine and turns deltas into responses. A client that disconnects has its
+// request cancelled.
+//
+// Borrows the EngineLoop and shares the Tokenizer; holds no per-request state
+// (that lives in each connection's coroutine). Thread-safe: handle() runs
+// concurrently on many strands.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/tokenizer.h"
+#include "scheduler/engine_loop.h"
+#include "server/chat_template.h"
+#include "server/http_server.h"
+#include "server/openai_protocol.h"
+
+namespace pagoda {
+
+struct ServedModel {
+  std::string name;           // the id clients use in "model"
+  int64_t max_model_len = 0;  // prompt + output tokens
+  int32_t vocab_size = 0;
+};
+
+class ApiService final : public HttpHandler {
+ public:
+  ApiService(const ServerConfig& config, ServedModel model, EngineLoop* engine,
+             std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> api_keys);
+
+  boost::asio::awaitable<bool> handle(HttpRequest& req, boost::beast::tcp_stream& stream) override;
+
+  // Until set, /health answers 503 ("loading").
+  void set_ready(bool ready) { ready_ = ready; }
+  void set_connection_counter(std::function<int64_t()> fn) { connections_ = std::move(fn); }
+
+ private:
+  // A complete, non-streamed response.
+  struct Reply {
+    http::status status = http::status::ok;
+    std::string body;
+    int retry_after_s = 0;
+    std::string content_type = "application/json";
+  };
+  // Answers every route but generation synchronously; sets *generate for
+  // the two generation routes. (Keeping the coroutines small also keeps
+  // GCC 12 away from its coroutine bugs with temporaries.)
+  Reply route(const HttpRequest& req, bool* generate, ApiKind* kind);
+  static Reply error_reply(const ApiError& e);
+  static boost::asio::awaitable<bool> write_reply(boost::beast::tcp_stream& stream, const HttpRequest& req,
+                                                  const Reply& reply);
+  // Parses, checks the model name, builds the prompt and resolves max_tokens.
+  bool prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
+               std::string* echo_text, ApiError* err) const;
+  boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind);
+  boost::asio::awaitable<bool> stream_response(HttpRequest& req, boost::beast::tcp_stream& stream,
+                                               const ApiRequest& api, std::shared_ptr<Request> request,
+                                               std::shared_ptr<class DeltaChannel> channel,
+                                               const std::string& echo_text);
+  bool authorized(const HttpRequest& req) const;
+  std::string token_text(int32_t id) const;
+  std::string response_id(ApiKind kind, RequestId id) const;
+
+  ServerConfig config_;
+  ServedModel model_;
+  EngineLoop* engine_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::vector<std::string> api_keys_;
+  ChatTemplate chat_template_;
+  ApiLimits limits_;
+  std::atomic<bool> ready_{false};
+  std::atomic<uint64_t> next_id_{1};
+  std::function<int64_t()> connections_;
+};
+
+// Reads the keys of server.api_keys / server.api_key_file (one per line,
+// blank lines and #comments skipped).
+Result<std::vector<std::string>> load_api_keys(const ServerConfig& config);
+
+}  // namespace pagoda

@@ -1,0 +1,334 @@
+#include "server/openai_protocol.h"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+namespace pagoda {
+
+using nlohmann::json;
+
+json error_json(const ApiError& e) {
+  return {{"error",
+           {{"message", e.message},
+            {"type", e.type},
+            {"param", e.param.empty() ? json(nullptr) : json(e.param)},
+            {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+}
+
+json finish_reason_json(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    default: return nullptr;
+  }
+}
+
+namespace {
+
+// Collects the first error; every check returns false once one is set.
+class Checker {
+ public:
+  Checker(const json& body, ApiError* err) : body_(body), err_(err) {}
+
+  bool fail(const std::string& param, const std::string& message) {
+    err_->status = 400;
+    err_->param = param;
+    err_->message = message;
+    err_->code = "invalid_value";
+    return false;
+  }
+  bool has(const char* key) const { return body_.contains(key) && !body_[key].is_null(); }
+
+  bool number(const char* key, double lo, double hi, double* out) {
+    if (!has(key)) return true;
+    const json& v = body_[key];
+    if (!v.is_number()) return fail(key, std::string("'") + key + "' must be a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d < lo || d > hi)
+      return fail(key, std::string("'") + key + "' must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + fmt(d));
+    *out = d;
+    return true;
+  }
+  bool number(const char* key, double lo, double hi, float* out) {
+    double d = *out;
+    if (!number(key, lo, hi, &d)) return false;
+    *out = static_cast<float>(d);
+    return true;
+  }
+  bool integer(const char* key, int64_t lo, int64_t hi, int64_t* out) {
+    if (!has(key)) return true;
+    const json& v = body_[key];
+    if (!v.is_number_integer() && !(v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+                                     std::fabs(v.get<double>()) < 9e15))
+      return fail(key, std::string("'") + key + "' must be an integer");
+    const int64_t i = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)
+                          ? INT64_MAX
+                          : (v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>()));
+    if (i < lo || i > hi)
+      return fail(key, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " +
+                           std::to_string(hi) + ", got " + v.dump());
+    *out = i;
+    return true;
+  }
+  bool boolean(const char* key, bool* out) {
+    if (!has(key)) return true;
+    if (!body_[key].is_boolean()) return fail(key, std::string("'") + key + "' must be true or false");
+    *out = body_[key].get<bool>();
+    return true;
+  }
+  bool string(const char* key, size_t max_len, std::string* out) {
+    if (!has(key)) return true;
+    if (!body_[key].is_string()) return fail(key, std::string("'") + key + "' must be a string");
+    *out = body_[key].get<std::string>();
+    if (out->size() > max_len)
+      return fail(key, std::string("'") + key + "' is longer than " + std::to_string(max_len) + " bytes");
+    return true;
+  }
+
+ private:
+  static std::string fmt(double d) {
+    std::ostringstream os;
+    os << d;
+    return os.str();
+  }
+  const json& body_;
+  ApiError* err_;
+};
+
+const std::set<std::string>& completion_fields() {
+  static const std::set<std::string> f = {
+      "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop",
+      "stop_token_ids", "logprobs", "echo", "n", "best_of", "stream", "stream_options",
+      "presence_penalty", "frequency_penalty", "repetition_penalty", "ignore_eos", "min_tokens",
+      "priority", "cache_salt", "user", "logit_bias", "suffix"};
+  return f;
+}
+
+const std::set<std::string>& chat_fields() {
+  static const std::set<std::string> f = {
+      "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
+      "min_p", "seed", "stop", "stop_token_ids", "logprobs", "top_logprobs", "n", "stream",
+      "stream_options", "presence_penalty", "frequency_penalty", "repetition_penalty", "ignore_eos",
+      "min_tokens", "priority", "cache_salt", "user", "logit_bias"};
+  return f;
+}
+
+bool parse_prompt(const json& body, Checker& c, const ApiLimits& lim, ApiRequest* out) {
+  if (!body.contains("prompt") || body["prompt"].is_null()) return c.fail("prompt", "'prompt' is required");
+  const json& p = body["prompt"];
+  if (p.is_string()) {
+    out->prompt_text = p.get<std::string>();
+    if (out->prompt_text->empty()) return c.fail("prompt", "'prompt' must not be empty");
+    return true;
+  }
+  if (p.is_array()) {
+    if (p.empty()) return c.fail("prompt", "'prompt' must not be empty");
+    if (p.size() == 1 && p[0].is_string()) {
+      out->prompt_text = p[0].get<std::string>();
+      if (out->prompt_text->empty()) return c.fail("prompt", "'prompt' must not be empty");
+      return true;
+    }
+    if (p[0].is_string()) return c.fail("prompt", "a batch of several prompts is not supported: send one request per prompt");
+    if (static_cast<int64_t>(p.size()) > lim.max_prompt_ids)
+      return c.fail("prompt", "'prompt' has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
+    for (const json& t : p) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+        return c.fail("prompt", "'prompt' as an array must hold non-negative integer token ids");
+      out->prompt_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return true;
+  }
+  return c.fail("prompt", "'prompt' must be a string or an array of token ids");
+}
+
+bool parse_messages(const json& body, Checker& c, const ApiLimits& lim, ApiRequest* out) {
+  if (!body.contains("messages") || !body["messages"].is_array())
+    return c.fail("messages", "'messages' is required: an array of {role, content} objects");
+  const json& ms = body["messages"];
+  if (ms.empty()) return c.fail("messages", "'messages' must not be empty");
+  if (static_cast<int>(ms.size()) > lim.max_messages)
+    return c.fail("messages", "'messages' has more than " + std::to_string(lim.max_messages) + " entries");
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const json& m = ms[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) return c.fail(where, where + " must be an object with 'role' and 'content'");
+    if (!m.contains("role") || !m["role"].is_string())
+      return c.fail(where + ".role", where + ".role must be one of system, user, assistant");
+    const std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer")
+      return c.fail(where + ".role", where + ".role must be one of system, user, assistant (got '" + role + "')");
+    std::string content;
+    if (m.contains("content") && m["content"].is_string()) {
+      content = m["content"].get<std::string>();
+    } else if (m.contains("content") && m["content"].is_array()) {
+      // Content parts: only text parts are supported.
+      for (const json& part : m["content"]) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+          return c.fail(where + ".content", where + ".content parts must be {\"type\": \"text\", \"text\": ...}");
+        content += part["text"].get<std::string>();
+      }
+    } else {
+      return c.fail(where + ".content", where + ".content must be a string");
+    }
+    out->messages.push_back({role == "developer" ? "system" : role, std::move(content)});
+  }
+  return true;
+}
+
+bool parse_stop(const json& body, Checker& c, const ApiLimits& lim, ApiRequest* out) {
+  if (c.has("stop")) {
+    const json& s = body["stop"];
+    std::vector<std::string> stops;
+    if (s.is_string()) {
+      stops.push_back(s.get<std::string>());
+    } else if (s.is_array()) {
+      if (static_cast<int>(s.size()) > lim.max_stop_strings)
+        return c.fail("stop", "'stop' may hold at most " + std::to_string(lim.max_stop_strings) + " strings");
+      for (const json& x : s) {
+        if (!x.is_string()) return c.fail("stop", "'stop' must be a string or an array of strings");
+        stops.push_back(x.get<std::string>());
+      }
+    } else {
+      return c.fail("stop", "'stop' must be a string or an array of strings");
+    }
+    for (const std::string& x : stops) {
+      if (x.empty()) return c.fail("stop", "'stop' strings must not be empty");
+      if (static_cast<int>(x.size()) > lim.max_stop_string_bytes)
+        return c.fail("stop", "'stop' strings may be at most " + std::to_string(lim.max_stop_string_bytes) + " bytes");
+    }
+    out->stop.stop = std::move(stops);
+  }
+  if (c.has("stop_token_ids")) {
+    const json& s = body["stop_token_ids"];
+    if (!s.is_array() || static_cast<int>(s.size()) > lim.max_stop_strings)
+      return c.fail("stop_token_ids", "'stop_token_ids' must be an array of at most " +
+                                          std::to_string(lim.max_stop_strings) + " token ids");
+    for (const json& t : s) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+        return c.fail("stop_token_ids", "'stop_token_ids' must hold non-negative integer token ids");
+      out->stop.stop_token_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+  }
+  return true;
+}
+
+bool parse_logit_bias(const json& body, Checker& c, const ApiLimits& lim, ApiRequest* out) {
+  if (!c.has("logit_bias")) return true;
+  const json& b = body["logit_bias"];
+  if (!b.is_object()) return c.fail("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+  if (static_cast<int>(b.size()) > lim.max_logit_bias)
+    return c.fail("logit_bias", "'logit_bias' may hold at most " + std::to_string(lim.max_logit_bias) + " entries");
+  for (const auto& [k, v] : b.items()) {
+    char* end = nullptr;
+    const long id = std::strtol(k.c_str(), &end, 10);
+    if (k.empty() || *end != '\0' || id < 0 || id > INT32_MAX)
+      return c.fail("logit_bias", "'logit_bias' keys must be token ids, got '" + k + "'");
+    if (!v.is_number() || v.get<double>() < -100 || v.get<double>() > 100)
+      return c.fail("logit_bias", "'logit_bias' values must be numbers between -100 and 100");
+    out->sampling.logit_bias[static_cast<int32_t>(id)] = v.get<float>();
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_api_request(const std::string& body_text, ApiKind kind, const ApiLimits& lim, ApiRequest* out,
+                       ApiError* err) {
+  *out = ApiRequest{};
+  out->kind = kind;
+  json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    err->status = 400;
+    err->message = "the request body is not valid JSON (or not valid UTF-8)";
+    err->code = "invalid_json";
+    return false;
+  }
+  if (!body.is_object()) {
+    err->status = 400;
+    err->message = "the request body must be a JSON object";
+    err->code = "invalid_json";
+    return false;
+  }
+  Checker c(body, err);
+  const auto& known = kind == ApiKind::kChat ? chat_fields() : completion_fields();
+  for (const auto& item : body.items())
+    if (!known.count(item.key())) return c.fail(item.key(), "unknown field '" + item.key() + "'");
+
+  if (!c.string("model", 256, &out->model)) return false;
+  if (kind == ApiKind::kCompletion ? !parse_prompt(body, c, lim, out) : !parse_messages(body, c, lim, out)) return false;
+
+  // Lengths. Completions default to 16 tokens (as OpenAI); chat to the rest
+  // of the context (-1, resolved once the prompt length is known).
+  out->stop.max_tokens = kind == ApiKind::kCompletion ? 16 : -1;
+  const char* max_key = kind == ApiKind::kChat && c.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  if (!c.integer(max_key, 1, lim.max_model_len, &out->stop.max_tokens)) return false;
+  if (!c.integer("min_tokens", 0, lim.max_model_len, &out->stop.min_tokens)) return false;
+  if (out->stop.max_tokens > 0 && out->stop.min_tokens > out->stop.max_tokens)
+    return c.fail("min_tokens", "'min_tokens' must not exceed 'max_tokens'");
+  if (!c.boolean("ignore_eos", &out->stop.ignore_eos)) return false;
+  if (!parse_stop(body, c, lim, out)) return false;
+
+  SamplingParams& s = out->sampling;
+  if (!c.number("temperature", 0, 2, &s.temperature)) return false;
+  if (!c.number("top_p", 1e-9, 1, &s.top_p)) return false;
+  int64_t top_k = 0;
+  if (!c.integer("top_k", -1, 1 << 20, &top_k)) return false;
+  s.top_k = static_cast<int32_t>(top_k);
+  if (!c.number("min_p", 0, 1, &s.min_p)) return false;
+  if (!c.number("presence_penalty", -2, 2, &s.presence_penalty)) return false;
+  if (!c.number("frequency_penalty", -2, 2, &s.frequency_penalty)) return false;
+  if (!c.number("repetition_penalty", 0.01, 10, &s.repetition_penalty)) return false;
+  if (c.has("seed")) {
+    int64_t seed = 0;
+    if (!c.integer("seed", INT64_MIN, INT64_MAX, &seed)) return false;
+    s.seed = static_cast<uint64_t>(seed);
+  }
+  if (!parse_logit_bias(body, c, lim, out)) return false;
+
+  if (kind == ApiKind::kCompletion) {
+    int64_t lp = 0;
+    if (!c.integer("logprobs", 0, SamplingParams::kMaxLogprobs, &lp)) return false;
+    s.logprobs = static_cast<int32_t>(lp);
+    if (!c.boolean("echo", &out->echo)) return false;
+    int64_t best_of = 1;
+    if (!c.integer("best_of", 1, 1, &best_of)) return false;
+    if (c.has("suffix")) return c.fail("suffix", "'suffix' is not supported");
+  } else {
+    bool want = false;
+    int64_t top = 0;
+    if (!c.boolean("logprobs", &want)) return false;
+    if (!c.integer("top_logprobs", 0, SamplingParams::kMaxLogprobs, &top)) return false;
+    if (top > 0 && !want) return c.fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    // Chat asks for logprobs as a flag; the sampler's count covers the top-n
+    // list (at least 1 so the chosen token's logprob is computed).
+    s.logprobs = want ? static_cast<int32_t>(std::max<int64_t>(top, 1)) : 0;
+  }
+  int64_t n = 1;
+  if (!c.integer("n", 1, 1, &n)) {
+    err->message = "'n' must be 1: pagoda returns one choice per request (send several requests instead)";
+    return false;
+  }
+  if (!c.boolean("stream", &out->stream)) return false;
+  if (c.has("stream_options")) {
+    const json& so = body["stream_options"];
+    if (!so.is_object()) return c.fail("stream_options", "'stream_options' must be an object");
+    for (const auto& item : so.items())
+      if (item.key() != "include_usage" && item.key() != "continuous_usage_stats")
+        return c.fail("stream_options." + item.key(), "unknown field 'stream_options." + item.key() + "'");
+    if (so.contains("include_usage")) {
+      if (!so["include_usage"].is_boolean())
+        return c.fail("stream_options.include_usage", "'stream_options.include_usage' must be true or false");
+      out->include_usage = so["include_usage"].get<bool>();
+    }
+    if (!out->stream) return c.fail("stream_options", "'stream_options' is only allowed with 'stream': true");
+  }
+  int64_t prio = 0;
+  if (!c.integer("priority", -1000000, 1000000, &prio)) return false;
+  out->priority = static_cast<int>(prio);
+  if (!c.string("cache_salt", 1024, &out->cache_salt)) return false;
+  if (!c.string("user", 1024, &out->user)) return false;
+  return true;
+}
+
+}  // namespace pagoda

@@ -1,0 +1,109 @@
+// The OpenAI-compatible wire format: parsing and validating request bodies
+// of /v1/completions and /v1/chat/completions into ApiRequest, and building
+// the response, stream-chunk and error JSON.
+//
+// Validation is strict and every rejection names the offending field (`param`)
+// and what is allowed. Limits that protect the server (stop strings, logit
+// bias size, logprobs, message count) are in ApiLimits. Free functions, no
+// shared state: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/sampler.h"
+#include "scheduler/request.h"
+
+namespace pagoda {
+
+// An error as OpenAI reports it, with its HTTP status.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // the offending field, "" if none
+  std::string code;
+  int retry_after_s = 0;  // > 0: send Retry-After
+};
+nlohmann::json error_json(const ApiError& e);
+
+enum class ApiKind { kCompletion, kChat };
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+struct ApiLimits {
+  int64_t max_model_len = 2048;
+  int max_stop_strings = 16;
+  int max_stop_string_bytes = 256;
+  int max_logit_bias = 1024;
+  int max_messages = 1024;
+  int max_prompt_ids = 1 << 20;
+};
+
+struct ApiRequest {
+  ApiKind kind = ApiKind::kCompletion;
+  std::string model;                        // "" = the served model
+  std::optional<std::string> prompt_text;   // completions: prompt as text
+  std::vector<int32_t> prompt_ids;          // completions: prompt as token ids
+  std::vector<ChatMessage> messages;        // chat
+  SamplingParams sampling;
+  StopParams stop;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool echo = false;           // completions: prepend the prompt to the text
+  int priority = 0;
+  std::string cache_salt;
+  std::string user;
+};
+
+// Parses a request body; on failure fills `error` (status 400, named param).
+bool parse_api_request(const std::string& body, ApiKind kind, const ApiLimits& limits, ApiRequest* out,
+                       ApiError* error);
+
+// "stop" | "length" | null for the finish reasons a client may see.
+nlohmann::json finish_reason_json(FinishReason reason);
+
+// Logprobs objects: completions' legacy format and chat's "content" list.
+// `token_text(id)` gives each token's text.
+template <typename TokenText>
+nlohmann::json completion_logprobs_json(const std::vector<TokenLogprob>& lps, TokenText token_text,
+                                        size_t text_offset) {
+  nlohmann::json tokens = nlohmann::json::array(), token_lps = nlohmann::json::array(),
+                 tops = nlohmann::json::array(), offsets = nlohmann::json::array();
+  for (const TokenLogprob& lp : lps) {
+    const std::string t = token_text(lp.token);
+    tokens.push_back(t);
+    token_lps.push_back(lp.logprob);
+    nlohmann::json top = nlohmann::json::object();
+    for (const auto& [id, v] : lp.top) top[token_text(id)] = v;
+    tops.push_back(top);
+    offsets.push_back(text_offset);
+    text_offset += t.size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+template <typename TokenText>
+nlohmann::json chat_logprobs_json(const std::vector<TokenLogprob>& lps, TokenText token_text) {
+  nlohmann::json content = nlohmann::json::array();
+  for (const TokenLogprob& lp : lps) {
+    const std::string t = token_text(lp.token);
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& [id, v] : lp.top) {
+      const std::string tt = token_text(id);
+      top.push_back({{"token", tt}, {"logprob", v}, {"bytes", std::vector<uint8_t>(tt.begin(), tt.end())}});
+    }
+    content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", std::vector<uint8_t>(t.begin(), t.end())},
+                       {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+}  // namespace pagoda

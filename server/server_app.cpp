@@ -1,0 +1,166 @@
+#include "server/server_app.h"
+
+#include <omp.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/llama_model.h"
+#include "engine/model_loader.h"
+#include "engine/tokenizer.h"
+#include "kvpool/kv_plan.h"
+#include "scheduler/engine_loop.h"
+#include "server/api_service.h"
+#include "server/http_server.h"
+
+namespace pagoda {
+
+struct ServerApp::Impl {
+  ServerConfig config;
+  std::shared_ptr<const LoadedModel> model;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::unique_ptr<KvStorage> storage;
+  std::unique_ptr<LlamaModel> llama;
+  std::unique_ptr<EngineLoop> engine;
+  std::unique_ptr<ApiService> api;
+  std::unique_ptr<HttpServer> http;
+  std::thread shutdown_thread;
+};
+
+ServerApp::ServerApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ServerApp::~ServerApp() {
+  if (impl_ && impl_->shutdown_thread.joinable()) impl_->shutdown_thread.join();
+}
+
+namespace {
+
+Result<KvDtype> kv_dtype_of(const ServerConfig& c) {
+  auto d = parse_kv_dtype(c.kv.dtype);
+  if (!d) return Status::invalid_argument("config key 'kv.dtype': " + d.status().message());
+  return d;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  const ServerConfig& c = config;
+  if (c.engine.threads > 0) omp_set_num_threads(static_cast<int>(c.engine.threads));
+
+  auto format = parse_model_format(c.model.format);
+  if (!format) return Status::invalid_argument("config key 'model.format': " + format.status().message());
+  auto loaded = load_model(c.model.path, *format);
+  if (!loaded) return Status(loaded.status().code(), "config key 'model.path': " + loaded.status().message());
+  impl->model = std::shared_ptr<const LoadedModel>(std::move(loaded).value());
+  const ModelConfig& mc = impl->model->config;
+
+  std::string tok_path = c.model.tokenizer.empty() ? std::filesystem::path(c.model.path).parent_path().string()
+                                                   : c.model.tokenizer;
+  auto tok = load_tokenizer(tok_path);
+  if (!tok) return Status(tok.status().code(), "config key 'model.tokenizer': " + tok.status().message());
+  impl->tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());
+  if (impl->tokenizer->vocab_size() != mc.vocab_size)
+    return Status::invalid_argument("config key 'model.tokenizer': the tokenizer has " +
+                                    std::to_string(impl->tokenizer->vocab_size()) + " tokens but the model has " +
+                                    std::to_string(mc.vocab_size));
+
+  int64_t max_model_len = c.model.max_model_len > 0 ? c.model.max_model_len : mc.max_seq_len;
+  if (max_model_len > mc.max_seq_len)
+    return Status::invalid_argument("config key 'model.max_model_len': got " + std::to_string(max_model_len) +
+                                    ", but the model supports at most " + std::to_string(mc.max_seq_len) + " positions");
+  auto wdt = parse_weight_dtype(c.model.weight_dtype);
+  if (!wdt) return Status::invalid_argument("config key 'model.weight_dtype': " + wdt.status().message());
+  auto kdt = kv_dtype_of(c);
+  if (!kdt) return kdt.status();
+
+  KvLayout layout{static_cast<int>(mc.n_layers), static_cast<int>(mc.n_kv_heads), static_cast<int>(mc.head_dim),
+                  static_cast<int>(c.kv.page_size), *kdt};
+  KvBudget budget;
+  budget.memory_gib = c.kv.num_pages > 0 ? 0 : c.kv.memory_gib;
+  budget.num_pages = c.kv.num_pages;
+  budget.tokens = max_model_len;
+  auto plan = plan_kv(layout, budget);
+  if (!plan) return Status::invalid_argument("config keys 'kv.memory_gib' / 'kv.num_pages': " + plan.status().message());
+  if (plan->max_tokens_in_flight < max_model_len)
+    return Status::invalid_argument("config key 'kv.memory_gib': the KV pool holds " +
+                                    std::to_string(plan->max_tokens_in_flight) + " tokens, less than one sequence of " +
+                                    std::to_string(max_model_len) + " (model.max_model_len): raise it");
+  auto storage = KvStorage::create(layout, plan->num_pages);
+  if (!storage) return storage.status();
+  impl->storage = std::move(storage).value();
+  auto llama = LlamaModel::create(impl->model, *wdt, impl->storage.get());
+  if (!llama) return llama.status();
+  impl->llama = std::move(llama).value();
+
+  KvCacheConfig kvc;
+  kvc.page_size = static_cast<int>(c.kv.page_size);
+  kvc.num_pages = plan->num_pages;
+  kvc.enable_prefix_caching = c.kv.prefix_caching;
+  kvc.sliding_window = mc.sliding_window;
+  auto kvm = KvCacheManager::create(kvc);
+  if (!kvm) return kvm.status();
+
+  EngineCoreConfig ec;
+  ec.scheduler.max_num_seqs = c.scheduler.max_num_seqs;
+  ec.scheduler.max_num_batched_tokens = c.scheduler.max_num_batched_tokens;
+  ec.scheduler.chunked_prefill = c.scheduler.chunked_prefill;
+  ec.scheduler.priority_policy = c.scheduler.policy == "priority";
+  ec.scheduler.max_model_len = max_model_len;
+  ec.queue_timeout_s = c.scheduler.queue_timeout_s;
+  auto core = std::make_unique<EngineCore>(ec, std::move(kvm).value(), std::make_unique<LlamaRunner>(impl->llama.get()),
+                                           impl->tokenizer, std::make_shared<EngineStats>());
+  impl->engine = std::make_unique<EngineLoop>(std::move(core), static_cast<int>(c.engine.threads), c.scheduler.max_queue);
+
+  auto keys = load_api_keys(c);
+  if (!keys) return keys.status();
+  ServedModel served;
+  served.name = c.model.name.empty() ? std::filesystem::path(c.model.path).stem().string() : c.model.name;
+  served.max_model_len = max_model_len;
+  served.vocab_size = static_cast<int32_t>(mc.vocab_size);
+  impl->api = std::make_unique<ApiService>(c, served, impl->engine.get(), impl->tokenizer, std::move(keys).value());
+  impl->http = std::make_unique<HttpServer>(c, impl->api.get());
+  HttpServer* http = impl->http.get();
+  impl->api->set_connection_counter([http] { return http->active_connections(); });
+
+  spdlog::info("model '{}' from {}: {} ({} parameters), weights {} ({:.1f} MB packed)", served.name, c.model.path,
+               mc.summary(), mc.num_parameters(), c.model.weight_dtype, impl->llama->weight_bytes() / 1e6);
+  spdlog::info("KV memory plan:\n{}", format_kv_plan(*plan));
+  return std::unique_ptr<ServerApp>(new ServerApp(std::move(impl)));
+}
+
+int ServerApp::run() {
+  Impl& s = *impl_;
+  if (Status st = s.http->start(); !st.is_ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  s.engine->start();
+  s.api->set_ready(true);
+  s.http->set_on_signal([this](int) {
+    Impl& im = *impl_;
+    if (im.shutdown_thread.joinable()) return;  // a second signal: already draining
+    im.http->stop_accepting();
+    im.engine->begin_drain();
+    im.shutdown_thread = std::thread([&im] {
+      const auto grace = std::chrono::milliseconds(static_cast<int64_t>(im.config.server.shutdown_grace_s * 1000));
+      const bool idle = im.engine->wait_idle(grace);
+      spdlog::info(idle ? "all requests finished; stopping" : "grace period over: cancelling the remaining requests");
+      im.engine->stop();  // aborts what is left; their clients get a final event
+      // Give connections a moment to flush their last bytes.
+      for (int i = 0; i < 50 && im.http->active_connections() > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      im.http->stop();
+    });
+  });
+  spdlog::info("listening on http://{}:{}", s.config.server.host, s.http->port());
+  s.http->run();
+  if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
+  s.engine->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace pagoda
