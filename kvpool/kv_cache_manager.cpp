@@ -61,10 +61,14 @@ int64_t KvCacheManager::pages_needed(RequestId id, int64_t num_tokens_total_afte
 }
 
 bool KvCacheManager::allocate_slots(RequestId id, int64_t num_tokens_total_after, int64_t num_computed_tokens) {
+  const bool known = has_request(id);
   RequestState& s = state(id);
   if (num_computed_tokens >= 0) release_window(s, num_computed_tokens);
   const int64_t need = pages_needed(id, num_tokens_total_after);
-  if (need > pool_.num_free()) return false;
+  if (need > pool_.num_free()) {
+    if (!known) requests_.erase(id);  // a failed first call leaves no trace
+    return false;
+  }
   for (int64_t i = 0; i < need; ++i) s.table.push_back(pool_.allocate());
   s.num_tokens = std::max(s.num_tokens, num_tokens_total_after);
   return true;

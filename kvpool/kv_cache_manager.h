@@ -89,7 +89,8 @@ class KvCacheManager {
   // pages. With a sliding window and num_computed_tokens >= 0, it first
   // releases the pages wholly before the window of the next token to compute
   // (release_out_of_window; done even when it then returns false, since those
-  // pages are never needed again). Creates the request (empty salt) if unknown.
+  // pages are never needed again). Creates the request (empty salt) if unknown
+  // and the allocation succeeds.
   bool allocate_slots(RequestId id, int64_t num_tokens_total_after, int64_t num_computed_tokens = -1);
 
   // New pages allocate_slots(id, total) would need (0 if it fits already).

@@ -236,6 +236,7 @@ TEST_CASE("kvpool: allocate_slots is all or nothing", "[kvpool][manager]") {
   REQUIRE(m->allocate_slots(1, 8));
   REQUIRE_FALSE(m->allocate_slots(2, 12));  // needs 3, 2 free
   REQUIRE(m->block_table(2).empty());
+  REQUIRE_FALSE(m->has_request(2));  // a failed first allocation leaves no request behind
   REQUIRE(m->usage().pages_free == 2);
   REQUIRE(m->allocate_slots(1, 16));  // grows request 1 by 2 pages
   REQUIRE(m->block_table(1).size() == 4);
