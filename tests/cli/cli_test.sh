@@ -32,10 +32,14 @@ expect "config check prints the effective config" 0 "page_size: 32" -- "$PAGODA"
 expect "--set beats the file" 0 "page_size: 64" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check --set kv.page_size=64
 expect "default.yaml is valid" 0 "valid" -- "$PAGODA" config check config/default.yaml --no-path-check
 
-# serve: start on a free port with a stand-in model file, probe /health, SIGTERM -> exit 0.
-touch "$tmp/model.bin" "$tmp/tok.bin"
-"$PAGODA" serve --port 0 --set server.port=18471 --model "$tmp/model.bin" --tokenizer "$tmp/tok.bin" \
-  --set logging.format=json >"$tmp/serve.log" 2>&1 &
+# A model file that is not a checkpoint: a start-up error naming the key.
+head -c 100 /dev/urandom > "$tmp/junk.bin"
+expect "corrupt model exits 2 naming model.path" 2 "'model.path'" -- "$PAGODA" serve --model "$tmp/junk.bin"
+expect "tokenizer of the wrong model exits 2" 2 "'model.tokenizer'" -- "$PAGODA" serve --tokenizer models/tokenizer.bin
+
+# serve: the default config (models/ from tools/setup.sh) on a test port,
+# probe /health, SIGTERM -> exit 0.
+"$PAGODA" serve --port 18471 --set logging.format=json >"$tmp/serve.log" 2>&1 &
 pid=$!
 ok=0
 for _ in $(seq 1 50); do

@@ -1,0 +1,217 @@
+// End-to-end over loopback with stories260K: completion, streaming, chat,
+// 16 concurrent streams, cancellation by disconnect (pages freed), prefix
+// cache hits, tokenize/detokenize, models, and shutdown while busy.
+#include <fstream>
+#include <sstream>
+
+#include "tests/server/server_process.h"
+
+using namespace pagoda::testing;
+using nlohmann::json;
+
+namespace {
+
+std::string reference_text() {
+  for (const std::string& dir : {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"}) {
+    std::ifstream in(dir + "stories260K.greedy.txt", std::ios::binary);
+    if (!in) continue;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  FAIL("stories260K.greedy.txt not found");
+  return "";
+}
+
+std::string completion_text(int port, const std::string& prompt, int max_tokens) {
+  HttpResult r = post(port, "/v1/completions",
+                      json{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump());
+  REQUIRE(r.status == 200);
+  return r.json()["choices"][0]["text"].get<std::string>();
+}
+
+std::string streamed_text(int port, const std::string& prompt, int max_tokens, json* usage = nullptr) {
+  json body = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", true},
+               {"stream_options", {{"include_usage", true}}}};
+  HttpResult r = post(port, "/v1/completions", body.dump());
+  REQUIRE(r.status == 200);
+  REQUIRE(r.content_type == "text/event-stream");
+  bool done = false;
+  std::string text;
+  for (const json& e : sse_events(r.body, &done)) {
+    REQUIRE(e.is_object());
+    if (!e["choices"].empty()) text += e["choices"][0]["text"].get<std::string>();
+    else if (usage) *usage = e["usage"];
+  }
+  CHECK(done);
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
+  ServerProcess server(18621);
+  const int port = server.port();
+  const std::string ref = reference_text();
+
+  // Greedy completion continues the reference story exactly.
+  const std::string text = completion_text(port, "Once upon a time", 60);
+  CHECK(ref.rfind("Once upon a time" + text, 0) == 0);
+
+  // Streaming gives the same text, a usage chunk and [DONE].
+  json usage;
+  CHECK(streamed_text(port, "Once upon a time", 60, &usage) == text);
+  CHECK(usage["completion_tokens"] == 60);
+  CHECK(usage["total_tokens"] == usage["prompt_tokens"].get<int>() + 60);
+
+  // Echo and logprobs.
+  HttpResult echo = post(port, "/v1/completions",
+                         R"({"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0, "echo": true, "logprobs": 2})");
+  REQUIRE(echo.status == 200);
+  const json ej = echo.json();
+  CHECK(ej["choices"][0]["text"].get<std::string>().rfind("Once upon a time", 0) == 0);
+  CHECK(ej["choices"][0]["logprobs"]["tokens"].size() == 5);
+  CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][0].size() == 2);
+  CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][0].get<double>() <= 0.0);
+
+  // Chat: non-streaming and streaming (role first).
+  HttpResult chat = post(port, "/v1/chat/completions",
+                         R"({"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 20, "temperature": 0})");
+  REQUIRE(chat.status == 200);
+  const json cj = chat.json();
+  CHECK(cj["object"] == "chat.completion");
+  CHECK(cj["choices"][0]["message"]["role"] == "assistant");
+  const std::string chat_text = cj["choices"][0]["message"]["content"].get<std::string>();
+  CHECK(chat_text == completion_text(port, "Once upon a time", 20));  // plain template = the same prompt
+  HttpResult chat_stream = post(port, "/v1/chat/completions",
+                                R"({"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 20, "temperature": 0, "stream": true})");
+  bool done = false;
+  auto events = sse_events(chat_stream.body, &done);
+  REQUIRE(events.size() >= 2);
+  CHECK(events[0]["choices"][0]["delta"]["role"] == "assistant");
+  std::string streamed_chat;
+  for (const json& e : events)
+    if (e["choices"][0]["delta"].contains("content")) streamed_chat += e["choices"][0]["delta"]["content"].get<std::string>();
+  CHECK(streamed_chat == chat_text);
+  CHECK(events.back()["choices"][0]["finish_reason"] == "length");
+  CHECK(done);
+
+  // Stop strings are cut from the text.
+  HttpResult stop = post(port, "/v1/completions",
+                         R"({"prompt": "Once upon a time", "max_tokens": 60, "temperature": 0, "stop": ["Lily"]})");
+  CHECK(stop.json()["choices"][0]["text"] == ", there was a little girl named ");
+  CHECK(stop.json()["choices"][0]["finish_reason"] == "stop");
+
+  // Token ids as the prompt.
+  HttpResult tok = post(port, "/tokenize", R"({"prompt": "Once upon a time"})");
+  REQUIRE(tok.status == 200);
+  const json ids = tok.json()["tokens"];
+  CHECK(ids[0] == 1);
+  HttpResult by_ids = post(port, "/v1/completions", json{{"prompt", ids}, {"max_tokens", 60}, {"temperature", 0}}.dump());
+  CHECK(by_ids.json()["choices"][0]["text"] == text);
+  HttpResult detok = post(port, "/detokenize", json{{"tokens", ids}}.dump());
+  CHECK(detok.json()["prompt"] == "Once upon a time");
+
+  // Models.
+  HttpResult models = http_request(port, http::verb::get, "/v1/models");
+  CHECK(models.json()["data"][0]["id"] == "stories260K");
+  CHECK(http_request(port, http::verb::get, "/v1/models/stories260K").status == 200);
+  CHECK(http_request(port, http::verb::get, "/v1/models/other").status == 404);
+  CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("server e2e: 16 concurrent streams each equal their text alone") {
+  ServerProcess server(18622);
+  const int port = server.port();
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Tom", "One day, a big bird",
+                                            "Tim had a red ball", "The sun was hot", "Mom said", "There was a cat",
+                                            "A boy found a box", "The tree was tall", "Sara liked to sing", "In the garden",
+                                            "The car was fast", "Ben wanted a cookie", "The fish swam", "It was a rainy day"};
+  std::vector<std::string> alone;
+  for (const auto& p : prompts) alone.push_back(completion_text(port, p, 48));
+  std::vector<std::string> got(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    threads.emplace_back([&, i] { got[i] = streamed_text(port, prompts[i], 48); });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO(prompts[i]);
+    CHECK(got[i] == alone[i]);
+  }
+  CHECK(server.metric("pagoda_kv_pages_in_use") == 0);
+  CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("server e2e: a client that disconnects mid-stream cancels its request and frees its pages") {
+  ServerProcess server(18623);
+  const int port = server.port();
+  {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    const std::string body = R"({"prompt": "Once upon a time", "max_tokens": 450, "ignore_eos": true, "stream": true})";
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    asio::write(s, asio::buffer(req));
+    std::string got;
+    char buf[4096];
+    while (got.find("data: ", got.find("data: ") + 1) == std::string::npos) {  // two events arrived
+      size_t n = s.read_some(asio::buffer(buf));
+      got.append(buf, n);
+    }
+    CHECK(server.metric("pagoda_kv_pages_in_use") > 0);
+  }  // socket closed here, mid-stream
+  double in_use = -1, aborted = 0;
+  for (int i = 0; i < 100; ++i) {
+    in_use = server.metric("pagoda_kv_pages_in_use");
+    const std::string m = http_request(port, http::verb::get, "/metrics").body;
+    const std::string key = "pagoda_requests_finished_total{reason=\"abort\"} ";
+    const size_t at = m.find(key);
+    REQUIRE(at != std::string::npos);
+    aborted = std::stod(m.substr(at + key.size()));
+    if (in_use == 0 && aborted >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(in_use == 0);
+  CHECK(aborted == 1);
+  CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("server e2e: a shared prefix is served from the prefix cache") {
+  ServerProcess server(18624);
+  const int port = server.port();
+  const std::string prefix =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
+  HttpResult a = post(port, "/v1/completions", json{{"prompt", prefix + " She"}, {"max_tokens", 4}}.dump());
+  HttpResult b = post(port, "/v1/completions", json{{"prompt", prefix + " Lily"}, {"max_tokens", 4}}.dump());
+  REQUIRE(a.status == 200);
+  REQUIRE(b.status == 200);
+  CHECK(a.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
+  CHECK(b.json()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() >= 16);
+  CHECK(server.metric("pagoda_prefix_cache_hits_tokens_total") >= 16);
+  CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("server e2e: SIGTERM while busy finishes in-flight requests and exits 0") {
+  ServerProcess server(18625);
+  const int port = server.port();
+  std::vector<int> statuses(6, 0);
+  std::vector<int64_t> tokens(6, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&, i] {
+      HttpResult r = post(port, "/v1/completions",
+                          json{{"prompt", "Once upon a time"}, {"max_tokens", 300}, {"ignore_eos", true}}.dump());
+      statuses[i] = r.status;
+      if (r.status == 200) tokens[i] = r.json()["usage"]["completion_tokens"].get<int64_t>();
+    });
+  for (int i = 0; i < 100 && server.metric("pagoda_requests_running") < 6; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int exit_code = server.terminate();
+  for (auto& t : threads) t.join();
+  CHECK(exit_code == 0);
+  for (int i = 0; i < 6; ++i) {
+    CHECK(statuses[i] == 200);   // finished within the grace period
+    CHECK(tokens[i] == 300);
+  }
+}

@@ -1,0 +1,177 @@
+// Test helpers: run the real `pagoda serve` binary as a child process on a
+// loopback port, and talk HTTP to it (whole responses, SSE streams, raw bytes).
+#pragma once
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace pagoda::testing {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::string retry_after;
+  std::string content_type;
+  nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
+};
+
+// One request on a fresh connection.
+inline HttpResult http_request(int port, http::verb method, const std::string& target, const std::string& body = "",
+                               std::vector<std::pair<std::string, std::string>> headers = {}) {
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::content_type, "application/json");
+  for (auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 << 20);
+  beast::error_code ec;
+  http::read(stream, buf, parser, ec);
+  HttpResult r;
+  if (ec) return r;
+  const auto& res = parser.get();
+  r.status = static_cast<int>(res.result_int());
+  r.body = res.body();
+  if (res.count(http::field::retry_after)) r.retry_after = std::string(res[http::field::retry_after]);
+  if (res.count(http::field::content_type)) r.content_type = std::string(res[http::field::content_type]);
+  return r;
+}
+
+inline HttpResult post(int port, const std::string& target, const std::string& body,
+                       std::vector<std::pair<std::string, std::string>> headers = {}) {
+  return http_request(port, http::verb::post, target, body, std::move(headers));
+}
+
+// The JSON payloads of an SSE response body ("data: {...}" events), without [DONE].
+inline std::vector<nlohmann::json> sse_events(const std::string& body, bool* saw_done = nullptr) {
+  std::vector<nlohmann::json> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    const std::string payload = body.substr(pos + 6, end - pos - 6);
+    if (payload == "[DONE]") {
+      if (saw_done) *saw_done = true;
+    } else {
+      out.push_back(nlohmann::json::parse(payload, nullptr, false));
+    }
+    pos = end;
+  }
+  return out;
+}
+
+// Sends raw bytes and returns whatever comes back until the server closes
+// (or `timeout`).
+inline std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout) {
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+  asio::write(s, asio::buffer(bytes));
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  s.non_blocking(true);
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    beast::error_code ec;
+    size_t n = s.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (ec) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+// `pagoda serve` as a child process.
+class ServerProcess {
+ public:
+  explicit ServerProcess(int port, std::vector<std::string> extra_args = {}) : port_(port) {
+    const char* bin = std::getenv("PAGODA_BIN");
+    REQUIRE(bin != nullptr);
+    std::vector<std::string> args = {bin, "serve", "--port", std::to_string(port), "--set", "logging.level=warn"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    REQUIRE(posix_spawn(&pid_, bin, nullptr, nullptr, argv.data(), environ) == 0);
+    for (int i = 0; i < 200; ++i) {
+      if (http_request_safe("/health") == 200) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL("pagoda serve did not become healthy on port " << port);
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int st;
+      ::waitpid(pid_, &st, 0);
+    }
+  }
+  int port() const { return port_; }
+  // Sends SIGTERM and waits; returns the exit status (-1 if killed by a signal).
+  int terminate(std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    ::kill(pid_, SIGTERM);
+    return wait_exit(timeout);
+  }
+  int wait_exit(std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int st = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -2;  // still running
+  }
+  int http_request_safe(const std::string& target) {
+    try {
+      return http_request(port_, http::verb::get, target).status;
+    } catch (...) {
+      return 0;
+    }
+  }
+  // A gauge or counter value from /metrics (first sample of `name`).
+  double metric(const std::string& name) {
+    const std::string body = http_request(port_, http::verb::get, "/metrics").body;
+    const size_t at = body.find("\n" + name + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(body.substr(at + name.size() + 2));
+  }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace pagoda::testing
