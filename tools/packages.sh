@@ -6,7 +6,9 @@ kind=${1:?usage: packages.sh build|runtime}
 here=$(cd "$(dirname "$0")" && pwd)
 mapfile -t wanted < <(sed -n "s/^${kind}: *//p" "$here/packages.txt")
 missing=()
-for p in "${wanted[@]}"; do
+for line in "${wanted[@]}"; do
+  read -r p unless <<<"$line"
+  if [[ -n "${unless:-}" ]] && command -v "${unless#\?}" >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then

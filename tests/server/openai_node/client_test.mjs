@@ -1,0 +1,41 @@
+// The official OpenAI client against pagoda: completions, streaming
+// completions, chat, streaming chat, and an error. Exits non-zero on failure.
+import OpenAI from 'openai';
+import assert from 'node:assert/strict';
+
+const client = new OpenAI({ baseURL: process.env.PAGODA_URL + '/v1', apiKey: 'test-key', maxRetries: 0 });
+
+const models = await client.models.list();
+const model = models.data[0].id;
+assert.equal(model, 'stories260K');
+
+const c = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 24, temperature: 0 });
+assert.equal(c.object, 'text_completion');
+assert.ok(c.choices[0].text.startsWith(', there was a little girl named Lily'), c.choices[0].text);
+assert.equal(c.usage.completion_tokens, 24);
+
+let streamed = '';
+let usage = null;
+const s = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 24, temperature: 0,
+                                            stream: true, stream_options: { include_usage: true } });
+for await (const chunk of s) {
+  if (chunk.choices.length > 0) streamed += chunk.choices[0].text;
+  if (chunk.usage) usage = chunk.usage;
+}
+assert.equal(streamed, c.choices[0].text);
+assert.equal(usage.completion_tokens, 24);
+
+const chat = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Once upon a time' }],
+                                                    max_tokens: 16, temperature: 0 });
+assert.equal(chat.choices[0].message.role, 'assistant');
+assert.ok(chat.choices[0].message.content.length > 0);
+
+let chatStreamed = '';
+const cs = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Once upon a time' }],
+                                                  max_tokens: 16, temperature: 0, stream: true });
+for await (const chunk of cs) chatStreamed += chunk.choices[0]?.delta?.content ?? '';
+assert.equal(chatStreamed, chat.choices[0].message.content);
+
+await assert.rejects(client.completions.create({ model, prompt: 'hi', temperature: 9 }),
+                     (e) => e.status === 400 && /temperature/.test(e.message));
+console.log('openai client: completions, streaming, chat, streaming chat, errors: ok');
