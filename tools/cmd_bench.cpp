@@ -1,0 +1,207 @@
+// `pagoda bench serve --url URL ...`: the load generator. Sends a workload to
+// any OpenAI-compatible server (streaming), prints a table, writes a JSON
+// result and, for sweeps, a table and PNG plots. See bench/bench_serve.h.
+#include <unistd.h>
+
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include "bench/bench_serve.h"
+#include "bench/report.h"
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+namespace pagoda::cli {
+
+namespace {
+
+struct BenchFlags {
+  bench::BenchConfig cfg;
+  std::string workload = "random";
+  std::string dataset_file;
+  std::string prompt_form = "ids";
+  std::string input_len = "128", output_len = "128";
+  std::string request_rate = "inf";
+  std::string extra_body;
+  std::vector<std::string> goodput;
+  std::string result_file;
+  bool save_requests = false;
+  std::string sweep;
+  std::string plot_prefix;
+  bool no_progress = false;
+};
+
+Status parse_goodput(const std::vector<std::string>& items, bench::Slo* slo) {
+  for (const std::string& raw : items) {
+    std::stringstream in(raw);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (item.empty()) continue;
+      const size_t colon = item.find(':');
+      const std::string key = item.substr(0, colon);
+      char* end = nullptr;
+      const double v = colon == std::string::npos ? 0 : std::strtod(item.c_str() + colon + 1, &end);
+      if (colon == std::string::npos || *end != '\0' || !(v > 0))
+        return Status::invalid_argument("--goodput takes KEY:MS items (ttft, tpot, e2el), got '" + item + "'");
+      if (key == "ttft") slo->ttft_ms = v;
+      else if (key == "tpot") slo->tpot_ms = v;
+      else if (key == "e2el") slo->e2el_ms = v;
+      else return Status::invalid_argument("--goodput: unknown SLO '" + key + "' (use ttft, tpot or e2el)");
+    }
+  }
+  return Status::ok();
+}
+
+// Fills the config from the raw flags; the message names the bad flag.
+Status finish_config(BenchFlags& f) {
+  bench::BenchConfig& c = f.cfg;
+  if (!f.dataset_file.empty()) f.workload = "file";
+  if (f.workload == "random") c.workload.kind = bench::WorkloadKind::kRandom;
+  else if (f.workload == "shared-prefix") c.workload.kind = bench::WorkloadKind::kSharedPrefix;
+  else if (f.workload == "file") c.workload.kind = bench::WorkloadKind::kFile;
+  if (c.workload.kind == bench::WorkloadKind::kFile && f.dataset_file.empty())
+    return Status::invalid_argument("--workload file needs --dataset-file FILE");
+  c.workload.file = f.dataset_file;
+  c.workload.form = f.prompt_form == "words" ? bench::PromptForm::kWords : bench::PromptForm::kTokenIds;
+  auto in = bench::parse_length_range(f.input_len, "--input-len");
+  if (!in) return in.status();
+  auto out = bench::parse_length_range(f.output_len, "--output-len");
+  if (!out) return out.status();
+  c.workload.input_len = *in;
+  c.workload.output_len = *out;
+  if (f.request_rate == "inf") {
+    c.request_rate = std::numeric_limits<double>::infinity();
+  } else {
+    char* end = nullptr;
+    c.request_rate = std::strtod(f.request_rate.c_str(), &end);
+    if (*end != '\0' || !(c.request_rate > 0))
+      return Status::invalid_argument("--request-rate must be a number > 0 or 'inf', got '" + f.request_rate + "'");
+  }
+  if (!f.extra_body.empty()) {
+    c.extra_body = nlohmann::json::parse(f.extra_body, nullptr, false);
+    if (c.extra_body.is_discarded() || !c.extra_body.is_object())
+      return Status::invalid_argument("--extra-body must be a JSON object");
+  }
+  PAGODA_RETURN_IF_ERROR(parse_goodput(f.goodput, &c.slo));
+  if (c.num_prompts < 0) return Status::invalid_argument("--num-prompts must be >= 0");
+  if (c.duration_s < 0) return Status::invalid_argument("--duration must be >= 0");
+  if (c.max_concurrency < 0) return Status::invalid_argument("--max-concurrency must be >= 0");
+  if (!(c.timeout_s > 0)) return Status::invalid_argument("--timeout must be > 0");
+  c.progress = !f.no_progress && ::isatty(STDOUT_FILENO);
+  return Status::ok();
+}
+
+int run(BenchFlags& f) {
+  if (Status st = finish_config(f); !st) {
+    print_error(st.message());
+    return kExitConfigError;
+  }
+  if (!f.sweep.empty()) {
+    auto sweep = bench::parse_sweep(f.sweep);
+    if (!sweep) {
+      print_error(sweep.status().message());
+      return kExitConfigError;
+    }
+    auto points = bench::run_sweep(f.cfg, *sweep);
+    if (!points) {
+      print_error(points.status().message());
+      return kExitFailure;
+    }
+    for (const auto& p : *points) bench::print_report(p, std::cout);
+    bench::print_sweep_table(*points, sweep->param, std::cout);
+    if (!f.result_file.empty()) {
+      nlohmann::json j = {{"sweep", bench::sweep_param_name(sweep->param)}, {"points", nlohmann::json::array()}};
+      for (const auto& p : *points) j["points"].push_back(bench::result_json(p, f.save_requests));
+      if (Status st = bench::write_json_file(f.result_file, j); !st) {
+        print_error(st.message());
+        return kExitFailure;
+      }
+      std::cout << "wrote " << f.result_file << "\n";
+    }
+    const std::string prefix = !f.plot_prefix.empty() ? f.plot_prefix
+                               : !f.result_file.empty() ? f.result_file.substr(0, f.result_file.rfind('.'))
+                                                        : std::string("bench");
+    std::vector<std::string> written;
+    Status st = bench::write_sweep_plots(*points, sweep->param, prefix, &written);
+    for (const auto& w : written) std::cout << "wrote " << w << "\n";
+    if (!st) std::cerr << "pagoda bench: " << st.message() << "\n";
+    return kExitOk;
+  }
+  auto r = bench::run_bench(f.cfg);
+  if (!r) {
+    print_error(r.status().message());
+    return kExitFailure;
+  }
+  bench::print_report(*r, std::cout);
+  if (!f.result_file.empty()) {
+    if (Status st = bench::write_json_file(f.result_file, bench::result_json(*r, f.save_requests)); !st) {
+      print_error(st.message());
+      return kExitFailure;
+    }
+    std::cout << "wrote " << f.result_file << "\n";
+  }
+  return r->metrics.completed > 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, int* exit_code) {
+  auto* bench_cmd = app.add_subcommand("bench", "Benchmarks");
+  bench_cmd->require_subcommand(1);
+  auto* cmd = bench_cmd->add_subcommand(
+      "serve", "Load-test an OpenAI-compatible server (streaming): TTFT, TPOT, ITL, E2EL, throughput, goodput");
+  auto f = std::make_shared<BenchFlags>();
+  bench::BenchConfig& c = f->cfg;
+  cmd->add_option("--url", c.url, "Server base URL (http only)")->capture_default_str();
+  cmd->add_option("--endpoint", c.endpoint, "API path")
+      ->check(CLI::IsMember({"/v1/completions", "/v1/chat/completions"}))
+      ->capture_default_str();
+  cmd->add_option("--model", c.model, "Model name to request (default: the first of GET /v1/models)");
+  cmd->add_option("--api-key", c.api_key, "Sent as 'Authorization: Bearer KEY'");
+  cmd->add_option("--workload", f->workload, "random | shared-prefix | file")
+      ->check(CLI::IsMember({"random", "shared-prefix", "file"}))
+      ->capture_default_str();
+  cmd->add_option("--dataset-file", f->dataset_file,
+                  "JSONL prompts: {\"prompt\": \"text\" or [ids], \"max_tokens\": N (optional)} (implies --workload file)");
+  cmd->add_option("--input-len", f->input_len,
+                  "Prompt tokens (random) or suffix tokens (shared-prefix): N or LO:HI")
+      ->capture_default_str();
+  cmd->add_option("--output-len", f->output_len, "max_tokens: N or LO:HI")->capture_default_str();
+  cmd->add_option("--prefix-len", c.workload.prefix_len, "shared-prefix: tokens in each group's shared prefix");
+  cmd->add_option("--num-groups", c.workload.num_groups, "shared-prefix: number of distinct prefixes")
+      ->capture_default_str();
+  cmd->add_option("--prompt-form", f->prompt_form,
+                  "ids: random token ids (exact input lengths); words: random English words")
+      ->check(CLI::IsMember({"ids", "words"}))
+      ->capture_default_str();
+  cmd->add_option("--vocab-size", c.workload.vocab_size,
+                  "Token ids are drawn below this (default: learned from POST /detokenize)");
+  cmd->add_option("--seed", c.workload.seed, "Workload and arrival seed")->capture_default_str();
+  cmd->add_option("--num-prompts", c.num_prompts, "Requests to send (0: until --duration)");
+  cmd->add_option("--duration", c.duration_s, "Stop sending after this many seconds (in-flight requests finish)");
+  cmd->add_option("--request-rate", f->request_rate, "Open-loop arrivals per second, or inf")->capture_default_str();
+  cmd->add_option("--burstiness", c.burstiness, "Gamma shape of the arrival gaps: 1 = Poisson, <1 burstier")
+      ->capture_default_str();
+  cmd->add_option("--max-concurrency", c.max_concurrency, "Requests in flight at most (closed loop); 0 = no limit");
+  cmd->add_flag("--ignore-eos", c.ignore_eos, "Ask the server to ignore EOS (exact output lengths)");
+  cmd->add_option("--temperature", c.temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
+  cmd->add_option("--extra-body", f->extra_body, "JSON object merged into every request body");
+  cmd->add_option("--goodput", f->goodput, "SLOs for goodput, e.g. --goodput ttft:500 tpot:50 (ms)")
+      ->expected(1, 3);
+  cmd->add_option("--timeout", c.timeout_s, "Seconds allowed per request")->capture_default_str();
+  cmd->add_option("--metrics-interval", c.metrics_interval_s, "Seconds between /metrics polls (0: no polling)")
+      ->capture_default_str();
+  cmd->add_option("--result-file", f->result_file, "Write the result (config, workload, every figure) as JSON");
+  cmd->add_flag("--save-requests", f->save_requests, "Add one row per request to the result file");
+  cmd->add_option("--label", c.label, "Free text stored in the result file");
+  cmd->add_option("--sweep", f->sweep, "Run several points: max-concurrency=1,4,16,64 or request-rate=1,2,inf");
+  cmd->add_option("--plot-prefix", f->plot_prefix,
+                  "Sweep plots go to PREFIX_throughput.png and PREFIX_latency.png (default: the result file's stem)");
+  cmd->add_flag("--no-progress", f->no_progress, "No live progress line (it only shows on a terminal anyway)");
+  cmd->callback([f, exit_code] { *exit_code = run(*f); });
+}
+
+}  // namespace pagoda::cli
