@@ -1,0 +1,79 @@
+// attention_bench: throughput of the fused paged attention kernel for decode
+// (one query token per sequence) at several context lengths and KV dtypes,
+// in GB/s of KV bytes read (K and V rows plus scales), bench-200m's head
+// layout (16 query heads, 4 KV heads, head_dim 64), one layer.
+//
+//   attention_bench [--seqs 16] [--contexts 512,1024,2048,4096] [--runs 7] [--page-size 16]
+//
+// Prints the median over --runs runs of 20 calls each.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/paged_attention.h"
+#include "kvpool/kv_codec.h"
+
+using namespace pagoda;
+using Clock = std::chrono::steady_clock;
+
+int main(int argc, char** argv) {
+  CLI::App app{"attention_bench: paged attention decode throughput"};
+  int seqs = 16, runs = 7, page_size = 16;
+  std::string contexts = "512,1024,2048,4096";
+  app.add_option("--seqs", seqs, "sequences per call");
+  app.add_option("--contexts", contexts, "context lengths");
+  app.add_option("--runs", runs, "runs (median reported)");
+  app.add_option("--page-size", page_size, "tokens per page");
+  CLI11_PARSE(app, argc, argv);
+  std::vector<int> ctx;
+  {
+    std::stringstream ss(contexts);
+    std::string item;
+    while (std::getline(ss, item, ',')) ctx.push_back(std::stoi(item));
+  }
+  const int H = 16, KVH = 4, D = 64;
+  std::printf("%6s %6s %10s %12s %10s\n", "dtype", "ctx", "us/call", "KV GB/s", "tokens/s");
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4}) {
+    for (int L : ctx) {
+      const int64_t pages_per_seq = (L + page_size - 1) / page_size;
+      auto st = KvStorage::create({1, KVH, D, page_size, dt}, 1 + pages_per_seq * seqs);
+      if (!st) return 1;
+      KvStorage& kv = **st;
+      std::vector<float> k(KVH * D), v(KVH * D);
+      std::vector<std::vector<int32_t>> tables(static_cast<size_t>(seqs));
+      for (int s = 0; s < seqs; ++s)
+        for (int64_t p = 0; p < pages_per_seq; ++p) tables[size_t(s)].push_back(int32_t(1 + s * pages_per_seq + p));
+      for (int s = 0; s < seqs; ++s)
+        for (int pos = 0; pos < L; ++pos) {
+          for (auto& x : k) x = nd(rng);
+          for (auto& x : v) x = nd(rng);
+          kv.write(0, tables[size_t(s)][size_t(pos / page_size)] * page_size + pos % page_size, k.data(), v.data());
+        }
+      std::vector<AttentionSeq> aseqs;
+      for (int s = 0; s < seqs; ++s) aseqs.push_back({tables[size_t(s)], L - 1, 1, s});
+      std::vector<float> q(size_t(seqs) * H * D), out(q.size());
+      for (auto& x : q) x = nd(rng);
+      const AttentionShape shape{H, KVH, D, 0, 0.125f};
+      std::vector<double> us;
+      for (int r = 0; r < runs; ++r) {
+        const auto t0 = Clock::now();
+        for (int i = 0; i < 20; ++i) paged_attention(kv, 0, aseqs, q.data(), H * D, out.data(), H * D, shape);
+        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / 20);
+      }
+      std::sort(us.begin(), us.end());
+      const double t = us[us.size() / 2];
+      const double bytes = double(seqs) * L * KVH * 2 * (kv_row_bytes(dt, D) + (kv.layout().has_scales() ? 4 : 0));
+      std::printf("%6s %6d %10.1f %12.2f %10.0f\n", kv_dtype_name(dt), L, t, bytes / (t * 1e3), seqs / (t / 1e6));
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
