@@ -28,7 +28,7 @@ std::unique_ptr<EngineLoop> make_loop(int64_t num_pages, int64_t max_queue, cons
 
 }  // namespace
 
-TEST_CASE("engine loop: concurrent submits and cancels; each request ends exactly once") {
+TEST_CASE("engine loop: concurrent submits and cancels, each request ends exactly once") {
   const KvCacheManager* kv = nullptr;
   auto loop = make_loop(64, 100000, &kv);
   loop->start();
