@@ -189,6 +189,10 @@ void EngineCore::emit(Request& r, bool final, Status error) {
 
 void EngineCore::finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now) {
   scheduler_.finish(&r, reason);
+  // Publish the freed pages before the client can hear of the end.
+  stats_->set_kv_usage(kv_->usage());
+  stats_->requests_running.set(static_cast<double>(num_running()));
+  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
   stats_->finished[static_cast<size_t>(reason)].add();
   stats_->e2e_latency.observe(seconds(now - r.times.arrival));
   emit(r, /*final=*/true, std::move(status));  // what was held back, the reason, any error
