@@ -1,0 +1,149 @@
+// pagoda bench against a live `pagoda serve` on loopback: the client's token
+// counts match the server's own counters, and failures are classified.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+#include "bench/bench_serve.h"
+#include "bench/report.h"
+#include "bench/server_metrics.h"
+#include "tests/bench/pagoda_process.h"
+
+using namespace pagoda::bench;
+using pagoda::bench_testing::http_get;
+using pagoda::bench_testing::PagodaProcess;
+
+namespace {
+
+double generation_tokens(int port) {
+  const auto m = parse_prometheus(http_get(port, "/metrics").second);
+  auto v = sample(m, "pagoda_generation_tokens_total");
+  REQUIRE(v.has_value());
+  return *v;
+}
+
+BenchConfig small_config(const PagodaProcess& server) {
+  BenchConfig c;
+  c.url = server.url();
+  c.workload.input_len = {12, 20};
+  c.workload.output_len = {4, 9};
+  c.num_prompts = 12;
+  c.max_concurrency = 4;
+  c.ignore_eos = true;
+  c.metrics_interval_s = 0.05;
+  c.timeout_s = 30;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("bench: closed-loop run against pagoda serve matches the server's token counters", "[bench][e2e]") {
+  PagodaProcess server(28417, {});
+  const double before = generation_tokens(server.port());
+  BenchConfig c = small_config(server);
+  auto r = run_bench(c);
+  REQUIRE(r.is_ok());
+  const double after = generation_tokens(server.port());
+  const BenchMetrics& m = r->metrics;
+  CHECK(m.completed == 12);
+  CHECK(m.failed == 0);
+  int64_t sum_out = 0;
+  for (const RequestRecord& q : r->records) {
+    REQUIRE(q.ok());
+    // ignore_eos: exactly max_tokens, within --output-len; prompt length exact (token ids).
+    CHECK(q.output_tokens >= 4);
+    CHECK(q.output_tokens <= 9);
+    CHECK(q.prompt_tokens >= 12);
+    CHECK(q.prompt_tokens <= 20);
+    CHECK(q.ttft_s > 0);
+    CHECK(q.ttft_s <= q.e2e_s);
+    CHECK(static_cast<int64_t>(q.itl_s.size()) == q.output_events - 1);
+    CHECK(q.output_events <= q.output_tokens);
+    sum_out += q.output_tokens;
+  }
+  CHECK(m.total_output_tokens == sum_out);
+  // The server counted what the client counted: the bench's own scrape
+  // (taken after its 1-token probe request), and ours (which includes the probe).
+  REQUIRE(r->server.available);
+  REQUIRE(r->server.generation_tokens.has_value());
+  CHECK(*r->server.generation_tokens == Approx(static_cast<double>(sum_out)));
+  CHECK(after - before == Approx(static_cast<double>(sum_out + 1)));
+  CHECK(r->vocab_size == 512);  // learned from /detokenize (stories260K, tok512)
+  CHECK(m.max_concurrency_seen <= 4);
+  CHECK(r->server.kv_usage_peak.has_value());
+  CHECK(r->server.polls >= 0);
+  CHECK(m.ttft.count == 12);
+  CHECK(m.e2el.p99_ms >= m.e2el.median_ms);
+
+  // The JSON result holds the config, the workload and the figures.
+  const auto j = result_json(*r, true);
+  CHECK(j["config"]["max_concurrency"] == 4);
+  CHECK(j["workload"]["kind"] == "random");
+  CHECK(j["metrics"]["total_output_tokens"] == sum_out);
+  CHECK(j["requests"].size() == 12);
+}
+
+TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits; sweep runs every point", "[bench][e2e]") {
+  PagodaProcess server(28418, {"--set", "kv.page_size=16"});
+  BenchConfig c = small_config(server);
+  c.workload.kind = WorkloadKind::kSharedPrefix;
+  c.workload.prefix_len = 64;
+  c.workload.num_groups = 2;
+  c.workload.input_len = {8, 8};
+  c.max_concurrency = 0;
+  c.request_rate = 50;  // Poisson, open loop
+  c.num_prompts = 10;
+  auto r = run_bench(c);
+  REQUIRE(r.is_ok());
+  CHECK(r->metrics.completed == 10);
+  REQUIRE(r->server.prefix_hit_rate.has_value());
+  // 10 prompts of 72 tokens in 2 groups: all but the first of each group can reuse 64 tokens.
+  CHECK(*r->server.prefix_hit_rate > 0.3);
+
+  Sweep sweep;
+  sweep.values = {1, 2};
+  BenchConfig s = small_config(server);
+  s.num_prompts = 3;
+  auto points = run_sweep(s, sweep);
+  REQUIRE(points.is_ok());
+  REQUIRE(points->size() == 2);
+  CHECK((*points)[0].config.max_concurrency == 1);
+  CHECK((*points)[0].metrics.max_concurrency_seen == 1);
+  CHECK((*points)[1].config.max_concurrency == 2);
+  std::vector<std::string> written;
+  const pagoda::Status st = write_sweep_plots(*points, sweep.param, "/tmp/pagoda_bench_e2e_test", &written);
+  REQUIRE_FALSE(written.empty());
+  CHECK(std::ifstream(written[0]).good());  // the .dat file, with or without gnuplot
+  if (st.is_ok()) {
+    CHECK(written.size() == 4);  // .dat, .gp and two PNGs
+    for (const auto& w : written) CHECK(std::ifstream(w).good());
+  } else {
+    CHECK(st.message().find("gnuplot") != std::string::npos);  // degrades with a clear message
+  }
+  for (const auto& w : written) std::remove(w.c_str());
+}
+
+TEST_CASE("bench: failures are reported, not thrown", "[bench][e2e]") {
+  PagodaProcess server(28419, {});
+  BenchConfig c = small_config(server);
+  c.model = "no-such-model";
+  auto r = run_bench(c);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("404") != std::string::npos);
+
+  // Requests for more tokens than the context allows fail with HTTP 400, counted by kind.
+  BenchConfig big = small_config(server);
+  big.workload.output_len = {100000, 100000};
+  big.num_prompts = 3;
+  auto rb = run_bench(big);
+  REQUIRE(rb.is_ok());  // the probe asks for one token and succeeds
+  CHECK(rb->metrics.completed == 0);
+  CHECK(rb->metrics.failed == 3);
+  CHECK(rb->metrics.failures.count("http_400") == 1);
+
+  BenchConfig closed = small_config(server);
+  closed.url = "http://127.0.0.1:1";  // nothing listens there
+  auto rc = run_bench(closed);
+  REQUIRE_FALSE(rc.is_ok());
+}
