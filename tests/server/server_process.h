@@ -2,8 +2,9 @@
 // loopback port, and talk HTTP to it (whole responses, SSE streams, raw bytes).
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,8 +19,6 @@
 #include <boost/beast.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-
-extern char** environ;
 
 namespace pagoda::testing {
 
@@ -113,6 +112,8 @@ inline std::string raw_exchange(int port, const std::string& bytes, std::chrono:
 // `pagoda serve` as a child process.
 class ServerProcess {
  public:
+  // The child's output goes to a log file (never to the test's own pipes,
+  // which ctest reads to the end), and the child dies with the test process.
   explicit ServerProcess(int port, std::vector<std::string> extra_args = {}) : port_(port) {
     const char* bin = std::getenv("PAGODA_BIN");
     REQUIRE(bin != nullptr);
@@ -121,12 +122,27 @@ class ServerProcess {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    REQUIRE(posix_spawn(&pid_, bin, nullptr, nullptr, argv.data(), environ) == 0);
+    log_path_ = "/tmp/pagoda-test-server-" + std::to_string(port) + ".log";
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::close(fd);
+      }
+      ::execv(bin, argv.data());
+      ::_exit(127);
+    }
     for (int i = 0; i < 200; ++i) {
       if (http_request_safe("/health") == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    FAIL("pagoda serve did not become healthy on port " << port);
+    FAIL("pagoda serve did not become healthy on port " << port << "; its log: " << log_path_);
   }
   ~ServerProcess() {
     if (pid_ > 0) {
@@ -172,6 +188,7 @@ class ServerProcess {
  private:
   int port_;
   pid_t pid_ = -1;
+  std::string log_path_;
 };
 
 }  // namespace pagoda::testing
