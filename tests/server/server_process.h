@@ -138,10 +138,15 @@ class ServerProcess {
       ::execv(bin, argv.data());
       ::_exit(127);
     }
-    for (int i = 0; i < 200; ++i) {
+    // Start-up takes well under a second on a quiet machine; allow for a
+    // heavily loaded one.
+    for (int i = 0; i < 1200; ++i) {
       if (http_request_safe("/health") == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    ::kill(pid_, SIGKILL);  // the destructor does not run when the constructor fails
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
     FAIL("pagoda serve did not become healthy on port " << port << "; its log: " << log_path_);
   }
   ~ServerProcess() {
