@@ -42,7 +42,7 @@ expect "tokenizer of the wrong model exits 2" 2 "'model.tokenizer'" -- "$PAGODA"
 "$PAGODA" serve --port 18471 --set logging.format=json >"$tmp/serve.log" 2>&1 &
 pid=$!
 ok=0
-for _ in $(seq 1 50); do
+for _ in $(seq 1 600); do
   if curl -sf http://127.0.0.1:18471/health >/dev/null 2>&1; then ok=1; break; fi
   sleep 0.1
 done

@@ -4,7 +4,7 @@ start_server() {
   local port=$1; shift
   "$PAGODA" serve --port "$port" --set logging.level=warn "$@" >"$tmp/serve.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
