@@ -262,7 +262,7 @@ std::vector<ConfigField> build_fields() {
                            3600));
   f.push_back(enum_field("server.chat_template",
                          [](ServerConfig& c) -> auto& { return c.server.chat_template; },
-                         {"auto", "llama2", "chatml", "plain"}));
+                         {"auto", "llama2", "chatml", "plain", "llama3", "mistral", "zephyr"}));
   // engine
   f.push_back(int_field("engine.threads", [](ServerConfig& c) -> auto& { return c.engine.threads; },
                         0, 1024));

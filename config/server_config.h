@@ -54,7 +54,7 @@ struct ServerSection {
   double header_timeout_s = 10;            // time allowed to send a request's headers
   double idle_timeout_s = 60;              // keep-alive idle time before closing
   double shutdown_grace_s = 30;            // time in-flight requests get on SIGTERM
-  std::string chat_template = "auto";      // auto | llama2 | chatml | plain
+  std::string chat_template = "auto";      // auto | llama2 | chatml | plain | llama3 | mistral | zephyr
   bool operator==(const ServerSection&) const = default;
 };
 

@@ -1,38 +1,98 @@
 #include "server/chat_template.h"
 
+#include "server/jinja.h"
+
 namespace pagoda {
 
 Result<ChatTemplate> parse_chat_template(const std::string& name) {
-  if (name == "llama2") return ChatTemplate::kLlama2;
-  if (name == "chatml") return ChatTemplate::kChatMl;
-  if (name == "plain" || name == "auto") return ChatTemplate::kPlain;
+  for (ChatTemplate t : {ChatTemplate::kAuto, ChatTemplate::kPlain, ChatTemplate::kLlama2, ChatTemplate::kLlama3,
+                         ChatTemplate::kChatMl, ChatTemplate::kMistral, ChatTemplate::kZephyr})
+    if (name == chat_template_name(t)) return t;
   return Status::invalid_argument("config key 'server.chat_template': got '" + name +
-                                  "', expected one of auto, llama2, chatml, plain");
+                                  "', expected one of auto, llama2, llama3, chatml, mistral, zephyr, plain");
+}
+
+const char* chat_template_name(ChatTemplate tmpl) {
+  switch (tmpl) {
+    case ChatTemplate::kAuto: return "auto";
+    case ChatTemplate::kPlain: return "plain";
+    case ChatTemplate::kLlama2: return "llama2";
+    case ChatTemplate::kLlama3: return "llama3";
+    case ChatTemplate::kChatMl: return "chatml";
+    case ChatTemplate::kMistral: return "mistral";
+    case ChatTemplate::kZephyr: return "zephyr";
+  }
+  return "plain";
+}
+
+ChatTemplate detect_chat_template_family(std::string_view jinja) {
+  auto has = [&](std::string_view s) { return jinja.find(s) != std::string_view::npos; };
+  if (has("<|start_header_id|>")) return ChatTemplate::kLlama3;
+  if (has("<|im_start|>")) return ChatTemplate::kChatMl;
+  if (has("<|user|>")) return ChatTemplate::kZephyr;
+  if (has("<<SYS>>")) return ChatTemplate::kLlama2;
+  if (has("[INST]")) return ChatTemplate::kMistral;
+  return ChatTemplate::kAuto;
 }
 
 namespace {
 
-// A rendered piece: text, optionally preceded by BOS or followed by EOS.
-struct Segment {
-  bool bos = false;
+// A built-in rendering: text, with BOS and EOS as separate items so that
+// tokenizers without special-token text (llama2.c's) still get their ids.
+struct Item {
+  enum Kind { kText, kBos, kEos } kind;
   std::string text;
-  bool eos = false;
 };
 
-std::vector<Segment> segments(const std::vector<ChatMessage>& messages, ChatTemplate tmpl) {
-  std::vector<Segment> out;
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\n\r");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\n\r") - b + 1);
+}
+
+std::vector<Item> builtin(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, bool gen) {
+  std::vector<Item> out;
+  auto text = [&](std::string s) { out.push_back({Item::kText, std::move(s)}); };
   switch (tmpl) {
+    case ChatTemplate::kAuto:
     case ChatTemplate::kPlain: {
-      std::string text;
-      for (size_t i = 0; i < messages.size(); ++i) text += (i ? "\n" : "") + messages[i].content;
-      out.push_back({true, text, false});
+      std::string s;
+      for (size_t i = 0; i < messages.size(); ++i) s += (i ? "\n" : "") + messages[i].content;
+      text(s);
       break;
     }
-    case ChatTemplate::kChatMl: {
-      std::string text;
-      for (const ChatMessage& m : messages) text += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-      text += "<|im_start|>assistant\n";
-      out.push_back({true, text, false});
+    case ChatTemplate::kChatMl:
+      for (const ChatMessage& m : messages) text("<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n");
+      if (gen) text("<|im_start|>assistant\n");
+      break;
+    case ChatTemplate::kZephyr:
+      for (const ChatMessage& m : messages) {
+        text("<|" + m.role + "|>\n" + m.content);
+        out.push_back({Item::kEos, ""});
+        text("\n");
+      }
+      if (gen) text("<|assistant|>\n");
+      break;
+    case ChatTemplate::kLlama3:
+      out.push_back({Item::kBos, ""});
+      for (const ChatMessage& m : messages)
+        text("<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>");
+      if (gen) text("<|start_header_id|>assistant<|end_header_id|>\n\n");
+      break;
+    case ChatTemplate::kMistral: {
+      std::string system;
+      out.push_back({Item::kBos, ""});
+      for (const ChatMessage& m : messages) {
+        if (m.role == "system") {
+          system += (system.empty() ? "" : "\n\n") + m.content;
+        } else if (m.role == "assistant") {
+          text(m.content);
+          out.push_back({Item::kEos, ""});
+        } else {
+          text("[INST] " + (system.empty() ? "" : system + "\n\n") + m.content + " [/INST]");
+          system.clear();
+        }
+      }
       break;
     }
     case ChatTemplate::kLlama2: {
@@ -43,39 +103,128 @@ std::vector<Segment> segments(const std::vector<ChatMessage>& messages, ChatTemp
       for (; i < messages.size(); ++i) {
         const ChatMessage& m = messages[i];
         if (m.role == "assistant") {
-          out.push_back({false, " " + m.content + " ", true});
+          text(" " + trim(m.content) + " ");
+          out.push_back({Item::kEos, ""});
           continue;
         }
         std::string user = m.content;
         if (first_user && !system.empty()) user = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + user;
         first_user = false;
-        out.push_back({true, "[INST] " + user + " [/INST]", false});
+        out.push_back({Item::kBos, ""});
+        text("[INST] " + trim(user) + " [/INST]");
       }
-      if (out.empty()) out.push_back({true, "[INST] <<SYS>>\n" + system + "\n<</SYS>>\n\n [/INST]", false});
+      if (first_user) {
+        out.push_back({Item::kBos, ""});
+        text("[INST] <<SYS>>\n" + system + "\n<</SYS>>\n\n [/INST]");
+      }
       break;
     }
   }
   return out;
 }
 
+std::string items_text(const std::vector<Item>& items, ChatTemplate tmpl) {
+  std::string s;
+  for (const Item& it : items) {
+    if (it.kind == Item::kText) s += it.text;
+    else if (it.kind == Item::kBos) s += tmpl == ChatTemplate::kLlama3 ? "<|begin_of_text|>" : "<s>";
+    else s += "</s>";
+  }
+  return s;
+}
+
+JinjaValue context(const std::vector<ChatMessage>& messages, const Tokenizer& tok, bool gen) {
+  JinjaList msgs;
+  for (const ChatMessage& m : messages) msgs.emplace_back(JinjaDict{{"role", JinjaValue(m.role)}, {"content", JinjaValue(m.content)}});
+  const std::string bos = tok.bos_id() >= 0 ? std::string(tok.token_text(tok.bos_id())) : "";
+  const std::string eos = tok.eos_ids().empty() ? "" : std::string(tok.token_text(tok.eos_ids().front()));
+  return JinjaValue(JinjaDict{{"messages", JinjaValue(msgs)},
+                              {"add_generation_prompt", JinjaValue(gen)},
+                              {"bos_token", JinjaValue(bos)},
+                              {"eos_token", JinjaValue(eos)}});
+}
+
+// The model's own template rendered, or an error.
+Result<std::string> render_model_template(const std::vector<ChatMessage>& messages, const Tokenizer& tok, bool gen) {
+  auto t = JinjaTemplate::parse(tok.chat_template());
+  if (!t) return t.status();
+  return t->render(context(messages, tok, gen));
+}
+
+// Which built-in family to use when the model template is not used.
+ChatTemplate fallback_family(ChatTemplate tmpl, const Tokenizer& tok) {
+  if (tmpl != ChatTemplate::kAuto) return tmpl;
+  const ChatTemplate f = detect_chat_template_family(tok.chat_template());
+  return f == ChatTemplate::kAuto ? ChatTemplate::kPlain : f;
+}
+
+bool tokenizer_adds_bos(const Tokenizer& tok) {
+  const auto ids = tok.encode("", true);
+  return !ids.empty() && ids.front() == tok.bos_id();
+}
+
 }  // namespace
 
-std::vector<int32_t> render_chat(const std::vector<ChatMessage>& messages, ChatTemplate tmpl,
-                                 const Tokenizer& tokenizer) {
-  std::vector<int32_t> ids;
-  for (const Segment& s : segments(messages, tmpl)) {
-    // encode() adds BOS itself when asked; continuation segments have none.
-    std::vector<int32_t> part = tokenizer.encode(s.text, s.bos);
-    ids.insert(ids.end(), part.begin(), part.end());
-    if (s.eos && !tokenizer.eos_ids().empty()) ids.push_back(tokenizer.eos_ids().front());
+std::string render_chat_prompt(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, const Tokenizer& tokenizer,
+                               bool add_generation_prompt, ChatTemplate* used) {
+  if (tmpl == ChatTemplate::kAuto && !tokenizer.chat_template().empty()) {
+    auto text = render_model_template(messages, tokenizer, add_generation_prompt);
+    if (text) {
+      if (used) *used = ChatTemplate::kAuto;
+      return std::move(text).value();
+    }
   }
+  const ChatTemplate f = fallback_family(tmpl, tokenizer);
+  if (used) *used = f;
+  return items_text(builtin(messages, f, add_generation_prompt), f);
+}
+
+std::vector<int32_t> render_chat(const std::vector<ChatMessage>& messages, ChatTemplate tmpl,
+                                 const Tokenizer& tokenizer, bool add_generation_prompt) {
+  const EncodeOptions text_opts{/*add_bos=*/false, /*parse_special=*/true};
+  std::vector<int32_t> ids;
+  bool done = false;
+  if (tmpl == ChatTemplate::kAuto && !tokenizer.chat_template().empty()) {
+    auto text = render_model_template(messages, tokenizer, add_generation_prompt);
+    if (text) {
+      ids = tokenizer.encode_with(*text, text_opts);
+      done = true;
+    }
+  }
+  if (!done) {
+    const std::vector<Item> items = builtin(messages, fallback_family(tmpl, tokenizer), add_generation_prompt);
+    const int32_t bos = tokenizer.bos_id();
+    const int32_t eos = tokenizer.eos_ids().empty() ? -1 : tokenizer.eos_ids().front();
+    const std::string bos_text(bos >= 0 ? tokenizer.token_text(bos) : "");
+    const std::string eos_text(eos >= 0 ? tokenizer.token_text(eos) : "");
+    // When BOS/EOS are special-token text the tokenizer parses, encode the
+    // whole prompt at once (text after a special token is then normalized
+    // exactly as in the model's own template); else item by item.
+    const bool as_text = (bos < 0 || tokenizer.encode_with(bos_text, text_opts) == std::vector<int32_t>{bos}) &&
+                         (eos < 0 || tokenizer.encode_with(eos_text, text_opts) == std::vector<int32_t>{eos});
+    std::string text;
+    for (const Item& it : items) {
+      if (as_text) {
+        text += it.kind == Item::kText ? it.text : it.kind == Item::kBos ? bos_text : eos_text;
+      } else if (it.kind == Item::kBos) {
+        if (bos >= 0) ids.push_back(bos);
+      } else if (it.kind == Item::kEos) {
+        if (eos >= 0) ids.push_back(eos);
+      } else {
+        const auto part = tokenizer.encode_with(it.text, text_opts);
+        ids.insert(ids.end(), part.begin(), part.end());
+      }
+    }
+    if (as_text) ids = tokenizer.encode_with(text, text_opts);
+  }
+  if (tokenizer_adds_bos(tokenizer) && (ids.empty() || ids.front() != tokenizer.bos_id()))
+    ids.insert(ids.begin(), tokenizer.bos_id());
   return ids;
 }
 
-std::string render_chat_text(const std::vector<ChatMessage>& messages, ChatTemplate tmpl) {
-  std::string text;
-  for (const Segment& s : segments(messages, tmpl)) text += (s.bos ? "<s>" : "") + s.text + (s.eos ? "</s>" : "");
-  return text;
+std::string render_chat_text(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, bool add_generation_prompt) {
+  const ChatTemplate f = tmpl == ChatTemplate::kAuto ? ChatTemplate::kPlain : tmpl;
+  return items_text(builtin(messages, f, add_generation_prompt), f);
 }
 
 }  // namespace pagoda

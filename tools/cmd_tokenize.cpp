@@ -1,6 +1,8 @@
-// `pagoda tokenize --tokenizer PATH [--no-bos] TEXT`: print TEXT's token ids
-// as a JSON array. With --jsonl, read one JSON string per stdin line and
-// print one array per line (blank lines are skipped).
+// `pagoda tokenize --tokenizer PATH [--no-bos] [--no-special] TEXT`: print
+// TEXT's token ids as a JSON array. PATH is a tokenizer.json, a
+// tokenizer.model, a llama2.c tokenizer.bin or a model directory. With
+// --jsonl, read one JSON string per stdin line and print one array per line
+// (blank lines are skipped).
 #include <iostream>
 #include <memory>
 #include <string>
@@ -19,6 +21,7 @@ struct TokenizeFlags {
   std::string tokenizer;
   std::string text;
   bool no_bos = false;
+  bool no_special = false;
   bool jsonl = false;
 };
 
@@ -37,8 +40,13 @@ void print_ids(const std::vector<int32_t>& ids) {
 void register_tokenize(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("tokenize", "Print the token ids of TEXT (or of each --jsonl line) as JSON");
   auto f = std::make_shared<TokenizeFlags>();
-  cmd->add_option("--tokenizer", f->tokenizer, "Tokenizer file (llama2.c tokenizer.bin)")->required();
-  cmd->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
+  cmd->add_option("--tokenizer", f->tokenizer,
+                  "tokenizer.json, tokenizer.model, llama2.c tokenizer.bin, or a model directory")
+      ->required();
+  cmd->add_flag("--no-bos", f->no_bos, "Do not add the tokenizer's BOS (and other post-processor tokens)");
+  cmd->add_flag("--no-special", f->no_special,
+                "Like Hugging Face add_special_tokens=False plus split_special_tokens: no BOS, and "
+                "special-token text such as <|im_start|> is encoded as plain text");
   auto* jsonl = cmd->add_flag("--jsonl", f->jsonl, "Read one JSON string per stdin line; print one array per line");
   cmd->add_option("TEXT", f->text, "Text to tokenize")->excludes(jsonl);
   cmd->callback([f, exit_code] {
@@ -48,9 +56,9 @@ void register_tokenize(CLI::App& app, int* exit_code) {
       *exit_code = kExitConfigError;
       return;
     }
-    const bool bos = !f->no_bos;
+    const EncodeOptions opts{!f->no_bos && !f->no_special, !f->no_special};
     if (!f->jsonl) {
-      print_ids((*tok)->encode(f->text, bos));
+      print_ids((*tok)->encode_with(f->text, opts));
       *exit_code = kExitOk;
       return;
     }
@@ -68,7 +76,7 @@ void register_tokenize(CLI::App& app, int* exit_code) {
         *exit_code = kExitFailure;
         return;
       }
-      print_ids((*tok)->encode(text, bos));
+      print_ids((*tok)->encode_with(text, opts));
     }
     *exit_code = kExitOk;
   });

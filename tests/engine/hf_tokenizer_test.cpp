@@ -5,6 +5,8 @@
 // tokenizer.json files for pipeline parts the real files do not use.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -414,4 +416,42 @@ TEST_CASE("hf: unsupported pipeline parts and broken files are errors, not guess
   const std::string empty_dir = (std::filesystem::temp_directory_path() / "pagoda_hf_tok_empty").string();
   std::filesystem::create_directories(empty_dir);
   CHECK(load_tokenizer(empty_dir).status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("hf: pagoda tokenize reads tokenizer.json, tokenizer.model and model directories", "[cli]") {
+  const char* bin = std::getenv("PAGODA_BIN");
+  if (bin == nullptr || !std::ifstream(bin).good()) {
+    WARN("PAGODA_BIN not set or missing; skipping the CLI check");
+    return;
+  }
+  if (!have_shared()) return;
+  auto run = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    return std::make_pair(pclose(p), out);
+  };
+  const Tokenizer& smol = shared_tok("SmolLM2-135M-Instruct");
+  const std::string dir = kSharedDir + "SmolLM2-135M-Instruct";
+  const std::string text = "<|im_start|>user 12 héllo";
+  auto [rc, out] = run(std::string(bin) + " tokenize --tokenizer '" + dir + "' '" + text + "'");
+  CHECK(rc == 0);
+  CHECK(out == show(smol.encode_with(text, {true, true})) + "\n");
+  auto [rc2, out2] = run(std::string(bin) + " tokenize --no-special --tokenizer '" + dir + "/tokenizer.json' '" + text + "'");
+  CHECK(rc2 == 0);
+  CHECK(out2 == show(smol.encode_with(text, {false, false})) + "\n");
+  CHECK(out2 != out);
+  const Tokenizer& tiny = shared_tok("TinyLlama-1.1B-Chat-v1.0");
+  auto [rc3, out3] = run("printf '\"a b\"\\n\"\"\\n' | " + std::string(bin) + " tokenize --jsonl --tokenizer '" +
+                         kSharedDir + "TinyLlama-1.1B-Chat-v1.0'");
+  CHECK(rc3 == 0);
+  CHECK(out3 == show(tiny.encode("a b", true)) + "\n" + show(tiny.encode("", true)) + "\n");
+  if (std::filesystem::exists(model_path("tokenizer.model"))) {
+    auto [rc4, out4] = run(std::string(bin) + " tokenize --tokenizer '" + model_path("tokenizer.model") + "' 'a b'");
+    CHECK(rc4 == 0);
+    CHECK(out4 == show(tiny.encode("a b", true)) + "\n");
+  }
 }

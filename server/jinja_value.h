@@ -1,0 +1,81 @@
+// JinjaValue: the dynamic values of the Jinja subset used by chat templates
+// (undefined, none, bool, int, float, string, list, dict, callable).
+// Lists and dicts are shared (copying a value copies a pointer), as in
+// Python; dicts keep insertion order (tojson prints keys in that order).
+// Values are not thread-safe when shared; each render builds its own.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pagoda {
+
+struct JinjaValue;
+using JinjaList = std::vector<JinjaValue>;
+using JinjaDict = std::vector<std::pair<std::string, JinjaValue>>;
+// Positional arguments, then keyword arguments.
+using JinjaFunction =
+    std::function<Result<JinjaValue>(std::vector<JinjaValue>& args, std::vector<std::pair<std::string, JinjaValue>>& kwargs)>;
+
+struct JinjaUndefined {};
+
+struct JinjaValue {
+  std::variant<JinjaUndefined, std::nullptr_t, bool, int64_t, double, std::string, std::shared_ptr<JinjaList>,
+               std::shared_ptr<JinjaDict>, std::shared_ptr<JinjaFunction>>
+      v;
+
+  JinjaValue() = default;
+  JinjaValue(std::nullptr_t) : v(nullptr) {}
+  JinjaValue(bool b) : v(b) {}
+  JinjaValue(int64_t i) : v(i) {}
+  JinjaValue(int i) : v(static_cast<int64_t>(i)) {}
+  JinjaValue(double d) : v(d) {}
+  JinjaValue(std::string s) : v(std::move(s)) {}
+  JinjaValue(const char* s) : v(std::string(s)) {}
+  JinjaValue(JinjaList l) : v(std::make_shared<JinjaList>(std::move(l))) {}
+  JinjaValue(JinjaDict d) : v(std::make_shared<JinjaDict>(std::move(d))) {}
+  static JinjaValue function(JinjaFunction f) {
+    JinjaValue r;
+    r.v = std::make_shared<JinjaFunction>(std::move(f));
+    return r;
+  }
+
+  bool is_undefined() const { return std::holds_alternative<JinjaUndefined>(v); }
+  bool is_none() const { return std::holds_alternative<std::nullptr_t>(v); }
+  bool is_bool() const { return std::holds_alternative<bool>(v); }
+  bool is_int() const { return std::holds_alternative<int64_t>(v); }
+  bool is_number() const { return is_int() || std::holds_alternative<double>(v); }
+  bool is_string() const { return std::holds_alternative<std::string>(v); }
+  bool is_list() const { return std::holds_alternative<std::shared_ptr<JinjaList>>(v); }
+  bool is_dict() const { return std::holds_alternative<std::shared_ptr<JinjaDict>>(v); }
+  bool is_function() const { return std::holds_alternative<std::shared_ptr<JinjaFunction>>(v); }
+
+  const std::string& str() const { return std::get<std::string>(v); }
+  JinjaList& list() const { return *std::get<std::shared_ptr<JinjaList>>(v); }
+  JinjaDict& dict() const { return *std::get<std::shared_ptr<JinjaDict>>(v); }
+  const JinjaFunction& fn() const { return *std::get<std::shared_ptr<JinjaFunction>>(v); }
+  double number() const { return is_int() ? static_cast<double>(std::get<int64_t>(v)) : std::get<double>(v); }
+  int64_t integer() const { return is_int() ? std::get<int64_t>(v) : static_cast<int64_t>(std::get<double>(v)); }
+
+  // Python truthiness; undefined is false.
+  bool truthy() const;
+  // What {{ value }} prints (Python's str(): None, True, 1.5, lists as repr).
+  std::string to_output() const;
+  // JSON text as Python's json.dumps(ensure_ascii=False) writes it: ", " and
+  // ": " separators, or newlines and `indent` spaces when indent >= 0.
+  std::string to_json(int indent = -1) const;
+  // Python ==.
+  bool equals(const JinjaValue& o) const;
+  // Dict lookup; undefined when missing or not a dict.
+  JinjaValue get(const std::string& key) const;
+  void set(const std::string& key, JinjaValue value) const;  // dicts only
+};
+
+}  // namespace pagoda
