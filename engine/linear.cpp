@@ -9,9 +9,10 @@
 #include <vector>
 
 #include <dnnl.hpp>
-
+#include <omp.h>
 
 #include "engine/dnnl_context.h"
+#include "engine/gemv.h"
 #include "engine/quantize.h"
 #include "engine/simd.h"
 
@@ -28,6 +29,50 @@ static_assert(kBuckets.back() == Linear::kMaxBucket);
 
 // Largest `in` for int8: 255 * 127 * in must fit an int32 accumulator.
 constexpr int64_t kMaxInt8In = 65536;
+
+// Packed weights smaller than this run the small-batch kernel on one thread
+// (a parallel region costs more than streaming them).
+constexpr int64_t kGemvParallelBytes = 256 << 10;
+
+// Default largest M for the small-batch kernel per dtype: where it stops
+// beating oneDNN (measured with linear_bench, see BENCHMARKS.md).
+int64_t default_gemv_max_m(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::kF32: return 8;
+    case WeightDtype::kBF16: return 8;
+    case WeightDtype::kInt8: return 8;
+  }
+  return 0;
+}
+
+// Values per VNNI group in oneDNN's packed layout (f32 1, bf16 pairs, s8 quads).
+int64_t vnni_group(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::kF32: return 1;
+    case WeightDtype::kBF16: return 2;
+    case WeightDtype::kInt8: return 4;
+  }
+  return 1;
+}
+
+// True when `md` ([K, N] weights) is the panel layout gemv.h reads:
+// BA16a64b (f32), BA16a64b2a (bf16), BA16a64b4a (s8), zero-padded.
+bool is_panel_layout(const dnnl::memory::desc& md, int64_t v) {
+  const dnnl_memory_desc_t& d = md.data;
+  if (d.ndims != 2 || d.format_kind != dnnl_blocked || d.extra.flags != 0) return false;
+  const auto& b = d.format_desc.blocking;
+  const int64_t kp = d.padded_dims[0], np = d.padded_dims[1];
+  if (kp % (gemv::kKBlock * v) != 0 || np % gemv::kPanel != 0) return false;
+  if (d.offset0 != 0) return false;
+  if (v == 1) {
+    if (b.inner_nblks != 2) return false;
+  } else {
+    if (b.inner_nblks != 3 || b.inner_blks[2] != v || b.inner_idxs[2] != 0) return false;
+  }
+  return b.inner_blks[0] == gemv::kKBlock && b.inner_idxs[0] == 0 &&
+         b.inner_blks[1] == gemv::kPanel && b.inner_idxs[1] == 1 &&
+         b.strides[0] == gemv::kKBlock * v * gemv::kPanel && b.strides[1] == kp * gemv::kPanel;
+}
 
 size_t bucket_index(int64_t m) {
   return static_cast<size_t>(std::lower_bound(kBuckets.begin(), kBuckets.end(), m) -
@@ -72,6 +117,11 @@ struct Linear::Impl {
   std::vector<Bucket> buckets;     // one per kBuckets entry
   std::vector<float> w_scale;      // int8: scale_w[n]
   std::vector<int32_t> w_comp;     // int8: 128 * sum_k Wq[n, k]
+  // Small-batch kernel (gemv.h) on `packed`, when oneDNN chose its panel layout.
+  bool panel_layout = false;
+  int64_t kp = 0;                  // padded K of the panel layout
+  int64_t n_panels = 0;
+  int64_t gemv_max_m = 0;          // M <= this runs the small-batch kernel
 
   dt src_dt() const {
     switch (dtype) {
@@ -84,6 +134,7 @@ struct Linear::Impl {
   dt dst_dt() const { return dtype == WeightDtype::kInt8 ? dt::s32 : dt::f32; }
 
   void run_chunk(const float* x, int64_t m, float* y);
+  void run_gemv(const float* x, int64_t m, float* y);
   void int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m, float* y) const;
 };
 
@@ -99,6 +150,7 @@ int64_t Linear::weight_bytes() const {
   return static_cast<int64_t>(impl_->packed.get_desc().get_size());
 }
 std::string Linear::impl_name(int64_t m) const {
+  if (m <= impl_->gemv_max_m) return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
   return impl_->buckets[bucket_index(std::clamp<int64_t>(m, 1, kMaxBucket))].impl;
 }
 
@@ -185,6 +237,13 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     const auto ref_pd = make_pd(32, any_w);
     impl->packed = pack(ref_pd.weights_desc());
     const dnnl::memory::desc packed_md = impl->packed.get_desc();
+    impl->panel_layout = is_panel_layout(packed_md, vnni_group(dtype));
+    if (impl->panel_layout) {
+      impl->kp = packed_md.data.padded_dims[0];
+      impl->n_panels = packed_md.data.padded_dims[1] / gemv::kPanel;
+      impl->gemv_max_m = default_gemv_max_m(dtype);
+      if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) impl->gemv_max_m = std::atoll(env);
+    }
 
     for (int64_t m : kBuckets) {
       Impl::Bucket b;
@@ -215,7 +274,18 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   return Linear(std::move(impl));
 }
 
+void Linear::set_gemv_max_m(int64_t max_m) {
+  impl_->gemv_max_m = impl_->panel_layout ? std::max<int64_t>(0, max_m) : 0;
+}
+
+int64_t Linear::gemv_max_m() const { return impl_->gemv_max_m; }
+
 void Linear::forward(const float* x, int64_t m, float* y) {
+  if (m <= 0) return;
+  if (m <= impl_->gemv_max_m) {
+    impl_->run_gemv(x, m, y);
+    return;
+  }
   try {
     for (int64_t done = 0; done < m; done += kMaxBucket) {
       const int64_t rows = std::min(kMaxBucket, m - done);
@@ -276,6 +346,73 @@ void Linear::Impl::run_chunk(const float* x, int64_t m, float* y) {
     int8_epilogue(static_cast<const int32_t*>(dst), x_scale, m, y);
   } else if (!exact) {
     std::memcpy(y, dst, static_cast<size_t>(m * out) * sizeof(float));
+  }
+}
+
+void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
+  DnnlContext& ctx = DnnlContext::get();
+  const void* w = packed.get_data_handle();
+  // Activations as rows of kp values (zero / zero-point padded).
+  const void* xs = x;
+  float* x_scale = nullptr;
+  switch (dtype) {
+    case WeightDtype::kF32:
+      if (kp != in) {
+        auto* s = static_cast<float*>(ctx.scratch(DnnlContext::kSrc, m * kp * sizeof(float)));
+        for (int64_t r = 0; r < m; ++r) {
+          std::memcpy(s + r * kp, x + r * in, static_cast<size_t>(in) * sizeof(float));
+          std::memset(s + r * kp + in, 0, static_cast<size_t>(kp - in) * sizeof(float));
+        }
+        xs = s;
+      }
+      break;
+    case WeightDtype::kBF16: {
+      auto* s = static_cast<uint16_t*>(ctx.scratch(DnnlContext::kSrc, m * kp * sizeof(uint16_t)));
+      for (int64_t r = 0; r < m; ++r) {
+        f32_to_bf16_n(x + r * in, in, s + r * kp);
+        std::memset(s + r * kp + in, 0, static_cast<size_t>(kp - in) * sizeof(uint16_t));
+      }
+      xs = s;
+      break;
+    }
+    case WeightDtype::kInt8: {
+      auto* s = static_cast<uint8_t*>(ctx.scratch(DnnlContext::kSrc, m * kp));
+      x_scale = static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float)));
+      for (int64_t r = 0; r < m; ++r) {
+        quantize_rows_u8(x + r * in, 1, in, s + r * kp, x_scale + r);
+        std::memset(s + r * kp + in, 128, static_cast<size_t>(kp - in));
+      }
+      xs = s;
+      break;
+    }
+  }
+  const int64_t np = n_panels;
+  const int64_t bytes = static_cast<int64_t>(packed.get_desc().get_size());
+  const int nt = bytes >= kGemvParallelBytes
+                     ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np))
+                     : 1;
+  const WeightDtype d = dtype;
+  const int64_t kpad = kp, n = out;
+  // One panel (64 columns x all of K: 16-256 KB) per task, handed out
+  // dynamically: on a shared machine one thread is often descheduled for a
+  // while, and a static split would make the whole call wait for it.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t p0 = 0; p0 < np; ++p0) {
+    const int64_t p1 = p0 + 1;
+    switch (d) {
+      case WeightDtype::kF32:
+        gemv::f32_panels(static_cast<const float*>(w), kpad, static_cast<const float*>(xs), m, n,
+                         y, n, p0, p1);
+        break;
+      case WeightDtype::kBF16:
+        gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
+                          static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
+        break;
+      case WeightDtype::kInt8:
+        gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m,
+                        n, x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
+        break;
+    }
   }
 }
 

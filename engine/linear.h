@@ -16,6 +16,11 @@
 // the smallest bucket >= M (padding rows in scratch), and M > 512 is split
 // into chunks of 512.
 //
+// Small batches (M <= gemv_max_m(), default 8) skip oneDNN: a small-batch
+// kernel (gemv.h) reads the same packed weights (oneDNN's 64-column panel
+// layout) and streams them once, split over OpenMP threads by panels; it
+// applies the same activation conversion / quantization and int8 epilogue.
+//
 // Several weight matrices with the same `in` may be stacked into one Linear
 // (QKV fused, gate|up fused); the output row then holds their outputs
 // concatenated in the order given.
@@ -70,9 +75,20 @@ class Linear {
   WeightDtype dtype() const;
   // Bytes of packed weights (what one forward streams from memory).
   int64_t weight_bytes() const;
-  // oneDNN's implementation name for the given batch bucket, e.g.
-  // "brg:avx512_core_amx_int8" (for logs and benchmarks).
+  // The implementation M rows run on: oneDNN's name for the batch bucket,
+  // e.g. "brg:avx512_core_amx_int8", or "gemv:panels_<dtype>" for the
+  // small-batch kernel (for logs and benchmarks).
   std::string impl_name(int64_t m) const;
+
+  // Batches of M <= gemv_max_m() rows run a small-batch kernel (gemv.h)
+  // that streams the packed weights once instead of oneDNN's matmul; 0 when
+  // oneDNN's packed layout is not one it reads. The default per dtype is the
+  // measured crossover; the environment variable PAGODA_GEMV_MAX_M, read at
+  // create(), overrides it (for benchmarks: 0 = always oneDNN); tests and
+  // benchmarks may also set it here (clamped to 0 when the layout is not
+  // supported).
+  void set_gemv_max_m(int64_t max_m);
+  int64_t gemv_max_m() const;
 
   // The bucket M rows run in (>= min(m, kMaxBucket)).
   static int64_t bucket_for(int64_t m);

@@ -1,5 +1,6 @@
-// Linear (oneDNN matmul) against a plain triple loop, for f32, bf16 and
-// int8 weights, several batch sizes and shapes, and fused weights.
+// Linear (oneDNN matmul, and the small-batch panel kernel for M <= 8)
+// against a plain triple loop, for f32, bf16 and int8 weights, several batch
+// sizes and shapes, and fused weights.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -73,8 +74,10 @@ struct Shape {
   int64_t out, in;
 };
 
-void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed) {
-  INFO(weight_dtype_name(dtype) << " out=" << s.out << " in=" << s.in << " M=" << M);
+// gemv_max_m >= 0 overrides the Linear's small-batch limit (0: oneDNN only).
+void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t gemv_max_m = -1) {
+  INFO(weight_dtype_name(dtype) << " out=" << s.out << " in=" << s.in << " M=" << M
+                                << " gemv_max_m=" << gemv_max_m);
   const auto w = random_vec(s.out * s.in, 0.02f, seed);
   auto x = random_vec(M * s.in, 1.0f, seed + 1);
   if (M >= 3) {
@@ -83,6 +86,8 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed) {
   }
   auto lin = Linear::create(w.data(), s.out, s.in, dtype);
   REQUIRE(lin.is_ok());
+  if (gemv_max_m >= 0) lin->set_gemv_max_m(gemv_max_m);
+  INFO("impl " << lin->impl_name(M));
   CHECK(lin->in_features() == s.in);
   CHECK(lin->out_features() == s.out);
   std::vector<float> y(static_cast<size_t>(M * s.out), -1.0f);
@@ -125,6 +130,48 @@ TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[lin
   }
 }
 
+TEST_CASE("small-batch kernel matches the reference for every dtype and M", "[linear]") {
+  // Output counts off the 64-column panel, K off the 16/32/64 k blocks, and
+  // the bench-200m shapes; every M the kernel runs (1..8, i.e. two passes of
+  // up to 4 rows) and the first M past it.
+  const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {64, 1000}};
+  uint32_t seed = 500;
+  for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
+    auto probe = Linear::create(random_vec(64 * 64, 1.0f, 1).data(), 64, 64, dtype);
+    REQUIRE(probe.is_ok());
+    if (probe->gemv_max_m() == 0) {
+      WARN("oneDNN's packed layout is not the panel layout here; small-batch kernel not used");
+      continue;
+    }
+    CHECK(probe->impl_name(1).rfind("gemv:", 0) == 0);
+    for (const Shape& s : shapes) {
+      for (int64_t M = 1; M <= 9; ++M) check_linear(dtype, s, M, seed++, 8);
+    }
+  }
+}
+
+TEST_CASE("small-batch kernel and oneDNN agree on the same weights", "[linear]") {
+  const int64_t N = 200, K = 300;
+  const auto w = random_vec(N * K, 0.05f, 21);
+  const auto x = random_vec(8 * K, 1.0f, 22);
+  for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
+    auto lin = Linear::create(w.data(), N, K, dtype);
+    REQUIRE(lin.is_ok());
+    if (lin->gemv_max_m() == 0) continue;
+    for (int64_t M : {1, 4, 7}) {
+      INFO(weight_dtype_name(dtype) << " M=" << M);
+      std::vector<float> a(M * N), b(M * N);
+      lin->set_gemv_max_m(8);
+      lin->forward(x.data(), M, a.data());
+      lin->set_gemv_max_m(0);
+      CHECK(lin->impl_name(M).rfind("gemv:", 0) != 0);
+      lin->forward(x.data(), M, b.data());
+      // Same rounded inputs, different summation order (int8: exact sums).
+      for (int64_t i = 0; i < M * N; ++i) CHECK(a[i] == Approx(b[i]).epsilon(1e-4).margin(1e-5));
+    }
+  }
+}
+
 TEST_CASE("Linear splits batches above the largest bucket", "[linear]") {
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
     check_linear(dtype, {48, 80}, Linear::kMaxBucket + 37, 99);
@@ -146,16 +193,20 @@ TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[line
   quantize_rows_u8(x.data(), M, K, qx.data(), sx.data());
   auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt8);
   REQUIRE(lin.is_ok());
-  std::vector<float> y(M * N);
-  lin->forward(x.data(), M, y.data());
-  for (int64_t m = 0; m < M; ++m) {
-    for (int64_t n = 0; n < N; ++n) {
-      int64_t acc = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        acc += (int64_t(qx[m * K + k]) - 128) * int64_t(qw[n * K + k]);
+  for (int64_t gemv_max_m : {int64_t{8}, int64_t{0}}) {  // small-batch kernel, then oneDNN
+    INFO("gemv_max_m " << gemv_max_m);
+    lin->set_gemv_max_m(gemv_max_m);
+    std::vector<float> y(M * N);
+    lin->forward(x.data(), M, y.data());
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t acc = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          acc += (int64_t(qx[m * K + k]) - 128) * int64_t(qw[n * K + k]);
+        }
+        const double expect = double(acc) * sx[m] * sw[n];
+        CHECK(y[m * N + n] == Approx(expect).epsilon(1e-6).margin(1e-7));
       }
-      const double expect = double(acc) * sx[m] * sw[n];
-      CHECK(y[m * N + n] == Approx(expect).epsilon(1e-6).margin(1e-7));
     }
   }
 }

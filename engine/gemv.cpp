@@ -1,0 +1,252 @@
+#include "engine/gemv.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/simd.h"
+
+namespace pagoda::gemv {
+namespace {
+
+constexpr int kMaxRows = 4;  // rows per pass over a panel (4 x 4 accumulators)
+constexpr int64_t kPrefetchBytes = 4096;  // software prefetch distance in a panel
+
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+#if defined(__AVX512F__)
+// Prefetches the 256 bytes one k step reads, kPrefetchBytes ahead (the
+// hardware prefetcher alone leaves M = 1 short of the read bandwidth).
+inline void prefetch_step(const void* wk) {
+  const char* p = static_cast<const char*>(wk) + kPrefetchBytes;
+  for (int j = 0; j < 4; ++j) _mm_prefetch(p + 64 * j, _MM_HINT_T0);
+}
+
+// Stores 4 x 16 lanes to y[0, cols) (cols <= 64), masking the tail.
+inline void store_panel_row(float* y, const __m512* v, int64_t cols) {
+  for (int j = 0; j < 4; ++j) {
+    const int64_t c = j * 16;
+    if (c + 16 <= cols) {
+      _mm512_storeu_ps(y + c, v[j]);
+    } else if (c < cols) {
+      _mm512_mask_storeu_ps(y + c, static_cast<__mmask16>((1u << (cols - c)) - 1), v[j]);
+    }
+  }
+}
+
+// Loads 16 lanes of p[c .. c + 16) masked to [0, cols).
+inline __m512 load_ps_tail(const float* p, int64_t c, int64_t cols) {
+  if (c + 16 <= cols) return _mm512_loadu_ps(p + c);
+  if (c >= cols) return _mm512_setzero_ps();
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (cols - c)) - 1), p + c);
+}
+inline __m512i load_epi32_tail(const int32_t* p, int64_t c, int64_t cols) {
+  if (c + 16 <= cols) return _mm512_loadu_si512(p + c);
+  if (c >= cols) return _mm512_setzero_si512();
+  return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << (cols - c)) - 1), p + c);
+}
+
+template <int MR>
+void f32_panel(const float* wp, int64_t kp, const float* x, float* y, int64_t ldy, int64_t cols) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const float* wk = wp + k * kPanel;
+    prefetch_step(wk);
+    const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
+                 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 xb = _mm512_set1_ps(x[r * kp + k]);
+      acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(w2, xb, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(w3, xb, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) store_panel_row(y + r * ldy, acc[r], cols);
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+template <int MR>
+void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int64_t ldy,
+                int64_t cols) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; k += 2) {
+    const uint16_t* wk = wp + k * kPanel;  // (k / 2) * 64 * 2
+    prefetch_step(wk);
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(wk);
+    const __m512bh w1 = (__m512bh)_mm512_loadu_si512(wk + 32);
+    const __m512bh w2 = (__m512bh)_mm512_loadu_si512(wk + 64);
+    const __m512bh w3 = (__m512bh)_mm512_loadu_si512(wk + 96);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(load_i32(x + r * kp + k));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w0, xb);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w1, xb);
+      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], w2, xb);
+      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], w3, xb);
+    }
+  }
+  for (int r = 0; r < MR; ++r) store_panel_row(y + r * ldy, acc[r], cols);
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+template <int MR>
+void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_scale,
+              const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t cols) {
+  __m512i acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < kp; k += 4) {
+    const int8_t* wk = wp + k * kPanel;  // (k / 4) * 64 * 4
+    prefetch_step(wk);
+    const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64),
+                  w2 = _mm512_loadu_si512(wk + 128), w3 = _mm512_loadu_si512(wk + 192);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i xb = _mm512_set1_epi32(load_i32(x + r * kp + k));
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xb, w0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], xb, w1);
+      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], xb, w2);
+      acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], xb, w3);
+    }
+  }
+  __m512 ws[4];
+  __m512i cp[4];
+  for (int j = 0; j < 4; ++j) {
+    ws[j] = load_ps_tail(w_scale, j * 16, cols);
+    cp[j] = load_epi32_tail(comp, j * 16, cols);
+  }
+  for (int r = 0; r < MR; ++r) {
+    const __m512 sx = _mm512_set1_ps(x_scale[r]);
+    __m512 out[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], cp[j]));
+      out[j] = _mm512_mul_ps(v, _mm512_mul_ps(sx, ws[j]));
+    }
+    store_panel_row(y + r * ldy, out, cols);
+  }
+}
+#endif
+
+// Scalar versions of the same arithmetic (portable fallback).
+[[maybe_unused]] void f32_panel_scalar(const float* wp, int64_t kp, const float* x, int64_t rows, float* y,
+                      int64_t ldy, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      float s = 0;
+      for (int64_t k = 0; k < kp; ++k) s += x[r * kp + k] * wp[k * kPanel + c];
+      y[r * ldy + c] = s;
+    }
+}
+
+float bf16_value(uint16_t v) {
+  const uint32_t u = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+[[maybe_unused]] void bf16_panel_scalar(const uint16_t* wp, int64_t kp, const uint16_t* x, int64_t rows, float* y,
+                       int64_t ldy, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      float s = 0;
+      for (int64_t k = 0; k < kp; ++k)
+        s += bf16_value(x[r * kp + k]) * bf16_value(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
+      y[r * ldy + c] = s;
+    }
+}
+
+[[maybe_unused]] void s8_panel_scalar(const int8_t* wp, int64_t kp, const uint8_t* x, int64_t rows,
+                     const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
+                     int64_t ldy, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      int32_t acc = 0;
+      for (int64_t k = 0; k < kp; ++k)
+        acc += int32_t(x[r * kp + k]) * int32_t(wp[(k / 4) * kPanel * 4 + c * 4 + k % 4]);
+      y[r * ldy + c] = static_cast<float>(acc - comp[c]) * (x_scale[r] * w_scale[c]);
+    }
+}
+
+}  // namespace
+
+void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y,
+                int64_t ldy, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* wp = w + p * kp * kPanel;
+    const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
+    for (int64_t r = 0; r < m; r += kMaxRows) {
+      const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
+      const float* xr = x + r * kp;
+      float* yr = y + r * ldy + c0;
+#if defined(__AVX512F__)
+      switch (rows) {
+        case 1: f32_panel<1>(wp, kp, xr, yr, ldy, cols); break;
+        case 2: f32_panel<2>(wp, kp, xr, yr, ldy, cols); break;
+        case 3: f32_panel<3>(wp, kp, xr, yr, ldy, cols); break;
+        default: f32_panel<4>(wp, kp, xr, yr, ldy, cols); break;
+      }
+#else
+      f32_panel_scalar(wp, kp, xr, rows, yr, ldy, cols);
+#endif
+    }
+  }
+}
+
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
+                 float* y, int64_t ldy, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint16_t* wp = w + p * kp * kPanel;
+    const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
+    for (int64_t r = 0; r < m; r += kMaxRows) {
+      const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
+      const uint16_t* xr = x + r * kp;
+      float* yr = y + r * ldy + c0;
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+      switch (rows) {
+        case 1: bf16_panel<1>(wp, kp, xr, yr, ldy, cols); break;
+        case 2: bf16_panel<2>(wp, kp, xr, yr, ldy, cols); break;
+        case 3: bf16_panel<3>(wp, kp, xr, yr, ldy, cols); break;
+        default: bf16_panel<4>(wp, kp, xr, yr, ldy, cols); break;
+      }
+#else
+      bf16_panel_scalar(wp, kp, xr, rows, yr, ldy, cols);
+#endif
+    }
+  }
+}
+
+void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
+               const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
+               int64_t ldy, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int8_t* wp = w + p * kp * kPanel;
+    const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
+    for (int64_t r = 0; r < m; r += kMaxRows) {
+      const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
+      const uint8_t* xr = x + r * kp;
+      const float* sx = x_scale + r;
+      float* yr = y + r * ldy + c0;
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+      switch (rows) {
+        case 1: s8_panel<1>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
+        case 2: s8_panel<2>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
+        case 3: s8_panel<3>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
+        default: s8_panel<4>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
+      }
+#else
+      s8_panel_scalar(wp, kp, xr, rows, sx, w_scale + c0, comp + c0, yr, ldy, cols);
+#endif
+    }
+  }
+}
+
+}  // namespace pagoda::gemv

@@ -1,0 +1,45 @@
+// Small-batch matmul (GEMV-like, M <= 4 rows per pass) kernels that read
+// oneDNN's packed matmul weights in place, so Linear needs no second copy.
+//
+// The layout ("panel layout") is the one oneDNN 2.6 picks for f32, bf16 and
+// s8 matmul weights on AVX-512/AMX (format BA16a64b, BA16a64b2a, BA16a64b4a):
+// the output columns are split into panels of 64; a panel holds all of the
+// padded K for its 64 columns, as kp / V groups of [64 columns][V consecutive
+// k] (V = 1 for f32, 2 for bf16, 4 for s8: the VNNI / dpbf16 pair and quad
+// layouts), so element (k, n) of panel p = n / 64 is at
+//   p * kp * 64 + (k / V) * 64 * V + (n % 64) * V + k % V.
+// kp is K rounded up to a multiple of 16 * V and the padding is zero.
+//
+// Each call computes output panels [p0, p1) for `m` rows, streaming each
+// panel once from memory (rows beyond 4 re-read it from cache). Callers split
+// panels across threads. AVX-512 (F, BF16, VNNI) paths with a scalar
+// fallback of the same arithmetic. Pure functions; thread-safe on disjoint
+// outputs.
+#pragma once
+
+#include <cstdint>
+
+namespace pagoda::gemv {
+
+constexpr int64_t kPanel = 64;   // output columns per panel
+constexpr int64_t kKBlock = 16;  // k groups per oneDNN block (kp is a multiple of 16 * V)
+
+// y[r * ldy + n] = sum_k x[r * kp + k] * W[k, n] for r < m, n in panels
+// [p0, p1) and n < n_out. x rows are kp floats (zero beyond the real K).
+void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y,
+                int64_t ldy, int64_t p0, int64_t p1);
+
+// Same with bf16 weights and bf16 activations (x rows kp values, zero-padded),
+// f32 accumulation (AVX512_BF16 vdpbf16ps).
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
+                 float* y, int64_t ldy, int64_t p0, int64_t p1);
+
+// s8 weights times u8 activations (zero point 128; x rows kp values, any
+// value in the padding) with exact s32 accumulation (AVX512_VNNI vpdpbusd),
+// then the Linear int8 epilogue:
+//   y[r, n] = (acc[r, n] - comp[n]) * x_scale[r] * w_scale[n].
+void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
+               const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
+               int64_t ldy, int64_t p0, int64_t p1);
+
+}  // namespace pagoda::gemv
