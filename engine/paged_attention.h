@@ -10,8 +10,11 @@
 // token of the work item (MHA: group of 1; MQA: one KV head for all).
 //
 // Work is split into items (sequence, KV head, block of query tokens) run in
-// parallel with OpenMP. Scratch is per thread. Thread-safe for concurrent
-// calls only on disjoint outputs; reads `kv`, never writes it.
+// parallel with OpenMP. Scratch is per thread. With AVX-512 and head_dim a
+// multiple of 16, scores for 16 KV rows at a time come from row dot products
+// summed by a register transpose, exp is vectorized, and f32 KV is read in
+// place (no decode copy). Thread-safe for concurrent calls only on disjoint
+// outputs; reads `kv`, never writes it.
 #pragma once
 
 #include <cstdint>
