@@ -17,12 +17,17 @@ namespace pagoda {
 // of `rows` rows of `n` floats. out may alias x.
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t n, float eps, float* out);
 
-// cos/sin of pos * theta^(-2i / head_dim) for pos < max_pos and
-// i < head_dim / 2, computed like llama2.c (float powf, float product).
+// The head_dim / 2 RoPE inverse frequencies: theta^(-2i / head_dim) (float
+// powf, like llama2.c), then rescaled as `scaling` says (see RopeScaling).
+std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling);
+
+// cos/sin of pos * inv_freq[i] for pos < max_pos and i < head_dim / 2
+// (float product, like llama2.c); inv_freq from rope_inv_freq().
 // Immutable after construction; thread-safe to share.
 class RopeTable {
  public:
   RopeTable(int64_t max_pos, int64_t head_dim, float theta);
+  RopeTable(int64_t max_pos, int64_t head_dim, float theta, const RopeScaling& scaling);
   int64_t max_pos() const { return max_pos_; }
   int64_t head_dim() const { return head_dim_; }
   // head_dim / 2 values each; requires 0 <= pos < max_pos.

@@ -44,7 +44,8 @@ LlamaModel::LlamaModel(std::shared_ptr<const LoadedModel> model, WeightDtype dty
       kv_(kv),
       layers_(std::move(layers)),
       classifier_(std::move(classifier)),
-      rope_(model_->config.max_seq_len, model_->config.head_dim, model_->config.rope_theta) {}
+      rope_(model_->config.max_seq_len, model_->config.head_dim, model_->config.rope_theta,
+            model_->config.rope_scaling) {}
 
 int64_t LlamaModel::weight_bytes() const {
   int64_t total = classifier_.weight_bytes();
@@ -129,6 +130,14 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
     Layer& L = layers_[static_cast<size_t>(li)];
     rmsnorm(x_.data(), lw.rms_att, T, dim, c.rms_eps, xn_.data());
     L.qkv.forward(xn_.data(), T, qkv_.data());
+    if (lw.bq != nullptr) {  // Q/K/V biases (Qwen2)
+      for (int64_t t = 0; t < T; ++t) {
+        float* rowp = qkv_.data() + t * qkv_w;
+        add_inplace(rowp, lw.bq, qd);
+        add_inplace(rowp + qd, lw.bk, kvd);
+        add_inplace(rowp + qd + kvd, lw.bv, kvd);
+      }
+    }
     // RoPE on q (n_heads) and k (n_kv_heads) inside the fused rows.
     rope_inplace_rows(qkv_.data(), T, qkv_w, c.n_heads, c.head_dim, positions_.data(), rope_,
                       c.rope_layout);

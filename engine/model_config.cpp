@@ -71,6 +71,21 @@ Status ModelConfig::validate(bool require_dim_equals_heads) const {
     os << "rope_theta = " << rope_theta << " must be a positive finite number";
     return Status::invalid_argument(os.str());
   }
+  if (rope_scaling.type != RopeScaling::Type::kNone) {
+    const RopeScaling& r = rope_scaling;
+    if (!(r.factor >= 1.0f) || !std::isfinite(r.factor)) {
+      os << "rope_scaling.factor = " << r.factor << " must be a finite number >= 1";
+      return Status::invalid_argument(os.str());
+    }
+    if (r.type == RopeScaling::Type::kLlama3 &&
+        (!(r.low_freq_factor > 0.0f) || !(r.high_freq_factor > r.low_freq_factor) ||
+         !std::isfinite(r.high_freq_factor) || r.original_max_position <= 0)) {
+      os << "rope_scaling: need 0 < low_freq_factor (" << r.low_freq_factor
+         << ") < high_freq_factor (" << r.high_freq_factor
+         << ") and original_max_position_embeddings (" << r.original_max_position << ") > 0";
+      return Status::invalid_argument(os.str());
+    }
+  }
   if (!(rms_eps > 0.0f) || rms_eps > 1.0f) {
     os << "rms_eps = " << rms_eps << " must be in (0, 1]";
     return Status::invalid_argument(os.str());
@@ -94,6 +109,10 @@ std::string ModelConfig::summary() const {
      << " rope=" << rope_layout_name(rope_layout) << " rms_eps=" << rms_eps
      << " classifier=" << (tied_classifier ? "tied" : "separate");
   if (sliding_window > 0) os << " sliding_window=" << sliding_window;
+  if (rope_scaling.type == RopeScaling::Type::kLinear)
+    os << " rope_scaling=linear(" << rope_scaling.factor << ")";
+  if (rope_scaling.type == RopeScaling::Type::kLlama3)
+    os << " rope_scaling=llama3(" << rope_scaling.factor << ")";
   return os.str();
 }
 

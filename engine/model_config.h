@@ -18,6 +18,22 @@ enum class RopeLayout { kAdjacentPairs, kHalves };
 
 const char* rope_layout_name(RopeLayout layout);
 
+// Rescaling of the RoPE inverse frequencies (Hugging Face "rope_scaling").
+//   kNone:   inv_freq[i] = theta^(-2i / head_dim)
+//   kLinear: inv_freq[i] / factor (position interpolation)
+//   kLlama3: Llama 3.1's rule: wavelengths 2*pi/inv_freq longer than
+//            original_max_position / low_freq_factor are divided by factor,
+//            shorter than original_max_position / high_freq_factor are kept,
+//            the band between is interpolated smoothly.
+struct RopeScaling {
+  enum class Type { kNone, kLinear, kLlama3 };
+  Type type = Type::kNone;
+  float factor = 1.0f;                  // kLinear, kLlama3
+  float low_freq_factor = 1.0f;         // kLlama3
+  float high_freq_factor = 4.0f;        // kLlama3
+  int64_t original_max_position = 8192;  // kLlama3: original_max_position_embeddings
+};
+
 struct ModelConfig {
   int64_t dim = 0;          // residual stream width (hidden_size)
   int64_t hidden_dim = 0;   // MLP inner width (intermediate_size)
@@ -29,6 +45,7 @@ struct ModelConfig {
   int64_t max_seq_len = 0;  // positions the model was trained for
   float rope_theta = 10000.0f;                          // RoPE base
   RopeLayout rope_layout = RopeLayout::kAdjacentPairs;  // llama2.c default
+  RopeScaling rope_scaling;                             // none by default
   float rms_eps = 1e-5f;       // RMSNorm epsilon (llama2.c uses 1e-5)
   int64_t sliding_window = 0;  // attention window in tokens; 0 = full causal
   bool tied_classifier = true;  // classifier shares the token embedding table

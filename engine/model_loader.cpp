@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "engine/hf_reader.h"
 #include "engine/llama2c_reader.h"
 
 namespace pagoda {
@@ -36,9 +37,10 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
     case ModelFormat::kLlama2c:
       return Llama2cReader().read(path);
     case ModelFormat::kHf:
-      return Status::invalid_argument(
-          path + ": Hugging Face (safetensors) models are not supported yet; convert to "
-                 "llama2.c format or use format llama2c");
+      if (!fs::is_directory(st))
+        return Status::invalid_argument(path + ": format hf needs a model directory "
+                                               "(config.json + model.safetensors)");
+      return HfReader().read(path);
     case ModelFormat::kAuto:
       break;
   }

@@ -13,7 +13,7 @@ namespace pagoda {
 enum class ModelFormat {
   kAuto,     // a regular file -> llama2c; a directory with config.json -> hf
   kLlama2c,  // Karpathy's llama2.c checkpoint
-  kHf,       // Hugging Face directory (config.json + safetensors): not supported yet
+  kHf,       // Hugging Face directory (config.json + safetensors), see hf_reader.h
 };
 
 // Parses "auto" | "llama2c" | "hf"; the error lists the allowed values.

@@ -29,6 +29,11 @@ struct LayerWeights {
   const float* w1 = nullptr;       // [hidden_dim, dim]   gate
   const float* w2 = nullptr;       // [dim, hidden_dim]   down
   const float* w3 = nullptr;       // [hidden_dim, dim]   up
+  // Optional attention biases (Qwen2), added after the projections; all
+  // three are set or all are null.
+  const float* bq = nullptr;  // [n_heads * head_dim]
+  const float* bk = nullptr;  // [kv_dim]
+  const float* bv = nullptr;  // [kv_dim]
 };
 
 // Views of the whole model.
@@ -47,6 +52,7 @@ struct LoadedModel {
   ModelConfig config;
   ModelWeights weights;
   std::unique_ptr<MappedFile> file;             // backs views into the file
+  std::vector<std::unique_ptr<MappedFile>> more_files;  // further shards, if any
   std::vector<std::vector<float>> owned_arrays;  // backs converted arrays, if any
 };
 
