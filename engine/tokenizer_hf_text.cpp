@@ -325,7 +325,11 @@ void HfPreTokenizer::split(std::string_view s, bool first_segment, std::vector<s
           apply_split(st, piece, &next);
           break;
         case Kind::kByteLevel:
-          if (st.add_prefix_space && (piece.empty() || piece[0] != ' ')) piece.insert(0, " ");
+          if (st.add_prefix_space && (piece.empty() || piece[0] != ' ')) {
+            std::string spaced(1, ' ');
+            spaced += piece;
+            piece = std::move(spaced);
+          }
           if (st.re) apply_split(st, piece, &next);
           else next.push_back(std::move(piece));
           break;

@@ -32,8 +32,16 @@ Result<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::load(con
       tok->decoded_[id] = std::string(1, static_cast<char>(std::stoi(tok->pieces_[id].substr(3, 2), nullptr, 16)));
       continue;
     }
-    std::string s = tok->pieces_[id];
-    for (size_t pos = 0; (pos = s.find(kMeta, pos)) != std::string::npos; ++pos) s.replace(pos, kMeta.size(), " ");
+    const std::string& piece = tok->pieces_[id];
+    std::string s;
+    for (size_t pos = 0; pos < piece.size();) {
+      if (piece.compare(pos, kMeta.size(), kMeta) == 0) {
+        s += ' ';
+        pos += kMeta.size();
+      } else {
+        s += piece[pos++];
+      }
+    }
     tok->decoded_[id] = std::move(s);
   }
   tok->bos_id_ = tok->sp_->bos_id();

@@ -57,7 +57,10 @@ std::vector<Item> builtin(const std::vector<ChatMessage>& messages, ChatTemplate
     case ChatTemplate::kAuto:
     case ChatTemplate::kPlain: {
       std::string s;
-      for (size_t i = 0; i < messages.size(); ++i) s += (i ? "\n" : "") + messages[i].content;
+      for (size_t i = 0; i < messages.size(); ++i) {
+        if (i) s += '\n';
+        s += messages[i].content;
+      }
       text(s);
       break;
     }
@@ -84,7 +87,8 @@ std::vector<Item> builtin(const std::vector<ChatMessage>& messages, ChatTemplate
       out.push_back({Item::kBos, ""});
       for (const ChatMessage& m : messages) {
         if (m.role == "system") {
-          system += (system.empty() ? "" : "\n\n") + m.content;
+          if (!system.empty()) system += "\n\n";
+          system += m.content;
         } else if (m.role == "assistant") {
           text(m.content);
           out.push_back({Item::kEos, ""});
@@ -103,7 +107,10 @@ std::vector<Item> builtin(const std::vector<ChatMessage>& messages, ChatTemplate
       for (; i < messages.size(); ++i) {
         const ChatMessage& m = messages[i];
         if (m.role == "assistant") {
-          text(" " + trim(m.content) + " ");
+          std::string answer = " ";
+          answer += trim(m.content);
+          answer += ' ';
+          text(std::move(answer));
           out.push_back({Item::kEos, ""});
           continue;
         }

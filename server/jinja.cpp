@@ -1297,7 +1297,10 @@ class Renderer {
       if (!l) return l.status();
       const std::string sep = arg(a, kw, 0, "d", JinjaValue("")).to_output();
       std::string out;
-      for (size_t i = 0; i < l->size(); ++i) out += (i ? sep : "") + (*l)[i].to_output();
+      for (size_t i = 0; i < l->size(); ++i) {
+        if (i) out += sep;
+        out += (*l)[i].to_output();
+      }
       return JinjaValue(out);
     }
     if (f == "string" || f == "safe" || f == "e" || f == "escape") return JinjaValue(in.to_output());
