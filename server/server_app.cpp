@@ -57,8 +57,12 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   impl->model = std::shared_ptr<const LoadedModel>(std::move(loaded).value());
   const ModelConfig& mc = impl->model->config;
 
-  std::string tok_path = c.model.tokenizer.empty() ? std::filesystem::path(c.model.path).parent_path().string()
-                                                   : c.model.tokenizer;
+  // "" = beside the model: the model directory itself (Hugging Face), or the
+  // checkpoint file's folder.
+  std::string tok_path = c.model.tokenizer;
+  if (tok_path.empty())
+    tok_path = std::filesystem::is_directory(c.model.path) ? c.model.path
+                                                           : std::filesystem::path(c.model.path).parent_path().string();
   auto tok = load_tokenizer(tok_path);
   if (!tok) return Status(tok.status().code(), "config key 'model.tokenizer': " + tok.status().message());
   impl->tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());
