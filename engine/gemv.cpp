@@ -49,8 +49,28 @@ inline __m512i load_epi32_tail(const int32_t* p, int64_t c, int64_t cols) {
   return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << (cols - c)) - 1), p + c);
 }
 
+// One row: two sets of accumulators on alternating k (kp is a multiple of
+// 16), so consecutive FMAs do not wait on each other.
+void f32_panel_row(const float* wp, int64_t kp, const float* x, float* y, int64_t cols) {
+  __m512 a[4], b[4];
+  for (int j = 0; j < 4; ++j) a[j] = b[j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; k += 2) {
+    const float* wk = wp + k * kPanel;
+    prefetch_step(wk);
+    prefetch_step(wk + kPanel);
+    const __m512 x0 = _mm512_set1_ps(x[k]), x1 = _mm512_set1_ps(x[k + 1]);
+    for (int j = 0; j < 4; ++j) {
+      a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(wk + 16 * j), x0, a[j]);
+      b[j] = _mm512_fmadd_ps(_mm512_loadu_ps(wk + kPanel + 16 * j), x1, b[j]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) a[j] = _mm512_add_ps(a[j], b[j]);
+  store_panel_row(y, a, cols);
+}
+
 template <int MR>
 void f32_panel(const float* wp, int64_t kp, const float* x, float* y, int64_t ldy, int64_t cols) {
+  if constexpr (MR == 1) return f32_panel_row(wp, kp, x, y, cols);
   __m512 acc[MR][4];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
@@ -72,9 +92,30 @@ void f32_panel(const float* wp, int64_t kp, const float* x, float* y, int64_t ld
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
+// One row: two sets of accumulators on alternating k pairs (kp is a
+// multiple of 32), so consecutive vdpbf16ps do not wait on each other.
+void bf16_panel_row(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int64_t cols) {
+  __m512 a[4], b[4];
+  for (int j = 0; j < 4; ++j) a[j] = b[j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; k += 4) {
+    const uint16_t* wk = wp + k * kPanel;
+    prefetch_step(wk);
+    prefetch_step(wk + 2 * kPanel);
+    const __m512bh x0 = (__m512bh)_mm512_set1_epi32(load_i32(x + k));
+    const __m512bh x1 = (__m512bh)_mm512_set1_epi32(load_i32(x + k + 2));
+    for (int j = 0; j < 4; ++j) {
+      a[j] = _mm512_dpbf16_ps(a[j], (__m512bh)_mm512_loadu_si512(wk + 32 * j), x0);
+      b[j] = _mm512_dpbf16_ps(b[j], (__m512bh)_mm512_loadu_si512(wk + 2 * kPanel + 32 * j), x1);
+    }
+  }
+  for (int j = 0; j < 4; ++j) a[j] = _mm512_add_ps(a[j], b[j]);
+  store_panel_row(y, a, cols);
+}
+
 template <int MR>
 void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int64_t ldy,
                 int64_t cols) {
+  if constexpr (MR == 1) return bf16_panel_row(wp, kp, x, y, cols);
   __m512 acc[MR][4];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
@@ -104,7 +145,25 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
   __m512i acc[MR][4];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
-  for (int64_t k = 0; k < kp; k += 4) {
+  int64_t k = 0;
+  if constexpr (MR == 1) {
+    // One row: a second set of accumulators on alternating k quads (kp is a
+    // multiple of 64), so consecutive vpdpbusd do not wait on each other.
+    __m512i b[4];
+    for (int j = 0; j < 4; ++j) b[j] = _mm512_setzero_si512();
+    for (; k < kp; k += 8) {
+      const int8_t* wk = wp + k * kPanel;
+      prefetch_step(wk);
+      prefetch_step(wk + 4 * kPanel);
+      const __m512i x0 = _mm512_set1_epi32(load_i32(x + k)), x1 = _mm512_set1_epi32(load_i32(x + k + 4));
+      for (int j = 0; j < 4; ++j) {
+        acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], x0, _mm512_loadu_si512(wk + 64 * j));
+        b[j] = _mm512_dpbusd_epi32(b[j], x1, _mm512_loadu_si512(wk + 4 * kPanel + 64 * j));
+      }
+    }
+    for (int j = 0; j < 4; ++j) acc[0][j] = _mm512_add_epi32(acc[0][j], b[j]);
+  }
+  for (; k < kp; k += 4) {
     const int8_t* wk = wp + k * kPanel;  // (k / 4) * 64 * 4
     prefetch_step(wk);
     const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64),

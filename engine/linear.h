@@ -16,10 +16,11 @@
 // the smallest bucket >= M (padding rows in scratch), and M > 512 is split
 // into chunks of 512.
 //
-// Small batches (M <= gemv_max_m(), default 8) skip oneDNN: a small-batch
-// kernel (gemv.h) reads the same packed weights (oneDNN's 64-column panel
-// layout) and streams them once, split over OpenMP threads by panels; it
-// applies the same activation conversion / quantization and int8 epilogue.
+// Small batches (M <= gemv_max_m(): 8 for f32 and int8, 4 for bf16) skip
+// oneDNN: a small-batch kernel (gemv.h) reads the same packed weights
+// (oneDNN's 64-column panel layout) and streams them once, split over OpenMP
+// threads by panels; it applies the same activation conversion /
+// quantization and int8 epilogue.
 //
 // Several weight matrices with the same `in` may be stacked into one Linear
 // (QKV fused, gate|up fused); the output row then holds their outputs
