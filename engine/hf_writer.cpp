@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -48,6 +49,17 @@ uint16_t f32_to_f16(float f) {
   return sign | static_cast<uint16_t>((rounded - 0x38000000u) >> 13);  // exponent 127 -> 15
 }
 
+// The shortest decimal that reads back as `f` (1e-06, not 9.99999997e-07).
+double short_decimal(float f) {
+  for (int digits = 1; digits < 10; ++digits) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
+    const double d = std::strtod(buf, nullptr);
+    if (static_cast<float>(d) == f) return d;
+  }
+  return static_cast<double>(f);
+}
+
 const char* torch_dtype(SafeDtype d) {
   switch (d) {
     case SafeDtype::kBF16: return "bfloat16";
@@ -69,8 +81,8 @@ ojson config_json(const ModelConfig& c, HfFamily family, SafeDtype dtype) {
   if (c.head_dim * c.n_heads != c.dim) j["head_dim"] = c.head_dim;
   j["hidden_act"] = "silu";
   j["max_position_embeddings"] = c.max_seq_len;
-  j["rms_norm_eps"] = c.rms_eps;
-  j["rope_theta"] = c.rope_theta;
+  j["rms_norm_eps"] = short_decimal(c.rms_eps);
+  j["rope_theta"] = short_decimal(c.rope_theta);
   if (c.rope_scaling.type == RopeScaling::Type::kLlama3) {
     j["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", c.rope_scaling.factor},

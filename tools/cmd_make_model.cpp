@@ -1,10 +1,13 @@
 // `pagoda make-model --preset NAME --out FILE [--seed N]`: writes a
 // random-weight llama2.c checkpoint of a named shape (for tests and
 // benchmarks; the weights are N(0, 0.02^2), RMSNorm gains 1.0).
+// `--format hf --family llama2|llama3|qwen2 [--shards N] [--hf-dtype f32|bf16]`
+// writes a Hugging Face directory instead (see engine/hf_writer.h).
 #include <chrono>
 #include <iostream>
 #include <memory>
 
+#include "engine/hf_writer.h"
 #include "engine/llama2c_reader.h"
 #include "engine/model_writer.h"
 #include "tools/cli_common.h"
@@ -18,7 +21,38 @@ struct MakeModelFlags {
   std::string preset;
   std::string out;
   uint64_t seed = 1;
+  std::string format = "llama2c";
+  std::string family = "llama2";
+  int shards = 1;
+  std::string hf_dtype = "f32";
 };
+
+// The HF variant of make-model; returns the exit code.
+int make_hf(const MakeModelFlags& f, const ModelConfig& shape) {
+  auto family = parse_hf_family(f.family);
+  if (!family) {
+    print_error(family.status().message());
+    return kExitConfigError;
+  }
+  HfWriteOptions o;
+  o.family = *family;
+  o.shards = f.shards;
+  o.dtype = f.hf_dtype == "bf16" ? SafeDtype::kBF16 : SafeDtype::kF32;
+  const ModelConfig config = hf_family_config(shape, *family);
+  const auto start = std::chrono::steady_clock::now();
+  Status st = write_random_hf(config, o, f.out, f.seed);
+  if (!st) {
+    print_error(st.message());
+    return kExitFailure;
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "wrote " << f.out << "/: Hugging Face " << f.family << " (" << f.hf_dtype << ", "
+            << f.shards << " shard" << (f.shards > 1 ? "s" : "") << "), preset " << f.preset
+            << ", " << config.summary() << ", " << config.num_parameters() << " parameters in "
+            << secs << " s\n";
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -29,14 +63,39 @@ void register_make_model(CLI::App& app, int* exit_code) {
   cmd->add_option("--preset", flags->preset, "Model shape")
       ->required()
       ->check(CLI::IsMember(model_preset_names()));
-  cmd->add_option("--out", flags->out, "Output file (written as FILE.part, then renamed)")
+  cmd->add_option("--out", flags->out,
+                  "Output file (written as FILE.part, then renamed); a directory for --format hf")
       ->required();
+  cmd->add_option("--format", flags->format, "llama2c (one .bin file) or hf (a directory)")
+      ->check(CLI::IsMember({"llama2c", "hf"}))
+      ->capture_default_str();
+  cmd->add_option("--family", flags->family,
+                  "For --format hf: llama2, llama3 (rope_scaling) or qwen2 (biases, tied)")
+      ->check(CLI::IsMember(hf_family_names()))
+      ->capture_default_str();
+  cmd->add_option("--shards", flags->shards,
+                  "For --format hf: write N shards and model.safetensors.index.json")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--hf-dtype", flags->hf_dtype, "For --format hf: tensor dtype")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("--seed", flags->seed, "RNG seed; the same seed gives identical bytes")
       ->capture_default_str();
   cmd->callback([flags, exit_code] {
     auto config = model_preset(flags->preset);
     if (!config) {
       print_error(config.status().message());
+      *exit_code = kExitConfigError;
+      return;
+    }
+    if (flags->format == "hf") {
+      *exit_code = make_hf(*flags, *config);
+      return;
+    }
+    if (flags->family != "llama2" || flags->shards != 1 || flags->hf_dtype != "f32") {
+      print_error("--family, --shards and --hf-dtype need --format hf (llama2.c files are "
+                  "llama2-style, f32, one file)");
       *exit_code = kExitConfigError;
       return;
     }

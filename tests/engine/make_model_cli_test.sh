@@ -22,4 +22,13 @@ size=$(stat -c %s "$tmp/a.bin")
 "$bin" make-model --preset tiny --out "$tmp/no/such/dir/x.bin" 2>"$tmp/err"
 [ $? -eq 1 ] || fail "unwritable path should exit 1"
 grep -q "cannot create" "$tmp/err" || fail "error message: $(cat "$tmp/err")"
+# --format hf: a Hugging Face directory (config.json + shards + index), reproducible.
+"$bin" make-model --preset tiny --format hf --family qwen2 --shards 2 --hf-dtype bf16 --out "$tmp/hf1" >/dev/null || fail "hf qwen2"
+"$bin" make-model --preset tiny --format hf --family qwen2 --shards 2 --hf-dtype bf16 --out "$tmp/hf2" >/dev/null || fail "hf qwen2 again"
+for f in config.json model.safetensors.index.json model-00001-of-00002.safetensors model-00002-of-00002.safetensors; do
+  cmp -s "$tmp/hf1/$f" "$tmp/hf2/$f" || fail "hf: $f differs for the same seed"
+done
+grep -q '"Qwen2ForCausalLM"' "$tmp/hf1/config.json" || fail "hf config.json architecture"
+"$bin" make-model --preset tiny --family llama3 --out "$tmp/z.bin" 2>/dev/null
+[ $? -eq 2 ] || fail "--family without --format hf should exit 2"
 echo "make_model_cli_test: ok"
