@@ -187,6 +187,16 @@ TEST_CASE("paged attention handles head_dim 8 and 64 and a window wider than the
   run_case({16, 4, 64, 32, 24, KvDtype::kBF16}, 102);
 }
 
+TEST_CASE("paged attention's unrolled head_dim 64 / 128 paths, full and partial 16-row chunks") {
+  // head_dim 64 and 128 take the register-resident AVX-512 code; page 8
+  // gives chunks shorter than 16 rows, 48 a full chunk plus a partial one.
+  uint32_t seed = 200;
+  for (int d : {64, 128})
+    for (KvDtype dt : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
+      for (int page : {8, 16, 48})
+        for (int64_t window : {int64_t{0}, int64_t{21}}) run_case({8, 2, d, page, window, dt}, seed++);
+}
+
 TEST_CASE("paged attention's quantization error is bounded by the KV dtype") {
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
     quantization_error_case(dt);
