@@ -68,7 +68,7 @@ TEST_CASE("bench: counting arrivals in windows gives Poisson dispersion", "[benc
   CHECK(var / mean == Approx(1).epsilon(0.05));
 }
 
-TEST_CASE("bench: infinite rate sends at once; bad parameters are rejected", "[bench][arrivals]") {
+TEST_CASE("bench: infinite rate sends at once and bad parameters are rejected", "[bench][arrivals]") {
   auto p = ArrivalProcess::create(std::numeric_limits<double>::infinity(), 1.0, 1);
   REQUIRE(p.is_ok());
   CHECK(p->unlimited());

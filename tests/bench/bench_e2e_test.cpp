@@ -84,7 +84,7 @@ TEST_CASE("bench: closed-loop run against pagoda serve matches the server's toke
   CHECK(j["requests"].size() == 12);
 }
 
-TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits; sweep runs every point", "[bench][e2e]") {
+TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits and a sweep runs every point", "[bench][e2e]") {
   PagodaProcess server(28418, {"--set", "kv.page_size=16"});
   BenchConfig c = small_config(server);
   c.workload.kind = WorkloadKind::kSharedPrefix;

@@ -99,8 +99,11 @@ TEST_CASE("bench: shared-prefix requests share their group's prefix only", "[ben
   CHECK(prefix[0] != prefix[1]);
   CHECK(prefix[1] != prefix[2]);
   // Suffixes differ within a group.
-  CHECK(std::vector<int32_t>(w->at(0).ids.begin() + 64, w->at(0).ids.end()) !=
-        std::vector<int32_t>(w->at(3).ids.begin() + 64, w->at(3).ids.end()));
+  // at() returns by value: keep each prompt alive while its ids are sliced.
+  const PromptSpec first = w->at(0);
+  const PromptSpec fourth = w->at(3);
+  CHECK(std::vector<int32_t>(first.ids.begin() + 64, first.ids.end()) !=
+        std::vector<int32_t>(fourth.ids.begin() + 64, fourth.ids.end()));
   spec.prefix_len = 0;
   CHECK_FALSE(Workload::create(spec).is_ok());
 }
