@@ -65,6 +65,10 @@ void EngineLoop::run() {
       }
       if (stop_requested_) break;
       incoming.swap(inbox_);
+      // They join the scheduler's waiting queue now: count them there, so
+      // submit() keeps inbox + waiting <= max_queue during the step (the
+      // snapshot is refreshed after it).
+      waiting_ = waiting_.load() + static_cast<int64_t>(incoming.size());
     }
     for (auto& r : incoming) core_->add(std::move(r));
     incoming.clear();
