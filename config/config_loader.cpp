@@ -11,6 +11,28 @@
 namespace pagoda {
 namespace {
 
+// Offset of the first byte that is not part of well-formed UTF-8, or npos.
+// YAML is Unicode text; yaml-cpp reads invalid bytes as U+FFFD, so a config
+// holding them would not read back as it was printed (found by fuzz_config).
+size_t first_invalid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t len = b < 0x80 ? 1 : (b >= 0xC2 && b <= 0xDF) ? 2 : (b >= 0xE0 && b <= 0xEF) ? 3 : (b >= 0xF0 && b <= 0xF4) ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return i;
+    unsigned cp = len == 1 ? b : b & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
 Status apply_key(const std::string& path, const YAML::Node& value, LoadedConfig& out) {
   const ConfigField* field = find_config_field(path);
   if (field == nullptr)
@@ -76,6 +98,11 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text,
                                   const std::vector<std::string>& overrides,
                                   const std::string& source) {
   LoadedConfig out;
+  if (size_t bad = first_invalid_utf8(yaml_text); bad != std::string_view::npos)
+    return Status::invalid_argument(source + ": not valid UTF-8 text (byte offset " + std::to_string(bad) + ")");
+  for (const auto& o : overrides)
+    if (size_t bad = first_invalid_utf8(o); bad != std::string_view::npos)
+      return Status::invalid_argument("a --set override is not valid UTF-8 text (byte offset " + std::to_string(bad) + ")");
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));

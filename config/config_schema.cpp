@@ -251,6 +251,12 @@ std::vector<ConfigField> build_fields() {
   f.push_back(int_field("server.max_connections",
                         [](ServerConfig& c) -> auto& { return c.server.max_connections; }, 1,
                         1 << 20));
+  f.push_back(int_field("server.max_connections_per_client",
+                        [](ServerConfig& c) -> auto& { return c.server.max_connections_per_client; }, 1,
+                        1 << 20));
+  f.push_back(int_field("server.max_header_fields",
+                        [](ServerConfig& c) -> auto& { return c.server.max_header_fields; }, 1,
+                        10000));
   f.push_back(double_field("server.header_timeout_s",
                            [](ServerConfig& c) -> auto& { return c.server.header_timeout_s; }, 0,
                            3600, true));

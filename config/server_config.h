@@ -51,6 +51,8 @@ struct ServerSection {
   std::string api_key_file = "";           // file with one key per line (instead of api_keys)
   int64_t max_body_bytes = 1048576;        // largest request body accepted (413 beyond)
   int64_t max_connections = 1024;          // concurrent connections; more are refused
+  int64_t max_connections_per_client = 64; // concurrent connections from one client address (429 beyond)
+  int64_t max_header_fields = 100;         // header fields in one request (431 beyond)
   double header_timeout_s = 10;            // time allowed to send a request's headers
   double idle_timeout_s = 60;              // keep-alive idle time before closing
   double shutdown_grace_s = 30;            // time in-flight requests get on SIGTERM

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "server/api_routes.h"
 #include "server/delta_channel.h"
 #include "server/metrics_text.h"
 
@@ -88,12 +89,6 @@ json usage_json(const RequestDelta& d) {
           {"prompt_tokens_details", {{"cached_tokens", d.cached_tokens}}}};
 }
 
-std::string path_of(const HttpRequest& req) {
-  std::string target(req.target());
-  const size_t q = target.find('?');
-  return q == std::string::npos ? target : target.substr(0, q);
-}
-
 }  // namespace
 
 ApiService::Reply ApiService::error_reply(const ApiError& e) {
@@ -171,7 +166,8 @@ std::string ApiService::response_id(ApiKind kind, RequestId id) const {
 
 ApiService::Reply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kind) {
   *generate = false;
-  const std::string path = path_of(req);
+  const RouteMatch match = match_route(req.method(), req.target());
+  const std::string& path = match.path;
   const auto method = req.method();
   auto only = [&](http::verb v) { return method == v; };
   auto wrong_method = [&](const char* allowed) {
@@ -190,9 +186,7 @@ ApiService::Reply ApiService::route(const HttpRequest& req, bool* generate, ApiK
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;
   }
-  const bool known = path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/models" ||
-                     path == "/tokenize" || path == "/detokenize" || path.rfind("/v1/models/", 0) == 0;
-  if (!known) return error_reply(api_error(404, "no route for " + path, "not_found"));
+  if (match.route == ApiRoute::kNotFound) return error_reply(api_error(404, "no route for " + path, "not_found"));
   if (!authorized(req)) {
     ApiError e = api_error(401, "missing or invalid API key: send 'Authorization: Bearer <key>'", "invalid_api_key",
                            "", "authentication_error");

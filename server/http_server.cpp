@@ -5,6 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "server/client_limiter.h"
+#include "server/request_limits.h"
+
 namespace pagoda {
 
 namespace asio = boost::asio;
@@ -35,7 +38,12 @@ std::string error_body(const std::string& message, const std::string& code) {
 
 struct HttpServer::Impl {
   Impl(const ServerConfig& c, HttpHandler* h)
-      : config(c), handler(h), io(static_cast<int>(c.server.io_threads)), acceptor(io), signals(io) {}
+      : config(c),
+        handler(h),
+        io(static_cast<int>(c.server.io_threads)),
+        acceptor(io),
+        signals(io),
+        per_client(c.server.max_connections_per_client) {}
 
   ServerConfig config;
   HttpHandler* handler;
@@ -45,33 +53,65 @@ struct HttpServer::Impl {
   std::function<void(int)> on_signal;
   std::atomic<bool> accepting{true};
   std::atomic<int64_t> connections{0};
+  ClientLimiter per_client;  // server.max_connections_per_client
 
   std::chrono::milliseconds ms(double seconds) const {
     return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  }
+
+  // Closes after a refusal: stop sending, then read and drop what the client
+  // still sends (for up to a second), so the close does not reset the
+  // connection before the client has read the answer.
+  asio::awaitable<void> linger_close(beast::tcp_stream& stream) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    char drain[4096];
+    stream.expires_after(std::chrono::seconds(1));
+    for (size_t total = 0; !ec && total < 64 * 1024;)
+      total += co_await stream.async_read_some(asio::buffer(drain), asio::redirect_error(asio::use_awaitable, ec));
+    stream.socket().close(ec);
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     if (connections.fetch_add(1) >= config.server.max_connections) {
-      // Over the limit: answer and close without reading.
+      // Over the limit: answer and close.
       co_await write_json(stream, 11, false, http::status::service_unavailable,
                           error_body("too many connections (server.max_connections)", "too_many_connections"), 1);
+      co_await linger_close(stream);
       connections--;
-      beast::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      co_return;
+    }
+    beast::error_code addr_ec;
+    const std::string client = stream.socket().remote_endpoint(addr_ec).address().to_string();
+    if (!per_client.try_acquire(client)) {
+      // One address holds too many connections: answer and close.
+      stream.expires_after(ms(config.server.header_timeout_s));
+      co_await write_json(stream, 11, false, http::status::too_many_requests,
+                          error_body("too many connections from this address (server.max_connections_per_client)",
+                                     "too_many_connections"),
+                          1);
+      co_await linger_close(stream);
+      connections--;
       co_return;
     }
     for (;;) {
       http::request_parser<http::string_body> parser;
-      parser.body_limit(static_cast<uint64_t>(config.server.max_body_bytes));
-      parser.header_limit(16 * 1024);
+      apply_request_limits(parser, config);
       beast::error_code ec;
       // The whole request (headers, then body) must arrive in time: a client
       // that trickles bytes is cut off.
-      stream.expires_after(buffer.size() > 0 ? ms(config.server.header_timeout_s)
-                                             : ms(config.server.idle_timeout_s));
-      co_await http::async_read_some(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      // Up to idle_timeout_s for the first byte of a request, then
+      // header_timeout_s for the rest of the header. (Beast's
+      // http::async_read_some only returns once the parser makes progress,
+      // i.e. with the whole header, so a raw read waits for the first byte.)
+      if (buffer.size() == 0) {
+        stream.expires_after(ms(config.server.idle_timeout_s));
+        const size_t n = co_await stream.async_read_some(buffer.prepare(4096),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+        buffer.commit(n);
+      }
       if (!ec && !parser.is_header_done()) {
         stream.expires_after(ms(config.server.header_timeout_s));
         co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
@@ -100,6 +140,11 @@ struct HttpServer::Impl {
         break;
       }
       if (ec) break;  // timeout or the client closed
+      if (too_many_header_fields(parser, config)) {
+        co_await write_json(stream, 11, false, http::status::request_header_fields_too_large,
+                            error_body("too many header fields (server.max_header_fields)", "too_many_headers"));
+        break;
+      }
       stream.expires_never();
       HttpRequest req = parser.release();
       bool keep = false;
@@ -114,6 +159,7 @@ struct HttpServer::Impl {
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    per_client.release(client);
     connections--;
   }
 

@@ -2,7 +2,9 @@
 # The whole test suite, as the README and .ci/run run it: installs what is
 # missing, builds Release and runs every test, then rebuilds under
 # AddressSanitizer+UndefinedBehaviorSanitizer and runs the suite again, and
-# under ThreadSanitizer for the concurrency tests (label "concurrency").
+# under ThreadSanitizer for the concurrency tests (label "concurrency"), then
+# runs each libFuzzer target briefly (tools/fuzz_smoke.sh). The Release stage
+# includes the ~2-minute soak and overload runs (label "soak").
 # Usage: tools/test.sh [--quick]   (--quick: Release only)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,3 +28,6 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build/tsan -j "$jobs"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L concurrency
+
+echo "== libFuzzer smoke runs (fuzz/, clang + ASan/UBSan; long runs in FUZZING.md)"
+tools/fuzz_smoke.sh 20

@@ -1,11 +1,8 @@
 // Test helper: `$PAGODA_BIN serve` as a child process on a loopback port,
-// with a blocking GET for /health and /metrics. Owns the child; kills it on
-// destruction. Not thread-safe.
+// with a blocking GET for /health and /metrics. Owns the child (a
+// ChildProcess: output to a log file, killed on destruction or when the test
+// dies). Not thread-safe.
 #pragma once
-
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -17,7 +14,7 @@
 #include <boost/beast.hpp>
 #include <catch2/catch.hpp>
 
-extern char** environ;
+#include "common/child_process.h"
 
 namespace pagoda::bench_testing {
 
@@ -49,20 +46,15 @@ class PagodaProcess {
     REQUIRE(bin != nullptr);
     std::vector<std::string> args = {bin, "serve", "--port", std::to_string(port), "--set", "logging.level=warn"};
     args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    REQUIRE(posix_spawn(&pid_, bin, nullptr, nullptr, argv.data(), environ) == 0);
-    for (int i = 0; i < 300; ++i) {
+    auto child = ChildProcess::spawn(args, "/tmp/pagoda-bench-test-server-" + std::to_string(port) + ".log");
+    REQUIRE(child.is_ok());
+    child_ = std::move(child).value();
+    for (int i = 0; i < 1200 && child_.running(); ++i) {
       if (http_get(port_, "/health").first == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    FAIL("pagoda serve did not become healthy on port " << port);
-  }
-  ~PagodaProcess() {
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
+    child_.kill();
+    FAIL("pagoda serve did not become healthy on port " << port << "; its log: " << child_.log_path());
   }
   PagodaProcess(const PagodaProcess&) = delete;
   PagodaProcess& operator=(const PagodaProcess&) = delete;
@@ -71,7 +63,7 @@ class PagodaProcess {
 
  private:
   int port_;
-  pid_t pid_ = -1;
+  ChildProcess child_;  // killed on destruction
 };
 
 }  // namespace pagoda::bench_testing

@@ -2,11 +2,7 @@
 // loopback port, and talk HTTP to it (whole responses, SSE streams, raw bytes).
 #pragma once
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -19,6 +15,8 @@
 #include <boost/beast.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include "common/child_process.h"
 
 namespace pagoda::testing {
 
@@ -109,72 +107,34 @@ inline std::string raw_exchange(int port, const std::string& bytes, std::chrono:
   return out;
 }
 
-// `pagoda serve` as a child process.
+// `pagoda serve` as a child process (common/ChildProcess: output to a log
+// file, dies with the test process).
 class ServerProcess {
  public:
-  // The child's output goes to a log file (never to the test's own pipes,
-  // which ctest reads to the end), and the child dies with the test process.
   explicit ServerProcess(int port, std::vector<std::string> extra_args = {}) : port_(port) {
     const char* bin = std::getenv("PAGODA_BIN");
     REQUIRE(bin != nullptr);
     std::vector<std::string> args = {bin, "serve", "--port", std::to_string(port), "--set", "logging.level=warn"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    log_path_ = "/tmp/pagoda-test-server-" + std::to_string(port) + ".log";
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        ::close(fd);
-      }
-      ::execv(bin, argv.data());
-      ::_exit(127);
-    }
+    auto child = ChildProcess::spawn(args, "/tmp/pagoda-test-server-" + std::to_string(port) + ".log");
+    REQUIRE(child.is_ok());
+    child_ = std::move(child).value();
     // Start-up takes well under a second on a quiet machine; allow for a
     // heavily loaded one.
-    for (int i = 0; i < 1200; ++i) {
+    for (int i = 0; i < 1200 && child_.running(); ++i) {
       if (http_request_safe("/health") == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ::kill(pid_, SIGKILL);  // the destructor does not run when the constructor fails
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    FAIL("pagoda serve did not become healthy on port " << port << "; its log: " << log_path_);
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int st;
-      ::waitpid(pid_, &st, 0);
-    }
+    child_.kill();
+    FAIL("pagoda serve did not become healthy on port " << port << "; its log: " << child_.log_path());
   }
   int port() const { return port_; }
   // Sends SIGTERM and waits; returns the exit status (-1 if killed by a signal).
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(30)) {
-    ::kill(pid_, SIGTERM);
+    child_.signal(SIGTERM);
     return wait_exit(timeout);
   }
-  int wait_exit(std::chrono::seconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    int st = 0;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pid_t r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -2;  // still running
-  }
+  int wait_exit(std::chrono::seconds timeout) { return child_.wait_exit(timeout); }
   int http_request_safe(const std::string& target) {
     try {
       return http_request(port_, http::verb::get, target).status;
@@ -192,8 +152,7 @@ class ServerProcess {
 
  private:
   int port_;
-  pid_t pid_ = -1;
-  std::string log_path_;
+  ChildProcess child_;
 };
 
 }  // namespace pagoda::testing

@@ -1,0 +1,53 @@
+// Fuzz target: an OpenAI request body -> validated parameters.
+// Input: byte 0 picks the route (bit 0: chat, else completions), the rest is
+// the JSON body. parse_api_request must either reject with a 4xx naming a
+// message, or accept a request whose every field is within the limits; an
+// accepted request's SamplingParams::validate must not crash, and the error
+// JSON must serialize.
+#include <cstdint>
+#include <string>
+
+#include "fuzz/fuzz_check.h"
+#include "server/openai_protocol.h"
+
+using namespace pagoda;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const ApiKind kind = (data[0] & 1) ? ApiKind::kChat : ApiKind::kCompletion;
+  const std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
+  ApiLimits limits;
+  limits.max_model_len = 512;
+  limits.max_prompt_ids = 4096;
+  ApiRequest req;
+  ApiError err;
+  if (!parse_api_request(body, kind, limits, &req, &err)) {
+    FUZZ_CHECK(err.status >= 400 && err.status < 500);
+    FUZZ_CHECK(!err.message.empty());
+    (void)error_json(err).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return 0;
+  }
+  FUZZ_CHECK(req.kind == kind);
+  if (kind == ApiKind::kCompletion) {
+    FUZZ_CHECK(req.prompt_text.has_value() != !req.prompt_ids.empty());
+    FUZZ_CHECK(static_cast<int64_t>(req.prompt_ids.size()) <= limits.max_prompt_ids);
+    for (int32_t id : req.prompt_ids) FUZZ_CHECK(id >= 0);
+    FUZZ_CHECK(req.stop.max_tokens >= 1 && req.stop.max_tokens <= limits.max_model_len);
+  } else {
+    FUZZ_CHECK(!req.messages.empty() && static_cast<int>(req.messages.size()) <= limits.max_messages);
+    FUZZ_CHECK(req.stop.max_tokens == -1 || (req.stop.max_tokens >= 1 && req.stop.max_tokens <= limits.max_model_len));
+  }
+  FUZZ_CHECK(req.stop.min_tokens >= 0 && req.stop.min_tokens <= limits.max_model_len);
+  FUZZ_CHECK(req.stop.max_tokens < 0 || req.stop.min_tokens <= req.stop.max_tokens);
+  FUZZ_CHECK(static_cast<int>(req.stop.stop.size()) <= limits.max_stop_strings);
+  for (const std::string& s : req.stop.stop)
+    FUZZ_CHECK(!s.empty() && static_cast<int>(s.size()) <= limits.max_stop_string_bytes);
+  FUZZ_CHECK(static_cast<int>(req.stop.stop_token_ids.size()) <= limits.max_stop_strings);
+  FUZZ_CHECK(static_cast<int>(req.sampling.logit_bias.size()) <= limits.max_logit_bias);
+  FUZZ_CHECK(req.sampling.logprobs >= 0 && req.sampling.logprobs <= SamplingParams::kMaxLogprobs);
+  FUZZ_CHECK(!req.include_usage || req.stream);
+  // What the engine checks next; any answer is fine, a crash is not.
+  (void)req.sampling.validate(512);
+  (void)req.sampling.validate(32000);
+  return 0;
+}
