@@ -7,6 +7,12 @@
 //      a model it accepts must have every array inside the mapping;
 //   2: llama2.c tokenizer.bin bytes -> Llama2cTokenizer::parse; a tokenizer
 //      it accepts must encode and decode without failing.
+// Byte 0 of 0xF0 and above picks the Hugging Face readers instead:
+//   0xF0: a safetensors file through SafetensorsFile::open (memfd); every
+//         tensor it accepts must lie inside the data section with the byte
+//         size its shape and dtype imply;
+//   0xF1: config.json text through parse_hf_config; an accepted config must
+//         give a model shape that validates.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -14,7 +20,9 @@
 #include <cstring>
 #include <string>
 
+#include "engine/hf_config.h"
 #include "engine/llama2c_reader.h"
+#include "engine/safetensors.h"
 #include "engine/tokenizer_llama2c.h"
 #include "fuzz/fuzz_check.h"
 
@@ -50,7 +58,8 @@ void check_header(const uint8_t* data, size_t size) {
   FUZZ_CHECK(std::memcmp(&back, &h, sizeof h) == 0);
 }
 
-void check_checkpoint(const uint8_t* data, size_t size) {
+// The bytes as an in-memory file; returns its descriptor (the caller closes it).
+int memory_file(const uint8_t* data, size_t size) {
   const int fd = memfd_create("pagoda-fuzz-model", 0);
   FUZZ_CHECK(fd >= 0);
   size_t written = 0;
@@ -59,6 +68,11 @@ void check_checkpoint(const uint8_t* data, size_t size) {
     FUZZ_CHECK(n > 0);
     written += static_cast<size_t>(n);
   }
+  return fd;
+}
+
+void check_checkpoint(const uint8_t* data, size_t size) {
+  const int fd = memory_file(data, size);
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
   auto model = Llama2cReader().read(path);
   if (model) {
@@ -88,10 +102,64 @@ void check_tokenizer(const uint8_t* data, size_t size) {
   for (int32_t id = -1; id < std::min<int32_t>(t.vocab_size(), 64) + 1; ++id) (void)t.decode_piece(id);
 }
 
+void check_safetensors(const uint8_t* data, size_t size) {
+  const int fd = memory_file(data, size);
+  auto file = SafetensorsFile::open("/proc/self/fd/" + std::to_string(fd));
+  if (!file) {
+    FUZZ_CHECK(!file.status().message().empty());
+  } else {
+    uint64_t header_len = 0;
+    FUZZ_CHECK(size >= 8);
+    std::memcpy(&header_len, data, 8);
+    FUZZ_CHECK(header_len <= size - 8);
+    for (const auto& [name, t] : file.value()->tensors()) {
+      FUZZ_CHECK(t.name == name);
+      unsigned __int128 numel = 1;
+      for (int64_t d : t.shape) {
+        FUZZ_CHECK(d >= 0);
+        numel *= static_cast<unsigned __int128>(d);
+      }
+      FUZZ_CHECK(numel == static_cast<unsigned __int128>(t.numel));
+      const unsigned __int128 bytes = numel * static_cast<unsigned __int128>(safe_dtype_size(t.dtype));
+      const size_t data_begin = 8 + static_cast<size_t>(header_len);
+      if (bytes > 0) {
+        // The tensor lies inside the mapping: read its first and last byte.
+        FUZZ_CHECK(t.data != nullptr);
+        volatile uint8_t first = t.data[0];
+        volatile uint8_t last = t.data[static_cast<size_t>(bytes) - 1];
+        (void)first;
+        (void)last;
+        FUZZ_CHECK(static_cast<unsigned __int128>(data_begin) + bytes <= size);
+      }
+    }
+  }
+  ::close(fd);
+}
+
+void check_hf_config(const uint8_t* data, size_t size) {
+  auto c = parse_hf_config(std::string(reinterpret_cast<const char*>(data), size), "<fuzz>/config.json");
+  if (!c) {
+    FUZZ_CHECK(!c.status().message().empty());
+    return;
+  }
+  const ModelConfig& m = c->model;
+  FUZZ_CHECK(m.dim > 0 && m.n_layers > 0 && m.n_heads > 0 && m.n_kv_heads > 0 && m.vocab_size > 0);
+  FUZZ_CHECK(m.n_heads % m.n_kv_heads == 0);
+  FUZZ_CHECK(!c->eos_ids.empty() ? c->eos_ids.front() == m.eos_id : true);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
+  if (data[0] == 0xF0) {
+    check_safetensors(data + 1, size - 1);
+    return 0;
+  }
+  if (data[0] == 0xF1) {
+    check_hf_config(data + 1, size - 1);
+    return 0;
+  }
   switch (data[0] % 3) {
     case 0: check_header(data + 1, size - 1); break;
     case 1: check_checkpoint(data + 1, size - 1); break;
