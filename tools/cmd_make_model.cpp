@@ -3,6 +3,9 @@
 // benchmarks; the weights are N(0, 0.02^2), RMSNorm gains 1.0).
 // `--format hf --family llama2|llama3|qwen2 [--shards N] [--hf-dtype f32|bf16]`
 // writes a Hugging Face directory instead (see engine/hf_writer.h).
+// `--from FILE.bin --format hf --out DIR [--hf-dtype f32|bf16]` converts a
+// llama2.c checkpoint (say stories260K) to a Hugging Face directory that
+// computes the same function.
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -19,6 +22,7 @@ namespace {
 
 struct MakeModelFlags {
   std::string preset;
+  std::string from;  // a llama2.c checkpoint to convert, instead of a preset
   std::string out;
   uint64_t seed = 1;
   std::string format = "llama2c";
@@ -54,15 +58,43 @@ int make_hf(const MakeModelFlags& f, const ModelConfig& shape) {
   return kExitOk;
 }
 
+// Converts the llama2.c checkpoint f.from to a Hugging Face directory.
+int convert_to_hf(const MakeModelFlags& f) {
+  if (f.format != "hf" || f.family != "llama2") {
+    print_error("--from converts a llama2.c checkpoint to --format hf (family llama2)");
+    return kExitConfigError;
+  }
+  auto model = Llama2cReader().read(f.from);
+  if (!model) {
+    print_error(model.status().message());
+    return kExitFailure;
+  }
+  HfWriteOptions o;
+  o.shards = f.shards;
+  o.dtype = f.hf_dtype == "bf16" ? SafeDtype::kBF16 : SafeDtype::kF32;
+  const ModelConfig& config = model.value()->config;
+  Status st = write_hf_model(config, model.value()->weights, o, f.out);
+  if (!st) {
+    print_error(st.message());
+    return kExitFailure;
+  }
+  std::cout << "wrote " << f.out << "/: Hugging Face llama2 (" << f.hf_dtype << ") from " << f.from << ", "
+            << config.summary() << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 void register_make_model(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand(
       "make-model", "Write a random-weight llama2.c checkpoint of a preset shape");
   auto flags = std::make_shared<MakeModelFlags>();
-  cmd->add_option("--preset", flags->preset, "Model shape")
-      ->required()
-      ->check(CLI::IsMember(model_preset_names()));
+  auto* preset = cmd->add_option("--preset", flags->preset, "Model shape")
+                     ->check(CLI::IsMember(model_preset_names()));
+  auto* from = cmd->add_option("--from", flags->from,
+                               "Convert this llama2.c checkpoint instead (with --format hf)")
+                   ->check(CLI::ExistingFile);
+  preset->excludes(from);
   cmd->add_option("--out", flags->out,
                   "Output file (written as FILE.part, then renamed); a directory for --format hf")
       ->required();
@@ -83,6 +115,15 @@ void register_make_model(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", flags->seed, "RNG seed; the same seed gives identical bytes")
       ->capture_default_str();
   cmd->callback([flags, exit_code] {
+    if (!flags->from.empty()) {
+      *exit_code = convert_to_hf(*flags);
+      return;
+    }
+    if (flags->preset.empty()) {
+      print_error("make-model needs --preset NAME (a random model) or --from FILE (a conversion)");
+      *exit_code = kExitConfigError;
+      return;
+    }
     auto config = model_preset(flags->preset);
     if (!config) {
       print_error(config.status().message());

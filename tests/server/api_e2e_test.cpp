@@ -23,6 +23,14 @@ std::string reference_text() {
   return "";
 }
 
+// Directory holding stories260K.bin and tok512.bin.
+std::string models_dir() {
+  for (const std::string& dir : {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
+    if (std::ifstream(dir + "stories260K.bin").good()) return dir;
+  FAIL("stories260K.bin not found");
+  return "";
+}
+
 std::string completion_text(int port, const std::string& prompt, int max_tokens) {
   HttpResult r = post(port, "/v1/completions",
                       json{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump());
@@ -224,4 +232,21 @@ TEST_CASE("server e2e: SIGTERM while busy finishes in-flight requests and exits 
     CHECK(statuses[i] == 200);   // finished within the grace period
     CHECK(tokens[i] == 300);
   }
+}
+
+TEST_CASE("server e2e: stories260K converted to a Hugging Face directory serves the reference text") {
+  const char* bin = std::getenv("PAGODA_BIN");
+  REQUIRE(bin != nullptr);
+  const std::string dir = "/tmp/pagoda-e2e-hf-stories260K";
+  const std::string models = models_dir();
+  const std::string cmd = std::string(bin) + " make-model --from " + models + "stories260K.bin --format hf --hf-dtype f32 --out " +
+                          dir + " > /dev/null";
+  REQUIRE(std::system(("rm -rf " + dir).c_str()) == 0);
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  ServerProcess server(18626, {"--model", dir, "--tokenizer", models + "tok512.bin"});
+  const std::string text = completion_text(server.port(), "Once upon a time", 60);
+  CHECK(reference_text().rfind("Once upon a time" + text, 0) == 0);
+  HttpResult models_list = http_request(server.port(), http::verb::get, "/v1/models");
+  CHECK(models_list.json()["data"][0]["id"] == "pagoda-e2e-hf-stories260K");
+  std::system(("rm -rf " + dir).c_str());
 }
