@@ -74,6 +74,11 @@ struct HttpServer::Impl {
 
   asio::awaitable<void> session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
+    // Streamed tokens are small writes: without TCP_NODELAY, Nagle's
+    // algorithm holds each one until the previous is acknowledged, and a
+    // client's delayed ACK makes that up to 40 ms per token.
+    beast::error_code nodelay_ec;
+    stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
     beast::flat_buffer buffer;
     if (connections.fetch_add(1) >= config.server.max_connections) {
       // Over the limit: answer and close.

@@ -3,13 +3,16 @@
 // result and, for sweeps, a table and PNG plots. See bench/bench_serve.h.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <iostream>
 #include <limits>
 #include <memory>
 #include <sstream>
 
 #include "bench/bench_serve.h"
+#include "bench/repeat.h"
 #include "bench/report.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
@@ -32,6 +35,8 @@ struct BenchFlags {
   std::string sweep;
   std::string plot_prefix;
   bool no_progress = false;
+  int repeat = 1;               // passes over every point; medians reported
+  int64_t warmup_requests = 0;  // sent first, not recorded
 };
 
 Status parse_goodput(const std::vector<std::string>& items, bench::Slo* slo) {
@@ -94,56 +99,103 @@ Status finish_config(BenchFlags& f) {
   return Status::ok();
 }
 
+// One pass: every point of the sweep in order, or the single run.
+Result<std::vector<bench::BenchResult>> run_pass(const bench::BenchConfig& cfg,
+                                                 const std::optional<bench::Sweep>& sweep) {
+  if (sweep) return bench::run_sweep(cfg, *sweep);
+  auto r = bench::run_bench(cfg);
+  if (!r) return r.status();
+  return std::vector<bench::BenchResult>{std::move(*r)};
+}
+
+// Requests sent before the measured passes (JIT, caches, page faults), at
+// the highest concurrency of the run.
+Status warm_up(const BenchFlags& f, const std::optional<bench::Sweep>& sweep) {
+  bench::BenchConfig w = f.cfg;
+  w.num_prompts = f.warmup_requests;
+  w.duration_s = 0;
+  w.progress = false;
+  w.metrics_interval_s = 0;
+  if (sweep && sweep->param == bench::SweepParam::kMaxConcurrency)
+    w.max_concurrency = static_cast<int64_t>(*std::max_element(sweep->values.begin(), sweep->values.end()));
+  auto r = bench::run_bench(w);
+  if (!r) return Status(r.status().code(), "warm-up: " + r.status().message());
+  std::cout << "warm-up: " << r->metrics.completed << " requests (not recorded)\n";
+  return Status::ok();
+}
+
 int run(BenchFlags& f) {
   if (Status st = finish_config(f); !st) {
     print_error(st.message());
     return kExitConfigError;
   }
+  std::optional<bench::Sweep> sweep;
   if (!f.sweep.empty()) {
-    auto sweep = bench::parse_sweep(f.sweep);
-    if (!sweep) {
-      print_error(sweep.status().message());
+    auto parsed = bench::parse_sweep(f.sweep);
+    if (!parsed) {
+      print_error(parsed.status().message());
       return kExitConfigError;
     }
-    auto points = bench::run_sweep(f.cfg, *sweep);
-    if (!points) {
-      print_error(points.status().message());
+    sweep = std::move(*parsed);
+  }
+  if (f.warmup_requests > 0) {
+    if (Status st = warm_up(f, sweep); !st) {
+      print_error(st.message());
       return kExitFailure;
     }
-    for (const auto& p : *points) bench::print_report(p, std::cout);
-    bench::print_sweep_table(*points, sweep->param, std::cout);
-    if (!f.result_file.empty()) {
-      nlohmann::json j = {{"sweep", bench::sweep_param_name(sweep->param)}, {"points", nlohmann::json::array()}};
-      for (const auto& p : *points) j["points"].push_back(bench::result_json(p, f.save_requests));
-      if (Status st = bench::write_json_file(f.result_file, j); !st) {
-        print_error(st.message());
-        return kExitFailure;
-      }
-      std::cout << "wrote " << f.result_file << "\n";
+  }
+  // Passes run one after another, so the repeats of one point are spread
+  // over the whole run rather than back to back.
+  std::vector<std::vector<bench::BenchResult>> passes;
+  for (int k = 0; k < f.repeat; ++k) {
+    auto pass = run_pass(f.cfg, sweep);
+    if (!pass) {
+      print_error(pass.status().message());
+      return kExitFailure;
     }
-    const std::string prefix = !f.plot_prefix.empty() ? f.plot_prefix
-                               : !f.result_file.empty() ? f.result_file.substr(0, f.result_file.rfind('.'))
-                                                        : std::string("bench");
-    std::vector<std::string> written;
-    Status st = bench::write_sweep_plots(*points, sweep->param, prefix, &written);
-    for (const auto& w : written) std::cout << "wrote " << w << "\n";
-    if (!st) std::cerr << "pagoda bench: " << st.message() << "\n";
-    return kExitOk;
+    passes.push_back(std::move(*pass));
   }
-  auto r = bench::run_bench(f.cfg);
-  if (!r) {
-    print_error(r.status().message());
-    return kExitFailure;
+  std::vector<bench::BenchResult> points;        // one per point: the run, or the median of the runs
+  std::vector<nlohmann::json> spreads;
+  for (size_t i = 0; i < passes.front().size(); ++i) {
+    std::vector<bench::BenchResult> runs;
+    for (const auto& pass : passes) runs.push_back(pass[i]);
+    points.push_back(f.repeat > 1 ? bench::median_result(runs) : runs.front());
+    spreads.push_back(bench::run_spread_json(runs));
   }
-  bench::print_report(*r, std::cout);
+  if (f.repeat > 1) std::cout << "(every figure below is the median of " << f.repeat << " runs)\n";
+  for (const auto& p : points) bench::print_report(p, std::cout);
+  if (sweep) bench::print_sweep_table(points, sweep->param, std::cout);
   if (!f.result_file.empty()) {
-    if (Status st = bench::write_json_file(f.result_file, bench::result_json(*r, f.save_requests)); !st) {
+    auto point_json = [&](size_t i) {
+      nlohmann::json j = bench::result_json(points[i], f.save_requests);
+      if (f.repeat > 1) j["repeats"] = spreads[i];
+      return j;
+    };
+    nlohmann::json j;
+    if (sweep) {
+      j = {{"sweep", bench::sweep_param_name(sweep->param)}, {"points", nlohmann::json::array()}};
+      for (size_t i = 0; i < points.size(); ++i) j["points"].push_back(point_json(i));
+    } else {
+      j = point_json(0);
+    }
+    if (Status st = bench::write_json_file(f.result_file, j); !st) {
       print_error(st.message());
       return kExitFailure;
     }
     std::cout << "wrote " << f.result_file << "\n";
   }
-  return r->metrics.completed > 0 ? kExitOk : kExitFailure;
+  if (sweep) {
+    const std::string prefix = !f.plot_prefix.empty() ? f.plot_prefix
+                               : !f.result_file.empty() ? f.result_file.substr(0, f.result_file.rfind('.'))
+                                                        : std::string("bench");
+    std::vector<std::string> written;
+    Status st = bench::write_sweep_plots(points, sweep->param, prefix, &written);
+    for (const auto& w : written) std::cout << "wrote " << w << "\n";
+    if (!st) std::cerr << "pagoda bench: " << st.message() << "\n";
+    return kExitOk;
+  }
+  return points.front().metrics.completed > 0 ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -200,6 +252,13 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_option("--sweep", f->sweep, "Run several points: max-concurrency=1,4,16,64 or request-rate=1,2,inf");
   cmd->add_option("--plot-prefix", f->plot_prefix,
                   "Sweep plots go to PREFIX_throughput.png and PREFIX_latency.png (default: the result file's stem)");
+  cmd->add_option("--repeat", f->repeat,
+                  "Run every point N times (whole passes, interleaved) and report the median of each figure")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--warmup-requests", f->warmup_requests,
+                  "Send N requests first (at the highest concurrency), not recorded")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cmd->add_flag("--no-progress", f->no_progress, "No live progress line (it only shows on a terminal anyway)");
   cmd->callback([f, exit_code] { *exit_code = run(*f); });
 }
