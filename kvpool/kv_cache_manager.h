@@ -26,7 +26,8 @@
 // never serves wrong KV.
 //
 // Owns the BlockPool and the per-request tables. Not thread-safe: the engine
-// thread alone calls it.
+// thread alone calls it, except page_size(), config() and num_usable_pages(),
+// which are fixed at construction and safe from any thread.
 #pragma once
 
 #include <cstdint>
@@ -119,6 +120,8 @@ class KvCacheManager {
   KvUsage usage() const;
   int page_size() const { return config_.page_size; }
   const KvCacheConfig& config() const { return config_; }
+  // Pages requests can use (the null page excluded); fixed at construction.
+  int64_t num_usable_pages() const { return pool_.num_usable_pages(); }
   const BlockPool& pool() const { return pool_; }
 
   // Full consistency check, O(pages + table entries), for tests: every page is

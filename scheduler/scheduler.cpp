@@ -24,7 +24,9 @@ Status Scheduler::validate(const Request& r) const {
         std::to_string(config_.max_num_batched_tokens) +
         " (scheduler.max_num_batched_tokens, with chunked_prefill off)");
   const int64_t P = kv_->page_size();
-  const int64_t pages = kv_->usage().pages_total;
+  // validate() runs on the submitting (I/O) thread: only what is fixed at
+  // construction may be read here (usage() walks the engine thread's tables).
+  const int64_t pages = kv_->num_usable_pages();
   int64_t need = (prompt + r.stop.max_tokens + P - 1) / P;
   if (kv_->config().sliding_window > 0)
     need = std::min(need, (kv_->config().sliding_window + P - 1) / P + 2);
