@@ -15,19 +15,30 @@ void EngineLoop::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+Status EngineLoop::admission_locked() {
+  if (draining_) return Status::unavailable("the server is shutting down");
+  if (stop_requested_) return Status::unavailable("the engine has stopped");
+  const int64_t queued = static_cast<int64_t>(inbox_.size()) + waiting_.load();
+  if (queued >= max_queue_) {
+    core_->stats().rejected_queue_full.add();
+    return Status::resource_exhausted("the server is busy: " + std::to_string(queued) +
+                                      " requests are waiting (scheduler.max_queue " + std::to_string(max_queue_) +
+                                      "); retry later");
+  }
+  return Status::ok();
+}
+
+Status EngineLoop::check_admission() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return admission_locked();
+}
+
 Status EngineLoop::submit(std::shared_ptr<Request> request) {
   if (draining_) return Status::unavailable("the server is shutting down");
   PAGODA_RETURN_IF_ERROR(core_->validate(*request));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stop_requested_) return Status::unavailable("the engine has stopped");
-    const int64_t queued = static_cast<int64_t>(inbox_.size()) + waiting_.load();
-    if (queued >= max_queue_) {
-      core_->stats().rejected_queue_full.add();
-      return Status::resource_exhausted("the server is busy: " + std::to_string(queued) +
-                                        " requests are waiting (scheduler.max_queue " +
-                                        std::to_string(max_queue_) + "); retry later");
-    }
+    PAGODA_RETURN_IF_ERROR(admission_locked());
     inbox_.push_back(std::move(request));
     unfinished_++;
   }

@@ -36,6 +36,10 @@ class EngineLoop {
   void start();
   // Admits a request or says why not. Never blocks on the engine's step.
   Status submit(std::shared_ptr<Request> request);
+  // What submit() would answer about admission right now (draining, stopped,
+  // queue full), without a request: the server asks first, so a refusal under
+  // overload costs no body parsing or tokenizing. submit() checks again.
+  Status check_admission();
   // From now on submit() answers Unavailable; running work goes on.
   void begin_drain();
   bool draining() const { return draining_.load(); }
@@ -51,6 +55,8 @@ class EngineLoop {
 
  private:
   void run();
+  // Admission with mu_ held.
+  Status admission_locked();
 
   std::unique_ptr<EngineCore> core_;
   int compute_threads_;

@@ -295,6 +295,12 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   ApiError err;
   std::vector<int32_t> prompt;
   std::string echo_text;
+  // Refuse before parsing and tokenizing when the queue is full or the
+  // server drains: under overload a refusal must stay cheap.
+  if (Status st = engine_->check_admission(); !st.is_ok()) {
+    err = from_status(st);
+    co_return co_await send_error(stream, req, err);
+  }
   if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) co_return co_await send_error(stream, req, err);
   auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
   auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());

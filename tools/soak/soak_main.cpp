@@ -254,6 +254,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup_s, "soak: warm-up seconds before the memory baseline");
   app.add_option("--rss-growth", o.rss_growth, "soak: allowed idle RSS growth after warm-up (fraction)");
   app.add_option("--reject-p99-ms", o.reject_p99_ms, "overload: p99 latency bound of 429/503 answers (ms)");
+  app.add_option("--throughput-floor", o.throughput_floor, "overload: output tokens/s must stay above this fraction of capacity");
   app.add_option("--grace", o.grace_s, "server.shutdown_grace_s");
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--json", o.json_out, "also write the report here");
