@@ -101,6 +101,14 @@ class Run {
             server_.kv_usage_peak = std::max(server_.kv_usage_peak.value_or(0.0), *v);
           if (auto v = sample(s, "pagoda_requests_running"))
             server_.running_peak = std::max(server_.running_peak.value_or(0.0), *v);
+          const auto allocated = sample(s, "pagoda_kv_slots_allocated");
+          const auto unused = sample(s, "pagoda_kv_slots_unused");
+          if (allocated && unused) {
+            server_.kv_slots_allocated_sum += *allocated;
+            server_.kv_slots_unused_sum += *unused;
+            if (server_.kv_slots_allocated_sum > 0)
+              server_.kv_slot_waste = server_.kv_slots_unused_sum / server_.kv_slots_allocated_sum;
+          }
         }
       }
       const double t = seconds_since(origin_);

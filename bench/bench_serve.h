@@ -48,6 +48,10 @@ struct ServerSide {
   std::optional<double> prefix_query_tokens;  // delta
   std::optional<double> prefix_hit_tokens;   // delta
   std::optional<double> kv_usage_peak;       // max pagoda_kv_usage_ratio seen while polling
+  // KV slots held but empty (partly filled pages) over slots held, summed over
+  // the polls: sum(pagoda_kv_slots_unused) / sum(pagoda_kv_slots_allocated).
+  std::optional<double> kv_slot_waste;
+  double kv_slots_allocated_sum = 0, kv_slots_unused_sum = 0;
   std::optional<double> generation_tokens;   // delta pagoda_generation_tokens_total
   std::optional<double> prompt_tokens;       // delta pagoda_prompt_tokens_total
   std::optional<double> preemptions;         // delta pagoda_preemptions_total

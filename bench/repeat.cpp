@@ -62,6 +62,7 @@ BenchResult median_result(const std::vector<BenchResult>& runs) {
   out.server.kv_usage_peak = median_optional(runs, [](const BenchResult& r) { return r.server.kv_usage_peak; });
   out.server.prefix_hit_rate = median_optional(runs, [](const BenchResult& r) { return r.server.prefix_hit_rate; });
   out.server.running_peak = median_optional(runs, [](const BenchResult& r) { return r.server.running_peak; });
+  out.server.kv_slot_waste = median_optional(runs, [](const BenchResult& r) { return r.server.kv_slot_waste; });
   return out;
 }
 

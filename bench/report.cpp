@@ -91,6 +91,7 @@ void print_report(const BenchResult& r, std::ostream& os) {
     line(os, "Prefix cache hit rate (tokens):",
          s.prefix_hit_rate ? num(100.0 * *s.prefix_hit_rate) + " %" : std::string("n/a (no lookups)"));
     if (s.kv_usage_peak) line(os, "Peak KV usage:", num(100.0 * *s.kv_usage_peak, 1) + " %");
+    if (s.kv_slot_waste) line(os, "KV slots held but empty:", num(100.0 * *s.kv_slot_waste, 2) + " %");
     if (s.running_peak) line(os, "Peak running requests (server):", num(*s.running_peak, 0));
     if (s.generation_tokens) line(os, "Generated tokens (server counter):", num(*s.generation_tokens, 0));
     if (s.preemptions) line(os, "Preemptions:", num(*s.preemptions, 0));
@@ -142,6 +143,7 @@ json result_json(const BenchResult& r, bool with_requests) {
                          {"prefix_cache_query_tokens", opt(s.prefix_query_tokens)},
                          {"prefix_cache_hit_tokens", opt(s.prefix_hit_tokens)},
                          {"kv_usage_peak", opt(s.kv_usage_peak)},
+                         {"kv_slot_waste", opt(s.kv_slot_waste)},
                          {"running_peak", opt(s.running_peak)},
                          {"generation_tokens", opt(s.generation_tokens)},
                          {"prompt_tokens", opt(s.prompt_tokens)},

@@ -36,6 +36,10 @@ std::string render_metrics(const EngineStats& st, int64_t http_connections) {
   scalar(os, "pagoda_kv_usage_ratio", "gauge", "Share of KV pages held by requests (0 to 1).", kv.usage_ratio);
   scalar(os, "pagoda_kv_pages", "gauge", "Usable KV pages in the pool.", double(kv.pages_total));
   scalar(os, "pagoda_kv_pages_in_use", "gauge", "KV pages held by at least one request.", double(kv.pages_in_use));
+  scalar(os, "pagoda_kv_slots_allocated", "gauge", "Token slots in the KV pages held by requests.",
+         double(kv.allocated_slots));
+  scalar(os, "pagoda_kv_slots_unused", "gauge",
+         "Token slots in held KV pages that hold no token yet (partly filled last pages).", double(kv.unused_slots));
   scalar(os, "pagoda_kv_pages_cached_free", "gauge", "Free KV pages still holding a reusable cached prefix.",
          double(kv.pages_cached_free));
   scalar(os, "pagoda_prefix_cache_queries_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.",

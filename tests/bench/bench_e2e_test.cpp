@@ -72,6 +72,10 @@ TEST_CASE("bench: closed-loop run against pagoda serve matches the server's toke
   CHECK(r->vocab_size == 512);  // learned from /detokenize (stories260K, tok512)
   CHECK(m.max_concurrency_seen <= 4);
   CHECK(r->server.kv_usage_peak.has_value());
+  if (r->server.kv_slot_waste) {  // only when a poll saw pages held
+    CHECK(*r->server.kv_slot_waste >= 0.0);
+    CHECK(*r->server.kv_slot_waste < 1.0);
+  }
   CHECK(r->server.polls >= 0);
   CHECK(m.ttft.count == 12);
   CHECK(m.e2el.p99_ms >= m.e2el.median_ms);

@@ -174,6 +174,13 @@ TEST_CASE("server e2e: a client that disconnects mid-stream cancels its request 
       got.append(buf, n);
     }
     CHECK(server.metric("pagoda_kv_pages_in_use") > 0);
+    // One request holds pages of 16 slots (page_size default): the slots it
+    // holds cover its tokens, and fewer than one page of them is empty.
+    const double allocated = server.metric("pagoda_kv_slots_allocated");
+    const double unused = server.metric("pagoda_kv_slots_unused");
+    CHECK(allocated >= 16);
+    CHECK(unused >= 0);
+    CHECK(unused < 16);
   }  // socket closed here, mid-stream
   double in_use = -1, aborted = 0;
   for (int i = 0; i < 100; ++i) {
@@ -188,6 +195,7 @@ TEST_CASE("server e2e: a client that disconnects mid-stream cancels its request 
   }
   CHECK(in_use == 0);
   CHECK(aborted == 1);
+  CHECK(server.metric("pagoda_kv_slots_allocated") == 0);
   CHECK(server.terminate() == 0);
 }
 
