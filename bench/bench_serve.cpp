@@ -341,8 +341,12 @@ Result<Sweep> parse_sweep(const std::string& text) {
 
 Result<std::vector<BenchResult>> run_sweep(const BenchConfig& config, const Sweep& sweep) {
   std::vector<BenchResult> out;
-  for (double v : sweep.values) {
+  for (size_t i = 0; i < sweep.values.size(); ++i) {
+    const double v = sweep.values[i];
     BenchConfig c = config;
+    // Each point draws its own prompts: the same prompts again would be
+    // served from the server's prefix cache and look faster.
+    c.workload.seed = config.workload.seed + 100 * static_cast<uint64_t>(i);
     if (sweep.param == SweepParam::kMaxConcurrency) c.max_concurrency = static_cast<int64_t>(v);
     else c.request_rate = v;
     auto r = run_bench(c);

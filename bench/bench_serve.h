@@ -83,7 +83,8 @@ struct Sweep {
 Result<Sweep> parse_sweep(const std::string& text);
 const char* sweep_param_name(SweepParam p);
 
-// Runs every point of `sweep` in order with `config` as the base.
+// Runs every point of `sweep` in order with `config` as the base; point i
+// uses workload seed + 100 i, so no point reuses another's prompts.
 Result<std::vector<BenchResult>> run_sweep(const BenchConfig& config, const Sweep& sweep);
 
 }  // namespace pagoda::bench

@@ -113,6 +113,9 @@ Result<std::vector<bench::BenchResult>> run_pass(const bench::BenchConfig& cfg,
 Status warm_up(const BenchFlags& f, const std::optional<bench::Sweep>& sweep) {
   bench::BenchConfig w = f.cfg;
   w.num_prompts = f.warmup_requests;
+  // Prompts of their own: the measured passes must not hit the prefix cache
+  // on prompts the warm-up sent.
+  w.workload.seed = f.cfg.workload.seed + 1000003;
   w.duration_s = 0;
   w.progress = false;
   w.metrics_interval_s = 0;
@@ -148,7 +151,11 @@ int run(BenchFlags& f) {
   // over the whole run rather than back to back.
   std::vector<std::vector<bench::BenchResult>> passes;
   for (int k = 0; k < f.repeat; ++k) {
-    auto pass = run_pass(f.cfg, sweep);
+    // Each pass draws its own prompts (seed + k; sweep points add 100 i):
+    // a repeat of the same prompts would be served from the prefix cache.
+    bench::BenchConfig pass_cfg = f.cfg;
+    pass_cfg.workload.seed = f.cfg.workload.seed + static_cast<uint64_t>(k);
+    auto pass = run_pass(pass_cfg, sweep);
     if (!pass) {
       print_error(pass.status().message());
       return kExitFailure;

@@ -109,9 +109,14 @@ TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits and a sweep
   sweep.values = {1, 2};
   BenchConfig s = small_config(server);
   s.num_prompts = 3;
+  s.workload.input_len = {40, 40};  // two full pages each: a repeated prompt would hit the prefix cache
   auto points = run_sweep(s, sweep);
   REQUIRE(points.is_ok());
   REQUIRE(points->size() == 2);
+  // The second point draws its own prompts, so none is served from the cache
+  // the first point filled.
+  REQUIRE((*points)[1].server.prefix_hit_tokens.has_value());
+  CHECK(*(*points)[1].server.prefix_hit_tokens == 0);
   CHECK((*points)[0].config.max_concurrency == 1);
   CHECK((*points)[0].metrics.max_concurrency_seen == 1);
   CHECK((*points)[1].config.max_concurrency == 2);
