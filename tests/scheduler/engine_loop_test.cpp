@@ -45,9 +45,11 @@ TEST_CASE("engine loop: concurrent submits and cancels, each request ends exactl
         sinks[k] = std::make_shared<CollectingSink>();
         std::vector<int32_t> prompt(1 + rng() % 60);
         for (auto& x : prompt) x = int32_t(3 + rng() % 500);
-        requests[k] = make_request(next_id++, prompt, 1 + rng() % 40, sinks[k]);
-        REQUIRE(loop->submit(requests[k]).is_ok());
-        if (rng() % 5 == 0) requests[k]->cancel();  // some right away
+        // The canceller reads requests[k] concurrently: publish it atomically.
+        auto request = make_request(next_id++, prompt, 1 + rng() % 40, sinks[k]);
+        std::atomic_store(&requests[k], request);
+        REQUIRE(loop->submit(request).is_ok());
+        if (rng() % 5 == 0) request->cancel();  // some right away
       }
     });
   // Another thread cancels requests while they run.
