@@ -30,9 +30,7 @@ cmake --build build/tsan -j "$jobs"
 # invisible to it and every parallel region would be reported as a race; the
 # servers these tests start run their model on one thread (the I/O threads,
 # the engine thread and the request paths are what this stage checks).
-# report_signal_unsafe=0: see RELIABILITY.md (the one TSan report class that
-# is off, with its reason).
-OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0 \
+OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L concurrency
 
 echo "== libFuzzer smoke runs (fuzz/, clang + ASan/UBSan; long runs in FUZZING.md)"
