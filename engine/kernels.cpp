@@ -1,5 +1,6 @@
 #include "engine/kernels.h"
 #include "engine/simd.h"
+#include "engine/simd_exp.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,27 +13,6 @@ namespace pagoda {
 namespace {
 
 constexpr int64_t kParallelWork = 1 << 16;  // elements before splitting rows over threads
-
-#if defined(__AVX512F__)
-// exp(x) with relative error ~2e-7: x = n ln2 + r, |r| <= ln2/2, e^r by a
-// degree-6 Taylor polynomial, then scaled by 2^n. Inputs are clamped to
-// [-110, 88.72]: below that the result underflows to 0 (or a denormal).
-inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.72283f)), _mm512_set1_ps(-110.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-#endif
 
 void rmsnorm_row(const float* x, const float* weight, int64_t n, float eps, float* out) {
   int64_t i = 0;
@@ -196,7 +176,7 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (; i + 16 <= n; i += 16) {
     const __m512 g = _mm512_loadu_ps(gate + i);
-    const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
     const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, e));
     _mm512_storeu_ps(out + i, _mm512_mul_ps(silu, _mm512_loadu_ps(up + i)));
   }
@@ -255,7 +235,7 @@ void softmax_inplace(float* x, int64_t n) {
   const __m512 vmx = _mm512_set1_ps(mx);
   __m512 acc = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
-    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmx));
+    const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmx));
     _mm512_storeu_ps(x + i, e);
     acc = _mm512_add_ps(acc, e);
   }
