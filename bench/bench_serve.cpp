@@ -84,6 +84,23 @@ class Run {
     ticker_.cancel();
   }
 
+  // Starts the /metrics poller. It may be inside a request when dispatch()
+  // ends, so whoever owns the Run (and the client) must co_await
+  // poller_done() before destroying them.
+  void start_polling() {
+    polling_ = true;
+    asio::co_spawn(io_, poll_loop(), asio::detached);
+  }
+
+  asio::awaitable<void> poller_done() {
+    while (polling_) co_await wait_for_wake();
+  }
+
+  std::vector<RequestRecord>& records() { return records_; }
+  ServerSide& server() { return server_; }
+  double duration_s() const { return duration_s_; }
+
+ private:
   asio::awaitable<void> poll_loop() {
     const double period = cfg_.metrics_interval_s > 0 ? cfg_.metrics_interval_s : 0.5;
     double last_print = -1;
@@ -125,13 +142,10 @@ class Run {
       std::printf("\r%100s\r", "");
       std::fflush(stdout);
     }
+    polling_ = false;
+    wake_.cancel();
   }
 
-  std::vector<RequestRecord>& records() { return records_; }
-  ServerSide& server() { return server_; }
-  double duration_s() const { return duration_s_; }
-
- private:
   asio::awaitable<void> one(size_t i, std::chrono::milliseconds timeout) {
     const PromptSpec p = workload_.at(i);
     RequestRecord r = co_await client_.stream(cfg_.endpoint, make_body(cfg_, model_, p), origin_, timeout);
@@ -155,11 +169,12 @@ class Run {
   const Workload& workload_;
   ArrivalProcess arrivals_;
   std::string model_;
-  asio::steady_timer wake_;  // cancelled whenever a request finishes
+  asio::steady_timer wake_;  // cancelled whenever a request finishes, and when the poller returns
   asio::steady_timer ticker_{io_};
   Clock::time_point origin_ = Clock::now();
   int64_t in_flight_ = 0, sent_ = 0, failed_ = 0, output_tokens_ = 0;
   bool finished_ = false;
+  bool polling_ = false;  // poll_loop() has not returned yet
   double duration_s_ = 0;
   std::vector<RequestRecord> records_;
   ServerSide server_;
@@ -281,8 +296,9 @@ asio::awaitable<Result<BenchResult>> run_async(const BenchConfig& cfg, asio::io_
   auto before = co_await scrape(client);
   Run run(run_cfg, io, client, *workload, std::move(*arrivals), res.model);
   run.server().available = before.has_value();
-  asio::co_spawn(io, run.poll_loop(), asio::detached);
+  run.start_polling();
   co_await run.dispatch();
+  co_await run.poller_done();
   if (before) {
     if (auto after = co_await scrape(client)) fill_deltas(*before, *after, &run.server());
   }

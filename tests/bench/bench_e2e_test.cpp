@@ -8,24 +8,25 @@
 #include "bench/bench_serve.h"
 #include "bench/report.h"
 #include "bench/server_metrics.h"
-#include "tests/bench/pagoda_process.h"
+#include "tests/server/server_process.h"
 
 using namespace pagoda::bench;
-using pagoda::bench_testing::http_get;
-using pagoda::bench_testing::PagodaProcess;
+using pagoda::testing::http_request;
+using pagoda::testing::ServerProcess;
+namespace http = pagoda::testing::http;
 
 namespace {
 
 double generation_tokens(int port) {
-  const auto m = parse_prometheus(http_get(port, "/metrics").second);
+  const auto m = parse_prometheus(http_request(port, http::verb::get, "/metrics").body);
   auto v = sample(m, "pagoda_generation_tokens_total");
   REQUIRE(v.has_value());
   return *v;
 }
 
-BenchConfig small_config(const PagodaProcess& server) {
+BenchConfig small_config(const ServerProcess& server) {
   BenchConfig c;
-  c.url = server.url();
+  c.url = "http://127.0.0.1:" + std::to_string(server.port());
   c.workload.input_len = {12, 20};
   c.workload.output_len = {4, 9};
   c.num_prompts = 12;
@@ -39,7 +40,7 @@ BenchConfig small_config(const PagodaProcess& server) {
 }  // namespace
 
 TEST_CASE("bench: closed-loop run against pagoda serve matches the server's token counters", "[bench][e2e]") {
-  PagodaProcess server(28417, {});
+  ServerProcess server(28417, {});
   const double before = generation_tokens(server.port());
   BenchConfig c = small_config(server);
   auto r = run_bench(c);
@@ -89,7 +90,7 @@ TEST_CASE("bench: closed-loop run against pagoda serve matches the server's toke
 }
 
 TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits and a sweep runs every point", "[bench][e2e]") {
-  PagodaProcess server(28418, {"--set", "kv.page_size=16"});
+  ServerProcess server(28418, {"--set", "kv.page_size=16"});
   BenchConfig c = small_config(server);
   c.workload.kind = WorkloadKind::kSharedPrefix;
   c.workload.prefix_len = 64;
@@ -134,7 +135,7 @@ TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits and a sweep
 }
 
 TEST_CASE("bench: failures are reported, not thrown", "[bench][e2e]") {
-  PagodaProcess server(28419, {});
+  ServerProcess server(28419, {});
   BenchConfig c = small_config(server);
   c.model = "no-such-model";
   auto r = run_bench(c);
@@ -155,4 +156,21 @@ TEST_CASE("bench: failures are reported, not thrown", "[bench][e2e]") {
   closed.url = "http://127.0.0.1:1";  // nothing listens there
   auto rc = run_bench(closed);
   REQUIRE_FALSE(rc.is_ok());
+}
+
+TEST_CASE("bench: a run ends cleanly while a /metrics poll is in flight", "[bench][e2e]") {
+  // The poller may be inside a /metrics request when the last request ends;
+  // the run must wait for it before its state goes away (a pass of the serving
+  // matrix once died with "double free" here). Polling back to back makes that
+  // overlap likely in every run; the ASan build turns it into a failure.
+  ServerProcess server(28420, {});
+  for (int i = 0; i < 8; ++i) {
+    BenchConfig c = small_config(server);
+    c.num_prompts = 3;
+    c.metrics_interval_s = 1e-6;
+    auto r = run_bench(c);
+    REQUIRE(r.is_ok());
+    CHECK(r->metrics.completed == 3);
+    CHECK(r->server.polls > 0);
+  }
 }
