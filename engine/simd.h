@@ -6,7 +6,9 @@
 
 #if defined(__AVX512F__)
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // GCC-only warning (clang would warn that it is unknown)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop

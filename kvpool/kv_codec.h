@@ -29,7 +29,9 @@
 // headers as uninitialized (GCC PR 105593); the warnings point into the header.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // GCC-only warning (clang would warn that it is unknown)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif

@@ -42,7 +42,7 @@ class JinjaTemplate {
   // above. InvalidArgument for a runtime error or raise_exception(msg).
   Result<std::string> render(const JinjaValue& context) const;
 
-  struct Node;  // parsed statement tree (jinja.cpp)
+  struct Node;  // parsed statement tree (jinja_ast.h)
 
  private:
   std::shared_ptr<const Node> root_;

@@ -1,0 +1,56 @@
+// Internal to the Jinja implementation (jinja_parse.cpp builds this tree,
+// jinja_render.cpp walks it): the expression and statement nodes of a parsed
+// chat template. Immutable once parsed; not part of the public API.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "server/jinja.h"
+
+namespace pagoda {
+
+// ---- syntax tree ---------------------------------------------------------------
+
+namespace jinja_ast {
+
+struct Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+enum class EK { kLit, kVar, kAttr, kIndex, kSlice, kCall, kFilter, kTest, kNeg, kNot, kBin, kAnd, kOr, kCond, kList, kDict };
+
+struct Expr {
+  EK kind;
+  std::string name;  // var/attr/filter/test name, binary operator
+  JinjaValue lit;
+  std::vector<ExprPtr> args;  // operands / positional arguments (the object first)
+  std::vector<std::pair<std::string, ExprPtr>> kwargs;
+  bool negated = false;  // kTest
+};
+
+}  // namespace jinja_ast
+
+using jinja_ast::EK;
+using jinja_ast::Expr;
+using jinja_ast::ExprPtr;
+
+enum class NK { kText, kOut, kIf, kFor, kSet, kBreak, kContinue, kBody };
+
+struct JinjaTemplate::Node {
+  NK kind;
+  std::string text;                 // kText
+  ExprPtr expr;                     // kOut, kSet value, kFor iterable
+  std::vector<std::string> vars;    // kFor loop vars; kSet: {name} or {name, attr}
+  ExprPtr cond;                     // kFor inline filter
+  std::vector<std::pair<ExprPtr, std::unique_ptr<Node>>> branches;  // kIf
+  std::unique_ptr<Node> else_body;  // kIf, kFor
+  std::unique_ptr<Node> body;       // kFor
+  std::vector<std::unique_ptr<Node>> children;  // kBody
+};
+
+using Node = JinjaTemplate::Node;
+using NodePtr = std::unique_ptr<Node>;
+
+}  // namespace pagoda
