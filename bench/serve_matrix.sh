@@ -7,6 +7,9 @@
 #   PARTS: any of weights,kv,prefix,pages (default: all)
 # Example (bench-200m from `pagoda make-model --preset bench-200m`):
 #   bench/serve_matrix.sh build/release/pagoda /tmp/bench-200m.bin models/tokenizer.bin /tmp/matrix 3
+# Durations: long enough that the first wave (every client starting at once)
+# is a minority of the requests (a 15-s pass at f32 and concurrency 16 was
+# one wave: 140 tok/s against 170 in steady state).
 # Each configuration writes OUT_DIR/NAME.json (medians plus each run's
 # throughput and TTFT/TPOT medians) and OUT_DIR/NAME.txt (the tables).
 set -euo pipefail
@@ -32,12 +35,12 @@ run() {  # NAME "SERVER FLAGS" BENCH FLAGS...
 
 if [[ $parts == *weights* ]]; then
   for w in f32 bf16 int8; do
-    run "weights_$w" "--set model.weight_dtype=$w" "${BASE[@]}" --sweep max-concurrency=1,4,16,64 --duration 15
+    run "weights_$w" "--set model.weight_dtype=$w" "${BASE[@]}" --sweep max-concurrency=1,4,16,64 --duration 40
   done
 fi
 if [[ $parts == *kv* ]]; then
   for k in bf16 f16 int8 int4; do
-    run "kv_$k" "--set model.weight_dtype=int8 --set kv.dtype=$k" "${BASE[@]}" --sweep max-concurrency=16,64 --duration 15
+    run "kv_$k" "--set model.weight_dtype=int8 --set kv.dtype=$k" "${BASE[@]}" --sweep max-concurrency=16,64 --duration 30
   done
 fi
 if [[ $parts == *prefix* ]]; then
