@@ -8,7 +8,9 @@
 // GCC 12's AVX-512 headers self-initialize "undefined" vectors (__Y = __Y),
 // which -Wall reports at every inlined use; the values are never read.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // GCC-only warning (clang would warn that it is unknown)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace pagoda::sampler_math {
