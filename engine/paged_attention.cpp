@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -14,6 +15,11 @@ namespace pagoda {
 namespace {
 
 constexpr int64_t kQueryBlock = 16;  // query tokens per work item
+// Largest (query tokens x group heads) of a work item for which bf16, f16
+// and int8 tiles are read in their stored dtype (one widening pass per
+// 16-row chunk, shared by all those uses) instead of being decoded to an f32
+// scratch tile first (cheaper when many prefill tokens reuse the tile).
+constexpr int64_t kMaxStoredReads = 8;
 
 struct WorkItem {
   int32_t seq;
@@ -41,98 +47,291 @@ Scratch& thread_scratch() {
 #if defined(__AVX512F__)
 constexpr int kChunk = 16;  // KV rows per vector of scores
 
-// Lane i (< n) = dot(q, k + i * D) over D floats (D % 16 == 0); lanes >= n
-// are 0 and their rows are not read.
-inline __m512 dots16(const float* q, const float* k, int D, int n) {
+// In-register row readers for the AVX-512 path: 16 values of a stored K or V
+// row, starting at element 16 * c, widened to f32. int8 rows come without
+// their row scale (kScaled), which the caller folds into scores and weights.
+struct RowF32 {
+  static constexpr bool kScaled = false;
+  static __m512 load(const uint8_t* row, int c) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * c);
+  }
+};
+struct RowBF16 {
+  static constexpr bool kScaled = false;
+  static __m512 load(const uint8_t* row, int c) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+struct RowF16 {
+  static constexpr bool kScaled = false;
+  static __m512 load(const uint8_t* row, int c) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c)));
+  }
+};
+struct RowInt8 {
+  static constexpr bool kScaled = true;
+  static __m512 load(const uint8_t* row, int c) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * c));
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+  }
+};
+
+// Lane i (< n) = dot(q, row i of k) over the head_dim (DC when nonzero, else
+// the runtime d; a multiple of 16); lanes >= n are 0 and their rows not read.
+// Rows are `rb` bytes apart. With DC, q stays in registers and loops unroll.
+template <class Row, int DC>
+inline __m512 chunk_dots(const float* q, const uint8_t* k, size_t rb, int d, int n) {
+  const int D = DC > 0 ? DC : d;
   __m512 part[kChunk];
-  for (int i = 0; i < kChunk; ++i) {
-    if (i >= n) {
-      part[i] = _mm512_setzero_ps();
-      continue;
+  if constexpr (DC > 0) {
+    __m512 qv[DC / 16];
+    for (int c = 0; c < DC / 16; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    for (int i = 0; i < kChunk; ++i) {
+      if (i >= n) {
+        part[i] = _mm512_setzero_ps();
+        continue;
+      }
+      const uint8_t* kr = k + i * rb;
+      __m512 a = _mm512_mul_ps(qv[0], Row::load(kr, 0));
+      for (int c = 1; c < DC / 16; ++c) a = _mm512_fmadd_ps(qv[c], Row::load(kr, c), a);
+      part[i] = a;
     }
-    const float* kr = k + static_cast<int64_t>(i) * D;
-    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(q), _mm512_loadu_ps(kr));
-    for (int d = 16; d < D; d += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(kr + d), a);
-    part[i] = a;
+  } else {
+    for (int i = 0; i < kChunk; ++i) {
+      if (i >= n) {
+        part[i] = _mm512_setzero_ps();
+        continue;
+      }
+      const uint8_t* kr = k + i * rb;
+      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(q), Row::load(kr, 0));
+      for (int c = 1; c < D / 16; ++c) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16 * c), Row::load(kr, c), a);
+      part[i] = a;
+    }
   }
   return simd::sum16x16(part);
 }
 
-// dots16 for a full chunk of 16 rows and a compile-time head_dim: q stays
-// in registers and the loops unroll.
-template <int D>
-inline __m512 dots16_full(const float* q, const float* k) {
-  __m512 qv[D / 16];
-  for (int c = 0; c < D / 16; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
-  __m512 part[kChunk];
-  for (int i = 0; i < kChunk; ++i) {
-    const float* kr = k + i * D;
-    __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-    for (int c = 1; c < D / 16; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
-    part[i] = a;
-  }
-  return simd::sum16x16(part);
-}
-
-inline __m512 chunk_dots(const float* q, const float* k, int D, int n) {
-  if (n == kChunk) {
-    if (D == 64) return dots16_full<64>(q, k);
-    if (D == 128) return dots16_full<128>(q, k);
-  }
-  return dots16(q, k, D, n);
-}
-
-// acc = acc * alpha + sum_{r in [lo, hi)} pr[r] * v[r] for a compile-time
-// head_dim: the accumulator lives in registers, two independent FMA chains.
-template <int D>
-inline void accumulate_v(float* acc, float alpha, const float* pr, const float* v, int lo, int hi) {
-  constexpr int C = D / 16;
-  __m512 a0[C], a1[C];
-  const __m512 va = _mm512_set1_ps(alpha);
-  for (int c = 0; c < C; ++c) {
-    a0[c] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * c), va);
-    a1[c] = _mm512_setzero_ps();
-  }
-  int r = lo;
-  for (; r + 2 <= hi; r += 2) {
-    const __m512 p0 = _mm512_set1_ps(pr[r]), p1 = _mm512_set1_ps(pr[r + 1]);
-    const float* v0 = v + r * D;
+// acc = acc * alpha + sum_{r in [lo, hi)} pr[r] * row r of v (head_dim DC or
+// the runtime d). With DC the accumulator lives in registers, two FMA chains.
+template <class Row, int DC>
+inline void accumulate_v(float* acc, float alpha, const float* pr, const uint8_t* v, size_t rb,
+                         int d, int lo, int hi) {
+  if constexpr (DC > 0) {
+    constexpr int C = DC / 16;
+    __m512 a0[C], a1[C];
+    const __m512 va = _mm512_set1_ps(alpha);
     for (int c = 0; c < C; ++c) {
-      a0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), a0[c]);
-      a1[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v0 + D + 16 * c), a1[c]);
+      a0[c] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * c), va);
+      a1[c] = _mm512_setzero_ps();
+    }
+    int r = lo;
+    for (; r + 2 <= hi; r += 2) {
+      const __m512 p0 = _mm512_set1_ps(pr[r]), p1 = _mm512_set1_ps(pr[r + 1]);
+      const uint8_t* v0 = v + r * rb;
+      for (int c = 0; c < C; ++c) {
+        a0[c] = _mm512_fmadd_ps(p0, Row::load(v0, c), a0[c]);
+        a1[c] = _mm512_fmadd_ps(p1, Row::load(v0 + rb, c), a1[c]);
+      }
+    }
+    if (r < hi) {
+      const __m512 p0 = _mm512_set1_ps(pr[r]);
+      for (int c = 0; c < C; ++c) a0[c] = _mm512_fmadd_ps(p0, Row::load(v + r * rb, c), a0[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + 16 * c, _mm512_add_ps(a0[c], a1[c]));
+  } else {
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (int c = 0; c < d / 16; ++c) {
+      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * c), va);
+      for (int r = lo; r < hi; ++r) a = _mm512_fmadd_ps(_mm512_set1_ps(pr[r]), Row::load(v + r * rb, c), a);
+      _mm512_storeu_ps(acc + 16 * c, a);
     }
   }
-  if (r < hi) {
-    const __m512 p0 = _mm512_set1_ps(pr[r]);
-    for (int c = 0; c < C; ++c) a0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v + r * D + 16 * c), a0[c]);
-  }
-  for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc + 16 * c, _mm512_add_ps(a0[c], a1[c]));
 }
 
 // One query head (scaled q) against KV rows [lo, hi) of a chunk of n <= 16
-// rows starting at k / v (f32, row stride D): the online-softmax update of
-// its running max m, sum l and accumulator acc[D].
-inline void chunk_update(const float* q, const float* k, const float* v, int D, int n, int lo,
-                         int hi, float& m, float& l, float* acc) {
+// rows starting at k / v: the online-softmax update of its running max m,
+// sum l and accumulator acc. ks / vs: the chunk's int8 row scales (kScaled).
+template <class Row, int DC>
+inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, size_t rb, int d,
+                         int n, int lo, int hi, const float* ks, const float* vs, float& m,
+                         float& l, float* acc) {
   const __mmask16 vis = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-  const __m512 s = _mm512_mask_blend_ps(vis, _mm512_set1_ps(-std::numeric_limits<float>::infinity()),
-                                        chunk_dots(q, k, D, n));
+  __m512 s = chunk_dots<Row, DC>(q, k, rb, d, n);
+  if constexpr (Row::kScaled) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(vis, ks));
+  s = _mm512_mask_blend_ps(vis, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), s);
   const float m_new = std::max(m, _mm512_mask_reduce_max_ps(vis, s));
-  const float alpha = std::exp(m - m_new);  // exp(-inf) = 0 on the first chunk
-  const __m512 p = _mm512_maskz_mov_ps(vis, simd::exp512(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
+  // exp(-inf) = 0 on the first chunk; a max that did not move needs no rescale.
+  const float alpha = m_new == m ? 1.0f : std::exp(m - m_new);
+  __m512 p = _mm512_maskz_mov_ps(vis, simd::exp512(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
   l = l * alpha + _mm512_reduce_add_ps(p);
+  m = m_new;
+  if constexpr (Row::kScaled) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(vis, vs));
   alignas(64) float pr[kChunk];
   _mm512_store_ps(pr, p);
-  m = m_new;
-  if (D == 64) return accumulate_v<64>(acc, alpha, pr, v, lo, hi);
-  if (D == 128) return accumulate_v<128>(acc, alpha, pr, v, lo, hi);
-  const __m512 va = _mm512_set1_ps(alpha);
-  for (int d = 0; d < D; d += 16) {
-    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(acc + d), va);
-    for (int r = lo; r < hi; ++r)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(pr[r]), _mm512_loadu_ps(v + static_cast<int64_t>(r) * D + d), a);
-    _mm512_storeu_ps(acc + d, a);
+  accumulate_v<Row, DC>(acc, alpha, pr, v, rb, d, lo, hi);
+}
+
+// Everything run_item needs to walk one tile.
+struct TileWork {
+  const uint8_t* k;        // K rows of the tile (row r at k + r * rb)
+  const uint8_t* v;
+  size_t rb;               // bytes per row
+  const float* ks;         // int8 row scales of the tile (else unused)
+  const float* vs;
+  int64_t r0, r1;          // rows of the tile the item may see
+  int64_t base;            // position of the tile's row 0
+  int64_t n_rows;          // rows in the tile (page size)
+};
+
+// Uses (query token x group head) that share one pass over a chunk's rows.
+constexpr int kMaxUses = 8;
+
+// acc[u] = acc[u] * alpha[u] + sum_{r in [lo, hi)} pr[u][r] * row r of v for
+// UB uses at once: each V row is read (and widened) once for all of them,
+// the UB x DC / 16 accumulators stay in registers.
+template <class Row, int DC, int UB>
+inline void accumulate_uses(float* const* acc, const float* alpha, const float (*pr)[kChunk],
+                            const uint8_t* v, size_t rb, int lo, int hi) {
+  constexpr int C = DC / 16;
+  __m512 a[UB][C];
+  for (int u = 0; u < UB; ++u) {
+    const __m512 va = _mm512_set1_ps(alpha[u]);
+    for (int c = 0; c < C; ++c) a[u][c] = _mm512_mul_ps(_mm512_loadu_ps(acc[u] + 16 * c), va);
   }
+  for (int r = lo; r < hi; ++r) {
+    __m512 vr[C];
+    for (int c = 0; c < C; ++c) vr[c] = Row::load(v + r * rb, c);
+    for (int u = 0; u < UB; ++u) {
+      const __m512 p = _mm512_set1_ps(pr[u][r]);
+      for (int c = 0; c < C; ++c) a[u][c] = _mm512_fmadd_ps(p, vr[c], a[u][c]);
+    }
+  }
+  for (int u = 0; u < UB; ++u)
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(acc[u] + 16 * c, a[u][c]);
+}
+
+// nu <= kMaxUses uses against one chunk of n <= 16 rows (compile-time head
+// dim DC): use u is query q + idx[u] * DC seeing rows [lo[u], hi[u]), with
+// running max m[idx[u]], sum l[...] and accumulator acc + idx[u] * DC. Every
+// K and V row is read once for all uses; rows no use sees are not read.
+template <class Row, int DC>
+void chunk_update_uses(const float* q, const int* idx, int nu, const int* lo, const int* hi,
+                       const uint8_t* k, const uint8_t* v, size_t rb, int n, const float* ks,
+                       const float* vs, float* m, float* l, float* acc) {
+  constexpr int C = DC / 16;
+  int row_lo = kChunk, row_hi = 0;
+  for (int u = 0; u < nu; ++u) {
+    row_lo = std::min(row_lo, lo[u]);
+    row_hi = std::max(row_hi, hi[u]);
+  }
+  __m512 part[kMaxUses][kChunk];
+  for (int i = 0; i < kChunk; ++i) {
+    if (i < row_lo || i >= row_hi || i >= n) {
+      for (int u = 0; u < nu; ++u) part[u][i] = _mm512_setzero_ps();
+      continue;
+    }
+    __m512 kr[C];
+    for (int c = 0; c < C; ++c) kr[c] = Row::load(k + i * rb, c);
+    for (int u = 0; u < nu; ++u) {
+      const float* qu = q + idx[u] * DC;
+      __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qu), kr[0]);
+      for (int c = 1; c < C; ++c) a = _mm512_fmadd_ps(_mm512_loadu_ps(qu + 16 * c), kr[c], a);
+      part[u][i] = a;
+    }
+  }
+  alignas(64) float pr[kMaxUses][kChunk];
+  float alpha[kMaxUses];
+  float* accs[kMaxUses];
+  for (int u = 0; u < nu; ++u) {
+    const __mmask16 vis = static_cast<__mmask16>(((1u << hi[u]) - 1) & ~((1u << lo[u]) - 1));
+    __m512 s = simd::sum16x16(part[u]);
+    if constexpr (Row::kScaled) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(vis, ks));
+    s = _mm512_mask_blend_ps(vis, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), s);
+    float& mu = m[idx[u]];
+    const float m_new = std::max(mu, _mm512_mask_reduce_max_ps(vis, s));
+    // exp(-inf) = 0 on the first chunk; a max that did not move needs no rescale.
+    alpha[u] = m_new == mu ? 1.0f : std::exp(mu - m_new);
+    __m512 p = _mm512_maskz_mov_ps(vis, simd::exp512(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
+    l[idx[u]] = l[idx[u]] * alpha[u] + _mm512_reduce_add_ps(p);
+    mu = m_new;
+    if constexpr (Row::kScaled) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(vis, vs));
+    _mm512_store_ps(pr[u], p);  // 0 outside the use's rows
+    accs[u] = acc + idx[u] * DC;
+  }
+  constexpr int UB = DC == 64 ? 4 : 2;  // accumulators that fit the registers
+  int u = 0;
+  for (; u + UB <= nu; u += UB)
+    accumulate_uses<Row, DC, UB>(accs + u, alpha + u, pr + u, v, rb, row_lo, row_hi);
+  for (; u < nu; ++u) accumulate_uses<Row, DC, 1>(accs + u, alpha + u, pr + u, v, rb, row_lo, row_hi);
+}
+
+// Whether uses share each row read (chunk_update_uses): for rows stored
+// narrower than f32, where widening costs more than the shared pass saves;
+// f32 rows are read per use (chunk_update, q and accumulator in registers).
+template <class Row, int DC>
+constexpr bool kShareRows = DC > 0 && !std::is_same_v<Row, RowF32>;
+
+// Attends every query token t in [0, T) (position first + t) and group head
+// to the tile's visible rows (causal and windowed), 16 rows at a time.
+template <class Row, int DC>
+void attend_tile(const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W,
+                 const float* q, float* m, float* l, float* acc) {
+  for (int64_t c0 = w.r0 / kChunk * kChunk; c0 < w.r1; c0 += kChunk) {
+    const int n = static_cast<int>(std::min<int64_t>(kChunk, w.n_rows - c0));
+    const uint8_t* kc = w.k + c0 * w.rb;
+    const uint8_t* vc = w.v + c0 * w.rb;
+    const float* ks = Row::kScaled ? w.ks + c0 : nullptr;
+    const float* vs = Row::kScaled ? w.vs + c0 : nullptr;
+    int idx[kMaxUses], lo_u[kMaxUses], hi_u[kMaxUses];
+    int nu = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t p = first + t;
+      const int64_t lo = std::max({w.r0, (W > 0 ? p - W + 1 : 0) - w.base, c0}) - c0;
+      const int64_t hi = std::min({w.r1, p - w.base + 1, c0 + n}) - c0;
+      if (lo >= hi) continue;
+      for (int g = 0; g < G; ++g) {
+        const int tg = static_cast<int>(t * G + g);
+        if constexpr (kShareRows<Row, DC>) {
+          idx[nu] = tg;
+          lo_u[nu] = static_cast<int>(lo);
+          hi_u[nu] = static_cast<int>(hi);
+          if (++nu == kMaxUses) {
+            chunk_update_uses<Row, DC>(q, idx, nu, lo_u, hi_u, kc, vc, w.rb, n, ks, vs, m, l, acc);
+            nu = 0;
+          }
+        } else {
+          chunk_update<Row, DC>(q + tg * d, kc, vc, w.rb, d, n, static_cast<int>(lo),
+                               static_cast<int>(hi), ks, vs, m[tg], l[tg], acc + tg * d);
+        }
+      }
+    }
+    if constexpr (kShareRows<Row, DC>) {
+      if (nu > 0) chunk_update_uses<Row, DC>(q, idx, nu, lo_u, hi_u, kc, vc, w.rb, n, ks, vs, m, l, acc);
+    }
+  }
+}
+
+template <class Row>
+void attend_tile_d(const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W,
+                   const float* q, float* m, float* l, float* acc) {
+  if (d == 64) return attend_tile<Row, 64>(w, first, T, G, d, W, q, m, l, acc);
+  if (d == 128) return attend_tile<Row, 128>(w, first, T, G, d, W, q, m, l, acc);
+  attend_tile<Row, 0>(w, first, T, G, d, W, q, m, l, acc);
+}
+
+// Reads the tile in its stored dtype when a row reader exists for it: false
+// for int4 (decoded to a scratch tile instead).
+bool attend_tile_stored(KvDtype dtype, const TileWork& w, int64_t first, int64_t T, int G, int d,
+                        int64_t W, const float* q, float* m, float* l, float* acc) {
+  switch (dtype) {
+    case KvDtype::kF32: attend_tile_d<RowF32>(w, first, T, G, d, W, q, m, l, acc); return true;
+    case KvDtype::kBF16: attend_tile_d<RowBF16>(w, first, T, G, d, W, q, m, l, acc); return true;
+    case KvDtype::kF16: attend_tile_d<RowF16>(w, first, T, G, d, W, q, m, l, acc); return true;
+    case KvDtype::kInt8: attend_tile_d<RowInt8>(w, first, T, G, d, W, q, m, l, acc); return true;
+    case KvDtype::kInt4: return false;
+  }
+  return false;
 }
 #endif
 
@@ -192,34 +391,25 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
       }
     }
     if (D % 16 == 0) {
-      // K and V rows as f32 [P][D]: the tile itself for f32, else decoded
-      // once (rows [r0, r1); other rows are only ever masked out).
-      const float* kf = reinterpret_cast<const float*>(ktile);
-      const float* vf = reinterpret_cast<const float*>(vtile);
-      if (dtype != KvDtype::kF32) {
-        sc.k.resize(static_cast<size_t>(P * D));
-        sc.v.resize(static_cast<size_t>(P * D));
-        for (int64_t r = r0; r < r1; ++r) {
-          decode_row(dtype, ktile + r * row_bytes, kscale ? kscale[r] : 0.0f, D, sc.k.data() + r * D);
-          decode_row(dtype, vtile + r * row_bytes, vscale ? vscale[r] : 0.0f, D, sc.v.data() + r * D);
-        }
-        kf = sc.k.data();
-        vf = sc.v.data();
+      const int64_t first = seq.first_pos + t0;
+      TileWork tw{ktile, vtile, row_bytes, kscale, vscale, r0, r1, base, P};
+      // Few uses of each row (decode: one query token per group head): read
+      // the stored rows in place, widening in registers. Many uses (prefill
+      // blocks): decode the visible rows to f32 once, then read those.
+      if ((dtype == KvDtype::kF32 || T * G <= kMaxStoredReads) &&
+          attend_tile_stored(dtype, tw, first, T, G, D, W, sc.q.data(), sc.m.data(), sc.l.data(),
+                             sc.acc.data()))
+        continue;
+      sc.k.resize(static_cast<size_t>(P * D));
+      sc.v.resize(static_cast<size_t>(P * D));
+      for (int64_t r = r0; r < r1; ++r) {
+        decode_row(dtype, ktile + r * row_bytes, kscale ? kscale[r] : 0.0f, D, sc.k.data() + r * D);
+        decode_row(dtype, vtile + r * row_bytes, vscale ? vscale[r] : 0.0f, D, sc.v.data() + r * D);
       }
-      for (int64_t c0 = r0 / kChunk * kChunk; c0 < r1; c0 += kChunk) {
-        const int n = static_cast<int>(std::min<int64_t>(kChunk, P - c0));
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t p = seq.first_pos + t0 + t;
-          const int64_t lo = std::max({r0, (W > 0 ? p - W + 1 : 0) - base, c0}) - c0;
-          const int64_t hi = std::min({r1, p - base + 1, c0 + n}) - c0;
-          if (lo >= hi) continue;
-          for (int g = 0; g < G; ++g) {
-            const size_t tg = static_cast<size_t>(t * G + g);
-            chunk_update(sc.q.data() + tg * D, kf + c0 * D, vf + c0 * D, D, n, static_cast<int>(lo),
-                         static_cast<int>(hi), sc.m[tg], sc.l[tg], sc.acc.data() + tg * D);
-          }
-        }
-      }
+      tw.k = reinterpret_cast<const uint8_t*>(sc.k.data());
+      tw.v = reinterpret_cast<const uint8_t*>(sc.v.data());
+      tw.rb = static_cast<size_t>(D) * sizeof(float);
+      attend_tile_d<RowF32>(tw, first, T, G, D, W, sc.q.data(), sc.m.data(), sc.l.data(), sc.acc.data());
       continue;
     }
 #endif

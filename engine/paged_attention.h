@@ -12,9 +12,12 @@
 // Work is split into items (sequence, KV head, block of query tokens) run in
 // parallel with OpenMP. Scratch is per thread. With AVX-512 and head_dim a
 // multiple of 16, scores for 16 KV rows at a time come from row dot products
-// summed by a register transpose, exp is vectorized, and f32 KV is read in
-// place (no decode copy). Thread-safe for concurrent calls only on disjoint
-// outputs; reads `kv`, never writes it.
+// summed by a register transpose, and exp is vectorized. f32 KV is read in
+// place; bf16, f16 and int8 KV too when a work item has few (query token x
+// group head) uses (decode): each row is widened in registers once for all
+// of them. Larger prefill items, and int4, decode a tile to f32 once.
+// Thread-safe for concurrent calls only on disjoint outputs; reads `kv`,
+// never writes it.
 #pragma once
 
 #include <cstdint>

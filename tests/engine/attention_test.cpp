@@ -66,6 +66,7 @@ struct Case {
   int n_heads, n_kv_heads, head_dim, page_size;
   int64_t window;
   KvDtype dtype;
+  int64_t max_q = 20;  // query tokens per sequence: its last min(len, max_q) positions
 };
 
 void run_case(const Case& c, uint32_t seed) {
@@ -109,13 +110,13 @@ void run_case(const Case& c, uint32_t seed) {
         }
     }
   }
-  // Queries: each sequence's last min(len, 20) positions form its chunk (a
-  // prefill chunk; the 1-token sequence is a decode).
+  // Queries: each sequence's last min(len, max_q) positions form its chunk
+  // (a prefill chunk; the 1-token sequence, or max_q 1, a decode).
   AttentionShape sh{H, KVH, D, c.window, 1.0f / std::sqrt(float(D))};
   std::vector<AttentionSeq> aseqs;
   int64_t rows = 0;
   for (const PlainSeq& s : seqs) {
-    const int64_t n_q = std::min<int64_t>(s.len, 20);
+    const int64_t n_q = std::min<int64_t>(s.len, c.max_q);
     aseqs.push_back({s.block_table, s.len - n_q, n_q, rows});
     rows += n_q;
   }
@@ -133,7 +134,7 @@ void run_case(const Case& c, uint32_t seed) {
   }
   // Exactness against the dequantized reference (the kernel's own error).
   INFO("heads " << H << "/" << KVH << " D " << D << " page " << P << " window " << c.window
-                << " dtype " << kv_dtype_name(c.dtype) << " max_err " << max_err);
+                << " dtype " << kv_dtype_name(c.dtype) << " max_q " << c.max_q << " max_err " << max_err);
   CHECK(max_err < 2e-5);
 }
 
@@ -195,6 +196,20 @@ TEST_CASE("paged attention's unrolled head_dim 64 / 128 paths, full and partial 
     for (KvDtype dt : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
       for (int page : {8, 16, 48})
         for (int64_t window : {int64_t{0}, int64_t{21}}) run_case({8, 2, d, page, window, dt}, seed++);
+}
+
+TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode and short chunks") {
+  // Work items with at most 8 (query token, group head) pairs read 16-bit
+  // and int8 rows in their stored dtype; longer ones decode the tile first.
+  // Decodes (max_q 1) and 3-token chunks, GQA (group 4) and MHA (group 1).
+  uint32_t seed = 300;
+  for (int d : {16, 64, 128})
+    for (KvDtype dt : {KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
+      for (int page : {8, 16, 48})
+        for (auto [h, kvh] : {std::pair{8, 2}, std::pair{4, 4}})
+          for (int64_t max_q : {1, 3})
+            for (int64_t window : {int64_t{0}, int64_t{21}})
+              run_case({h, kvh, d, page, window, dt, max_q}, seed++);
 }
 
 TEST_CASE("paged attention's quantization error is bounded by the KV dtype") {
