@@ -13,7 +13,7 @@
 // can do. A last table repeats DESIGN.md's reference point (M = 32,
 // K = N = 2048, one copy, cache-resident).
 //
-// Usage: linear_bench [--reps N] [--ws-mb MB] [--dtype f32|bf16|int8]
+// Usage: linear_bench [--reps N] [--ws-mb MB] [--dtype f32|bf16|int8] [--m 1,4,16,32,64]
 #include <omp.h>
 
 #include <algorithm>
@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   int reps = 7;
   int64_t ws_mb = 600;
   std::vector<WeightDtype> dtypes = {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8};
+  std::vector<int64_t> batches = {1, 4, 16, 32, 64};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--reps") {
@@ -60,8 +62,12 @@ int main(int argc, char** argv) {
         return 2;
       }
       dtypes = {*d};
+    } else if (flag == "--m") {
+      batches.clear();
+      std::stringstream list(argv[i + 1]);
+      for (std::string item; std::getline(list, item, ',');) batches.push_back(std::max(1, std::atoi(item.c_str())));
     } else {
-      std::fprintf(stderr, "usage: linear_bench [--reps N] [--ws-mb MB] [--dtype D]\n");
+      std::fprintf(stderr, "usage: linear_bench [--reps N] [--ws-mb MB] [--dtype D] [--m M1,M2,...]\n");
       return 2;
     }
   }
@@ -70,7 +76,6 @@ int main(int argc, char** argv) {
                           {"gate_up", 1024, 5632},
                           {"down", 2816, 1024},
                           {"classifier", 1024, 32000}};
-  const int64_t batches[] = {1, 4, 16, 32, 64};
 
   std::printf("linear_bench: %d OpenMP threads, %d runs per point (median), working set >= %lld MB\n\n",
               omp_get_max_threads(), reps, static_cast<long long>(ws_mb));
