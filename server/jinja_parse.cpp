@@ -200,6 +200,13 @@ class ExprParser {
     e->name = std::move(name);
     return e;
   }
+  // A node of kind k (operator `op` for kBin) over the operands a and b.
+  static ExprPtr binary(EK k, ExprPtr a, ExprPtr b, std::string op = {}) {
+    auto e = make(k, std::move(op));
+    e->args.push_back(std::move(a));
+    e->args.push_back(std::move(b));
+    return e;
+  }
 
 #define PAGODA_TRY(var, expr)     \
   auto var##_r = (expr);          \
@@ -229,10 +236,7 @@ class ExprParser {
     while (is_name("or")) {
       skip();
       PAGODA_TRY(b, and_expr());
-      auto e = make(EK::kOr);
-      e->args.push_back(std::move(a));
-      e->args.push_back(std::move(b));
-      a = std::move(e);
+      a = binary(EK::kOr, std::move(a), std::move(b));
     }
     return a;
   }
@@ -241,10 +245,7 @@ class ExprParser {
     while (is_name("and")) {
       skip();
       PAGODA_TRY(b, not_expr());
-      auto e = make(EK::kAnd);
-      e->args.push_back(std::move(a));
-      e->args.push_back(std::move(b));
-      a = std::move(e);
+      a = binary(EK::kAnd, std::move(a), std::move(b));
     }
     return a;
   }
@@ -275,10 +276,7 @@ class ExprParser {
         return a;
       }
       PAGODA_TRY(b, concat());
-      auto e = make(EK::kBin, op);
-      e->args.push_back(std::move(a));
-      e->args.push_back(std::move(b));
-      a = std::move(e);
+      a = binary(EK::kBin, std::move(a), std::move(b), op);
     }
   }
   Result<ExprPtr> concat() {
@@ -286,10 +284,7 @@ class ExprParser {
     while (is_op("~")) {
       skip();
       PAGODA_TRY(b, additive());
-      auto e = make(EK::kBin, "~");
-      e->args.push_back(std::move(a));
-      e->args.push_back(std::move(b));
-      a = std::move(e);
+      a = binary(EK::kBin, std::move(a), std::move(b), "~");
     }
     return a;
   }
@@ -299,10 +294,7 @@ class ExprParser {
       const std::string op = peek().s;
       skip();
       PAGODA_TRY(b, multiplicative());
-      auto e = make(EK::kBin, op);
-      e->args.push_back(std::move(a));
-      e->args.push_back(std::move(b));
-      a = std::move(e);
+      a = binary(EK::kBin, std::move(a), std::move(b), op);
     }
     return a;
   }
@@ -312,10 +304,7 @@ class ExprParser {
       const std::string op = peek().s;
       skip();
       PAGODA_TRY(b, unary());
-      auto e = make(EK::kBin, op);
-      e->args.push_back(std::move(a));
-      e->args.push_back(std::move(b));
-      a = std::move(e);
+      a = binary(EK::kBin, std::move(a), std::move(b), op);
     }
     return a;
   }

@@ -391,32 +391,20 @@ class Renderer {
         return is_str ? JinjaValue(s) : JinjaValue(l);
       }
       case EK::kCall: {
-        auto f = eval(*e.args[0]);
-        if (!f) return f;
-        if (!f->is_function()) return rt_error("calling something that is not a function");
-        Args a;
-        Kwargs kw;
-        Status s = eval_args(e, 1, &a, &kw);
-        if (!s.is_ok()) return s;
-        return f->fn()(a, kw);
+        auto f = eval_applied(e);
+        if (!f) return f.status();
+        if (!f->subject.is_function()) return rt_error("calling something that is not a function");
+        return f->subject.fn()(f->args, f->kwargs);
       }
       case EK::kFilter: {
-        auto in = eval(*e.args[0]);
-        if (!in) return in;
-        Args a;
-        Kwargs kw;
-        Status s = eval_args(e, 1, &a, &kw);
-        if (!s.is_ok()) return s;
-        return filter(e.name, *in, a, kw);
+        auto in = eval_applied(e);
+        if (!in) return in.status();
+        return filter(e.name, in->subject, in->args, in->kwargs);
       }
       case EK::kTest: {
-        auto in = eval(*e.args[0]);
-        if (!in) return in;
-        Args a;
-        Kwargs kw;
-        Status s = eval_args(e, 1, &a, &kw);
-        if (!s.is_ok()) return s;
-        auto r = test(e.name, *in, a);
+        auto in = eval_applied(e);
+        if (!in) return in.status();
+        auto r = test(e.name, in->subject, in->args);
         if (!r) return r.status();
         return JinjaValue(*r != e.negated);
       }
@@ -471,18 +459,28 @@ class Renderer {
     return JinjaValue();
   }
 
-  Status eval_args(const Expr& e, size_t from, Args* a, Kwargs* kw) {
-    for (size_t i = from; i < e.args.size(); ++i) {
+  // A call, filter or test node evaluated: args[0] (the function, or the
+  // value filtered or tested) and the remaining positional and keyword args.
+  struct Applied {
+    JinjaValue subject;
+    Args args;
+    Kwargs kwargs;
+  };
+  Result<Applied> eval_applied(const Expr& e) {
+    auto subject = eval(*e.args[0]);
+    if (!subject) return subject.status();
+    Applied out{std::move(*subject), {}, {}};
+    for (size_t i = 1; i < e.args.size(); ++i) {
       auto v = eval(*e.args[i]);
       if (!v) return v.status();
-      a->push_back(*v);
+      out.args.push_back(*v);
     }
     for (const auto& [k, x] : e.kwargs) {
       auto v = eval(*x);
       if (!v) return v.status();
-      kw->emplace_back(k, *v);
+      out.kwargs.emplace_back(k, *v);
     }
-    return Status::ok();
+    return out;
   }
 
   Result<JinjaValue> binary(const Expr& e) {
