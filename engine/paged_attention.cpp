@@ -149,15 +149,19 @@ inline void accumulate_v(float* acc, float alpha, const float* pr, const uint8_t
   }
 }
 
-// One query head (scaled q) against KV rows [lo, hi) of a chunk of n <= 16
-// rows starting at k / v: the online-softmax update of its running max m,
-// sum l and accumulator acc. ks / vs: the chunk's int8 row scales (kScaled).
-template <class Row, int DC>
-inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, size_t rb, int d,
-                         int n, int lo, int hi, const float* ks, const float* vs, float& m,
-                         float& l, float* acc) {
-  const __mmask16 vis = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-  __m512 s = chunk_dots<Row, DC>(q, k, rb, d, n);
+// Lanes [lo, hi) of a 16-lane vector.
+inline __mmask16 lanes(int lo, int hi) {
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// The online-softmax step of one query head over a chunk's scores s (lanes
+// outside `vis` ignored; int8 K row scales ks applied first): updates the
+// running max m and sum l, writes the chunk's weights to pr (times the int8
+// V row scales vs; 0 outside `vis`) and returns the factor that rescales the
+// accumulator so far.
+template <class Row>
+inline float softmax_chunk(__m512 s, __mmask16 vis, const float* ks, const float* vs, float& m,
+                           float& l, float* pr) {
   if constexpr (Row::kScaled) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(vis, ks));
   s = _mm512_mask_blend_ps(vis, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), s);
   const float m_new = std::max(m, _mm512_mask_reduce_max_ps(vis, s));
@@ -167,8 +171,20 @@ inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, siz
   l = l * alpha + _mm512_reduce_add_ps(p);
   m = m_new;
   if constexpr (Row::kScaled) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(vis, vs));
-  alignas(64) float pr[kChunk];
   _mm512_store_ps(pr, p);
+  return alpha;
+}
+
+// One query head (scaled q) against KV rows [lo, hi) of a chunk of n <= 16
+// rows starting at k / v: the online-softmax update of its running max m,
+// sum l and accumulator acc. ks / vs: the chunk's int8 row scales (kScaled).
+template <class Row, int DC>
+inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, size_t rb, int d,
+                         int n, int lo, int hi, const float* ks, const float* vs, float& m,
+                         float& l, float* acc) {
+  alignas(64) float pr[kChunk];
+  const float alpha =
+      softmax_chunk<Row>(chunk_dots<Row, DC>(q, k, rb, d, n), lanes(lo, hi), ks, vs, m, l, pr);
   accumulate_v<Row, DC>(acc, alpha, pr, v, rb, d, lo, hi);
 }
 
@@ -244,19 +260,8 @@ void chunk_update_uses(const float* q, const int* idx, int nu, const int* lo, co
   float alpha[kMaxUses];
   float* accs[kMaxUses];
   for (int u = 0; u < nu; ++u) {
-    const __mmask16 vis = static_cast<__mmask16>(((1u << hi[u]) - 1) & ~((1u << lo[u]) - 1));
-    __m512 s = simd::sum16x16(part[u]);
-    if constexpr (Row::kScaled) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(vis, ks));
-    s = _mm512_mask_blend_ps(vis, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), s);
-    float& mu = m[idx[u]];
-    const float m_new = std::max(mu, _mm512_mask_reduce_max_ps(vis, s));
-    // exp(-inf) = 0 on the first chunk; a max that did not move needs no rescale.
-    alpha[u] = m_new == mu ? 1.0f : std::exp(mu - m_new);
-    __m512 p = _mm512_maskz_mov_ps(vis, simd::exp512(_mm512_sub_ps(s, _mm512_set1_ps(m_new))));
-    l[idx[u]] = l[idx[u]] * alpha[u] + _mm512_reduce_add_ps(p);
-    mu = m_new;
-    if constexpr (Row::kScaled) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(vis, vs));
-    _mm512_store_ps(pr[u], p);  // 0 outside the use's rows
+    alpha[u] = softmax_chunk<Row>(simd::sum16x16(part[u]), lanes(lo[u], hi[u]), ks, vs, m[idx[u]],
+                                  l[idx[u]], pr[u]);
     accs[u] = acc + idx[u] * DC;
   }
   constexpr int UB = DC == 64 ? 4 : 2;  // accumulators that fit the registers
