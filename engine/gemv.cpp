@@ -8,7 +8,7 @@
 namespace pagoda::gemv {
 namespace {
 
-constexpr int kMaxRows = 4;  // rows per pass over a panel (4 x 4 accumulators)
+constexpr int kMaxRows = 4;  // rows per pass over a whole panel (4 x 4 accumulators)
 constexpr int64_t kPrefetchBytes = 4096;  // software prefetch distance in a panel
 
 inline int32_t load_i32(const void* p) {
@@ -18,11 +18,15 @@ inline int32_t load_i32(const void* p) {
 }
 
 #if defined(__AVX512F__)
-// Prefetches the 256 bytes one k step reads, kPrefetchBytes ahead (the
-// hardware prefetcher alone leaves M = 1 short of the read bandwidth).
+// Prefetches the 256 bytes one k step reads (4 lines from p), or those
+// kPrefetchBytes ahead (the hardware prefetcher alone leaves M = 1 short of
+// the read bandwidth).
+inline void prefetch_lines(const void* p) {
+  const char* c = static_cast<const char*>(p);
+  for (int j = 0; j < 4; ++j) _mm_prefetch(c + 64 * j, _MM_HINT_T0);
+}
 inline void prefetch_step(const void* wk) {
-  const char* p = static_cast<const char*>(wk) + kPrefetchBytes;
-  for (int j = 0; j < 4; ++j) _mm_prefetch(p + 64 * j, _MM_HINT_T0);
+  prefetch_lines(static_cast<const char*>(wk) + kPrefetchBytes);
 }
 
 // Stores 4 x 16 lanes to y[0, cols) (cols <= 64), masking the tail.
@@ -68,27 +72,6 @@ void f32_panel_row(const float* wp, int64_t kp, const float* x, float* y, int64_
   store_panel_row(y, a, cols);
 }
 
-template <int MR>
-void f32_panel(const float* wp, int64_t kp, const float* x, float* y, int64_t ldy, int64_t cols) {
-  if constexpr (MR == 1) return f32_panel_row(wp, kp, x, y, cols);
-  __m512 acc[MR][4];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kp; ++k) {
-    const float* wk = wp + k * kPanel;
-    prefetch_step(wk);
-    const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
-                 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 xb = _mm512_set1_ps(x[r * kp + k]);
-      acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
-      acc[r][2] = _mm512_fmadd_ps(w2, xb, acc[r][2]);
-      acc[r][3] = _mm512_fmadd_ps(w3, xb, acc[r][3]);
-    }
-  }
-  for (int r = 0; r < MR; ++r) store_panel_row(y + r * ldy, acc[r], cols);
-}
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
@@ -194,6 +177,98 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
 }
 #endif
 
+#if defined(__AVX512F__)
+// f32 multi-row kernel (M > kMaxRows). A panel is walked in chunks of
+// kChunkK k values (8 KB of weights); each group of up to kRowGroup rows runs
+// over a chunk while it sits in L1 and accumulates into a per-panel tile, so
+// M rows cost one pass over memory and ceil(M / kRowGroup) passes over L1
+// (instead of re-reading the whole 256-720 KB panel from L2 for every 4
+// rows). Every pass prefetches its share of the next chunk, so the memory
+// stream stays busy while the later passes compute.
+constexpr int64_t kChunkK = 32;     // k values per chunk: 32 x 64 floats
+constexpr int kRowGroup = 6;        // rows per pass over a chunk (6 x 4 accumulators)
+constexpr int64_t kTileRows = 64;   // rows per tile; more rows run in blocks of 64
+
+// MR rows x 64 columns over k in [0, kn) of one chunk `wc`. The tile rows
+// (64 floats each) start from zero when `first`, else from the tile; x points
+// at row 0's first value of the chunk, rows kp apart. Prefetches the lines of
+// `next` for every k with k % pf_period == pf_phase.
+template <int MR>
+void f32_chunk_rows(const float* wc, int64_t kn, const float* x, int64_t kp, float* tile,
+                    bool first, const float* next, int64_t pf_period, int64_t pf_phase) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j)
+      acc[r][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(tile + r * kPanel + 16 * j);
+  for (int64_t k = 0, pf_k = pf_phase; k < kn; ++k) {
+    const float* wk = wc + k * kPanel;
+    if (k == pf_k) {
+      prefetch_lines(next + k * kPanel);
+      pf_k += pf_period;
+    }
+    const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
+                 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 xb = _mm512_set1_ps(x[r * kp + k]);
+      acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(w2, xb, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(w3, xb, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) _mm512_store_ps(tile + r * kPanel + 16 * j, acc[r][j]);
+}
+
+// Runs f32_chunk_rows for `rows` (1..kRowGroup) rows.
+void f32_chunk_rows_n(int64_t rows, const float* wc, int64_t kn, const float* x, int64_t kp,
+                      float* tile, bool first, const float* next, int64_t pf_period,
+                      int64_t pf_phase) {
+  switch (rows) {
+    case 1: return f32_chunk_rows<1>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+    case 2: return f32_chunk_rows<2>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+    case 3: return f32_chunk_rows<3>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+    case 4: return f32_chunk_rows<4>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+    case 5: return f32_chunk_rows<5>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+    default: return f32_chunk_rows<6>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+  }
+}
+
+// tile[r * 64 + c] = sum over all of kp of x[r, k] * W[k, c], r < m <= kTileRows.
+void f32_panel_tile(const float* wp, int64_t kp, const float* x, int64_t m, float* tile) {
+  if (m <= kMaxRows) {  // one pass over the whole panel, prefetching kPrefetchBytes ahead
+    return f32_chunk_rows_n(m, wp, kp, x, kp, tile, true, wp + kPrefetchBytes / sizeof(float), 1,
+                            0);
+  }
+  const int64_t passes = (m + kRowGroup - 1) / kRowGroup;
+  for (int64_t k0 = 0; k0 < kp; k0 += kChunkK) {
+    const int64_t kn = std::min(kChunkK, kp - k0);
+    const float* wc = wp + k0 * kPanel;
+    // Prefetching past the last panel is harmless (prefetches do not fault).
+    const float* next = wc + kChunkK * kPanel;
+    for (int64_t r = 0, pass = 0; r < m; r += kRowGroup, ++pass) {
+      f32_chunk_rows_n(std::min<int64_t>(kRowGroup, m - r), wc, kn, x + r * kp + k0, kp,
+                       tile + r * kPanel, k0 == 0, next, passes, pass);
+    }
+  }
+}
+
+// y rows [0, m) of one panel's `cols` columns, any m.
+void f32_panel_rows(const float* wp, int64_t kp, const float* x, int64_t m, float* y, int64_t ldy,
+                    int64_t cols) {
+  alignas(64) float tile[kTileRows * kPanel];
+  for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
+    const int64_t rows = std::min(kTileRows, m - r0);
+    f32_panel_tile(wp, kp, x + r0 * kp, rows, tile);
+    for (int64_t r = 0; r < rows; ++r) {
+      __m512 v[4];
+      for (int j = 0; j < 4; ++j) v[j] = _mm512_load_ps(tile + r * kPanel + 16 * j);
+      store_panel_row(y + (r0 + r) * ldy, v, cols);
+    }
+  }
+}
+#endif
+
 // Scalar versions of the same arithmetic (portable fallback).
 [[maybe_unused]] void f32_panel_scalar(const float* wp, int64_t kp, const float* x, int64_t rows, float* y,
                       int64_t ldy, int64_t cols) {
@@ -242,21 +317,15 @@ void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n
   for (int64_t p = p0; p < p1; ++p) {
     const float* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
-    for (int64_t r = 0; r < m; r += kMaxRows) {
-      const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
-      const float* xr = x + r * kp;
-      float* yr = y + r * ldy + c0;
 #if defined(__AVX512F__)
-      switch (rows) {
-        case 1: f32_panel<1>(wp, kp, xr, yr, ldy, cols); break;
-        case 2: f32_panel<2>(wp, kp, xr, yr, ldy, cols); break;
-        case 3: f32_panel<3>(wp, kp, xr, yr, ldy, cols); break;
-        default: f32_panel<4>(wp, kp, xr, yr, ldy, cols); break;
-      }
-#else
-      f32_panel_scalar(wp, kp, xr, rows, yr, ldy, cols);
-#endif
+    if (m == 1) {
+      f32_panel_row(wp, kp, x, y + c0, cols);
+    } else {
+      f32_panel_rows(wp, kp, x, m, y + c0, ldy, cols);
     }
+#else
+    f32_panel_scalar(wp, kp, x, m, y + c0, ldy, cols);
+#endif
   }
 }
 

@@ -1,5 +1,5 @@
-// Small-batch matmul (GEMV-like, M <= 4 rows per pass) kernels that read
-// oneDNN's packed matmul weights in place, so Linear needs no second copy.
+// Small-batch matmul kernels that read oneDNN's packed matmul weights in
+// place, so Linear needs no second copy.
 //
 // The layout ("panel layout") is the one oneDNN 2.6 picks for f32, bf16 and
 // s8 matmul weights on AVX-512/AMX (format BA16a64b, BA16a64b2a, BA16a64b4a):
@@ -11,8 +11,10 @@
 // kp is K rounded up to a multiple of 16 * V and the padding is zero.
 //
 // Each call computes output panels [p0, p1) for `m` rows, streaming each
-// panel once from memory (rows beyond 4 re-read it from cache). Callers split
-// panels across threads. AVX-512 (F, BF16, VNNI) paths with a scalar
+// panel once from memory: up to 4 rows in one pass over the panel; bf16 and
+// int8 re-read it from cache for every further 4 rows, f32 with more than 4
+// rows walks the panel in 8-KB chunks and runs groups of 6 rows over each
+// chunk while it is in L1. Callers split panels across threads. AVX-512 (F, BF16, VNNI) paths with a scalar
 // fallback of the same arithmetic. Pure functions; thread-safe on disjoint
 // outputs.
 #pragma once

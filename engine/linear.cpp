@@ -35,11 +35,13 @@ constexpr int64_t kMaxInt8In = 65536;
 constexpr int64_t kGemvParallelBytes = 256 << 10;
 
 // Default largest M for the small-batch kernel per dtype: where it stops
-// beating oneDNN (decode_bench on bench-200m, BENCHMARKS.md): f32 and int8
-// still win at M = 8; bf16 ties oneDNN's AMX kernel at M = 8.
+// beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
+// f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
+// it from 128 on; int8 still wins at M = 8 and loses to oneDNN's AMX kernel
+// from 16; bf16 ties oneDNN's AMX kernel at M = 8.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
-    case WeightDtype::kF32: return 8;
+    case WeightDtype::kF32: return 64;
     case WeightDtype::kBF16: return 4;
     case WeightDtype::kInt8: return 8;
   }

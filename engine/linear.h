@@ -16,7 +16,7 @@
 // the smallest bucket >= M (padding rows in scratch), and M > 512 is split
 // into chunks of 512.
 //
-// Small batches (M <= gemv_max_m(): 8 for f32 and int8, 4 for bf16) skip
+// Small batches (M <= gemv_max_m(): 64 for f32, 8 for int8, 4 for bf16) skip
 // oneDNN: a small-batch kernel (gemv.h) reads the same packed weights
 // (oneDNN's 64-column panel layout) and streams them once, split over OpenMP
 // threads by panels; it applies the same activation conversion /

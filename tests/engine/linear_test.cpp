@@ -131,9 +131,11 @@ TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[lin
 }
 
 TEST_CASE("small-batch kernel matches the reference for every dtype and M", "[linear]") {
-  // Output counts off the 64-column panel, K off the 16/32/64 k blocks, and
-  // the bench-200m shapes; every M the kernel runs (1..8, i.e. two passes of
-  // up to 4 rows) and the first M past it.
+  // Output counts off the 64-column panel, K off the 16/32/64 k blocks and
+  // off f32's 32-value chunks, and the bench-200m shapes; every M up to 9
+  // (one or two passes of up to 4 rows; f32 from 5 rows on: row groups of
+  // 6 over chunks), then for f32 the M where its row groups and 64-row tiles
+  // end (12, 13, 64, 65, 130: a third tile of 2 rows).
   const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {64, 1000}};
   uint32_t seed = 500;
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
@@ -146,6 +148,8 @@ TEST_CASE("small-batch kernel matches the reference for every dtype and M", "[li
     CHECK(probe->impl_name(1).rfind("gemv:", 0) == 0);
     for (const Shape& s : shapes) {
       for (int64_t M = 1; M <= 9; ++M) check_linear(dtype, s, M, seed++, 8);
+      if (dtype != WeightDtype::kF32) continue;
+      for (int64_t M : {12, 13, 64, 65, 130}) check_linear(dtype, s, M, seed++, 200);
     }
   }
 }
