@@ -1,9 +1,12 @@
 // attention_bench: throughput of the fused paged attention kernel for decode
-// (one query token per sequence) at several context lengths and KV dtypes,
-// in GB/s of KV bytes read (K and V rows plus scales), bench-200m's head
-// layout (16 query heads, 4 KV heads, head_dim 64), one layer.
+// (one query token per sequence) or prefill chunks (--query-tokens T: the
+// last T positions of each context attend causally) at several context
+// lengths and KV dtypes, in GB/s of KV bytes read (K and V rows plus scales)
+// and GFLOP/s (QK and PV products, causal), bench-200m's head layout
+// (16 query heads, 4 KV heads, head_dim 64), one layer.
 //
 //   attention_bench [--seqs 16] [--contexts 512,1024,2048,4096] [--runs 7] [--page-size 16]
+//                   [--query-tokens 1] [--dtypes f32,bf16,f16,int8,int4]
 //
 // Prints the median over --runs runs of 20 calls each.
 #include <algorithm>
@@ -30,6 +33,11 @@ int main(int argc, char** argv) {
   app.add_option("--contexts", contexts, "context lengths");
   app.add_option("--runs", runs, "runs (median reported)");
   app.add_option("--page-size", page_size, "tokens per page");
+  int query_tokens = 1;
+  app.add_option("--query-tokens", query_tokens, "query tokens per sequence (the last of its context)")
+      ->check(CLI::PositiveNumber);
+  std::string dtypes = "f32,bf16,f16,int8,int4";
+  app.add_option("--dtypes", dtypes, "KV dtypes");
   CLI11_PARSE(app, argc, argv);
   std::vector<int> ctx;
   {
@@ -38,11 +46,13 @@ int main(int argc, char** argv) {
     while (std::getline(ss, item, ',')) ctx.push_back(std::stoi(item));
   }
   const int H = 16, KVH = 4, D = 64;
-  std::printf("%6s %6s %10s %12s %10s\n", "dtype", "ctx", "us/call", "KV GB/s", "tokens/s");
+  std::printf("%6s %6s %10s %12s %10s %10s\n", "dtype", "ctx", "us/call", "KV GB/s", "tokens/s", "GFLOP/s");
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4}) {
+    if (("," + dtypes + ",").find("," + std::string(kv_dtype_name(dt)) + ",") == std::string::npos) continue;
     for (int L : ctx) {
+      if (query_tokens > L) continue;
       const int64_t pages_per_seq = (L + page_size - 1) / page_size;
       auto st = KvStorage::create({1, KVH, D, page_size, dt}, 1 + pages_per_seq * seqs);
       if (!st) return 1;
@@ -58,8 +68,9 @@ int main(int argc, char** argv) {
           kv.write(0, tables[size_t(s)][size_t(pos / page_size)] * page_size + pos % page_size, k.data(), v.data());
         }
       std::vector<AttentionSeq> aseqs;
-      for (int s = 0; s < seqs; ++s) aseqs.push_back({tables[size_t(s)], L - 1, 1, s});
-      std::vector<float> q(size_t(seqs) * H * D), out(q.size());
+      for (int s = 0; s < seqs; ++s)
+        aseqs.push_back({tables[size_t(s)], L - query_tokens, query_tokens, int64_t(s) * query_tokens});
+      std::vector<float> q(size_t(seqs) * query_tokens * H * D), out(q.size());
       for (auto& x : q) x = nd(rng);
       const AttentionShape shape{H, KVH, D, 0, 0.125f};
       std::vector<double> us;
@@ -71,7 +82,11 @@ int main(int argc, char** argv) {
       std::sort(us.begin(), us.end());
       const double t = us[us.size() / 2];
       const double bytes = double(seqs) * L * KVH * 2 * (kv_row_bytes(dt, D) + (kv.layout().has_scales() ? 4 : 0));
-      std::printf("%6s %6d %10.1f %12.2f %10.0f\n", kv_dtype_name(dt), L, t, bytes / (t * 1e3), seqs / (t / 1e6));
+      // Query token i (of T) sees L - T + 1 + i keys: 2 products of 2 * D flops per head and key.
+      const double keys = double(query_tokens) * (L - query_tokens + 1) + double(query_tokens) * (query_tokens - 1) / 2;
+      const double flops = double(seqs) * H * keys * 4 * D;
+      std::printf("%6s %6d %10.1f %12.2f %10.0f %10.1f\n", kv_dtype_name(dt), L, t, bytes / (t * 1e3),
+                  seqs * query_tokens / (t / 1e6), flops / (t * 1e3));
       std::fflush(stdout);
     }
   }
