@@ -14,9 +14,9 @@
 // panel once from memory: up to 4 rows in one pass over the panel; bf16 and
 // int8 re-read it from cache for every further 4 rows, f32 with more than 4
 // rows walks the panel in 8-KB chunks and runs groups of 6 rows over each
-// chunk while it is in L1. Callers split panels across threads. AVX-512 (F, BF16, VNNI) paths with a scalar
-// fallback of the same arithmetic. Pure functions; thread-safe on disjoint
-// outputs.
+// chunk while it is in L1. Callers split panels across threads. AVX-512
+// (F, BF16, VNNI) paths with a scalar fallback of the same arithmetic. Pure
+// functions; thread-safe on disjoint outputs.
 #pragma once
 
 #include <cstdint>
