@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include "engine/attention_prefill.h"
 #include "engine/simd_exp.h"
 #include "kvpool/kv_codec.h"
 
@@ -484,11 +485,15 @@ void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSe
         items.push_back({static_cast<int32_t>(i), h, t0, std::min(seqs[i].n_q, t0 + kQueryBlock)});
   const int64_t n = static_cast<int64_t>(items.size());
   const std::vector<WorkItem>& work = items;
+  const int64_t group = shape.n_heads / shape.n_kv_heads;
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
   for (int64_t i = 0; i < n; ++i) {
     const WorkItem& w = work[static_cast<size_t>(i)];
-    run_item(kv, layer, seqs[static_cast<size_t>(w.seq)], w.kv_head, w.t0, w.t1, q, q_stride,
-             out, out_stride, shape);
+    const AttentionSeq& seq = seqs[static_cast<size_t>(w.seq)];
+    if ((w.t1 - w.t0) * group > kMaxStoredReads && lanes_kernel_supports(shape.head_dim))
+      attend_uses_in_lanes(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
+    else
+      run_item(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
   }
 }
 

@@ -11,11 +11,13 @@
 //
 // Work is split into items (sequence, KV head, block of query tokens) run in
 // parallel with OpenMP. Scratch is per thread. With AVX-512 and head_dim a
-// multiple of 16, scores for 16 KV rows at a time come from row dot products
-// summed by a register transpose, and exp is vectorized. f32 KV is read in
-// place; bf16, f16 and int8 KV too when a work item has few (query token x
-// group head) uses (decode): each row is widened in registers once for all
-// of them. Larger prefill items, and int4, decode a tile to f32 once.
+// multiple of 16: items with more than 8 (query token x group head) uses
+// (prefill chunks, wide groups) put 16 uses in the lanes of a vector
+// (attention_prefill.h) for head_dim 16/32/64/128; items with fewer
+// (decode) score 16 KV rows at a time from row dot products summed by a
+// register transpose, with vectorized exp. They read f32 KV in place, and
+// bf16, f16 and int8 too, widening each row in registers once for all uses;
+// int4 tiles, and large items of other head dims, are decoded to f32 once.
 // Thread-safe for concurrent calls only on disjoint outputs; reads `kv`,
 // never writes it.
 #pragma once

@@ -212,6 +212,20 @@ TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode an
               run_case({h, kvh, d, page, window, dt, max_q}, seed++);
 }
 
+TEST_CASE("paged attention with many uses per work item: long chunks, wide groups, head_dim 32/48/128") {
+  // Work items with more than 8 (query token, group head) pairs put the uses
+  // in vector lanes (head_dim 16/32/64/128): 40-token chunks make full and
+  // partial query blocks, group 8 two vectors of uses per token pair, group 6
+  // vectors with padding lanes; head_dim 48 takes the per-use fallback.
+  uint32_t seed = 500;
+  for (int d : {32, 48, 128})
+    for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kInt8, KvDtype::kInt4})
+      for (int page : {16, 48})
+        for (auto [h, kvh] : {std::pair{16, 2}, std::pair{6, 1}})
+          for (int64_t window : {int64_t{0}, int64_t{29}})
+            run_case({h, kvh, d, page, window, dt, 40}, seed++);
+}
+
 TEST_CASE("paged attention's quantization error is bounded by the KV dtype") {
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
     quantization_error_case(dt);
