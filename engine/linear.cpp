@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <sstream>
 #include <vector>
 
@@ -23,9 +24,22 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-constexpr std::array<int64_t, 18> kBuckets = {1,  2,  3,  4,   6,   8,   12,  16,  24,
-                                              32, 48, 64, 96, 128, 192, 256, 384, 512};
-static_assert(kBuckets.back() == Linear::kMaxBucket);
+// Batch-size buckets. oneDNN's bf16 and int8 kernels run M = 176 slower than
+// 192 and 56 no faster than 64 (linear_bench), so they keep powers of two
+// and 1.5x powers of two; the f32 kernel's time follows M, so f32 adds steps
+// of 8 rows to 64 and of 16 to 256, which keeps the padding of the common
+// mixed steps (a few decodes plus a prefill chunk) near 5%, not 13-50%.
+constexpr std::array<int64_t, 18> kCoarseBuckets = {1,  2,  3,  4,  6,   8,   12,  16,  24,
+                                                    32, 48, 64, 96, 128, 192, 256, 384, 512};
+constexpr std::array<int64_t, 30> kFineBuckets = {1,   2,   3,   4,   6,   8,   12,  16,  24,  32,
+                                                  40,  48,  56,  64,  80,  96,  112, 128, 144, 160,
+                                                  176, 192, 208, 224, 240, 256, 320, 384, 448, 512};
+static_assert(kCoarseBuckets.back() == Linear::kMaxBucket && kFineBuckets.back() == Linear::kMaxBucket);
+
+std::span<const int64_t> buckets_of(WeightDtype dtype) {
+  if (dtype == WeightDtype::kF32) return kFineBuckets;
+  return kCoarseBuckets;
+}
 
 // Largest `in` for int8: 255 * 127 * in must fit an int32 accumulator.
 constexpr int64_t kMaxInt8In = 65536;
@@ -77,9 +91,10 @@ bool is_panel_layout(const dnnl::memory::desc& md, int64_t v) {
          b.strides[0] == gemv::kKBlock * v * gemv::kPanel && b.strides[1] == kp * gemv::kPanel;
 }
 
-size_t bucket_index(int64_t m) {
-  return static_cast<size_t>(std::lower_bound(kBuckets.begin(), kBuckets.end(), m) -
-                             kBuckets.begin());
+// The index of the smallest bucket >= m (m clamped to [1, kMaxBucket]).
+size_t bucket_index(std::span<const int64_t> buckets, int64_t m) {
+  m = std::clamp<int64_t>(m, 1, Linear::kMaxBucket);
+  return static_cast<size_t>(std::lower_bound(buckets.begin(), buckets.end(), m) - buckets.begin());
 }
 
 }  // namespace
@@ -101,8 +116,9 @@ Result<WeightDtype> parse_weight_dtype(const std::string& name) {
                                   "' is not known; allowed: f32, bf16, int8");
 }
 
-int64_t Linear::bucket_for(int64_t m) {
-  return kBuckets[bucket_index(std::clamp<int64_t>(m, 1, kMaxBucket))];
+int64_t Linear::bucket_for(int64_t m, WeightDtype dtype) {
+  const std::span<const int64_t> buckets = buckets_of(dtype);
+  return buckets[bucket_index(buckets, m)];
 }
 
 struct Linear::Impl {
@@ -117,7 +133,7 @@ struct Linear::Impl {
   int64_t in = 0, out = 0;
   WeightDtype dtype = WeightDtype::kF32;
   dnnl::memory packed;             // packed weights shared by the buckets
-  std::vector<Bucket> buckets;     // one per kBuckets entry
+  std::vector<Bucket> buckets;     // one per entry of buckets_of(dtype)
   std::vector<float> w_scale;      // int8: scale_w[n]
   std::vector<int32_t> w_comp;     // int8: 128 * sum_k Wq[n, k]
   // Small-batch kernel (gemv.h) on `packed`, when oneDNN chose its panel layout.
@@ -154,7 +170,7 @@ int64_t Linear::weight_bytes() const {
 }
 std::string Linear::impl_name(int64_t m) const {
   if (m <= impl_->gemv_max_m) return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
-  return impl_->buckets[bucket_index(std::clamp<int64_t>(m, 1, kMaxBucket))].impl;
+  return impl_->buckets[bucket_index(buckets_of(impl_->dtype), m)].impl;
 }
 
 Result<Linear> Linear::create(const float* data, int64_t out, int64_t in, WeightDtype dtype) {
@@ -248,7 +264,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
       if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) impl->gemv_max_m = std::atoll(env);
     }
 
-    for (int64_t m : kBuckets) {
+    for (int64_t m : buckets_of(dtype)) {
       Impl::Bucket b;
       b.m = m;
       auto pd = make_pd(m, any_w);
@@ -302,7 +318,7 @@ void Linear::forward(const float* x, int64_t m, float* y) {
 
 void Linear::Impl::run_chunk(const float* x, int64_t m, float* y) {
   DnnlContext& ctx = DnnlContext::get();
-  Bucket& b = buckets[bucket_index(m)];
+  Bucket& b = buckets[bucket_index(buckets_of(dtype), m)];
   const int64_t bm = b.m;
   const bool exact = (m == bm);
   void* src = nullptr;

@@ -11,7 +11,8 @@
 //
 // Weights are packed once into oneDNN's preferred layout (format_tag::any +
 // reorder). Matmul primitives are created for fixed batch-size buckets
-// (1, 2, 3, 4, 6, 8, 12, ..., 384, 512: powers of two and 1.5x powers of two)
+// (1, 2, 3, 4, 6, 8, 12, ..., 384, 512: powers of two and 1.5x powers of two;
+// for f32 also steps of 8 to 64 and of 16 to 256)
 // when the Linear is created, never with a runtime M; a call with M rows uses
 // the smallest bucket >= M (padding rows in scratch), and M > 512 is split
 // into chunks of 512.
@@ -91,8 +92,8 @@ class Linear {
   void set_gemv_max_m(int64_t max_m);
   int64_t gemv_max_m() const;
 
-  // The bucket M rows run in (>= min(m, kMaxBucket)).
-  static int64_t bucket_for(int64_t m);
+  // The bucket M rows run in (>= min(m, kMaxBucket)) for weights of `dtype`.
+  static int64_t bucket_for(int64_t m, WeightDtype dtype);
 
  private:
   struct Impl;

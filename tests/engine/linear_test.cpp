@@ -118,7 +118,7 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t 
 
 TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[linear]") {
   const Shape shapes[] = {{172, 64}, {64, 172}, {2816, 1024}, {1024, 2816}, {17, 33}};
-  const int64_t batches[] = {1, 3, 16, 33, 64};
+  const int64_t batches[] = {1, 3, 16, 33, 64, 170};  // 170: an f32 bucket of 176
   uint32_t seed = 1;
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
     for (const Shape& s : shapes) {
@@ -281,10 +281,14 @@ TEST_CASE("Linear rejects bad arguments and reports buckets", "[linear]") {
   CHECK_FALSE(Linear::create(w, 0, 2, WeightDtype::kF32).is_ok());
   CHECK_FALSE(Linear::create(w, 2, 0, WeightDtype::kF32).is_ok());
   CHECK_FALSE(Linear::create_fused({}, 2, WeightDtype::kF32).is_ok());
-  CHECK(Linear::bucket_for(1) == 1);
-  CHECK(Linear::bucket_for(5) == 6);
-  CHECK(Linear::bucket_for(33) == 48);
-  CHECK(Linear::bucket_for(512) == 512);
+  CHECK(Linear::bucket_for(1, WeightDtype::kF32) == 1);
+  CHECK(Linear::bucket_for(5, WeightDtype::kF32) == 6);
+  CHECK(Linear::bucket_for(33, WeightDtype::kF32) == 40);
+  CHECK(Linear::bucket_for(170, WeightDtype::kF32) == 176);
+  CHECK(Linear::bucket_for(512, WeightDtype::kF32) == 512);
+  CHECK(Linear::bucket_for(900, WeightDtype::kF32) == 512);
+  CHECK(Linear::bucket_for(33, WeightDtype::kInt8) == 48);
+  CHECK(Linear::bucket_for(170, WeightDtype::kBF16) == 192);
   CHECK(*parse_weight_dtype("bf16") == WeightDtype::kBF16);
   CHECK_FALSE(parse_weight_dtype("fp8").is_ok());
   auto lin = Linear::create(w, 2, 2, WeightDtype::kF32);
