@@ -8,7 +8,7 @@
 
 #include <omp.h>
 
-#include "engine/attention_prefill.h"
+#include "engine/attention_lanes.h"
 #include "engine/simd_exp.h"
 #include "kvpool/kv_codec.h"
 

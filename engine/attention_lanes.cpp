@@ -1,4 +1,4 @@
-#include "engine/attention_prefill.h"
+#include "engine/attention_lanes.h"
 
 #include <algorithm>
 #include <limits>
