@@ -17,6 +17,7 @@ BlockPool::BlockPool(int64_t num_pages, int page_size)
 
 void BlockPool::evict(Block& b) {
   index_.erase(b.hash, b.id);
+  children_.erase(child_key(b.parent, b.parent_generation), b.id);
   b.hashed = false;
   b.hash = 0;
   b.parent = kNoBlock;
@@ -89,6 +90,25 @@ void BlockPool::register_page(int32_t id, uint64_t hash, int32_t parent, uint32_
   if (parent == kNoBlock) b.salt.assign(salt);
   std::copy(tokens.begin(), tokens.end(), tokens_.begin() + static_cast<ptrdiff_t>(id) * page_size_);
   index_.insert(hash, id);
+  children_.insert(child_key(parent, parent_generation), id);
+}
+
+BlockPool::PartialMatch BlockPool::find_partial(int32_t parent, uint32_t parent_generation,
+                                                std::span<const int32_t> tokens, std::string_view salt) const {
+  PartialMatch best;
+  const size_t n = std::min(tokens.size(), static_cast<size_t>(page_size_));
+  int scanned = 0;
+  children_.find_if(child_key(parent, parent_generation), [&](int32_t id) {
+    const Block& b = block(id);
+    if (b.hashed && (parent != kNoBlock || b.salt == salt)) {
+      const auto mine = page_tokens(id);
+      const int rows = static_cast<int>(std::mismatch(mine.begin(), mine.begin() + static_cast<ptrdiff_t>(n),
+                                                      tokens.begin()).first - mine.begin());
+      if (rows > best.rows) best = {id, rows};
+    }
+    return best.rows == static_cast<int>(n) || ++scanned == kMaxPartialCandidates;
+  });
+  return best;
 }
 
 }  // namespace pagoda

@@ -7,6 +7,8 @@
 // A full page may carry a prefix-cache identity (hash, parent page, tokens,
 // salt) registered in the PrefixIndex; it keeps it while free (the free list
 // is the cache) and loses it only when it is handed out again (an eviction).
+// Cached pages are also indexed by their parent, so a prompt that matches only
+// the leading tokens of a cached page can find it (find_partial).
 // Freed cached pages join the back of the free list, uncached ones the front;
 // allocation takes the front, so cached pages are evicted least recently used
 // first.
@@ -55,6 +57,18 @@ class BlockPool {
   // parent = kNoBlock. Does not take a reference.
   int32_t find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation, std::span<const int32_t> tokens,
                       std::string_view salt) const;
+  // A cached page to copy leading rows from: among the cached pages that follow
+  // `parent` at parent_generation (first pages with this salt for parent =
+  // kNoBlock), the one whose leading tokens match the most leading `tokens`
+  // (at least one). Scans at most kMaxPartialCandidates of them. Does not take
+  // a reference.
+  struct PartialMatch {
+    int32_t page = kNoBlock;
+    int rows = 0;  // leading tokens that match
+  };
+  static constexpr int kMaxPartialCandidates = 64;
+  PartialMatch find_partial(int32_t parent, uint32_t parent_generation, std::span<const int32_t> tokens,
+                            std::string_view salt) const;
   // Gives an in-use, uncached page its cache identity and indexes it.
   void register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t parent_generation,
                      std::span<const int32_t> tokens, std::string_view salt);
@@ -68,6 +82,10 @@ class BlockPool {
   }
   const FreeBlockQueue& free_queue() const { return free_; }
   const PrefixIndex& index() const { return index_; }
+  const PrefixIndex& children() const { return children_; }  // keyed by child_key(parent, generation)
+  static uint64_t child_key(int32_t parent, uint32_t parent_generation) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(parent + 1)) << 32) | parent_generation;
+  }
   int64_t evictions() const { return evictions_; }
   int64_t errors() const { return errors_; }  // bad releases; always 0 unless there is a bug
 
@@ -79,7 +97,8 @@ class BlockPool {
   std::vector<Block> blocks_;
   std::vector<int32_t> tokens_;  // page_size per page, valid while hashed
   FreeBlockQueue free_;
-  PrefixIndex index_;
+  PrefixIndex index_;     // page hash -> cached page
+  PrefixIndex children_;  // child_key(parent, parent_generation) -> cached page
   int64_t num_cached_free_ = 0;
   int64_t evictions_ = 0;
   int64_t errors_ = 0;

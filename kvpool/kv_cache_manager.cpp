@@ -49,8 +49,25 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   }
   s.num_cached_pages = static_cast<int64_t>(s.table.size());
   s.num_tokens = s.num_cached_pages * config_.page_size;
+  const size_t next = s.table.size() * ps;
+  const size_t reusable = std::min(ps, prompt_tokens.size() - 1 - next);  // the last token is always computed
+  if (reusable > 0 && config_.copy_rows) s.num_tokens += copy_partial_page(s, prompt_tokens.subspan(next, reusable));
   prefix_hit_tokens_ += s.num_tokens;
   return s.num_tokens;
+}
+
+int64_t KvCacheManager::copy_partial_page(RequestState& s, std::span<const int32_t> next) {
+  const BlockPool::PartialMatch m = pool_.find_partial(s.last_page, s.last_generation, next, s.salt);
+  if (m.page == kNoBlock) return 0;
+  pool_.acquire(m.page);  // so that allocate() cannot evict it
+  const int32_t page = pool_.allocate();
+  if (page != kNoBlock) {
+    config_.copy_rows(m.page, page, m.rows);
+    s.table.push_back(page);
+    ++prefix_partial_hits_;
+  }
+  pool_.release(m.page);
+  return page == kNoBlock ? 0 : m.rows;
 }
 
 int64_t KvCacheManager::pages_needed(RequestId id, int64_t num_tokens_total_after) const {
@@ -158,6 +175,7 @@ KvUsage KvCacheManager::usage() const {
   u.usage_ratio = u.pages_total > 0 ? static_cast<double>(u.pages_in_use) / static_cast<double>(u.pages_total) : 0;
   u.prefix_query_tokens = prefix_query_tokens_;
   u.prefix_hit_tokens = prefix_hit_tokens_;
+  u.prefix_partial_hits = prefix_partial_hits_;
   u.evictions = pool_.evictions();
   u.preempted_requests = preempted_requests_;
   u.preempted_pages = preempted_pages_;
@@ -234,6 +252,14 @@ Status KvCacheManager::check_invariants() const {
     if (p <= kNullPage || p >= n) return fail("index holds bad page");
     const Block& b = pool_.block(p);
     if (!b.hashed || b.hash != h) return fail("index entry for page " + std::to_string(p) + " has a stale hash");
+  }
+  // Parent index: the same pages, each under its parent.
+  if (static_cast<int64_t>(pool_.children().size()) != hashed) return fail("parent index size differs from cached pages");
+  for (const auto& [key, p] : pool_.children().entries()) {
+    if (p <= kNullPage || p >= n) return fail("parent index holds bad page");
+    const Block& b = pool_.block(p);
+    if (!b.hashed || BlockPool::child_key(b.parent, b.parent_generation) != key)
+      return fail("parent index entry for page " + std::to_string(p) + " is stale");
   }
   return Status::ok();
 }

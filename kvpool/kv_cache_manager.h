@@ -9,7 +9,11 @@
 //   1. lookup_prefix(id, prompt, salt)   once when a request (re)starts: takes
 //      references on the longest chain of cached full pages matching the
 //      prompt (capped so the last prompt token is always computed) and returns
-//      the number of cached tokens; they start as the request's table.
+//      the number of cached tokens; they start as the request's table. With a
+//      copy_rows function, the chain is then extended by a partial page: if a
+//      cached page following the chain matches the prompt's next tokens only
+//      in its first k < page_size rows, those rows are copied into a fresh page
+//      of the request's own (shared pages are never written), worth k tokens.
 //   2. allocate_slots(id, total, computed) before each step: make room for
 //      `total` tokens, all or nothing (evicting cached free pages LRU first);
 //      false means "not now" (preempt someone or wait) and changes nothing.
@@ -31,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -52,6 +57,10 @@ struct KvCacheConfig {
   bool enable_prefix_caching = true;         // kv.prefix_caching
   int64_t sliding_window = 0;                // attention window W in tokens; 0 = full attention
   PageHashFn hash_fn = &default_page_hash;   // replaceable for tests (collision injection)
+  // Copies the first `rows` token slots of KV page src into page dst (every
+  // layer, K and V, scales too). Set: partial-page prefix hits (see above);
+  // empty: only whole pages are shared.
+  std::function<void(int32_t src, int32_t dst, int rows)> copy_rows;
 };
 
 // A snapshot for /metrics and the scheduler.
@@ -63,6 +72,7 @@ struct KvUsage {
   double usage_ratio = 0;           // pages_in_use / pages_total
   int64_t prefix_query_tokens = 0;  // prompt tokens looked up (cumulative)
   int64_t prefix_hit_tokens = 0;    // of those, served from cache (cumulative)
+  int64_t prefix_partial_hits = 0;  // lookups that copied rows of a partly matching page (cumulative)
   int64_t evictions = 0;            // cached pages reused for other content (cumulative)
   int64_t preempted_requests = 0;   // free(id, preempted=true) calls (cumulative)
   int64_t preempted_pages = 0;      // page references they dropped (cumulative)
@@ -80,9 +90,11 @@ class KvCacheManager {
 
   // Finds the request's cached prefix and takes references on those pages,
   // which become the start of its block table. Returns the cached token count:
-  // whole pages only, at most prompt_tokens.size() - 1. Records cache_salt for
-  // the request's later cache_full_pages. Does nothing and returns 0 if the
-  // request already holds pages (call it before the first allocate_slots).
+  // whole pages plus the rows of a partial-page hit (see the flow above;
+  // skipped when no page is free for the copy), at most
+  // prompt_tokens.size() - 1. Records cache_salt for the request's later
+  // cache_full_pages. Does nothing and returns 0 if the request already holds
+  // pages (call it before the first allocate_slots).
   int64_t lookup_prefix(RequestId id, std::span<const int32_t> prompt_tokens, std::string_view cache_salt = {});
 
   // Grows the request's table to hold num_tokens_total_after tokens. All or
@@ -145,12 +157,16 @@ class KvCacheManager {
   explicit KvCacheManager(const KvCacheConfig& config);
   RequestState& state(RequestId id) { return requests_[id]; }
   void release_window(RequestState& s, int64_t num_computed_tokens);
+  // Appends a fresh page holding the first rows of a cached page that matches
+  // `next` (the prompt tokens after the whole-page hit) partly; returns the rows.
+  int64_t copy_partial_page(RequestState& s, std::span<const int32_t> next);
 
   KvCacheConfig config_;
   BlockPool pool_;
   std::unordered_map<RequestId, RequestState> requests_;
   int64_t prefix_query_tokens_ = 0;
   int64_t prefix_hit_tokens_ = 0;
+  int64_t prefix_partial_hits_ = 0;
   int64_t preempted_requests_ = 0;
   int64_t preempted_pages_ = 0;
   int64_t window_released_pages_ = 0;

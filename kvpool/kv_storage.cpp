@@ -123,4 +123,18 @@ void KvStorage::write(int layer, int64_t slot, const float* k, const float* v) {
   }
 }
 
+void KvStorage::copy_rows(int64_t src, int64_t dst, int rows) {
+  assert(src != dst && src >= 0 && src < num_pages_ && dst >= 0 && dst < num_pages_);
+  assert(rows >= 0 && rows <= layout_.page_size);
+  for (int layer = 0; layer < layout_.num_layers; ++layer) {
+    for (int kv = 0; kv < 2; ++kv) {
+      for (int h = 0; h < layout_.num_kv_heads; ++h) {
+        std::memcpy(data_ + tile_offset(layer, dst, kv, h), data_ + tile_offset(layer, src, kv, h),
+                    static_cast<size_t>(rows) * row_bytes_);
+        if (scales_) std::memcpy(scales_at(layer, dst, kv, h), scales_at(layer, src, kv, h), static_cast<size_t>(rows) * sizeof(float));
+      }
+    }
+  }
+}
+
 }  // namespace pagoda

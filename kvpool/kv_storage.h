@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "common/status.h"
@@ -55,6 +56,14 @@ class KvStorage {
   // Stores K and V of one token for `layer` at `slot` = page * page_size + offset.
   // k and v hold num_kv_heads * head_dim floats (head-major).
   void write(int layer, int64_t slot, const float* k, const float* v);
+
+  // Copies token slots 0..rows-1 of page src into page dst, in every layer,
+  // K and V, with their scales. src != dst, 0 <= rows <= page_size.
+  void copy_rows(int64_t src, int64_t dst, int rows);
+  // copy_rows as a KvCacheConfig::copy_rows function; this storage must outlive it.
+  std::function<void(int32_t, int32_t, int)> row_copier() {
+    return [this](int32_t src, int32_t dst, int rows) { copy_rows(src, dst, rows); };
+  }
 
   // The page_size rows (each row_bytes) of one (layer, page, kv_head): contiguous.
   const uint8_t* k_tile(int layer, int64_t page, int kv_head) const { return data_ + tile_offset(layer, page, 0, kv_head); }

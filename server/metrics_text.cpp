@@ -46,6 +46,9 @@ std::string render_metrics(const EngineStats& st, int64_t http_connections) {
          double(kv.prefix_query_tokens));
   scalar(os, "pagoda_prefix_cache_hits_tokens_total", "counter", "Prompt tokens served from the prefix cache.",
          double(kv.prefix_hit_tokens));
+  scalar(os, "pagoda_prefix_cache_partial_hits_total", "counter",
+         "Prefix lookups that copied the matching leading rows of a partly matching cached page.",
+         double(kv.prefix_partial_hits));
   scalar(os, "pagoda_kv_evictions_total", "counter", "Cached KV pages reused for other content.", double(kv.evictions));
   scalar(os, "pagoda_preemptions_total", "counter", "Requests preempted (pages freed, recomputed later).",
          st.preemptions.value());

@@ -104,6 +104,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
   kvc.num_pages = plan->num_pages;
   kvc.enable_prefix_caching = c.kv.prefix_caching;
   kvc.sliding_window = mc.sliding_window;
+  kvc.copy_rows = impl->storage->row_copier();
   auto kvm = KvCacheManager::create(kvc);
   if (!kvm) return kvm.status();
 

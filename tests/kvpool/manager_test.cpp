@@ -1,9 +1,11 @@
-// KvCacheManager and BlockPool scenarios: prefix sharing, caching after
-// finish, LRU eviction of whole chains (tail first), cache_salt separation,
+// KvCacheManager and BlockPool scenarios: prefix sharing, partial-page hits
+// (rows copied), caching after finish, LRU eviction of whole chains (tail first), cache_salt separation,
 // injected hash collisions, all-or-nothing allocation, the sliding window and
 // fragmentation under random sequence lengths.
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <tuple>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -16,13 +18,16 @@ using namespace pagoda;
 
 namespace {
 
+using CopyFn = std::function<void(int32_t, int32_t, int)>;
+
 std::unique_ptr<KvCacheManager> make(int page_size, int64_t num_pages, PageHashFn fn = &default_page_hash,
-                                     int64_t window = 0) {
+                                     int64_t window = 0, CopyFn copy = {}) {
   KvCacheConfig c;
   c.page_size = page_size;
   c.num_pages = num_pages;
   c.hash_fn = fn;
   c.sliding_window = window;
+  c.copy_rows = std::move(copy);
   auto m = KvCacheManager::create(c);
   REQUIRE(m.is_ok());
   return std::move(m).value();
@@ -108,6 +113,94 @@ TEST_CASE("kvpool: a hit is capped so the last prompt token is computed", "[kvpo
   // A second lookup on a request already holding pages changes nothing.
   REQUIRE(m->lookup_prefix(2, cat(p, {99})) == 0);
   REQUIRE(m->block_table(2).size() == 2);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
+TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "[kvpool][manager]") {
+  std::vector<std::tuple<int32_t, int32_t, int>> copies;
+  auto m = make(4, 16, &default_page_hash, 0, [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
+  const auto a = seq(100, 10);  // pages [100..103] [104..107] full, [108 109] partial
+  REQUIRE(prefill(*m, 1, a) == 0);
+  const std::vector<int32_t> ta = m->block_table(1);
+  REQUIRE(copies.empty());
+
+  // One full page plus the first two rows of a's second page.
+  const auto b = cat(head(a, 6), seq(500, 5));
+  REQUIRE(m->lookup_prefix(2, b) == 6);
+  const std::vector<int32_t> tb = m->block_table(2);
+  REQUIRE(tb.size() == 2);
+  REQUIRE(tb[0] == ta[0]);
+  REQUIRE(tb[1] != ta[1]);
+  REQUIRE(copies == std::vector<std::tuple<int32_t, int32_t, int>>{{ta[1], tb[1], 2}});
+  REQUIRE(m->pool().block(tb[1]).ref_count == 1);  // the request's own page, written from row 2 on
+  REQUIRE_FALSE(m->pool().block(tb[1]).hashed);
+  REQUIRE(m->pool().block(ta[1]).ref_count == 1);  // the source is not held
+  REQUIRE(m->allocate_slots(2, static_cast<int64_t>(b.size()), 6));
+  REQUIRE(m->block_table(2).size() == 3);
+  m->cache_full_pages(2, b, static_cast<int64_t>(b.size()));
+  REQUIRE(m->check_invariants().is_ok());
+  // b's second page is now cached under its own content: a prompt equal to b hits it whole.
+  REQUIRE(m->lookup_prefix(3, cat(head(b, 8), {1})) == 8);
+  REQUIRE(m->block_table(3) == head(m->block_table(2), 2));
+
+  // The cap: a prompt of a's first 7 tokens reuses at most 6.
+  copies.clear();
+  REQUIRE(m->lookup_prefix(4, head(a, 7)) == 6);
+  REQUIRE(copies.size() == 1);
+  REQUIRE(std::get<2>(copies[0]) == 2);
+  // A first page can lend rows too, but only to the same cache_salt.
+  REQUIRE(m->lookup_prefix(5, cat(head(a, 3), {900, 901})) == 3);
+  REQUIRE(m->block_table(5).size() == 1);
+  REQUIRE(m->lookup_prefix(6, cat(head(a, 3), {900, 901}), "tenant") == 0);
+  REQUIRE(m->block_table(6).empty());
+  // No match at all: no copy, no page.
+  copies.clear();
+  REQUIRE(m->lookup_prefix(7, seq(700, 9)) == 0);
+  REQUIRE(copies.empty());
+  REQUIRE(m->block_table(7).empty());
+
+  // Finished requests' pages still lend rows, and the copy's page is released like any other.
+  for (RequestId id = 1; id <= 7; ++id) m->free(id);
+  REQUIRE(m->check_invariants().is_ok());
+  REQUIRE(m->usage().pages_in_use == 0);
+  REQUIRE(m->lookup_prefix(8, cat(head(a, 5), {1, 2})) == 5);
+  const auto u = m->usage();
+  REQUIRE(u.prefix_partial_hits == 4);  // requests 2, 4, 5 and 8
+  REQUIRE(u.prefix_hit_tokens == 6 + 8 + 6 + 3 + 5);
+  m->free(8);
+  REQUIRE(m->check_invariants().is_ok());
+
+  // Without a copy function only whole pages are shared.
+  auto plain = make(4, 16);
+  prefill(*plain, 1, a);
+  REQUIRE(plain->lookup_prefix(2, b) == 4);
+  REQUIRE(plain->usage().prefix_partial_hits == 0);
+}
+
+TEST_CASE("kvpool: a partial-page hit needs a free page and never evicts its own source", "[kvpool][manager]") {
+  std::vector<std::tuple<int32_t, int32_t, int>> copies;
+  auto m = make(4, 5, &default_page_hash, 0, [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
+  const auto a = seq(100, 8);
+  prefill(*m, 1, a);                     // a0, a1: cached, still held
+  REQUIRE(m->allocate_slots(9, 8, -1));  // the last two free pages
+  REQUIRE(m->lookup_prefix(2, cat(head(a, 6), {1, 2})) == 4);
+  REQUIRE(copies.empty());
+  REQUIRE(m->block_table(2).size() == 1);
+  m->free(2);
+  m->free(9);
+  REQUIRE(m->check_invariants().is_ok());
+
+  // Free list [a1, a0, c] (a1 least recently used): the copy must not take a1 itself.
+  prefill(*m, 4, seq(300, 4));
+  m->free(1);
+  m->free(4);
+  REQUIRE(m->allocate_slots(9, 4, -1));  // the one uncached page
+  const int32_t a1 = m->pool().free_queue().front();
+  REQUIRE(m->lookup_prefix(3, cat(head(a, 6), {1, 2})) == 6);
+  REQUIRE(copies.size() == 1);
+  REQUIRE(std::get<0>(copies[0]) == a1);
+  REQUIRE(std::get<1>(copies[0]) != a1);
+  REQUIRE(m->pool().block(a1).hashed);  // still cached
   REQUIRE(m->check_invariants().is_ok());
 }
 

@@ -6,7 +6,8 @@
 //   - a page's ref count equals the number of block tables holding it;
 //   - the prefix index points only at pages whose written content (the full
 //     token prefix and salt, tracked here as "shadow KV") matches;
-//   - every prefix hit serves pages whose shadow KV is exactly the prompt's;
+//   - every prefix hit serves pages whose shadow KV is exactly the prompt's,
+//     including a partial page's copied rows;
 //   - nothing is written into a page someone else also holds;
 //   - the free list is in LRU order of release (by this test's clock), and
 //     allocation takes pages from its front;
@@ -48,7 +49,18 @@ struct Shadow {
 
 class Harness {
  public:
-  Harness(const KvCacheConfig& config, uint32_t seed) : rng_(seed), ps_(config.page_size) {
+  // partial_pages: give the manager a copy_rows that copies shadow KV, so
+  // partial-page hits happen and are checked like whole-page ones.
+  Harness(KvCacheConfig config, uint32_t seed, bool partial_pages = false) : rng_(seed), ps_(config.page_size) {
+    if (partial_pages) {
+      config.copy_rows = [this](int32_t src, int32_t dst, int rows) {
+        REQUIRE(src != dst);
+        const Shadow& from = shadow_[static_cast<size_t>(src)];
+        REQUIRE(from.prefix.size() % static_cast<size_t>(ps_) == 0);  // a full page
+        shadow_[static_cast<size_t>(dst)] = Shadow{from.salt, {from.prefix.begin(), from.prefix.end() - ps_ + rows}};
+        copied_from_ = src;
+      };
+    }
     auto m = KvCacheManager::create(config);
     REQUIRE(m.is_ok());
     m_ = std::move(m).value();
@@ -83,9 +95,11 @@ class Harness {
     REQUIRE(u.preempted_requests == preemptions_);
     REQUIRE(u.prefix_query_tokens == query_tokens_);
     REQUIRE(u.prefix_hit_tokens == hit_tokens_);
+    REQUIRE(u.prefix_partial_hits == partial_hits_);
   }
 
   int64_t hits() const { return hit_tokens_; }
+  int64_t partial_hits() const { return partial_hits_; }
   int64_t preemptions() const { return preemptions_; }
   int64_t evictions() const { return m_->usage().evictions; }
 
@@ -184,18 +198,27 @@ class Harness {
     const int s = pick(0, 9);
     l.salt = s < 2 ? "s1" : s < 3 ? "s2" : "";
 
+    copied_from_ = kNoBlock;
     const int64_t hit = m_->lookup_prefix(id, l.tokens, l.salt);
     query_tokens_ += l.prompt_len;
     hit_tokens_ += hit;
-    REQUIRE(hit % ps_ == 0);
     REQUIRE(hit <= l.prompt_len - 1);
     const auto table = m_->block_table(id);
-    REQUIRE(static_cast<int64_t>(table.size()) == hit / ps_);
+    REQUIRE(static_cast<int64_t>(table.size()) == (hit + ps_ - 1) / ps_);
+    REQUIRE((hit % ps_ != 0) == (copied_from_ != kNoBlock));
     for (size_t i = 0; i < table.size(); ++i) {
       const Shadow& sh = shadow_[static_cast<size_t>(table[i])];
       INFO("op " << op_ << " hit page " << table[i] << " at " << i);
       REQUIRE(sh.salt == l.salt);
-      REQUIRE(sh.prefix == std::vector<int32_t>(l.tokens.begin(), l.tokens.begin() + static_cast<ptrdiff_t>((i + 1) * ps_)));
+      const int64_t end = std::min<int64_t>(static_cast<int64_t>(i + 1) * ps_, hit);
+      REQUIRE(sh.prefix == std::vector<int32_t>(l.tokens.begin(), l.tokens.begin() + end));
+    }
+    if (hit % ps_ != 0) {  // the copy is the request's own page; its source was touched (most recently used)
+      const Block& own = m_->pool().block(table.back());
+      REQUIRE(own.ref_count == 1);
+      REQUIRE_FALSE(own.hashed);
+      ++partial_hits_;
+      if (refs_[static_cast<size_t>(copied_from_)] == 0) released_at_[static_cast<size_t>(copied_from_)] = ++clock_;
     }
     l.computed = hit;
     live_[id] = l;
@@ -325,7 +348,8 @@ class Harness {
   std::map<RequestId, Live> live_;
   RequestId next_id_ = 1;
   std::vector<int32_t> templates_[4];
-  int64_t query_tokens_ = 0, hit_tokens_ = 0, preemptions_ = 0;
+  int64_t query_tokens_ = 0, hit_tokens_ = 0, preemptions_ = 0, partial_hits_ = 0;
+  int32_t copied_from_ = kNoBlock;  // the source of the last copy_rows call
   int op_ = 0;
 };
 
@@ -337,12 +361,15 @@ TEST_CASE("kvpool: random operations keep every kvpool invariant", "[kvpool][pro
     PageHashFn fn;
     int64_t window;
     bool prefix_caching = true;
+    bool partial_pages = false;
   };
   const Variant variants[] = {
       {"default hash", &default_page_hash, 0},
       {"colliding hash", &colliding_hash, 0},
       {"sliding window 9", &default_page_hash, 9},
       {"prefix caching off", &default_page_hash, 0, false},
+      {"partial pages", &default_page_hash, 0, true, true},
+      {"partial pages, colliding hash, window 9", &colliding_hash, 9, true, true},
   };
   uint32_t seed = 20240601;
   for (const auto& v : variants) {
@@ -353,13 +380,14 @@ TEST_CASE("kvpool: random operations keep every kvpool invariant", "[kvpool][pro
       c.hash_fn = v.fn;
       c.sliding_window = v.window;
       c.enable_prefix_caching = v.prefix_caching;
-      Harness h(c, seed);
+      Harness h(c, seed, v.partial_pages);
       h.run(10000);
       // The run must have exercised what it claims to.
       CHECK(h.preemptions() > 0);
       if (v.prefix_caching) {
         CHECK(h.hits() > 0);
         CHECK(h.evictions() > 0);
+        CHECK((h.partial_hits() > 0) == v.partial_pages);
       } else {
         CHECK(h.hits() == 0);
         CHECK(h.evictions() == 0);

@@ -1,5 +1,6 @@
 // KvStorage: layout sizes by hand, arena alignment, and write -> tile read
 // round trips for every dtype (checked with each format's error bound).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -132,5 +133,42 @@ TEST_CASE("kvpool: a fresh arena is all zeros (the null page reads as zeros)", "
   for (int h = 0; h < 2; ++h) {
     for (size_t i = 0; i < l.tile_bytes(); ++i) REQUIRE((*s)->k_tile(0, 0, h)[i] == 0);
     for (int i = 0; i < 8; ++i) REQUIRE((*s)->v_scales(0, 0, h)[i] == 0.0f);
+  }
+}
+
+TEST_CASE("kvpool: copy_rows copies the leading slots of every layer, K and V, with scales", "[kvpool][storage]") {
+  for (KvDtype d : {KvDtype::kF32, KvDtype::kInt8, KvDtype::kInt4}) {
+    const KvLayout l{.num_layers = 2, .num_kv_heads = 2, .head_dim = 8, .page_size = 4, .dtype = d};
+    auto made = KvStorage::create(l, 4);
+    REQUIRE(made.is_ok());
+    KvStorage& s = **made;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-1, 1);
+    std::vector<float> k(16), v(16);
+    for (int layer = 0; layer < 2; ++layer)
+      for (int64_t slot = 4; slot < 16; ++slot) {  // pages 1-3 full of distinct values
+        for (auto& x : k) x = u(rng);
+        for (auto& x : v) x = u(rng);
+        s.write(layer, slot, k.data(), v.data());
+      }
+    const size_t rb = l.row_bytes();
+    auto rows_equal = [&](int layer, int64_t p, int64_t q, int h, int from, int to) {
+      const bool data = std::equal(s.k_tile(layer, p, h) + from * rb, s.k_tile(layer, p, h) + to * rb, s.k_tile(layer, q, h) + from * rb) &&
+                        std::equal(s.v_tile(layer, p, h) + from * rb, s.v_tile(layer, p, h) + to * rb, s.v_tile(layer, q, h) + from * rb);
+      if (!l.has_scales()) return data;
+      return data && std::equal(s.k_scales(layer, p, h) + from, s.k_scales(layer, p, h) + to, s.k_scales(layer, q, h) + from) &&
+             std::equal(s.v_scales(layer, p, h) + from, s.v_scales(layer, p, h) + to, s.v_scales(layer, q, h) + from);
+    };
+    const std::vector<uint8_t> before(s.k_tile(0, 0, 0), s.k_tile(0, 0, 0) + s.size_bytes());
+    s.copy_rows(1, 2, 3);
+    const std::vector<uint8_t> after(s.k_tile(0, 0, 0), s.k_tile(0, 0, 0) + s.size_bytes());
+    size_t changed = 0;  // only page 2's first three slots may change: 2 layers x K,V x 2 heads x 3 rows
+    for (size_t i = 0; i < before.size(); ++i) changed += before[i] != after[i];
+    CHECK(changed <= 2 * 2 * 2 * 3 * (rb + (l.has_scales() ? sizeof(float) : 0)));
+    for (int layer = 0; layer < 2; ++layer)
+      for (int h = 0; h < 2; ++h) {
+        CHECK(rows_equal(layer, 1, 2, h, 0, 3));
+        CHECK_FALSE(rows_equal(layer, 1, 2, h, 3, 4));  // row 3 keeps page 2's own value
+      }
   }
 }

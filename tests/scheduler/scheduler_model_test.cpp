@@ -2,6 +2,7 @@
 // give exactly the texts each gives alone, also when KV memory is so small
 // that preemption must happen; a shared prefix is a cache hit with the same
 // text; a long prefill does not stall running streams; stop strings.
+#include <algorithm>
 #include <random>
 
 #include "engine/llama_model.h"
@@ -36,7 +37,8 @@ struct RealEngine {
     cfg.scheduler.max_num_seqs = max_seqs;
     cfg.scheduler.max_num_batched_tokens = budget;
     cfg.scheduler.max_model_len = c.max_seq_len;
-    core = std::make_unique<EngineCore>(cfg, make_kv(page_size, num_pages), std::make_unique<LlamaRunner>(model.get()),
+    core = std::make_unique<EngineCore>(cfg, make_kv(page_size, num_pages, true, storage.get()),
+                                        std::make_unique<LlamaRunner>(model.get()),
                                         tok512(), stats);
   }
   void run_to_end() {
@@ -90,9 +92,9 @@ TEST_CASE("16 concurrent greedy requests give exactly the texts each gives alone
   }
 }
 
-TEST_CASE("a request sharing a prefix with an earlier one gets a prefix hit and the same text") {
+TEST_CASE("a request sharing a prefix with an earlier one gets a prefix hit (partial page too) and the same text") {
   const std::string shared =
-      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the big park.";
   const std::string prompt = shared + " One day";
   const std::string expected = alone_text(prompt, 40);
   RealEngine e(128);
@@ -102,8 +104,14 @@ TEST_CASE("a request sharing a prefix with an earlier one gets a prefix hit and 
   auto second = std::make_shared<CollectingSink>();
   e.core->add(make_request(2, tok512()->encode(prompt, true), 40, second));
   e.run_to_end();
-  CHECK(second->cached_tokens >= 16);
-  CHECK(e.core->kv().usage().prefix_hit_tokens >= 16);
+  // The hit covers every common token: whole pages and the copied first rows of the next one.
+  const auto a = tok512()->encode(shared + " She saw", true), b = tok512()->encode(prompt, true);
+  const int64_t common = std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first - a.begin();
+  INFO("common tokens " << common);
+  REQUIRE(common % 16 != 0);
+  CHECK(second->cached_tokens == common);
+  CHECK(e.core->kv().usage().prefix_hit_tokens == common);
+  CHECK(e.core->kv().usage().prefix_partial_hits == 1);
   CHECK(second->text == expected);
 }
 

@@ -117,11 +117,14 @@ inline std::shared_ptr<Request> make_request(RequestId id, std::vector<int32_t> 
   return std::make_shared<Request>(id, std::move(prompt), sampling, stop, std::move(sink));
 }
 
-inline std::unique_ptr<KvCacheManager> make_kv(int page_size, int64_t num_pages, bool prefix_caching = true) {
+// storage: where partial-page prefix hits copy rows (none: whole pages only).
+inline std::unique_ptr<KvCacheManager> make_kv(int page_size, int64_t num_pages, bool prefix_caching = true,
+                                               KvStorage* storage = nullptr) {
   KvCacheConfig c;
   c.page_size = page_size;
   c.num_pages = num_pages;
   c.enable_prefix_caching = prefix_caching;
+  if (storage) c.copy_rows = storage->row_copier();
   auto kv = KvCacheManager::create(c);
   REQUIRE(kv.is_ok());
   return std::move(kv).value();
