@@ -204,13 +204,21 @@ TEST_CASE("server e2e: a shared prefix is served from the prefix cache") {
   const int port = server.port();
   const std::string prefix =
       "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
-  HttpResult a = post(port, "/v1/completions", json{{"prompt", prefix + " She"}, {"max_tokens", 4}}.dump());
+  // a's 20 generated tokens fill the page where b's prompt leaves a's, so that page is cached too.
+  HttpResult a = post(port, "/v1/completions", json{{"prompt", prefix + " She"}, {"max_tokens", 20}}.dump());
   HttpResult b = post(port, "/v1/completions", json{{"prompt", prefix + " Lily"}, {"max_tokens", 4}}.dump());
   REQUIRE(a.status == 200);
   REQUIRE(b.status == 200);
+  const json ta = post(port, "/tokenize", json{{"prompt", prefix + " She"}}.dump()).json()["tokens"];
+  const json tb = post(port, "/tokenize", json{{"prompt", prefix + " Lily"}}.dump()).json()["tokens"];
+  size_t common = 0;
+  while (common < ta.size() && common < tb.size() && ta[common] == tb[common]) ++common;
+  INFO("common prompt tokens " << common);
+  REQUIRE(common % 16 != 0);  // the hit ends mid-page: whole pages plus copied rows
   CHECK(a.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
-  CHECK(b.json()["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() >= 16);
-  CHECK(server.metric("pagoda_prefix_cache_hits_tokens_total") >= 16);
+  CHECK(b.json()["usage"]["prompt_tokens_details"]["cached_tokens"].get<size_t>() == common);
+  CHECK(server.metric("pagoda_prefix_cache_hits_tokens_total") == double(common));
+  CHECK(server.metric("pagoda_prefix_cache_partial_hits_total") == 1);
   CHECK(server.terminate() == 0);
 }
 
