@@ -131,7 +131,8 @@ void KvStorage::copy_rows(int64_t src, int64_t dst, int rows) {
       for (int h = 0; h < layout_.num_kv_heads; ++h) {
         std::memcpy(data_ + tile_offset(layer, dst, kv, h), data_ + tile_offset(layer, src, kv, h),
                     static_cast<size_t>(rows) * row_bytes_);
-        if (scales_) std::memcpy(scales_at(layer, dst, kv, h), scales_at(layer, src, kv, h), static_cast<size_t>(rows) * sizeof(float));
+        if (scales_)
+          std::memcpy(scales_at(layer, dst, kv, h), scales_at(layer, src, kv, h), static_cast<size_t>(rows) * sizeof(float));
       }
     }
   }

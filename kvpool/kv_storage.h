@@ -13,8 +13,9 @@
 //   The whole arena is zero-filled at creation; page 0 (kNullPage) is never
 //   allocated by the pool, so it stays all zeros and may be read harmlessly.
 //
-// KvStorage owns the arena. Not thread-safe: write() is not synchronized; the
-// engine thread alone writes, and readers (attention) run in the same step.
+// KvStorage owns the arena. Not thread-safe: write() and copy_rows() are not
+// synchronized; the engine thread alone writes (copies happen while the
+// scheduler runs, between steps), and readers (attention) run in the same step.
 #pragma once
 
 #include <cstddef>
