@@ -12,6 +12,7 @@
 #include <dnnl.hpp>
 #include <omp.h>
 
+#include "engine/amx_gemm.h"
 #include "engine/dnnl_context.h"
 #include "engine/gemv.h"
 #include "engine/quantize.h"
@@ -57,9 +58,17 @@ int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
     case WeightDtype::kBF16: return 4;
-    case WeightDtype::kInt8: return 8;
+    case WeightDtype::kInt8: return amx::available() ? 4 : 8;
   }
   return 0;
+}
+
+// Default largest M for the AMX tile kernel (amx_gemm.h): int8 only, every
+// chunk (linear_bench, the five bench-200m shapes: 1.3-1.8x less time than
+// oneDNN's AMX matmul at M = 6-256, a tie or better at 384-512; at M <= 4 the
+// small-batch kernel is as fast or faster).
+int64_t default_amx_max_m(WeightDtype dtype) {
+  return dtype == WeightDtype::kInt8 && amx::available() ? Linear::kMaxBucket : 0;
 }
 
 // Values per VNNI group in oneDNN's packed layout (f32 1, bf16 pairs, s8 quads).
@@ -141,6 +150,7 @@ struct Linear::Impl {
   int64_t kp = 0;                  // padded K of the panel layout
   int64_t n_panels = 0;
   int64_t gemv_max_m = 0;          // M <= this runs the small-batch kernel
+  int64_t amx_max_m = 0;           // else M <= this runs the AMX tile kernel (int8)
 
   dt src_dt() const {
     switch (dtype) {
@@ -154,6 +164,11 @@ struct Linear::Impl {
 
   void run_chunk(const float* x, int64_t m, float* y);
   void run_gemv(const float* x, int64_t m, float* y);
+  void run_amx(const float* x, int64_t m, float* y);
+  void set_amx_max_m(int64_t max_m) {
+    const bool ok = panel_layout && dtype == WeightDtype::kInt8 && amx::available();
+    amx_max_m = ok ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
+  }
   void int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m, float* y) const;
 };
 
@@ -170,6 +185,7 @@ int64_t Linear::weight_bytes() const {
 }
 std::string Linear::impl_name(int64_t m) const {
   if (m <= impl_->gemv_max_m) return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
+  if (std::min(m, kMaxBucket) <= impl_->amx_max_m) return std::string("amx:panels_") + weight_dtype_name(impl_->dtype);
   return impl_->buckets[bucket_index(buckets_of(impl_->dtype), m)].impl;
 }
 
@@ -262,6 +278,8 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
       impl->n_panels = packed_md.data.padded_dims[1] / gemv::kPanel;
       impl->gemv_max_m = default_gemv_max_m(dtype);
       if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) impl->gemv_max_m = std::atoll(env);
+      impl->amx_max_m = default_amx_max_m(dtype);
+      if (const char* env = std::getenv("PAGODA_AMX_MAX_M")) impl->set_amx_max_m(std::atoll(env));
     }
 
     for (int64_t m : buckets_of(dtype)) {
@@ -299,6 +317,10 @@ void Linear::set_gemv_max_m(int64_t max_m) {
 
 int64_t Linear::gemv_max_m() const { return impl_->gemv_max_m; }
 
+void Linear::set_amx_max_m(int64_t max_m) { impl_->set_amx_max_m(max_m); }
+
+int64_t Linear::amx_max_m() const { return impl_->amx_max_m; }
+
 void Linear::forward(const float* x, int64_t m, float* y) {
   if (m <= 0) return;
   if (m <= impl_->gemv_max_m) {
@@ -308,7 +330,11 @@ void Linear::forward(const float* x, int64_t m, float* y) {
   try {
     for (int64_t done = 0; done < m; done += kMaxBucket) {
       const int64_t rows = std::min(kMaxBucket, m - done);
-      impl_->run_chunk(x + done * impl_->in, rows, y + done * impl_->out);
+      if (rows <= impl_->amx_max_m) {
+        impl_->run_amx(x + done * impl_->in, rows, y + done * impl_->out);
+      } else {
+        impl_->run_chunk(x + done * impl_->in, rows, y + done * impl_->out);
+      }
     }
   } catch (const dnnl::error& e) {
     std::fprintf(stderr, "pagoda: internal error: oneDNN matmul failed: %s\n", e.what());
@@ -431,6 +457,34 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
         gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m,
                         n, x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
         break;
+    }
+  }
+}
+
+void Linear::Impl::run_amx(const float* x, int64_t m, float* y) {
+  DnnlContext& ctx = DnnlContext::get();
+  const auto* w = static_cast<const int8_t*>(packed.get_data_handle());
+  auto* xs = static_cast<uint8_t*>(ctx.scratch(DnnlContext::kSrc, amx::padded_rows(m) * kp));
+  float* x_scale = static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float)));
+  const int64_t np = n_panels, kpad = kp, n = out, k = in;
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    thread_local std::vector<uint8_t> row;  // one quantized row; grows once per shape
+    if (static_cast<int64_t>(row.size()) < kpad) row.resize(static_cast<size_t>(kpad));
+    std::memset(row.data() + k, 128, static_cast<size_t>(kpad - k));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      quantize_rows_u8(x + r * k, 1, k, row.data(), x_scale + r);
+      amx::pack_row(row.data(), r, kpad, xs);
+    }
+    // Runs of panels handed out dynamically (see run_gemv); within a run the
+    // kernel prefetches across panel boundaries.
+    const int64_t run = std::max<int64_t>(1, np / (4 * nt));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < np; p += run) {
+      amx::s8_panels(w, kpad, xs, m, n, x_scale, w_scale.data(), w_comp.data(), y, n, p,
+                     std::min(np, p + run));
     }
   }
 }

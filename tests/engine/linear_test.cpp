@@ -74,10 +74,12 @@ struct Shape {
   int64_t out, in;
 };
 
-// gemv_max_m >= 0 overrides the Linear's small-batch limit (0: oneDNN only).
-void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t gemv_max_m = -1) {
+// gemv_max_m / amx_max_m >= 0 override the Linear's small-batch and AMX
+// limits (0 and 0: oneDNN only).
+void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t gemv_max_m = -1,
+                  int64_t amx_max_m = -1) {
   INFO(weight_dtype_name(dtype) << " out=" << s.out << " in=" << s.in << " M=" << M
-                                << " gemv_max_m=" << gemv_max_m);
+                                << " gemv_max_m=" << gemv_max_m << " amx_max_m=" << amx_max_m);
   const auto w = random_vec(s.out * s.in, 0.02f, seed);
   auto x = random_vec(M * s.in, 1.0f, seed + 1);
   if (M >= 3) {
@@ -87,6 +89,7 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t 
   auto lin = Linear::create(w.data(), s.out, s.in, dtype);
   REQUIRE(lin.is_ok());
   if (gemv_max_m >= 0) lin->set_gemv_max_m(gemv_max_m);
+  if (amx_max_m >= 0) lin->set_amx_max_m(amx_max_m);
   INFO("impl " << lin->impl_name(M));
   CHECK(lin->in_features() == s.in);
   CHECK(lin->out_features() == s.out);
@@ -168,6 +171,7 @@ TEST_CASE("small-batch kernel and oneDNN agree on the same weights", "[linear]")
       lin->set_gemv_max_m(8);
       lin->forward(x.data(), M, a.data());
       lin->set_gemv_max_m(0);
+      lin->set_amx_max_m(0);
       CHECK(lin->impl_name(M).rfind("gemv:", 0) != 0);
       lin->forward(x.data(), M, b.data());
       // Same rounded inputs, different summation order (int8: exact sums).
@@ -179,6 +183,54 @@ TEST_CASE("small-batch kernel and oneDNN agree on the same weights", "[linear]")
 TEST_CASE("Linear splits batches above the largest bucket", "[linear]") {
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
     check_linear(dtype, {48, 80}, Linear::kMaxBucket + 37, 99);
+  }
+  check_linear(WeightDtype::kInt8, {48, 80}, Linear::kMaxBucket + 37, 98, 4, 0);  // oneDNN
+}
+
+TEST_CASE("AMX int8 kernel matches the reference and oneDNN's exact sums", "[linear]") {
+  auto probe = Linear::create(random_vec(64 * 64, 1.0f, 1).data(), 64, 64, WeightDtype::kInt8);
+  REQUIRE(probe.is_ok());
+  if (probe->amx_max_m() == 0) {
+    WARN("no AMX on this CPU / build (or not the panel layout): AMX kernel not used");
+    return;
+  }
+  CHECK(probe->impl_name(5).rfind("amx:", 0) == 0);
+  CHECK(probe->impl_name(Linear::kMaxBucket + 1).rfind("amx:", 0) == 0);
+  probe->set_amx_max_m(0);
+  CHECK(probe->impl_name(5).rfind("amx:", 0) != 0);
+  probe->set_amx_max_m(1 << 20);
+  CHECK(probe->amx_max_m() == Linear::kMaxBucket);
+  // Output counts off the 64-column panel and its 32-column halves, K off
+  // the 64-value k block, the bench-200m shapes; M: one or two 16-row
+  // blocks, partial blocks, several 32-row pairs, a chunk split.
+  const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {40, 300}, {200, 130}};
+  const int64_t batches[] = {5, 15, 16, 17, 31, 32, 33, 48, 64, 65, 100, 170};
+  uint32_t seed = 700;
+  for (const Shape& s : shapes) {
+    for (int64_t M : batches) {
+      if (s.out * s.in > 1'000'000 && M > 33) continue;  // keep the test quick
+      check_linear(WeightDtype::kInt8, s, M, seed++, 4, Linear::kMaxBucket);
+    }
+  }
+  // Same quantized inputs and exact s32 sums as oneDNN, same epilogue:
+  // the outputs are bitwise equal.
+  for (const Shape& s : {Shape{200, 130}, Shape{1536, 1024}}) {
+    const auto w = random_vec(s.out * s.in, 0.05f, seed++);
+    auto lin = Linear::create(w.data(), s.out, s.in, WeightDtype::kInt8);
+    REQUIRE(lin.is_ok());
+    for (int64_t M : {int64_t{6}, int64_t{37}, Linear::kMaxBucket + 37}) {
+      INFO("out=" << s.out << " in=" << s.in << " M=" << M);
+      const auto x = random_vec(M * s.in, 1.0f, seed++);
+      std::vector<float> a(M * s.out), b(M * s.out);
+      lin->set_gemv_max_m(4);
+      lin->set_amx_max_m(Linear::kMaxBucket);
+      lin->forward(x.data(), M, a.data());
+      lin->set_amx_max_m(0);
+      lin->forward(x.data(), M, b.data());
+      int64_t diff = 0;
+      for (int64_t i = 0; i < M * s.out; ++i) diff += a[i] != b[i];
+      CHECK(diff == 0);
+    }
   }
 }
 
@@ -197,9 +249,11 @@ TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[line
   quantize_rows_u8(x.data(), M, K, qx.data(), sx.data());
   auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt8);
   REQUIRE(lin.is_ok());
-  for (int64_t gemv_max_m : {int64_t{8}, int64_t{0}}) {  // small-batch kernel, then oneDNN
-    INFO("gemv_max_m " << gemv_max_m);
-    lin->set_gemv_max_m(gemv_max_m);
+  // Small-batch kernel, AMX kernel (where available), oneDNN.
+  for (int64_t amx_max_m : {int64_t{-1}, Linear::kMaxBucket, int64_t{0}}) {
+    INFO("amx_max_m " << amx_max_m);
+    lin->set_gemv_max_m(amx_max_m < 0 ? 8 : 0);
+    lin->set_amx_max_m(std::max<int64_t>(amx_max_m, 0));
     std::vector<float> y(M * N);
     lin->forward(x.data(), M, y.data());
     for (int64_t m = 0; m < M; ++m) {
