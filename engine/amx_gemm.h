@@ -1,4 +1,4 @@
-// Batched matmul on AMX tiles (TDPBUSD for int8) that reads oneDNN's packed
+// Batched matmul on AMX tiles (TDPBUSD for int8, TDPBF16PS for bf16) that reads oneDNN's packed
 // matmul weights in place, like gemv.h, for the batch sizes between the
 // small-batch kernel and large prefill chunks.
 //
@@ -6,10 +6,10 @@
 // block, at 5-6 GB/s for M = 17-64 (linear_bench), far below the memory
 // bandwidth, although AMX itself does 2 int8 TOPS per core from L1 here.
 //
-// Layout: gemv.h's panel layout. For s8 one k block of a panel is 16 rows of
-// 256 bytes (16 quads of k x 64 columns), and columns [16 j, 16 j + 16) of a
-// row are the 64 bytes at 64 j, so a B tile (64 k x 16 columns) is a tile
-// load with stride 256.
+// Layout: gemv.h's panel layout. One k block of a panel is 16 rows of 256
+// bytes (16 k groups x 64 columns: s8 quads or bf16 pairs), and columns
+// [16 j, 16 j + 16) of a row are the 64 bytes at 64 j, so a B tile (64 s8 or
+// 32 bf16 k x 16 columns) is a tile load with stride 256.
 //
 // A call computes output panels [p0, p1) for m rows: for every pair of
 // 16-row blocks and every 32-column half of a panel, four C tiles (2 x 2)
@@ -21,12 +21,13 @@
 // cache. Linear splits the panels over OpenMP threads.
 //
 // Activations: rows of kp u8 values (zero point 128; any value in the
-// padding, the weights' padding is zero), stored by pack_row in A-tile order
+// padding, the weights' padding is zero) or kp bf16 values (zero padded),
+// stored by pack_row in A-tile order
 // (for each 16-row block and 64-value k block, 16 x 64 contiguous bytes, so
 // a tile load reads 1 KB in a row instead of 16 lines from 16 rows kp bytes
 // apart, which for kp a power of two share a few L1 sets); the buffer holds
-// padded_rows(m) * kp bytes (rows past m may hold anything; their results
-// are dropped). Pure functions; thread-safe on disjoint outputs. Each call
+// padded_rows(m) rows (rows past m may hold anything; their results are
+// dropped). Pure functions; thread-safe on disjoint outputs. Each call
 // loads its tile configuration into the calling thread and leaves it there
 // (oneDNN loads its own before every kernel).
 #pragma once
@@ -38,12 +39,12 @@ namespace pagoda::amx {
 // Rows the activation buffer must hold for m rows.
 constexpr int64_t padded_rows(int64_t m) { return (m + 31) / 32 * 32; }
 
-// Stores activation row r (kp bytes, kp a multiple of 64) into the A-tile
-// ordered buffer x.
-void pack_row(const uint8_t* row, int64_t r, int64_t kp, uint8_t* x);
+// Stores activation row r (row_bytes: kp u8 or 2 kp bf16 values; a multiple
+// of 64) into the A-tile ordered buffer x.
+void pack_row(const void* row, int64_t r, int64_t row_bytes, void* x);
 
-// True when this build has the kernel (AMX-TILE/INT8 at compile time), the
-// CPU reports AMX and Linux granted this process the tile data state
+// True when this build has the kernels (AMX-TILE/INT8/BF16 at compile time),
+// the CPU reports them and Linux granted this process the tile data state
 // (requested on the first call).
 bool available();
 
@@ -54,5 +55,11 @@ bool available();
 void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
                const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
                int64_t ldy, int64_t p0, int64_t p1);
+
+// bf16 weights times bf16 activations with f32 sums (the contract of
+// gemv::bf16_panels, plus the row order and padding above). Requires
+// available().
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
+                 float* y, int64_t ldy, int64_t p0, int64_t p1);
 
 }  // namespace pagoda::amx

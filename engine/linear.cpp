@@ -63,12 +63,13 @@ int64_t default_gemv_max_m(WeightDtype dtype) {
   return 0;
 }
 
-// Default largest M for the AMX tile kernel (amx_gemm.h): int8 only, every
-// chunk (linear_bench, the five bench-200m shapes: 1.3-1.8x less time than
-// oneDNN's AMX matmul at M = 6-256, a tie or better at 384-512; at M <= 4 the
-// small-batch kernel is as fast or faster).
+// Default largest M for the AMX tile kernels (amx_gemm.h): int8 and bf16,
+// every chunk (linear_bench, the five bench-200m shapes: int8 1.2-2x less
+// time than oneDNN's AMX matmul at M = 6-256, bf16 1.1-1.9x at M = 6-192;
+// a tie or better at 256-512; at M <= 4 the small-batch kernel is as fast or
+// faster).
 int64_t default_amx_max_m(WeightDtype dtype) {
-  return dtype == WeightDtype::kInt8 && amx::available() ? Linear::kMaxBucket : 0;
+  return dtype != WeightDtype::kF32 && amx::available() ? Linear::kMaxBucket : 0;
 }
 
 // Values per VNNI group in oneDNN's packed layout (f32 1, bf16 pairs, s8 quads).
@@ -150,7 +151,7 @@ struct Linear::Impl {
   int64_t kp = 0;                  // padded K of the panel layout
   int64_t n_panels = 0;
   int64_t gemv_max_m = 0;          // M <= this runs the small-batch kernel
-  int64_t amx_max_m = 0;           // else M <= this runs the AMX tile kernel (int8)
+  int64_t amx_max_m = 0;           // else M <= this runs the AMX tile kernel (int8, bf16)
 
   dt src_dt() const {
     switch (dtype) {
@@ -166,7 +167,7 @@ struct Linear::Impl {
   void run_gemv(const float* x, int64_t m, float* y);
   void run_amx(const float* x, int64_t m, float* y);
   void set_amx_max_m(int64_t max_m) {
-    const bool ok = panel_layout && dtype == WeightDtype::kInt8 && amx::available();
+    const bool ok = panel_layout && dtype != WeightDtype::kF32 && amx::available();
     amx_max_m = ok ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
   }
   void int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m, float* y) const;
@@ -463,28 +464,46 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
 
 void Linear::Impl::run_amx(const float* x, int64_t m, float* y) {
   DnnlContext& ctx = DnnlContext::get();
-  const auto* w = static_cast<const int8_t*>(packed.get_data_handle());
-  auto* xs = static_cast<uint8_t*>(ctx.scratch(DnnlContext::kSrc, amx::padded_rows(m) * kp));
-  float* x_scale = static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float)));
+  const bool int8 = dtype == WeightDtype::kInt8;
+  const int64_t row_bytes = int8 ? kp : kp * 2;
+  void* xs = ctx.scratch(DnnlContext::kSrc, amx::padded_rows(m) * row_bytes);
+  float* x_scale =
+      int8 ? static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float))) : nullptr;
+  const void* w = packed.get_data_handle();
   const int64_t np = n_panels, kpad = kp, n = out, k = in;
   const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    thread_local std::vector<uint8_t> row;  // one quantized row; grows once per shape
-    if (static_cast<int64_t>(row.size()) < kpad) row.resize(static_cast<size_t>(kpad));
-    std::memset(row.data() + k, 128, static_cast<size_t>(kpad - k));
+    // One converted row (u8 with zero point 128, or bf16 zero-padded).
+    thread_local std::vector<uint8_t> row;
+    if (static_cast<int64_t>(row.size()) < row_bytes) row.resize(static_cast<size_t>(row_bytes));
+    if (int8) {
+      std::memset(row.data() + k, 128, static_cast<size_t>(kpad - k));
+    } else {
+      std::memset(row.data() + 2 * k, 0, static_cast<size_t>(2 * (kpad - k)));
+    }
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
-      quantize_rows_u8(x + r * k, 1, k, row.data(), x_scale + r);
-      amx::pack_row(row.data(), r, kpad, xs);
+      if (int8) {
+        quantize_rows_u8(x + r * k, 1, k, row.data(), x_scale + r);
+      } else {
+        f32_to_bf16_n(x + r * k, k, reinterpret_cast<uint16_t*>(row.data()));
+      }
+      amx::pack_row(row.data(), r, row_bytes, xs);
     }
     // Runs of panels handed out dynamically (see run_gemv); within a run the
     // kernel prefetches across panel boundaries.
     const int64_t run = std::max<int64_t>(1, np / (4 * nt));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < np; p += run) {
-      amx::s8_panels(w, kpad, xs, m, n, x_scale, w_scale.data(), w_comp.data(), y, n, p,
-                     std::min(np, p + run));
+      const int64_t p1 = std::min(np, p + run);
+      if (int8) {
+        amx::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,
+                       x_scale, w_scale.data(), w_comp.data(), y, n, p, p1);
+      } else {
+        amx::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs),
+                         m, n, y, n, p, p1);
+      }
     }
   }
 }

@@ -21,10 +21,10 @@
 // 4 for bf16) skip oneDNN: a small-batch kernel (gemv.h) reads the same
 // packed weights (oneDNN's 64-column panel layout) and streams them once,
 // split over OpenMP threads by panels; it applies the same activation
-// conversion / quantization and int8 epilogue. With AMX, int8 runs every
-// larger chunk (M <= amx_max_m(), default 512) on an AMX tile kernel
+// conversion / quantization and int8 epilogue. With AMX, int8 and bf16 run
+// every larger chunk (M <= amx_max_m(), default 512) on AMX tile kernels
 // (amx_gemm.h) on the same packed weights, split the same way; oneDNN's
-// int8 matmul remains the fallback without AMX.
+// matmul remains the fallback without AMX and for f32.
 //
 // Several weight matrices with the same `in` may be stacked into one Linear
 // (QKV fused, gate|up fused); the output row then holds their outputs
@@ -96,8 +96,8 @@ class Linear {
   int64_t gemv_max_m() const;
 
   // Chunks of gemv_max_m() < M <= amx_max_m() rows run the AMX tile kernel
-  // (amx_gemm.h); 0 when the weights are not int8 in the panel layout or the
-  // CPU / build has no AMX. PAGODA_AMX_MAX_M in the environment, read at
+  // (amx_gemm.h); 0 for f32, when the weights are not in the panel layout or
+  // when the CPU / build has no AMX. PAGODA_AMX_MAX_M in the environment, read at
   // create(), overrides the default (0 = oneDNN); the setter clamps to
   // [0, kMaxBucket] and to 0 when unsupported.
   void set_amx_max_m(int64_t max_m);

@@ -187,49 +187,56 @@ TEST_CASE("Linear splits batches above the largest bucket", "[linear]") {
   check_linear(WeightDtype::kInt8, {48, 80}, Linear::kMaxBucket + 37, 98, 4, 0);  // oneDNN
 }
 
-TEST_CASE("AMX int8 kernel matches the reference and oneDNN's exact sums", "[linear]") {
-  auto probe = Linear::create(random_vec(64 * 64, 1.0f, 1).data(), 64, 64, WeightDtype::kInt8);
-  REQUIRE(probe.is_ok());
-  if (probe->amx_max_m() == 0) {
-    WARN("no AMX on this CPU / build (or not the panel layout): AMX kernel not used");
-    return;
-  }
-  CHECK(probe->impl_name(5).rfind("amx:", 0) == 0);
-  CHECK(probe->impl_name(Linear::kMaxBucket + 1).rfind("amx:", 0) == 0);
-  probe->set_amx_max_m(0);
-  CHECK(probe->impl_name(5).rfind("amx:", 0) != 0);
-  probe->set_amx_max_m(1 << 20);
-  CHECK(probe->amx_max_m() == Linear::kMaxBucket);
-  // Output counts off the 64-column panel and its 32-column halves, K off
-  // the 64-value k block, the bench-200m shapes; M: one or two 16-row
-  // blocks, partial blocks, several 32-row pairs, a chunk split.
-  const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {40, 300}, {200, 130}};
-  const int64_t batches[] = {5, 15, 16, 17, 31, 32, 33, 48, 64, 65, 100, 170};
-  uint32_t seed = 700;
-  for (const Shape& s : shapes) {
-    for (int64_t M : batches) {
-      if (s.out * s.in > 1'000'000 && M > 33) continue;  // keep the test quick
-      check_linear(WeightDtype::kInt8, s, M, seed++, 4, Linear::kMaxBucket);
+TEST_CASE("AMX kernels match the reference and oneDNN", "[linear]") {
+  for (WeightDtype dtype : {WeightDtype::kInt8, WeightDtype::kBF16}) {
+    INFO(weight_dtype_name(dtype));
+    auto probe = Linear::create(random_vec(200 * 130, 1.0f, 1).data(), 200, 130, dtype);
+    REQUIRE(probe.is_ok());
+    if (probe->amx_max_m() == 0) {
+      WARN("no AMX on this CPU / build (or not the panel layout): AMX kernels not used");
+      continue;
     }
-  }
-  // Same quantized inputs and exact s32 sums as oneDNN, same epilogue:
-  // the outputs are bitwise equal.
-  for (const Shape& s : {Shape{200, 130}, Shape{1536, 1024}}) {
-    const auto w = random_vec(s.out * s.in, 0.05f, seed++);
-    auto lin = Linear::create(w.data(), s.out, s.in, WeightDtype::kInt8);
-    REQUIRE(lin.is_ok());
-    for (int64_t M : {int64_t{6}, int64_t{37}, Linear::kMaxBucket + 37}) {
-      INFO("out=" << s.out << " in=" << s.in << " M=" << M);
-      const auto x = random_vec(M * s.in, 1.0f, seed++);
-      std::vector<float> a(M * s.out), b(M * s.out);
-      lin->set_gemv_max_m(4);
-      lin->set_amx_max_m(Linear::kMaxBucket);
-      lin->forward(x.data(), M, a.data());
-      lin->set_amx_max_m(0);
-      lin->forward(x.data(), M, b.data());
-      int64_t diff = 0;
-      for (int64_t i = 0; i < M * s.out; ++i) diff += a[i] != b[i];
-      CHECK(diff == 0);
+    CHECK(probe->impl_name(5).rfind("amx:", 0) == 0);
+    CHECK(probe->impl_name(Linear::kMaxBucket + 1).rfind("amx:", 0) == 0);
+    probe->set_amx_max_m(0);
+    CHECK(probe->impl_name(5).rfind("amx:", 0) != 0);
+    probe->set_amx_max_m(1 << 20);
+    CHECK(probe->amx_max_m() == Linear::kMaxBucket);
+    // Output counts off the 64-column panel and its 32-column halves, K off
+    // the 64-byte k block, the bench-200m shapes; M: one or two 16-row
+    // blocks, partial blocks, several 32-row pairs.
+    const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {40, 300}, {200, 130}};
+    const int64_t batches[] = {5, 15, 16, 17, 31, 32, 33, 48, 64, 65, 100, 170};
+    uint32_t seed = 700;
+    for (const Shape& s : shapes) {
+      for (int64_t M : batches) {
+        if (s.out * s.in > 1'000'000 && M > 33) continue;  // keep the test quick
+        check_linear(dtype, s, M, seed++, 4, Linear::kMaxBucket);
+      }
+    }
+    // Against oneDNN on the same weights, M up to a chunk split. int8: same
+    // quantized inputs, exact s32 sums and the same epilogue, so bitwise
+    // equal; bf16: the same rounded products summed in another order.
+    for (const Shape& s : {Shape{200, 130}, Shape{1536, 1024}}) {
+      const auto w = random_vec(s.out * s.in, 0.05f, seed++);
+      auto lin = Linear::create(w.data(), s.out, s.in, dtype);
+      REQUIRE(lin.is_ok());
+      for (int64_t M : {int64_t{6}, int64_t{37}, Linear::kMaxBucket + 37}) {
+        INFO("out=" << s.out << " in=" << s.in << " M=" << M);
+        const auto x = random_vec(M * s.in, 1.0f, seed++);
+        std::vector<float> a(M * s.out), b(M * s.out);
+        lin->set_gemv_max_m(4);
+        lin->set_amx_max_m(Linear::kMaxBucket);
+        lin->forward(x.data(), M, a.data());
+        lin->set_amx_max_m(0);
+        lin->forward(x.data(), M, b.data());
+        int64_t diff = 0;
+        for (int64_t i = 0; i < M * s.out; ++i) {
+          const float tol = dtype == WeightDtype::kInt8 ? 0.0f : 1e-4f * std::fabs(b[i]) + 1e-5f;
+          diff += !(std::fabs(a[i] - b[i]) <= tol);
+        }
+        CHECK(diff == 0);
+      }
     }
   }
 }
