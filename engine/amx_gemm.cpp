@@ -53,11 +53,6 @@ bool request_tiles() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
-// Sums of 32 rows (two 16-row blocks of the A-tile ordered activations at x)
-// x 32 columns (a panel half at wp) over nkb k blocks into c [32][32]; with
-// `two` false only the first block (rows 0-15 of c). Tiles: C 0-3 (A0B0, A0B1, A1B0, A1B1), A 4-5, B 6-7.
-// With pf set, also prefetches the whole k block at pf + kb * 4 KB (up to
-// pf_end) in step kb.
 // k blocks the first pass over a panel prefetches ahead. A k block is one
 // 4-KB page, and the hardware prefetcher does not cross pages, so without
 // this every block's tile loads wait for DRAM (linear_bench, int8, the five
@@ -70,6 +65,12 @@ inline void prefetch_block(const uint8_t* b, const uint8_t* end) {
   for (int i = 0; i < 64; ++i) _mm_prefetch(reinterpret_cast<const char*>(b + i * 64), _MM_HINT_T0);
 }
 
+// Sums of 32 rows (two 16-row blocks of the A-tile ordered activations at x)
+// x 32 columns (a panel half at wp) over nkb k blocks into c [32][32]
+// (s32, or f32 bits for bf16); with `two` false only the first block (rows
+// 0-15 of c). Tiles: C 0-3 (A0B0, A0B1, A1B0, A1B1), A 4-5, B 6-7. With pf
+// set, also prefetches the whole k block at pf + kb * 4 KB (up to pf_end) in
+// step kb.
 template <bool kInt8>
 void half_panel_2x2(const uint8_t* wp, int64_t nkb, const uint8_t* x, bool two, int32_t* c,
                     const uint8_t* pf, const uint8_t* pf_end) {
@@ -110,6 +111,7 @@ inline __mmask16 lane_mask(int64_t c, int64_t cols) {
   if (c >= cols) return 0;
   return static_cast<__mmask16>((1u << (cols - c)) - 1);
 }
+
 // Output panels [p0, p1) for m rows of A-tile ordered activations at x
 // (row_bytes per row: kp s8 or 2 kp bf16 values); `finish(c, r0, rows, c0)`
 // writes the [rows][32] sums at c (row stride 32) to rows r0.. and columns

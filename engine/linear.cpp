@@ -186,7 +186,9 @@ int64_t Linear::weight_bytes() const {
 }
 std::string Linear::impl_name(int64_t m) const {
   if (m <= impl_->gemv_max_m) return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
-  if (std::min(m, kMaxBucket) <= impl_->amx_max_m) return std::string("amx:panels_") + weight_dtype_name(impl_->dtype);
+  if (std::min(m, kMaxBucket) <= impl_->amx_max_m) {
+    return std::string("amx:panels_") + weight_dtype_name(impl_->dtype);
+  }
   return impl_->buckets[bucket_index(buckets_of(impl_->dtype), m)].impl;
 }
 
