@@ -59,6 +59,9 @@ bool request_tiles() {
 // bench-200m shapes at M = 24-48: 20-35% less time with 4 blocks ahead).
 constexpr int64_t kPrefetchBlocks = 4;
 
+// Bytes of panels one row pair walks before the next row pair starts.
+constexpr int64_t kGroupBytes = 1 << 20;
+
 // Prefetches the 4-KB k block at b (when below end) into L1.
 inline void prefetch_block(const uint8_t* b, const uint8_t* end) {
   if (b >= end) return;
@@ -125,16 +128,23 @@ void panels(const uint8_t* w, int64_t row_bytes, const uint8_t* x, int64_t m, in
   const uint8_t* pf_end = w + p1 * panel_bytes;
   const int64_t pf_off = kPrefetchBlocks * kBlockBytes;
   alignas(64) int32_t c[32 * 32];
-  for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* wp = w + p * panel_bytes;
-    for (int h = 0; h < 2; ++h) {
-      const int64_t c0 = p * kPanelCols + h * 32;
-      if (c0 >= n_out) break;
-      for (int64_t r0 = 0; r0 < m; r0 += 32) {
-        const int64_t rows = std::min<int64_t>(32, m - r0);
-        const uint8_t* pf = (h == 0 && r0 == 0) ? wp + pf_off : nullptr;
-        half_panel_2x2<kInt8>(wp + h * 128, nkb, x + r0 * row_bytes, rows > 16, c, pf, pf_end);
-        finish(c, r0, rows, c0);
+  // Groups of panels that fit L2 (1 MB of the 2 MB); within a group, row
+  // pairs outer: a row pair's activations stay in L1 while the group's
+  // panels come from L2 (M = 128-512: 1.4-1.6x less time than panels outer).
+  const int64_t group = std::max<int64_t>(1, kGroupBytes / panel_bytes);
+  for (int64_t g0 = p0; g0 < p1; g0 += group) {
+    const int64_t g1 = std::min(p1, g0 + group);
+    for (int64_t r0 = 0; r0 < m; r0 += 32) {
+      const int64_t rows = std::min<int64_t>(32, m - r0);
+      for (int64_t p = g0; p < g1; ++p) {
+        const uint8_t* wp = w + p * panel_bytes;
+        for (int h = 0; h < 2; ++h) {
+          const int64_t c0 = p * kPanelCols + h * 32;
+          if (c0 >= n_out) break;
+          const uint8_t* pf = (h == 0 && r0 == 0) ? wp + pf_off : nullptr;
+          half_panel_2x2<kInt8>(wp + h * 128, nkb, x + r0 * row_bytes, rows > 16, c, pf, pf_end);
+          finish(c, r0, rows, c0);
+        }
       }
     }
   }

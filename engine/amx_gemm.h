@@ -14,8 +14,10 @@
 // A call computes output panels [p0, p1) for m rows: for every pair of
 // 16-row blocks and every 32-column half of a panel, four C tiles (2 x 2)
 // accumulate over the whole K, loading two A and two B tiles per k block.
-// The weights are read from memory once per call (the second half and later
-// row blocks re-read the panel from L2); the first pass over a panel
+// Panels go in groups of 1 MB, and each row pair walks a whole group before
+// the next starts, so the weights are read from memory once per call (the
+// second half and later row pairs re-read them from L2) while a row pair's
+// activations stay in L1; the first pass over a panel
 // prefetches the k blocks 16 KB ahead (each k block is one 4-KB page, which
 // the hardware prefetcher does not cross). Activations are re-read from
 // cache. Linear splits the panels over OpenMP threads.
