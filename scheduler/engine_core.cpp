@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <spdlog/spdlog.h>
+
 #include "scheduler/stop_strings.h"
 
 namespace pagoda {
@@ -89,6 +91,8 @@ bool EngineCore::step(Clock::time_point now) {
   scheduler_.on_step_done(out);
   sample_and_update(out);
   stats_->steps.add();
+  spdlog::trace("engine step: {} tokens, {} sequences, {:.2f} ms", out.num_tokens, out.seqs.size(),
+                std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   stats_->step_time.observe(seconds(Clock::now() - t0));
   stats_->batch_tokens.observe(static_cast<double>(out.num_tokens));
   stats_->batch_seqs.observe(static_cast<double>(out.seqs.size()));

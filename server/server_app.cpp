@@ -45,6 +45,12 @@ Result<KvDtype> kv_dtype_of(const ServerConfig& c) {
 }  // namespace
 
 Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config) {
+  Result<std::unique_ptr<ServerApp>> app = Status::internal("not assembled");
+  std::thread([&] { app = assemble(config); }).join();
+  return app;
+}
+
+Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   const ServerConfig& c = config;

@@ -6,7 +6,8 @@
 // server.shutdown_grace_s to finish, the rest are cancelled, exit 0.
 //
 // Owns every long-lived object of the process. create() and run() are
-// called from the main thread.
+// called from the main thread; create() assembles everything on a short-lived
+// thread of its own (see assemble()).
 #pragma once
 
 #include <memory>
@@ -27,6 +28,12 @@ class ServerApp {
 
  private:
   struct Impl;
+  // create()'s work. It runs on a thread that exits before serving starts, so
+  // the OpenMP team that weight packing starts goes with it: libgomp counts
+  // every pooled thread, and with more of them than CPUs (the engine
+  // thread's team plus a leftover one) it stops spinning at barriers and
+  // sleeps in the kernel at every one, which cost decode steps 30-50%.
+  static Result<std::unique_ptr<ServerApp>> assemble(const ServerConfig& config);
   explicit ServerApp(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
