@@ -1,6 +1,9 @@
 // End-to-end over loopback with stories260K: completion, streaming, chat,
 // 16 concurrent streams, cancellation by disconnect (pages freed), prefix
 // cache hits, tokenize/detokenize, models, and shutdown while busy.
+#include <sched.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -132,6 +135,23 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(http_request(port, http::verb::get, "/v1/models/stories260K").status == 200);
   CHECK(http_request(port, http::verb::get, "/v1/models/other").status == 404);
   CHECK(server.terminate() == 0);
+}
+
+// libgomp stops spinning at barriers and sleeps in the kernel at every one
+// when it pools more threads than there are CPUs: a team left over from
+// start-up (weight packing on the main thread) cost decode steps 30-50%.
+// After start-up and a completion the process must hold only the main (I/O)
+// thread, the engine thread and the engine team's workers (engine.threads is
+// left at 0: OMP_NUM_THREADS, as the ThreadSanitizer stage sets it, or every
+// CPU the process may run on).
+TEST_CASE("server e2e: serving keeps a single OpenMP team (none left from start-up)") {
+  ServerProcess server(18627, {"--set", "server.io_threads=1"});
+  CHECK(completion_text(server.port(), "Once upon a time", 8).size() > 0);
+  cpu_set_t cpus;
+  REQUIRE(sched_getaffinity(0, sizeof(cpus), &cpus) == 0);
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  const int omp_threads = env != nullptr ? std::atoi(env) : CPU_COUNT(&cpus);
+  CHECK(server.thread_count() == 2 + (omp_threads - 1));
 }
 
 TEST_CASE("server e2e: 16 concurrent streams each equal their text alone") {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <utility>
@@ -141,6 +142,14 @@ class ServerProcess {
     } catch (...) {
       return 0;
     }
+  }
+  // Threads of the server process now (Linux: /proc/<pid>/task).
+  int thread_count() const {
+    int n = 0;
+    for ([[maybe_unused]] const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(child_.pid()) + "/task"))
+      ++n;
+    return n;
   }
   // A gauge or counter value from /metrics (first sample of `name`).
   double metric(const std::string& name) {
