@@ -5,7 +5,11 @@
 //
 //   decode_bench --model FILE [--dtype f32|bf16|int8] [--kv f32|bf16|f16|int8|int4]
 //                [--batches 1,4,16,32,64] [--context 128] [--steps 16] [--runs 5]
-//                [--bandwidth-gbs 29] [--peak-gflops 230]
+//                [--bandwidth-gbs 29] [--peak-gflops G]
+//
+// --peak-gflops defaults to the weight dtype's GEMM peak measured on the
+// 2-core reference machine without AMX (DESIGN.md): f32 230, bf16 155, int8
+// 1000 GFLOP/s. Pass the host's own figure elsewhere (AMX hosts reach more).
 //
 // Reports medians over --runs runs of --steps steps each: ms per step,
 // tokens/s, weight GB/s streamed (batch 1 vs the bandwidth roofline) and
@@ -46,7 +50,7 @@ int main(int argc, char** argv) {
   CLI::App app{"decode_bench: engine step time at several batch sizes"};
   std::string model_path, dtype = "f32", kv_dtype = "f32", batches = "1,4,16,32,64";
   int context = 128, steps = 16, runs = 5, prefill = 512;
-  double bandwidth_gbs = 29, peak_gflops = 230;
+  double bandwidth_gbs = 29, peak_gflops = 0;  // 0: the dtype's default above
   app.add_option("--model", model_path, "llama2.c checkpoint")->required();
   app.add_option("--dtype", dtype, "weight dtype");
   app.add_option("--kv", kv_dtype, "KV dtype");
@@ -56,7 +60,7 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "runs (median reported)");
   app.add_option("--prefill", prefill, "prefill length for the prefill measurement");
   app.add_option("--bandwidth-gbs", bandwidth_gbs, "memory bandwidth for the roofline");
-  app.add_option("--peak-gflops", peak_gflops, "GEMM peak for the weight dtype");
+  app.add_option("--peak-gflops", peak_gflops, "GEMM peak for the weight dtype (default: its reference peak)");
   CLI11_PARSE(app, argc, argv);
 
   auto loaded = load_model(model_path);
@@ -72,6 +76,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bad --dtype or --kv\n");
     return 2;
   }
+  if (peak_gflops <= 0) peak_gflops = *wdt == WeightDtype::kInt8 ? 1000 : *wdt == WeightDtype::kBF16 ? 155 : 230;
   const std::vector<int> bs = parse_list(batches);
   const int max_b = *std::max_element(bs.begin(), bs.end());
   const int P = 16;
