@@ -1,10 +1,11 @@
-// Batched matmul on AMX tiles (TDPBUSD for int8, TDPBF16PS for bf16) that reads oneDNN's packed
-// matmul weights in place, like gemv.h, for the batch sizes between the
-// small-batch kernel and large prefill chunks.
+// Batched matmul on AMX tiles (TDPBUSD for int8, TDPBF16PS for bf16) that
+// reads oneDNN's packed matmul weights in place, like gemv.h, for the batch
+// sizes between the small-batch kernel and large prefill chunks. Used only
+// where the CPU exposes AMX (available()); elsewhere Linear keeps oneDNN.
 //
 // Why: oneDNN 2.6's AMX int8 matmul streams the weights once per 16-row
 // block, at 5-6 GB/s for M = 17-64 (linear_bench), far below the memory
-// bandwidth, although AMX itself does 2 int8 TOPS per core from L1 here.
+// bandwidth, although AMX itself does 2 int8 TOPS per core from L1.
 //
 // Layout: gemv.h's panel layout. One k block of a panel is 16 rows of 256
 // bytes (16 k groups x 64 columns: s8 quads or bf16 pairs), and columns
@@ -17,21 +18,20 @@
 // Panels go in groups of 1 MB, and each row pair walks a whole group before
 // the next starts, so the weights are read from memory once per call (the
 // second half and later row pairs re-read them from L2) while a row pair's
-// activations stay in L1; the first pass over a panel
-// prefetches the k blocks 16 KB ahead (each k block is one 4-KB page, which
-// the hardware prefetcher does not cross). Activations are re-read from
-// cache. Linear splits the panels over OpenMP threads.
+// activations stay in L1. The first pass over a panel prefetches the k
+// blocks 16 KB ahead (each k block is one 4-KB page, which the hardware
+// prefetcher does not cross). Linear splits the panels over OpenMP threads.
 //
 // Activations: rows of kp u8 values (zero point 128; any value in the
 // padding, the weights' padding is zero) or kp bf16 values (zero padded),
-// stored by pack_row in A-tile order
-// (for each 16-row block and 64-value k block, 16 x 64 contiguous bytes, so
-// a tile load reads 1 KB in a row instead of 16 lines from 16 rows kp bytes
-// apart, which for kp a power of two share a few L1 sets); the buffer holds
-// padded_rows(m) rows (rows past m may hold anything; their results are
-// dropped). Pure functions; thread-safe on disjoint outputs. Each call
-// loads its tile configuration into the calling thread and leaves it there
-// (oneDNN loads its own before every kernel).
+// stored by pack_row in A-tile order (for each 16-row block and 64-value k
+// block, 16 x 64 contiguous bytes, so a tile load reads 1 KB in a row
+// instead of 16 lines from 16 rows kp bytes apart, which for kp a power of
+// two share a few L1 sets); the buffer holds padded_rows(m) rows (rows past
+// m may hold anything; their results are dropped). Pure functions;
+// thread-safe on disjoint outputs. Each call loads its tile configuration
+// into the calling thread and leaves it there (oneDNN loads its own before
+// every kernel).
 #pragma once
 
 #include <cstdint>
