@@ -177,6 +177,148 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+// acc += x (u8 quads) . w (s8 quads), in place. GCC 12 compiles the
+// intrinsic inside unrolled multi-row loops into register copies and stack
+// spills around every vpdpbusd (it does not treat the accumulator as
+// updated in place), which halved the kernel's rate; the asm form keeps each
+// accumulator in its register.
+inline void dpbusd(__m512i& acc, __m512i x, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+}
+
+// int8 multi-row kernel (M > kMaxRows), the int8 twin of the f32 one below:
+// a panel is walked in chunks of kS8ChunkK k values (64 quads x 256 bytes =
+// 16 KB of weights); each group of up to kS8RowGroup rows runs over a chunk
+// while it sits in L1 (6 x 4 accumulators, 4 weight registers and one
+// broadcast activation quad: 24 vpdpbusd per 10 loads), keeping its s32 sums
+// in a per-panel tile between chunks; the last chunk applies the int8
+// epilogue in registers. So M rows cost one pass over memory and
+// ceil(M / kS8RowGroup) passes over L1 per chunk, and every pass prefetches
+// its share of the next chunk.
+constexpr int64_t kS8ChunkK = 256;   // k values per chunk
+constexpr int kS8RowGroup = 6;       // rows per pass over a chunk
+constexpr int64_t kS8TileRows = 64;  // rows per tile; more rows run in blocks of 64
+
+// The per-panel part of the int8 epilogue: w_scale and comp of the panel's
+// columns (zero beyond `cols`), the output and its row stride.
+struct S8Epilogue {
+  __m512 ws[4];
+  __m512i cp[4];
+  const float* x_scale;  // of the tile's row 0
+  float* y;              // row 0 of the tile, the panel's column 0
+  int64_t ldy, cols;
+};
+
+// MR rows x 64 columns over the k quads of one chunk `wc` (kn k values). The
+// sums start from zero when `first`, else from the tile (64 s32 per row);
+// with `ep` (the last chunk) the epilogue writes rows [r0, r0 + MR) of the
+// output, else the sums go back to the tile. x points at row 0's first
+// value of the chunk, rows kp apart. Prefetches the lines of `next` for
+// every quad q with q % pf_period == pf_phase.
+// Kept out of line with its loops fully unrolled, so that GCC holds the
+// 4 x MR accumulators in registers (inlined into the caller, it kept them
+// on the stack).
+template <int MR>
+[[gnu::noinline]] void s8_chunk_rows(const int8_t* wc, int64_t kn, const uint8_t* x, int64_t kp,
+                                     int32_t* tile, bool first, const S8Epilogue* ep, int64_t r0,
+                                     const int8_t* next, int64_t pf_period, int64_t pf_phase) {
+  __m512i acc[MR][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      acc[r][j] = first ? _mm512_setzero_si512() : _mm512_load_si512(tile + r * kPanel + 16 * j);
+    }
+  }
+  const int64_t quads = kn / 4;
+  for (int64_t q = 0, pf_q = pf_phase; q < quads; ++q) {
+    const int8_t* wk = wc + q * 4 * kPanel;
+    if (q == pf_q) {
+      prefetch_lines(next + q * 4 * kPanel);
+      pf_q += pf_period;
+    }
+    const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64),
+                  w2 = _mm512_loadu_si512(wk + 128), w3 = _mm512_loadu_si512(wk + 192);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512i xb = _mm512_set1_epi32(load_i32(x + r * kp + 4 * q));
+      dpbusd(acc[r][0], xb, w0);
+      dpbusd(acc[r][1], xb, w1);
+      dpbusd(acc[r][2], xb, w2);
+      dpbusd(acc[r][3], xb, w3);
+    }
+  }
+  if (ep == nullptr) {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) _mm512_store_si512(tile + r * kPanel + 16 * j, acc[r][j]);
+    }
+    return;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const __m512 sx = _mm512_set1_ps(ep->x_scale[r0 + r]);
+    __m512 out[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], ep->cp[j]));
+      out[j] = _mm512_mul_ps(v, _mm512_mul_ps(sx, ep->ws[j]));
+    }
+    store_panel_row(ep->y + (r0 + r) * ep->ldy, out, ep->cols);
+  }
+}
+
+// Runs s8_chunk_rows for `rows` (1..kS8RowGroup) rows.
+void s8_chunk_rows_n(int64_t rows, const int8_t* wc, int64_t kn, const uint8_t* x, int64_t kp,
+                     int32_t* tile, bool first, const S8Epilogue* ep, int64_t r0,
+                     const int8_t* next, int64_t pf_period, int64_t pf_phase) {
+  switch (rows) {
+    case 1: return s8_chunk_rows<1>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
+    case 2: return s8_chunk_rows<2>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
+    case 3: return s8_chunk_rows<3>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
+    case 4: return s8_chunk_rows<4>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
+    case 5: return s8_chunk_rows<5>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
+    default: return s8_chunk_rows<6>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
+  }
+}
+
+// Rows [0, m) (m > kMaxRows) of one panel's `cols` columns, with the epilogue.
+void s8_panel_rows(const int8_t* wp, int64_t kp, const uint8_t* x, int64_t m,
+                   const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
+                   int64_t ldy, int64_t cols) {
+  alignas(64) int32_t tile[kS8TileRows * kPanel];
+  S8Epilogue ep;
+  for (int j = 0; j < 4; ++j) {
+    ep.ws[j] = load_ps_tail(w_scale, j * 16, cols);
+    ep.cp[j] = load_epi32_tail(comp, j * 16, cols);
+  }
+  ep.ldy = ldy;
+  ep.cols = cols;
+  for (int64_t b0 = 0; b0 < m; b0 += kS8TileRows) {
+    const int64_t rows = std::min(kS8TileRows, m - b0);
+    // Groups of nearly equal size (32 rows: 6, 6, 5, 5, 5, 5), none above kS8RowGroup.
+    const int64_t groups = (rows + kS8RowGroup - 1) / kS8RowGroup;
+    ep.x_scale = x_scale + b0;
+    ep.y = y + b0 * ldy;
+    for (int64_t k0 = 0; k0 < kp; k0 += kS8ChunkK) {
+      const int64_t kn = std::min(kS8ChunkK, kp - k0);
+      const int8_t* wc = wp + k0 * kPanel;
+      // Prefetching past the last panel is harmless (prefetches do not fault).
+      const int8_t* next = wc + kS8ChunkK * kPanel;
+      const bool last = k0 + kn >= kp;
+      for (int64_t g = 0, r = 0; g < groups; ++g) {
+        const int64_t n = rows / groups + (g < rows % groups ? 1 : 0);
+        s8_chunk_rows_n(n, wc, kn, x + (b0 + r) * kp + k0, kp, tile + r * kPanel, k0 == 0,
+                        last ? &ep : nullptr, r, next, groups, g);
+        r += n;
+      }
+    }
+  }
+}
+#endif
+
 #if defined(__AVX512F__)
 // f32 multi-row kernel (M > kMaxRows). A panel is walked in chunks of
 // kChunkK k values (8 KB of weights); each group of up to kRowGroup rows runs
@@ -358,6 +500,12 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
   for (int64_t p = p0; p < p1; ++p) {
     const int8_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    if (m > kMaxRows) {
+      s8_panel_rows(wp, kp, x, m, x_scale, w_scale + c0, comp + c0, y + c0, ldy, cols);
+      continue;
+    }
+#endif
     for (int64_t r = 0; r < m; r += kMaxRows) {
       const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
       const uint8_t* xr = x + r * kp;

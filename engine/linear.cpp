@@ -52,13 +52,15 @@ constexpr int64_t kGemvParallelBytes = 256 << 10;
 // Default largest M for the small-batch kernel per dtype: where it stops
 // beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
 // f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
-// it from 128 on; int8 still wins at M = 8 and loses to oneDNN's AMX kernel
-// from 16; bf16 ties oneDNN's AMX kernel at M = 8.
+// it from 128 on; int8's chunked kernel beats oneDNN's VNNI matmul at every
+// M from 5 to 512 (1.1-1.4x less time, tenth session) and so runs every
+// chunk without AMX, while with AMX the tile kernel wins from M = 5; bf16
+// ties oneDNN's AMX kernel at M = 8.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
     case WeightDtype::kBF16: return 4;
-    case WeightDtype::kInt8: return amx::available() ? 4 : 8;
+    case WeightDtype::kInt8: return amx::available() ? 4 : Linear::kMaxBucket;
   }
   return 0;
 }
@@ -185,8 +187,11 @@ int64_t Linear::weight_bytes() const {
   return static_cast<int64_t>(impl_->packed.get_desc().get_size());
 }
 std::string Linear::impl_name(int64_t m) const {
-  if (m <= impl_->gemv_max_m) return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
-  if (std::min(m, kMaxBucket) <= impl_->amx_max_m) {
+  const int64_t chunk = std::min(m, kMaxBucket);
+  if (chunk <= impl_->gemv_max_m) {
+    return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
+  }
+  if (chunk <= impl_->amx_max_m) {
     return std::string("amx:panels_") + weight_dtype_name(impl_->dtype);
   }
   return impl_->buckets[bucket_index(buckets_of(impl_->dtype), m)].impl;
@@ -280,7 +285,9 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
       impl->kp = packed_md.data.padded_dims[0];
       impl->n_panels = packed_md.data.padded_dims[1] / gemv::kPanel;
       impl->gemv_max_m = default_gemv_max_m(dtype);
-      if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) impl->gemv_max_m = std::atoll(env);
+      if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) {
+        impl->gemv_max_m = std::clamp<int64_t>(std::atoll(env), 0, kMaxBucket);
+      }
       impl->amx_max_m = default_amx_max_m(dtype);
       if (const char* env = std::getenv("PAGODA_AMX_MAX_M")) impl->set_amx_max_m(std::atoll(env));
     }
@@ -315,7 +322,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
 }
 
 void Linear::set_gemv_max_m(int64_t max_m) {
-  impl_->gemv_max_m = impl_->panel_layout ? std::max<int64_t>(0, max_m) : 0;
+  impl_->gemv_max_m = impl_->panel_layout ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
 }
 
 int64_t Linear::gemv_max_m() const { return impl_->gemv_max_m; }
@@ -326,14 +333,12 @@ int64_t Linear::amx_max_m() const { return impl_->amx_max_m; }
 
 void Linear::forward(const float* x, int64_t m, float* y) {
   if (m <= 0) return;
-  if (m <= impl_->gemv_max_m) {
-    impl_->run_gemv(x, m, y);
-    return;
-  }
   try {
     for (int64_t done = 0; done < m; done += kMaxBucket) {
       const int64_t rows = std::min(kMaxBucket, m - done);
-      if (rows <= impl_->amx_max_m) {
+      if (rows <= impl_->gemv_max_m) {
+        impl_->run_gemv(x + done * impl_->in, rows, y + done * impl_->out);
+      } else if (rows <= impl_->amx_max_m) {
         impl_->run_amx(x + done * impl_->in, rows, y + done * impl_->out);
       } else {
         impl_->run_chunk(x + done * impl_->in, rows, y + done * impl_->out);
@@ -400,66 +405,71 @@ void Linear::Impl::run_chunk(const float* x, int64_t m, float* y) {
 void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
   DnnlContext& ctx = DnnlContext::get();
   const void* w = packed.get_data_handle();
-  // Activations as rows of kp values (zero / zero-point padded).
-  const void* xs = x;
-  float* x_scale = nullptr;
-  switch (dtype) {
-    case WeightDtype::kF32:
-      if (kp != in) {
-        auto* s = static_cast<float*>(ctx.scratch(DnnlContext::kSrc, m * kp * sizeof(float)));
-        for (int64_t r = 0; r < m; ++r) {
-          std::memcpy(s + r * kp, x + r * in, static_cast<size_t>(in) * sizeof(float));
-          std::memset(s + r * kp + in, 0, static_cast<size_t>(kp - in) * sizeof(float));
-        }
-        xs = s;
-      }
-      break;
-    case WeightDtype::kBF16: {
-      auto* s = static_cast<uint16_t*>(ctx.scratch(DnnlContext::kSrc, m * kp * sizeof(uint16_t)));
-      for (int64_t r = 0; r < m; ++r) {
-        f32_to_bf16_n(x + r * in, in, s + r * kp);
-        std::memset(s + r * kp + in, 0, static_cast<size_t>(kp - in) * sizeof(uint16_t));
-      }
-      xs = s;
-      break;
-    }
-    case WeightDtype::kInt8: {
-      auto* s = static_cast<uint8_t*>(ctx.scratch(DnnlContext::kSrc, m * kp));
-      x_scale = static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float)));
-      for (int64_t r = 0; r < m; ++r) {
-        quantize_rows_u8(x + r * in, 1, in, s + r * kp, x_scale + r);
-        std::memset(s + r * kp + in, 128, static_cast<size_t>(kp - in));
-      }
-      xs = s;
-      break;
-    }
-  }
+  // Activations as rows of kp values (zero / zero-point padded); f32 rows
+  // are used in place when no padding is needed.
+  const WeightDtype d = dtype;
+  const int64_t kpad = kp, n = out, k = in;
+  const bool convert = d != WeightDtype::kF32 || kp != in;
+  const int64_t value_bytes = d == WeightDtype::kF32 ? 4 : d == WeightDtype::kBF16 ? 2 : 1;
+  void* xs = convert ? ctx.scratch(DnnlContext::kSrc, m * kp * value_bytes) : nullptr;
+  float* x_scale = d == WeightDtype::kInt8 ? static_cast<float*>(ctx.scratch(
+                                                 DnnlContext::kRowScale, m * sizeof(float)))
+                                           : nullptr;
   const int64_t np = n_panels;
   const int64_t bytes = static_cast<int64_t>(packed.get_desc().get_size());
   const int nt = bytes >= kGemvParallelBytes
                      ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np))
                      : 1;
-  const WeightDtype d = dtype;
-  const int64_t kpad = kp, n = out;
-  // One panel (64 columns x all of K: 16-256 KB) per task, handed out
-  // dynamically: on a shared machine one thread is often descheduled for a
-  // while, and a static split would make the whole call wait for it.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-  for (int64_t p0 = 0; p0 < np; ++p0) {
-    const int64_t p1 = p0 + 1;
-    switch (d) {
-      case WeightDtype::kF32:
-        gemv::f32_panels(static_cast<const float*>(w), kpad, static_cast<const float*>(xs), m, n,
-                         y, n, p0, p1);
-        break;
-      case WeightDtype::kBF16:
-        gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
-                          static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
-        break;
-      case WeightDtype::kInt8:
-        gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m,
-                        n, x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
-        break;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    if (convert) {
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < m; ++r) {
+        switch (d) {
+          case WeightDtype::kF32: {
+            float* s = static_cast<float*>(xs) + r * kpad;
+            std::memcpy(s, x + r * k, static_cast<size_t>(k) * sizeof(float));
+            std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(float));
+            break;
+          }
+          case WeightDtype::kBF16: {
+            uint16_t* s = static_cast<uint16_t*>(xs) + r * kpad;
+            f32_to_bf16_n(x + r * k, k, s);
+            std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(uint16_t));
+            break;
+          }
+          case WeightDtype::kInt8: {
+            uint8_t* s = static_cast<uint8_t*>(xs) + r * kpad;
+            quantize_rows_u8(x + r * k, 1, k, s, x_scale + r);
+            std::memset(s + k, 128, static_cast<size_t>(kpad - k));
+            break;
+          }
+        }
+      }
+    }
+    // Panels (64 columns x all of K: 16-256 KB each) handed out dynamically:
+    // on a shared machine one thread is often descheduled for a while, and a
+    // static split would make the whole call wait for it. Above 4 rows, in
+    // runs of consecutive panels, so the chunked kernels' prefetch of the
+    // next chunk crosses into a panel the same thread computes.
+    const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p0 = 0; p0 < np; p0 += run) {
+      const int64_t p1 = std::min(np, p0 + run);
+      switch (d) {
+        case WeightDtype::kF32:
+          gemv::f32_panels(static_cast<const float*>(w), kpad,
+                           convert ? static_cast<const float*>(xs) : x, m, n, y, n, p0, p1);
+          break;
+        case WeightDtype::kBF16:
+          gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
+                            static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
+          break;
+        case WeightDtype::kInt8:
+          gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m,
+                          n, x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
+          break;
+      }
     }
   }
 }

@@ -17,14 +17,15 @@
 // the smallest bucket >= M (padding rows in scratch), and M > 512 is split
 // into chunks of 512.
 //
-// Small batches (M <= gemv_max_m(): 64 for f32, 4 for int8 (8 without AMX),
-// 4 for bf16) skip oneDNN: a small-batch kernel (gemv.h) reads the same
-// packed weights (oneDNN's 64-column panel layout) and streams them once,
-// split over OpenMP threads by panels; it applies the same activation
-// conversion / quantization and int8 epilogue. With AMX, int8 and bf16 run
-// every larger chunk (M <= amx_max_m(), default 512) on AMX tile kernels
-// (amx_gemm.h) on the same packed weights, split the same way; oneDNN's
-// matmul remains the fallback without AMX and for f32.
+// Batches of M <= gemv_max_m() rows (64 for f32, 4 for bf16, 4 for int8
+// with AMX and every chunk, 512, for int8 without AMX) skip oneDNN: the
+// panel kernels (gemv.h) read the same packed weights (oneDNN's 64-column
+// panel layout) and stream them once, split over OpenMP threads by panels;
+// they apply the same activation conversion / quantization and int8
+// epilogue. With AMX, int8 and bf16 run every larger chunk (M <=
+// amx_max_m(), default 512) on AMX tile kernels (amx_gemm.h) on the same
+// packed weights, split the same way; oneDNN's matmul remains the fallback
+// for f32 above 64 rows, bf16 without AMX and layouts the kernels do not read.
 //
 // Several weight matrices with the same `in` may be stacked into one Linear
 // (QKV fused, gate|up fused); the output row then holds their outputs
@@ -85,13 +86,13 @@ class Linear {
   // small-batch kernel (for logs and benchmarks).
   std::string impl_name(int64_t m) const;
 
-  // Batches of M <= gemv_max_m() rows run a small-batch kernel (gemv.h)
-  // that streams the packed weights once instead of oneDNN's matmul; 0 when
+  // Chunks of M <= gemv_max_m() rows run a panel kernel (gemv.h) that
+  // streams the packed weights once instead of oneDNN's matmul; 0 when
   // oneDNN's packed layout is not one it reads. The default per dtype is the
   // measured crossover; the environment variable PAGODA_GEMV_MAX_M, read at
   // create(), overrides it (for benchmarks: 0 = always oneDNN); tests and
-  // benchmarks may also set it here (clamped to 0 when the layout is not
-  // supported).
+  // benchmarks may also set it here (clamped to [0, kMaxBucket], and to 0
+  // when the layout is not supported).
   void set_gemv_max_m(int64_t max_m);
   int64_t gemv_max_m() const;
 
