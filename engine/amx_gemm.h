@@ -1,8 +1,8 @@
 // Batched matmul on AMX tiles (TDPBUSD for int8, TDPBF16PS for bf16) that
 // reads oneDNN's packed matmul weights in place, like gemv.h, for the batch
 // sizes between the small-batch kernel and large prefill chunks. Used only
-// where the CPU exposes AMX (available()); elsewhere Linear runs int8 on
-// gemv.h's chunked VNNI kernel and bf16 on oneDNN.
+// where the CPU exposes AMX (available()); elsewhere Linear runs gemv.h's
+// chunked VNNI / AVX512_BF16 kernels.
 //
 // Why: oneDNN 2.6's AMX int8 matmul streams the weights once per 16-row
 // block, at 5-6 GB/s for M = 17-64 (linear_bench), far below the memory

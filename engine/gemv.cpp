@@ -9,6 +9,7 @@ namespace pagoda::gemv {
 namespace {
 
 constexpr int kMaxRows = 4;  // rows per pass over a whole panel (4 x 4 accumulators)
+constexpr int kRowGroup = 6;  // rows per pass over a chunk of the multi-row kernels (6 x 4)
 constexpr int64_t kPrefetchBytes = 4096;  // software prefetch distance in a panel
 
 inline int32_t load_i32(const void* p) {
@@ -177,141 +178,170 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
 }
 #endif
 
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-// acc += x (u8 quads) . w (s8 quads), in place. GCC 12 compiles the
-// intrinsic inside unrolled multi-row loops into register copies and stack
-// spills around every vpdpbusd (it does not treat the accumulator as
-// updated in place), which halved the kernel's rate; the asm form keeps each
-// accumulator in its register.
-inline void dpbusd(__m512i& acc, __m512i x, __m512i w) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
-}
+#if defined(__AVX512F__)
+// Multi-row kernel for int8 and bf16 (M > kMaxRows), the twin of the f32 one
+// below: a panel is walked in chunks of kGroupChunk k groups (64 groups of
+// 256 bytes = 16 KB of weights: 256 k values of s8 quads, 128 of bf16
+// pairs); each group of up to kRowGroup rows runs over a chunk while it
+// sits in L1 (6 x 4 accumulators, 4 weight registers and one broadcast
+// activation group: 24 vpdpbusd / vdpbf16ps per 10 loads), keeping its sums
+// in a per-panel tile between chunks; the last chunk applies the epilogue in
+// registers. So M rows cost one pass over memory and ceil(M / kRowGroup)
+// passes over L1 per chunk, and every pass prefetches its share of the next
+// chunk. From cache this reaches the VNNI peak (~1000 GOPS on 2 cores).
+constexpr int64_t kGroupChunk = 64;   // k groups per chunk
+constexpr int64_t kGroupBytes = 256;  // one k group of a panel: 64 columns x 4 bytes
+constexpr int64_t kGroupTileRows = 64;  // rows per tile; more rows run in blocks of 64
 
-// int8 multi-row kernel (M > kMaxRows), the int8 twin of the f32 one below:
-// a panel is walked in chunks of kS8ChunkK k values (64 quads x 256 bytes =
-// 16 KB of weights); each group of up to kS8RowGroup rows runs over a chunk
-// while it sits in L1 (6 x 4 accumulators, 4 weight registers and one
-// broadcast activation quad: 24 vpdpbusd per 10 loads), keeping its s32 sums
-// in a per-panel tile between chunks; the last chunk applies the int8
-// epilogue in registers. So M rows cost one pass over memory and
-// ceil(M / kS8RowGroup) passes over L1 per chunk, and every pass prefetches
-// its share of the next chunk.
-constexpr int64_t kS8ChunkK = 256;   // k values per chunk
-constexpr int kS8RowGroup = 6;       // rows per pass over a chunk
-constexpr int64_t kS8TileRows = 64;  // rows per tile; more rows run in blocks of 64
+// GCC 12 compiles the vpdpbusd / vdpbf16ps intrinsics inside unrolled
+// multi-row loops into register copies and stack spills around every
+// instruction (it does not treat the accumulator as updated in place),
+// which halved the kernel's rate; the asm forms keep each accumulator in its
+// register.
+#if defined(__AVX512VNNI__)
+// s8 weights, u8 activations (zero point 128), s32 sums; the epilogue is
+// y = (acc - comp) * x_scale * w_scale.
+struct S8Ops {
+  using Acc = __m512i;
+  static Acc zero() { return _mm512_setzero_si512(); }
+  static Acc load(const void* p) { return _mm512_load_si512(p); }
+  static void store(void* p, Acc a) { _mm512_store_si512(p, a); }
+  // acc += x (u8 quads) . w (s8 quads).
+  static void madd(Acc& acc, __m512i x, __m512i w) {
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+  }
+  // The panel's part of the epilogue: w_scale and comp of its columns (zero
+  // beyond `cols`) and the row scales of the tile's rows.
+  struct Epilogue {
+    __m512 ws[4];
+    __m512i cp[4];
+    const float* x_scale;
+    void set_columns(const float* w_scale, const int32_t* comp, int64_t cols) {
+      for (int j = 0; j < 4; ++j) {
+        ws[j] = load_ps_tail(w_scale, j * 16, cols);
+        cp[j] = load_epi32_tail(comp, j * 16, cols);
+      }
+    }
+    __m512 finish(Acc a, int64_t r, int j) const {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, cp[j]));
+      return _mm512_mul_ps(v, _mm512_mul_ps(_mm512_set1_ps(x_scale[r]), ws[j]));
+    }
+  };
+};
+#endif
 
-// The per-panel part of the int8 epilogue: w_scale and comp of the panel's
-// columns (zero beyond `cols`), the output and its row stride.
-struct S8Epilogue {
-  __m512 ws[4];
-  __m512i cp[4];
-  const float* x_scale;  // of the tile's row 0
-  float* y;              // row 0 of the tile, the panel's column 0
+#if defined(__AVX512BF16__)
+// bf16 weights and activations, f32 sums, no epilogue arithmetic.
+struct BF16Ops {
+  using Acc = __m512;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Acc load(const void* p) { return _mm512_load_ps(p); }
+  static void store(void* p, Acc a) { _mm512_store_ps(p, a); }
+  // acc += x (bf16 pairs) . w (bf16 pairs).
+  static void madd(Acc& acc, __m512i x, __m512i w) {
+    asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+  }
+  struct Epilogue {
+    __m512 finish(Acc a, int64_t, int) const { return a; }
+  };
+};
+#endif
+
+// Where the last chunk writes: the epilogue, the output (row 0 of the tile,
+// the panel's column 0), its row stride and the panel's columns.
+template <class Ops>
+struct ChunkOutput {
+  typename Ops::Epilogue ep;
+  float* y;
   int64_t ldy, cols;
 };
 
-// MR rows x 64 columns over the k quads of one chunk `wc` (kn k values). The
-// sums start from zero when `first`, else from the tile (64 s32 per row);
-// with `ep` (the last chunk) the epilogue writes rows [r0, r0 + MR) of the
-// output, else the sums go back to the tile. x points at row 0's first
-// value of the chunk, rows kp apart. Prefetches the lines of `next` for
-// every quad q with q % pf_period == pf_phase.
-// Kept out of line with its loops fully unrolled, so that GCC holds the
-// 4 x MR accumulators in registers (inlined into the caller, it kept them
-// on the stack).
-template <int MR>
-[[gnu::noinline]] void s8_chunk_rows(const int8_t* wc, int64_t kn, const uint8_t* x, int64_t kp,
-                                     int32_t* tile, bool first, const S8Epilogue* ep, int64_t r0,
-                                     const int8_t* next, int64_t pf_period, int64_t pf_phase) {
-  __m512i acc[MR][4];
+// MR rows x 64 columns over the `groups` k groups of one chunk `wc`. The sums
+// start from zero when `first`, else from the tile (64 sums per row); with
+// `out` (the last chunk) rows [r0, r0 + MR) of the output are written, else
+// the sums go back to the tile. x points at row 0's first group of the
+// chunk, rows x_stride bytes apart. Prefetches the lines of `next` for every
+// group g with g % pf_period == pf_phase. Kept out of line with its loops
+// fully unrolled, so that GCC holds the 4 x MR accumulators in registers
+// (inlined into the caller, it kept them on the stack).
+template <class Ops, int MR>
+[[gnu::noinline]] void chunk_rows(const uint8_t* wc, int64_t groups, const uint8_t* x,
+                                  int64_t x_stride, void* tile, bool first,
+                                  const ChunkOutput<Ops>* out, int64_t r0, const uint8_t* next,
+                                  int64_t pf_period, int64_t pf_phase) {
+  using Acc = typename Ops::Acc;
+  auto* t = static_cast<Acc*>(tile);  // 4 vectors per row
+  Acc acc[MR][4];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      acc[r][j] = first ? _mm512_setzero_si512() : _mm512_load_si512(tile + r * kPanel + 16 * j);
-    }
+    for (int j = 0; j < 4; ++j) acc[r][j] = first ? Ops::zero() : Ops::load(t + r * 4 + j);
   }
-  const int64_t quads = kn / 4;
-  for (int64_t q = 0, pf_q = pf_phase; q < quads; ++q) {
-    const int8_t* wk = wc + q * 4 * kPanel;
-    if (q == pf_q) {
-      prefetch_lines(next + q * 4 * kPanel);
-      pf_q += pf_period;
+  for (int64_t g = 0, pf_g = pf_phase; g < groups; ++g) {
+    const uint8_t* wk = wc + g * kGroupBytes;
+    if (g == pf_g) {
+      prefetch_lines(next + g * kGroupBytes);
+      pf_g += pf_period;
     }
     const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64),
                   w2 = _mm512_loadu_si512(wk + 128), w3 = _mm512_loadu_si512(wk + 192);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const __m512i xb = _mm512_set1_epi32(load_i32(x + r * kp + 4 * q));
-      dpbusd(acc[r][0], xb, w0);
-      dpbusd(acc[r][1], xb, w1);
-      dpbusd(acc[r][2], xb, w2);
-      dpbusd(acc[r][3], xb, w3);
+      const __m512i xb = _mm512_set1_epi32(load_i32(x + r * x_stride + 4 * g));
+      Ops::madd(acc[r][0], xb, w0);
+      Ops::madd(acc[r][1], xb, w1);
+      Ops::madd(acc[r][2], xb, w2);
+      Ops::madd(acc[r][3], xb, w3);
     }
   }
-  if (ep == nullptr) {
+  if (out == nullptr) {
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) _mm512_store_si512(tile + r * kPanel + 16 * j, acc[r][j]);
+      for (int j = 0; j < 4; ++j) Ops::store(t + r * 4 + j, acc[r][j]);
     }
     return;
   }
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    const __m512 sx = _mm512_set1_ps(ep->x_scale[r0 + r]);
-    __m512 out[4];
+    __m512 v[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], ep->cp[j]));
-      out[j] = _mm512_mul_ps(v, _mm512_mul_ps(sx, ep->ws[j]));
-    }
-    store_panel_row(ep->y + (r0 + r) * ep->ldy, out, ep->cols);
+    for (int j = 0; j < 4; ++j) v[j] = out->ep.finish(acc[r][j], r0 + r, j);
+    store_panel_row(out->y + (r0 + r) * out->ldy, v, out->cols);
   }
 }
 
-// Runs s8_chunk_rows for `rows` (1..kS8RowGroup) rows.
-void s8_chunk_rows_n(int64_t rows, const int8_t* wc, int64_t kn, const uint8_t* x, int64_t kp,
-                     int32_t* tile, bool first, const S8Epilogue* ep, int64_t r0,
-                     const int8_t* next, int64_t pf_period, int64_t pf_phase) {
-  switch (rows) {
-    case 1: return s8_chunk_rows<1>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
-    case 2: return s8_chunk_rows<2>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
-    case 3: return s8_chunk_rows<3>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
-    case 4: return s8_chunk_rows<4>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
-    case 5: return s8_chunk_rows<5>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
-    default: return s8_chunk_rows<6>(wc, kn, x, kp, tile, first, ep, r0, next, pf_period, pf_phase);
-  }
-}
+// chunk_rows for 1..kRowGroup rows.
+template <class Ops>
+constexpr decltype(&chunk_rows<Ops, 1>) kChunkRows[kRowGroup] = {
+    chunk_rows<Ops, 1>, chunk_rows<Ops, 2>, chunk_rows<Ops, 3>,
+    chunk_rows<Ops, 4>, chunk_rows<Ops, 5>, chunk_rows<Ops, 6>};
 
-// Rows [0, m) (m > kMaxRows) of one panel's `cols` columns, with the epilogue.
-void s8_panel_rows(const int8_t* wp, int64_t kp, const uint8_t* x, int64_t m,
-                   const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
-                   int64_t ldy, int64_t cols) {
-  alignas(64) int32_t tile[kS8TileRows * kPanel];
-  S8Epilogue ep;
-  for (int j = 0; j < 4; ++j) {
-    ep.ws[j] = load_ps_tail(w_scale, j * 16, cols);
-    ep.cp[j] = load_epi32_tail(comp, j * 16, cols);
-  }
-  ep.ldy = ldy;
-  ep.cols = cols;
-  for (int64_t b0 = 0; b0 < m; b0 += kS8TileRows) {
-    const int64_t rows = std::min(kS8TileRows, m - b0);
-    // Groups of nearly equal size (32 rows: 6, 6, 5, 5, 5, 5), none above kS8RowGroup.
-    const int64_t groups = (rows + kS8RowGroup - 1) / kS8RowGroup;
-    ep.x_scale = x_scale + b0;
-    ep.y = y + b0 * ldy;
-    for (int64_t k0 = 0; k0 < kp; k0 += kS8ChunkK) {
-      const int64_t kn = std::min(kS8ChunkK, kp - k0);
-      const int8_t* wc = wp + k0 * kPanel;
+// Rows [0, m) of one panel (wp: kp_groups k groups) into `out`'s rows; x
+// rows are x_stride bytes apart. `set_rows(b0)` points the epilogue at the
+// tile starting at row b0.
+template <class Ops, class SetRows>
+void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x, int64_t x_stride,
+                      int64_t m, ChunkOutput<Ops> out, SetRows set_rows) {
+  alignas(64) uint8_t tile[kGroupTileRows * kGroupBytes];
+  float* const y = out.y;
+  for (int64_t b0 = 0; b0 < m; b0 += kGroupTileRows) {
+    const int64_t rows = std::min(kGroupTileRows, m - b0);
+    // Groups of nearly equal size (32 rows: 6, 6, 5, 5, 5, 5), none above kRowGroup.
+    const int64_t passes = (rows + kRowGroup - 1) / kRowGroup;
+    set_rows(out.ep, b0);
+    out.y = y + b0 * out.ldy;
+    for (int64_t g0 = 0; g0 < kp_groups; g0 += kGroupChunk) {
+      const int64_t groups = std::min(kGroupChunk, kp_groups - g0);
+      const uint8_t* wc = wp + g0 * kGroupBytes;
       // Prefetching past the last panel is harmless (prefetches do not fault).
-      const int8_t* next = wc + kS8ChunkK * kPanel;
-      const bool last = k0 + kn >= kp;
-      for (int64_t g = 0, r = 0; g < groups; ++g) {
-        const int64_t n = rows / groups + (g < rows % groups ? 1 : 0);
-        s8_chunk_rows_n(n, wc, kn, x + (b0 + r) * kp + k0, kp, tile + r * kPanel, k0 == 0,
-                        last ? &ep : nullptr, r, next, groups, g);
+      const uint8_t* next = wc + kGroupChunk * kGroupBytes;
+      const ChunkOutput<Ops>* o = g0 + groups >= kp_groups ? &out : nullptr;
+      for (int64_t pass = 0, r = 0; pass < passes; ++pass) {
+        const int64_t n = rows / passes + (pass < rows % passes ? 1 : 0);
+        const uint8_t* xr = x + (b0 + r) * x_stride + g0 * 4;
+        void* tr = tile + r * kGroupBytes;
+        kChunkRows<Ops>[n - 1](wc, groups, xr, x_stride, tr, g0 == 0, o, r, next, passes, pass);
         r += n;
       }
     }
@@ -328,7 +358,6 @@ void s8_panel_rows(const int8_t* wp, int64_t kp, const uint8_t* x, int64_t m,
 // rows). Every pass prefetches its share of the next chunk, so the memory
 // stream stays busy while the later passes compute.
 constexpr int64_t kChunkK = 32;     // k values per chunk: 32 x 64 floats
-constexpr int kRowGroup = 6;        // rows per pass over a chunk (6 x 4 accumulators)
 constexpr int64_t kTileRows = 64;   // rows per tile; more rows run in blocks of 64
 
 // MR rows x 64 columns over k in [0, kn) of one chunk `wc`. The tile rows
@@ -476,6 +505,15 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
   for (int64_t p = p0; p < p1; ++p) {
     const uint16_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    if (m > kMaxRows) {
+      const ChunkOutput<BF16Ops> out{{}, y + c0, ldy, cols};
+      grouped_panel_rows<BF16Ops>(reinterpret_cast<const uint8_t*>(wp), kp / 2,
+                                reinterpret_cast<const uint8_t*>(x), kp * 2, m, out,
+                                [](BF16Ops::Epilogue&, int64_t) {});
+      continue;
+    }
+#endif
     for (int64_t r = 0; r < m; r += kMaxRows) {
       const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
       const uint16_t* xr = x + r * kp;
@@ -502,7 +540,13 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
     if (m > kMaxRows) {
-      s8_panel_rows(wp, kp, x, m, x_scale, w_scale + c0, comp + c0, y + c0, ldy, cols);
+      ChunkOutput<S8Ops> out;
+      out.ep.set_columns(w_scale + c0, comp + c0, cols);
+      out.y = y + c0;
+      out.ldy = ldy;
+      out.cols = cols;
+      grouped_panel_rows<S8Ops>(reinterpret_cast<const uint8_t*>(wp), kp / 4, x, kp, m, out,
+                              [&](S8Ops::Epilogue& ep, int64_t b0) { ep.x_scale = x_scale + b0; });
       continue;
     }
 #endif

@@ -11,10 +11,9 @@
 // kp is K rounded up to a multiple of 16 * V and the padding is zero.
 //
 // Each call computes output panels [p0, p1) for `m` rows, streaming each
-// panel once from memory: up to 4 rows in one pass over the panel; bf16
-// re-reads it from cache for every further 4 rows; f32 and int8 with more
-// than 4 rows walk the panel in chunks (8 KB of f32, 16 KB of s8) and run
-// groups of up to 6 rows over each chunk while it is in L1, which is how
+// panel once from memory: up to 4 rows in one pass over the panel; with more
+// rows the panel is walked in chunks (8 KB of f32, 16 KB of bf16 or s8) and
+// groups of up to 6 rows run over each chunk while it is in L1, which is how
 // int8 reaches the VNNI peak (~1000 GOPS on 2 cores) from cache at any M.
 // Callers split panels across threads. AVX-512 (F, BF16, VNNI) paths with a
 // scalar fallback of the same arithmetic. Pure functions; thread-safe on

@@ -52,14 +52,14 @@ constexpr int64_t kGemvParallelBytes = 256 << 10;
 // Default largest M for the small-batch kernel per dtype: where it stops
 // beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
 // f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
-// it from 128 on; int8's chunked kernel beats oneDNN's VNNI matmul at every
-// M from 5 to 512 (1.1-1.4x less time, tenth session) and so runs every
-// chunk without AMX, while with AMX the tile kernel wins from M = 5; bf16
-// ties oneDNN's AMX kernel at M = 8.
+// it from 128 on. Without AMX the int8 and bf16 chunked kernels run every
+// chunk: int8 takes 1.1-1.4x less time than oneDNN's VNNI matmul at every M
+// from 5 to 512, bf16 1.05-1.25x at M = 8-128 and ties it at 256 (tenth
+// session). With AMX the tile kernels win from M = 5.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
-    case WeightDtype::kBF16: return 4;
+    case WeightDtype::kBF16:
     case WeightDtype::kInt8: return amx::available() ? 4 : Linear::kMaxBucket;
   }
   return 0;

@@ -17,15 +17,14 @@
 // the smallest bucket >= M (padding rows in scratch), and M > 512 is split
 // into chunks of 512.
 //
-// Batches of M <= gemv_max_m() rows (64 for f32, 4 for bf16, 4 for int8
-// with AMX and every chunk, 512, for int8 without AMX) skip oneDNN: the
-// panel kernels (gemv.h) read the same packed weights (oneDNN's 64-column
-// panel layout) and stream them once, split over OpenMP threads by panels;
-// they apply the same activation conversion / quantization and int8
-// epilogue. With AMX, int8 and bf16 run every larger chunk (M <=
-// amx_max_m(), default 512) on AMX tile kernels (amx_gemm.h) on the same
-// packed weights, split the same way; oneDNN's matmul remains the fallback
-// for f32 above 64 rows, bf16 without AMX and layouts the kernels do not read.
+// Batches of M <= gemv_max_m() rows (64 for f32; for int8 and bf16 4 with
+// AMX, else every chunk, 512) skip oneDNN: the panel kernels (gemv.h) read
+// the same packed weights (oneDNN's 64-column panel layout) and stream them
+// once, split over OpenMP threads by panels; they apply the same activation
+// conversion / quantization and int8 epilogue. With AMX, int8 and bf16 run
+// every larger chunk (M <= amx_max_m(), default 512) on AMX tile kernels
+// (amx_gemm.h) on the same packed weights, split the same way; oneDNN's
+// matmul remains for f32 above 64 rows and layouts the kernels do not read.
 //
 // Several weight matrices with the same `in` may be stacked into one Linear
 // (QKV fused, gate|up fused); the output row then holds their outputs
