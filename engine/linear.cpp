@@ -49,6 +49,10 @@ constexpr int64_t kMaxInt8In = 65536;
 // (a parallel region costs more than streaming them).
 constexpr int64_t kGemvParallelBytes = 256 << 10;
 
+// Activation values from which the panel kernels convert / quantize the rows
+// on all threads (8 rows of 1024).
+constexpr int64_t kParallelConvertValues = 8192;
+
 // Default largest M for the small-batch kernel per dtype: where it stops
 // beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
 // f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
@@ -420,56 +424,60 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
   const int nt = bytes >= kGemvParallelBytes
                      ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np))
                      : 1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    if (convert) {
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < m; ++r) {
-        switch (d) {
-          case WeightDtype::kF32: {
-            float* s = static_cast<float*>(xs) + r * kpad;
-            std::memcpy(s, x + r * k, static_cast<size_t>(k) * sizeof(float));
-            std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(float));
-            break;
-          }
-          case WeightDtype::kBF16: {
-            uint16_t* s = static_cast<uint16_t*>(xs) + r * kpad;
-            f32_to_bf16_n(x + r * k, k, s);
-            std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(uint16_t));
-            break;
-          }
-          case WeightDtype::kInt8: {
-            uint8_t* s = static_cast<uint8_t*>(xs) + r * kpad;
-            quantize_rows_u8(x + r * k, 1, k, s, x_scale + r);
-            std::memset(s + k, 128, static_cast<size_t>(kpad - k));
-            break;
-          }
-        }
+  auto convert_row = [&](int64_t r) {
+    switch (d) {
+      case WeightDtype::kF32: {
+        float* s = static_cast<float*>(xs) + r * kpad;
+        std::memcpy(s, x + r * k, static_cast<size_t>(k) * sizeof(float));
+        std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(float));
+        break;
+      }
+      case WeightDtype::kBF16: {
+        uint16_t* s = static_cast<uint16_t*>(xs) + r * kpad;
+        f32_to_bf16_n(x + r * k, k, s);
+        std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(uint16_t));
+        break;
+      }
+      case WeightDtype::kInt8: {
+        uint8_t* s = static_cast<uint8_t*>(xs) + r * kpad;
+        quantize_rows_u8(x + r * k, 1, k, s, x_scale + r);
+        std::memset(s + k, 128, static_cast<size_t>(kpad - k));
+        break;
       }
     }
-    // Panels (64 columns x all of K: 16-256 KB each) handed out dynamically:
-    // on a shared machine one thread is often descheduled for a while, and a
-    // static split would make the whole call wait for it. Above 4 rows, in
-    // runs of consecutive panels, so the chunked kernels' prefetch of the
-    // next chunk crosses into a panel the same thread computes.
-    const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t p0 = 0; p0 < np; p0 += run) {
-      const int64_t p1 = std::min(np, p0 + run);
-      switch (d) {
-        case WeightDtype::kF32:
-          gemv::f32_panels(static_cast<const float*>(w), kpad,
-                           convert ? static_cast<const float*>(xs) : x, m, n, y, n, p0, p1);
-          break;
-        case WeightDtype::kBF16:
-          gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
-                            static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
-          break;
-        case WeightDtype::kInt8:
-          gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m,
-                          n, x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
-          break;
-      }
+  };
+  if (convert) {
+    // A parallel region costs more than converting a few rows (a few-row
+    // call ran up to 1.3x slower with the rows converted inside one).
+    if (m * k >= kParallelConvertValues && nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t r = 0; r < m; ++r) convert_row(r);
+    } else {
+      for (int64_t r = 0; r < m; ++r) convert_row(r);
+    }
+  }
+  // Panels (64 columns x all of K: 16-256 KB each) handed out dynamically:
+  // on a shared machine one thread is often descheduled for a while, and a
+  // static split would make the whole call wait for it. Above 4 rows, in
+  // runs of consecutive panels, so the chunked kernels' prefetch of the
+  // next chunk crosses into a panel the same thread computes.
+  const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t p0 = 0; p0 < np; p0 += run) {
+    const int64_t p1 = std::min(np, p0 + run);
+    switch (d) {
+      case WeightDtype::kF32:
+        gemv::f32_panels(static_cast<const float*>(w), kpad,
+                         convert ? static_cast<const float*>(xs) : x, m, n, y, n, p0, p1);
+        break;
+      case WeightDtype::kBF16:
+        gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs),
+                          m, n, y, n, p0, p1);
+        break;
+      case WeightDtype::kInt8:
+        gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,
+                        x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
+        break;
     }
   }
 }
