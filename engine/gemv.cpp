@@ -321,13 +321,14 @@ constexpr decltype(&chunk_rows<Ops, 1>) kChunkRows[kRowGroup] = {
 // rows are x_stride bytes apart. `set_rows(b0)` points the epilogue at the
 // tile starting at row b0.
 template <class Ops, class SetRows>
-void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x, int64_t x_stride,
-                      int64_t m, ChunkOutput<Ops> out, SetRows set_rows) {
+void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x,
+                        int64_t x_stride, int64_t m, ChunkOutput<Ops> out, SetRows set_rows) {
   alignas(64) uint8_t tile[kGroupTileRows * kGroupBytes];
   float* const y = out.y;
   for (int64_t b0 = 0; b0 < m; b0 += kGroupTileRows) {
     const int64_t rows = std::min(kGroupTileRows, m - b0);
-    // Groups of nearly equal size (32 rows: 6, 6, 5, 5, 5, 5), none above kRowGroup.
+    // Passes over a chunk with nearly equal row counts (32 rows: 6, 6, 5, 5,
+    // 5, 5), none above kRowGroup.
     const int64_t passes = (rows + kRowGroup - 1) / kRowGroup;
     set_rows(out.ep, b0);
     out.y = y + b0 * out.ldy;
@@ -509,8 +510,8 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
     if (m > kMaxRows) {
       const ChunkOutput<BF16Ops> out{{}, y + c0, ldy, cols};
       grouped_panel_rows<BF16Ops>(reinterpret_cast<const uint8_t*>(wp), kp / 2,
-                                reinterpret_cast<const uint8_t*>(x), kp * 2, m, out,
-                                [](BF16Ops::Epilogue&, int64_t) {});
+                                  reinterpret_cast<const uint8_t*>(x), kp * 2, m, out,
+                                  [](BF16Ops::Epilogue&, int64_t) {});
       continue;
     }
 #endif
@@ -545,8 +546,9 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
       out.y = y + c0;
       out.ldy = ldy;
       out.cols = cols;
-      grouped_panel_rows<S8Ops>(reinterpret_cast<const uint8_t*>(wp), kp / 4, x, kp, m, out,
-                              [&](S8Ops::Epilogue& ep, int64_t b0) { ep.x_scale = x_scale + b0; });
+      grouped_panel_rows<S8Ops>(
+          reinterpret_cast<const uint8_t*>(wp), kp / 4, x, kp, m, out,
+          [&](S8Ops::Epilogue& ep, int64_t b0) { ep.x_scale = x_scale + b0; });
       continue;
     }
 #endif
