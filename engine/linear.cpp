@@ -59,12 +59,16 @@ constexpr int64_t kParallelConvertValues = 8192;
 // it from 128 on. Without AMX the int8 and bf16 chunked kernels run every
 // chunk: int8 takes 1.1-1.4x less time than oneDNN's VNNI matmul at every M
 // from 5 to 512, bf16 1.05-1.25x at M = 8-128 and ties it at 256 (tenth
-// session). With AMX the tile kernels win from M = 5.
+// session). With AMX the tile kernels win from M = 5. Builds without the
+// vector kernels keep the small-batch limits of the scalar fallback.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
     case WeightDtype::kBF16:
-    case WeightDtype::kInt8: return amx::available() ? 4 : Linear::kMaxBucket;
+      return !amx::available() && gemv::kVectorBF16 ? Linear::kMaxBucket : 4;
+    case WeightDtype::kInt8:
+      if (amx::available()) return 4;
+      return gemv::kVectorS8 ? Linear::kMaxBucket : 8;
   }
   return 0;
 }
