@@ -4,9 +4,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
+#include "engine/gemv.h"
 #include "engine/linear.h"
 #include "engine/quantize.h"
 
@@ -183,6 +185,31 @@ TEST_CASE("small-batch kernel and oneDNN agree on the same weights", "[linear]")
         diff += !(std::fabs(a[i] - b[i]) <= tol);
       }
       CHECK(diff == 0);
+    }
+  }
+}
+
+TEST_CASE("int8 and bf16 batches of every size run our kernels by default", "[linear]") {
+  // Without AMX the chunked VNNI / BF16 panel kernels beat oneDNN at every M
+  // (BENCHMARKS.md, tenth session); with AMX the tile kernels take M > 4.
+  // Skipped where the environment overrides the limits (benchmark A/Bs).
+  if (std::getenv("PAGODA_GEMV_MAX_M") != nullptr || std::getenv("PAGODA_AMX_MAX_M") != nullptr) {
+    WARN("PAGODA_GEMV_MAX_M / PAGODA_AMX_MAX_M set: defaults not checked");
+    return;
+  }
+  const auto w = random_vec(200 * 300, 0.05f, 31);
+  for (WeightDtype dtype : {WeightDtype::kInt8, WeightDtype::kBF16}) {
+    auto lin = Linear::create(w.data(), 200, 300, dtype);
+    REQUIRE(lin.is_ok());
+    if (lin->gemv_max_m() == 0) continue;  // not the panel layout: oneDNN only
+    const bool vector = dtype == WeightDtype::kInt8 ? pagoda::gemv::kVectorS8 : pagoda::gemv::kVectorBF16;
+    for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{32}, int64_t{256}, Linear::kMaxBucket + 1}) {
+      INFO(weight_dtype_name(dtype) << " M=" << M << " impl " << lin->impl_name(M));
+      if (lin->amx_max_m() > 0) {
+        CHECK(lin->impl_name(M).rfind(M <= 4 ? "gemv:" : "amx:", 0) == 0);
+      } else if (vector) {
+        CHECK(lin->impl_name(M).rfind("gemv:", 0) == 0);
+      }
     }
   }
 }
