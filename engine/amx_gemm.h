@@ -1,6 +1,6 @@
 // Batched matmul on AMX tiles (TDPBUSD for int8, TDPBF16PS for bf16) that
 // reads oneDNN's packed matmul weights in place, like gemv.h, for the batch
-// sizes between the small-batch kernel and large prefill chunks. Used only
+// sizes above the panel kernels' 4 rows, up to large prefill chunks. Used only
 // where the CPU exposes AMX (available()); elsewhere Linear runs gemv.h's
 // chunked VNNI / AVX512_BF16 kernels.
 //

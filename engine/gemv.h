@@ -1,5 +1,6 @@
-// Small-batch matmul kernels that read oneDNN's packed matmul weights in
-// place, so Linear needs no second copy.
+// Matmul kernels ("panel kernels") that read oneDNN's packed matmul weights
+// in place, so Linear needs no second copy: small batches for f32 and, on
+// CPUs without AMX, every batch for int8 and bf16.
 //
 // The layout ("panel layout") is the one oneDNN 2.6 picks for f32, bf16 and
 // s8 matmul weights on AVX-512/AMX (format BA16a64b, BA16a64b2a, BA16a64b4a):
@@ -10,11 +11,12 @@
 //   p * kp * 64 + (k / V) * 64 * V + (n % 64) * V + k % V.
 // kp is K rounded up to a multiple of 16 * V and the padding is zero.
 //
-// Each call computes output panels [p0, p1) for `m` rows, streaming each
-// panel once from memory: up to 4 rows in one pass over the panel; with more
-// rows the panel is walked in chunks (8 KB of f32, 16 KB of bf16 or s8) and
-// groups of up to 6 rows run over each chunk while it is in L1, which is how
-// int8 reaches the VNNI peak (~1000 GOPS on 2 cores) from cache at any M.
+// Each call computes output panels [p0, p1) for `m` rows: up to 4 rows in one
+// pass over the panel; with more rows the panel is walked in chunks (8 KB of
+// f32, 16 KB of bf16 or s8) and groups of up to 6 rows run over each chunk
+// while it is in L1, which is how int8 reaches the VNNI peak (~1000 GOPS on
+// 2 cores) from cache at any M. A panel is streamed from memory once per 64
+// rows (later 64-row tiles re-read it from L2).
 // Callers split panels across threads. AVX-512 (F, BF16, VNNI) paths with a
 // scalar fallback of the same arithmetic. Pure functions; thread-safe on
 // disjoint outputs.

@@ -45,22 +45,23 @@ std::span<const int64_t> buckets_of(WeightDtype dtype) {
 // Largest `in` for int8: 255 * 127 * in must fit an int32 accumulator.
 constexpr int64_t kMaxInt8In = 65536;
 
-// Packed weights smaller than this run the small-batch kernel on one thread
-// (a parallel region costs more than streaming them).
+// Calls whose packed weights times rows are below this run the panel
+// kernels on one thread (a parallel region costs more than the work).
 constexpr int64_t kGemvParallelBytes = 256 << 10;
 
 // Activation values from which the panel kernels convert / quantize the rows
 // on all threads (8 rows of 1024).
 constexpr int64_t kParallelConvertValues = 8192;
 
-// Default largest M for the small-batch kernel per dtype: where it stops
+// Default largest M for the panel kernels per dtype: where they stop
 // beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
 // f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
 // it from 128 on. Without AMX the int8 and bf16 chunked kernels run every
 // chunk: int8 takes 1.1-1.4x less time than oneDNN's VNNI matmul at every M
 // from 5 to 512, bf16 1.05-1.25x at M = 8-128 and ties it at 256 (tenth
 // session). With AMX the tile kernels win from M = 5. Builds without the
-// vector kernels keep the small-batch limits of the scalar fallback.
+// vector kernels (AVX512_VNNI / AVX512_BF16) keep the old small-batch limits
+// of the scalar fallback and run larger batches on oneDNN.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
@@ -76,7 +77,7 @@ int64_t default_gemv_max_m(WeightDtype dtype) {
 // Default largest M for the AMX tile kernels (amx_gemm.h): int8 and bf16,
 // every chunk (linear_bench, the five bench-200m shapes: int8 1.2-2x less
 // time than oneDNN's AMX matmul at M = 6-256, bf16 1.1-1.9x at M = 6-192;
-// a tie or better at 256-512; at M <= 4 the small-batch kernel is as fast or
+// a tie or better at 256-512; at M <= 4 the panel kernel is as fast or
 // faster).
 int64_t default_amx_max_m(WeightDtype dtype) {
   return dtype != WeightDtype::kF32 && amx::available() ? Linear::kMaxBucket : 0;
@@ -160,7 +161,7 @@ struct Linear::Impl {
   bool panel_layout = false;
   int64_t kp = 0;                  // padded K of the panel layout
   int64_t n_panels = 0;
-  int64_t gemv_max_m = 0;          // M <= this runs the small-batch kernel
+  int64_t gemv_max_m = 0;          // M <= this runs the panel kernels (gemv.h)
   int64_t amx_max_m = 0;           // else M <= this runs the AMX tile kernel (int8, bf16)
 
   dt src_dt() const {
@@ -425,7 +426,7 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
                                            : nullptr;
   const int64_t np = n_panels;
   const int64_t bytes = static_cast<int64_t>(packed.get_desc().get_size());
-  const int nt = bytes >= kGemvParallelBytes
+  const int nt = bytes * m >= kGemvParallelBytes
                      ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np))
                      : 1;
   auto convert_row = [&](int64_t r) {

@@ -18,7 +18,8 @@
 // into chunks of 512.
 //
 // Batches of M <= gemv_max_m() rows (64 for f32; for int8 and bf16 4 with
-// AMX, else every chunk, 512) skip oneDNN: the panel kernels (gemv.h) read
+// AMX, else every chunk, 512, when the build has AVX512_VNNI / AVX512_BF16;
+// 8 / 4 without) skip oneDNN: the panel kernels (gemv.h) read
 // the same packed weights (oneDNN's 64-column panel layout) and stream them
 // once, split over OpenMP threads by panels; they apply the same activation
 // conversion / quantization and int8 epilogue. With AMX, int8 and bf16 run
@@ -81,8 +82,8 @@ class Linear {
   // Bytes of packed weights (what one forward streams from memory).
   int64_t weight_bytes() const;
   // The implementation M rows run on: oneDNN's name for the batch bucket,
-  // e.g. "brg:avx512_core_amx_int8", or "gemv:panels_<dtype>" for the
-  // small-batch kernel (for logs and benchmarks).
+  // e.g. "brg:avx512_core_amx_int8", "gemv:panels_<dtype>" for the panel
+  // kernels or "amx:panels_<dtype>" for the AMX ones (logs and benchmarks).
   std::string impl_name(int64_t m) const;
 
   // Chunks of M <= gemv_max_m() rows run a panel kernel (gemv.h) that

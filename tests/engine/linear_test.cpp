@@ -1,4 +1,5 @@
-// Linear (oneDNN matmul, and the small-batch panel kernel for M <= 8)
+// Linear (oneDNN matmul, the panel kernels of gemv.h and, with AMX, the tile
+// kernels)
 // against a plain triple loop, for f32, bf16 and int8 weights, several batch
 // sizes and shapes, and fused weights.
 #include <catch2/catch.hpp>
@@ -135,20 +136,22 @@ TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[lin
   }
 }
 
-TEST_CASE("small-batch kernel matches the reference for every dtype and M", "[linear]") {
+TEST_CASE("panel kernels match the reference for every dtype and M", "[linear]") {
   // Output counts off the 64-column panel, K off the 16/32/64 k blocks and
   // off the 32-value (f32), 128-value (bf16) and 256-value (int8) chunks,
   // and the bench-200m shapes; every M up to 9 (up to 4 rows: one pass; from
   // 5 rows on: row groups of up to 6 over chunks), then the M where the row
   // groups and 64-row tiles end (12, 13, 31: six groups of 6 and 5 rows, 64,
   // 65, 130: a third tile of 2 rows).
-  const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {64, 1000}};
+  // {96, 1100}: full chunks then a partial one (int8 288 k groups = 4 x 64
+  // + 32, bf16 560 = 8 x 64 + 48).
+  const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {64, 1000}, {96, 1100}};
   uint32_t seed = 500;
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
     auto probe = Linear::create(random_vec(64 * 64, 1.0f, 1).data(), 64, 64, dtype);
     REQUIRE(probe.is_ok());
     if (probe->gemv_max_m() == 0) {
-      WARN("oneDNN's packed layout is not the panel layout here; small-batch kernel not used");
+      WARN("oneDNN's packed layout is not the panel layout here; panel kernels not used");
       continue;
     }
     CHECK(probe->impl_name(1).rfind("gemv:", 0) == 0);
@@ -159,7 +162,7 @@ TEST_CASE("small-batch kernel matches the reference for every dtype and M", "[li
   }
 }
 
-TEST_CASE("small-batch kernel and oneDNN agree on the same weights", "[linear]") {
+TEST_CASE("panel kernels and oneDNN agree on the same weights", "[linear]") {
   const int64_t N = 200, K = 300;
   const auto w = random_vec(N * K, 0.05f, 21);
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
