@@ -123,6 +123,37 @@ void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
+// s8 weights, u8 activations (zero point 128), s32 sums; the epilogue is
+// y = (acc - comp) * x_scale * w_scale. madd is an asm statement: see the
+// note above BF16Ops. Used by s8_panel and the multi-row kernel.
+struct S8Ops {
+  using Acc = __m512i;
+  static Acc zero() { return _mm512_setzero_si512(); }
+  static Acc load(const void* p) { return _mm512_load_si512(p); }
+  static void store(void* p, Acc a) { _mm512_store_si512(p, a); }
+  // acc += x (u8 quads) . w (s8 quads).
+  static void madd(Acc& acc, __m512i x, __m512i w) {
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+  }
+  // The panel's part of the epilogue: w_scale and comp of its columns (zero
+  // beyond `cols`) and the row scales of the tile's rows.
+  struct Epilogue {
+    __m512 ws[4];
+    __m512i cp[4];
+    const float* x_scale;
+    void set_columns(const float* w_scale, const int32_t* comp, int64_t cols) {
+      for (int j = 0; j < 4; ++j) {
+        ws[j] = load_ps_tail(w_scale, j * 16, cols);
+        cp[j] = load_epi32_tail(comp, j * 16, cols);
+      }
+    }
+    __m512 finish(Acc a, int64_t r, int j) const {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, cp[j]));
+      return _mm512_mul_ps(v, _mm512_mul_ps(_mm512_set1_ps(x_scale[r]), ws[j]));
+    }
+  };
+};
+
 template <int MR>
 void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_scale,
               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t cols) {
@@ -160,19 +191,12 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
       acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], xb, w3);
     }
   }
-  __m512 ws[4];
-  __m512i cp[4];
-  for (int j = 0; j < 4; ++j) {
-    ws[j] = load_ps_tail(w_scale, j * 16, cols);
-    cp[j] = load_epi32_tail(comp, j * 16, cols);
-  }
+  S8Ops::Epilogue ep;
+  ep.set_columns(w_scale, comp, cols);
+  ep.x_scale = x_scale;
   for (int r = 0; r < MR; ++r) {
-    const __m512 sx = _mm512_set1_ps(x_scale[r]);
     __m512 out[4];
-    for (int j = 0; j < 4; ++j) {
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], cp[j]));
-      out[j] = _mm512_mul_ps(v, _mm512_mul_ps(sx, ws[j]));
-    }
+    for (int j = 0; j < 4; ++j) out[j] = ep.finish(acc[r][j], r, j);
     store_panel_row(y + r * ldy, out, cols);
   }
 }
@@ -193,43 +217,11 @@ constexpr int64_t kGroupChunk = 64;   // k groups per chunk
 constexpr int64_t kGroupBytes = 256;  // one k group of a panel: 64 columns x 4 bytes
 constexpr int64_t kGroupTileRows = 64;  // rows per tile; more rows run in blocks of 64
 
-// GCC 12 compiles the vpdpbusd / vdpbf16ps intrinsics inside unrolled
-// multi-row loops into register copies and stack spills around every
-// instruction (it does not treat the accumulator as updated in place),
-// which halved the kernel's rate; the asm forms keep each accumulator in its
-// register.
-#if defined(__AVX512VNNI__)
-// s8 weights, u8 activations (zero point 128), s32 sums; the epilogue is
-// y = (acc - comp) * x_scale * w_scale.
-struct S8Ops {
-  using Acc = __m512i;
-  static Acc zero() { return _mm512_setzero_si512(); }
-  static Acc load(const void* p) { return _mm512_load_si512(p); }
-  static void store(void* p, Acc a) { _mm512_store_si512(p, a); }
-  // acc += x (u8 quads) . w (s8 quads).
-  static void madd(Acc& acc, __m512i x, __m512i w) {
-    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
-  }
-  // The panel's part of the epilogue: w_scale and comp of its columns (zero
-  // beyond `cols`) and the row scales of the tile's rows.
-  struct Epilogue {
-    __m512 ws[4];
-    __m512i cp[4];
-    const float* x_scale;
-    void set_columns(const float* w_scale, const int32_t* comp, int64_t cols) {
-      for (int j = 0; j < 4; ++j) {
-        ws[j] = load_ps_tail(w_scale, j * 16, cols);
-        cp[j] = load_epi32_tail(comp, j * 16, cols);
-      }
-    }
-    __m512 finish(Acc a, int64_t r, int j) const {
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, cp[j]));
-      return _mm512_mul_ps(v, _mm512_mul_ps(_mm512_set1_ps(x_scale[r]), ws[j]));
-    }
-  };
-};
-#endif
-
+// Note on BF16Ops / S8Ops::madd: GCC 12 compiles the vpdpbusd / vdpbf16ps
+// intrinsics inside unrolled multi-row loops into register copies and stack
+// spills around every instruction (it does not treat the accumulator as
+// updated in place), which halved the kernel's rate; the asm forms keep each
+// accumulator in its register.
 #if defined(__AVX512BF16__)
 // bf16 weights and activations, f32 sums, no epilogue arithmetic.
 struct BF16Ops {
