@@ -8,7 +8,9 @@
 
 #include <omp.h>
 
+#include "engine/attention_decode.h"
 #include "engine/attention_lanes.h"
+#include "engine/attention_rows.h"
 #include "engine/simd_exp.h"
 #include "kvpool/kv_codec.h"
 
@@ -49,35 +51,10 @@ Scratch& thread_scratch() {
 #if defined(__AVX512F__)
 constexpr int kChunk = 16;  // KV rows per vector of scores
 
-// In-register row readers for the AVX-512 path: 16 values of a stored K or V
-// row, starting at element 16 * c, widened to f32. int8 rows come without
-// their row scale (kScaled), which the caller folds into scores and weights.
-struct RowF32 {
-  static constexpr bool kScaled = false;
-  static __m512 load(const uint8_t* row, int c) {
-    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * c);
-  }
-};
-struct RowBF16 {
-  static constexpr bool kScaled = false;
-  static __m512 load(const uint8_t* row, int c) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-};
-struct RowF16 {
-  static constexpr bool kScaled = false;
-  static __m512 load(const uint8_t* row, int c) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c)));
-  }
-};
-struct RowInt8 {
-  static constexpr bool kScaled = true;
-  static __m512 load(const uint8_t* row, int c) {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * c));
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
-  }
-};
+using kv_rows::RowBF16;
+using kv_rows::RowF16;
+using kv_rows::RowF32;
+using kv_rows::RowInt8;
 
 // Lane i (< n) = dot(q, row i of k) over the head_dim (DC when nonzero, else
 // the runtime d; a multiple of 16); lanes >= n are 0 and their rows not read.
@@ -488,11 +465,14 @@ void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSe
   const int64_t n = static_cast<int64_t>(items.size());
   const std::vector<WorkItem>& work = items;
   const int64_t group = shape.n_heads / shape.n_kv_heads;
+  const bool use_decode_kernel = decode_kernel_supports(static_cast<int>(group), shape.head_dim);
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
   for (int64_t i = 0; i < n; ++i) {
     const WorkItem& w = work[static_cast<size_t>(i)];
     const AttentionSeq& seq = seqs[static_cast<size_t>(w.seq)];
-    if ((w.t1 - w.t0) * group > kMaxStoredReads && lanes_kernel_supports(shape.head_dim))
+    if (w.t1 - w.t0 == 1 && use_decode_kernel)
+      attend_decode(kv, layer, seq, w.kv_head, w.t0, q, q_stride, out, out_stride, shape);
+    else if ((w.t1 - w.t0) * group > kMaxStoredReads && lanes_kernel_supports(shape.head_dim))
       attend_uses_in_lanes(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
     else
       run_item(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);

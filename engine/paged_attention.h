@@ -13,9 +13,11 @@
 // parallel with OpenMP. Scratch is per thread. With AVX-512 and head_dim a
 // multiple of 16: items with more than 8 (query token x group head) uses
 // (prefill chunks, wide groups) put 16 uses in the lanes of a vector
-// (attention_lanes.h) for head_dim 16/32/64/128; items with fewer
-// (decode) score 16 KV rows at a time from row dot products summed by a
-// register transpose, with vectorized exp. They read f32 KV in place, and
+// (attention_lanes.h) for head_dim 16/32/64/128; decode items of groups of
+// 4 or 8 heads with head_dim 64/128 take attention_decode.h (four heads in
+// the blocks of each vector); other items with fewer uses score 16 KV rows
+// at a time from row dot products summed by a register transpose, with
+// vectorized exp. They read f32 KV in place, and
 // bf16, f16 and int8 too, widening each row in registers once for all uses;
 // int4 tiles, and large items of other head dims, are decoded to f32 once.
 // Thread-safe for concurrent calls only on disjoint outputs; reads `kv`,

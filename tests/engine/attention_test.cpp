@@ -212,6 +212,19 @@ TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode an
               run_case({h, kvh, d, page, window, dt, max_q}, seed++);
 }
 
+TEST_CASE("paged attention's decode kernel: groups 4 and 8, head_dim 64 / 128, every dtype") {
+  // One query token of a group of 4 or 8 heads takes attention_decode
+  // (four heads per pass in the blocks of a vector); pages of 8 give half
+  // chunks, 48 full and partial ones, the window 21 chunks starting inside.
+  uint32_t seed = 400;
+  for (int d : {64, 128})
+    for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
+      for (int page : {8, 16, 48})
+        for (auto [h, kvh] : {std::pair{8, 2}, std::pair{16, 2}})
+          for (int64_t window : {int64_t{0}, int64_t{21}})
+            run_case({h, kvh, d, page, window, dt, 1}, seed++);
+}
+
 TEST_CASE("paged attention with many uses per work item: long chunks, wide groups, head_dim 32/48/128") {
   // Work items with more than 8 (query token, group head) pairs put the uses
   // in vector lanes (head_dim 16/32/64/128): 40-token chunks make full and
