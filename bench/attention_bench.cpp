@@ -7,8 +7,13 @@
 //
 //   attention_bench [--seqs 16] [--contexts 512,1024,2048,4096] [--runs 7] [--page-size 16]
 //                   [--query-tokens 1] [--dtypes f32,bf16,f16,int8,int4]
+//                   [--scatter-pages] [--evict-mb 0]
 //
-// Prints the median over --runs runs of 20 calls each.
+// Prints the median over --runs runs of 20 calls each. --scatter-pages gives
+// every sequence pages in a shuffled order (as a long-running server's block
+// tables look); --evict-mb N reads N MB of other memory before each call
+// (untimed), so the KV comes from DRAM or L3 as it does in a model step,
+// where the layer's weights stream through the caches between attentions.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +43,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   std::string dtypes = "f32,bf16,f16,int8,int4";
   app.add_option("--dtypes", dtypes, "KV dtypes");
+  bool scatter = false;
+  app.add_flag("--scatter-pages", scatter, "shuffle the pages of the block tables");
+  int evict_mb = 0;
+  app.add_option("--evict-mb", evict_mb, "MB of other memory read before each call")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   std::vector<int> ctx;
   {
@@ -49,6 +58,13 @@ int main(int argc, char** argv) {
   std::printf("%6s %6s %10s %12s %10s %10s\n", "dtype", "ctx", "us/call", "KV GB/s", "tokens/s", "GFLOP/s");
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
+  std::vector<float> evict(static_cast<size_t>(evict_mb) * (1 << 20) / sizeof(float), 1.0f);
+  float evict_sum = 0;
+  auto evict_caches = [&] {
+    float acc = 0;
+    for (size_t i = 0; i < evict.size(); i += 16) acc += evict[i];
+    evict_sum += acc;
+  };
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4}) {
     if (("," + dtypes + ",").find("," + std::string(kv_dtype_name(dt)) + ",") == std::string::npos) continue;
     for (int L : ctx) {
@@ -58,9 +74,12 @@ int main(int argc, char** argv) {
       if (!st) return 1;
       KvStorage& kv = **st;
       std::vector<float> k(KVH * D), v(KVH * D);
+      std::vector<int32_t> pages(static_cast<size_t>(pages_per_seq * seqs));
+      for (size_t i = 0; i < pages.size(); ++i) pages[i] = int32_t(1 + i);
+      if (scatter) std::shuffle(pages.begin(), pages.end(), rng);
       std::vector<std::vector<int32_t>> tables(static_cast<size_t>(seqs));
       for (int s = 0; s < seqs; ++s)
-        for (int64_t p = 0; p < pages_per_seq; ++p) tables[size_t(s)].push_back(int32_t(1 + s * pages_per_seq + p));
+        for (int64_t p = 0; p < pages_per_seq; ++p) tables[size_t(s)].push_back(pages[size_t(s * pages_per_seq + p)]);
       for (int s = 0; s < seqs; ++s)
         for (int pos = 0; pos < L; ++pos) {
           for (auto& x : k) x = nd(rng);
@@ -75,9 +94,14 @@ int main(int argc, char** argv) {
       const AttentionShape shape{H, KVH, D, 0, 0.125f};
       std::vector<double> us;
       for (int r = 0; r < runs; ++r) {
-        const auto t0 = Clock::now();
-        for (int i = 0; i < 20; ++i) paged_attention(kv, 0, aseqs, q.data(), H * D, out.data(), H * D, shape);
-        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / 20);
+        double total = 0;
+        for (int i = 0; i < 20; ++i) {
+          if (evict_mb > 0) evict_caches();
+          const auto t0 = Clock::now();
+          paged_attention(kv, 0, aseqs, q.data(), H * D, out.data(), H * D, shape);
+          total += std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+        }
+        us.push_back(total / 20);
       }
       std::sort(us.begin(), us.end());
       const double t = us[us.size() / 2];
@@ -90,5 +114,6 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  if (evict_sum < 0) std::printf("%f\n", evict_sum);  // keeps the eviction reads
   return 0;
 }

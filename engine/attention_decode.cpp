@@ -34,9 +34,10 @@ DecodeScratch& decode_scratch() {
   return scratch;
 }
 
-// The stored rows of one tile (row r at k + r * rb); int8 row scales; the
-// next tile's rows, fetched row by row while this one is computed (the
-// hardware prefetcher does not follow the block table; nullptr: none).
+// The stored rows of one tile (row r at k + r * rb) and int8 row scales; the
+// next tile's rows and scales, fetched row by row while this one is computed
+// (a decode item's tiles are scattered over the pool and the hardware
+// prefetcher does not follow the block table; nullptr: none).
 struct Tile {
   const uint8_t* k;
   const uint8_t* v;
@@ -45,6 +46,8 @@ struct Tile {
   const float* vs;
   const char* next_k = nullptr;
   const char* next_v = nullptr;
+  const float* next_ks = nullptr;
+  const float* next_vs = nullptr;
 };
 
 // Running state of one pass (four group heads, head u in 128-bit block u).
@@ -70,6 +73,10 @@ inline __m512 block_sum(__m512 x) {
 // rows (unused for f32 rows, read in place).
 template <class Row, int DC>
 void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, float* kf) {
+  if (t.next_ks != nullptr) {
+    _mm_prefetch(reinterpret_cast<const char*>(t.next_ks + c0), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(t.next_vs + c0), _MM_HINT_T0);
+  }
   // K rows as f32. Rows outside [i_lo, i_hi) alias a visible row: their
   // scores are computed and then masked, so nothing outside the tile is read.
   const float* kr[kKeys];
@@ -210,6 +217,8 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
       const int32_t next = seq.block_table[static_cast<size_t>(b + 1)];
       t.next_k = reinterpret_cast<const char*>(kv.k_tile(layer, next, kv_head));
       t.next_v = reinterpret_cast<const char*>(kv.v_tile(layer, next, kv_head));
+      t.next_ks = kv.k_scales(layer, next, kv_head);
+      t.next_vs = kv.v_scales(layer, next, kv_head);
     }
     switch (lay.dtype) {
       case KvDtype::kF32: attend_tile<RowF32, DC>(t, r0, r1, st, sc.kf.data()); break;
