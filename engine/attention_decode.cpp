@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "engine/attention_rows.h"
-#include "engine/simd_exp.h"
+#include "engine/attention_softmax.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
@@ -34,51 +34,61 @@ DecodeScratch& decode_scratch() {
   return scratch;
 }
 
-// The stored rows of one tile (row r at k + r * rb) and int8 row scales; the
-// next tile's rows and scales, fetched row by row while this one is computed
-// (a decode item's tiles are scattered over the pool and the hardware
-// prefetcher does not follow the block table; nullptr: none).
+// A view (owns nothing) of one tile: its stored rows (row r at k + r * rb)
+// and int8 row scales, and the next tile's rows and scales, fetched row by
+// row while this one is computed (a decode item's tiles are scattered over
+// the pool and the hardware prefetcher does not follow the block table;
+// nullptr: none).
 struct Tile {
   const uint8_t* k;
   const uint8_t* v;
   size_t rb;
   const float* ks;
   const float* vs;
-  const char* next_k = nullptr;
-  const char* next_v = nullptr;
+  const uint8_t* next_k = nullptr;
+  const uint8_t* next_v = nullptr;
   const float* next_ks = nullptr;
   const float* next_vs = nullptr;
 };
 
 // Running state of one pass (four group heads, head u in 128-bit block u).
 struct PassState {
-  alignas(64) float qm[kMaxDim / 4][16];  // qm[b][4u + j] = scaled q of head u, dim 4b + j
-  alignas(64) float acc[kHeads][kMaxDim];  // unnormalized outputs
-  __m512 m;                                // running max of head u in all lanes of block u
-  __m512 l;                                // running sum, same layout
+  alignas(64) float qm[kMaxDim / 4][16];      // qm[b][4u + j] = scaled q of head u, dim 4b + j
+  alignas(64) float acc[kHeads][kMaxDim] = {};  // unnormalized outputs
+  __m512 m;                                   // running max of head u in all lanes of block u
+  __m512 l;                                   // running sum, same layout
 };
 
-// Lanes of each 128-bit block reduced: every lane of block u = op over its 4.
-inline __m512 block_max(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_permute_ps(x, 0x4E));
-  return _mm512_max_ps(x, _mm512_permute_ps(x, 0xB1));
-}
-inline __m512 block_sum(__m512 x) {
-  x = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));
-  return _mm512_add_ps(x, _mm512_permute_ps(x, 0xB1));
+// Fetches rows [lo, hi) of the next tile.
+inline void fetch_next_rows(const Tile& t, int64_t lo, int64_t hi) {
+  if (t.next_k == nullptr) return;
+  for (int64_t r = lo; r < hi; ++r)
+    for (size_t off = 0; off < t.rb; off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(t.next_k + r * t.rb + off), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(t.next_v + r * t.rb + off), _MM_HINT_T0);
+    }
 }
 
-// Keys c0 + [i_lo, i_hi) of a tile (all visible to the query) through the
-// online softmax of the pass's four heads. kf: scratch for kKeys widened K
-// rows (unused for f32 rows, read in place).
-template <class Row, int DC>
-void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, float* kf) {
-  if (t.next_ks != nullptr) {
-    _mm_prefetch(reinterpret_cast<const char*>(t.next_ks + c0), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(t.next_vs + c0), _MM_HINT_T0);
+// Fetches the next tile's scales of rows [lo, hi) (int8; whole lines).
+inline void fetch_next_scales(const Tile& t, int64_t lo, int64_t hi) {
+  if (t.next_ks == nullptr) return;
+  for (int64_t r = lo / 16 * 16; r < hi; r += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(t.next_ks + r), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(t.next_vs + r), _MM_HINT_T0);
   }
-  // K rows as f32. Rows outside [i_lo, i_hi) alias a visible row: their
-  // scores are computed and then masked, so nothing outside the tile is read.
+}
+
+// Scores of keys c0 + [0, kKeys) of a tile for the pass's four heads:
+// sc[k] lane 4u + l = head u's score of key 4k + l (keys outside [i_lo,
+// i_hi) hold garbage, masked later). Per key, a vector sums qm[b] times the
+// key's dims 4b..4b+3 broadcast to every block; block_sums8 then adds each
+// block's 4 lanes for 8 keys at once. K rows stored narrower than f32 are
+// widened into kf first; f32 rows are read in place.
+template <class Row, int DC>
+void chunk_scores(const Tile& t, int64_t c0, int i_lo, int i_hi, const PassState& st, float* kf,
+                  __m512* sc) {
+  // Rows outside [i_lo, i_hi) alias a visible row, so nothing outside the
+  // tile (or stale scratch) is read.
   const float* kr[kKeys];
   if constexpr (std::is_same_v<Row, RowF32>) {
     for (int i = 0; i < kKeys; ++i)
@@ -88,12 +98,7 @@ void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, 
       for (int c = 0; c < DC / 16; ++c) _mm512_storeu_ps(kf + i * DC + 16 * c, Row::load(t.k + (c0 + i) * t.rb, c));
     for (int i = 0; i < kKeys; ++i) kr[i] = kf + std::clamp(i, i_lo, i_hi - 1) * DC;
   }
-
-  // Scores: sc[k] lane 4u + l = head u's score of key 4k + l. Per key, the
-  // vector s sums qm[b] * (dims 4b..4b+3 of the key in every block); two
-  // transpose stages then add each block's 4 lanes for 8 keys at once.
-  __m512 sc[4];
-  for (int g = 0; g < 2; ++g) {
+  for (int g = 0; g < 2; ++g) {  // keys 8g .. 8g + 7
     if (8 * g >= i_hi || 8 * g + 8 <= i_lo) {  // no visible key in this half
       sc[2 * g] = sc[2 * g + 1] = _mm512_setzero_ps();
       continue;
@@ -107,50 +112,47 @@ void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, 
         for (int k = 0; k < 8; ++k)
           s[k] = _mm512_fmadd_ps(qv[b], _mm512_broadcast_f32x4(_mm_loadu_ps(kr[8 * g + k] + 64 * h + 4 * b)), s[k]);
     }
-    __m512 a[4];  // block u: [x0+x2, y0+y2, x1+x3, y1+y3] of keys x = 2p, y = 2p + 1
-    for (int p = 0; p < 4; ++p)
-      a[p] = _mm512_add_ps(_mm512_unpacklo_ps(s[2 * p], s[2 * p + 1]), _mm512_unpackhi_ps(s[2 * p], s[2 * p + 1]));
-    for (int r = 0; r < 2; ++r) {  // block u: the sums of keys 4r .. 4r + 3 of this half
-      const __m512d x = _mm512_castps_pd(a[2 * r]), y = _mm512_castps_pd(a[2 * r + 1]);
-      sc[2 * g + r] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                                    _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
+    simd::block_sums8(s, sc + 2 * g);
   }
-  // Online softmax for the four heads at once.
-  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  const unsigned keys = ((1u << i_hi) - 1) & ~((1u << i_lo) - 1);
+}
+
+// Row scales of keys c0 + [0, kKeys) laid out like the scores (lane 4u + l
+// of vector k = scale of key 4k + l); scales outside `keys` read as 0.
+inline void chunk_scales(const float* scales, int64_t c0, __mmask16 keys, __m512* out) {
+  const __m512 s = _mm512_maskz_loadu_ps(keys, scales + c0);
+  out[0] = _mm512_shuffle_f32x4(s, s, 0x00);
+  out[1] = _mm512_shuffle_f32x4(s, s, 0x55);
+  out[2] = _mm512_shuffle_f32x4(s, s, 0xAA);
+  out[3] = _mm512_shuffle_f32x4(s, s, 0xFF);
+}
+
+// Keys c0 + [i_lo, i_hi) of a tile (all visible to the query) through the
+// online softmax of the pass's four heads. kf: scratch for kKeys widened K
+// rows.
+template <class Row, int DC>
+void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, float* kf) {
+  __m512 sc[4];
+  chunk_scores<Row, DC>(t, c0, i_lo, i_hi, st, kf, sc);
+  const __mmask16 keys = static_cast<__mmask16>(((1u << i_hi) - 1) & ~((1u << i_lo) - 1));
   __mmask16 vis[4];
-  __m512 mx = ninf;
-  for (int k = 0; k < 4; ++k) {
-    const unsigned bits = (keys >> (4 * k)) & 0xF;
-    vis[k] = static_cast<__mmask16>(bits * 0x1111u);
-    if constexpr (Row::kScaled)
-      sc[k] = _mm512_mul_ps(sc[k], _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(static_cast<__mmask8>(bits), t.ks + c0 + 4 * k)));
-    sc[k] = _mm512_mask_blend_ps(vis[k], ninf, sc[k]);
-    mx = _mm512_max_ps(mx, sc[k]);
+  for (int k = 0; k < 4; ++k) vis[k] = static_cast<__mmask16>(((keys >> (4 * k)) & 0xF) * 0x1111u);
+  __m512 scale[4];
+  if constexpr (Row::kScaled) {
+    chunk_scales(t.ks, c0, keys, scale);
+    for (int k = 0; k < 4; ++k) sc[k] = _mm512_mul_ps(sc[k], scale[k]);
   }
-  const __m512 m_new = _mm512_max_ps(st.m, block_max(mx));
-  // A head that has seen no key keeps max -inf: subtract 0 there (no -inf - -inf).
-  const __m512 m_sub = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m_new, ninf, _CMP_NEQ_OQ), m_new);
-  const __m512 alpha = simd::exp512(_mm512_sub_ps(st.m, m_sub));
+  __m512 p[4];
+  const __m512 alpha = online_softmax::step<online_softmax::PerBlock, 4>(sc, vis, st.m, st.l, p);
   alignas(64) float pr[4][16];  // pr[k][4u + l]: head u's weight of key 4k + l
-  __m512 sum = _mm512_setzero_ps();
-  for (int k = 0; k < 4; ++k) {
-    __m512 p = _mm512_maskz_mov_ps(vis[k], simd::exp512(_mm512_sub_ps(sc[k], m_sub)));
-    sum = _mm512_add_ps(sum, p);
-    if constexpr (Row::kScaled) {
-      const unsigned bits = (keys >> (4 * k)) & 0xF;
-      p = _mm512_mul_ps(p, _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(static_cast<__mmask8>(bits), t.vs + c0 + 4 * k)));
-    }
-    _mm512_store_ps(pr[k], p);
-  }
-  st.l = _mm512_fmadd_ps(st.l, alpha, block_sum(sum));
-  st.m = m_new;
+  if constexpr (Row::kScaled) chunk_scales(t.vs, c0, keys, scale);
+  for (int k = 0; k < 4; ++k) _mm512_store_ps(pr[k], Row::kScaled ? _mm512_mul_ps(p[k], scale[k]) : p[k]);
   alignas(64) float al[16];
   _mm512_store_ps(al, alpha);
 
   // acc_u = acc_u * alpha_u + sum_i pr(u, i) * V row i: each V row widened
-  // once for the four heads, 64 columns of accumulators in registers.
+  // once for the four heads, 64 columns of accumulators in registers; the
+  // next tile's row i is fetched along.
+  fetch_next_scales(t, c0 + i_lo, c0 + i_hi);
   for (int h = 0; h < DC / 64; ++h) {
     __m512 a[kHeads][4];
     for (int u = 0; u < kHeads; ++u) {
@@ -158,19 +160,14 @@ void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, 
       for (int c = 0; c < 4; ++c) a[u][c] = _mm512_mul_ps(_mm512_load_ps(st.acc[u] + 64 * h + 16 * c), au);
     }
     for (int i = i_lo; i < i_hi; ++i) {
-      if (h == 0 && t.next_k != nullptr) {
-        for (size_t off = 0; off < t.rb; off += 64) {
-          _mm_prefetch(t.next_k + (c0 + i) * t.rb + off, _MM_HINT_T0);
-          _mm_prefetch(t.next_v + (c0 + i) * t.rb + off, _MM_HINT_T0);
-        }
-      }
+      if (h == 0) fetch_next_rows(t, c0 + i, c0 + i + 1);
       const uint8_t* vr = t.v + (c0 + i) * t.rb;
       __m512 v[4];
       for (int c = 0; c < 4; ++c) v[c] = Row::load(vr, 4 * h + c);
       const float* pi = &pr[i >> 2][i & 3];
       for (int u = 0; u < kHeads; ++u) {
-        const __m512 p = _mm512_set1_ps(pi[4 * u]);
-        for (int c = 0; c < 4; ++c) a[u][c] = _mm512_fmadd_ps(p, v[c], a[u][c]);
+        const __m512 pu = _mm512_set1_ps(pi[4 * u]);
+        for (int c = 0; c < 4; ++c) a[u][c] = _mm512_fmadd_ps(pu, v[c], a[u][c]);
       }
     }
     for (int u = 0; u < kHeads; ++u)
@@ -181,6 +178,10 @@ void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, 
 // Rows [r0, r1) of one tile, kKeys-aligned chunks at a time.
 template <class Row, int DC>
 void attend_tile(const Tile& t, int64_t r0, int64_t r1, PassState& st, float* kf) {
+  // The chunks fetch the next tile's rows [r0, r1); below the window's start
+  // here (a tile with a next one ends at its last row, so r1 = page size).
+  fetch_next_rows(t, 0, r0);
+  fetch_next_scales(t, 0, r0);
   for (int64_t c0 = r0 / kKeys * kKeys; c0 < r1; c0 += kKeys) {
     const int i_lo = static_cast<int>(std::max<int64_t>(r0 - c0, 0));
     const int i_hi = static_cast<int>(std::min<int64_t>(r1 - c0, kKeys));
@@ -200,7 +201,6 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
   for (int b = 0; b < DC / 4; ++b)
     for (int u = 0; u < kHeads; ++u)
       for (int j = 0; j < 4; ++j) st.qm[b][4 * u + j] = q[u * DC + 4 * b + j] * sh.scale;
-  std::fill(&st.acc[0][0], &st.acc[0][0] + kHeads * kMaxDim, 0.0f);
   st.m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   st.l = _mm512_setzero_ps();
 
@@ -215,8 +215,8 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
            kv.k_scales(layer, page, kv_head), kv.v_scales(layer, page, kv_head)};
     if (b + 1 <= pos / P) {
       const int32_t next = seq.block_table[static_cast<size_t>(b + 1)];
-      t.next_k = reinterpret_cast<const char*>(kv.k_tile(layer, next, kv_head));
-      t.next_v = reinterpret_cast<const char*>(kv.v_tile(layer, next, kv_head));
+      t.next_k = kv.k_tile(layer, next, kv_head);
+      t.next_v = kv.v_tile(layer, next, kv_head);
       t.next_ks = kv.k_scales(layer, next, kv_head);
       t.next_vs = kv.v_scales(layer, next, kv_head);
     }
@@ -226,14 +226,19 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
       case KvDtype::kF16: attend_tile<RowF16, DC>(t, r0, r1, st, sc.kf.data()); break;
       case KvDtype::kInt8: attend_tile<RowInt8, DC>(t, r0, r1, st, sc.kf.data()); break;
       case KvDtype::kInt4: {
+        // Decoded to f32 scratch (no in-register int4 reader); the next
+        // stored tile is fetched whole before.
+        fetch_next_rows(t, 0, P);
+        fetch_next_scales(t, 0, P);
         sc.k.resize(static_cast<size_t>(P * DC));
         sc.v.resize(static_cast<size_t>(P * DC));
         for (int64_t r = r0; r < r1; ++r) {
           decode_row(lay.dtype, t.k + r * rb, t.ks ? t.ks[r] : 0.0f, DC, sc.k.data() + r * DC);
           decode_row(lay.dtype, t.v + r * rb, t.vs ? t.vs[r] : 0.0f, DC, sc.v.data() + r * DC);
         }
-        const Tile f{reinterpret_cast<const uint8_t*>(sc.k.data()), reinterpret_cast<const uint8_t*>(sc.v.data()),
-                     DC * sizeof(float), nullptr, nullptr};
+        const Tile f{reinterpret_cast<const uint8_t*>(sc.k.data()),
+                     reinterpret_cast<const uint8_t*>(sc.v.data()), DC * sizeof(float), nullptr,
+                     nullptr};
         attend_tile<RowF32, DC>(f, r0, r1, st, sc.kf.data());
         break;
       }
@@ -279,3 +284,4 @@ void attend_decode(const KvStorage&, int, const AttentionSeq&, int, int64_t, con
 #endif
 
 }  // namespace pagoda
+

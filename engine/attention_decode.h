@@ -1,19 +1,20 @@
 // Decode attention for grouped-query layouts: one query token and the group
-// heads of one KV head, group a multiple of 4, head_dim 64 or 128. Internal
-// to paged_attention, which sends such work items here.
+// heads of one KV head, groups of 4 or 8 heads, head_dim 64 or 128. Internal
+// to paged_attention, which sends every single-token work item of such a
+// shape here.
 //
-// Four group heads share each pass over the visible KV rows, and their
-// scores are computed with the heads in the four 128-bit blocks of a vector:
-// per key, the queries' dims 4b..4b+3 (one block per head) multiply the key's
-// dims 4b..4b+3 broadcast to all blocks, so the head_dim sum leaves only four
-// lanes per head to add, done for 16 keys at once by a two-stage transpose.
-// The online softmax then runs on four vectors holding 4 keys x 4 heads each,
-// one exp per vector for all heads, and the weights multiply each V row,
-// widened once, into the four heads' accumulators held in registers. K rows
-// stored narrower than f32 are widened once per pass into scratch; f32 rows
-// are read in place; int4 tiles are decoded to f32 first. Stateless apart
-// from per-thread scratch; thread-safe for concurrent calls on disjoint
-// outputs.
+// Four group heads share each pass over the visible KV rows (a group of 8
+// makes two passes), and their scores are computed with the heads in the
+// four 128-bit blocks of a vector: per key, the queries' dims 4b..4b+3 (one
+// block per head) multiply the key's dims 4b..4b+3 broadcast to all blocks,
+// so the head_dim sum leaves only four lanes per head to add, done for 8
+// keys at once by a two-stage transpose. The online softmax then runs on
+// four vectors holding 4 keys x 4 heads each, one exp per vector for all
+// heads, and the weights multiply each V row, widened once, into the four
+// heads' accumulators held in registers. K rows stored narrower than f32 are
+// widened once per pass into scratch; f32 rows are read in place; int4 tiles
+// are decoded to f32 first. Stateless apart from per-thread scratch;
+// thread-safe for concurrent calls on disjoint outputs.
 #pragma once
 
 #include <cstdint>

@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/simd_exp.h"
+#include "engine/attention_softmax.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
@@ -47,9 +47,7 @@ void attend_block(const float* qt, int64_t q_rows, const int32_t* pos, int64_t c
   // Visibility per key and lane (causal and windowed), then the online
   // softmax, lane-wise for all 16 uses.
   const __m512i pv = _mm512_loadu_si512(pos);
-  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __mmask16 vis[kKeys];
-  __m512 mx = ninf;
   for (int i = 0; i < kKeys; ++i) {
     vis[i] = 0;
     if (i >= i_lo && i < i_hi) {
@@ -58,24 +56,13 @@ void attend_block(const float* qt, int64_t q_rows, const int32_t* pos, int64_t c
       if (window > 0)
         vis[i] &= _mm512_cmplt_epi32_mask(_mm512_sub_epi32(pv, kp), _mm512_set1_epi32(window));
     }
-    s[i] = _mm512_mask_blend_ps(vis[i], ninf, s[i]);
-    mx = _mm512_max_ps(mx, s[i]);
   }
-  const __m512 m_old = _mm512_loadu_ps(m);
-  const __m512 m_new = _mm512_max_ps(m_old, mx);
-  // Lanes that have seen no key yet keep max -inf; subtract 0 there so no
-  // -inf - -inf appears (their weights and rescale factor come out 0).
-  const __m512 m_sub = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m_new, ninf, _CMP_NEQ_OQ), m_new);
-  const __m512 alpha = simd::exp512(_mm512_sub_ps(m_old, m_sub));
+  __m512 mv = _mm512_loadu_ps(m), lv = _mm512_loadu_ps(l), pw[kKeys];
+  const __m512 alpha = online_softmax::step<online_softmax::PerLane, kKeys>(s, vis, mv, lv, pw);
+  _mm512_storeu_ps(m, mv);
+  _mm512_storeu_ps(l, lv);
   alignas(64) float p[kKeys][kLanes];
-  __m512 sum = _mm512_setzero_ps();
-  for (int i = 0; i < kKeys; ++i) {
-    const __m512 pi = _mm512_maskz_mov_ps(vis[i], simd::exp512(_mm512_sub_ps(s[i], m_sub)));
-    sum = _mm512_add_ps(sum, pi);
-    _mm512_store_ps(p[i], pi);
-  }
-  _mm512_storeu_ps(l, _mm512_fmadd_ps(_mm512_loadu_ps(l), alpha, sum));
-  _mm512_storeu_ps(m, m_new);
+  for (int i = 0; i < kKeys; ++i) _mm512_store_ps(p[i], pw[i]);
   alignas(64) float al[kLanes];
   _mm512_store_ps(al, alpha);
   // acc_u = acc_u * alpha_u + sum_i p[i][u] * v_i, 16 columns at a time with

@@ -20,7 +20,8 @@ namespace {
 constexpr int64_t kQueryBlock = 16;  // query tokens per work item
 // Largest (query tokens x group heads) of a work item that run_item takes
 // (reading bf16, f16 and int8 tiles in their stored dtype: one widening pass
-// per 16-row chunk, shared by all those uses). Larger items go to the
+// per 16-row chunk, shared by all those uses), except single-token items of
+// the shapes attention_decode.h handles. Larger items go to the
 // uses-in-lanes kernel (attention_lanes.h) where it supports the head_dim;
 // otherwise run_item decodes their tiles to f32 scratch first.
 constexpr int64_t kMaxStoredReads = 8;
@@ -377,10 +378,10 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
     if (D % 16 == 0) {
       const int64_t first = seq.first_pos + t0;
       TileWork tw{ktile, vtile, row_bytes, kscale, vscale, r0, r1, base, P};
-      // Few uses of each row (decode: one query token per group head): read
-      // the stored rows in place, widening in registers. Many uses (prefill
-      // blocks of a head_dim the lanes kernel lacks): decode the visible rows
-      // to f32 once, then read those.
+      // Few uses of each row (decodes attention_decode.h does not take, short
+      // chunks): read the stored rows in place, widening in registers. Many
+      // uses (prefill blocks of a head_dim the lanes kernel lacks): decode
+      // the visible rows to f32 once, then read those.
       if ((dtype == KvDtype::kF32 || T * G <= kMaxStoredReads) &&
           attend_tile_stored(dtype, tw, first, T, G, D, W, sc.q.data(), sc.m.data(), sc.l.data(),
                              sc.acc.data()))

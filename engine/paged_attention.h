@@ -6,20 +6,23 @@
 // FlashAttention-style: KV is walked one page (tile) at a time with an online
 // softmax (running max, running sum, rescaled accumulator), so no score row
 // over the whole context is ever materialized. GQA-aware: each K/V tile is
-// decoded once and used by every query head of its group and every query
-// token of the work item (MHA: group of 1; MQA: one KV head for all).
+// read once for every query head of its group (four at a time in the decode
+// kernel) and every query token of the work item (MHA: group of 1; MQA: one
+// KV head for all).
 //
 // Work is split into items (sequence, KV head, block of query tokens) run in
 // parallel with OpenMP. Scratch is per thread. With AVX-512 and head_dim a
-// multiple of 16: items with more than 8 (query token x group head) uses
-// (prefill chunks, wide groups) put 16 uses in the lanes of a vector
-// (attention_lanes.h) for head_dim 16/32/64/128; decode items of groups of
-// 4 or 8 heads with head_dim 64/128 take attention_decode.h (four heads in
-// the blocks of each vector); other items with fewer uses score 16 KV rows
-// at a time from row dot products summed by a register transpose, with
-// vectorized exp. They read f32 KV in place, and
-// bf16, f16 and int8 too, widening each row in registers once for all uses;
-// int4 tiles, and large items of other head dims, are decoded to f32 once.
+// multiple of 16: single-token items (decodes, and the last token of a
+// prefill whose length is 1 mod 16) of groups of 4 or 8 heads with head_dim
+// 64/128 take attention_decode.h (four heads in the blocks of each vector);
+// items with more than 8 (query token x group head) uses (prefill chunks,
+// wide groups) put 16 uses in the lanes of a vector (attention_lanes.h) for
+// head_dim 16/32/64/128; the other items with few uses (decode of groups of
+// 1 or 2, short chunks) score 16 KV rows at a time from row dot products
+// summed by a register transpose, with vectorized exp. Those read f32 KV in
+// place, and bf16, f16 and int8 too, widening each row in registers once
+// for all uses; int4 tiles, and large items of other head dims, are decoded
+// to f32 once.
 // Thread-safe for concurrent calls only on disjoint outputs; reads `kv`,
 // never writes it.
 #pragma once

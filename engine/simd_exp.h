@@ -1,5 +1,5 @@
-// AVX-512 helpers shared by engine kernels: a vectorized exp and a
-// 16-vector transpose-and-sum. Header-only, stateless, thread-safe; only
+// AVX-512 helpers shared by engine kernels: a vectorized exp and
+// transposing block / vector sums. Header-only, stateless, thread-safe; only
 // defined when __AVX512F__ is (callers keep a scalar path).
 #pragma once
 
@@ -29,19 +29,26 @@ inline __m512 exp512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// Block sums of 8 vectors: lane 4u + l of out[r] = the sum of the 4 lanes of
+// 128-bit block u of v[4r + l] (two transposing stages: 6 adds, 12 shuffles).
+inline void block_sums8(const __m512* v, __m512* out) {
+  __m512 a[4];
+  for (int i = 0; i < 4; ++i)  // per block: [x0+x2, y0+y2, x1+x3, y1+y3]
+    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  for (int r = 0; r < 2; ++r) {  // per block: the block sums of 4 vectors, in order
+    const __m512d x = _mm512_castps_pd(a[2 * r]), y = _mm512_castps_pd(a[2 * r + 1]);
+    out[r] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                           _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+}
+
 // Lane i of the result = sum of the 16 lanes of v[i] (a transposing
 // reduction tree: 15 adds and 30 shuffles for 16 sums).
 inline __m512 sum16x16(const __m512* v) {
-  __m512 a[8];
-  for (int i = 0; i < 8; ++i)  // per 128-bit block: [x0+x2, y0+y2, x1+x3, y1+y3]
-    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
   __m512 b[4];
-  for (int i = 0; i < 4; ++i) {  // per block: the block sums of 4 rows, in order
-    const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
-    b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-  }
+  block_sums8(v, b);
+  block_sums8(v + 8, b + 2);
   __m512 c[2];
   for (int i = 0; i < 2; ++i)
     c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),

@@ -74,7 +74,8 @@ void run_case(const Case& c, uint32_t seed) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int D = c.head_dim, KVH = c.n_kv_heads, H = c.n_heads;
   const int64_t P = c.page_size;
-  const std::vector<int64_t> lens = {1, 37, 3 * P + 5, 2 * P};  // context lengths per sequence
+  // Context lengths per sequence; 45 ends in the middle of a 16-key chunk.
+  const std::vector<int64_t> lens = {1, 37, 3 * P + 5, 2 * P, 45};
   int64_t pages_needed = 1;
   for (int64_t L : lens) pages_needed += (L + P - 1) / P;
   KvLayout lay{1, KVH, D, c.page_size, c.dtype};
@@ -189,40 +190,47 @@ TEST_CASE("paged attention handles head_dim 8 and 64 and a window wider than the
 }
 
 TEST_CASE("paged attention's unrolled head_dim 64 / 128 paths, full and partial 16-row chunks") {
-  // head_dim 64 and 128 take the register-resident AVX-512 code; page 8
-  // gives chunks shorter than 16 rows, 48 a full chunk plus a partial one.
+  // head_dim 64 and 128 take the register-resident AVX-512 code: group 2
+  // the per-use kernel for decodes and 4-token tails, group 4 the decode
+  // and lanes kernels; page 8 gives chunks shorter than 16 rows, 48 a full
+  // chunk plus a partial one.
   uint32_t seed = 200;
   for (int d : {64, 128})
     for (KvDtype dt : {KvDtype::kF32, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
       for (int page : {8, 16, 48})
-        for (int64_t window : {int64_t{0}, int64_t{21}}) run_case({8, 2, d, page, window, dt}, seed++);
+        for (auto [h, kvh] : {std::pair{8, 2}, std::pair{4, 2}})
+          for (int64_t window : {int64_t{0}, int64_t{21}}) run_case({h, kvh, d, page, window, dt}, seed++);
 }
 
 TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode and short chunks") {
   // Work items with at most 8 (query token, group head) pairs read 16-bit
   // and int8 rows in their stored dtype; longer ones decode the tile first.
-  // Decodes (max_q 1) and 3-token chunks, GQA (group 4) and MHA (group 1).
+  // Decodes (max_q 1), 3- and 4-token chunks, groups of 4 (decodes of head
+  // dim 64 / 128 take the decode kernel), 2 (4-token chunks fill the 8
+  // shared uses) and 1 (MHA).
   uint32_t seed = 300;
   for (int d : {16, 64, 128})
     for (KvDtype dt : {KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
       for (int page : {8, 16, 48})
-        for (auto [h, kvh] : {std::pair{8, 2}, std::pair{4, 4}})
-          for (int64_t max_q : {1, 3})
+        for (auto [h, kvh] : {std::pair{8, 2}, std::pair{4, 2}, std::pair{4, 4}})
+          for (int64_t max_q : {1, 3, 4})
             for (int64_t window : {int64_t{0}, int64_t{21}})
               run_case({h, kvh, d, page, window, dt, max_q}, seed++);
 }
 
 TEST_CASE("paged attention's decode kernel: groups 4 and 8, head_dim 64 / 128, every dtype") {
-  // One query token of a group of 4 or 8 heads takes attention_decode
-  // (four heads per pass in the blocks of a vector); pages of 8 give half
-  // chunks, 48 full and partial ones, the window 21 chunks starting inside.
+  // Single-token items of a group of 4 or 8 heads take attention_decode
+  // (four heads per pass in the blocks of a vector): decodes (max_q 1) and
+  // the 17th token of 17-token chunks. Pages of 8 give half chunks, 48 full
+  // and partial ones; windows of 3 and 21 make chunks whose first visible
+  // key is inside their first or second half.
   uint32_t seed = 400;
   for (int d : {64, 128})
     for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
       for (int page : {8, 16, 48})
         for (auto [h, kvh] : {std::pair{8, 2}, std::pair{16, 2}})
-          for (int64_t window : {int64_t{0}, int64_t{21}})
-            run_case({h, kvh, d, page, window, dt, 1}, seed++);
+          for (int64_t window : {int64_t{0}, int64_t{3}, int64_t{21}})
+            for (int64_t max_q : {1, 17}) run_case({h, kvh, d, page, window, dt, max_q}, seed++);
 }
 
 TEST_CASE("paged attention with many uses per work item: long chunks, wide groups, head_dim 32/48/128") {
