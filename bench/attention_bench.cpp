@@ -2,12 +2,13 @@
 // (one query token per sequence) or prefill chunks (--query-tokens T: the
 // last T positions of each context attend causally) at several context
 // lengths and KV dtypes, in GB/s of KV bytes read (K and V rows plus scales)
-// and GFLOP/s (QK and PV products, causal), bench-200m's head layout
-// (16 query heads, 4 KV heads, head_dim 64), one layer.
+// and GFLOP/s (QK and PV products, causal), one layer; by default
+// bench-200m's head layout (16 query heads, 4 KV heads, head_dim 64).
 //
 //   attention_bench [--seqs 16] [--contexts 512,1024,2048,4096] [--runs 7] [--page-size 16]
 //                   [--query-tokens 1] [--dtypes f32,bf16,f16,int8,int4]
 //                   [--scatter-pages] [--evict-mb 0]
+//                   [--heads 16] [--kv-heads 4] [--head-dim 64]
 //
 // Prints the median over --runs runs of 20 calls each. --scatter-pages gives
 // every sequence pages in a shuffled order (as a long-running server's block
@@ -16,6 +17,7 @@
 // where the layer's weights stream through the caches between attentions.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <sstream>
@@ -43,6 +45,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   std::string dtypes = "f32,bf16,f16,int8,int4";
   app.add_option("--dtypes", dtypes, "KV dtypes");
+  int H = 16, KVH = 4, D = 64;
+  app.add_option("--heads", H, "query heads")->check(CLI::PositiveNumber);
+  app.add_option("--kv-heads", KVH, "KV heads (a divisor of --heads)")->check(CLI::PositiveNumber);
+  app.add_option("--head-dim", D, "head_dim")->check(CLI::PositiveNumber);
   bool scatter = false;
   app.add_flag("--scatter-pages", scatter, "shuffle the pages of the block tables");
   int evict_mb = 0;
@@ -54,7 +60,10 @@ int main(int argc, char** argv) {
     std::string item;
     while (std::getline(ss, item, ',')) ctx.push_back(std::stoi(item));
   }
-  const int H = 16, KVH = 4, D = 64;
+  if (H % KVH != 0) {
+    std::fprintf(stderr, "--heads must be a multiple of --kv-heads\n");
+    return 2;
+  }
   std::printf("%6s %6s %10s %12s %10s %10s\n", "dtype", "ctx", "us/call", "KV GB/s", "tokens/s", "GFLOP/s");
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
@@ -91,7 +100,7 @@ int main(int argc, char** argv) {
         aseqs.push_back({tables[size_t(s)], L - query_tokens, query_tokens, int64_t(s) * query_tokens});
       std::vector<float> q(size_t(seqs) * query_tokens * H * D), out(q.size());
       for (auto& x : q) x = nd(rng);
-      const AttentionShape shape{H, KVH, D, 0, 0.125f};
+      const AttentionShape shape{H, KVH, D, 0, 1.0f / std::sqrt(float(D))};
       std::vector<double> us;
       for (int r = 0; r < runs; ++r) {
         double total = 0;
