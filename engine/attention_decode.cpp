@@ -80,7 +80,7 @@ inline void fetch_next_scales(const Tile& t, int64_t lo, int64_t hi) {
 
 // Scores of keys c0 + [0, kKeys) of a tile for the pass's four heads:
 // sc[k] lane 4u + l = head u's score of key 4k + l (keys outside [i_lo,
-// i_hi) hold garbage, masked later). Per key, a vector sums qm[b] times the
+// i_hi) repeat a visible key's score or 0, and are masked later). Per key, a vector sums qm[b] times the
 // key's dims 4b..4b+3 broadcast to every block; block_sums8 then adds each
 // block's 4 lanes for 8 keys at once. K rows stored narrower than f32 are
 // widened into kf first; f32 rows are read in place.
