@@ -133,7 +133,7 @@ template <class Row, int DC>
 void attend_chunk(const Tile& t, int64_t c0, int i_lo, int i_hi, PassState& st, float* kf) {
   __m512 sc[4];
   chunk_scores<Row, DC>(t, c0, i_lo, i_hi, st, kf, sc);
-  const __mmask16 keys = static_cast<__mmask16>(((1u << i_hi) - 1) & ~((1u << i_lo) - 1));
+  const __mmask16 keys = online_softmax::key_lanes(i_lo, i_hi);
   __mmask16 vis[4];
   for (int k = 0; k < 4; ++k) vis[k] = static_cast<__mmask16>(((keys >> (4 * k)) & 0xF) * 0x1111u);
   __m512 scale[4];
@@ -232,10 +232,7 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
         fetch_next_scales(t, 0, P);
         sc.k.resize(static_cast<size_t>(P * DC));
         sc.v.resize(static_cast<size_t>(P * DC));
-        for (int64_t r = r0; r < r1; ++r) {
-          decode_row(lay.dtype, t.k + r * rb, t.ks ? t.ks[r] : 0.0f, DC, sc.k.data() + r * DC);
-          decode_row(lay.dtype, t.v + r * rb, t.vs ? t.vs[r] : 0.0f, DC, sc.v.data() + r * DC);
-        }
+        kv_rows::decode_tile_rows(lay.dtype, t.k, t.v, rb, t.ks, t.vs, r0, r1, DC, sc.k.data(), sc.v.data());
         const Tile f{reinterpret_cast<const uint8_t*>(sc.k.data()),
                      reinterpret_cast<const uint8_t*>(sc.v.data()), DC * sizeof(float), nullptr,
                      nullptr};

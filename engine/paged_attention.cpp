@@ -11,6 +11,7 @@
 #include "engine/attention_decode.h"
 #include "engine/attention_lanes.h"
 #include "engine/attention_rows.h"
+#include "engine/attention_softmax.h"
 #include "engine/simd_exp.h"
 #include "kvpool/kv_codec.h"
 
@@ -129,11 +130,6 @@ inline void accumulate_v(float* acc, float alpha, const float* pr, const uint8_t
   }
 }
 
-// Lanes [lo, hi) of a 16-lane vector.
-inline __mmask16 lanes(int lo, int hi) {
-  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
 // The online-softmax step of one query head over a chunk's scores s (lanes
 // outside `vis` ignored; int8 K row scales ks applied first): updates the
 // running max m and sum l, writes the chunk's weights to pr (times the int8
@@ -164,7 +160,7 @@ inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, siz
                          float& l, float* acc) {
   alignas(64) float pr[kChunk];
   const float alpha =
-      softmax_chunk<Row>(chunk_dots<Row, DC>(q, k, rb, d, n), lanes(lo, hi), ks, vs, m, l, pr);
+      softmax_chunk<Row>(chunk_dots<Row, DC>(q, k, rb, d, n), online_softmax::key_lanes(lo, hi), ks, vs, m, l, pr);
   accumulate_v<Row, DC>(acc, alpha, pr, v, rb, d, lo, hi);
 }
 
@@ -240,7 +236,7 @@ void chunk_update_uses(const float* q, const int* idx, int nu, const int* lo, co
   float alpha[kMaxUses];
   float* accs[kMaxUses];
   for (int u = 0; u < nu; ++u) {
-    alpha[u] = softmax_chunk<Row>(simd::sum16x16(part[u]), lanes(lo[u], hi[u]), ks, vs, m[idx[u]],
+    alpha[u] = softmax_chunk<Row>(simd::sum16x16(part[u]), online_softmax::key_lanes(lo[u], hi[u]), ks, vs, m[idx[u]],
                                   l[idx[u]], pr[u]);
     accs[u] = acc + idx[u] * DC;
   }
@@ -388,10 +384,8 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
         continue;
       sc.k.resize(static_cast<size_t>(P * D));
       sc.v.resize(static_cast<size_t>(P * D));
-      for (int64_t r = r0; r < r1; ++r) {
-        decode_row(dtype, ktile + r * row_bytes, kscale ? kscale[r] : 0.0f, D, sc.k.data() + r * D);
-        decode_row(dtype, vtile + r * row_bytes, vscale ? vscale[r] : 0.0f, D, sc.v.data() + r * D);
-      }
+      kv_rows::decode_tile_rows(dtype, ktile, vtile, row_bytes, kscale, vscale, r0, r1, D, sc.k.data(),
+                                sc.v.data());
       tw.k = reinterpret_cast<const uint8_t*>(sc.k.data());
       tw.v = reinterpret_cast<const uint8_t*>(sc.v.data());
       tw.rb = static_cast<size_t>(D) * sizeof(float);
