@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <span>
 #include <sstream>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <dnnl.hpp>
 #include <omp.h>
 
+#include "common/huge_pages.h"
 #include "engine/amx_gemm.h"
 #include "engine/dnnl_context.h"
 #include "engine/gemv.h"
@@ -154,6 +156,7 @@ struct Linear::Impl {
   int64_t in = 0, out = 0;
   WeightDtype dtype = WeightDtype::kF32;
   dnnl::memory packed;             // packed weights shared by the buckets
+  std::vector<std::shared_ptr<void>> weight_buffers;  // memory behind packed and any bucket's copy
   std::vector<Bucket> buckets;     // one per entry of buckets_of(dtype)
   std::vector<float> w_scale;      // int8: scale_w[n]
   std::vector<int32_t> w_comp;     // int8: 128 * sum_k Wq[n, k]
@@ -278,7 +281,10 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
       return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, wmd, dst_md), eng);
     };
     auto pack = [&](const dnnl::memory::desc& md) {
-      dnnl::memory m(md, eng);
+      std::shared_ptr<void> buffer = HugeArena::weights().allocate(md.get_size());
+      if (!buffer) throw std::bad_alloc();
+      dnnl::memory m(md, eng, buffer.get());
+      impl->weight_buffers.push_back(std::move(buffer));
       dnnl::reorder(user, m).execute(strm, user, m);
       strm.wait();
       return m;
@@ -326,6 +332,9 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     os << "Linear: oneDNN failed to set up a " << weight_dtype_name(dtype) << " matmul ["
        << out << " x " << in << "]: " << e.what();
     return Status::internal(os.str());
+  } catch (const std::bad_alloc&) {
+    return Status::resource_exhausted("Linear: out of memory packing a " + std::string(weight_dtype_name(dtype)) +
+                                      " matmul [" + std::to_string(out) + " x " + std::to_string(in) + "]");
   }
   return Linear(std::move(impl));
 }

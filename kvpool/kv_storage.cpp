@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "common/huge_pages.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
@@ -73,7 +74,8 @@ Result<std::unique_ptr<KvStorage>> KvStorage::create(const KvLayout& layout, int
   }
   const size_t size = arena_bytes(layout, num_pages);
   if (size == 0) return Status::invalid_argument("kv arena size overflows for " + std::to_string(num_pages) + " pages");
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kAlign, size));
+  // Huge pages where the kernel allows: attention reads pages all over the arena.
+  auto* p = static_cast<uint8_t*>(allocate_huge(size).release());
   if (!p) {
     return Status::resource_exhausted("cannot allocate the KV arena of " + std::to_string(size) +
                                       " bytes; lower kv.memory_gib or kv.num_pages");

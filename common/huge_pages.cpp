@@ -1,0 +1,57 @@
+#include "common/huge_pages.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+
+namespace pagoda {
+
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kLine = 64;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+bool huge_pages_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("PAGODA_HUGE_PAGES");
+    return env == nullptr || env[0] != '0';
+  }();
+  return enabled;
+}
+}  // namespace
+
+HugeBuffer allocate_huge(size_t bytes) {
+  if (bytes < kHugePage) return HugeBuffer(std::aligned_alloc(kLine, round_up(bytes == 0 ? 1 : bytes, kLine)));
+  const size_t size = round_up(bytes, kHugePage);
+  void* p = std::aligned_alloc(kHugePage, size);
+  // Advice only: a kernel without THP leaves the buffer on 4-KiB pages.
+  if (p != nullptr && huge_pages_enabled()) (void)madvise(p, size, MADV_HUGEPAGE);
+  return HugeBuffer(p);
+}
+
+HugeArena& HugeArena::weights() {
+  static HugeArena arena;
+  return arena;
+}
+
+std::shared_ptr<void> HugeArena::allocate(size_t bytes) {
+  const size_t size = round_up(bytes == 0 ? 1 : bytes, kLine);
+  if (size > chunk_bytes_ / 4) {
+    HugeBuffer own = allocate_huge(size);
+    if (!own) return nullptr;
+    return std::shared_ptr<void>(own.release(), HugeBufferDeleter());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!chunk_ || used_ + size > chunk_bytes_) {
+    HugeBuffer chunk = allocate_huge(chunk_bytes_);
+    if (!chunk) return nullptr;
+    chunk_ = std::shared_ptr<void>(chunk.release(), HugeBufferDeleter());
+    used_ = 0;
+  }
+  void* piece = static_cast<char*>(chunk_.get()) + used_;
+  used_ += size;
+  return std::shared_ptr<void>(chunk_, piece);
+}
+
+}  // namespace pagoda

@@ -1,0 +1,51 @@
+// Large, long-lived buffers backed by transparent huge pages where the kernel
+// allows it: packed weights and the KV arena. Streaming hundreds of megabytes
+// through 4-KiB pages costs a TLB miss and a page walk every 4 KiB; 2-MiB
+// pages cut those 512-fold. With THP set to "madvise" (Debian's default)
+// nothing is huge unless asked for, which is what these allocators do.
+// PAGODA_HUGE_PAGES=0 in the environment turns the advice off (for A/B runs).
+// Without THP in the kernel the memory silently stays on 4-KiB pages.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+
+namespace pagoda {
+
+struct HugeBufferDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+// One owned allocation, freed on destruction.
+using HugeBuffer = std::unique_ptr<void, HugeBufferDeleter>;
+
+// At least `bytes` of uninitialized memory: whole 2-MiB pages, 2-MiB aligned
+// and advised huge, from one huge page up; 64-byte aligned below. Null when
+// out of memory. Thread-safe.
+HugeBuffer allocate_huge(size_t bytes);
+
+// HugeArena: packs many medium buffers (one per weight matrix, 1-6 MB each)
+// into shared 2-MiB-aligned chunks advised huge, so that no matrix wastes the
+// tail of its own huge page. Each piece is 64-byte aligned and keeps its
+// chunk alive (a shared_ptr aliasing the chunk); a chunk is freed when its
+// last piece goes and the arena has moved on. Pieces over a quarter of a
+// chunk get a chunk of their own. Thread-safe (a mutex).
+class HugeArena {
+ public:
+  explicit HugeArena(size_t chunk_bytes = size_t{32} << 20) : chunk_bytes_(chunk_bytes) {}
+
+  // The arena shared by every model's packed weights.
+  static HugeArena& weights();
+
+  // At least `bytes` of uninitialized memory; null when out of memory.
+  std::shared_ptr<void> allocate(size_t bytes);
+
+ private:
+  const size_t chunk_bytes_;
+  std::mutex mu_;
+  std::shared_ptr<void> chunk_;  // the chunk being filled
+  size_t used_ = 0;
+};
+
+}  // namespace pagoda
