@@ -93,7 +93,9 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
   PAGODA_RETURN_IF_ERROR(check_batch(batch));
   const ModelConfig& c = model_->config;
   const ModelWeights& w = model_->weights;
-  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  int64_t T = static_cast<int64_t>(batch.tokens.size());  // rows; the last layer keeps n_out
+  int64_t n_out = 0;  // rows whose logits are taken
+  for (const BatchSequence& s : batch.seqs) n_out += s.want_logits ? 1 : 0;
   const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hid = c.hidden_dim;
   const int64_t qkv_w = qd + 2 * kvd;
   const int64_t P = kv_->layout().page_size;
@@ -153,6 +155,13 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
         kv_->write(static_cast<int>(li), slot, rowp + qd, rowp + qd + kvd);
       }
     }
+    // The last layer's output matters only where logits are taken: past
+    // its K/V (written above for every token), keep just those rows.
+    if (li == c.n_layers - 1 && n_out < T) {
+      keep_output_rows(batch, qkv_w, dim);
+      T = n_out;
+      if (T == 0) break;  // no sequence samples this step
+    }
     paged_attention(*kv_, static_cast<int>(li), attn_seqs_, qkv_.data(), qkv_w, attn_.data(), qd,
                     shape);
     L.wo.forward(attn_.data(), T, proj_.data());
@@ -164,21 +173,32 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
     add_inplace(x_.data(), proj_.data(), T * dim);
   }
 
-  // Final norm and classifier only for the last token of sampling sequences.
-  int64_t n_out = 0;
-  for (const BatchSequence& s : batch.seqs) n_out += s.want_logits ? 1 : 0;
+  // Final norm and classifier for the rows kept: the last token of each
+  // sampling sequence, in batch order.
+  logits->resize(static_cast<size_t>(n_out * c.vocab_size));
+  if (n_out == 0) return Status::ok();
   grow(sel_, n_out * dim);
-  row = 0;
-  int64_t k = 0;
+  rmsnorm(x_.data(), w.rms_final, n_out, dim, c.rms_eps, sel_.data());
+  classifier_.forward(sel_.data(), n_out, logits->data());
+  return Status::ok();
+}
+
+void LlamaModel::keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim) {
+  // Row k takes the last row of the k-th sampling sequence; k never exceeds
+  // that row, so copying forward in place is safe.
+  attn_seqs_.clear();
+  int64_t row = 0, k = 0;
   for (const BatchSequence& s : batch.seqs) {
     row += s.n_tokens;
     if (!s.want_logits) continue;
-    rmsnorm(x_.data() + (row - 1) * dim, w.rms_final, 1, dim, c.rms_eps, sel_.data() + k * dim);
+    const int64_t last = row - 1;
+    if (last != k) {
+      std::memcpy(qkv_.data() + k * qkv_w, qkv_.data() + last * qkv_w, static_cast<size_t>(qkv_w) * sizeof(float));
+      std::memcpy(x_.data() + k * dim, x_.data() + last * dim, static_cast<size_t>(dim) * sizeof(float));
+    }
+    attn_seqs_.push_back(AttentionSeq{s.block_table, s.first_pos + s.n_tokens - 1, 1, k});
     ++k;
   }
-  logits->resize(static_cast<size_t>(n_out * c.vocab_size));
-  if (n_out > 0) classifier_.forward(sel_.data(), n_out, logits->data());
-  return Status::ok();
 }
 
 }  // namespace pagoda

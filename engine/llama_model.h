@@ -63,6 +63,10 @@ class LlamaModel {
   LlamaModel(std::shared_ptr<const LoadedModel> model, WeightDtype dtype, KvStorage* kv,
              std::vector<Layer> layers, Linear classifier);
   Status check_batch(const BatchInput& batch) const;
+  // Before the last layer's attention: moves the q|k|v and residual rows of
+  // each sampling sequence's last token to rows 0..n_out-1 and points the
+  // attention descriptors at them (one query each).
+  void keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim);
 
   std::shared_ptr<const LoadedModel> model_;
   WeightDtype dtype_;

@@ -112,7 +112,10 @@ std::vector<float> alone(Harness& h, const std::vector<int32_t>& tokens, int64_t
 }
 
 // 32 sequences of random tokens with mixed shapes: in the second step some
-// decode one token, others prefill a chunk; compare with each alone.
+// decode one token, others prefill a chunk; compare with each alone. Between
+// them the second step also carries mid-prompt chunks that take no logits
+// (the last layer keeps only the sampled rows, so these must not disturb the
+// others' rows).
 void check_batched_equals_alone(const std::string& path, uint32_t seed) {
   Harness batched(path), single(path);
   const int64_t V = batched.model->config().vocab_size;
@@ -130,11 +133,18 @@ void check_batched_equals_alone(const std::string& path, uint32_t seed) {
     split[i] = (i % 3 == 0) ? L - 1 : (i % 3 == 1 ? L / 2 : 0);  // decode / chunk / whole prompt
     batched.cover(tables[i], L);
   }
+  std::vector<std::vector<int32_t>> quiet_tables(N);
   BatchInput first, second;
   for (int i = 0; i < N; ++i) {
     if (split[i] > 0) {
       first.tokens.insert(first.tokens.end(), seqs[i].begin(), seqs[i].begin() + split[i]);
       first.seqs.push_back({0, split[i], tables[i], false});
+    }
+    if (i % 4 == 1) {  // a prompt chunk of another sequence, no logits
+      const int64_t n = len(rng) / 3 + 1;
+      batched.cover(quiet_tables[i], n);
+      for (int64_t k = 0; k < n; ++k) second.tokens.push_back(tok(rng));
+      second.seqs.push_back({0, n, quiet_tables[i], false});
     }
     second.tokens.insert(second.tokens.end(), seqs[i].begin() + split[i], seqs[i].end());
     second.seqs.push_back({split[i], int64_t(seqs[i].size()) - split[i], tables[i], true});
@@ -194,7 +204,7 @@ TEST_CASE("MHA, GQA and MQA models: batched equals alone") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("chunked prefill equals whole prefill") {
+TEST_CASE("chunked prefill equals whole prefill and token-by-token steps") {
   Harness whole(model_file("stories260K.bin")), chunked(model_file("stories260K.bin"));
   const int64_t V = whole.model->config().vocab_size;
   std::mt19937 rng(5);
@@ -211,6 +221,19 @@ TEST_CASE("chunked prefill equals whole prefill") {
     in.seqs.push_back({pos, chunk, table, pos + chunk == 100});
     REQUIRE(chunked.model->forward(in, &logits).is_ok());
     pos += chunk;
+  }
+  CHECK(max_abs_diff(logits.data(), ref.data(), V) <= 1e-4);
+
+  // One token per step: every query is a sequence's only row, so this takes
+  // none of the multi-row paths (prefill attention, last-layer row selection).
+  Harness stepwise(model_file("stories260K.bin"));
+  std::vector<int32_t> table1;
+  stepwise.cover(table1, 100);
+  for (int64_t p = 0; p < 100; ++p) {
+    BatchInput in;
+    in.tokens = {prompt[static_cast<size_t>(p)]};
+    in.seqs.push_back({p, 1, table1, p == 99});
+    REQUIRE(stepwise.model->forward(in, &logits).is_ok());
   }
   CHECK(max_abs_diff(logits.data(), ref.data(), V) <= 1e-4);
 }
