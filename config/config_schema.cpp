@@ -221,6 +221,9 @@ std::vector<ConfigField> build_fields() {
   f.push_back(int_field("scheduler.max_num_batched_tokens",
                         [](ServerConfig& c) -> auto& { return c.scheduler.max_num_batched_tokens; },
                         1, 1 << 20));
+  f.push_back(int_field("scheduler.prefill_join_tokens",
+                        [](ServerConfig& c) -> auto& { return c.scheduler.prefill_join_tokens; }, 0,
+                        1 << 20));
   f.push_back(bool_field("scheduler.chunked_prefill",
                          [](ServerConfig& c) -> auto& { return c.scheduler.chunked_prefill; }));
   f.push_back(enum_field("scheduler.policy",

@@ -36,6 +36,7 @@ struct KvSection {
 struct SchedulerSection {
   int64_t max_num_seqs = 64;               // sequences in one step
   int64_t max_num_batched_tokens = 256;    // tokens in one step (prefill chunks + decodes)
+  int64_t prefill_join_tokens = 16;        // a prompt joins another's step only if <= this + decodes
   bool chunked_prefill = true;             // split long prompts across steps
   std::string policy = "fcfs";             // fcfs | priority
   int64_t max_queue = 1024;                // waiting requests before new ones get 429

@@ -110,7 +110,23 @@ SchedulerOutput Scheduler::schedule() {
     scheduled.push_back(req.get());
   }
 
-  // 2. Waiting requests, unless this step had to preempt.
+  // 2. Waiting requests, unless this step had to preempt. On a CPU a prompt
+  // token costs about as much as a step's fixed part (streaming the weights,
+  // synchronization) divided by ~16-20: adding a prompt of L new tokens to a
+  // step that already computes one delays that one by L tokens' work and
+  // saves the newcomer one step's fixed cost (the decodes included). So a
+  // waiting request joins a step that already prefills only when the tokens
+  // it would compute in it (L, or what is left of the budget) are at most
+  // the decode tokens plus prefill_join_tokens; otherwise it goes first in
+  // the next step. Simultaneous arrivals are then prefilled one after
+  // another (lower mean TTFT than finishing all at the end of one big step)
+  // and closed-loop clients do not stay in lock-step.
+  int64_t decode_tokens = 0;
+  bool prefilling = false;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (s.num_new_tokens == 1) ++decode_tokens;
+    else prefilling = true;
+  }
   while (out.num_preempted == 0 && budget > 0 && !waiting_.empty() &&
          static_cast<int64_t>(running_.size()) < config_.max_num_seqs) {
     std::shared_ptr<Request> req = waiting_.front();
@@ -122,6 +138,9 @@ SchedulerOutput Scheduler::schedule() {
       if (req->num_preemptions == 0) req->num_cached_tokens = hit;
     }
     int64_t num_new = req->num_tokens() - req->num_computed_tokens;
+    // Deferred: it keeps its prefix pages (and the lookup's result) and goes
+    // first next step.
+    if (prefilling && std::min(num_new, budget) > decode_tokens + config_.prefill_join_tokens) break;
     if (num_new > budget) {
       if (!config_.chunked_prefill) break;
       num_new = budget;
@@ -140,6 +159,8 @@ SchedulerOutput Scheduler::schedule() {
     out.seqs.push_back({req.get(), num_new, sample});
     out.num_tokens += num_new;
     budget -= num_new;
+    if (num_new == 1) ++decode_tokens;
+    else prefilling = true;
   }
   return out;
 }

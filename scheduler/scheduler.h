@@ -4,7 +4,9 @@
 //
 // Order within a step: running requests first (one decode token, or the next
 // prefill chunk), then waiting ones (prefix-cache lookup, page allocation,
-// a partial chunk when the budget runs out). When pages run out, the victim
+// a partial chunk when the budget runs out). A waiting request whose prompt
+// is long next to the step's fixed cost waits for the next step rather than
+// join another prompt's step (prefill_join_tokens). When pages run out, the victim
 // is the lowest-priority, then latest-arriving running request: its pages are
 // freed and it goes back to the front of the waiting queue to be recomputed.
 //
@@ -29,6 +31,10 @@ namespace pagoda {
 struct SchedulerConfig {
   int64_t max_num_seqs = 64;             // sequences per step
   int64_t max_num_batched_tokens = 2048; // tokens per step
+  // A waiting request joins a step that already computes another prompt only
+  // if the tokens it would compute in it are at most this plus the step's
+  // decode tokens (see schedule()); >= max_num_batched_tokens packs steps FCFS.
+  int64_t prefill_join_tokens = 16;
   bool chunked_prefill = true;           // split prompts over steps
   bool priority_policy = false;          // false: fcfs
   int64_t max_model_len = 2048;          // prompt + output tokens per request

@@ -117,6 +117,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   EngineCoreConfig ec;
   ec.scheduler.max_num_seqs = c.scheduler.max_num_seqs;
   ec.scheduler.max_num_batched_tokens = c.scheduler.max_num_batched_tokens;
+  ec.scheduler.prefill_join_tokens = c.scheduler.prefill_join_tokens;
   ec.scheduler.chunked_prefill = c.scheduler.chunked_prefill;
   ec.scheduler.priority_policy = c.scheduler.policy == "priority";
   ec.scheduler.max_model_len = max_model_len;
