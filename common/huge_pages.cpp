@@ -25,8 +25,10 @@ HugeBuffer allocate_huge(size_t bytes) {
   if (bytes < kHugePage) return HugeBuffer(std::aligned_alloc(kLine, round_up(bytes == 0 ? 1 : bytes, kLine)));
   const size_t size = round_up(bytes, kHugePage);
   void* p = std::aligned_alloc(kHugePage, size);
-  // Advice only: a kernel without THP leaves the buffer on 4-KiB pages.
-  if (p != nullptr && huge_pages_enabled()) (void)madvise(p, size, MADV_HUGEPAGE);
+  // Advice only: a kernel without THP leaves the buffer on 4-KiB pages. Off,
+  // the advice is the opposite, so that THP's "always" mode cannot make the
+  // A/B's "off" side huge through the alignment.
+  if (p != nullptr) (void)madvise(p, size, huge_pages_enabled() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   return HugeBuffer(p);
 }
 
@@ -43,15 +45,17 @@ std::shared_ptr<void> HugeArena::allocate(size_t bytes) {
     return std::shared_ptr<void>(own.release(), HugeBufferDeleter());
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (!chunk_ || used_ + size > chunk_bytes_) {
-    HugeBuffer chunk = allocate_huge(chunk_bytes_);
-    if (!chunk) return nullptr;
-    chunk_ = std::shared_ptr<void>(chunk.release(), HugeBufferDeleter());
+  std::shared_ptr<void> chunk = chunk_.lock();
+  if (!chunk || used_ + size > chunk_bytes_) {
+    HugeBuffer fresh = allocate_huge(chunk_bytes_);
+    if (!fresh) return nullptr;
+    chunk = std::shared_ptr<void>(fresh.release(), HugeBufferDeleter());
+    chunk_ = chunk;
     used_ = 0;
   }
-  void* piece = static_cast<char*>(chunk_.get()) + used_;
+  void* piece = static_cast<char*>(chunk.get()) + used_;
   used_ += size;
-  return std::shared_ptr<void>(chunk_, piece);
+  return std::shared_ptr<void>(chunk, piece);
 }
 
 }  // namespace pagoda

@@ -29,8 +29,8 @@ HugeBuffer allocate_huge(size_t bytes);
 // into shared 2-MiB-aligned chunks advised huge, so that no matrix wastes the
 // tail of its own huge page. Each piece is 64-byte aligned and keeps its
 // chunk alive (a shared_ptr aliasing the chunk); a chunk is freed when its
-// last piece goes and the arena has moved on. Pieces over a quarter of a
-// chunk get a chunk of their own. Thread-safe (a mutex).
+// last piece goes (the arena itself holds no chunk). Pieces over a quarter
+// of a chunk get a chunk of their own. Thread-safe (a mutex).
 class HugeArena {
  public:
   explicit HugeArena(size_t chunk_bytes = size_t{32} << 20) : chunk_bytes_(chunk_bytes) {}
@@ -44,7 +44,7 @@ class HugeArena {
  private:
   const size_t chunk_bytes_;
   std::mutex mu_;
-  std::shared_ptr<void> chunk_;  // the chunk being filled
+  std::weak_ptr<void> chunk_;  // the chunk being filled, while any piece of it lives
   size_t used_ = 0;
 };
 

@@ -155,8 +155,8 @@ struct Linear::Impl {
 
   int64_t in = 0, out = 0;
   WeightDtype dtype = WeightDtype::kF32;
-  dnnl::memory packed;             // packed weights shared by the buckets
   std::vector<std::shared_ptr<void>> weight_buffers;  // memory behind packed and any bucket's copy
+  dnnl::memory packed;             // packed weights shared by the buckets
   std::vector<Bucket> buckets;     // one per entry of buckets_of(dtype)
   std::vector<float> w_scale;      // int8: scale_w[n]
   std::vector<int32_t> w_comp;     // int8: 128 * sum_k Wq[n, k]

@@ -35,18 +35,12 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   if (!config_.enable_prefix_caching || prompt_tokens.empty()) return 0;
 
   const size_t ps = static_cast<size_t>(config_.page_size);
-  const size_t max_pages = (prompt_tokens.size() - 1) / ps;  // the last token is always computed
-  for (size_t i = 0; i < max_pages; ++i) {
-    const auto toks = prompt_tokens.subspan(i * ps, ps);
-    const uint64_t h = config_.hash_fn(s.last_hash, toks, s.salt);
-    const int32_t page = pool_.find_cached(h, s.last_page, s.last_generation, toks, s.salt);
-    if (page == kNoBlock) break;
-    pool_.acquire(page);
-    s.table.push_back(page);
-    s.last_hash = h;
-    s.last_page = page;
-    s.last_generation = pool_.block(page).generation;
-  }
+  PrefixMatch m = match_prefix(prompt_tokens, s.salt);
+  for (int32_t page : m.pages) pool_.acquire(page);
+  s.table = std::move(m.pages);
+  s.last_hash = m.last_hash;
+  s.last_page = m.last_page;
+  s.last_generation = m.last_generation;
   s.num_cached_pages = static_cast<int64_t>(s.table.size());
   s.num_tokens = s.num_cached_pages * config_.page_size;
   const size_t next = s.table.size() * ps;
@@ -54,6 +48,36 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   if (reusable > 0 && config_.copy_rows) s.num_tokens += copy_partial_page(s, prompt_tokens.subspan(next, reusable));
   prefix_hit_tokens_ += s.num_tokens;
   return s.num_tokens;
+}
+
+KvCacheManager::PrefixMatch KvCacheManager::match_prefix(std::span<const int32_t> prompt_tokens,
+                                                         std::string_view salt) const {
+  PrefixMatch m;
+  const size_t ps = static_cast<size_t>(config_.page_size);
+  const size_t max_pages = (prompt_tokens.size() - 1) / ps;  // the last token is always computed
+  for (size_t i = 0; i < max_pages; ++i) {
+    const auto toks = prompt_tokens.subspan(i * ps, ps);
+    const uint64_t h = config_.hash_fn(m.last_hash, toks, salt);
+    const int32_t page = pool_.find_cached(h, m.last_page, m.last_generation, toks, salt);
+    if (page == kNoBlock) break;
+    m.pages.push_back(page);
+    m.last_hash = h;
+    m.last_page = page;
+    m.last_generation = pool_.block(page).generation;
+  }
+  return m;
+}
+
+int64_t KvCacheManager::probe_prefix(std::span<const int32_t> prompt_tokens, std::string_view cache_salt) const {
+  if (!config_.enable_prefix_caching || prompt_tokens.empty()) return 0;
+  const PrefixMatch m = match_prefix(prompt_tokens, cache_salt);
+  const size_t ps = static_cast<size_t>(config_.page_size);
+  const size_t next = m.pages.size() * ps;
+  int64_t cached = static_cast<int64_t>(next);
+  const size_t reusable = std::min(ps, prompt_tokens.size() - 1 - next);
+  if (reusable > 0 && config_.copy_rows)
+    cached += pool_.find_partial(m.last_page, m.last_generation, prompt_tokens.subspan(next, reusable), cache_salt).rows;
+  return cached;
 }
 
 int64_t KvCacheManager::copy_partial_page(RequestState& s, std::span<const int32_t> next) {

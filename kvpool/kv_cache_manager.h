@@ -97,6 +97,12 @@ class KvCacheManager {
   // pages (call it before the first allocate_slots).
   int64_t lookup_prefix(RequestId id, std::span<const int32_t> prompt_tokens, std::string_view cache_salt = {});
 
+  // What lookup_prefix would return for these tokens now (assuming a page is
+  // free for a partial-page copy), without taking references or counting a
+  // lookup in the statistics: lets the scheduler size a request's step
+  // before committing to it.
+  int64_t probe_prefix(std::span<const int32_t> prompt_tokens, std::string_view cache_salt = {}) const;
+
   // Grows the request's table to hold num_tokens_total_after tokens. All or
   // nothing: returns false, adding no page, if there are not enough free
   // pages. With a sliding window and num_computed_tokens >= 0, it first
@@ -160,6 +166,15 @@ class KvCacheManager {
   // Appends a fresh page holding the first rows of a cached page that matches
   // `next` (the prompt tokens after the whole-page hit) partly; returns the rows.
   int64_t copy_partial_page(RequestState& s, std::span<const int32_t> next);
+  // The cached pages holding the leading whole pages of prompt_tokens (never
+  // its last token), in order, with the chain state after the last one.
+  struct PrefixMatch {
+    std::vector<int32_t> pages;
+    uint64_t last_hash = kRootPageHash;
+    int32_t last_page = kNoBlock;
+    uint32_t last_generation = 0;
+  };
+  PrefixMatch match_prefix(std::span<const int32_t> prompt_tokens, std::string_view salt) const;
 
   KvCacheConfig config_;
   BlockPool pool_;

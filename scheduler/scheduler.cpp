@@ -117,20 +117,30 @@ SchedulerOutput Scheduler::schedule() {
   // saves the newcomer one step's fixed cost (the decodes included). So a
   // waiting request joins a step that already prefills only when the tokens
   // it would compute in it (L, or what is left of the budget) are at most
-  // the decode tokens plus prefill_join_tokens; otherwise it goes first in
-  // the next step. Simultaneous arrivals are then prefilled one after
-  // another (lower mean TTFT than finishing all at the end of one big step)
-  // and closed-loop clients do not stay in lock-step.
-  int64_t decode_tokens = 0;
+  // the decode tokens plus prefill_join_tokens; otherwise it waits for a
+  // step that computes no other prompt (the next one, unless a running
+  // request is still mid-prompt). Simultaneous arrivals are then prefilled
+  // one after another (lower mean TTFT than finishing all at the end of one
+  // big step) and closed-loop clients do not stay in lock-step.
+  int64_t decode_tokens = 0;  // one-token entries (decodes, or a prompt's last token)
   bool prefilling = false;
-  for (const ScheduledSeq& s : out.seqs) {
-    if (s.num_new_tokens == 1) ++decode_tokens;
+  auto count = [&](int64_t num_new) {
+    if (num_new == 1) ++decode_tokens;
     else prefilling = true;
-  }
+  };
+  for (const ScheduledSeq& s : out.seqs) count(s.num_new_tokens);
   while (out.num_preempted == 0 && budget > 0 && !waiting_.empty() &&
          static_cast<int64_t>(running_.size()) < config_.max_num_seqs) {
     std::shared_ptr<Request> req = waiting_.front();
-    if (req->num_computed_tokens == 0 && !kv_->has_request(req->id)) {
+    const bool fresh = req->num_computed_tokens == 0 && !kv_->has_request(req->id);
+    if (prefilling) {
+      // Sized with a probe of the prefix cache, so that a deferred request
+      // holds no pages and counts no lookup; it is looked up when it runs,
+      // seeing the pages cached meanwhile.
+      const int64_t cached = fresh ? kv_->probe_prefix(req->tokens, req->cache_salt) : req->num_computed_tokens;
+      if (std::min(req->num_tokens() - cached, budget) > decode_tokens + config_.prefill_join_tokens) break;
+    }
+    if (fresh) {
       // Prefix lookup over the whole known sequence (prompt, plus output
       // already generated before a preemption).
       const int64_t hit = kv_->lookup_prefix(req->id, req->tokens, req->cache_salt);
@@ -138,14 +148,12 @@ SchedulerOutput Scheduler::schedule() {
       if (req->num_preemptions == 0) req->num_cached_tokens = hit;
     }
     int64_t num_new = req->num_tokens() - req->num_computed_tokens;
-    // Deferred: it keeps its prefix pages (and the lookup's result) and goes
-    // first next step.
-    if (prefilling && std::min(num_new, budget) > decode_tokens + config_.prefill_join_tokens) break;
+    bool admit = true;
     if (num_new > budget) {
-      if (!config_.chunked_prefill) break;
+      admit = config_.chunked_prefill;
       num_new = budget;
     }
-    if (!kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
+    if (!admit || !kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
       // Not now: give back the prefix references; retry next step.
       kv_->free(req->id);
       req->num_computed_tokens = 0;
@@ -159,8 +167,7 @@ SchedulerOutput Scheduler::schedule() {
     out.seqs.push_back({req.get(), num_new, sample});
     out.num_tokens += num_new;
     budget -= num_new;
-    if (num_new == 1) ++decode_tokens;
-    else prefilling = true;
+    count(num_new);
   }
   return out;
 }

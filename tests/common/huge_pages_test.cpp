@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -84,9 +85,19 @@ TEST_CASE("HugeArena packs pieces into shared chunks that outlive the arena's in
     CHECK(bytes[0] == i + 1);
     CHECK(bytes[sizes[i] - 1] == i + 1);
   }
-  // Dropping the early pieces frees their chunk; the later ones stay valid.
+  // Dropping the early pieces frees their chunk (the first five pieces fill
+  // it); a chunk that still has a live piece stays, and the later pieces stay
+  // valid.
+  std::weak_ptr<void> first_chunk = pieces[0], second_chunk = pieces[5];
   pieces.erase(pieces.begin(), pieces.begin() + 6);
+  CHECK(first_chunk.expired());
+  CHECK_FALSE(second_chunk.expired());
   std::memset(pieces.back().get(), 0x11, sizes.back());
+  // The arena holds no chunk of its own: with every piece gone, all are freed.
+  std::weak_ptr<void> last_chunk = pieces.back();
+  pieces.clear();
+  CHECK(second_chunk.expired());
+  CHECK(last_chunk.expired());
 
   // Over a quarter of a chunk: a chunk of its own, huge-page aligned.
   std::shared_ptr<void> large = arena.allocate(3 * kMiB);
@@ -117,6 +128,8 @@ TEST_CASE("HugeArena hands distinct pieces to concurrent callers") {
     }
   }
   CHECK(starts.size() == size_t{kThreads} * kEach);
+  // No two pieces overlap.
+  for (auto it = starts.begin(); std::next(it) != starts.end(); ++it) CHECK(*std::next(it) - *it >= 64 * 1024);
   for (int t = 0; t < kThreads; ++t) {
     for (const auto& p : got[t]) CHECK(static_cast<const unsigned char*>(p.get())[64 * 1024 - 1] == t);
   }

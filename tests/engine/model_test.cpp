@@ -224,8 +224,10 @@ TEST_CASE("chunked prefill equals whole prefill and token-by-token steps") {
   }
   CHECK(max_abs_diff(logits.data(), ref.data(), V) <= 1e-4);
 
-  // One token per step: every query is a sequence's only row, so this takes
-  // none of the multi-row paths (prefill attention, last-layer row selection).
+  // One token per step: every step has a single row, so the attention is the
+  // decode path and the last layer keeps that row where it is (or stops after
+  // its K/V, in steps that take no logits): an independent reference for the
+  // multi-row paths above (prefill attention, last-layer row selection).
   Harness stepwise(model_file("stories260K.bin"));
   std::vector<int32_t> table1;
   stepwise.cover(table1, 100);

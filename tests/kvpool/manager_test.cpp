@@ -177,6 +177,43 @@ TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "
   REQUIRE(plain->usage().prefix_partial_hits == 0);
 }
 
+TEST_CASE("kvpool: probe_prefix predicts lookup_prefix without taking anything", "[kvpool][manager]") {
+  int copies = 0;
+  auto m = make(4, 16, &default_page_hash, 0, [&](int32_t, int32_t, int) { ++copies; });
+  const auto a = seq(100, 10);
+  prefill(*m, 1, a);
+  m->free(1);
+  const std::vector<std::pair<std::vector<int32_t>, std::string>> prompts = {
+      {a, ""},                            // two whole pages (the last token is never a hit)
+      {cat(head(a, 6), seq(500, 5)), ""},  // a page and two rows of the next
+      {head(a, 7), ""},                   // the cap
+      {cat(head(a, 3), {900, 901}), ""},  // rows of a first page
+      {cat(head(a, 3), {900, 901}), "tenant"},
+      {seq(700, 9), ""},                  // nothing
+  };
+  RequestId id = 10;
+  for (const auto& [prompt, salt] : prompts) {
+    const KvUsage before = m->usage();
+    const int64_t predicted = m->probe_prefix(prompt, salt);
+    const KvUsage after = m->usage();
+    CHECK(copies == 0);
+    CHECK(after.pages_in_use == before.pages_in_use);
+    CHECK(after.prefix_query_tokens == before.prefix_query_tokens);
+    CHECK(after.prefix_hit_tokens == before.prefix_hit_tokens);
+    CHECK(m->lookup_prefix(id, prompt, salt) == predicted);
+    m->free(id++);
+    copies = 0;
+  }
+  CHECK(m->probe_prefix(a) == 8);
+  KvCacheConfig c;
+  c.page_size = 4;
+  c.num_pages = 16;
+  c.enable_prefix_caching = false;
+  auto disabled = KvCacheManager::create(c);
+  REQUIRE(disabled.is_ok());
+  CHECK(disabled.value()->probe_prefix(a) == 0);
+}
+
 TEST_CASE("kvpool: a partial-page hit needs a free page and never evicts its own source", "[kvpool][manager]") {
   std::vector<std::tuple<int32_t, int32_t, int>> copies;
   auto m = make(4, 5, &default_page_hash, 0, [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });

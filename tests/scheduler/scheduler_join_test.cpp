@@ -91,7 +91,7 @@ TEST_CASE("prefill_join_tokens at the budget packs steps first-come-first-served
   CHECK(plan(step(s)) == Plan{{1, 40}, {2, 216}});  // b's first chunk fills the budget
 }
 
-TEST_CASE("a deferred request keeps its prefix hit and is looked up once") {
+TEST_CASE("a deferred request holds no pages and is looked up once, when it runs") {
   auto kv = make_kv(16, 64);
   Scheduler s(config(16), kv.get());
   // r0 computes a 64-token prefix (four full pages) and finishes: its pages stay cached.
@@ -112,8 +112,9 @@ TEST_CASE("a deferred request keeps its prefix hit and is looked up once") {
   s.add(cold);
   s.add(h1);
   s.add(h2);
-  CHECK(plan(step(s)) == Plan{{2, 100}});  // h1 (30 new > 16) waits, holding its 64 cached tokens
-  CHECK(h1->num_computed_tokens == 64);
+  CHECK(plan(step(s)) == Plan{{2, 100}});  // h1 (30 new > 16) waits
+  CHECK(kv->usage().num_requests == 1);     // and holds no pages meanwhile
+  CHECK(h1->num_computed_tokens == 0);
   CHECK(plan(step(s)) == Plan{{2, 1}, {3, 30}});  // h2: 30 > 1 + 16, waits
   CHECK(plan(step(s)) == Plan{{2, 1}, {3, 1}, {4, 30}});
   CHECK(h1->num_cached_tokens == 64);
@@ -123,4 +124,44 @@ TEST_CASE("a deferred request keeps its prefix hit and is looked up once") {
   CHECK(u.prefix_query_tokens - queried == 100 + 94 + 94);
   for (auto& r : {cold, h1, h2}) s.finish(r.get(), FinishReason::kLength);
   CHECK(kv->usage().pages_in_use == 0);
+}
+
+TEST_CASE("prompts deferred behind one with the same prefix reuse its pages") {
+  auto kv = make_kv(16, 64);
+  Scheduler s(config(16), kv.get());
+  // Two simultaneous prompts share a 64-token prefix nobody has computed yet.
+  std::vector<int32_t> pa = prompt_of(64, 10), pb = prompt_of(64, 10);
+  for (int i = 0; i < 30; ++i) pa.push_back(600 + i);
+  for (int i = 0; i < 20; ++i) pb.push_back(700 + i);
+  auto a = make_request(1, pa, 4, nullptr);
+  auto b = make_request(2, pb, 4, nullptr);
+  s.add(a);
+  s.add(b);
+  CHECK(plan(step(s)) == Plan{{1, 94}});         // b (84 new) waits
+  CHECK(plan(step(s)) == Plan{{1, 1}, {2, 20}});  // and then finds a's prefix pages cached
+  CHECK(b->num_cached_tokens == 64);
+  for (auto& r : {a, b}) s.finish(r.get(), FinishReason::kLength);
+  CHECK(kv->usage().pages_in_use == 0);
+}
+
+TEST_CASE("with chunked prefill off a prompt over the leftover budget waits without holding pages") {
+  auto kv = make_kv(16, 64);
+  SchedulerConfig c = config(256);
+  c.chunked_prefill = false;
+  c.max_num_batched_tokens = 128;
+  Scheduler s(c, kv.get());
+  auto r0 = make_request(1, prompt_of(64, 10), 1, nullptr);
+  s.add(r0);
+  step(s);
+  s.finish(r0.get(), FinishReason::kLength);
+  auto a = make_request(2, prompt_of(100, 400), 4, nullptr);
+  std::vector<int32_t> pb = prompt_of(64, 10);
+  for (int i = 0; i < 60; ++i) pb.push_back(700 + i);
+  auto b = make_request(3, pb, 4, nullptr);  // 124 tokens, 64 cached: 60 new > 28 left
+  s.add(a);
+  s.add(b);
+  CHECK(plan(step(s)) == Plan{{2, 100}});
+  CHECK(kv->usage().num_requests == 1);  // b gave its prefix references back
+  CHECK(plan(step(s)) == Plan{{2, 1}, {3, 60}});
+  CHECK(b->num_cached_tokens == 64);
 }
