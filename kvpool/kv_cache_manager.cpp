@@ -34,7 +34,6 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   prefix_query_tokens_ += static_cast<int64_t>(prompt_tokens.size());
   if (!config_.enable_prefix_caching || prompt_tokens.empty()) return 0;
 
-  const size_t ps = static_cast<size_t>(config_.page_size);
   PrefixMatch m = match_prefix(prompt_tokens, s.salt);
   for (int32_t page : m.pages) pool_.acquire(page);
   s.table = std::move(m.pages);
@@ -43,9 +42,7 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   s.last_generation = m.last_generation;
   s.num_cached_pages = static_cast<int64_t>(s.table.size());
   s.num_tokens = s.num_cached_pages * config_.page_size;
-  const size_t next = s.table.size() * ps;
-  const size_t reusable = std::min(ps, prompt_tokens.size() - 1 - next);  // the last token is always computed
-  if (reusable > 0 && config_.copy_rows) s.num_tokens += copy_partial_page(s, prompt_tokens.subspan(next, reusable));
+  if (!m.partial_next.empty()) s.num_tokens += copy_partial_page(s, m.partial_next);
   prefix_hit_tokens_ += s.num_tokens;
   return s.num_tokens;
 }
@@ -65,18 +62,18 @@ KvCacheManager::PrefixMatch KvCacheManager::match_prefix(std::span<const int32_t
     m.last_page = page;
     m.last_generation = pool_.block(page).generation;
   }
+  const size_t next = m.pages.size() * ps;
+  const size_t reusable = std::min(ps, prompt_tokens.size() - 1 - next);  // the last token is always computed
+  if (config_.copy_rows) m.partial_next = prompt_tokens.subspan(next, reusable);
   return m;
 }
 
 int64_t KvCacheManager::probe_prefix(std::span<const int32_t> prompt_tokens, std::string_view cache_salt) const {
   if (!config_.enable_prefix_caching || prompt_tokens.empty()) return 0;
   const PrefixMatch m = match_prefix(prompt_tokens, cache_salt);
-  const size_t ps = static_cast<size_t>(config_.page_size);
-  const size_t next = m.pages.size() * ps;
-  int64_t cached = static_cast<int64_t>(next);
-  const size_t reusable = std::min(ps, prompt_tokens.size() - 1 - next);
-  if (reusable > 0 && config_.copy_rows)
-    cached += pool_.find_partial(m.last_page, m.last_generation, prompt_tokens.subspan(next, reusable), cache_salt).rows;
+  int64_t cached = static_cast<int64_t>(m.pages.size()) * config_.page_size;
+  if (!m.partial_next.empty())
+    cached += pool_.find_partial(m.last_page, m.last_generation, m.partial_next, cache_salt).rows;
   return cached;
 }
 

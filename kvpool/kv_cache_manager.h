@@ -167,12 +167,15 @@ class KvCacheManager {
   // `next` (the prompt tokens after the whole-page hit) partly; returns the rows.
   int64_t copy_partial_page(RequestState& s, std::span<const int32_t> next);
   // The cached pages holding the leading whole pages of prompt_tokens (never
-  // its last token), in order, with the chain state after the last one.
+  // its last token), in order, with the chain state after the last one, and
+  // the tokens after them that a partly matching page may lend rows to (empty
+  // when rows cannot be copied).
   struct PrefixMatch {
     std::vector<int32_t> pages;
     uint64_t last_hash = kRootPageHash;
     int32_t last_page = kNoBlock;
     uint32_t last_generation = 0;
+    std::span<const int32_t> partial_next;
   };
   PrefixMatch match_prefix(std::span<const int32_t> prompt_tokens, std::string_view salt) const;
 

@@ -64,8 +64,6 @@ size_t KvStorage::arena_bytes(const KvLayout& layout, int64_t num_pages) {
   return round_up(round_up(data, kAlign) + scales, kAlign);
 }
 
-void KvStorage::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
-
 Result<std::unique_ptr<KvStorage>> KvStorage::create(const KvLayout& layout, int64_t num_pages) {
   PAGODA_RETURN_IF_ERROR(layout.validate());
   if (num_pages < 1 || num_pages > std::numeric_limits<int32_t>::max()) {
@@ -75,25 +73,23 @@ Result<std::unique_ptr<KvStorage>> KvStorage::create(const KvLayout& layout, int
   const size_t size = arena_bytes(layout, num_pages);
   if (size == 0) return Status::invalid_argument("kv arena size overflows for " + std::to_string(num_pages) + " pages");
   // Huge pages where the kernel allows: attention reads pages all over the arena.
-  auto* p = static_cast<uint8_t*>(allocate_huge(size).release());
-  if (!p) {
+  HugeBuffer arena = allocate_huge(size);
+  if (!arena) {
     return Status::resource_exhausted("cannot allocate the KV arena of " + std::to_string(size) +
                                       " bytes; lower kv.memory_gib or kv.num_pages");
   }
-  std::memset(p, 0, size);
-  return std::unique_ptr<KvStorage>(
-      new KvStorage(layout, num_pages, std::unique_ptr<uint8_t, FreeDeleter>(p), size));
+  std::memset(arena.get(), 0, size);
+  return std::unique_ptr<KvStorage>(new KvStorage(layout, num_pages, std::move(arena), size));
 }
 
-KvStorage::KvStorage(const KvLayout& layout, int64_t num_pages, std::unique_ptr<uint8_t, FreeDeleter> arena,
-                     size_t size)
+KvStorage::KvStorage(const KvLayout& layout, int64_t num_pages, HugeBuffer arena, size_t size)
     : layout_(layout),
       num_pages_(num_pages),
       arena_(std::move(arena)),
       arena_size_(size),
       tile_bytes_(layout.tile_bytes()),
       row_bytes_(layout.row_bytes()),
-      data_(arena_.get()),
+      data_(static_cast<uint8_t*>(arena_.get())),
       scales_(nullptr) {
   if (layout_.has_scales()) {
     const size_t tiles = static_cast<size_t>(layout_.num_layers) * static_cast<size_t>(num_pages_) * 2 *

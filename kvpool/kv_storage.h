@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 
+#include "common/huge_pages.h"
 #include "common/status.h"
 #include "kvpool/kv_dtype.h"
 
@@ -74,10 +75,7 @@ class KvStorage {
   const float* v_scales(int layer, int64_t page, int kv_head) const;
 
  private:
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const;
-  };
-  KvStorage(const KvLayout& layout, int64_t num_pages, std::unique_ptr<uint8_t, FreeDeleter> arena, size_t size);
+  KvStorage(const KvLayout& layout, int64_t num_pages, HugeBuffer arena, size_t size);
   // Index of the (layer, page, kv, head) tile, in tiles.
   size_t tile_index(int layer, int64_t page, int kv, int kv_head) const {
     return ((static_cast<size_t>(layer) * static_cast<size_t>(num_pages_) + static_cast<size_t>(page)) * 2 +
@@ -92,7 +90,7 @@ class KvStorage {
 
   KvLayout layout_;
   int64_t num_pages_;
-  std::unique_ptr<uint8_t, FreeDeleter> arena_;
+  HugeBuffer arena_;
   size_t arena_size_;
   size_t tile_bytes_;
   size_t row_bytes_;
