@@ -1,7 +1,10 @@
 // decode_bench: engine step time for a model at several batch sizes, next to
 // the machine's limits. For each batch size B, B sequences are prefilled with
 // `--context` tokens, then decode steps (one token per sequence) are timed.
-// Also times a prefill of `--prefill` tokens (one sequence, one step).
+// Also times a prefill of `--prefill` tokens (one sequence, one step) and,
+// with `--mixed N`, the step a cached prompt costs while the largest batch
+// decodes: its other B - 1 sequences decode one token each and the last one
+// computes N prompt tokens after its `--context` (a prefix-cache hit).
 //
 //   decode_bench --model FILE [--dtype f32|bf16|int8] [--kv f32|bf16|f16|int8|int4]
 //                [--batches 1,4,16,32,64] [--context 128] [--steps 16] [--runs 5]
@@ -49,7 +52,7 @@ std::vector<int> parse_list(const std::string& s) {
 int main(int argc, char** argv) {
   CLI::App app{"decode_bench: engine step time at several batch sizes"};
   std::string model_path, dtype = "f32", kv_dtype = "f32", batches = "1,4,16,32,64";
-  int context = 128, steps = 16, runs = 5, prefill = 512;
+  int context = 128, steps = 16, runs = 5, prefill = 512, mixed = 0;
   double bandwidth_gbs = 29, peak_gflops = 0;  // 0: the dtype's default above
   app.add_option("--model", model_path, "llama2.c checkpoint")->required();
   app.add_option("--dtype", dtype, "weight dtype");
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "decode steps per run");
   app.add_option("--runs", runs, "runs (median reported)");
   app.add_option("--prefill", prefill, "prefill length for the prefill measurement");
+  app.add_option("--mixed", mixed, "prompt tokens of the mixed step (0: not measured)");
   app.add_option("--bandwidth-gbs", bandwidth_gbs, "memory bandwidth for the roofline");
   app.add_option("--peak-gflops", peak_gflops, "GEMM peak for the weight dtype (default: its reference peak)");
   CLI11_PARSE(app, argc, argv);
@@ -80,7 +84,7 @@ int main(int argc, char** argv) {
   const std::vector<int> bs = parse_list(batches);
   const int max_b = *std::max_element(bs.begin(), bs.end());
   const int P = 16;
-  const int64_t per_seq_pages = (std::max(context + steps * runs + 2, prefill) + P - 1) / P + 1;
+  const int64_t per_seq_pages = (std::max(context + steps * (runs + 1) + mixed + 2, prefill) + P - 1) / P + 1;
   auto storage = KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), P, *kdt},
                                    1 + per_seq_pages * max_b);
   if (!storage) {
@@ -134,6 +138,26 @@ int main(int argc, char** argv) {
     const double of_limit = B == 1 ? gbs / bandwidth_gbs : gflops / peak_gflops;
     std::printf("%6d %10.2f %10.1f %12.1f %12.1f %9.0f%%\n", B, step_ms, B / (step_ms / 1e3), gbs, gflops, 100 * of_limit);
     std::fflush(stdout);
+    if (mixed > 0 && B == max_b) {
+      // B - 1 decodes plus N prompt tokens of the last sequence after its
+      // context (the same positions every step: only the timing matters).
+      const int64_t chunk_pos = pos;
+      std::vector<double> mixed_ms;
+      for (int k = 0; k < std::max(steps, 3) * runs; ++k, ++pos) {
+        BatchInput step;
+        for (int s = 0; s + 1 < B; ++s) {
+          step.tokens.push_back(int32_t(3 + (s + pos) % (c.vocab_size - 3)));
+          step.seqs.push_back({pos, 1, tables[size_t(s)], true});
+        }
+        for (int t = 0; t < mixed; ++t) step.tokens.push_back(int32_t(3 + (t * 11) % (c.vocab_size - 3)));
+        step.seqs.push_back({chunk_pos, mixed, tables[size_t(B - 1)], true});
+        const auto t0 = Clock::now();
+        if (!m.forward(step, &logits).is_ok()) return 1;
+        mixed_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+      std::printf("mixed step, %d decodes + %d prompt tokens at context %lld: %.2f ms\n", B - 1, mixed,
+                  static_cast<long long>(chunk_pos), median(mixed_ms));
+    }
   }
   // Prefill throughput: one sequence of `prefill` tokens in one step.
   std::vector<double> ms;

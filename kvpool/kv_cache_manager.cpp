@@ -31,7 +31,8 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   if (!s.table.empty()) return 0;
   s = RequestState{};
   s.salt.assign(cache_salt);
-  prefix_query_tokens_ += static_cast<int64_t>(prompt_tokens.size());
+  s.looked_up_tokens = static_cast<int64_t>(prompt_tokens.size());
+  prefix_query_tokens_ += s.looked_up_tokens;
   if (!config_.enable_prefix_caching || prompt_tokens.empty()) return 0;
 
   PrefixMatch m = match_prefix(prompt_tokens, s.salt);
@@ -43,7 +44,8 @@ int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> pro
   s.num_cached_pages = static_cast<int64_t>(s.table.size());
   s.num_tokens = s.num_cached_pages * config_.page_size;
   if (!m.partial_next.empty()) s.num_tokens += copy_partial_page(s, m.partial_next);
-  prefix_hit_tokens_ += s.num_tokens;
+  s.hit_tokens = s.num_tokens;
+  prefix_hit_tokens_ += s.hit_tokens;
   return s.num_tokens;
 }
 
@@ -85,6 +87,7 @@ int64_t KvCacheManager::copy_partial_page(RequestState& s, std::span<const int32
   if (page != kNoBlock) {
     config_.copy_rows(m.page, page, m.rows);
     s.table.push_back(page);
+    ++s.partial_hits;
     ++prefix_partial_hits_;
   }
   pool_.release(m.page);
@@ -179,6 +182,15 @@ void KvCacheManager::free(RequestId id, bool preempted) {
     preempted_pages_ += released;
   }
   requests_.erase(it);
+}
+
+void KvCacheManager::cancel_lookup(RequestId id) {
+  const auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  prefix_query_tokens_ -= it->second.looked_up_tokens;
+  prefix_hit_tokens_ -= it->second.hit_tokens;
+  prefix_partial_hits_ -= it->second.partial_hits;
+  free(id);
 }
 
 const std::vector<int32_t>& KvCacheManager::block_table(RequestId id) const {

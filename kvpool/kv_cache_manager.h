@@ -130,6 +130,12 @@ class KvCacheManager {
   // `preempted` only feeds the statistics. Unknown ids are ignored.
   void free(RequestId id, bool preempted = false);
 
+  // free() for a request whose lookup_prefix did not lead to a step (no
+  // room for it after all; it is looked up again when it is retried): also
+  // withdraws that lookup from the prefix statistics, so a request waiting
+  // for pages is counted once, when it runs.
+  void cancel_lookup(RequestId id);
+
   // The request's table (empty for an unknown request). Valid until the next
   // call that changes this request.
   const std::vector<int32_t>& block_table(RequestId id) const;
@@ -158,6 +164,8 @@ class KvCacheManager {
     uint32_t last_generation = 0;
     int64_t num_released = 0;       // leading entries released by the sliding window
     bool chain_broken = false;      // a page was released before it was cached
+    // What lookup_prefix added to the statistics, for cancel_lookup.
+    int64_t looked_up_tokens = 0, hit_tokens = 0, partial_hits = 0;
   };
 
   explicit KvCacheManager(const KvCacheConfig& config);

@@ -177,6 +177,38 @@ TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "
   REQUIRE(plain->usage().prefix_partial_hits == 0);
 }
 
+TEST_CASE("kvpool: cancel_lookup gives the pages back and withdraws the lookup from the statistics", "[kvpool][manager]") {
+  int copies = 0;
+  auto m = make(4, 16, &default_page_hash, 0, [&](int32_t, int32_t, int) { ++copies; });
+  const auto a = seq(100, 12);  // three full pages cached
+  prefill(*m, 1, a);
+  m->free(1);
+  const KvUsage before = m->usage();
+  // Two whole pages and two rows of a partly matching third (copied into a page of its own).
+  const auto prompt = cat(head(a, 10), seq(500, 3));
+  REQUIRE(m->lookup_prefix(2, prompt) == 10);
+  REQUIRE(copies == 1);
+  const KvUsage looked = m->usage();
+  CHECK(looked.pages_in_use == 3);
+  CHECK(looked.prefix_query_tokens == before.prefix_query_tokens + 13);
+  CHECK(looked.prefix_hit_tokens == before.prefix_hit_tokens + 10);
+  CHECK(looked.prefix_partial_hits == before.prefix_partial_hits + 1);
+  m->cancel_lookup(2);
+  const KvUsage after = m->usage();
+  CHECK_FALSE(m->has_request(2));
+  CHECK(after.pages_in_use == 0);
+  CHECK(after.prefix_query_tokens == before.prefix_query_tokens);
+  CHECK(after.prefix_hit_tokens == before.prefix_hit_tokens);
+  CHECK(after.prefix_partial_hits == before.prefix_partial_hits);
+  REQUIRE(m->check_invariants().is_ok());
+  // The retried lookup finds the same prefix and counts once.
+  CHECK(m->lookup_prefix(2, prompt) == 10);
+  CHECK(m->usage().prefix_hit_tokens == before.prefix_hit_tokens + 10);
+  m->cancel_lookup(99);  // unknown ids are ignored
+  m->free(2);
+  REQUIRE(m->check_invariants().is_ok());
+}
+
 TEST_CASE("kvpool: probe_prefix predicts lookup_prefix without taking anything", "[kvpool][manager]") {
   int copies = 0;
   auto m = make(4, 16, &default_page_hash, 0, [&](int32_t, int32_t, int) { ++copies; });

@@ -126,6 +126,34 @@ TEST_CASE("a deferred request holds no pages and is looked up once, when it runs
   CHECK(kv->usage().pages_in_use == 0);
 }
 
+TEST_CASE("a request waiting for free pages is counted in the prefix statistics once, when it runs") {
+  auto kv = make_kv(16, 9);  // 8 usable pages
+  Scheduler s(config(16), kv.get());
+  // r0 (80 prompt tokens, then decoding) holds 6 pages; r1's 72-token prompt
+  // (2 pages shared with r0's prefix and 3 of its own) does not fit until r0
+  // finishes.
+  std::vector<int32_t> p1 = prompt_of(32, 10);
+  for (int i = 0; i < 40; ++i) p1.push_back(900 + i);
+  auto r0 = make_request(1, prompt_of(80, 10), 12, nullptr);
+  auto r1 = make_request(2, p1, 4, nullptr);
+  s.add(r0);
+  CHECK(plan(step(s)) == Plan{{1, 80}});
+  const KvUsage start = kv->usage();
+  s.add(r1);
+  for (int i = 0; i < 6; ++i) CHECK(plan(step(s)) == Plan{{1, 1}});  // r1 cannot get its pages
+  CHECK(kv->usage().prefix_query_tokens == start.prefix_query_tokens);
+  CHECK(kv->usage().prefix_hit_tokens == start.prefix_hit_tokens);
+  CHECK(kv->usage().num_requests == 1);
+  s.finish(r0.get(), FinishReason::kLength);
+  CHECK(plan(step(s)) == Plan{{2, 40}});
+  CHECK(r1->num_cached_tokens == 32);
+  const KvUsage u = kv->usage();
+  CHECK(u.prefix_query_tokens - start.prefix_query_tokens == 72);
+  CHECK(u.prefix_hit_tokens - start.prefix_hit_tokens == 32);
+  s.finish(r1.get(), FinishReason::kLength);
+  CHECK(kv->usage().pages_in_use == 0);
+}
+
 TEST_CASE("prompts deferred behind one with the same prefix reuse its pages") {
   auto kv = make_kv(16, 64);
   Scheduler s(config(16), kv.get());
