@@ -28,6 +28,9 @@
 
 namespace pagoda {
 
+// The defaults serve tests and benches that build a Scheduler directly; the
+// server copies every field from its config (config/server_config.h, where
+// max_num_batched_tokens defaults to 256 and max_model_len to the model's).
 struct SchedulerConfig {
   int64_t max_num_seqs = 64;             // sequences per step
   int64_t max_num_batched_tokens = 2048; // tokens per step

@@ -187,14 +187,34 @@ HttpServer::HttpServer(const ServerConfig& config, HttpHandler* handler)
     : impl_(std::make_unique<Impl>(config, handler)) {}
 HttpServer::~HttpServer() = default;
 
+namespace {
+
+// server.host as an address to listen on: an IP address as given, or a host
+// name resolved (its first IPv4 address, else its first address).
+Result<tcp::endpoint> listen_endpoint(asio::io_context& io, const std::string& host, int port) {
+  const auto p = static_cast<unsigned short>(port);
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (!ec) return tcp::endpoint(address, p);
+  tcp::resolver resolver(io);
+  const auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
+  if (ec || results.empty())
+    return Status::invalid_argument("config key 'server.host': '" + host +
+                                    "' is neither an IP address nor a host name that resolves (" +
+                                    (ec ? ec.message() : std::string("no address")) + ")");
+  for (const auto& r : results)
+    if (r.endpoint().address().is_v4()) return r.endpoint();
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
 Status HttpServer::start() {
   const auto& s = impl_->config.server;
+  auto resolved = listen_endpoint(impl_->io, s.host, s.port);
+  if (!resolved) return resolved.status();
+  const tcp::endpoint endpoint = resolved.value();
   beast::error_code ec;
-  auto address = asio::ip::make_address(s.host, ec);
-  if (ec)
-    return Status::invalid_argument("config key 'server.host': '" + s.host + "' is not an IP address (" +
-                                    ec.message() + ")");
-  tcp::endpoint endpoint(address, static_cast<unsigned short>(s.port));
   auto& acc = impl_->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);

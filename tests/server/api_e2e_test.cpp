@@ -157,6 +157,15 @@ TEST_CASE("server e2e: serving keeps a single OpenMP team (none left from start-
 #endif
 }
 
+// server.host accepts a host name (resolved when the server starts
+// listening), not only an IP address: "localhost" used to pass the config
+// check and then fail to listen.
+TEST_CASE("server e2e: server.host may be a host name") {
+  ServerProcess server(18628, {"--host", "localhost"});
+  CHECK(http_request(server.port(), http::verb::get, "/health").status == 200);
+  CHECK(server.terminate() == 0);
+}
+
 TEST_CASE("server e2e: 16 concurrent streams each equal their text alone") {
   ServerProcess server(18622);
   const int port = server.port();
