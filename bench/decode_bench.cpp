@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   const std::vector<int> bs = parse_list(batches);
   const int max_b = *std::max_element(bs.begin(), bs.end());
   const int P = 16;
-  const int64_t per_seq_pages = (std::max(context + steps * (runs + 1) + mixed + 2, prefill) + P - 1) / P + 1;
+  const int64_t per_seq_pages = (std::max(context + steps * runs + mixed + 2, prefill) + P - 1) / P + 1;
   auto storage = KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), P, *kdt},
                                    1 + per_seq_pages * max_b);
   if (!storage) {
@@ -139,11 +139,12 @@ int main(int argc, char** argv) {
     std::printf("%6d %10.2f %10.1f %12.1f %12.1f %9.0f%%\n", B, step_ms, B / (step_ms / 1e3), gbs, gflops, 100 * of_limit);
     std::fflush(stdout);
     if (mixed > 0 && B == max_b) {
-      // B - 1 decodes plus N prompt tokens of the last sequence after its
-      // context (the same positions every step: only the timing matters).
+      // B - 1 decodes at the next position plus N prompt tokens of the last
+      // sequence after its context, the same positions every step (their
+      // K/V rewritten in place: only the timing matters).
       const int64_t chunk_pos = pos;
       std::vector<double> mixed_ms;
-      for (int k = 0; k < std::max(steps, 3) * runs; ++k, ++pos) {
+      for (int k = 0; k < std::max(steps, 3) * runs; ++k) {
         BatchInput step;
         for (int s = 0; s + 1 < B; ++s) {
           step.tokens.push_back(int32_t(3 + (s + pos) % (c.vocab_size - 3)));
@@ -152,7 +153,10 @@ int main(int argc, char** argv) {
         for (int t = 0; t < mixed; ++t) step.tokens.push_back(int32_t(3 + (t * 11) % (c.vocab_size - 3)));
         step.seqs.push_back({chunk_pos, mixed, tables[size_t(B - 1)], true});
         const auto t0 = Clock::now();
-        if (!m.forward(step, &logits).is_ok()) return 1;
+        if (Status st = m.forward(step, &logits); !st.is_ok()) {
+          std::fprintf(stderr, "mixed step: %s\n", st.to_string().c_str());
+          return 1;
+        }
         mixed_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       }
       std::printf("mixed step, %d decodes + %d prompt tokens at context %lld: %.2f ms\n", B - 1, mixed,

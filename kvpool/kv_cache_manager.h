@@ -22,6 +22,8 @@
 //   4. free(id, preempted) when the request finishes or is preempted: pages are
 //      released tail-first, so a chain's tail is evicted before its head; a
 //      freed page keeps its cached content until the page is reused.
+//      cancel_lookup(id) instead when a looked-up request gets no step after
+//      all (no room): it also withdraws the lookup from the statistics.
 //
 // Prefix pages are named by a chained hash (page_hash.h) of the parent page's
 // hash, the page's tokens and the request's cache_salt (tenants with

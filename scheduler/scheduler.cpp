@@ -154,9 +154,10 @@ SchedulerOutput Scheduler::schedule() {
       num_new = budget;
     }
     if (!admit || !kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
-      // Not now: give back the prefix references and withdraw the lookup
-      // from the statistics; it is looked up again when retried.
-      kv_->cancel_lookup(req->id);
+      // Not now: give back the prefix references (and withdraw the lookup
+      // made above from the statistics); it is looked up again when retried.
+      if (fresh) kv_->cancel_lookup(req->id);
+      else kv_->free(req->id);
       req->num_computed_tokens = 0;
       break;
     }

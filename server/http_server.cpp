@@ -220,9 +220,11 @@ Status HttpServer::start() {
   if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acc.bind(endpoint, ec);
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   if (ec)
-    return Status::unavailable("cannot listen on " + s.host + ":" + std::to_string(s.port) +
-                               " (config keys 'server.host', 'server.port'): " + ec.message());
+    return Status::unavailable("cannot listen on " + where + " (config keys 'server.host' = '" + s.host +
+                               "', 'server.port'): " + ec.message());
+  if (where != s.host + ":" + std::to_string(s.port)) spdlog::info("server.host '{}' resolved to {}", s.host, where);
   impl_->signals.add(SIGINT);
   impl_->signals.add(SIGTERM);
   impl_->signals.async_wait([this](const beast::error_code& e, int sig) {

@@ -1,6 +1,6 @@
 // Randomized property test of KvCacheManager: thousands of random operations
-// (new requests with prefix lookups, chunked prefill, decode, finish, preempt,
-// memory hogs that force eviction) with every invariant checked after EACH
+// (new requests with prefix lookups, some withdrawn with cancel_lookup,
+// chunked prefill, decode, finish, preempt, memory hogs that force eviction) with every invariant checked after EACH
 // operation by a model kept here, independent of the pool's own bookkeeping:
 //   - every usable page is exactly one of free or in use;
 //   - a page's ref count equals the number of block tables holding it;
@@ -224,7 +224,14 @@ class Harness {
     live_[id] = l;
     note_releases({});
     if (probe_only) {
-      release_request(id, false);
+      if (pick(0, 1) == 0) {
+        release_request(id, false);
+      } else {  // no room after all: the lookup is withdrawn from the statistics
+        query_tokens_ -= l.prompt_len;
+        hit_tokens_ -= hit;
+        if (hit % ps_ != 0) --partial_hits_;
+        release_request(id, false, /*cancel=*/true);
+      }
       return;
     }
     advance(id);
@@ -273,9 +280,10 @@ class Harness {
     release_request(id, false);
   }
 
-  void release_request(RequestId id, bool preempted) {
+  void release_request(RequestId id, bool preempted, bool cancel = false) {
     const std::vector<int32_t> table = m_->block_table(id);
-    m_->free(id, preempted);
+    if (cancel) m_->cancel_lookup(id);
+    else m_->free(id, preempted);
     live_.erase(id);
     if (preempted) ++preemptions_;
     note_releases(std::vector<int32_t>(table.rbegin(), table.rend()));  // tail first
