@@ -157,6 +157,7 @@ void KvCacheManager::release_window(RequestState& s, int64_t num_computed_tokens
     if (j >= s.num_cached_pages) s.chain_broken = true;
     pool_.release(page);
     page = kNullPage;
+    ++s.window_released;
     ++window_released_pages_;
   }
   s.num_released = std::max(s.num_released, limit);
@@ -190,6 +191,7 @@ void KvCacheManager::cancel_lookup(RequestId id) {
   prefix_query_tokens_ -= it->second.looked_up_tokens;
   prefix_hit_tokens_ -= it->second.hit_tokens;
   prefix_partial_hits_ -= it->second.partial_hits;
+  window_released_pages_ -= it->second.window_released;
   free(id);
 }
 

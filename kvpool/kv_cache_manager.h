@@ -134,8 +134,9 @@ class KvCacheManager {
 
   // free() for a request whose lookup_prefix did not lead to a step (no
   // room for it after all; it is looked up again when it is retried): also
-  // withdraws that lookup from the prefix statistics, so a request waiting
-  // for pages is counted once, when it runs.
+  // withdraws that lookup from the prefix statistics, and the pages a failed
+  // allocate_slots released from before the sliding window from theirs, so
+  // a request waiting for pages is counted once, when it runs.
   void cancel_lookup(RequestId id);
 
   // The request's table (empty for an unknown request). Valid until the next
@@ -166,8 +167,9 @@ class KvCacheManager {
     uint32_t last_generation = 0;
     int64_t num_released = 0;       // leading entries released by the sliding window
     bool chain_broken = false;      // a page was released before it was cached
-    // What lookup_prefix added to the statistics, for cancel_lookup.
-    int64_t looked_up_tokens = 0, hit_tokens = 0, partial_hits = 0;
+    // What lookup_prefix and the sliding window added to the statistics,
+    // for cancel_lookup.
+    int64_t looked_up_tokens = 0, hit_tokens = 0, partial_hits = 0, window_released = 0;
   };
 
   explicit KvCacheManager(const KvCacheConfig& config);

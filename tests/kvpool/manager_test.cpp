@@ -209,6 +209,30 @@ TEST_CASE("kvpool: cancel_lookup gives the pages back and withdraws the lookup f
   REQUIRE(m->check_invariants().is_ok());
 }
 
+TEST_CASE("kvpool: cancel_lookup also withdraws the window releases of a failed allocation", "[kvpool][window]") {
+  auto m = make(4, 1 + 12, &default_page_hash, /*window=*/8);
+  const auto a = seq(100, 24);  // six full pages, cached
+  prefill(*m, 1, a);
+  m->free(1);
+  REQUIRE(m->lookup_prefix(3, cat(a, seq(700, 4))) == 24);  // another holder of the six pages
+  REQUIRE(m->allocate_slots(99, 24));                        // and no free page left
+  const KvUsage before = m->usage();
+  REQUIRE(m->lookup_prefix(2, cat(a, seq(500, 8))) == 24);
+  // Computing from position 24 needs nothing before position 17: pages 0-3
+  // leave the table, then the two new pages do not fit.
+  CHECK_FALSE(m->allocate_slots(2, 32, 24));
+  CHECK(m->usage().window_released_pages == before.window_released_pages + 4);
+  m->cancel_lookup(2);
+  const KvUsage after = m->usage();
+  CHECK(after.window_released_pages == before.window_released_pages);
+  CHECK(after.prefix_query_tokens == before.prefix_query_tokens);
+  CHECK(after.pages_in_use == before.pages_in_use);
+  REQUIRE(m->check_invariants().is_ok());
+  m->free(3);
+  m->free(99);
+  CHECK(m->usage().pages_in_use == 0);
+}
+
 TEST_CASE("kvpool: probe_prefix predicts lookup_prefix without taking anything", "[kvpool][manager]") {
   int copies = 0;
   auto m = make(4, 16, &default_page_hash, 0, [&](int32_t, int32_t, int) { ++copies; });
