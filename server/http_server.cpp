@@ -187,15 +187,12 @@ HttpServer::HttpServer(const ServerConfig& config, HttpHandler* handler)
     : impl_(std::make_unique<Impl>(config, handler)) {}
 HttpServer::~HttpServer() = default;
 
-namespace {
-
-// server.host as an address to listen on: an IP address as given, or a host
-// name resolved (its first IPv4 address, else its first address).
-Result<tcp::endpoint> listen_endpoint(asio::io_context& io, const std::string& host, int port) {
+Result<tcp::endpoint> listen_endpoint(const std::string& host, int port) {
   const auto p = static_cast<unsigned short>(port);
   beast::error_code ec;
   const auto address = asio::ip::make_address(host, ec);
   if (!ec) return tcp::endpoint(address, p);
+  asio::io_context io;
   tcp::resolver resolver(io);
   const auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
   if (ec || results.empty())
@@ -207,11 +204,9 @@ Result<tcp::endpoint> listen_endpoint(asio::io_context& io, const std::string& h
   return results.begin()->endpoint();
 }
 
-}  // namespace
-
 Status HttpServer::start() {
   const auto& s = impl_->config.server;
-  auto resolved = listen_endpoint(impl_->io, s.host, s.port);
+  auto resolved = listen_endpoint(s.host, s.port);
   if (!resolved) return resolved.status();
   const tcp::endpoint endpoint = resolved.value();
   beast::error_code ec;

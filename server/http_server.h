@@ -64,6 +64,11 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// server.host as the address to listen on: an IP address as given, or a host
+// name resolved (its first IPv4 address, else its first address).
+// InvalidArgument naming server.host if it is neither. Blocking (DNS).
+Result<boost::asio::ip::tcp::endpoint> listen_endpoint(const std::string& host, int port);
+
 // Writes a complete JSON response.
 boost::asio::awaitable<void> write_json(boost::beast::tcp_stream& stream, unsigned version, bool keep_alive,
                                         http::status status, const std::string& body,

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "server/http_server.h"
 #include "server/server_app.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
@@ -20,6 +21,12 @@ int serve(const ConfigFlags& flags) {
   }
   if (Status st = check_config_paths(cfg); !st) {
     print_error(st.message());
+    return kExitConfigError;
+  }
+  // A host name that does not resolve is a config error found before the
+  // model loads (the server resolves it again when it starts listening).
+  if (auto ep = listen_endpoint(cfg.server.host, cfg.server.port); !ep) {
+    print_error(ep.status().message());
     return kExitConfigError;
   }
   spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));

@@ -28,6 +28,9 @@ expect "unknown --set key exits 2" 2 "did you mean 'kv.page_size'" -- "$PAGODA" 
 expect "missing config file exits 2" 2 "cannot read config file" -- "$PAGODA" serve --config "$tmp/none.yaml"
 expect "missing model exits 2 naming model.path" 2 "'model.path'" -- "$PAGODA" serve --model "$tmp/none.bin"
 expect "unknown flag exits 2" 2 "" -- "$PAGODA" serve --no-such-flag
+# A listen address that is neither an IP nor a resolvable name (RFC 6761:
+# .invalid never resolves) is found before the model loads.
+expect "unresolvable server.host exits 2 naming the key" 2 "'server.host'" -- "$PAGODA" serve --host pagoda-no-such-host.invalid
 expect "config check prints the effective config" 0 "page_size: 32" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check
 expect "--set beats the file" 0 "page_size: 64" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check --set kv.page_size=64
 expect "default.yaml is valid" 0 "valid" -- "$PAGODA" config check config/default.yaml --no-path-check
