@@ -110,6 +110,13 @@ int main(int argc, char** argv) {
   for (int s = 0; s < max_b; ++s)
     for (int64_t p = 0; p < per_seq_pages; ++p) tables[size_t(s)].push_back(int32_t(1 + s * per_seq_pages + p));
   std::vector<float> logits;
+  // One decode token at `pos` for each of sequences [0, n).
+  auto append_decodes = [&](BatchInput& step, int n, int64_t pos) {
+    for (int s = 0; s < n; ++s) {
+      step.tokens.push_back(int32_t(3 + (s + pos) % (c.vocab_size - 3)));
+      step.seqs.push_back({pos, 1, tables[size_t(s)], true});
+    }
+  };
   for (int B : bs) {
     // Prefill every sequence's context in one step.
     BatchInput pre;
@@ -124,10 +131,7 @@ int main(int argc, char** argv) {
       const auto t0 = Clock::now();
       for (int k = 0; k < steps; ++k, ++pos) {
         BatchInput step;
-        for (int s = 0; s < B; ++s) {
-          step.tokens.push_back(int32_t(3 + (s + pos) % (c.vocab_size - 3)));
-          step.seqs.push_back({pos, 1, tables[size_t(s)], true});
-        }
+        append_decodes(step, B, pos);
         if (!m.forward(step, &logits).is_ok()) return 1;
       }
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / steps);
@@ -146,10 +150,7 @@ int main(int argc, char** argv) {
       std::vector<double> mixed_ms;
       for (int k = 0; k < std::max(steps, 3) * runs; ++k) {
         BatchInput step;
-        for (int s = 0; s + 1 < B; ++s) {
-          step.tokens.push_back(int32_t(3 + (s + pos) % (c.vocab_size - 3)));
-          step.seqs.push_back({pos, 1, tables[size_t(s)], true});
-        }
+        append_decodes(step, B - 1, pos);
         for (int t = 0; t < mixed; ++t) step.tokens.push_back(int32_t(3 + (t * 11) % (c.vocab_size - 3)));
         step.seqs.push_back({chunk_pos, mixed, tables[size_t(B - 1)], true});
         const auto t0 = Clock::now();
