@@ -130,7 +130,7 @@ void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 // s8 weights, u8 activations (zero point 128), s32 sums; the epilogue is
 // y = (acc - comp) * x_scale * w_scale. madd is an asm statement: see the
-// note above BF16Ops. Used by s8_panel and the multi-row kernel.
+// note above ChunkOutput. Used by s8_panel and the multi-row kernel.
 struct S8Ops {
   using Acc = __m512i;
   static Acc zero() { return _mm512_setzero_si512(); }
@@ -208,12 +208,12 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
 #endif
 
 #if defined(__AVX512F__)
-// Multi-row kernel for int8 and bf16 (M > kMaxRows), the twin of the f32 one
+// Multi-row kernel for int8 (M > kMaxRows), the twin of the f32-FMA one
 // below: a panel is walked in chunks of kGroupChunk k groups (64 groups of
-// 256 bytes = 16 KB of weights: 256 k values of s8 quads, 128 of bf16
-// pairs); each group of up to kRowGroup rows runs over a chunk while it
-// sits in L1 (6 x 4 accumulators, 4 weight registers and one broadcast
-// activation group: 24 vpdpbusd / vdpbf16ps per 10 loads), keeping its sums
+// 256 bytes = 16 KB of weights: 256 k values of s8 quads); each group of up
+// to kRowGroup rows runs over a chunk while it sits in L1 (6 x 4
+// accumulators, 4 weight registers and one broadcast activation group: 24
+// vpdpbusd per 10 loads), keeping its sums
 // in a per-panel tile between chunks; the last chunk applies the epilogue in
 // registers. So M rows cost one pass over memory and ceil(M / kRowGroup)
 // passes over L1 per chunk, and every pass prefetches its share of the next
@@ -226,27 +226,11 @@ constexpr int64_t kGroupChunk = 64;   // k groups per chunk
 constexpr int64_t kGroupBytes = 256;  // one k group of a panel: 64 columns x 4 bytes
 constexpr int64_t kGroupTileRows = 64;  // rows per tile; more rows run in blocks of 64
 
-// Note on BF16Ops / S8Ops::madd: GCC 12 compiles the vpdpbusd / vdpbf16ps
+// Note on S8Ops::madd: GCC 12 compiles the vpdpbusd
 // intrinsics inside unrolled multi-row loops into register copies and stack
 // spills around every instruction (it does not treat the accumulator as
 // updated in place), which halved the kernel's rate; the asm forms keep each
 // accumulator in its register.
-#if defined(__AVX512BF16__)
-// bf16 weights and activations, f32 sums, no epilogue arithmetic.
-struct BF16Ops {
-  using Acc = __m512;
-  static Acc zero() { return _mm512_setzero_ps(); }
-  static Acc load(const void* p) { return _mm512_load_ps(p); }
-  static void store(void* p, Acc a) { _mm512_store_ps(p, a); }
-  // acc += x (bf16 pairs) . w (bf16 pairs).
-  static void madd(Acc& acc, __m512i x, __m512i w) {
-    asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
-  }
-  struct Epilogue {
-    __m512 finish(Acc a, int64_t, int) const { return a; }
-  };
-};
-#endif
 
 // Where the last chunk writes: the epilogue, the output (row 0 of the tile,
 // the panel's column 0), its row stride and the panel's columns.
@@ -354,89 +338,135 @@ void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x,
 #endif
 
 #if defined(__AVX512F__)
-// f32 multi-row kernel (M > kMaxRows). A panel is walked in chunks of
-// kChunkK k values (8 KB of weights); each group of up to kRowGroup rows runs
-// over a chunk while it sits in L1 and accumulates into a per-panel tile, so
-// M rows cost one pass over memory and ceil(M / kRowGroup) passes over L1
-// (instead of re-reading the whole 256-720 KB panel from L2 for every 4
-// rows). Every pass prefetches its share of the next chunk, so the memory
-// stream stays busy while the later passes compute.
-constexpr int64_t kChunkK = 32;     // k values per chunk: 32 x 64 floats
-constexpr int64_t kTileRows = 64;   // rows per tile; more rows run in blocks of 64
+// f32-FMA multi-row kernel (M > kMaxRows) for f32 weights and for bf16
+// weights (widened to f32 in registers: on this CPU vdpbf16ps retires one
+// instruction per ~2.2 cycles, 84 GFLOP/s per core, against two f32 FMAs per
+// cycle, 340; f32 FMAs on widened weights do the same arithmetic in half the
+// time). A panel is walked in chunks of kChunkSteps k steps (one step = 256
+// bytes of weights: one k of f32, a k pair of bf16; 8 KB per chunk); each
+// group of up to kRowGroup rows runs over a chunk while it sits in L1 and
+// accumulates into a per-panel tile, so M rows cost one pass over memory and
+// ceil(M / kRowGroup) passes over L1 (instead of re-reading the whole
+// 256-720 KB panel from L2 for every 4 rows). Every pass prefetches its
+// share of the next chunk, so the memory stream stays busy while the later
+// passes compute.
+constexpr int64_t kChunkSteps = 32;  // k steps per chunk: 8 KB of weights
+constexpr int64_t kTileRows = 64;    // rows per tile; more rows run in blocks of 64
 
-// MR rows x 64 columns over k in [0, kn) of one chunk `wc`. The tile rows
-// (64 floats each) start from zero when `first`, else from the tile; x points
-// at row 0's first value of the chunk, rows kp apart. For every k with
-// k % pf_period == pf_phase, prefetches its lines of `next` into L1 and of
+// acc += w * broadcast(*x), the broadcast folded into the FMA's memory
+// operand. An asm statement: with intrinsics GCC hoists the 2 x 6 activation
+// broadcasts of a bf16 step out of the column loop and spills accumulators.
+inline void fmadd_broadcast(__m512& acc, __m512 w, const float* x) {
+  asm("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*x));
+}
+
+// k values per step: 1 for f32 weights, 2 for bf16 pairs.
+template <class W>
+constexpr int64_t kStepK = sizeof(W) == 4 ? 1 : 2;
+
+// MR rows x 64 columns over steps [0, steps) of one chunk `wc` (weights of
+// type W: float, or uint16_t bf16 pairs). The tile rows (64 floats each)
+// start from zero when `first`, else from the tile; x (f32) points at row
+// 0's first k of the chunk, rows kp apart. For every step s with
+// s % pf_period == pf_phase, prefetches its lines of `next` into L1 and of
 // the chunk after `next` into L2 (as chunk_rows does).
-template <int MR>
-void f32_chunk_rows(const float* wc, int64_t kn, const float* x, int64_t kp, float* tile,
-                    bool first, const float* next, int64_t pf_period, int64_t pf_phase) {
+template <class W, int MR>
+[[gnu::noinline]] void fma_chunk_rows(const W* wc, int64_t steps, const float* x, int64_t kp, float* tile,
+                    bool first, const W* next, int64_t pf_period, int64_t pf_phase) {
+  constexpr int64_t V = kStepK<W>;
   __m512 acc[MR][4];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j)
       acc[r][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(tile + r * kPanel + 16 * j);
-  for (int64_t k = 0, pf_k = pf_phase; k < kn; ++k) {
-    const float* wk = wc + k * kPanel;
-    if (k == pf_k) {
-      prefetch_lines(next + k * kPanel);
-      prefetch_lines_l2(next + (kChunkK + k) * kPanel);
-      pf_k += pf_period;
+  for (int64_t st = 0, pf_s = pf_phase; st < steps; ++st) {
+    const W* wk = wc + st * V * kPanel;  // 256 bytes per step
+    if (st == pf_s) {
+      prefetch_lines(next + st * V * kPanel);
+      prefetch_lines_l2(next + (kChunkSteps + st) * V * kPanel);
+      pf_s += pf_period;
     }
-    const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
-                 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 xb = _mm512_set1_ps(x[r * kp + k]);
-      acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
-      acc[r][2] = _mm512_fmadd_ps(w2, xb, acc[r][2]);
-      acc[r][3] = _mm512_fmadd_ps(w3, xb, acc[r][3]);
+    const int64_t k = st * V;
+    if constexpr (V == 1) {
+      const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
+                   w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        const __m512 xb = _mm512_set1_ps(x[r * kp + k]);
+        acc[r][0] = _mm512_fmadd_ps(w0, xb, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(w1, xb, acc[r][1]);
+        acc[r][2] = _mm512_fmadd_ps(w2, xb, acc[r][2]);
+        acc[r][3] = _mm512_fmadd_ps(w3, xb, acc[r][3]);
+      }
+    } else {
+      // 32-bit lane c of a 64-byte load holds column 16 j + c at k (low
+      // half) and k + 1 (high half); a bf16 value is the top half of its f32.
+      const __m512i high = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m512i wp = _mm512_loadu_si512(wk + 32 * j);
+        const __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(wp, 16));
+        const __m512 hi = _mm512_castsi512_ps(_mm512_and_si512(wp, high));
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) {
+          fmadd_broadcast(acc[r][j], lo, x + r * kp + k);
+          fmadd_broadcast(acc[r][j], hi, x + r * kp + k + 1);
+        }
+      }
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) _mm512_store_ps(tile + r * kPanel + 16 * j, acc[r][j]);
 }
 
-// Runs f32_chunk_rows for `rows` (1..kRowGroup) rows.
-void f32_chunk_rows_n(int64_t rows, const float* wc, int64_t kn, const float* x, int64_t kp,
-                      float* tile, bool first, const float* next, int64_t pf_period,
+// Runs fma_chunk_rows for `rows` (1..kRowGroup) rows.
+template <class W>
+void fma_chunk_rows_n(int64_t rows, const W* wc, int64_t steps, const float* x, int64_t kp,
+                      float* tile, bool first, const W* next, int64_t pf_period,
                       int64_t pf_phase) {
   switch (rows) {
-    case 1: return f32_chunk_rows<1>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
-    case 2: return f32_chunk_rows<2>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
-    case 3: return f32_chunk_rows<3>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
-    case 4: return f32_chunk_rows<4>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
-    case 5: return f32_chunk_rows<5>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
-    default: return f32_chunk_rows<6>(wc, kn, x, kp, tile, first, next, pf_period, pf_phase);
+    case 1: return fma_chunk_rows<W, 1>(wc, steps, x, kp, tile, first, next, pf_period, pf_phase);
+    case 2: return fma_chunk_rows<W, 2>(wc, steps, x, kp, tile, first, next, pf_period, pf_phase);
+    case 3: return fma_chunk_rows<W, 3>(wc, steps, x, kp, tile, first, next, pf_period, pf_phase);
+    case 4: return fma_chunk_rows<W, 4>(wc, steps, x, kp, tile, first, next, pf_period, pf_phase);
+    case 5: return fma_chunk_rows<W, 5>(wc, steps, x, kp, tile, first, next, pf_period, pf_phase);
+    default: return fma_chunk_rows<W, 6>(wc, steps, x, kp, tile, first, next, pf_period, pf_phase);
   }
 }
 
 // tile[r * 64 + c] = sum over all of kp of x[r, k] * W[k, c], r < m <= kTileRows.
-void f32_panel_tile(const float* wp, int64_t kp, const float* x, int64_t m, float* tile) {
+template <class W>
+void fma_panel_tile(const W* wp, int64_t kp, const float* x, int64_t m, float* tile) {
+  constexpr int64_t V = kStepK<W>;
+  const int64_t steps = kp / V;
   if (m <= kMaxRows) {  // one pass over the whole panel, prefetching kPrefetchBytes ahead
-    return f32_chunk_rows_n(m, wp, kp, x, kp, tile, true, wp + kPrefetchBytes / sizeof(float), 1,
-                            0);
+    return fma_chunk_rows_n<W>(m, wp, steps, x, kp, tile, true, wp + kPrefetchBytes / sizeof(W), 1,
+                               0);
   }
   const int64_t passes = (m + kRowGroup - 1) / kRowGroup;
-  for (int64_t k0 = 0; k0 < kp; k0 += kChunkK) {
-    const int64_t kn = std::min(kChunkK, kp - k0);
-    const float* wc = wp + k0 * kPanel;
+  for (int64_t s0 = 0; s0 < steps; s0 += kChunkSteps) {
+    const int64_t sn = std::min(kChunkSteps, steps - s0);
+    const W* wc = wp + s0 * V * kPanel;
     // Prefetching past the last panel is harmless (prefetches do not fault).
-    const float* next = wc + kChunkK * kPanel;
+    const W* next = wc + kChunkSteps * V * kPanel;
     for (int64_t r = 0, pass = 0; r < m; r += kRowGroup, ++pass) {
-      f32_chunk_rows_n(std::min<int64_t>(kRowGroup, m - r), wc, kn, x + r * kp + k0, kp,
-                       tile + r * kPanel, k0 == 0, next, passes, pass);
+      fma_chunk_rows_n<W>(std::min<int64_t>(kRowGroup, m - r), wc, sn, x + r * kp + s0 * V, kp,
+                          tile + r * kPanel, s0 == 0, next, passes, pass);
     }
   }
 }
 
 // y rows [0, m) of one panel's `cols` columns, any m.
-void f32_panel_rows(const float* wp, int64_t kp, const float* x, int64_t m, float* y, int64_t ldy,
+template <class W>
+void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y, int64_t ldy,
                     int64_t cols) {
   alignas(64) float tile[kTileRows * kPanel];
   for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
     const int64_t rows = std::min(kTileRows, m - r0);
-    f32_panel_tile(wp, kp, x + r0 * kp, rows, tile);
+    fma_panel_tile<W>(wp, kp, x + r0 * kp, rows, tile);
     for (int64_t r = 0; r < rows; ++r) {
       __m512 v[4];
       for (int j = 0; j < 4; ++j) v[j] = _mm512_load_ps(tile + r * kPanel + 16 * j);
@@ -498,7 +528,7 @@ void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n
     if (m == 1) {
       f32_panel_row(wp, kp, x, y + c0, cols);
     } else {
-      f32_panel_rows(wp, kp, x, m, y + c0, ldy, cols);
+      fma_panel_rows<float>(wp, kp, x, m, y + c0, ldy, cols);
     }
 #else
     f32_panel_scalar(wp, kp, x, m, y + c0, ldy, cols);
@@ -511,15 +541,6 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
   for (int64_t p = p0; p < p1; ++p) {
     const uint16_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-    if (m > kMaxRows) {
-      const ChunkOutput<BF16Ops> out{{}, y + c0, ldy, cols};
-      grouped_panel_rows<BF16Ops>(reinterpret_cast<const uint8_t*>(wp), kp / 2,
-                                  reinterpret_cast<const uint8_t*>(x), kp * 2, m, out,
-                                  [](BF16Ops::Epilogue&, int64_t) {});
-      continue;
-    }
-#endif
     for (int64_t r = 0; r < m; r += kMaxRows) {
       const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
       const uint16_t* xr = x + r * kp;
@@ -535,6 +556,25 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
       bf16_panel_scalar(wp, kp, xr, rows, yr, ldy, cols);
 #endif
     }
+  }
+}
+
+void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out,
+                      float* y, int64_t ldy, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint16_t* wp = w + p * kp * kPanel;
+    const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
+#if defined(__AVX512F__)
+    fma_panel_rows<uint16_t>(wp, kp, x, m, y + c0, ldy, cols);
+#else
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        float s = 0;
+        for (int64_t k = 0; k < kp; ++k)
+          s += x[r * kp + k] * bf16_value(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
+        y[r * ldy + c0 + c] = s;
+      }
+#endif
   }
 }
 

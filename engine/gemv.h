@@ -13,7 +13,7 @@
 //
 // Each call computes output panels [p0, p1) for `m` rows: up to 4 rows in one
 // pass over the panel; with more rows the panel is walked in chunks (8 KB of
-// f32, 16 KB of bf16 or s8) and groups of up to 6 rows run over each chunk
+// f32 or bf16, 16 KB of s8) and groups of up to 6 rows run over each chunk
 // while it is in L1, which is how int8 reaches the VNNI peak (~1000 GOPS on
 // 2 cores) from cache at any M. A panel is streamed from memory once per 64
 // rows (later 64-row tiles re-read it from L2).
@@ -49,9 +49,19 @@ void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n
                 int64_t ldy, int64_t p0, int64_t p1);
 
 // Same with bf16 weights and bf16 activations (x rows kp values, zero-padded),
-// f32 accumulation (AVX512_BF16 vdpbf16ps).
+// f32 accumulation (AVX512_BF16 vdpbf16ps). For up to kBF16DotRows rows,
+// where the weights' memory stream bounds the time; any m is correct.
 void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
                  float* y, int64_t ldy, int64_t p0, int64_t p1);
+constexpr int64_t kBF16DotRows = 4;
+
+// bf16 weights times f32 activations (x rows kp floats, zero-padded), with f32
+// FMAs on the weights widened in registers: for more than kBF16DotRows rows,
+// where the arithmetic bounds the time and vdpbf16ps (one per ~2.2 cycles on
+// Sapphire Rapids) runs at half the f32 FMA rate. Linear rounds x to bf16
+// first, so both paths compute the same products.
+void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out,
+                      float* y, int64_t ldy, int64_t p0, int64_t p1);
 
 // s8 weights times u8 activations (zero point 128; x rows kp values, any
 // value in the padding) with exact s32 accumulation (AVX512_VNNI vpdpbusd),

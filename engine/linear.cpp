@@ -428,7 +428,11 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
   const WeightDtype d = dtype;
   const int64_t kpad = kp, n = out, k = in;
   const bool convert = d != WeightDtype::kF32 || kp != in;
-  const int64_t value_bytes = d == WeightDtype::kF32 ? 4 : d == WeightDtype::kBF16 ? 2 : 1;
+  // bf16 beyond a few rows runs on f32 FMAs: rows of f32 holding the
+  // bf16-rounded values (the same products as the bf16 dot-product path).
+  const bool bf16_wide = d == WeightDtype::kBF16 && m > gemv::kBF16DotRows;
+  const int64_t value_bytes =
+      d == WeightDtype::kF32 || bf16_wide ? 4 : d == WeightDtype::kBF16 ? 2 : 1;
   void* xs = convert ? ctx.scratch(DnnlContext::kSrc, m * kp * value_bytes) : nullptr;
   float* x_scale = d == WeightDtype::kInt8 ? static_cast<float*>(ctx.scratch(
                                                  DnnlContext::kRowScale, m * sizeof(float)))
@@ -447,6 +451,12 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
         break;
       }
       case WeightDtype::kBF16: {
+        if (bf16_wide) {
+          float* s = static_cast<float*>(xs) + r * kpad;
+          round_to_bf16_n(x + r * k, k, s);
+          std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(float));
+          break;
+        }
         uint16_t* s = static_cast<uint16_t*>(xs) + r * kpad;
         f32_to_bf16_n(x + r * k, k, s);
         std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(uint16_t));
@@ -485,8 +495,13 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
                          convert ? static_cast<const float*>(xs) : x, m, n, y, n, p0, p1);
         break;
       case WeightDtype::kBF16:
-        gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs),
-                          m, n, y, n, p0, p1);
+        if (bf16_wide) {
+          gemv::bf16_panels_f32x(static_cast<const uint16_t*>(w), kpad,
+                                 static_cast<const float*>(xs), m, n, y, n, p0, p1);
+        } else {
+          gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
+                            static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
+        }
         break;
       case WeightDtype::kInt8:
         gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,

@@ -34,6 +34,18 @@ void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out) {
   for (; i < n; ++i) out[i] = f32_to_bf16(x[i]);
 }
 
+void round_to_bf16_n(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) {
+    const __m256bh b = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+    const __m512i w = _mm512_cvtepu16_epi32(reinterpret_cast<const __m256i&>(b));
+    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+  }
+#endif
+  for (; i < n; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+}
+
 namespace {
 
 float max_abs(const float* x, int64_t n) {

@@ -12,6 +12,8 @@ namespace pagoda {
 uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t x);
 void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out);
+// out[i] = x[i] rounded to bf16 and widened back to f32 (out may equal x).
+void round_to_bf16_n(const float* x, int64_t n, float* out);
 
 // Symmetric quantization of each row of w [rows, cols] to s8 in [-127, 127]:
 // scale[r] = max|w[r,:]| / 127 (1.0 for an all-zero row), q = round(w / scale).

@@ -138,13 +138,13 @@ TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[lin
 
 TEST_CASE("panel kernels match the reference for every dtype and M", "[linear]") {
   // Output counts off the 64-column panel, K off the 16/32/64 k blocks and
-  // off the 32-value (f32), 128-value (bf16) and 256-value (int8) chunks,
+  // off the 32-value (f32), 64-value (bf16) and 256-value (int8) chunks,
   // and the bench-200m shapes; every M up to 9 (up to 4 rows: one pass; from
   // 5 rows on: row groups of up to 6 over chunks), then the M where the row
   // groups and 64-row tiles end (12, 13, 31: six groups of 6 and 5 rows, 64,
   // 65, 130: a third tile of 2 rows).
   // {96, 1100}: full chunks then a partial one (int8 288 k groups = 4 x 64
-  // + 32, bf16 560 = 8 x 64 + 48).
+  // + 32, bf16 560 k pairs = 17 x 32 + 16).
   const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {64, 1000}, {96, 1100}};
   uint32_t seed = 500;
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
@@ -341,6 +341,9 @@ TEST_CASE("quantize helpers", "[linear]") {
   std::vector<uint16_t> b(40);
   f32_to_bf16_n(many.data(), 40, b.data());
   for (int i = 0; i < 40; ++i) CHECK(b[i] == f32_to_bf16(many[i]));
+  std::vector<float> rounded(40);
+  round_to_bf16_n(many.data(), 40, rounded.data());
+  for (int i = 0; i < 40; ++i) CHECK(rounded[i] == bf16_to_f32(b[i]));
 }
 
 TEST_CASE("fused Linear equals the separate Linears concatenated", "[linear]") {
