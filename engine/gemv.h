@@ -29,8 +29,9 @@ namespace pagoda::gemv {
 constexpr int64_t kPanel = 64;   // output columns per panel
 
 // Whether this build has the vector int8 (AVX512_VNNI) and bf16
-// (AVX512_BF16) kernels; without them the same arithmetic runs scalar
-// (correct, for tests, but slower than oneDNN beyond a few rows).
+// (AVX512_BF16 for up to 4 rows; more rows need only AVX512F) kernels;
+// without them the same arithmetic runs scalar (correct, for tests, but
+// slower than oneDNN beyond a few rows).
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 constexpr bool kVectorS8 = true;
 #else

@@ -60,10 +60,12 @@ constexpr int64_t kParallelConvertValues = 8192;
 // f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
 // it from 128 on. Without AMX the int8 and bf16 chunked kernels run every
 // chunk: int8 takes 1.1-1.4x less time than oneDNN's VNNI matmul at every M
-// from 5 to 512, bf16 1.05-1.25x at M = 8-128 and ties it at 256 (tenth
-// session). With AMX the tile kernels win from M = 5. Builds without the
-// vector kernels (AVX512_VNNI / AVX512_BF16) keep the old small-batch limits
-// of the scalar fallback and run larger batches on oneDNN.
+// from 5 to 512 (tenth session), bf16 (f32 FMAs on widened weights since the
+// fourteenth session; before, with vdpbf16ps, 1.05-1.25x less than oneDNN at
+// M = 8-128) 1.3-1.6x less than that again. With AMX the tile kernels win
+// from M = 5. Builds without the vector kernels (AVX512_VNNI /
+// AVX512_BF16) keep the old small-batch limits of the scalar fallback and run
+// larger batches on oneDNN.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
