@@ -347,6 +347,8 @@ TEST_CASE("quantize helpers", "[linear]") {
   std::vector<float> rounded(40);
   round_to_bf16_n(many.data(), 40, rounded.data());
   for (int i = 0; i < 40; ++i) CHECK(rounded[i] == bf16_to_f32(b[i]));
+  round_to_bf16_n(many.data(), 40, many.data());  // in place
+  CHECK(many == rounded);
 }
 
 TEST_CASE("fused Linear equals the separate Linears concatenated", "[linear]") {
