@@ -7,14 +7,16 @@
 //
 //   attention_bench [--seqs 16] [--contexts 512,1024,2048,4096] [--runs 7] [--page-size 16]
 //                   [--query-tokens 1] [--dtypes f32,bf16,f16,int8,int4]
-//                   [--scatter-pages] [--evict-mb 0]
+//                   [--scatter-pages] [--evict-mb 0] [--shared-prefix 0 --share-group 2]
 //                   [--heads 16] [--kv-heads 4] [--head-dim 64]
 //
 // Prints the median over --runs runs of 20 calls each. --scatter-pages gives
 // every sequence pages in a shuffled order (as a long-running server's block
 // tables look); --evict-mb N reads N MB of other memory before each call
 // (untimed), so the KV comes from DRAM or L3 as it does in a model step,
-// where the layer's weights stream through the caches between attentions.
+// where the layer's weights stream through the caches between attentions;
+// --shared-prefix N gives each group of --share-group sequences the same
+// pages for their first N tokens (whole pages), as prefix caching does.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,6 +51,12 @@ int main(int argc, char** argv) {
   app.add_option("--heads", H, "query heads")->check(CLI::PositiveNumber);
   app.add_option("--kv-heads", KVH, "KV heads (a divisor of --heads)")->check(CLI::PositiveNumber);
   app.add_option("--head-dim", D, "head_dim")->check(CLI::PositiveNumber);
+  int shared_prefix = 0, share_group = 2;
+  app.add_option("--shared-prefix", shared_prefix,
+                 "tokens at the start (whole pages) that each --share-group sequences share")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--share-group", share_group, "sequences per shared prefix")
+      ->check(CLI::PositiveNumber);
   bool scatter = false;
   app.add_flag("--scatter-pages", scatter, "shuffle the pages of the block tables");
   int evict_mb = 0;
@@ -88,7 +96,11 @@ int main(int argc, char** argv) {
       if (scatter) std::shuffle(pages.begin(), pages.end(), rng);
       std::vector<std::vector<int32_t>> tables(static_cast<size_t>(seqs));
       for (int s = 0; s < seqs; ++s)
-        for (int64_t p = 0; p < pages_per_seq; ++p) tables[size_t(s)].push_back(pages[size_t(s * pages_per_seq + p)]);
+        for (int64_t p = 0; p < pages_per_seq; ++p) {
+          // The first shared_prefix / page_size pages are those of the group's first sequence.
+          const int owner = p < shared_prefix / page_size ? s - s % share_group : s;
+          tables[size_t(s)].push_back(pages[size_t(owner * pages_per_seq + p)]);
+        }
       for (int s = 0; s < seqs; ++s)
         for (int pos = 0; pos < L; ++pos) {
           for (auto& x : k) x = nd(rng);
