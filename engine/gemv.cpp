@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/quantize.h"
 #include "engine/simd.h"
 
 namespace pagoda::gemv {
@@ -498,20 +499,13 @@ void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y
     }
 }
 
-float bf16_value(uint16_t v) {
-  const uint32_t u = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-
 [[maybe_unused]] void bf16_panel_scalar(const uint16_t* wp, int64_t kp, const uint16_t* x, int64_t rows, float* y,
                        int64_t ldy, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       float s = 0;
       for (int64_t k = 0; k < kp; ++k)
-        s += bf16_value(x[r * kp + k]) * bf16_value(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
+        s += bf16_to_f32(x[r * kp + k]) * bf16_to_f32(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
       y[r * ldy + c] = s;
     }
 }
@@ -582,7 +576,7 @@ void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, 
       for (int64_t c = 0; c < cols; ++c) {
         float s = 0;
         for (int64_t k = 0; k < kp; ++k)
-          s += x[r * kp + k] * bf16_value(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
+          s += x[r * kp + k] * bf16_to_f32(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
         y[r * ldy + c0 + c] = s;
       }
 #endif
