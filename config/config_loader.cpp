@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
@@ -47,10 +48,15 @@ Status apply_document(const YAML::Node& root, const std::string& source, LoadedC
   if (!root.IsMap())
     return Status::invalid_argument(source + ": the top level must be a mapping of sections "
                                     "(model, kv, scheduler, server, engine, logging)");
+  std::set<std::string> sections_seen;
   for (const auto& section : root) {
     if (!section.first.IsScalar())
       return Status::invalid_argument(source + ": section names must be plain strings");
     const std::string name = section.first.Scalar();
+    // YAML forbids duplicate keys; yaml-cpp keeps both, and one would win
+    // silently.
+    if (!sections_seen.insert(name).second)
+      return Status::invalid_argument(source + ": config section '" + name + "' appears twice");
     bool known = false;
     for (const auto& f : config_fields()) known = known || f.path.rfind(name + ".", 0) == 0;
     if (!known)
@@ -60,9 +66,13 @@ Status apply_document(const YAML::Node& root, const std::string& source, LoadedC
     if (!section.second.IsMap())
       return Status::invalid_argument("config section '" + name +
                                       "' must be a mapping of keys to values");
+    std::set<std::string> keys_seen;
     for (const auto& kv : section.second) {
       if (!kv.first.IsScalar())
         return Status::invalid_argument("config section '" + name + "': keys must be strings");
+      if (!keys_seen.insert(kv.first.Scalar()).second)
+        return Status::invalid_argument(source + ": config key '" + name + "." + kv.first.Scalar() +
+                                        "' appears twice");
       PAGODA_RETURN_IF_ERROR(apply_key(name + "." + kv.first.Scalar(), kv.second, out));
     }
   }
@@ -105,7 +115,11 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text,
       return Status::invalid_argument("a --set override is not valid UTF-8 text (byte offset " + std::to_string(bad) + ")");
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(yaml_text));
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    if (documents.size() > 1)
+      return Status::invalid_argument(source + ": holds " + std::to_string(documents.size()) +
+                                      " YAML documents (separated by '---'); a config is one document");
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::ParserException& e) {
     return Status::invalid_argument(source + ": YAML syntax error at line " +
                                     std::to_string(e.mark.line + 1) + ", column " +
@@ -122,10 +136,17 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text,
 Result<LoadedConfig> load_config(const std::string& file, const std::vector<std::string>& overrides) {
   std::string text;
   if (!file.empty()) {
+    // A config that cannot be read is an error, never "the defaults" (which
+    // would silently drop, say, the intended server.api_keys).
+    std::error_code ec;
+    if (std::filesystem::is_directory(file, ec))
+      return Status::invalid_argument("cannot read config file '" + file + "': it is a directory");
     std::ifstream in(file, std::ios::binary);
     if (!in) return Status::not_found("cannot read config file '" + file + "'");
     std::ostringstream ss;
     ss << in.rdbuf();
+    if (in.bad() || (ss.fail() && in.peek() != std::char_traits<char>::eof()))
+      return Status::invalid_argument("cannot read config file '" + file + "'");
     text = ss.str();
   }
   return parse_config(text, overrides, file.empty() ? "<defaults>" : file);

@@ -23,8 +23,8 @@ RouteMatch match_route(boost::beast::http::verb method, boost::beast::string_vie
     else if (p == "/detokenize") m.route = ApiRoute::kDetokenize;
   }
   if (m.route == ApiRoute::kNotFound) return m;
-  m.method_ok = method == want;
-  m.allowed = want == verb::get ? "GET" : "POST";
+  m.method_ok = method == want || (want == verb::get && method == verb::head);
+  m.allowed = want == verb::get ? "GET, HEAD" : "POST";
   return m;
 }
 

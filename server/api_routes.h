@@ -16,7 +16,7 @@ namespace pagoda {
 
 enum class ApiRoute {
   kNotFound,         // 404
-  kHealth,           // GET /health
+  kHealth,           // GET /health          (GET routes also answer HEAD)
   kMetrics,          // GET /metrics
   kModels,           // GET /v1/models
   kModel,            // GET /v1/models/{id}
@@ -29,8 +29,8 @@ enum class ApiRoute {
 struct RouteMatch {
   ApiRoute route = ApiRoute::kNotFound;
   std::string path;           // the target without its query string
-  bool method_ok = false;     // the request's method is the route's
-  const char* allowed = "";   // the route's method ("GET" or "POST"), for 405 messages
+  bool method_ok = false;     // the request's method is the route's (HEAD on a GET route too)
+  const char* allowed = "";   // the route's methods ("GET, HEAD" or "POST"): a 405's Allow header
   std::string model_id;       // kModel: the {id} part
 };
 

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/api_routes.h"
+#include "server/http_reply.h"
 #include "server/delta_channel.h"
 #include "server/metrics_text.h"
 
@@ -21,22 +22,14 @@ namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-ApiError api_error(int status, std::string message, std::string code, std::string param = "",
-                   std::string type = "invalid_request_error") {
-  ApiError e;
-  e.status = status;
-  e.message = std::move(message);
-  e.code = std::move(code);
-  e.param = std::move(param);
-  e.type = std::move(type);
-  return e;
+// How the response to `req` goes out: its version, keep-alive, HEAD.
+ReplyFraming framing_of(const HttpRequest& req) {
+  return ReplyFraming{req.version(), req.keep_alive(), req.method() == http::verb::head};
 }
 
 asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e) {
-  const std::string body = dump(error_json(e));
-  const auto status = static_cast<http::status>(e.status);
-  co_await write_json(stream, req.version(), req.keep_alive(), status, body, e.retry_after_s);
-  co_return req.keep_alive();
+  const bool written = co_await write_reply(stream, framing_of(req), error_reply(e));
+  co_return written && req.keep_alive();
 }
 
 // Which request field a rejection from the engine is about.
@@ -90,25 +83,6 @@ json usage_json(const RequestDelta& d) {
 }
 
 }  // namespace
-
-ApiService::Reply ApiService::error_reply(const ApiError& e) {
-  Reply r{static_cast<http::status>(e.status), dump(error_json(e))};
-  r.retry_after_s = e.retry_after_s;
-  return r;
-}
-
-asio::awaitable<bool> ApiService::write_reply(beast::tcp_stream& stream, const HttpRequest& req, const Reply& r) {
-  http::response<http::string_body> res{r.status, req.version()};
-  res.set(http::field::server, "pagoda/" PAGODA_VERSION);
-  res.set(http::field::content_type, r.content_type);
-  if (r.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(r.retry_after_s));
-  res.keep_alive(req.keep_alive());
-  res.body() = r.body;
-  res.prepare_payload();
-  beast::error_code ec;
-  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-  co_return !ec && req.keep_alive();
-}
 
 Result<std::vector<std::string>> load_api_keys(const ServerConfig& config) {
   std::vector<std::string> keys = config.server.api_keys;
@@ -164,96 +138,127 @@ std::string ApiService::response_id(ApiKind kind, RequestId id) const {
   return buf;
 }
 
-ApiService::Reply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kind) {
-  *generate = false;
-  const RouteMatch match = match_route(req.method(), req.target());
-  const std::string& path = match.path;
-  const auto method = req.method();
-  auto only = [&](http::verb v) { return method == v; };
-  auto wrong_method = [&](const char* allowed) {
-    return api_error(405, "method " + std::string(req.method_string()) + " is not allowed on " + path + "; use " + allowed,
-                     "method_not_allowed");
-  };
-
-  if (path == "/health") {
-    if (!only(http::verb::get)) return error_reply(wrong_method("GET"));
-    const char* state = !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
-    return {std::string(state) == "ok" ? http::status::ok : http::status::service_unavailable, dump({{"status", state}})};
-  }
-  if (path == "/metrics") {
-    if (!only(http::verb::get)) return error_reply(wrong_method("GET"));
-    Reply r{http::status::ok, render_metrics(engine_->stats(), connections_ ? connections_() : 0)};
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+std::optional<HttpReply> ApiService::refuse_header(const HttpRequest& req, const RouteMatch& match) const {
+  // With keys set, only /health and /metrics answer without one: not even
+  // the route table can be probed.
+  const bool open_route = match.route == ApiRoute::kHealth || match.route == ApiRoute::kMetrics;
+  if (!open_route && !authorized(req))
+    return error_reply(api_error(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                                 "invalid_api_key", "", "authentication_error"));
+  if (match.route == ApiRoute::kNotFound) return error_reply(api_error(404, "no route for " + match.path, "not_found"));
+  if (!match.method_ok) {
+    HttpReply r = error_reply(api_error(405,
+                                        "method " + std::string(req.method_string()) + " is not allowed on " +
+                                            match.path + "; use " + match.allowed,
+                                        "method_not_allowed"));
+    r.allow = match.allowed;
     return r;
   }
-  if (match.route == ApiRoute::kNotFound) return error_reply(api_error(404, "no route for " + path, "not_found"));
-  if (!authorized(req)) {
-    ApiError e = api_error(401, "missing or invalid API key: send 'Authorization: Bearer <key>'", "invalid_api_key",
-                           "", "authentication_error");
-    return error_reply(e);
+  return std::nullopt;
+}
+
+std::optional<HttpReply> ApiService::check_header(const HttpRequest& req) const {
+  return refuse_header(req, match_route(req.method(), req.target()));
+}
+
+HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kind) {
+  *generate = false;
+  const RouteMatch match = match_route(req.method(), req.target());
+  if (auto refusal = refuse_header(req, match)) return std::move(*refusal);
+  switch (match.route) {
+    case ApiRoute::kHealth: {
+      const char* state = !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
+      return {std::string(state) == "ok" ? http::status::ok : http::status::service_unavailable,
+              dump({{"status", state}})};
+    }
+    case ApiRoute::kMetrics: {
+      HttpReply r{http::status::ok, render_metrics(engine_->stats(), connections_ ? connections_() : 0)};
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      return r;
+    }
+    default: break;
   }
   if (!ready_) {
     ApiError e = api_error(503, "the model is still loading", "loading", "", "server_error");
     e.retry_after_s = 5;
     return error_reply(e);
   }
-  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) {
-    if (!only(http::verb::get)) return error_reply(wrong_method("GET"));
-    const json card = {{"id", model_.name}, {"object", "model"}, {"created", 0}, {"owned_by", "pagoda"},
-                       {"max_model_len", model_.max_model_len}};
-    if (path != "/v1/models") {
-      if (path.substr(11) != model_.name)
-        return error_reply(api_error(404, "model '" + path.substr(11) + "' does not exist",
-                                                             "model_not_found", "model"));
+  const json card = {{"id", model_.name}, {"object", "model"}, {"created", 0}, {"owned_by", "pagoda"},
+                     {"max_model_len", model_.max_model_len}};
+  switch (match.route) {
+    case ApiRoute::kModels: return {http::status::ok, dump({{"object", "list"}, {"data", json::array({card})}})};
+    case ApiRoute::kModel:
+      if (match.model_id != model_.name)
+        return error_reply(api_error(404, "model '" + match.model_id + "' does not exist", "model_not_found", "model"));
       return {http::status::ok, dump(card)};
-    }
-    return {http::status::ok, dump({{"object", "list"}, {"data", json::array({card})}})};
-  }
-  if (!only(http::verb::post)) return error_reply(wrong_method("POST"));
-  if (path == "/tokenize" || path == "/detokenize") {
-    json body = json::parse(req.body(), nullptr, false);
-    if (body.is_discarded() || !body.is_object())
-      return error_reply(api_error(400, "the request body must be a JSON object", "invalid_json"));
-    if (path == "/tokenize") {
-      if (!body.contains("prompt") || !body["prompt"].is_string())
-        return error_reply(api_error(400, "'prompt' must be a string", "invalid_value", "prompt"));
-      bool add_special = true;
-      if (body.contains("add_special_tokens")) {
-        if (!body["add_special_tokens"].is_boolean())
-          return error_reply(api_error(400, "'add_special_tokens' must be true or false",
-                                                               "invalid_value", "add_special_tokens"));
-        add_special = body["add_special_tokens"].get<bool>();
-      }
-      const auto ids = tokenizer_->encode(body["prompt"].get<std::string>(), add_special);
-      return {http::status::ok, dump({{"tokens", ids}, {"count", ids.size()}, {"max_model_len", model_.max_model_len}})};
-    }
-    if (!body.contains("tokens") || !body["tokens"].is_array())
-      return error_reply(api_error(400, "'tokens' must be an array of token ids", "invalid_value", "tokens"));
-    std::vector<int32_t> ids;
-    for (const json& t : body["tokens"]) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model_.vocab_size)
-        return error_reply(api_error(400, "'tokens' must hold ids in [0, " +
-                                                                      std::to_string(model_.vocab_size) + ")",
-                                                             "invalid_value", "tokens"));
-      ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
-    return {http::status::ok, dump({{"prompt", tokenizer_->decode(ids)}})};
+    case ApiRoute::kTokenize:
+    case ApiRoute::kDetokenize: return tokenize_route(req, match.route == ApiRoute::kTokenize);
+    default: break;
   }
   *generate = true;
-  *kind = path == "/v1/chat/completions" ? ApiKind::kChat : ApiKind::kCompletion;
+  *kind = match.route == ApiRoute::kChatCompletions ? ApiKind::kChat : ApiKind::kCompletion;
   return {};
+}
+
+HttpReply ApiService::tokenize_route(const HttpRequest& req, bool tokenize) const {
+  json body = json::parse(req.body(), nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return error_reply(api_error(400, "the request body must be a JSON object", "invalid_json"));
+  if (tokenize) {
+    if (!body.contains("prompt") || !body["prompt"].is_string())
+      return error_reply(api_error(400, "'prompt' must be a string", "invalid_value", "prompt"));
+    bool add_special = true;
+    if (body.contains("add_special_tokens")) {
+      if (!body["add_special_tokens"].is_boolean())
+        return error_reply(
+            api_error(400, "'add_special_tokens' must be true or false", "invalid_value", "add_special_tokens"));
+      add_special = body["add_special_tokens"].get<bool>();
+    }
+    const auto ids = tokenizer_->encode(body["prompt"].get<std::string>(), add_special);
+    return {http::status::ok, dump({{"tokens", ids}, {"count", ids.size()}, {"max_model_len", model_.max_model_len}})};
+  }
+  if (!body.contains("tokens") || !body["tokens"].is_array())
+    return error_reply(api_error(400, "'tokens' must be an array of token ids", "invalid_value", "tokens"));
+  std::vector<int32_t> ids;
+  for (const json& t : body["tokens"]) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= model_.vocab_size)
+      return error_reply(api_error(400, "'tokens' must hold ids in [0, " + std::to_string(model_.vocab_size) + ")",
+                                   "invalid_value", "tokens"));
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return {http::status::ok, dump({{"prompt", tokenizer_->decode(ids)}})};
 }
 
 asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& stream) {
   bool gen = false;
   ApiKind kind = ApiKind::kCompletion;
-  const Reply reply = route(req, &gen, &kind);
+  HttpReply reply;
+  try {
+    reply = route(req, &gen, &kind);
+  } catch (const std::exception& e) {
+    // Request data is validated before it is read, so this is a bug: answer
+    // 500 rather than leave the client without a response.
+    spdlog::error("{} {} failed: {}", std::string(req.method_string()), std::string(req.target()), e.what());
+    reply = error_reply(api_error(500, "internal error", "internal_error", "", "server_error"));
+  }
   if (gen) co_return co_await generate(req, stream, kind);
-  co_return co_await write_reply(stream, req, reply);
+  const bool written = co_await write_reply(stream, framing_of(req), reply);
+  co_return written && req.keep_alive();
 }
 
 bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
                          std::string* echo_text, ApiError* err) const {
+  try {
+    return build_prompt(req, kind, api, prompt, echo_text, err);
+  } catch (const std::exception& e) {
+    spdlog::error("{} {} failed: {}", std::string(req.method_string()), std::string(req.target()), e.what());
+    *err = api_error(500, "internal error", "internal_error", "", "server_error");
+    return false;
+  }
+}
+
+bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
+                              std::string* echo_text, ApiError* err) const {
   if (!parse_api_request(req.body(), kind, limits_, api, err)) return false;
   if (!api->model.empty() && api->model != model_.name) {
     *err = api_error(404, "model '" + api->model + "' does not exist (this server serves '" + model_.name + "')",
@@ -310,7 +315,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     err = from_status(st);
     co_return co_await send_error(stream, req, err);
   }
-  channel->watch_disconnect(stream.socket(), request);
+  DisconnectWatch watch(*channel, stream.socket(), request);
   if (api.stream) co_return co_await stream_response(req, stream, api, request, channel, echo_text);
 
   // Non-streaming: gather everything, then answer once.
@@ -330,7 +335,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
       }
     }
   }
-  channel->stop_watching(stream.socket());
+  channel->stop_watching();
   if (channel->client_gone()) co_return false;
   if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
     err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
@@ -351,10 +356,9 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"model", model_.name},
                      {"choices", json::array({choice})},
                      {"usage", usage_json(last)}};
-  const std::string text_body = dump(body);
-  const http::status ok_status = http::status::ok;
-  co_await write_json(stream, req.version(), req.keep_alive(), ok_status, text_body);
-  co_return req.keep_alive();
+  const HttpReply reply{http::status::ok, dump(body)};
+  const bool written = co_await write_reply(stream, framing_of(req), reply);
+  co_return written && req.keep_alive();
 }
 
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
@@ -365,12 +369,15 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   const auto write_timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.server.idle_timeout_s * 1000));
 
+  // HTTP/1.0 has no chunked coding: its stream is the rest of the
+  // connection, ended by the close.
+  const bool chunked = req.version() >= 11;
   http::response<http::empty_body> res{http::status::ok, req.version()};
-  res.set(http::field::server, "pagoda/" PAGODA_VERSION);
+  res.set(http::field::server, kServerHeader);
   res.set(http::field::content_type, "text/event-stream");
   res.set(http::field::cache_control, "no-cache");
-  res.chunked(true);
-  res.keep_alive(req.keep_alive());
+  res.chunked(chunked);
+  res.keep_alive(chunked && req.keep_alive());
   http::response_serializer<http::empty_body> sr{res};
   beast::error_code ec;
   stream.expires_after(write_timeout);
@@ -378,7 +385,11 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   auto send = [&](const std::string& payload) -> asio::awaitable<bool> {
     const std::string event = "data: " + payload + "\n\n";
     stream.expires_after(write_timeout);
-    co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)), asio::redirect_error(asio::use_awaitable, ec));
+    if (chunked)
+      co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    else
+      co_await asio::async_write(stream, asio::buffer(event), asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
   };
   auto chunk = [&](json choice) {
@@ -430,7 +441,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
       if (done) last = std::move(d);
     }
   }
-  channel->stop_watching(stream.socket());
+  channel->stop_watching();
   if (!ok) {
     request->cancel();  // the client is gone: free its pages at the next step
     co_return false;
@@ -450,13 +461,13 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   }
   const std::string done_marker = "[DONE]";
   if (ok) ok = co_await send(done_marker);
-  if (ok) {
+  if (ok && chunked) {
     stream.expires_after(write_timeout);
     co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(asio::use_awaitable, ec));
     ok = !ec;
   }
   stream.expires_never();
-  co_return ok && req.keep_alive();
+  co_return ok && chunked && req.keep_alive();
 }
 
 }  // namespace pagoda

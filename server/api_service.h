@@ -2,8 +2,10 @@
 //   POST /v1/completions, POST /v1/chat/completions (plain or SSE streaming)
 //   GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize
 // Checks the bearer key when keys are configured (constant-time compare,
-// keys never logged), validates every field, tokenizes, submits to the
-// engine and turns deltas into responses. A client that disconnects has its
+// keys never logged; only /health and /metrics answer without one, so not
+// even the route table can be probed), validates every field, tokenizes,
+// submits to the engine and turns deltas into responses. GET routes answer
+// HEAD; a 405 names the allowed methods. A client that disconnects has its
 // request cancelled.
 //
 // Borrows the EngineLoop and shares the Tokenizer; holds no per-request state
@@ -13,11 +15,13 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/tokenizer.h"
 #include "scheduler/engine_loop.h"
+#include "server/api_routes.h"
 #include "server/chat_template.h"
 #include "server/http_server.h"
 #include "server/openai_protocol.h"
@@ -35,6 +39,7 @@ class ApiService final : public HttpHandler {
   ApiService(const ServerConfig& config, ServedModel model, EngineLoop* engine,
              std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> api_keys);
 
+  std::optional<HttpReply> check_header(const HttpRequest& req) const override;
   boost::asio::awaitable<bool> handle(HttpRequest& req, boost::beast::tcp_stream& stream) override;
 
   // Until set, /health answers 503 ("loading").
@@ -42,23 +47,20 @@ class ApiService final : public HttpHandler {
   void set_connection_counter(std::function<int64_t()> fn) { connections_ = std::move(fn); }
 
  private:
-  // A complete, non-streamed response.
-  struct Reply {
-    http::status status = http::status::ok;
-    std::string body;
-    int retry_after_s = 0;
-    std::string content_type = "application/json";
-  };
+  // The checks a header alone decides (key, route, method), in that order.
+  std::optional<HttpReply> refuse_header(const HttpRequest& req, const RouteMatch& match) const;
   // Answers every route but generation synchronously; sets *generate for
   // the two generation routes. (Keeping the coroutines small also keeps
   // GCC 12 away from its coroutine bugs with temporaries.)
-  Reply route(const HttpRequest& req, bool* generate, ApiKind* kind);
-  static Reply error_reply(const ApiError& e);
-  static boost::asio::awaitable<bool> write_reply(boost::beast::tcp_stream& stream, const HttpRequest& req,
-                                                  const Reply& reply);
-  // Parses, checks the model name, builds the prompt and resolves max_tokens.
+  HttpReply route(const HttpRequest& req, bool* generate, ApiKind* kind);
+  HttpReply tokenize_route(const HttpRequest& req, bool tokenize) const;
+  // Parses, checks the model name, builds the prompt and resolves max_tokens
+  // (build_prompt); an exception on the way is a 500, never a dropped
+  // connection.
   bool prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
                std::string* echo_text, ApiError* err) const;
+  bool build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
+                    std::string* echo_text, ApiError* err) const;
   boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind);
   boost::asio::awaitable<bool> stream_response(HttpRequest& req, boost::beast::tcp_stream& stream,
                                                const ApiRequest& api, std::shared_ptr<Request> request,

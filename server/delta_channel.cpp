@@ -1,8 +1,6 @@
 #include "server/delta_channel.h"
 
-#include <sys/socket.h>
-
-#include <cerrno>
+#include <poll.h>
 
 namespace pagoda {
 
@@ -36,27 +34,51 @@ asio::awaitable<void> DeltaChannel::wait() {
 }
 
 void DeltaChannel::watch_disconnect(asio::ip::tcp::socket& socket, std::shared_ptr<Request> request) {
+  socket_ = &socket;
+  request_ = std::move(request);
   watching_ = true;
-  socket.async_wait(asio::ip::tcp::socket::wait_read,
-                    [self = shared_from_this(), &socket, request](const boost::system::error_code& ec) {
-                      if (ec || !self->watching_) return;  // cancelled, or the request is over
-                      // Readable: either the peer closed (peek sees 0 bytes) or it
-                      // sent more data (a pipelined request: leave it for later).
-                      char byte;
-                      const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                        request->cancel();
-                        self->client_gone_ = true;
-                        self->timer_.cancel();
-                      }
-                    });
+  wait_readable();
 }
 
-void DeltaChannel::stop_watching(asio::ip::tcp::socket& socket) {
+void DeltaChannel::wait_readable() {
+  socket_->async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || !self->watching_) return;  // cancelled, or the request is over
+    self->check_peer();
+  });
+}
+
+void DeltaChannel::check_peer() {
+  // Readable means the peer closed or reset, or it sent bytes (a pipelined
+  // request, or a stray byte before it leaves). POLLRDHUP tells a FIN apart
+  // even behind unread bytes.
+  pollfd p{socket_->native_handle(), POLLIN | POLLRDHUP, 0};
+  const int n = ::poll(&p, 1, 0);
+  if (n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+    request_->cancel();
+    client_gone_ = true;
+    timer_.cancel();
+    return;
+  }
+  if (n > 0 && (p.revents & POLLIN)) {
+    // Bytes wait unread (they belong to the next request), so the socket
+    // stays readable: look again after a pause instead of spinning.
+    poll_timer_.expires_after(kPollInterval);
+    poll_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || !self->watching_) return;
+      self->check_peer();
+    });
+    return;
+  }
+  wait_readable();
+}
+
+void DeltaChannel::stop_watching() {
   if (!watching_) return;
   watching_ = false;
   boost::system::error_code ec;
-  socket.cancel(ec);
+  socket_->cancel(ec);
+  poll_timer_.cancel();
+  socket_ = nullptr;
 }
 
 }  // namespace pagoda

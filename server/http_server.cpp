@@ -1,12 +1,16 @@
 #include "server/http_server.h"
 
+#include <sys/resource.h>
+
+#include <csignal>
+#include <exception>
 #include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "server/client_limiter.h"
-#include "server/request_limits.h"
+#include "server/connection_registry.h"
 
 namespace pagoda {
 
@@ -14,25 +18,35 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
-asio::awaitable<void> write_json(beast::tcp_stream& stream, unsigned version, bool keep_alive, http::status status,
-                                 const std::string& body, int retry_after_s) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::server, "pagoda/" PAGODA_VERSION);
-  res.set(http::field::content_type, "application/json");
-  if (retry_after_s > 0) res.set(http::field::retry_after, std::to_string(retry_after_s));
-  res.keep_alive(keep_alive);
-  res.body() = body;
-  res.prepare_payload();
-  beast::error_code ec;
-  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
-}
-
 namespace {
 
-std::string error_body(const std::string& message, const std::string& code) {
-  return R"({"error":{"message":")" + message + R"(","type":"invalid_request_error","param":null,"code":")" + code +
-         R"("}})";
+// Descriptors kept free for everything that is not a connection: the
+// listener, epoll and eventfds, logs, the model file, and the connections
+// that are refused with a 503 (each held for up to a second).
+constexpr int64_t kReservedDescriptors = 64;
+
+std::chrono::milliseconds ms(double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); }
+
+// Raises the soft descriptor limit to the hard one; returns the soft limit
+// now in force (-1: unlimited).
+int64_t raise_descriptor_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(rl.rlim_cur);
 }
+
+// What reading one request off a connection came to.
+struct ReadOutcome {
+  enum Kind { kRequest, kRefused, kClosed } kind = kClosed;
+  HttpRequest request;
+  HttpReply refusal;
+  unsigned version = 11;
+};
 
 }  // namespace
 
@@ -43,6 +57,7 @@ struct HttpServer::Impl {
         io(static_cast<int>(c.server.io_threads)),
         acceptor(io),
         signals(io),
+        max_connections(c.server.max_connections),
         per_client(c.server.max_connections_per_client) {}
 
   ServerConfig config;
@@ -52,17 +67,18 @@ struct HttpServer::Impl {
   asio::signal_set signals;
   std::function<void(int)> on_signal;
   std::atomic<bool> accepting{true};
+  std::atomic<bool> draining{false};
+  std::atomic<bool> signalled{false};
   std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> busy{0};
+  int64_t max_connections;
   ClientLimiter per_client;  // server.max_connections_per_client
-
-  std::chrono::milliseconds ms(double seconds) const {
-    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-  }
+  ConnectionRegistry registry;
 
   // Closes after a refusal: stop sending, then read and drop what the client
   // still sends (for up to a second), so the close does not reset the
   // connection before the client has read the answer.
-  asio::awaitable<void> linger_close(beast::tcp_stream& stream) {
+  static asio::awaitable<void> linger_close(beast::tcp_stream& stream) {
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     char drain[4096];
@@ -72,86 +88,92 @@ struct HttpServer::Impl {
     stream.socket().close(ec);
   }
 
-  asio::awaitable<void> session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
-    // Streamed tokens are small writes: without TCP_NODELAY, Nagle's
-    // algorithm holds each one until the previous is acknowledged, and a
-    // client's delayed ACK makes that up to 40 ms per token.
-    beast::error_code nodelay_ec;
-    stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
-    beast::flat_buffer buffer;
-    if (connections.fetch_add(1) >= config.server.max_connections) {
-      // Over the limit: answer and close.
-      co_await write_json(stream, 11, false, http::status::service_unavailable,
-                          error_body("too many connections (server.max_connections)", "too_many_connections"), 1);
-      co_await linger_close(stream);
-      connections--;
-      co_return;
-    }
-    beast::error_code addr_ec;
-    const std::string client = stream.socket().remote_endpoint(addr_ec).address().to_string();
-    if (!per_client.try_acquire(client)) {
-      // One address holds too many connections: answer and close.
-      stream.expires_after(ms(config.server.header_timeout_s));
-      co_await write_json(stream, 11, false, http::status::too_many_requests,
-                          error_body("too many connections from this address (server.max_connections_per_client)",
-                                     "too_many_connections"),
-                          1);
-      co_await linger_close(stream);
-      connections--;
-      co_return;
-    }
+  asio::awaitable<void> refuse(beast::tcp_stream& stream, const HttpReply& reply, unsigned version = 11) {
+    stream.expires_after(ms(config.server.header_timeout_s));
+    co_await write_reply(stream, ReplyFraming{version, false, false}, reply);
+    co_await linger_close(stream);
+  }
+
+  // Reads one request: bytes go through a RequestReader, which applies every
+  // limit; the timeouts are idle_timeout_s for the first byte, then
+  // header_timeout_s for the header, then idle_timeout_s more for the body.
+  // `first`: the connection's first request (read even during a drain, so
+  // /health can say "draining"); later ones are not waited for then.
+  asio::awaitable<ReadOutcome> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                            RegisteredConnection& conn, bool first) {
+    ReadOutcome out;
+    RequestReader reader(config);
+    bool started = false, body_phase = false, continued = false;
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      apply_request_limits(parser, config);
-      beast::error_code ec;
-      // The whole request (headers, then body) must arrive in time: a client
-      // that trickles bytes is cut off.
-      // Up to idle_timeout_s for the first byte of a request, then
-      // header_timeout_s for the rest of the header. (Beast's
-      // http::async_read_some only returns once the parser makes progress,
-      // i.e. with the whole header, so a raw read waits for the first byte.)
-      if (buffer.size() == 0) {
-        stream.expires_after(ms(config.server.idle_timeout_s));
-        const size_t n = co_await stream.async_read_some(buffer.prepare(4096),
-                                                         asio::redirect_error(asio::use_awaitable, ec));
-        buffer.commit(n);
+      if (buffer.size() > 0) {
+        if (!started) stream.expires_after(ms(config.server.header_timeout_s));
+        started = true;
+        const auto data = buffer.data();
+        buffer.consume(reader.feed(std::string_view(static_cast<const char*>(data.data()), data.size())));
       }
-      if (!ec && !parser.is_header_done()) {
-        stream.expires_after(ms(config.server.header_timeout_s));
-        co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      }
-      if (!ec && !parser.is_done()) {
+      RequestReader::State state = reader.state();
+      if (state == RequestReader::State::kReadingBody && !body_phase) {
+        body_phase = true;
         stream.expires_after(ms(config.server.header_timeout_s + config.server.idle_timeout_s));
-        co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (reader.expects_continue() && !continued) {
+          continued = true;
+          // The client waits for our word before sending its body: refuse
+          // now (route, method, key) or let it go on.
+          if (auto refusal = handler->check_header(reader.request())) {
+            out.kind = ReadOutcome::kRefused;
+            out.refusal = std::move(*refusal);
+            out.version = reader.version();
+            co_return out;
+          }
+          static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+          beast::error_code ec;
+          co_await asio::async_write(stream, asio::buffer(kContinue, sizeof kContinue - 1),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) co_return out;  // closed
+        }
       }
-      if (ec == http::error::body_limit) {
-        co_await write_json(stream, 11, false, http::status::payload_too_large,
-                            error_body("request body exceeds server.max_body_bytes (" +
-                                           std::to_string(config.server.max_body_bytes) + " bytes)",
-                                       "body_too_large"));
-        break;
+      if (state == RequestReader::State::kReadingHeader || state == RequestReader::State::kReadingBody)
+        state = reader.check_pending(buffer.size());
+      if (state == RequestReader::State::kDone) {
+        out.kind = ReadOutcome::kRequest;
+        out.request = reader.release();
+        co_return out;
       }
-      if (ec == http::error::header_limit) {
-        co_await write_json(stream, 11, false, http::status::request_header_fields_too_large,
-                            error_body("request headers are too large", "headers_too_large"));
-        break;
+      if (state == RequestReader::State::kRefused) {
+        out.kind = ReadOutcome::kRefused;
+        out.refusal = error_reply(reader.refusal());
+        out.version = reader.version();
+        co_return out;
       }
-      if (ec && ec != beast::error::timeout && ec != http::error::end_of_stream && ec != asio::error::eof &&
-          ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
-        // A malformed request: say so, then close.
-        co_await write_json(stream, 11, false, http::status::bad_request,
-                            error_body("malformed HTTP request", "bad_request"));
-        break;
+      if (!started) {
+        stream.expires_after(ms(config.server.idle_timeout_s));
+        // Between requests: a drain ends the connection here.
+        if (draining && !first) co_return out;
+        conn.set_idle(true);
       }
-      if (ec) break;  // timeout or the client closed
-      if (too_many_header_fields(parser, config)) {
-        co_await write_json(stream, 11, false, http::status::request_header_fields_too_large,
-                            error_body("too many header fields (server.max_header_fields)", "too_many_headers"));
-        break;
+      beast::error_code ec;
+      const size_t n =
+          co_await stream.async_read_some(buffer.prepare(64 * 1024), asio::redirect_error(asio::use_awaitable, ec));
+      conn.set_idle(false);
+      buffer.commit(n);
+      if (ec) co_return out;  // timeout, or the client closed / reset
+    }
+  }
+
+  asio::awaitable<void> serve_connection(beast::tcp_stream& stream) {
+    RegisteredConnection conn(registry, stream.get_executor(), &stream);
+    beast::flat_buffer buffer;
+    for (bool first = true;; first = false) {
+      ReadOutcome in = co_await read_request(stream, buffer, conn, first);
+      if (in.kind == ReadOutcome::kClosed) break;
+      if (in.kind == ReadOutcome::kRefused) {
+        co_await refuse(stream, in.refusal, in.version);
+        co_return;
       }
       stream.expires_never();
-      HttpRequest req = parser.release();
+      HttpRequest& req = in.request;
+      if (draining) req.keep_alive(false);
+      busy++;
       bool keep = false;
       try {
         keep = co_await handler->handle(req, stream);
@@ -160,26 +182,108 @@ struct HttpServer::Impl {
                       e.what());
         keep = false;
       }
-      if (!keep || !req.keep_alive()) break;
+      busy--;
+      if (!keep || !req.keep_alive() || draining) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    per_client.release(client);
-    connections--;
+  }
+
+  // One connection, from accept to close. Counted for max_connections and
+  // per client; the counts are given back however it ends.
+  asio::awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    // Streamed tokens are small writes: without TCP_NODELAY, Nagle's
+    // algorithm holds each one until the previous is acknowledged, and a
+    // client's delayed ACK makes that up to 40 ms per token.
+    beast::error_code nodelay_ec;
+    stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
+    struct Counted {
+      std::atomic<int64_t>& n;
+      ~Counted() { n--; }
+    } counted{connections};
+    if (connections.fetch_add(1) >= max_connections) {
+      co_await refuse(stream, error_reply(api_error(503, "too many connections (server.max_connections)",
+                                                    "too_many_connections", "", "server_error")));
+      co_return;
+    }
+    beast::error_code addr_ec;
+    const std::string client = stream.socket().remote_endpoint(addr_ec).address().to_string();
+    if (!per_client.try_acquire(client)) {
+      ApiError e = api_error(429, "too many connections from this address (server.max_connections_per_client)",
+                             "too_many_connections", "", "rate_limit_error");
+      e.retry_after_s = 1;
+      co_await refuse(stream, error_reply(e));
+      co_return;
+    }
+    struct Slot {
+      ClientLimiter& limiter;
+      const std::string& client;
+      ~Slot() { limiter.release(client); }
+    } slot{per_client, client};
+    co_await serve_connection(stream);
   }
 
   asio::awaitable<void> accept_loop() {
+    asio::steady_timer backoff(io);
+    std::chrono::steady_clock::time_point last_warning{};
     while (accepting) {
       beast::error_code ec;
       tcp::socket socket =
           co_await acceptor.async_accept(asio::make_strand(io), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (!accepting || ec == asio::error::operation_aborted) break;
+        // Out of descriptors (EMFILE/ENFILE) or another accept error: the
+        // listener stays readable, so retrying at once would spin. Back off
+        // as nginx does and say so, at most every 10 s.
+        const bool no_fds =
+            ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_warning > std::chrono::seconds(10)) {
+          last_warning = now;
+          spdlog::warn("accept failed: {}{}", ec.message(),
+                       no_fds ? " (out of file descriptors: pausing accepts 100 ms at a time; raise `ulimit -n` or "
+                                "lower server.max_connections)"
+                              : "");
+        }
+        backoff.expires_after(std::chrono::milliseconds(no_fds ? 100 : 10));
+        co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
       auto executor = socket.get_executor();
-      asio::co_spawn(executor, session(std::move(socket)), asio::detached);
+      asio::co_spawn(executor, session(std::move(socket)), [](std::exception_ptr e) {
+        // The last line of defence: nothing a connection does may take the
+        // process down.
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          spdlog::error("connection ended by an exception: {}", x.what());
+        } catch (...) {
+          spdlog::error("connection ended by an unknown exception");
+        }
+      });
     }
+  }
+
+  void wait_for_signal() {
+    signals.async_wait([this](const beast::error_code& e, int sig) {
+      if (e) return;
+      if (sig == SIGHUP) {
+        spdlog::warn("signal {} (SIGHUP) received: ignored, pagoda keeps serving (SIGTERM drains and stops it)", sig);
+      } else if (signalled.exchange(true)) {
+        spdlog::info("signal {} received again: already shutting down", sig);
+      } else {
+        spdlog::info("signal {} received: shutting down gracefully", sig);
+        if (on_signal) on_signal(sig);
+        else {
+          draining = true;
+          accepting = false;
+          io.stop();
+        }
+      }
+      wait_for_signal();
+    });
   }
 };
 
@@ -206,6 +310,13 @@ Result<tcp::endpoint> listen_endpoint(const std::string& host, int port) {
 
 Status HttpServer::start() {
   const auto& s = impl_->config.server;
+  const int64_t fd_limit = raise_descriptor_limit();
+  if (fd_limit > 0 && impl_->max_connections > fd_limit - kReservedDescriptors) {
+    impl_->max_connections = std::max<int64_t>(1, fd_limit - kReservedDescriptors);
+    spdlog::warn("server.max_connections lowered from {} to {}: the process may open {} file descriptors "
+                 "(RLIMIT_NOFILE; {} kept for the listener, logs and refusals)",
+                 s.max_connections, impl_->max_connections, fd_limit, kReservedDescriptors);
+  }
   auto resolved = listen_endpoint(s.host, s.port);
   if (!resolved) return resolved.status();
   const tcp::endpoint endpoint = resolved.value();
@@ -222,12 +333,8 @@ Status HttpServer::start() {
   if (where != s.host + ":" + std::to_string(s.port)) spdlog::info("server.host '{}' resolved to {}", s.host, where);
   impl_->signals.add(SIGINT);
   impl_->signals.add(SIGTERM);
-  impl_->signals.async_wait([this](const beast::error_code& e, int sig) {
-    if (e) return;
-    spdlog::info("signal {} received: shutting down gracefully", sig);
-    if (impl_->on_signal) impl_->on_signal(sig);
-    else stop();
-  });
+  impl_->signals.add(SIGHUP);
+  impl_->wait_for_signal();
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
   return Status::ok();
 }
@@ -243,23 +350,24 @@ void HttpServer::run() {
   for (auto& t : threads) t.join();
 }
 
-void HttpServer::stop_accepting() {
+void HttpServer::begin_drain() {
+  impl_->draining = true;
+  impl_->registry.close_idle();
+}
+
+void HttpServer::stop() {
+  impl_->draining = true;
   impl_->accepting = false;
   asio::post(impl_->io, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
-  });
-}
-
-void HttpServer::stop() {
-  stop_accepting();
-  asio::post(impl_->io, [this] {
-    beast::error_code ec;
     impl_->signals.cancel(ec);
     impl_->io.stop();
   });
 }
 
 int64_t HttpServer::active_connections() const { return impl_->connections.load(); }
+int64_t HttpServer::busy_connections() const { return impl_->busy.load(); }
+int64_t HttpServer::max_connections() const { return impl_->max_connections; }
 
 }  // namespace pagoda

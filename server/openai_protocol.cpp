@@ -1,5 +1,6 @@
 #include "server/openai_protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -7,14 +8,6 @@
 namespace pagoda {
 
 using nlohmann::json;
-
-json error_json(const ApiError& e) {
-  return {{"error",
-           {{"message", e.message},
-            {"type", e.type},
-            {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-            {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
-}
 
 json finish_reason_json(FinishReason reason) {
   switch (reason) {
@@ -46,7 +39,7 @@ class Checker {
     if (!v.is_number()) return fail(key, std::string("'") + key + "' must be a number");
     const double d = v.get<double>();
     if (!std::isfinite(d) || d < lo || d > hi)
-      return fail(key, std::string("'") + key + "' must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + fmt(d));
+      return fail(key, std::string("'") + key + "' must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + v.dump());
     *out = d;
     return true;
   }
@@ -164,7 +157,10 @@ bool parse_messages(const json& body, Checker& c, const ApiLimits& lim, ApiReque
     } else if (m.contains("content") && m["content"].is_array()) {
       // Content parts: only text parts are supported.
       for (const json& part : m["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        const bool text_part = part.is_object() && part.contains("type") && part["type"].is_string() &&
+                               part["type"].get<std::string>() == "text" && part.contains("text") &&
+                               part["text"].is_string();
+        if (!text_part)
           return c.fail(where + ".content", where + ".content parts must be {\"type\": \"text\", \"text\": ...}");
         content += part["text"].get<std::string>();
       }
@@ -220,10 +216,13 @@ bool parse_logit_bias(const json& body, Checker& c, const ApiLimits& lim, ApiReq
   if (static_cast<int>(b.size()) > lim.max_logit_bias)
     return c.fail("logit_bias", "'logit_bias' may hold at most " + std::to_string(lim.max_logit_bias) + " entries");
   for (const auto& [k, v] : b.items()) {
-    char* end = nullptr;
-    const long id = std::strtol(k.c_str(), &end, 10);
-    if (k.empty() || *end != '\0' || id < 0 || id > INT32_MAX)
-      return c.fail("logit_bias", "'logit_bias' keys must be token ids, got '" + k + "'");
+    // Digits only: strtol alone would also take " 1" and "+3".
+    const bool digits = !k.empty() && k.size() <= 10 && std::all_of(k.begin(), k.end(), [](char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    const long long id = digits ? std::stoll(k) : -1;
+    if (!digits || id > INT32_MAX)
+      return c.fail("logit_bias", "'logit_bias' keys must be token ids (decimal digits), got '" + k + "'");
     if (!v.is_number() || v.get<double>() < -100 || v.get<double>() > 100)
       return c.fail("logit_bias", "'logit_bias' values must be numbers between -100 and 100");
     out->sampling.logit_bias[static_cast<int32_t>(id)] = v.get<float>();
@@ -233,8 +232,10 @@ bool parse_logit_bias(const json& body, Checker& c, const ApiLimits& lim, ApiReq
 
 }  // namespace
 
-bool parse_api_request(const std::string& body_text, ApiKind kind, const ApiLimits& lim, ApiRequest* out,
-                       ApiError* err) {
+namespace {
+
+bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiLimits& lim, ApiRequest* out,
+                          ApiError* err) {
   *out = ApiRequest{};
   out->kind = kind;
   json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
@@ -261,8 +262,11 @@ bool parse_api_request(const std::string& body_text, ApiKind kind, const ApiLimi
   // Lengths. Completions default to 16 tokens (as OpenAI); chat to the rest
   // of the context (-1, resolved once the prompt length is known).
   out->stop.max_tokens = kind == ApiKind::kCompletion ? 16 : -1;
-  const char* max_key = kind == ApiKind::kChat && c.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  if (!c.integer(max_key, 1, lim.max_model_len, &out->stop.max_tokens)) return false;
+  // Chat takes max_completion_tokens (OpenAI's newer name) over max_tokens;
+  // both are validated when both are sent.
+  if (!c.integer("max_tokens", 1, lim.max_model_len, &out->stop.max_tokens)) return false;
+  if (kind == ApiKind::kChat && !c.integer("max_completion_tokens", 1, lim.max_model_len, &out->stop.max_tokens))
+    return false;
   if (!c.integer("min_tokens", 0, lim.max_model_len, &out->stop.min_tokens)) return false;
   if (out->stop.max_tokens > 0 && out->stop.min_tokens > out->stop.max_tokens)
     return c.fail("min_tokens", "'min_tokens' must not exceed 'max_tokens'");
@@ -329,6 +333,22 @@ bool parse_api_request(const std::string& body_text, ApiKind kind, const ApiLimi
   if (!c.string("cache_salt", 1024, &out->cache_salt)) return false;
   if (!c.string("user", 1024, &out->user)) return false;
   return true;
+}
+
+}  // namespace
+
+bool parse_api_request(const std::string& body_text, ApiKind kind, const ApiLimits& lim, ApiRequest* out,
+                       ApiError* err) {
+  // Every field is type-checked before it is read; should a check be missed,
+  // the JSON library's exception still ends here as a 400, never as a
+  // dropped connection.
+  try {
+    return parse_request_fields(body_text, kind, lim, out, err);
+  } catch (const nlohmann::json::exception& e) {
+    *err = api_error(400, std::string("the request body holds a value of the wrong type (") + e.what() + ")",
+                     "invalid_value");
+    return false;
+  }
 }
 
 }  // namespace pagoda

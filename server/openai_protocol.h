@@ -17,19 +17,9 @@
 
 #include "engine/sampler.h"
 #include "scheduler/request.h"
+#include "server/api_error.h"
 
 namespace pagoda {
-
-// An error as OpenAI reports it, with its HTTP status.
-struct ApiError {
-  int status = 400;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;  // the offending field, "" if none
-  std::string code;
-  int retry_after_s = 0;  // > 0: send Retry-After
-};
-nlohmann::json error_json(const ApiError& e);
 
 enum class ApiKind { kCompletion, kChat };
 

@@ -152,17 +152,20 @@ int ServerApp::run() {
   s.engine->start();
   s.api->set_ready(true);
   s.http->set_on_signal([this](int) {
+    // The drain: the listener stays open so /health can answer 503
+    // "draining"; idle keep-alive connections are closed; new requests are
+    // refused by the engine's admission check; running ones get
+    // server.shutdown_grace_s to finish.
     Impl& im = *impl_;
-    if (im.shutdown_thread.joinable()) return;  // a second signal: already draining
-    im.http->stop_accepting();
     im.engine->begin_drain();
+    im.http->begin_drain();
     im.shutdown_thread = std::thread([&im] {
       const auto grace = std::chrono::milliseconds(static_cast<int64_t>(im.config.server.shutdown_grace_s * 1000));
       const bool idle = im.engine->wait_idle(grace);
       spdlog::info(idle ? "all requests finished; stopping" : "grace period over: cancelling the remaining requests");
       im.engine->stop();  // aborts what is left; their clients get a final event
-      // Give connections a moment to flush their last bytes.
-      for (int i = 0; i < 50 && im.http->active_connections() > 0; ++i)
+      // Give responses in flight a moment to flush their last bytes.
+      for (int i = 0; i < 50 && im.http->busy_connections() > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       im.http->stop();
     });

@@ -1,4 +1,6 @@
 // `pagoda serve`: load the config, log the banner, serve until SIGTERM.
+#include <csignal>
+
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
@@ -29,6 +31,9 @@ int serve(const ConfigFlags& flags) {
     print_error(ep.status().message());
     return kExitConfigError;
   }
+  // A daemon outlives the terminal that started it: SIGHUP is ignored while
+  // the model loads, then logged and ignored by the server (RELIABILITY.md).
+  std::signal(SIGHUP, SIG_IGN);
   spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
   auto app = ServerApp::create(cfg);
   if (!app) {

@@ -1,10 +1,16 @@
 // pagoda: one binary, several subcommands (serve, config check, ...).
+#include <csignal>
+
 #include <CLI/CLI.hpp>
 
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  // A write to a closed socket or pipe (a client gone, a log reader that
+  // exited) must be an EPIPE error for the writer to handle, never the end
+  // of the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"pagoda: a vLLM-style LLM serving daemon for CPUs", "pagoda"};
   app.set_version_flag("--version", PAGODA_VERSION);
   app.require_subcommand(1);

@@ -31,6 +31,16 @@ expect "unknown flag exits 2" 2 "" -- "$PAGODA" serve --no-such-flag
 # A listen address that is neither an IP nor a resolvable name (RFC 6761:
 # .invalid never resolves) is found before the model loads.
 expect "unresolvable server.host exits 2 naming the key" 2 "'server.host'" -- "$PAGODA" serve --host pagoda-no-such-host.invalid
+# A config that cannot be read is never "the defaults" (which would drop,
+# say, the intended server.api_keys).
+expect "a directory as config file exits 2 (check)" 2 "is a directory" -- "$PAGODA" config check "$tmp" --no-path-check
+expect "a directory as config file exits 2 (serve)" 2 "is a directory" -- timeout 60 "$PAGODA" serve --config "$tmp" --port 18474
+printf 'kv:\n  page_size: 32\n  page_size: 64\n' > "$tmp/dup.yaml"
+expect "a duplicate key exits 2 naming it" 2 "'kv.page_size' appears twice" -- "$PAGODA" config check "$tmp/dup.yaml" --no-path-check
+printf 'kv:\n  page_size: 32\nkv:\n  dtype: f32\n' > "$tmp/dupsec.yaml"
+expect "a duplicate section exits 2 naming it" 2 "section 'kv' appears twice" -- "$PAGODA" config check "$tmp/dupsec.yaml" --no-path-check
+printf 'kv:\n  page_size: 32\n---\nserver:\n  api_keys: [k]\n' > "$tmp/twodocs.yaml"
+expect "a second YAML document exits 2" 2 "2 YAML documents" -- "$PAGODA" config check "$tmp/twodocs.yaml" --no-path-check
 expect "config check prints the effective config" 0 "page_size: 32" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check
 expect "--set beats the file" 0 "page_size: 64" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check --set kv.page_size=64
 expect "default.yaml is valid" 0 "valid" -- "$PAGODA" config check config/default.yaml --no-path-check
@@ -53,6 +63,49 @@ if [[ $ok -eq 1 ]]; then echo "ok   serve answers /health"; else echo "FAIL serv
 kill -TERM "$pid"; wait "$pid"; status=$?; pid=
 if [[ $status -eq 0 ]]; then echo "ok   SIGTERM exits 0"; else echo "FAIL SIGTERM exit $status"; fails=$((fails+1)); fi
 if grep -q '"level":"info"' "$tmp/serve.log"; then echo "ok   json log lines"; else echo "FAIL json logs"; cat "$tmp/serve.log"; fails=$((fails+1)); fi
+
+# SIGPIPE: the log's reader goes away (a pager quit, a log shipper
+# restarts); the server goes on serving, however often it logs.
+mkfifo "$tmp/log.fifo"
+head -c 1 <"$tmp/log.fifo" >/dev/null &
+"$PAGODA" serve --port 18472 --set logging.level=info >"$tmp/log.fifo" 2>&1 &
+pid=$!
+ok=0
+for _ in $(seq 1 600); do
+  if curl -sf http://127.0.0.1:18472/health >/dev/null 2>&1; then ok=1; break; fi
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -HUP "$pid" 2>/dev/null  # one more log line into the broken pipe
+sleep 0.3
+if [[ $ok -eq 1 ]] && curl -sf http://127.0.0.1:18472/health >/dev/null 2>&1; then
+  echo "ok   serving with its log pipe's reader gone (SIGPIPE ignored)"
+else
+  echo "FAIL the server died when its log pipe's reader went away"; fails=$((fails+1))
+fi
+kill -TERM "$pid" 2>/dev/null; wait "$pid"; status=$?; pid=
+if [[ $status -eq 0 ]]; then echo "ok   SIGTERM exits 0 with a broken log pipe"; else echo "FAIL exit $status with a broken log pipe"; fails=$((fails+1)); fi
+
+# SIGHUP (the terminal closed): logged and ignored; a stream in flight ends
+# with [DONE].
+"$PAGODA" serve --port 18473 --set logging.level=info >"$tmp/hup.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do curl -sf http://127.0.0.1:18473/health >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sN http://127.0.0.1:18473/v1/completions \
+  -d '{"prompt": "Once upon a time", "max_tokens": 480, "ignore_eos": true, "stream": true}' >"$tmp/stream.txt" &
+curl_pid=$!
+sleep 0.02
+kill -HUP "$pid"
+wait "$curl_pid"
+sleep 0.2
+if grep -q 'data: \[DONE\]' "$tmp/stream.txt" && curl -sf http://127.0.0.1:18473/health >/dev/null 2>&1 &&
+   grep -q 'SIGHUP' "$tmp/hup.log"; then
+  echo "ok   SIGHUP is logged and ignored; the stream finished"
+else
+  echo "FAIL SIGHUP: stream tail: $(tail -c 200 "$tmp/stream.txt"); log: $(tail -3 "$tmp/hup.log")"; fails=$((fails+1))
+fi
+kill -TERM "$pid"; wait "$pid"; status=$?; pid=
+if [[ $status -eq 0 ]]; then echo "ok   SIGTERM after SIGHUP exits 0"; else echo "FAIL exit $status after SIGHUP"; fails=$((fails+1)); fi
 
 echo "cli: $fails failed"
 [[ $fails -eq 0 ]]

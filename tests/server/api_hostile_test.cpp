@@ -75,6 +75,13 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
       {"chat empty messages", CH, R"({"messages": []})", 400, "messages"},
       {"chat bad role", CH, R"({"messages": [{"role": "wizard", "content": "hi"}]})", 400, "messages[0].role"},
       {"chat content a number", CH, R"({"messages": [{"role": "user", "content": 5}]})", 400, "messages[0].content"},
+      {"chat content part type a number", CH, R"({"messages": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]})", 400, "messages[0].content"},
+      {"chat content part type null", CH, R"({"messages": [{"role": "user", "content": [{"type": null, "text": "x"}]}]})", 400, "messages[0].content"},
+      {"chat content part text a number", CH, R"({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]})", 400, "messages[0].content"},
+      {"chat content part not an object", CH, R"({"messages": [{"role": "user", "content": [5]}]})", 400, "messages[0].content"},
+      {"chat bad max_tokens beside max_completion_tokens", CH, R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5, "max_completion_tokens": 5})", 400, "max_tokens"},
+      {"logit_bias key with a space", C, R"({"prompt": "hi", "logit_bias": {" 1": 1}})", 400, "logit_bias"},
+      {"logit_bias key with a plus", C, R"({"prompt": "hi", "logit_bias": {"+3": 1}})", 400, "logit_bias"},
       {"chat top_logprobs without logprobs", CH, R"({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2})", 400, "top_logprobs"},
       {"deeply nested JSON", C, std::string(20000, '[') + std::string(20000, ']'), 400, ""},
       {"oversized body", C, json{{"prompt", std::string(100000, 'a')}}.dump(), 413, ""},
@@ -97,6 +104,10 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
       if (std::string(h.param).size() > 0) CHECK(j["error"]["param"] == h.param);
     }
   }
+  // The offending value is reported as sent, not rounded.
+  const HttpResult t = post(port, C, R"({"prompt": "hi", "temperature": 2.0000001})");
+  CHECK(t.status == 400);
+  CHECK(t.json()["error"]["message"].get<std::string>().find("got 2.0000001") != std::string::npos);
   // Wrong methods.
   CHECK(http_request(port, http::verb::get, "/v1/completions").status == 405);
   CHECK(http_request(port, http::verb::post, "/health").status == 405);

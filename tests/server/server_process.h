@@ -3,10 +3,14 @@
 #pragma once
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -112,10 +116,16 @@ inline std::string raw_exchange(int port, const std::string& bytes, std::chrono:
 // file, dies with the test process).
 class ServerProcess {
  public:
-  explicit ServerProcess(int port, std::vector<std::string> extra_args = {}) : port_(port) {
+  // `launcher` (e.g. {"/usr/bin/prlimit", "--nofile=128:128", "--"}) runs
+  // the server binary under another program.
+  explicit ServerProcess(int port, std::vector<std::string> extra_args = {}, std::vector<std::string> launcher = {})
+      : port_(port) {
     const char* bin = std::getenv("PAGODA_BIN");
     REQUIRE(bin != nullptr);
-    std::vector<std::string> args = {bin, "serve", "--port", std::to_string(port), "--set", "logging.level=warn"};
+    std::vector<std::string> args = launcher;
+    for (const std::string& a : {std::string(bin), std::string("serve"), std::string("--port"), std::to_string(port),
+                                 std::string("--set"), std::string("logging.level=warn")})
+      args.push_back(a);
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     auto child = ChildProcess::spawn(args, "/tmp/pagoda-test-server-" + std::to_string(port) + ".log");
     REQUIRE(child.is_ok());
@@ -135,7 +145,26 @@ class ServerProcess {
     child_.signal(SIGTERM);
     return wait_exit(timeout);
   }
-  int wait_exit(std::chrono::seconds timeout) { return child_.wait_exit(timeout); }
+  int wait_exit(std::chrono::milliseconds timeout) { return child_.wait_exit(timeout); }
+  void signal(int sig) { child_.signal(sig); }
+  pid_t pid() const { return child_.pid(); }
+  bool running() { return child_.running(); }
+  // Everything the server has logged so far.
+  std::string log() const {
+    std::ifstream in(child_.log_path());
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // CPU seconds (user + system) the server has used (Linux: /proc/<pid>/stat).
+  double cpu_seconds() const {
+    std::ifstream in("/proc/" + std::to_string(child_.pid()) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
   int http_request_safe(const std::string& target) {
     try {
       return http_request(port_, http::verb::get, target).status;
