@@ -3,7 +3,8 @@
 // the JSON body. parse_api_request must either reject with a 4xx naming a
 // message, or accept a request whose every field is within the limits; an
 // accepted request's SamplingParams::validate must not crash, and the error
-// JSON must serialize.
+// JSON must serialize. A rejection must come from a field check, not from
+// the safety net that catches a JSON type error (a check that was missed).
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!parse_api_request(body, kind, limits, &req, &err)) {
     FUZZ_CHECK(err.status >= 400 && err.status < 500);
     FUZZ_CHECK(!err.message.empty());
+    // The JSON library's exception reached parse_api_request's safety net:
+    // a field was read before its type was checked (a 400 in production,
+    // but without the field's name).
+    FUZZ_CHECK(err.message.rfind("the request body holds a value of the wrong type", 0) != 0);
     (void)error_json(err).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return 0;
   }

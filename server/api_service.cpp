@@ -183,6 +183,12 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
     e.retry_after_s = 5;
     return error_reply(e);
   }
+  if (engine_->draining()) {
+    // Draining: no new work of any kind; /health and /metrics still answer.
+    ApiError e = api_error(503, "the server is shutting down", "draining", "", "server_error");
+    e.retry_after_s = 5;
+    return error_reply(e);
+  }
   const json card = {{"id", model_.name}, {"object", "model"}, {"created", 0}, {"owned_by", "pagoda"},
                      {"max_model_len", model_.max_model_len}};
   switch (match.route) {

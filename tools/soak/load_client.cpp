@@ -18,12 +18,64 @@ const char* outcome_name(Outcome::Kind k) {
     case Outcome::Kind::kRejected: return "rejected";
     case Outcome::Kind::kBadRequest: return "bad_request";
     case Outcome::Kind::kHungUp: return "hung_up";
+    case Outcome::Kind::kProbed: return "probed";
     case Outcome::Kind::kFailed: return "failed";
   }
   return "?";
 }
 
-Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, int lo, int hi) {
+namespace {
+
+std::string raw_post(const std::string& version, const std::string& body, const std::string& extra = "") {
+  return "POST /v1/completions HTTP/" + version + "\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+         "Connection: close\r\n" + extra + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string chunked_post(const std::string& body, const std::string& trailer) {
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  return "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+         "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
+         std::string(size) + "\r\n" + body + "\r\n0\r\n" + trailer + "\r\n";
+}
+
+Shot make_probe(std::mt19937_64& rng, const json& body) {
+  Shot s;
+  s.kind = Shot::Kind::kProbe;
+  s.probe = static_cast<Shot::Probe>(rng() % 5);
+  json b = body;
+  b.erase("messages");
+  b.erase("stream_options");
+  b["prompt"] = "Once upon a time";
+  switch (s.probe) {
+    case Shot::Probe::kExtraByteThenLeave:
+      b["stream"] = false;
+      s.body = raw_post("1.1", b.dump()) + "X";
+      break;
+    case Shot::Probe::kHeadPipelined:
+      s.body = "HEAD /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+               "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      break;
+    case Shot::Probe::kHttp10Stream:
+      b["stream"] = true;
+      s.body = raw_post("1.0", b.dump());
+      break;
+    case Shot::Probe::kChunkedTrailer:
+      b["stream"] = false;
+      s.body = chunked_post(b.dump(), "X-Checksum: 1234\r\n");
+      break;
+    case Shot::Probe::kOversizedTrailer:
+      b["stream"] = false;
+      s.body = chunked_post(b.dump(), "X-Big: " + std::string(20000, 'z') + "\r\n");
+      break;
+  }
+  s.stream = b["stream"].get<bool>();
+  return s;
+}
+
+}  // namespace
+
+Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, int lo, int hi, double probe_p) {
   static const char* prompts[] = {"Once upon a time", "The little dog", "Lily and Tom went to the park",
                                   "One day, a big bird", "There was a girl who loved to sing", "Sam had a red ball"};
   std::uniform_real_distribution<double> u(0, 1);
@@ -55,6 +107,7 @@ Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, in
     }
     return s;
   }
+  if (r >= malformed_p + disconnect_p && r < malformed_p + disconnect_p + probe_p) return make_probe(rng, body);
   if (r < malformed_p + disconnect_p) {
     s.kind = Shot::Kind::kDisconnect;
     s.stream = true;
@@ -107,6 +160,70 @@ void classify_ok(const std::string& body, bool stream, Outcome* out) {
   }
 }
 
+int status_of(const std::string& response) {
+  return response.size() >= 12 && response.compare(0, 5, "HTTP/") == 0 ? std::atoi(response.c_str() + 9) : 0;
+}
+
+// Sends a probe's raw bytes and reads to the close (or, for the client that
+// leaves, only briefly), then checks the answer is what the protocol says.
+asio::awaitable<Outcome> run_probe(beast::tcp_stream& stream, const Shot& shot, Clock::time_point t0) {
+  Outcome out;
+  beast::error_code ec;
+  co_await asio::async_write(stream, asio::buffer(shot.body), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    out.detail = "write: " + ec.message();
+    co_return out;
+  }
+  if (shot.probe == Shot::Probe::kExtraByteThenLeave) {
+    // A refusal comes at once and a short request may finish quickly: read
+    // for a moment, then leave (the server must cancel the request).
+    stream.expires_after(std::chrono::milliseconds(50));
+  }
+  std::string got;
+  char buf[8192];
+  while (!ec) {
+    const size_t n = co_await stream.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    got.append(buf, n);
+  }
+  out.latency_s = since(t0);
+  out.status = status_of(got);
+  const size_t header_end = got.find("\r\n\r\n");
+  out.retry_after = header_end != std::string::npos && got.substr(0, header_end).find("Retry-After:") != std::string::npos;
+  if (out.status == 429 || out.status == 503) {
+    out.kind = out.retry_after ? Outcome::Kind::kRejected : Outcome::Kind::kFailed;
+    if (!out.retry_after) out.detail = "429/503 without Retry-After";
+    co_return out;
+  }
+  const std::string body = header_end == std::string::npos ? "" : got.substr(header_end + 4);
+  switch (shot.probe) {
+    case Shot::Probe::kExtraByteThenLeave:
+      if (out.status == 200) classify_ok(body, false, &out);
+      else if (got.empty()) out.kind = Outcome::Kind::kHungUp;
+      else out.detail = "unexpected status " + std::to_string(out.status);
+      break;
+    case Shot::Probe::kHeadPipelined:
+      // The GET's status line starts right where the HEAD's header ends.
+      if (out.status == 200 && body.rfind("HTTP/1.1 200", 0) == 0 && body.find("\"status\"") != std::string::npos)
+        out.kind = Outcome::Kind::kProbed;
+      else out.detail = "HEAD answer ran into the next one: " + got.substr(0, 300);
+      break;
+    case Shot::Probe::kHttp10Stream:
+      if (out.status == 200 && got.find("Transfer-Encoding") == std::string::npos && body.rfind("data: ", 0) == 0)
+        classify_ok(body, true, &out);
+      else out.detail = "HTTP/1.0 stream: " + got.substr(0, 300);
+      break;
+    case Shot::Probe::kChunkedTrailer:
+      if (out.status == 200) classify_ok(body, false, &out);
+      else out.detail = "chunked with trailer: status " + std::to_string(out.status);
+      break;
+    case Shot::Probe::kOversizedTrailer:
+      if (out.status == 431) out.kind = Outcome::Kind::kBadRequest;
+      else out.detail = "oversized trailer: status " + std::to_string(out.status);
+      break;
+  }
+  co_return out;
+}
+
 }  // namespace
 
 asio::awaitable<Outcome> run_shot(int port, const Shot& shot, std::chrono::milliseconds timeout) {
@@ -122,6 +239,7 @@ asio::awaitable<Outcome> run_shot(int port, const Shot& shot, std::chrono::milli
     out.detail = "connect: " + ec.message();
     co_return out;
   }
+  if (shot.kind == Shot::Kind::kProbe) co_return co_await run_probe(stream, shot, t0);
   if (shot.kind == Shot::Kind::kMalformedHttp) {
     co_await asio::async_write(stream, asio::buffer(shot.body), asio::redirect_error(asio::use_awaitable, ec));
   } else {

@@ -17,8 +17,17 @@
 namespace pagoda::soak {
 
 struct Shot {
-  enum class Kind { kNormal, kDisconnect, kMalformedJson, kMalformedHttp };
+  enum class Kind { kNormal, kDisconnect, kMalformedJson, kMalformedHttp, kProbe };
+  // kProbe: a client at the edges of the protocol (raw bytes in `body`).
+  enum class Probe {
+    kExtraByteThenLeave,  // a request, one more byte, then gone before the answer
+    kHeadPipelined,       // HEAD then GET on one connection: the answers must not run together
+    kHttp10Stream,        // an HTTP/1.0 stream: close-delimited, no chunk sizes
+    kChunkedTrailer,      // a chunked body with a small trailer: served
+    kOversizedTrailer,    // a trailer over the header budget: 431
+  };
   Kind kind = Kind::kNormal;
+  Probe probe = Probe::kExtraByteThenLeave;
   std::string target = "/v1/completions";
   std::string body;        // JSON (or junk for the malformed kinds)
   bool stream = true;
@@ -32,7 +41,8 @@ struct Outcome {
     kRejected,      // 429 or 503 with Retry-After, before any work
     kBadRequest,    // 4xx for a malformed request (expected for those)
     kHungUp,        // we disconnected mid-stream on purpose
-    kFailed,        // anything else: wrong status, truncated stream, timeout
+    kProbed,        // a protocol probe (HEAD) answered as it must be
+    kFailed,        // anything else: wrong status, truncated stream, timeout (stays last)
   };
   Kind kind = Kind::kFailed;
   int status = 0;
@@ -44,8 +54,10 @@ struct Outcome {
 
 const char* outcome_name(Outcome::Kind k);
 
-// Builds a random request: `disconnect_p` and `malformed_p` pick the kind.
-Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, int max_tokens_lo, int max_tokens_hi);
+// Builds a random request: `disconnect_p`, `malformed_p` and `probe_p` pick
+// the kind.
+Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, int max_tokens_lo, int max_tokens_hi,
+               double probe_p = 0);
 
 // Runs one request. `shot` is taken by reference (the caller's coroutine frame
 // keeps it alive while suspended): GCC 12 double-destroys class temporaries

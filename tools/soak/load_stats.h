@@ -28,7 +28,7 @@ class LoadStats {
   nlohmann::json summary(double seconds) const;
 
  private:
-  static constexpr int kKinds = 6;
+  static constexpr int kKinds = static_cast<int>(Outcome::Kind::kFailed) + 1;  // kFailed is the last kind
   std::array<int64_t, kKinds> counts_{};
   std::array<std::vector<double>, kKinds> latencies_;
   int64_t tokens_ = 0;

@@ -3,9 +3,11 @@
 //
 //   soak:     measure capacity (closed loop, 16 clients), then offer
 //             --load-factor (2) x capacity as an open-loop Poisson stream for
-//             --duration seconds, with ~20% of clients hanging up mid-stream
-//             and a few per cent malformed requests; then SIGTERM while
-//             requests are in flight.
+//             --duration seconds, with ~20% of clients hanging up mid-stream,
+//             a few per cent malformed requests and 5% protocol probes (a
+//             request plus one byte then gone, HEAD pipelined, HTTP/1.0
+//             streams, chunked bodies with small and oversized trailers);
+//             then SIGTERM while requests are in flight.
 //   overload: the same at 10 x capacity with a small scheduler.max_queue.
 //
 // Every check prints PASS/FAIL; the exit status is 0 only if all pass. A JSON
@@ -44,6 +46,7 @@ struct Options {
   double load_factor = -1;    // default: 2 (soak) or 10 (overload)
   double disconnect_p = -1;   // default: 0.2 (soak) or 0 (overload)
   double malformed_p = 0.03;
+  double probe_p = -1;        // default: 0.05 (soak) or 0 (overload)
   int64_t max_queue = -1;     // default: 256 (soak) or 32 (overload)
   double warmup_s = -1;       // soak: default max(10, 20% of duration)
   double rss_growth = 0.05;
@@ -175,7 +178,7 @@ LoadStats open_loop(int port, double rate, double seconds, double disconnect_p, 
       timer.expires_at(next);
       co_await timer.async_wait(asio::use_awaitable);
       asio::co_spawn(executor,
-                     record_shot(&stats, port, make_shot(rng, disconnect_p, malformed_p, o.tokens_lo, o.tokens_hi),
+                     record_shot(&stats, port, make_shot(rng, disconnect_p, malformed_p, o.tokens_lo, o.tokens_hi, o.probe_p),
                                  std::chrono::seconds(300)),
                      asio::detached);
     }
@@ -250,6 +253,9 @@ int main(int argc, char** argv) {
   app.add_option("--load-factor", o.load_factor, "offered load / capacity (default 2 soak, 10 overload)");
   app.add_option("--disconnect", o.disconnect_p, "fraction of clients hanging up mid-stream (default 0.2 / 0)");
   app.add_option("--malformed", o.malformed_p, "fraction of malformed requests");
+  app.add_option("--probes", o.probe_p,
+                 "fraction of protocol probes: a request plus one byte then gone, HEAD pipelined, HTTP/1.0 "
+                 "streams, chunked bodies with small and oversized trailers (default 0.05 / 0)");
   app.add_option("--max-queue", o.max_queue, "scheduler.max_queue (default 256 soak, 32 overload)");
   app.add_option("--warmup", o.warmup_s, "soak: warm-up seconds before the memory baseline");
   app.add_option("--rss-growth", o.rss_growth, "soak: allowed idle RSS growth after warm-up (fraction)");
@@ -263,6 +269,7 @@ int main(int argc, char** argv) {
   const bool overload = o.mode == "overload";
   if (o.load_factor < 0) o.load_factor = overload ? 10 : 2;
   if (o.disconnect_p < 0) o.disconnect_p = overload ? 0 : 0.2;
+  if (o.probe_p < 0) o.probe_p = overload ? 0 : 0.05;
   if (o.max_queue < 0) o.max_queue = overload ? 32 : 256;
   if (o.warmup_s < 0) o.warmup_s = std::max(10.0, 0.2 * o.duration_s);
 
@@ -285,7 +292,8 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(o.seed);
   Checks checks;
   json report = {{"mode", o.mode}, {"load_factor", o.load_factor}, {"max_queue", o.max_queue},
-                 {"disconnect_p", o.disconnect_p}, {"malformed_p", o.malformed_p}};
+                 {"disconnect_p", o.disconnect_p}, {"malformed_p", o.malformed_p},
+                 {"probe_p", o.probe_p}};
   Sampler sampler(&server);
   std::map<std::string, double> idle;
 
