@@ -173,16 +173,23 @@ struct HttpServer::Impl {
       stream.expires_never();
       HttpRequest& req = in.request;
       if (draining) req.keep_alive(false);
-      busy++;
       bool keep = false;
-      try {
-        keep = co_await handler->handle(req, stream);
-      } catch (const std::exception& e) {
-        spdlog::error("handler failed on {} {}: {}", std::string(req.method_string()), std::string(req.target()),
-                      e.what());
-        keep = false;
+      {
+        struct Busy {
+          std::atomic<int64_t>& n;
+          explicit Busy(std::atomic<int64_t>& c) : n(c) { n++; }
+          ~Busy() { n--; }
+        } busy_scope(busy);
+        try {
+          keep = co_await handler->handle(req, stream);
+        } catch (const std::exception& e) {
+          spdlog::error("handler failed on {} {}: {}", std::string(req.method_string()), std::string(req.target()),
+                        e.what());
+        } catch (...) {
+          spdlog::error("handler failed on {} {}: unknown exception", std::string(req.method_string()),
+                        std::string(req.target()));
+        }
       }
-      busy--;
       if (!keep || !req.keep_alive() || draining) break;
     }
     beast::error_code ignored;
