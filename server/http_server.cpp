@@ -152,8 +152,11 @@ struct HttpServer::Impl {
         conn.set_idle(true);
       }
       beast::error_code ec;
-      const size_t n =
-          co_await stream.async_read_some(buffer.prepare(64 * 1024), asio::redirect_error(asio::use_awaitable, ec));
+      // Read into the room the buffer has (4 KiB to start, grown only as a
+      // request needs it), as Beast's own reads do: a connection's buffer
+      // stays small however many connections are open.
+      const size_t n = co_await stream.async_read_some(buffer.prepare(beast::read_size(buffer, 64 * 1024)),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
       conn.set_idle(false);
       buffer.commit(n);
       if (ec) co_return out;  // timeout, or the client closed / reset
@@ -163,6 +166,7 @@ struct HttpServer::Impl {
   asio::awaitable<void> serve_connection(beast::tcp_stream& stream) {
     RegisteredConnection conn(registry, stream.get_executor(), &stream);
     beast::flat_buffer buffer;
+    buffer.reserve(4096);
     for (bool first = true;; first = false) {
       ReadOutcome in = co_await read_request(stream, buffer, conn, first);
       if (in.kind == ReadOutcome::kClosed) break;
