@@ -26,8 +26,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "engine/llama_model.h"
-#include "engine/model_loader.h"
+#include "engine/model/llama_model.h"
+#include "formats/model_loader.h"
 
 using namespace pagoda;
 using Clock = std::chrono::steady_clock;

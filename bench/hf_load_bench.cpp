@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/model_loader.h"
+#include "formats/model_loader.h"
 
 using namespace pagoda;
 

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/linear.h"
-#include "engine/model_writer.h"
+#include "engine/kernels/linear.h"
+#include "formats/model_writer.h"
 
 using namespace pagoda;
 

@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/sampler.h"
+#include "engine/sampler/sampler.h"
 
 using pagoda::RequestRng;
 using pagoda::Sampler;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/simd.h"
+#include "engine/kernels/simd.h"
 
 namespace {
 

@@ -20,10 +20,10 @@
 #include <cstring>
 #include <string>
 
-#include "engine/hf_config.h"
-#include "engine/llama2c_reader.h"
-#include "engine/safetensors.h"
-#include "engine/tokenizer_llama2c.h"
+#include "formats/hf_config.h"
+#include "formats/llama2c_reader.h"
+#include "formats/safetensors.h"
+#include "tokenizer/tokenizer_llama2c.h"
 #include "fuzz/fuzz_check.h"
 
 using namespace pagoda;

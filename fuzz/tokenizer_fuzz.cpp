@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/detokenizer.h"
-#include "engine/tokenizer_llama2c.h"
+#include "tokenizer/detokenizer.h"
+#include "tokenizer/tokenizer_llama2c.h"
 #include "fuzz/fuzz_check.h"
 
 using namespace pagoda;

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "engine/sampler.h"
-#include "engine/tokenizer.h"
+#include "engine/sampler/sampler.h"
+#include "tokenizer/tokenizer.h"
 #include "kvpool/kv_cache_manager.h"
 #include "scheduler/engine_stats.h"
 #include "scheduler/model_runner.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "engine/llama_model.h"
+#include "engine/model/llama_model.h"
 #include "kvpool/kv_cache_manager.h"
 #include "scheduler/scheduler.h"
 

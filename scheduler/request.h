@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "engine/detokenizer.h"
-#include "engine/sampler.h"
+#include "tokenizer/detokenizer.h"
+#include "engine/sampler/sampler.h"
 #include "kvpool/kv_cache_manager.h"
 
 namespace pagoda {

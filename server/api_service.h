@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "scheduler/engine_loop.h"
 #include "server/api_routes.h"
 #include "server/chat_template.h"

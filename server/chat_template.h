@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "server/openai_protocol.h"
 
 namespace pagoda {

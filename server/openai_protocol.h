@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/sampler.h"
+#include "engine/sampler/sampler.h"
 #include "scheduler/request.h"
 #include "server/api_error.h"
 

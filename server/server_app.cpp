@@ -7,9 +7,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/llama_model.h"
-#include "engine/model_loader.h"
-#include "engine/tokenizer.h"
+#include "engine/model/llama_model.h"
+#include "formats/model_loader.h"
+#include "tokenizer/tokenizer.h"
 #include "kvpool/kv_plan.h"
 #include "scheduler/engine_loop.h"
 #include "server/api_service.h"

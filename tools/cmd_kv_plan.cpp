@@ -5,7 +5,7 @@
 #include <iostream>
 #include <memory>
 
-#include "engine/model_loader.h"
+#include "formats/model_loader.h"
 #include "kvpool/kv_dtype.h"
 #include "kvpool/kv_plan.h"
 #include "tools/cli_common.h"

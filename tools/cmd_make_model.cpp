@@ -2,7 +2,7 @@
 // random-weight llama2.c checkpoint of a named shape (for tests and
 // benchmarks; the weights are N(0, 0.02^2), RMSNorm gains 1.0).
 // `--format hf --family llama2|llama3|qwen2 [--shards N] [--hf-dtype f32|bf16]`
-// writes a Hugging Face directory instead (see engine/hf_writer.h).
+// writes a Hugging Face directory instead (see formats/hf_writer.h).
 // `--from FILE.bin --format hf --out DIR [--hf-dtype f32|bf16]` converts a
 // llama2.c checkpoint (say stories260K) to a Hugging Face directory that
 // computes the same function.
@@ -10,9 +10,9 @@
 #include <iostream>
 #include <memory>
 
-#include "engine/hf_writer.h"
-#include "engine/llama2c_reader.h"
-#include "engine/model_writer.h"
+#include "formats/hf_writer.h"
+#include "formats/llama2c_reader.h"
+#include "formats/model_writer.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 

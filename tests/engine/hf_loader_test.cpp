@@ -18,14 +18,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/hf_config.h"
-#include "engine/hf_reader.h"
-#include "engine/hf_writer.h"
-#include "engine/kernels.h"
-#include "engine/llama_model.h"
-#include "engine/model_loader.h"
-#include "engine/model_writer.h"
-#include "engine/safetensors.h"
+#include "formats/hf_config.h"
+#include "formats/hf_reader.h"
+#include "formats/hf_writer.h"
+#include "engine/kernels/kernels.h"
+#include "engine/model/llama_model.h"
+#include "formats/model_loader.h"
+#include "formats/model_writer.h"
+#include "formats/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace pagoda;

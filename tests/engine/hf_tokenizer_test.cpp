@@ -17,11 +17,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/detokenizer.h"
-#include "engine/tokenizer.h"
-#include "engine/tokenizer_bytelevel.h"
-#include "engine/tokenizer_hf.h"
-#include "engine/tokenizer_sentencepiece.h"
+#include "tokenizer/detokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_bytelevel.h"
+#include "tokenizer/tokenizer_hf.h"
+#include "tokenizer/tokenizer_sentencepiece.h"
 
 using namespace pagoda;
 using nlohmann::json;

@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/kernels.h"
+#include "engine/kernels/kernels.h"
 
 using namespace pagoda;
 

@@ -9,9 +9,9 @@
 #include <random>
 #include <vector>
 
-#include "engine/gemv.h"
-#include "engine/linear.h"
-#include "engine/quantize.h"
+#include "engine/kernels/gemv.h"
+#include "engine/kernels/linear.h"
+#include "engine/kernels/quantize.h"
 
 using namespace pagoda;
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/llama2c_reader.h"
-#include "engine/model_loader.h"
-#include "engine/model_writer.h"
+#include "formats/llama2c_reader.h"
+#include "formats/model_loader.h"
+#include "formats/model_writer.h"
 
 namespace fs = std::filesystem;
 using namespace pagoda;

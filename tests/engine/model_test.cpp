@@ -10,11 +10,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/kernels.h"
-#include "engine/llama_model.h"
-#include "engine/model_loader.h"
-#include "engine/model_writer.h"
-#include "engine/tokenizer.h"
+#include "engine/kernels/kernels.h"
+#include "engine/model/llama_model.h"
+#include "formats/model_loader.h"
+#include "formats/model_writer.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace pagoda;
 

@@ -10,8 +10,8 @@
 #include <set>
 #include <vector>
 
-#include "engine/sampler.h"
-#include "engine/sampler_math.h"
+#include "engine/sampler/sampler.h"
+#include "engine/sampler/sampler_math.h"
 
 using namespace pagoda;
 

@@ -15,11 +15,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/detokenizer.h"
-#include "engine/tokenizer.h"
-#include "engine/tokenizer_llama2c.h"
-#include "engine/tokenizer_piece_table.h"
-#include "engine/tokenizer_utf8.h"
+#include "tokenizer/detokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_llama2c.h"
+#include "tokenizer/tokenizer_piece_table.h"
+#include "tokenizer/tokenizer_utf8.h"
 
 using namespace pagoda;
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <random>
 
-#include "engine/llama_model.h"
-#include "engine/model_loader.h"
+#include "engine/model/llama_model.h"
+#include "formats/model_loader.h"
 #include "tests/scheduler/test_support.h"
 
 using namespace pagoda;

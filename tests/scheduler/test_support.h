@@ -10,7 +10,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "scheduler/engine_core.h"
 
 namespace pagoda::testing {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "server/chat_template.h"
 #include "server/jinja.h"
 

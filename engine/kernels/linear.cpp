@@ -1,0 +1,585 @@
+#include "engine/kernels/linear.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <span>
+#include <sstream>
+#include <vector>
+
+#include <dnnl.hpp>
+#include <omp.h>
+
+#include "common/huge_pages.h"
+#include "engine/kernels/amx_gemm.h"
+#include "engine/kernels/dnnl_context.h"
+#include "engine/kernels/gemv.h"
+#include "engine/kernels/quantize.h"
+#include "engine/kernels/simd.h"
+
+namespace pagoda {
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+// Batch-size buckets. oneDNN's bf16 and int8 kernels run M = 176 slower than
+// 192 and 56 no faster than 64 (linear_bench), so they keep powers of two
+// and 1.5x powers of two; the f32 kernel's time follows M, so f32 adds steps
+// of 8 rows to 64 and of 16 to 256, which keeps the padding of the common
+// mixed steps (a few decodes plus a prefill chunk) near 5%, not 13-50%.
+constexpr std::array<int64_t, 18> kCoarseBuckets = {1,  2,  3,  4,  6,   8,   12,  16,  24,
+                                                    32, 48, 64, 96, 128, 192, 256, 384, 512};
+constexpr std::array<int64_t, 30> kFineBuckets = {1,   2,   3,   4,   6,   8,   12,  16,  24,  32,
+                                                  40,  48,  56,  64,  80,  96,  112, 128, 144, 160,
+                                                  176, 192, 208, 224, 240, 256, 320, 384, 448, 512};
+static_assert(kCoarseBuckets.back() == Linear::kMaxBucket && kFineBuckets.back() == Linear::kMaxBucket);
+
+std::span<const int64_t> buckets_of(WeightDtype dtype) {
+  if (dtype == WeightDtype::kF32) return kFineBuckets;
+  return kCoarseBuckets;
+}
+
+// Largest `in` for int8: 255 * 127 * in must fit an int32 accumulator.
+constexpr int64_t kMaxInt8In = 65536;
+
+// Calls whose packed weights times rows are below this run the panel
+// kernels on one thread (a parallel region costs more than the work).
+constexpr int64_t kGemvParallelBytes = 256 << 10;
+
+// Activation values from which the panel kernels convert / quantize the rows
+// on all threads (8 rows of 1024).
+constexpr int64_t kParallelConvertValues = 8192;
+
+// Default largest M for the panel kernels per dtype: where they stop
+// beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
+// f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
+// it from 128 on. Without AMX the int8 and bf16 chunked kernels run every
+// chunk: int8 takes 1.1-1.4x less time than oneDNN's VNNI matmul at every M
+// from 5 to 512 (tenth session), bf16 (f32 FMAs on widened weights since the
+// fourteenth session; before, with vdpbf16ps, 1.05-1.25x less than oneDNN at
+// M = 8-128) 1.3-1.6x less than that again. With AMX the tile kernels win
+// from M = 5. Builds without the vector kernels (AVX512_VNNI /
+// AVX512_BF16) keep the old small-batch limits of the scalar fallback and run
+// larger batches on oneDNN.
+int64_t default_gemv_max_m(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::kF32: return 64;
+    case WeightDtype::kBF16:
+      return !amx::available() && gemv::kVectorBF16 ? Linear::kMaxBucket : 4;
+    case WeightDtype::kInt8:
+      if (amx::available()) return 4;
+      return gemv::kVectorS8 ? Linear::kMaxBucket : 8;
+  }
+  return 0;
+}
+
+// Default largest M for the AMX tile kernels (amx_gemm.h): int8 and bf16,
+// every chunk (linear_bench, the five bench-200m shapes: int8 1.2-2x less
+// time than oneDNN's AMX matmul at M = 6-256, bf16 1.1-1.9x at M = 6-192;
+// a tie or better at 256-512; at M <= 4 the panel kernel is as fast or
+// faster).
+int64_t default_amx_max_m(WeightDtype dtype) {
+  return dtype != WeightDtype::kF32 && amx::available() ? Linear::kMaxBucket : 0;
+}
+
+// Values per VNNI group in oneDNN's packed layout (f32 1, bf16 pairs, s8 quads).
+int64_t vnni_group(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::kF32: return 1;
+    case WeightDtype::kBF16: return 2;
+    case WeightDtype::kInt8: return 4;
+  }
+  return 1;
+}
+
+// True when `md` ([K, N] weights) is the panel layout gemv.h reads:
+// BA16a64b (f32), BA16a64b2a (bf16), BA16a64b4a (s8), zero-padded.
+bool is_panel_layout(const dnnl::memory::desc& md, int64_t v) {
+  const dnnl_memory_desc_t& d = md.data;
+  if (d.ndims != 2 || d.format_kind != dnnl_blocked || d.extra.flags != 0) return false;
+  const auto& b = d.format_desc.blocking;
+  const int64_t kp = d.padded_dims[0], np = d.padded_dims[1];
+  if (kp % (gemv::kKBlock * v) != 0 || np % gemv::kPanel != 0) return false;
+  if (d.offset0 != 0) return false;
+  if (v == 1) {
+    if (b.inner_nblks != 2) return false;
+  } else {
+    if (b.inner_nblks != 3 || b.inner_blks[2] != v || b.inner_idxs[2] != 0) return false;
+  }
+  return b.inner_blks[0] == gemv::kKBlock && b.inner_idxs[0] == 0 &&
+         b.inner_blks[1] == gemv::kPanel && b.inner_idxs[1] == 1 &&
+         b.strides[0] == gemv::kKBlock * v * gemv::kPanel && b.strides[1] == kp * gemv::kPanel;
+}
+
+// The index of the smallest bucket >= m (m clamped to [1, kMaxBucket]).
+size_t bucket_index(std::span<const int64_t> buckets, int64_t m) {
+  m = std::clamp<int64_t>(m, 1, Linear::kMaxBucket);
+  return static_cast<size_t>(std::lower_bound(buckets.begin(), buckets.end(), m) - buckets.begin());
+}
+
+}  // namespace
+
+const char* weight_dtype_name(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::kF32: return "f32";
+    case WeightDtype::kBF16: return "bf16";
+    case WeightDtype::kInt8: return "int8";
+  }
+  return "unknown";
+}
+
+Result<WeightDtype> parse_weight_dtype(const std::string& name) {
+  if (name == "f32") return WeightDtype::kF32;
+  if (name == "bf16") return WeightDtype::kBF16;
+  if (name == "int8") return WeightDtype::kInt8;
+  return Status::invalid_argument("weight dtype '" + name +
+                                  "' is not known; allowed: f32, bf16, int8");
+}
+
+int64_t Linear::bucket_for(int64_t m, WeightDtype dtype) {
+  const std::span<const int64_t> buckets = buckets_of(dtype);
+  return buckets[bucket_index(buckets, m)];
+}
+
+struct Linear::Impl {
+  struct Bucket {
+    int64_t m = 0;
+    dnnl::matmul prim;
+    dnnl::memory weights;  // usually the shared packed weights
+    dnnl::memory src, dst;  // no buffer; handles set per call
+    std::string impl;
+  };
+
+  int64_t in = 0, out = 0;
+  WeightDtype dtype = WeightDtype::kF32;
+  std::vector<std::shared_ptr<void>> weight_buffers;  // memory behind packed and any bucket's copy
+  dnnl::memory packed;             // packed weights shared by the buckets
+  std::vector<Bucket> buckets;     // one per entry of buckets_of(dtype)
+  std::vector<float> w_scale;      // int8: scale_w[n]
+  std::vector<int32_t> w_comp;     // int8: 128 * sum_k Wq[n, k]
+  // Small-batch kernel (gemv.h) on `packed`, when oneDNN chose its panel layout.
+  bool panel_layout = false;
+  int64_t kp = 0;                  // padded K of the panel layout
+  int64_t n_panels = 0;
+  int64_t gemv_max_m = 0;          // M <= this runs the panel kernels (gemv.h)
+  int64_t amx_max_m = 0;           // else M <= this runs the AMX tile kernel (int8, bf16)
+
+  dt src_dt() const {
+    switch (dtype) {
+      case WeightDtype::kF32: return dt::f32;
+      case WeightDtype::kBF16: return dt::bf16;
+      case WeightDtype::kInt8: return dt::u8;
+    }
+    return dt::f32;
+  }
+  dt dst_dt() const { return dtype == WeightDtype::kInt8 ? dt::s32 : dt::f32; }
+
+  void run_chunk(const float* x, int64_t m, float* y);
+  void run_gemv(const float* x, int64_t m, float* y);
+  void run_amx(const float* x, int64_t m, float* y);
+  void set_amx_max_m(int64_t max_m) {
+    const bool ok = panel_layout && dtype != WeightDtype::kF32 && amx::available();
+    amx_max_m = ok ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
+  }
+  void int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m, float* y) const;
+};
+
+Linear::Linear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Linear::Linear(Linear&&) noexcept = default;
+Linear& Linear::operator=(Linear&&) noexcept = default;
+Linear::~Linear() = default;
+
+int64_t Linear::in_features() const { return impl_->in; }
+int64_t Linear::out_features() const { return impl_->out; }
+WeightDtype Linear::dtype() const { return impl_->dtype; }
+int64_t Linear::weight_bytes() const {
+  return static_cast<int64_t>(impl_->packed.get_desc().get_size());
+}
+std::string Linear::impl_name(int64_t m) const {
+  const int64_t chunk = std::min(m, kMaxBucket);
+  if (chunk <= impl_->gemv_max_m) {
+    return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
+  }
+  if (chunk <= impl_->amx_max_m) {
+    return std::string("amx:panels_") + weight_dtype_name(impl_->dtype);
+  }
+  return impl_->buckets[bucket_index(buckets_of(impl_->dtype), m)].impl;
+}
+
+Result<Linear> Linear::create(const float* data, int64_t out, int64_t in, WeightDtype dtype) {
+  const WeightBlock block{data, out};
+  return create_fused(std::span<const WeightBlock>(&block, 1), in, dtype);
+}
+
+Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t in,
+                                    WeightDtype dtype) {
+  if (blocks.empty()) return Status::invalid_argument("Linear: no weight blocks");
+  if (in <= 0) return Status::invalid_argument("Linear: in_features must be positive");
+  int64_t out = 0;
+  for (const auto& b : blocks) {
+    if (b.data == nullptr || b.rows <= 0) {
+      return Status::invalid_argument("Linear: every weight block needs data and rows > 0");
+    }
+    out += b.rows;
+  }
+  if (dtype == WeightDtype::kInt8 && in > kMaxInt8In) {
+    std::ostringstream os;
+    os << "Linear: int8 weights need in_features <= " << kMaxInt8In << " (got " << in << ")";
+    return Status::invalid_argument(os.str());
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->in = in;
+  impl->out = out;
+  impl->dtype = dtype;
+
+  // The whole weight as one f32 [out, in] array (a view when not fused).
+  std::vector<float> stacked;
+  const float* w = blocks[0].data;
+  if (blocks.size() > 1) {
+    stacked.resize(static_cast<size_t>(out * in));
+    float* p = stacked.data();
+    for (const auto& b : blocks) {
+      std::memcpy(p, b.data, static_cast<size_t>(b.rows * in) * sizeof(float));
+      p += b.rows * in;
+    }
+    w = stacked.data();
+  }
+
+  // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major
+  // array is exactly that in format "ba".
+  std::vector<int8_t> wq;
+  const void* user_data = w;
+  dt user_dt = dt::f32;
+  if (dtype == WeightDtype::kInt8) {
+    wq.resize(static_cast<size_t>(out * in));
+    impl->w_scale.resize(static_cast<size_t>(out));
+    impl->w_comp.resize(static_cast<size_t>(out));
+    quantize_rows_s8(w, out, in, wq.data(), impl->w_scale.data(), impl->w_comp.data());
+    for (auto& c : impl->w_comp) c *= 128;
+    user_data = wq.data();
+    user_dt = dt::s8;
+  }
+  const dt w_dt = dtype == WeightDtype::kF32   ? dt::f32
+                  : dtype == WeightDtype::kBF16 ? dt::bf16
+                                                : dt::s8;
+
+  try {
+    DnnlContext& ctx = DnnlContext::get();
+    const dnnl::engine& eng = ctx.engine();
+    dnnl::stream& strm = ctx.stream();
+    const dnnl::memory::desc user_md({in, out}, user_dt, tag::ba);
+    dnnl::memory user(user_md, eng, const_cast<void*>(user_data));
+    const dnnl::memory::desc any_w({in, out}, w_dt, tag::any);
+
+    auto make_pd = [&](int64_t m, const dnnl::memory::desc& wmd) {
+      const dnnl::memory::desc src_md({m, in}, impl->src_dt(), tag::ab);
+      const dnnl::memory::desc dst_md({m, out}, impl->dst_dt(), tag::ab);
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, wmd, dst_md), eng);
+    };
+    auto pack = [&](const dnnl::memory::desc& md) {
+      std::shared_ptr<void> buffer = HugeArena::weights().allocate(md.get_size());
+      if (!buffer) throw std::bad_alloc();
+      dnnl::memory m(md, eng, buffer.get());
+      impl->weight_buffers.push_back(std::move(buffer));
+      dnnl::reorder(user, m).execute(strm, user, m);
+      strm.wait();
+      return m;
+    };
+
+    // The packed layout oneDNN prefers for a mid-size batch; every bucket
+    // reuses it when its implementation accepts it.
+    const auto ref_pd = make_pd(32, any_w);
+    impl->packed = pack(ref_pd.weights_desc());
+    const dnnl::memory::desc packed_md = impl->packed.get_desc();
+    impl->panel_layout = is_panel_layout(packed_md, vnni_group(dtype));
+    if (impl->panel_layout) {
+      impl->kp = packed_md.data.padded_dims[0];
+      impl->n_panels = packed_md.data.padded_dims[1] / gemv::kPanel;
+      impl->gemv_max_m = default_gemv_max_m(dtype);
+      if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) {
+        impl->gemv_max_m = std::clamp<int64_t>(std::atoll(env), 0, kMaxBucket);
+      }
+      impl->amx_max_m = default_amx_max_m(dtype);
+      if (const char* env = std::getenv("PAGODA_AMX_MAX_M")) impl->set_amx_max_m(std::atoll(env));
+    }
+
+    for (int64_t m : buckets_of(dtype)) {
+      Impl::Bucket b;
+      b.m = m;
+      auto pd = make_pd(m, any_w);
+      if (pd.weights_desc() == packed_md) {
+        b.weights = impl->packed;
+      } else {
+        try {
+          pd = make_pd(m, packed_md);
+          b.weights = impl->packed;
+        } catch (const dnnl::error&) {
+          b.weights = pack(pd.weights_desc());  // this bucket needs its own copy
+        }
+      }
+      b.prim = dnnl::matmul(pd);
+      b.impl = pd.impl_info_str();
+      b.src = dnnl::memory(pd.src_desc(), eng, DNNL_MEMORY_NONE);
+      b.dst = dnnl::memory(pd.dst_desc(), eng, DNNL_MEMORY_NONE);
+      impl->buckets.push_back(std::move(b));
+    }
+  } catch (const dnnl::error& e) {
+    std::ostringstream os;
+    os << "Linear: oneDNN failed to set up a " << weight_dtype_name(dtype) << " matmul ["
+       << out << " x " << in << "]: " << e.what();
+    return Status::internal(os.str());
+  } catch (const std::bad_alloc&) {
+    return Status::resource_exhausted("Linear: out of memory packing a " + std::string(weight_dtype_name(dtype)) +
+                                      " matmul [" + std::to_string(out) + " x " + std::to_string(in) + "]");
+  }
+  return Linear(std::move(impl));
+}
+
+void Linear::set_gemv_max_m(int64_t max_m) {
+  impl_->gemv_max_m = impl_->panel_layout ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
+}
+
+int64_t Linear::gemv_max_m() const { return impl_->gemv_max_m; }
+
+void Linear::set_amx_max_m(int64_t max_m) { impl_->set_amx_max_m(max_m); }
+
+int64_t Linear::amx_max_m() const { return impl_->amx_max_m; }
+
+void Linear::forward(const float* x, int64_t m, float* y) {
+  if (m <= 0) return;
+  try {
+    for (int64_t done = 0; done < m; done += kMaxBucket) {
+      const int64_t rows = std::min(kMaxBucket, m - done);
+      if (rows <= impl_->gemv_max_m) {
+        impl_->run_gemv(x + done * impl_->in, rows, y + done * impl_->out);
+      } else if (rows <= impl_->amx_max_m) {
+        impl_->run_amx(x + done * impl_->in, rows, y + done * impl_->out);
+      } else {
+        impl_->run_chunk(x + done * impl_->in, rows, y + done * impl_->out);
+      }
+    }
+  } catch (const dnnl::error& e) {
+    std::fprintf(stderr, "pagoda: internal error: oneDNN matmul failed: %s\n", e.what());
+    std::abort();
+  }
+}
+
+void Linear::Impl::run_chunk(const float* x, int64_t m, float* y) {
+  DnnlContext& ctx = DnnlContext::get();
+  Bucket& b = buckets[bucket_index(buckets_of(dtype), m)];
+  const int64_t bm = b.m;
+  const bool exact = (m == bm);
+  void* src = nullptr;
+  void* dst = nullptr;
+  float* x_scale = nullptr;
+  switch (dtype) {
+    case WeightDtype::kF32: {
+      if (exact) {
+        src = const_cast<float*>(x);
+      } else {
+        auto* s = static_cast<float*>(ctx.scratch(DnnlContext::kSrc, bm * in * sizeof(float)));
+        std::memcpy(s, x, static_cast<size_t>(m * in) * sizeof(float));
+        std::memset(s + m * in, 0, static_cast<size_t>((bm - m) * in) * sizeof(float));
+        src = s;
+      }
+      dst = exact ? y : ctx.scratch(DnnlContext::kDst, bm * out * sizeof(float));
+      break;
+    }
+    case WeightDtype::kBF16: {
+      auto* s = static_cast<uint16_t*>(ctx.scratch(DnnlContext::kSrc, bm * in * sizeof(uint16_t)));
+      f32_to_bf16_n(x, m * in, s);
+      std::memset(s + m * in, 0, static_cast<size_t>((bm - m) * in) * sizeof(uint16_t));
+      src = s;
+      dst = exact ? y : ctx.scratch(DnnlContext::kDst, bm * out * sizeof(float));
+      break;
+    }
+    case WeightDtype::kInt8: {
+      auto* s = static_cast<uint8_t*>(ctx.scratch(DnnlContext::kSrc, bm * in));
+      x_scale = static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, bm * sizeof(float)));
+      quantize_rows_u8(x, m, in, s, x_scale);
+      std::memset(s + m * in, 128, static_cast<size_t>((bm - m) * in));  // zero rows
+      src = s;
+      dst = ctx.scratch(DnnlContext::kDst, bm * out * sizeof(int32_t));
+      break;
+    }
+  }
+  b.src.set_data_handle(src);
+  b.dst.set_data_handle(dst);
+  b.prim.execute(ctx.stream(), {{DNNL_ARG_SRC, b.src},
+                                {DNNL_ARG_WEIGHTS, b.weights},
+                                {DNNL_ARG_DST, b.dst}});
+  ctx.stream().wait();
+  if (dtype == WeightDtype::kInt8) {
+    int8_epilogue(static_cast<const int32_t*>(dst), x_scale, m, y);
+  } else if (!exact) {
+    std::memcpy(y, dst, static_cast<size_t>(m * out) * sizeof(float));
+  }
+}
+
+void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
+  DnnlContext& ctx = DnnlContext::get();
+  const void* w = packed.get_data_handle();
+  // Activations as rows of kp values (zero / zero-point padded); f32 rows
+  // are used in place when no padding is needed.
+  const WeightDtype d = dtype;
+  const int64_t kpad = kp, n = out, k = in;
+  const bool convert = d != WeightDtype::kF32 || kp != in;
+  // bf16 beyond a few rows runs on f32 FMAs: rows of f32 holding the
+  // bf16-rounded values (the same products as the bf16 dot-product path).
+  const bool bf16_wide = d == WeightDtype::kBF16 && m > gemv::kBF16DotRows;
+  const int64_t value_bytes =
+      d == WeightDtype::kF32 || bf16_wide ? 4 : d == WeightDtype::kBF16 ? 2 : 1;
+  void* xs = convert ? ctx.scratch(DnnlContext::kSrc, m * kp * value_bytes) : nullptr;
+  float* x_scale = d == WeightDtype::kInt8 ? static_cast<float*>(ctx.scratch(
+                                                 DnnlContext::kRowScale, m * sizeof(float)))
+                                           : nullptr;
+  const int64_t np = n_panels;
+  const int64_t bytes = static_cast<int64_t>(packed.get_desc().get_size());
+  const int nt = bytes * m >= kGemvParallelBytes
+                     ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np))
+                     : 1;
+  auto convert_row = [&](int64_t r) {
+    switch (d) {
+      case WeightDtype::kF32: {
+        float* s = static_cast<float*>(xs) + r * kpad;
+        std::memcpy(s, x + r * k, static_cast<size_t>(k) * sizeof(float));
+        std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(float));
+        break;
+      }
+      case WeightDtype::kBF16: {
+        if (bf16_wide) {
+          float* s = static_cast<float*>(xs) + r * kpad;
+          round_to_bf16_n(x + r * k, k, s);
+          std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(float));
+          break;
+        }
+        uint16_t* s = static_cast<uint16_t*>(xs) + r * kpad;
+        f32_to_bf16_n(x + r * k, k, s);
+        std::memset(s + k, 0, static_cast<size_t>(kpad - k) * sizeof(uint16_t));
+        break;
+      }
+      case WeightDtype::kInt8: {
+        uint8_t* s = static_cast<uint8_t*>(xs) + r * kpad;
+        quantize_rows_u8(x + r * k, 1, k, s, x_scale + r);
+        std::memset(s + k, 128, static_cast<size_t>(kpad - k));
+        break;
+      }
+    }
+  };
+  if (convert) {
+    // A parallel region costs more than converting a few rows (a few-row
+    // call ran up to 1.3x slower with the rows converted inside one).
+    if (m * k >= kParallelConvertValues && nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t r = 0; r < m; ++r) convert_row(r);
+    } else {
+      for (int64_t r = 0; r < m; ++r) convert_row(r);
+    }
+  }
+  // Panels (64 columns x all of K: 16-256 KB each) handed out dynamically:
+  // on a shared machine one thread is often descheduled for a while, and a
+  // static split would make the whole call wait for it. Above 4 rows, in
+  // runs of consecutive panels, so the chunked kernels' prefetch of the
+  // next chunk crosses into a panel the same thread computes.
+  const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t p0 = 0; p0 < np; p0 += run) {
+    const int64_t p1 = std::min(np, p0 + run);
+    switch (d) {
+      case WeightDtype::kF32:
+        gemv::f32_panels(static_cast<const float*>(w), kpad,
+                         convert ? static_cast<const float*>(xs) : x, m, n, y, n, p0, p1);
+        break;
+      case WeightDtype::kBF16:
+        if (bf16_wide) {
+          gemv::bf16_panels_f32x(static_cast<const uint16_t*>(w), kpad,
+                                 static_cast<const float*>(xs), m, n, y, n, p0, p1);
+        } else {
+          gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
+                            static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
+        }
+        break;
+      case WeightDtype::kInt8:
+        gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,
+                        x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
+        break;
+    }
+  }
+}
+
+void Linear::Impl::run_amx(const float* x, int64_t m, float* y) {
+  DnnlContext& ctx = DnnlContext::get();
+  const bool int8 = dtype == WeightDtype::kInt8;
+  const int64_t row_bytes = int8 ? kp : kp * 2;
+  void* xs = ctx.scratch(DnnlContext::kSrc, amx::padded_rows(m) * row_bytes);
+  float* x_scale =
+      int8 ? static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float))) : nullptr;
+  const void* w = packed.get_data_handle();
+  const int64_t np = n_panels, kpad = kp, n = out, k = in;
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    // One converted row (u8 with zero point 128, or bf16 zero-padded).
+    thread_local std::vector<uint8_t> row;
+    if (static_cast<int64_t>(row.size()) < row_bytes) row.resize(static_cast<size_t>(row_bytes));
+    if (int8) {
+      std::memset(row.data() + k, 128, static_cast<size_t>(kpad - k));
+    } else {
+      std::memset(row.data() + 2 * k, 0, static_cast<size_t>(2 * (kpad - k)));
+    }
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      if (int8) {
+        quantize_rows_u8(x + r * k, 1, k, row.data(), x_scale + r);
+      } else {
+        f32_to_bf16_n(x + r * k, k, reinterpret_cast<uint16_t*>(row.data()));
+      }
+      amx::pack_row(row.data(), r, row_bytes, xs);
+    }
+    // Runs of panels handed out dynamically (see run_gemv); within a run the
+    // kernel prefetches across panel boundaries.
+    const int64_t run = std::max<int64_t>(1, np / (4 * nt));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < np; p += run) {
+      const int64_t p1 = std::min(np, p + run);
+      if (int8) {
+        amx::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,
+                       x_scale, w_scale.data(), w_comp.data(), y, n, p, p1);
+      } else {
+        amx::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs),
+                         m, n, y, n, p, p1);
+      }
+    }
+  }
+}
+
+void Linear::Impl::int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m,
+                                 float* y) const {
+  const int64_t n_out = out;
+  const int32_t* comp = w_comp.data();
+  const float* ws = w_scale.data();
+#pragma omp parallel for schedule(static) if (m * n_out > (1 << 15))
+  for (int64_t r = 0; r < m; ++r) {
+    const int32_t* a = acc + r * n_out;
+    float* yr = y + r * n_out;
+    const float sx = x_scale[r];
+    int64_t n = 0;
+#if defined(__AVX512F__)
+    const __m512 vsx = _mm512_set1_ps(sx);
+    for (; n + 16 <= n_out; n += 16) {
+      const __m512i v = _mm512_sub_epi32(_mm512_loadu_si512(a + n), _mm512_loadu_si512(comp + n));
+      const __m512 s = _mm512_mul_ps(vsx, _mm512_loadu_ps(ws + n));
+      _mm512_storeu_ps(yr + n, _mm512_mul_ps(_mm512_cvtepi32_ps(v), s));
+    }
+#endif
+    for (; n < n_out; ++n) yr[n] = static_cast<float>(a[n] - comp[n]) * (sx * ws[n]);
+  }
+}
+
+}  // namespace pagoda

@@ -1,0 +1,204 @@
+#include "engine/model/llama_model.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace pagoda {
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const LoadedModel> model,
+                                                       WeightDtype dtype, KvStorage* kv) {
+  const ModelConfig& c = model->config;
+  const KvLayout& lay = kv->layout();
+  if (lay.num_layers != c.n_layers || lay.num_kv_heads != c.n_kv_heads || lay.head_dim != c.head_dim)
+    return Status::invalid_argument(
+        "KV storage shape (layers " + std::to_string(lay.num_layers) + ", kv heads " +
+        std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
+        ") does not match the model (" + c.summary() + ")");
+  std::vector<Layer> layers;
+  layers.reserve(static_cast<size_t>(c.n_layers));
+  for (const LayerWeights& w : model->weights.layers) {
+    const WeightBlock qkv_blocks[] = {{w.wq, c.q_dim()}, {w.wk, c.kv_dim()}, {w.wv, c.kv_dim()}};
+    auto qkv = Linear::create_fused(qkv_blocks, c.dim, dtype);
+    if (!qkv) return qkv.status();
+    auto wo = Linear::create(w.wo, c.dim, c.q_dim(), dtype);
+    if (!wo) return wo.status();
+    const WeightBlock gu_blocks[] = {{w.w1, c.hidden_dim}, {w.w3, c.hidden_dim}};
+    auto gate_up = Linear::create_fused(gu_blocks, c.dim, dtype);
+    if (!gate_up) return gate_up.status();
+    auto down = Linear::create(w.w2, c.dim, c.hidden_dim, dtype);
+    if (!down) return down.status();
+    layers.push_back(Layer{std::move(qkv).value(), std::move(wo).value(),
+                           std::move(gate_up).value(), std::move(down).value()});
+  }
+  auto cls = Linear::create(model->weights.classifier, c.vocab_size, c.dim, dtype);
+  if (!cls) return cls.status();
+  return std::unique_ptr<LlamaModel>(
+      new LlamaModel(std::move(model), dtype, kv, std::move(layers), std::move(cls).value()));
+}
+
+LlamaModel::LlamaModel(std::shared_ptr<const LoadedModel> model, WeightDtype dtype, KvStorage* kv,
+                       std::vector<Layer> layers, Linear classifier)
+    : model_(std::move(model)),
+      dtype_(dtype),
+      kv_(kv),
+      layers_(std::move(layers)),
+      classifier_(std::move(classifier)),
+      rope_(model_->config.max_seq_len, model_->config.head_dim, model_->config.rope_theta,
+            model_->config.rope_scaling) {}
+
+int64_t LlamaModel::weight_bytes() const {
+  int64_t total = classifier_.weight_bytes();
+  for (const Layer& l : layers_)
+    total += l.qkv.weight_bytes() + l.wo.weight_bytes() + l.gate_up.weight_bytes() +
+             l.down.weight_bytes();
+  return total;
+}
+
+Status LlamaModel::check_batch(const BatchInput& batch) const {
+  const ModelConfig& c = model_->config;
+  const int64_t P = kv_->layout().page_size;
+  int64_t total = 0;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const BatchSequence& s = batch.seqs[i];
+    const std::string who = "sequence " + std::to_string(i) + ": ";
+    if (s.n_tokens <= 0) return Status::invalid_argument(who + "no tokens");
+    if (s.first_pos < 0 || s.first_pos + s.n_tokens > c.max_seq_len)
+      return Status::out_of_range(who + "positions " + std::to_string(s.first_pos) + ".." +
+                                  std::to_string(s.first_pos + s.n_tokens - 1) +
+                                  " exceed the model's " + std::to_string(c.max_seq_len));
+    const int64_t pages_needed = (s.first_pos + s.n_tokens + P - 1) / P;
+    if (static_cast<int64_t>(s.block_table.size()) < pages_needed)
+      return Status::internal(who + "block table has " + std::to_string(s.block_table.size()) +
+                              " pages, needs " + std::to_string(pages_needed));
+    for (int64_t p = s.first_pos; p < s.first_pos + s.n_tokens; ++p) {
+      const int32_t page = s.block_table[static_cast<size_t>(p / P)];
+      if (page <= 0 || page >= kv_->num_pages())
+        return Status::internal(who + "invalid page " + std::to_string(page) + " for position " +
+                                std::to_string(p));
+    }
+    total += s.n_tokens;
+  }
+  if (total != static_cast<int64_t>(batch.tokens.size()))
+    return Status::internal("batch has " + std::to_string(batch.tokens.size()) +
+                            " tokens but its sequences add up to " + std::to_string(total));
+  for (int32_t t : batch.tokens)
+    if (t < 0 || t >= c.vocab_size)
+      return Status::invalid_argument("token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                                      std::to_string(c.vocab_size) + ")");
+  return Status::ok();
+}
+
+Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) {
+  PAGODA_RETURN_IF_ERROR(check_batch(batch));
+  const ModelConfig& c = model_->config;
+  const ModelWeights& w = model_->weights;
+  int64_t T = static_cast<int64_t>(batch.tokens.size());  // rows; the last layer keeps n_out
+  int64_t n_out = 0;  // rows whose logits are taken
+  for (const BatchSequence& s : batch.seqs) n_out += s.want_logits ? 1 : 0;
+  const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hid = c.hidden_dim;
+  const int64_t qkv_w = qd + 2 * kvd;
+  const int64_t P = kv_->layout().page_size;
+  auto grow = [](std::vector<float>& v, int64_t n) {
+    if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  };
+  grow(x_, T * dim);
+  grow(xn_, T * dim);
+  grow(qkv_, T * qkv_w);
+  grow(attn_, T * qd);
+  grow(proj_, T * dim);
+  grow(gate_up_, T * 2 * hid);
+  grow(hidden_, T * hid);
+
+  // Positions, slots and attention descriptors.
+  positions_.resize(static_cast<size_t>(T));
+  attn_seqs_.clear();
+  int64_t row = 0;
+  for (const BatchSequence& s : batch.seqs) {
+    for (int64_t i = 0; i < s.n_tokens; ++i) positions_[static_cast<size_t>(row + i)] = static_cast<int32_t>(s.first_pos + i);
+    attn_seqs_.push_back(AttentionSeq{s.block_table, s.first_pos, s.n_tokens, row});
+    row += s.n_tokens;
+  }
+
+  for (int64_t t = 0; t < T; ++t)
+    std::memcpy(x_.data() + t * dim, w.token_embedding + static_cast<int64_t>(batch.tokens[static_cast<size_t>(t)]) * dim,
+                static_cast<size_t>(dim) * sizeof(float));
+
+  const AttentionShape shape{static_cast<int>(c.n_heads), static_cast<int>(c.n_kv_heads),
+                             static_cast<int>(c.head_dim), c.sliding_window,
+                             1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  for (int64_t li = 0; li < c.n_layers; ++li) {
+    const LayerWeights& lw = w.layers[static_cast<size_t>(li)];
+    Layer& L = layers_[static_cast<size_t>(li)];
+    rmsnorm(x_.data(), lw.rms_att, T, dim, c.rms_eps, xn_.data());
+    L.qkv.forward(xn_.data(), T, qkv_.data());
+    if (lw.bq != nullptr) {  // Q/K/V biases (Qwen2)
+      for (int64_t t = 0; t < T; ++t) {
+        float* rowp = qkv_.data() + t * qkv_w;
+        add_inplace(rowp, lw.bq, qd);
+        add_inplace(rowp + qd, lw.bk, kvd);
+        add_inplace(rowp + qd + kvd, lw.bv, kvd);
+      }
+    }
+    // RoPE on q (n_heads) and k (n_kv_heads) inside the fused rows.
+    rope_inplace_rows(qkv_.data(), T, qkv_w, c.n_heads, c.head_dim, positions_.data(), rope_,
+                      c.rope_layout);
+    rope_inplace_rows(qkv_.data() + qd, T, qkv_w, c.n_kv_heads, c.head_dim, positions_.data(),
+                      rope_, c.rope_layout);
+    // Store this step's K/V, then attend.
+    int64_t r = 0;
+    for (const BatchSequence& s : batch.seqs) {
+      for (int64_t i = 0; i < s.n_tokens; ++i, ++r) {
+        const int64_t pos = s.first_pos + i;
+        const int64_t slot = static_cast<int64_t>(s.block_table[static_cast<size_t>(pos / P)]) * P + pos % P;
+        const float* rowp = qkv_.data() + r * qkv_w;
+        kv_->write(static_cast<int>(li), slot, rowp + qd, rowp + qd + kvd);
+      }
+    }
+    // The last layer's output matters only where logits are taken: past
+    // its K/V (written above for every token), keep just those rows.
+    if (li == c.n_layers - 1 && n_out < T) {
+      keep_output_rows(batch, qkv_w, dim);
+      T = n_out;
+      if (T == 0) break;  // no sequence samples this step
+    }
+    paged_attention(*kv_, static_cast<int>(li), attn_seqs_, qkv_.data(), qkv_w, attn_.data(), qd,
+                    shape);
+    L.wo.forward(attn_.data(), T, proj_.data());
+    add_inplace(x_.data(), proj_.data(), T * dim);
+    rmsnorm(x_.data(), lw.rms_ffn, T, dim, c.rms_eps, xn_.data());
+    L.gate_up.forward(xn_.data(), T, gate_up_.data());
+    swiglu_rows(gate_up_.data(), T, hid, hidden_.data());
+    L.down.forward(hidden_.data(), T, proj_.data());
+    add_inplace(x_.data(), proj_.data(), T * dim);
+  }
+
+  // Final norm and classifier for the rows kept: the last token of each
+  // sampling sequence, in batch order.
+  logits->resize(static_cast<size_t>(n_out * c.vocab_size));
+  if (n_out == 0) return Status::ok();
+  grow(sel_, n_out * dim);
+  rmsnorm(x_.data(), w.rms_final, n_out, dim, c.rms_eps, sel_.data());
+  classifier_.forward(sel_.data(), n_out, logits->data());
+  return Status::ok();
+}
+
+void LlamaModel::keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim) {
+  // Row k takes the last row of the k-th sampling sequence; k never exceeds
+  // that row, so copying forward in place is safe.
+  attn_seqs_.clear();
+  int64_t row = 0, k = 0;
+  for (const BatchSequence& s : batch.seqs) {
+    row += s.n_tokens;
+    if (!s.want_logits) continue;
+    const int64_t last = row - 1;
+    if (last != k) {
+      std::memcpy(qkv_.data() + k * qkv_w, qkv_.data() + last * qkv_w, static_cast<size_t>(qkv_w) * sizeof(float));
+      std::memcpy(x_.data() + k * dim, x_.data() + last * dim, static_cast<size_t>(dim) * sizeof(float));
+    }
+    attn_seqs_.push_back(AttentionSeq{s.block_table, s.first_pos + s.n_tokens - 1, 1, k});
+    ++k;
+  }
+}
+
+}  // namespace pagoda

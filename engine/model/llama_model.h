@@ -1,0 +1,83 @@
+// LlamaModel: one batched forward pass of a Llama-family model over paged KV.
+//
+// Input is a flat list of tokens from many sequences at once (prefill chunks
+// and single decode tokens mixed), each sequence with its first position and
+// block table. Every projection is one GEMM over the whole batch (QKV fused,
+// gate|up fused); attention runs per sequence over its pages; new K/V are
+// written to their slots (page = block_table[pos / page_size]) before
+// attention reads them; logits are computed only for sequences that sample.
+//
+// Owns the packed weights (Linear), the RoPE table and its scratch buffers;
+// borrows the KvStorage. NOT thread-safe: the engine thread alone calls
+// forward().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/linear.h"
+#include "engine/model/model_weights.h"
+#include "engine/kernels/paged_attention.h"
+#include "kvpool/kv_storage.h"
+
+namespace pagoda {
+
+// One sequence's slice of a step.
+struct BatchSequence {
+  int64_t first_pos = 0;                  // position of its first token this step
+  int64_t n_tokens = 0;                   // tokens this step (a prefill chunk, or 1)
+  std::span<const int32_t> block_table;   // pages holding positions 0 .. first_pos + n_tokens - 1
+  bool want_logits = false;               // logits for its last token
+};
+
+struct BatchInput {
+  std::vector<int32_t> tokens;          // every sequence's tokens, in sequence order
+  std::vector<BatchSequence> seqs;
+};
+
+class LlamaModel {
+ public:
+  // Packs the weights of `model` in `dtype` for matmuls. `kv` must have the
+  // model's layers, KV heads and head_dim, and outlive the LlamaModel.
+  static Result<std::unique_ptr<LlamaModel>> create(std::shared_ptr<const LoadedModel> model,
+                                                    WeightDtype dtype, KvStorage* kv);
+
+  // Runs one step. On success `logits` holds one row of vocab_size floats per
+  // sequence with want_logits, in sequence order. Errors (bad positions, a
+  // block table too short, token ids out of range) leave KV untouched.
+  Status forward(const BatchInput& batch, std::vector<float>* logits);
+
+  const ModelConfig& config() const { return model_->config; }
+  WeightDtype weight_dtype() const { return dtype_; }
+  // Bytes of packed weights streamed per step (embedding rows not counted).
+  int64_t weight_bytes() const;
+
+ private:
+  struct Layer {
+    Linear qkv, wo, gate_up, down;
+  };
+  LlamaModel(std::shared_ptr<const LoadedModel> model, WeightDtype dtype, KvStorage* kv,
+             std::vector<Layer> layers, Linear classifier);
+  Status check_batch(const BatchInput& batch) const;
+  // Before the last layer's attention: moves the q|k|v and residual rows of
+  // each sampling sequence's last token to rows 0..n_out-1 and points the
+  // attention descriptors at them (one query each).
+  void keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim);
+
+  std::shared_ptr<const LoadedModel> model_;
+  WeightDtype dtype_;
+  KvStorage* kv_;
+  std::vector<Layer> layers_;
+  Linear classifier_;
+  RopeTable rope_;
+  // Scratch, grown on demand and reused across steps.
+  std::vector<float> x_, xn_, qkv_, attn_, proj_, gate_up_, hidden_, sel_;
+  std::vector<int32_t> positions_;
+  std::vector<AttentionSeq> attn_seqs_;
+};
+
+}  // namespace pagoda

@@ -1,0 +1,70 @@
+// The weights of a Llama-architecture model as float32 views, the
+// LoadedModel that owns their storage, and the ModelReader interface that
+// each checkpoint format (llama2.c, later Hugging Face safetensors)
+// implements.
+//
+// All matrices are row-major [rows, cols] with the output dimension first,
+// as stored in checkpoints, so y = W x reads row n of W for output n.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/mapped_file.h"
+#include "engine/model/model_config.h"
+
+namespace pagoda {
+
+// Views of one transformer block (pointers into LoadedModel's storage).
+struct LayerWeights {
+  const float* rms_att = nullptr;  // [dim]
+  const float* wq = nullptr;       // [n_heads * head_dim, dim]
+  const float* wk = nullptr;       // [kv_dim, dim]
+  const float* wv = nullptr;       // [kv_dim, dim]
+  const float* wo = nullptr;       // [dim, n_heads * head_dim]
+  const float* rms_ffn = nullptr;  // [dim]
+  const float* w1 = nullptr;       // [hidden_dim, dim]   gate
+  const float* w2 = nullptr;       // [dim, hidden_dim]   down
+  const float* w3 = nullptr;       // [hidden_dim, dim]   up
+  // Optional attention biases (Qwen2), added after the projections; all
+  // three are set or all are null.
+  const float* bq = nullptr;  // [n_heads * head_dim]
+  const float* bk = nullptr;  // [kv_dim]
+  const float* bv = nullptr;  // [kv_dim]
+};
+
+// Views of the whole model.
+struct ModelWeights {
+  const float* token_embedding = nullptr;  // [vocab, dim]
+  std::vector<LayerWeights> layers;        // n_layers entries
+  const float* rms_final = nullptr;        // [dim]
+  const float* classifier = nullptr;       // [vocab, dim]; == token_embedding when tied
+};
+
+// A model in memory: its config, the weight views, and whatever backs them
+// (a read-only file mapping and/or owned float buffers). Immutable after
+// loading, so concurrent reads are safe; movable only through unique_ptr.
+struct LoadedModel {
+  std::string path;
+  ModelConfig config;
+  ModelWeights weights;
+  std::unique_ptr<MappedFile> file;             // backs views into the file
+  std::vector<std::unique_ptr<MappedFile>> more_files;  // further shards, if any
+  std::vector<std::vector<float>> owned_arrays;  // backs converted arrays, if any
+};
+
+// Reads one checkpoint format. Stateless implementations; a reader may be
+// used from several threads at once.
+class ModelReader {
+ public:
+  virtual ~ModelReader() = default;
+  // Format name used in messages and --format flags ("llama2c", "hf").
+  virtual const char* name() const = 0;
+  // Loads the checkpoint at `path`; the Status names the file and the problem.
+  virtual Result<std::unique_ptr<LoadedModel>> read(const std::string& path) const = 0;
+};
+
+}  // namespace pagoda

@@ -1,0 +1,26 @@
+// load_model: picks the ModelReader for a checkpoint path and loads it.
+// Free functions; thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "engine/model/model_weights.h"
+
+namespace pagoda {
+
+enum class ModelFormat {
+  kAuto,     // a regular file -> llama2c; a directory with config.json -> hf
+  kLlama2c,  // Karpathy's llama2.c checkpoint
+  kHf,       // Hugging Face directory (config.json + safetensors), see hf_reader.h
+};
+
+// Parses "auto" | "llama2c" | "hf"; the error lists the allowed values.
+Result<ModelFormat> parse_model_format(const std::string& name);
+
+// Loads the model at `path`. Errors name the path and what is wrong.
+Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
+                                                ModelFormat format = ModelFormat::kAuto);
+
+}  // namespace pagoda
