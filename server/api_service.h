@@ -22,7 +22,7 @@
 #include "tokenizer/tokenizer.h"
 #include "scheduler/engine_loop.h"
 #include "server/api_routes.h"
-#include "server/chat_template.h"
+#include "chat/chat_template.h"
 #include "server/http_server.h"
 #include "server/openai_protocol.h"
 

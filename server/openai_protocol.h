@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/chat_message.h"
 #include "engine/sampler/sampler.h"
 #include "scheduler/request.h"
 #include "server/api_error.h"
@@ -22,11 +23,6 @@
 namespace pagoda {
 
 enum class ApiKind { kCompletion, kChat };
-
-struct ChatMessage {
-  std::string role;  // system | user | assistant
-  std::string content;
-};
 
 struct ApiLimits {
   int64_t max_model_len = 2048;

@@ -1,4 +1,4 @@
-#include "server/jinja_value.h"
+#include "chat/jinja_value.h"
 
 #include <cmath>
 #include <cstdio>

@@ -2,7 +2,7 @@
 //
 // `auto` uses the model's own template (Tokenizer::chat_template(), the
 // Jinja source from tokenizer_config.json or chat_template.jinja), rendered
-// by JinjaTemplate (server/jinja.h) as transformers' apply_chat_template
+// by JinjaTemplate (chat/jinja.h) as transformers' apply_chat_template
 // would, with messages, add_generation_prompt, bos_token and eos_token.
 // If that template fails to parse or render (an unsupported construct, or
 // raise_exception such as "roles must alternate"), the family is recognised
@@ -31,9 +31,9 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/chat_message.h"
 #include "common/status.h"
 #include "tokenizer/tokenizer.h"
-#include "server/openai_protocol.h"
 
 namespace pagoda {
 

@@ -28,7 +28,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "server/jinja_value.h"
+#include "chat/jinja_value.h"
 
 namespace pagoda {
 

@@ -1,7 +1,7 @@
 // JinjaTemplate::render: walks the syntax tree with scopes, filters, tests
 // and globals.
-#include "server/jinja.h"
-#include "server/jinja_ast.h"
+#include "chat/jinja.h"
+#include "chat/jinja_ast.h"
 
 #include <algorithm>
 #include <cctype>

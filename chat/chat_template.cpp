@@ -1,6 +1,6 @@
-#include "server/chat_template.h"
+#include "chat/chat_template.h"
 
-#include "server/jinja.h"
+#include "chat/jinja.h"
 
 namespace pagoda {
 

@@ -1,6 +1,6 @@
 // JinjaTemplate::parse: template text -> chunks -> tokens -> syntax tree.
-#include "server/jinja.h"
-#include "server/jinja_ast.h"
+#include "chat/jinja.h"
+#include "chat/jinja_ast.h"
 
 #include <algorithm>
 #include <cctype>

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/tokenizer.h"
-#include "server/chat_template.h"
-#include "server/jinja.h"
+#include "chat/chat_template.h"
+#include "chat/jinja.h"
 
 using namespace pagoda;
 using nlohmann::json;

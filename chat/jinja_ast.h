@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "server/jinja.h"
+#include "chat/jinja.h"
 
 namespace pagoda {
 
