@@ -163,11 +163,6 @@ void KvCacheManager::release_window(RequestState& s, int64_t num_computed_tokens
   s.num_released = std::max(s.num_released, limit);
 }
 
-void KvCacheManager::release_out_of_window(RequestId id, int64_t num_computed_tokens) {
-  const auto it = requests_.find(id);
-  if (it != requests_.end()) release_window(it->second, num_computed_tokens);
-}
-
 void KvCacheManager::free(RequestId id, bool preempted) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return;

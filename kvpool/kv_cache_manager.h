@@ -109,7 +109,7 @@ class KvCacheManager {
   // nothing: returns false, adding no page, if there are not enough free
   // pages. With a sliding window and num_computed_tokens >= 0, it first
   // releases the pages wholly before the window of the next token to compute
-  // (release_out_of_window; done even when it then returns false, since those
+  // (release_window; done even when it then returns false, since those
   // pages are never needed again). Creates the request (empty salt) if unknown
   // and the allocation succeeds.
   bool allocate_slots(RequestId id, int64_t num_tokens_total_after, int64_t num_computed_tokens = -1);
@@ -121,12 +121,6 @@ class KvCacheManager {
   // prefix index. `tokens` are the request's tokens so far (prompt + output),
   // at least num_computed_tokens of them. No-op without prefix caching.
   void cache_full_pages(RequestId id, std::span<const int32_t> tokens, int64_t num_computed_tokens);
-
-  // Sliding window: releases pages that lie wholly before the window of the
-  // token at position num_computed_tokens (the next one to compute), so a
-  // decoding sequence holds at most ceil(W / page_size) + 1 pages. Their table
-  // entries become kNullPage. No-op without a window.
-  void release_out_of_window(RequestId id, int64_t num_computed_tokens);
 
   // Releases all the request's pages, tail first, and forgets the request.
   // `preempted` only feeds the statistics. Unknown ids are ignored.
@@ -174,6 +168,10 @@ class KvCacheManager {
 
   explicit KvCacheManager(const KvCacheConfig& config);
   RequestState& state(RequestId id) { return requests_[id]; }
+  // Sliding window: releases pages that lie wholly before the window of the
+  // token at position num_computed_tokens (the next one to compute), so a
+  // decoding sequence holds at most ceil(W / page_size) + 1 pages. Their table
+  // entries become kNullPage. No-op without a window.
   void release_window(RequestState& s, int64_t num_computed_tokens);
   // Appends a fresh page holding the first rows of a cached page that matches
   // `next` (the prompt tokens after the whole-page hit) partly; returns the rows.

@@ -51,7 +51,6 @@ class EngineLoop {
 
   int64_t num_unfinished() const { return unfinished_.load(); }
   EngineStats& stats() { return core_->stats(); }
-  const Tokenizer& tokenizer() const { return core_->tokenizer(); }
 
  private:
   void run();

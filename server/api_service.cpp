@@ -82,6 +82,13 @@ json usage_json(const RequestDelta& d) {
           {"prompt_tokens_details", {{"cached_tokens", d.cached_tokens}}}};
 }
 
+// server.chat_template as parsed; the config check has already refused a
+// bad name, so the fallback is never taken in practice.
+ChatTemplate chat_template_or_plain(const std::string& name) {
+  auto parsed = parse_chat_template(name);
+  return parsed.is_ok() ? parsed.value() : ChatTemplate::kPlain;
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> load_api_keys(const ServerConfig& config) {
@@ -109,9 +116,7 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
       engine_(engine),
       tokenizer_(std::move(tokenizer)),
       api_keys_(std::move(api_keys)),
-      chat_template_(parse_chat_template(config.server.chat_template).is_ok()
-                         ? *parse_chat_template(config.server.chat_template)
-                         : ChatTemplate::kPlain) {
+      chat_template_(chat_template_or_plain(config.server.chat_template)) {
   limits_.max_model_len = model_.max_model_len;
 }
 

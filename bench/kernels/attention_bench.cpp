@@ -28,7 +28,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "engine/kernels/paged_attention.h"
+#include "engine/kernels/attention/paged_attention.h"
 #include "kvpool/kv_codec.h"
 
 using namespace pagoda;

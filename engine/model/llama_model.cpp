@@ -34,13 +34,12 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
   auto cls = Linear::create(model->weights.classifier, c.vocab_size, c.dim, dtype);
   if (!cls) return cls.status();
   return std::unique_ptr<LlamaModel>(
-      new LlamaModel(std::move(model), dtype, kv, std::move(layers), std::move(cls).value()));
+      new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
 }
 
-LlamaModel::LlamaModel(std::shared_ptr<const LoadedModel> model, WeightDtype dtype, KvStorage* kv,
-                       std::vector<Layer> layers, Linear classifier)
+LlamaModel::LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers,
+                       Linear classifier)
     : model_(std::move(model)),
-      dtype_(dtype),
       kv_(kv),
       layers_(std::move(layers)),
       classifier_(std::move(classifier)),

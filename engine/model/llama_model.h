@@ -21,7 +21,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/linear.h"
 #include "engine/model/model_weights.h"
-#include "engine/kernels/paged_attention.h"
+#include "engine/kernels/attention/paged_attention.h"
 #include "kvpool/kv_storage.h"
 
 namespace pagoda {
@@ -52,7 +52,6 @@ class LlamaModel {
   Status forward(const BatchInput& batch, std::vector<float>* logits);
 
   const ModelConfig& config() const { return model_->config; }
-  WeightDtype weight_dtype() const { return dtype_; }
   // Bytes of packed weights streamed per step (embedding rows not counted).
   int64_t weight_bytes() const;
 
@@ -60,8 +59,8 @@ class LlamaModel {
   struct Layer {
     Linear qkv, wo, gate_up, down;
   };
-  LlamaModel(std::shared_ptr<const LoadedModel> model, WeightDtype dtype, KvStorage* kv,
-             std::vector<Layer> layers, Linear classifier);
+  LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers,
+             Linear classifier);
   Status check_batch(const BatchInput& batch) const;
   // Before the last layer's attention: moves the q|k|v and residual rows of
   // each sampling sequence's last token to rows 0..n_out-1 and points the
@@ -69,7 +68,6 @@ class LlamaModel {
   void keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim);
 
   std::shared_ptr<const LoadedModel> model_;
-  WeightDtype dtype_;
   KvStorage* kv_;
   std::vector<Layer> layers_;
   Linear classifier_;

@@ -8,7 +8,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/kernels/paged_attention.h"
+#include "engine/kernels/attention/paged_attention.h"
 #include "kvpool/kv_codec.h"
 
 using namespace pagoda;

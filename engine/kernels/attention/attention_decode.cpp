@@ -1,12 +1,12 @@
-#include "engine/kernels/attention_decode.h"
+#include "engine/kernels/attention/attention_decode.h"
 
 #include <algorithm>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
-#include "engine/kernels/attention_rows.h"
-#include "engine/kernels/attention_softmax.h"
+#include "engine/kernels/attention/attention_rows.h"
+#include "engine/kernels/attention/attention_softmax.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {

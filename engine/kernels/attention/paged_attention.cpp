@@ -1,4 +1,4 @@
-#include "engine/kernels/paged_attention.h"
+#include "engine/kernels/attention/paged_attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,10 +8,10 @@
 
 #include <omp.h>
 
-#include "engine/kernels/attention_decode.h"
-#include "engine/kernels/attention_lanes.h"
-#include "engine/kernels/attention_rows.h"
-#include "engine/kernels/attention_softmax.h"
+#include "engine/kernels/attention/attention_decode.h"
+#include "engine/kernels/attention/attention_lanes.h"
+#include "engine/kernels/attention/attention_rows.h"
+#include "engine/kernels/attention/attention_softmax.h"
 #include "engine/kernels/simd_exp.h"
 #include "kvpool/kv_codec.h"
 

@@ -16,7 +16,7 @@
 
 #include <cstdint>
 
-#include "engine/kernels/paged_attention.h"
+#include "engine/kernels/attention/paged_attention.h"
 
 namespace pagoda {
 

@@ -1,10 +1,10 @@
-#include "engine/kernels/attention_lanes.h"
+#include "engine/kernels/attention/attention_lanes.h"
 
 #include <algorithm>
 #include <limits>
 #include <vector>
 
-#include "engine/kernels/attention_softmax.h"
+#include "engine/kernels/attention/attention_softmax.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
