@@ -22,13 +22,17 @@ namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// How the response to `req` goes out: its version, keep-alive, HEAD.
-ReplyFraming framing_of(const HttpRequest& req) {
-  return ReplyFraming{req.version(), req.keep_alive(), req.method() == http::verb::head};
+// How the response to `req` goes out: its version, keep-alive, HEAD, and the
+// deadline of the write (server.idle_timeout_s: a client that does not read
+// cannot hold its connection).
+ReplyFraming framing_of(const HttpRequest& req, double write_timeout_s) {
+  return ReplyFraming{req.version(), req.keep_alive(), req.method() == http::verb::head,
+                      std::chrono::milliseconds(static_cast<int64_t>(write_timeout_s * 1000))};
 }
 
-asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e) {
-  const bool written = co_await write_reply(stream, framing_of(req), error_reply(e));
+asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e,
+                                 double write_timeout_s) {
+  const bool written = co_await write_reply(stream, framing_of(req, write_timeout_s), error_reply(e));
   co_return written && req.keep_alive();
 }
 
@@ -253,7 +257,7 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
     reply = error_reply(api_error(500, "internal error", "internal_error", "", "server_error"));
   }
   if (gen) co_return co_await generate(req, stream, kind);
-  const bool written = co_await write_reply(stream, framing_of(req), reply);
+  const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
   co_return written && req.keep_alive();
 }
 
@@ -315,16 +319,17 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   // server drains: under overload a refusal must stay cheap.
   if (Status st = engine_->check_admission(); !st.is_ok()) {
     err = from_status(st);
-    co_return co_await send_error(stream, req, err);
+    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
-  if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) co_return co_await send_error(stream, req, err);
+  if (!prepare(req, kind, &api, &prompt, &echo_text, &err))
+    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
   auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());
   request->priority = api.priority;
   request->cache_salt = api.cache_salt;
   if (Status st = engine_->submit(request); !st.is_ok()) {
     err = from_status(st);
-    co_return co_await send_error(stream, req, err);
+    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
   DisconnectWatch watch(*channel, stream.socket(), request);
   if (api.stream) co_return co_await stream_response(req, stream, api, request, channel, echo_text);
@@ -350,7 +355,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (channel->client_gone()) co_return false;
   if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
     err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
-    co_return co_await send_error(stream, req, err);
+    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
   json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
   json logprobs = nullptr;
@@ -368,7 +373,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"choices", json::array({choice})},
                      {"usage", usage_json(last)}};
   const HttpReply reply{http::status::ok, dump(body)};
-  const bool written = co_await write_reply(stream, framing_of(req), reply);
+  const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
   co_return written && req.keep_alive();
 }
 

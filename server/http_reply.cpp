@@ -24,12 +24,14 @@ asio::awaitable<bool> write_reply(beast::tcp_stream& stream, const ReplyFraming&
   res.content_length(reply.body.size());
   if (!framing.head) res.body() = reply.body;
   beast::error_code ec;
+  if (framing.timeout.count() > 0) stream.expires_after(framing.timeout);
   if (framing.head) {
     http::response_serializer<http::string_body> sr{res};
     co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
   } else {
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
   }
+  if (framing.timeout.count() > 0) stream.expires_never();
   co_return !ec;
 }
 

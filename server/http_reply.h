@@ -6,6 +6,7 @@
 // Plain data and free functions: thread-safe.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
 
@@ -34,6 +35,9 @@ struct ReplyFraming {
   unsigned version = 11;    // the request's HTTP version (10 or 11)
   bool keep_alive = false;  // keep the connection open afterwards
   bool head = false;        // a HEAD request: headers only
+  // The write must end within this (a client that does not read cannot hold
+  // the connection); 0 = no deadline.
+  std::chrono::milliseconds timeout{0};
 };
 
 // Writes `reply`; true when it was written completely.

@@ -40,6 +40,21 @@ int64_t raise_descriptor_limit() {
   return rl.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(rl.rlim_cur);
 }
 
+// A co_spawn completion handler that logs what ended a coroutine by an
+// exception (never rethrown: that would be std::terminate).
+auto log_exception(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      spdlog::error("{} ended by an exception: {}", what, x.what());
+    } catch (...) {
+      spdlog::error("{} ended by an unknown exception", what);
+    }
+  };
+}
+
 // What reading one request off a connection came to.
 struct ReadOutcome {
   enum Kind { kRequest, kRefused, kClosed } kind = kClosed;
@@ -54,18 +69,16 @@ struct HttpServer::Impl {
   Impl(const ServerConfig& c, HttpHandler* h)
       : config(c),
         handler(h),
+        max_connections(c.server.max_connections),
+        per_client(c.server.max_connections_per_client),
         io(static_cast<int>(c.server.io_threads)),
         acceptor(io),
-        signals(io),
-        max_connections(c.server.max_connections),
-        per_client(c.server.max_connections_per_client) {}
+        signals(io) {}
 
   ServerConfig config;
   HttpHandler* handler;
-  asio::io_context io;
-  tcp::acceptor acceptor;
-  asio::signal_set signals;
-  std::function<void(int)> on_signal;
+  // Declared before io: destroying io destroys the coroutines of connections
+  // still open at stop(), and their scope guards give back to these.
   std::atomic<bool> accepting{true};
   std::atomic<bool> draining{false};
   std::atomic<bool> signalled{false};
@@ -74,6 +87,10 @@ struct HttpServer::Impl {
   int64_t max_connections;
   ClientLimiter per_client;  // server.max_connections_per_client
   ConnectionRegistry registry;
+  std::function<void(int)> on_signal;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  asio::signal_set signals;
 
   // Closes after a refusal: stop sending, then read and drop what the client
   // still sends (for up to a second), so the close does not reset the
@@ -89,14 +106,14 @@ struct HttpServer::Impl {
   }
 
   asio::awaitable<void> refuse(beast::tcp_stream& stream, const HttpReply& reply, unsigned version = 11) {
-    stream.expires_after(ms(config.server.header_timeout_s));
-    co_await write_reply(stream, ReplyFraming{version, false, false}, reply);
+    co_await write_reply(stream, ReplyFraming{version, false, false, ms(config.server.header_timeout_s)}, reply);
     co_await linger_close(stream);
   }
 
   // Reads one request: bytes go through a RequestReader, which applies every
   // limit; the timeouts are idle_timeout_s for the first byte, then
-  // header_timeout_s for the header, then idle_timeout_s more for the body.
+  // header_timeout_s for the header, then header_timeout_s + idle_timeout_s
+  // from the header's end for the body.
   // `first`: the connection's first request (read even during a drain, so
   // /health can say "draining"); later ones are not waited for then.
   asio::awaitable<ReadOutcome> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -147,9 +164,12 @@ struct HttpServer::Impl {
       }
       if (!started) {
         stream.expires_after(ms(config.server.idle_timeout_s));
-        // Between requests: a drain ends the connection here.
+        // Between requests: a drain ends the connection here (and
+        // close_idle cancels this read); a connection's first request is
+        // still read, so a client that connected just before the drain
+        // gets its answer.
         if (draining && !first) co_return out;
-        conn.set_idle(true);
+        conn.set_idle(!first);
       }
       beast::error_code ec;
       // Read into the room the buffer has (4 KiB to start, grown only as a
@@ -262,18 +282,9 @@ struct HttpServer::Impl {
         continue;
       }
       auto executor = socket.get_executor();
-      asio::co_spawn(executor, session(std::move(socket)), [](std::exception_ptr e) {
-        // The last line of defence: nothing a connection does may take the
-        // process down.
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          spdlog::error("connection ended by an exception: {}", x.what());
-        } catch (...) {
-          spdlog::error("connection ended by an unknown exception");
-        }
-      });
+      // The last line of defence: nothing a connection does may take the
+      // process down.
+      asio::co_spawn(executor, session(std::move(socket)), log_exception("connection"));
     }
   }
 
@@ -346,7 +357,7 @@ Status HttpServer::start() {
   impl_->signals.add(SIGTERM);
   impl_->signals.add(SIGHUP);
   impl_->wait_for_signal();
-  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+  asio::co_spawn(impl_->io, impl_->accept_loop(), log_exception("the accept loop"));
   return Status::ok();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <exception>
+#include <iterator>
 #include <string>
 
 namespace pagoda {
@@ -130,6 +131,12 @@ void RequestReader::on_done() {
                   "too_many_headers");
   if (fields > header_fields_ && header_bytes_ + field_bytes_from(header_fields_) > kMaxHeaderBytes)
     return refuse(431, "request header and trailer fields are too large (16 KiB at most)", "headers_too_large");
+  // Then the trailer fields are dropped (RFC 9110 6.5.1 lets a recipient
+  // discard them): a field sent only as a trailer, an Authorization say,
+  // must not count as if it had come with the header.
+  HttpRequest& mut = parser_.get();
+  size_t i = 0;
+  for (auto it = mut.begin(); it != mut.end();) it = i++ < header_fields_ ? std::next(it) : mut.erase(it);
   state_ = State::kDone;
 }
 

@@ -14,7 +14,8 @@
 // - body: server.max_body_bytes, declared or chunked (413);
 // - chunked framing: a chunk line or the trailer section waits unparsed in
 //   the buffer for at most the header budget left (431); trailer fields
-//   count against the same 16 KiB and field count as the header (431);
+//   count against the same 16 KiB and field count as the header (431),
+//   then are dropped (a trailer never stands in for a header field);
 // - anything the parser rejects, or any exception while parsing: 400.
 // The reader never buffers: `feed` consumes what it can from the caller's
 // buffer and says how much the caller may hold unconsumed (`max_pending`).
@@ -53,7 +54,7 @@ class RequestReader {
 
   // Consumes what it can of `bytes` (the caller drops that many from the
   // front of its buffer and keeps the rest for the next call) and advances
-  // the state. Never throws.
+  // the state. What Beast throws while parsing becomes a 400 refusal.
   size_t feed(std::string_view bytes);
   State state() const { return state_; }
   // The most unconsumed bytes the caller may hold for this request before

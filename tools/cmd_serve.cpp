@@ -32,7 +32,8 @@ int serve(const ConfigFlags& flags) {
     return kExitConfigError;
   }
   // A daemon outlives the terminal that started it: SIGHUP is ignored while
-  // the model loads, then logged and ignored by the server (RELIABILITY.md).
+  // the model loads, then logged and ignored while the server runs
+  // (RELIABILITY.md).
   std::signal(SIGHUP, SIG_IGN);
   spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
   auto app = ServerApp::create(cfg);

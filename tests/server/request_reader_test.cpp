@@ -51,6 +51,8 @@ TEST_CASE("RequestReader: a chunked request with a small trailer reads whole, at
     const Fed f = feed_all(reader, kChunkedHead + "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n", step);
     REQUIRE(f.state == State::kDone);
     CHECK(reader.request().body() == "hello world");
+    CHECK(reader.request().count("X-Sum") == 0);  // trailers are checked, then dropped
+    CHECK(reader.request().count("Host") == 1);
   }
 }
 
