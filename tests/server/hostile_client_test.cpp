@@ -365,7 +365,10 @@ TEST_CASE("hostile: SIGTERM with an idle keep-alive connection exits at once") {
   server.signal(SIGTERM);
   CHECK(server.wait_exit(std::chrono::seconds(10)) == 0);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  CHECK(took < 0.9);  // was 1.1-1.3 s
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  CHECK(took < 0.9);  // was 1.1-1.3 s (a sanitizer's own exit can take longer than that)
+#endif
+  INFO("exit took " << took << " s");
   CHECK(c.read_to_close(std::chrono::seconds(1)).size() > 0);
   CHECK(c.closed());
 }
