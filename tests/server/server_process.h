@@ -187,6 +187,19 @@ class ServerProcess {
     if (at == std::string::npos) return -1;
     return std::stod(body.substr(at + name.size() + 2));
   }
+  // The sum of every sample of `name` from /metrics, over all label sets.
+  double metric_sum(const std::string& name) {
+    const std::string body = http_request(port_, http::verb::get, "/metrics").body;
+    double sum = 0;
+    for (size_t at = body.find("\n" + name); at != std::string::npos; at = body.find("\n" + name, at + 1)) {
+      const size_t line_end = body.find('\n', at + 1);
+      const std::string line = body.substr(at + 1, line_end - at - 1);
+      const char after = line.size() > name.size() ? line[name.size()] : '\0';
+      if (after != ' ' && after != '{') continue;  // a longer name that shares the prefix
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+  }
 
  private:
   int port_;
