@@ -15,6 +15,8 @@
 //
 // Header-only, stateless, thread-safe. decode_row is on the attention hot path:
 // it has AVX-512 paths (guarded) and a portable scalar path for the tails.
+// Its functions live in the instruction-set namespace of the code including
+// it (common/isa_namespace.h), so each kernel level has its own copy.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +26,29 @@
 #include <cstdint>
 #include <cstring>
 
+// The vector paths: inside a kernel source compiled for one instruction-set
+// level (engine/kernels/isa_begin.h, which has included <immintrin.h>) those
+// of that level; elsewhere those the whole program is compiled for.
+#if defined(PAGODA_ISA_BEGUN)
+#if defined(PAGODA_AVX512F)
+#define PAGODA_KV_AVX512F 1
+#endif
+#if defined(PAGODA_AVX512BF16)
+#define PAGODA_KV_AVX512BF16 1
+#endif
+#if defined(PAGODA_F16C)
+#define PAGODA_KV_F16C 1
+#endif
+#else
+#if defined(__AVX512F__)
+#define PAGODA_KV_AVX512F 1
+#endif
+#if defined(__AVX512BF16__)
+#define PAGODA_KV_AVX512BF16 1
+#endif
+#if defined(__F16C__)
+#define PAGODA_KV_F16C 1
+#endif
 #if defined(__AVX512F__) || defined(__F16C__)
 // GCC 12 reports its own `__m512 __Y = __Y;` placeholders in the intrinsic
 // headers as uninitialized (GCC PR 105593); the warnings point into the header.
@@ -35,10 +60,13 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif
+#endif
 
+#include "common/isa_namespace.h"
 #include "kvpool/kv_dtype.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 // Bytes of one row of n values (int4: (n+1)/2).
 inline size_t kv_row_bytes(KvDtype dtype, int n) {
@@ -100,7 +128,7 @@ inline float f16_bits_to_f32_soft(uint16_t h) {
 }
 
 inline uint16_t f32_to_f16_bits(float f) {
-#ifdef __F16C__
+#ifdef PAGODA_KV_F16C
   return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #else
   return f32_to_f16_bits_soft(f);
@@ -108,7 +136,7 @@ inline uint16_t f32_to_f16_bits(float f) {
 }
 
 inline float f16_bits_to_f32(uint16_t h) {
-#ifdef __F16C__
+#ifdef PAGODA_KV_F16C
   return _cvtsh_ss(h);
 #else
   return f16_bits_to_f32_soft(h);
@@ -126,7 +154,7 @@ inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline float max_abs(const float* src, int n) {
   int i = 0;
   float m = 0.0f;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   __m512 vm = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_abs_ps(_mm512_loadu_ps(src + i)));
   m = _mm512_reduce_max_ps(vm);
@@ -149,7 +177,7 @@ inline void encode_int8(const float* src, int n, int8_t* dst, float* scale_out) 
     return;
   }
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   const __m512 vs = _mm512_set1_ps(scale);
   const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
   for (; i + 16 <= n; i += 16) {
@@ -164,7 +192,7 @@ inline void encode_int8(const float* src, int n, int8_t* dst, float* scale_out) 
 
 inline void decode_int8(const int8_t* src, float scale, int n, float* dst) {
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   const __m512 vs = _mm512_set1_ps(scale);
   for (; i + 16 <= n; i += 16) {
     const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
@@ -183,7 +211,7 @@ inline void encode_int4(const float* src, int n, uint8_t* dst, float* scale_out)
     return;
   }
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   const __m512 vs = _mm512_set1_ps(scale);
   const __m512 qlo = _mm512_set1_ps(-7.0f), qhi = _mm512_set1_ps(7.0f);
   for (; i + 16 <= n; i += 16) {
@@ -212,7 +240,7 @@ inline int int4_nibble(const uint8_t* src, int i) {
 
 inline void decode_int4(const uint8_t* src, float scale, int n, float* dst) {
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   // A 16-entry table of decoded values indexed by the raw nibble (code c means
   // ((c ^ 8) - 8) * scale); vpermps reads only the low 4 bits of each index.
   const __m512 table = _mm512_mul_ps(
@@ -229,7 +257,7 @@ inline void decode_int4(const uint8_t* src, float scale, int n, float* dst) {
 
 inline void encode_bf16(const float* src, int n, uint8_t* dst) {
   int i = 0;
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#if defined(PAGODA_KV_AVX512BF16) && defined(PAGODA_KV_AVX512F)
   for (; i + 16 <= n; i += 16) {
     const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * i), std::bit_cast<__m256i>(h));
@@ -240,7 +268,7 @@ inline void encode_bf16(const float* src, int n, uint8_t* dst) {
 
 inline void decode_bf16(const uint8_t* src, int n, float* dst) {
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   for (; i + 16 <= n; i += 16) {
     const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i)));
     _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
@@ -251,12 +279,12 @@ inline void decode_bf16(const uint8_t* src, int n, float* dst) {
 
 inline void encode_f16(const float* src, int n, uint8_t* dst) {
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   for (; i + 16 <= n; i += 16) {
     const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * i), h);
   }
-#elif defined(__F16C__)
+#elif defined(PAGODA_KV_F16C)
   for (; i + 8 <= n; i += 8) {
     const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * i), h);
@@ -267,10 +295,10 @@ inline void encode_f16(const float* src, int n, uint8_t* dst) {
 
 inline void decode_f16(const uint8_t* src, int n, float* dst) {
   int i = 0;
-#ifdef __AVX512F__
+#ifdef PAGODA_KV_AVX512F
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i))));
-#elif defined(__F16C__)
+#elif defined(PAGODA_KV_F16C)
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
 #endif
@@ -306,4 +334,9 @@ inline void decode_row(KvDtype dtype, const uint8_t* src, float scale, int n, fl
   }
 }
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
+
+#undef PAGODA_KV_AVX512F
+#undef PAGODA_KV_AVX512BF16
+#undef PAGODA_KV_F16C

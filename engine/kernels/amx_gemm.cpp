@@ -3,21 +3,15 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/kernels/simd.h"
+#include "engine/kernels/kernel_table.h"
 
-#if defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__AMX_BF16__) && defined(__AVX512F__)
-#define PAGODA_AMX 1
-#include <cpuid.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#else
-#define PAGODA_AMX 0
-#endif
+#include "engine/kernels/isa_begin.h"
 
 namespace pagoda::amx {
+PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 
-#if PAGODA_AMX
+#if defined(PAGODA_AMX)
 constexpr int64_t kPanelCols = 64;
 constexpr int64_t kRowBytes = 256;               // one k group (s8 quad, bf16 pair) of a panel
 constexpr int64_t kBlockBytes = 16 * kRowBytes;  // 16 k groups: one B tile's worth of K
@@ -41,16 +35,6 @@ void load_full_config() {
     c.colsb[t] = 64;
   }
   _tile_loadconfig(&c);
-}
-
-bool request_tiles() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool tile = (d >> 24) & 1, int8 = (d >> 25) & 1, bf16 = (d >> 22) & 1;
-  if (!tile || !int8 || !bf16) return false;
-  constexpr long kArchReqXcompPerm = 0x1023;  // Linux: request an XSAVE feature
-  constexpr long kXfeatureXtiledata = 18;     // the AMX tile data state
-  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 // k blocks the first pass over a panel prefetches ahead. A k block is one
@@ -153,25 +137,10 @@ void panels(const uint8_t* w, int64_t row_bytes, const uint8_t* x, int64_t m, in
 
 }  // namespace
 
-void pack_row(const void* row, int64_t r, int64_t row_bytes, void* x) {
-  const auto* src = static_cast<const uint8_t*>(row);
-  uint8_t* dst = static_cast<uint8_t*>(x) + (r / 16) * row_bytes * 16 + (r % 16) * 64;
-  for (int64_t kb = 0; kb < row_bytes / 64; ++kb) std::memcpy(dst + kb * 1024, src + kb * 64, 64);
-}
-
-bool available() {
-#if PAGODA_AMX
-  static const bool ok = request_tiles();
-  return ok;
-#else
-  return false;
-#endif
-}
-
 void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
                const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
                int64_t ldy, int64_t p0, int64_t p1) {
-#if PAGODA_AMX
+#if defined(PAGODA_AMX)
   auto finish = [&](const int32_t* c, int64_t r0, int64_t rows, int64_t c0) {
     const int64_t cols = std::min<int64_t>(32, n_out - c0);
     const __mmask16 k0 = lane_mask(0, cols), k1 = lane_mask(16, cols);
@@ -198,7 +167,7 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
 
 void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
                  float* y, int64_t ldy, int64_t p0, int64_t p1) {
-#if PAGODA_AMX
+#if defined(PAGODA_AMX)
   auto finish = [&](const int32_t* c, int64_t r0, int64_t rows, int64_t c0) {
     const int64_t cols = std::min<int64_t>(32, n_out - c0);
     const __mmask16 k0 = lane_mask(0, cols), k1 = lane_mask(16, cols);
@@ -216,4 +185,16 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
 #endif
 }
 
+void register_kernels(KernelTable& table) {
+#if defined(PAGODA_AMX)
+  table.amx_s8_fn = &s8_panels;
+  table.amx_bf16_fn = &bf16_panels;
+#else
+  (void)table;
+#endif
+}
+
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::amx
+
+#include "engine/kernels/isa_end.h"

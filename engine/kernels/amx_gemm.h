@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace pagoda::amx {
 
@@ -44,11 +45,15 @@ constexpr int64_t padded_rows(int64_t m) { return (m + 31) / 32 * 32; }
 
 // Stores activation row r (row_bytes: kp u8 or 2 kp bf16 values; a multiple
 // of 64) into the A-tile ordered buffer x.
-void pack_row(const void* row, int64_t r, int64_t row_bytes, void* x);
+inline void pack_row(const void* row, int64_t r, int64_t row_bytes, void* x) {
+  const auto* src = static_cast<const uint8_t*>(row);
+  uint8_t* dst = static_cast<uint8_t*>(x) + (r / 16) * row_bytes * 16 + (r % 16) * 64;
+  for (int64_t kb = 0; kb < row_bytes / 64; ++kb) std::memcpy(dst + kb * 1024, src + kb * 64, 64);
+}
 
-// True when this build has the kernels (AMX-TILE/INT8/BF16 at compile time),
-// the CPU reports them and Linux granted this process the tile data state
-// (requested on the first call).
+// True when the kernels' chosen instruction-set level is amx
+// (kernel_table.h): the CPU has AMX-TILE/INT8/BF16 and Linux granted this
+// process the tile data state.
 bool available();
 
 // s8 weights times u8 activations with exact s32 sums, then the Linear int8

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cstring>
-
 #include "engine/kernels/quantize.h"
-#include "engine/kernels/simd.h"
+
+#include "engine/kernels/kernel_table.h"
+
+#include "engine/kernels/isa_begin.h"
 
 namespace pagoda::gemv {
+PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kMaxRows = 4;  // rows per pass over a whole panel (4 x 4 accumulators)
@@ -19,7 +22,7 @@ inline int32_t load_i32(const void* p) {
   return v;
 }
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 // Prefetches the 256 bytes one k step reads (4 lines from p), or those
 // kPrefetchBytes ahead (the hardware prefetcher alone leaves M = 1 short of
 // the read bandwidth).
@@ -81,7 +84,7 @@ void f32_panel_row(const float* wp, int64_t kp, const float* x, float* y, int64_
 
 #endif
 
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512BF16)
 // One row: two sets of accumulators on alternating k pairs (kp is a
 // multiple of 32), so consecutive vdpbf16ps do not wait on each other.
 void bf16_panel_row(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int64_t cols) {
@@ -128,7 +131,7 @@ void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int
 }
 #endif
 
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512VNNI)
 // s8 weights, u8 activations (zero point 128), s32 sums; the epilogue is
 // y = (acc - comp) * x_scale * w_scale. madd is an asm statement: see the
 // note above ChunkOutput. Used by s8_panel and the multi-row kernel.
@@ -208,7 +211,7 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
 }
 #endif
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 // Multi-row kernel for int8 (M > kMaxRows), the twin of the f32-FMA one
 // below: a panel is walked in chunks of kGroupChunk k groups (64 groups of
 // 256 bytes = 16 KB of weights: 256 k values of s8 quads); each group of up
@@ -338,7 +341,7 @@ void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x,
 }
 #endif
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 // f32-FMA multi-row kernel (M > kMaxRows) for f32 weights and for bf16
 // weights (widened to f32 in registers: on this CPU vdpbf16ps retires one
 // instruction per ~2.2 cycles, 84 GFLOP/s per core, against two f32 FMAs per
@@ -529,7 +532,7 @@ void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n
   for (int64_t p = p0; p < p1; ++p) {
     const float* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
     if (m == 1) {
       f32_panel_row(wp, kp, x, y + c0, cols);
     } else {
@@ -550,7 +553,7 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
       const int64_t rows = std::min<int64_t>(kMaxRows, m - r);
       const uint16_t* xr = x + r * kp;
       float* yr = y + r * ldy + c0;
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512BF16)
       switch (rows) {
         case 1: bf16_panel<1>(wp, kp, xr, yr, ldy, cols); break;
         case 2: bf16_panel<2>(wp, kp, xr, yr, ldy, cols); break;
@@ -569,7 +572,7 @@ void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, 
   for (int64_t p = p0; p < p1; ++p) {
     const uint16_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
     fma_panel_rows<uint16_t>(wp, kp, x, m, y + c0, ldy, cols);
 #else
     for (int64_t r = 0; r < m; ++r)
@@ -589,7 +592,7 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
   for (int64_t p = p0; p < p1; ++p) {
     const int8_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512VNNI)
     if (m > kMaxRows) {
       ChunkOutput<S8Ops> out;
       out.ep.set_columns(w_scale + c0, comp + c0, cols);
@@ -607,7 +610,7 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
       const uint8_t* xr = x + r * kp;
       const float* sx = x_scale + r;
       float* yr = y + r * ldy + c0;
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512VNNI)
       switch (rows) {
         case 1: s8_panel<1>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
         case 2: s8_panel<2>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
@@ -621,4 +624,20 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
   }
 }
 
+void register_kernels(KernelTable& table) {
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512VNNI)
+  table.gemv_vector_s8 = true;
+#endif
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512BF16)
+  table.gemv_vector_bf16 = true;
+#endif
+  table.gemv_f32_fn = &f32_panels;
+  table.gemv_bf16_fn = &bf16_panels;
+  table.gemv_bf16_f32x_fn = &bf16_panels_f32x;
+  table.gemv_s8_fn = &s8_panels;
+}
+
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::gemv
+
+#include "engine/kernels/isa_end.h"

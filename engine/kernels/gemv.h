@@ -28,20 +28,12 @@ namespace pagoda::gemv {
 
 constexpr int64_t kPanel = 64;   // output columns per panel
 
-// Whether this build has the vector int8 (AVX512_VNNI) and bf16
-// (AVX512_BF16 for up to 4 rows; more rows need only AVX512F) kernels;
-// without them the same arithmetic runs scalar (correct, for tests, but
-// slower than oneDNN beyond a few rows).
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-constexpr bool kVectorS8 = true;
-#else
-constexpr bool kVectorS8 = false;
-#endif
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-constexpr bool kVectorBF16 = true;
-#else
-constexpr bool kVectorBF16 = false;
-#endif
+// Whether the chosen instruction-set level (kernel_table.h) has the vector
+// int8 (AVX512_VNNI) and bf16 (AVX512_BF16 for up to 4 rows; more rows need
+// only AVX512F) kernels; without them the same arithmetic runs scalar
+// (correct, for tests, but slower than oneDNN beyond a few rows).
+bool vector_s8();
+bool vector_bf16();
 constexpr int64_t kKBlock = 16;  // k groups per oneDNN block (kp is a multiple of 16 * V)
 
 // y[r * ldy + n] = sum_k x[r * kp + k] * W[k, n] for r < m, n in panels

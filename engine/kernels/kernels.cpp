@@ -1,14 +1,17 @@
 #include "engine/kernels/kernels.h"
-#include "engine/kernels/simd.h"
-#include "engine/kernels/simd_exp.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numbers>
+#include <vector>
 
+#include "engine/kernels/kernel_table.h"
+
+#include "engine/kernels/isa_begin.h"
+#include "engine/kernels/simd_exp.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 namespace {
 
@@ -17,7 +20,7 @@ constexpr int64_t kParallelWork = 1 << 16;  // elements before splitting rows ov
 void rmsnorm_row(const float* x, const float* weight, int64_t n, float eps, float* out) {
   int64_t i = 0;
   float ss = 0.0f;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   __m512 acc = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
@@ -28,7 +31,7 @@ void rmsnorm_row(const float* x, const float* weight, int64_t n, float eps, floa
   for (; i < n; ++i) ss += x[i] * x[i];
   const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
   i = 0;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   const __m512 vinv = _mm512_set1_ps(inv);
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv);
@@ -43,7 +46,7 @@ void rope_head(float* h, int64_t head_dim, const float* c, const float* s, RopeL
   const int64_t half = head_dim / 2;
   int64_t i = 0;
   if (layout == RopeLayout::kAdjacentPairs) {
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
     // 8 pairs per vector: duplicate c/s into both slots of each pair and
     // swap the pair members, so out = x * C + swap(x) * (-S, +S).
     const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
@@ -63,7 +66,7 @@ void rope_head(float* h, int64_t head_dim, const float* c, const float* s, RopeL
       h[2 * i + 1] = x0 * s[i] + x1 * c[i];
     }
   } else {
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
     for (; i + 16 <= half; i += 16) {
       const __m512 vc = _mm512_loadu_ps(c + i), vs = _mm512_loadu_ps(s + i);
       const __m512 x0 = _mm512_loadu_ps(h + i), x1 = _mm512_loadu_ps(h + half + i);
@@ -96,50 +99,6 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t n, float
   for (int64_t r = 0; r < rows; ++r) rmsnorm_row(x + r * n, weight, n, eps, out + r * n);
 }
 
-std::vector<float> rope_inv_freq(int64_t head_dim, float theta, const RopeScaling& scaling) {
-  const int64_t half = head_dim / 2;
-  std::vector<float> f(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    f[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
-  }
-  if (scaling.type == RopeScaling::Type::kLinear) {
-    for (float& v : f) v /= scaling.factor;
-  } else if (scaling.type == RopeScaling::Type::kLlama3) {
-    const double old_len = static_cast<double>(scaling.original_max_position);
-    const double lo = scaling.low_freq_factor, hi = scaling.high_freq_factor;
-    const double low_freq_wavelen = old_len / lo, high_freq_wavelen = old_len / hi;
-    for (float& v : f) {
-      const double wavelen = 2.0 * std::numbers::pi / v;
-      if (wavelen < high_freq_wavelen) continue;  // high frequency: kept
-      if (wavelen > low_freq_wavelen) {           // low frequency: scaled
-        v = static_cast<float>(v / scaling.factor);
-        continue;
-      }
-      const double smooth = (old_len / wavelen - lo) / (hi - lo);
-      v = static_cast<float>((1.0 - smooth) * v / scaling.factor + smooth * v);
-    }
-  }
-  return f;
-}
-
-RopeTable::RopeTable(int64_t max_pos, int64_t head_dim, float theta)
-    : RopeTable(max_pos, head_dim, theta, RopeScaling{}) {}
-
-RopeTable::RopeTable(int64_t max_pos, int64_t head_dim, float theta, const RopeScaling& scaling)
-    : max_pos_(max_pos), head_dim_(head_dim) {
-  const int64_t half = head_dim / 2;
-  const std::vector<float> inv_freq = rope_inv_freq(head_dim, theta, scaling);
-  cos_.resize(static_cast<size_t>(max_pos * half));
-  sin_.resize(cos_.size());
-  for (int64_t pos = 0; pos < max_pos; ++pos) {
-    for (int64_t i = 0; i < half; ++i) {
-      const float a = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
-      cos_[pos * half + i] = std::cos(a);
-      sin_[pos * half + i] = std::sin(a);
-    }
-  }
-}
-
 void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position,
                   const RopeTable& table, RopeLayout layout) {
   const float* c = table.cos(position);
@@ -166,13 +125,14 @@ void rope_inplace_rows(float* x, int64_t rows, int64_t row_stride, int64_t n_hea
                        RopeLayout layout) {
 #pragma omp parallel for schedule(static) if (rows * n_heads * head_dim > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
-    rope_inplace(x + r * row_stride, n_heads, head_dim, positions[r], table, layout);
+    PAGODA_ISA_NS::rope_inplace(  // qualified: ADL also finds the public one
+        x + r * row_stride, n_heads, head_dim, positions[r], table, layout);
   }
 }
 
 void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   const __m512 one = _mm512_set1_ps(1.0f);
   for (; i + 16 <= n; i += 16) {
     const __m512 g = _mm512_loadu_ps(gate + i);
@@ -194,7 +154,7 @@ void swiglu_rows(const float* gate_up, int64_t rows, int64_t n, float* out) {
 
 void add_inplace(float* x, const float* y, int64_t n) {
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   for (; i + 16 <= n; i += 16) {
     _mm512_storeu_ps(x + i, _mm512_add_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
   }
@@ -206,7 +166,7 @@ int64_t argmax(const float* x, int64_t n) {
   if (n <= 0) return -1;
   float best = x[0];
   int64_t i = 0;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   if (n >= 16) {
     __m512 vm = _mm512_loadu_ps(x);
     for (i = 16; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
@@ -231,7 +191,7 @@ void softmax_inplace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
   int64_t i = 0;
   float sum = 0.0f;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   const __m512 vmx = _mm512_set1_ps(mx);
   __m512 acc = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
@@ -247,11 +207,26 @@ void softmax_inplace(float* x, int64_t n) {
   }
   const float inv = 1.0f / sum;
   i = 0;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   const __m512 vinv = _mm512_set1_ps(inv);
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv));
 #endif
   for (; i < n; ++i) x[i] *= inv;
 }
 
+void register_elementwise_kernels(KernelTable& table) {
+  table.rmsnorm_fn = &rmsnorm;
+  table.rope_table_fn = &rope_inplace;
+  table.rope_theta_fn = &rope_inplace;
+  table.rope_rows_fn = &rope_inplace_rows;
+  table.swiglu_fn = &swiglu;
+  table.swiglu_rows_fn = &swiglu_rows;
+  table.add_inplace_fn = &add_inplace;
+  table.argmax_fn = &argmax;
+  table.softmax_fn = &softmax_inplace;
+}
+
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
+
+#include "engine/kernels/isa_end.h"

@@ -70,10 +70,10 @@ int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;
     case WeightDtype::kBF16:
-      return !amx::available() && gemv::kVectorBF16 ? Linear::kMaxBucket : 4;
+      return !amx::available() && gemv::vector_bf16() ? Linear::kMaxBucket : 4;
     case WeightDtype::kInt8:
       if (amx::available()) return 4;
-      return gemv::kVectorS8 ? Linear::kMaxBucket : 8;
+      return gemv::vector_s8() ? Linear::kMaxBucket : 8;
   }
   return 0;
 }
@@ -205,7 +205,7 @@ std::string Linear::impl_name(int64_t m) const {
   if (chunk <= impl_->gemv_max_m) {
     return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
   }
-  if (chunk <= impl_->amx_max_m) {
+  if (chunk <= impl_->amx_max_m && amx::available()) {
     return std::string("amx:panels_") + weight_dtype_name(impl_->dtype);
   }
   return impl_->buckets[bucket_index(buckets_of(impl_->dtype), m)].impl;
@@ -358,7 +358,7 @@ void Linear::forward(const float* x, int64_t m, float* y) {
       const int64_t rows = std::min(kMaxBucket, m - done);
       if (rows <= impl_->gemv_max_m) {
         impl_->run_gemv(x + done * impl_->in, rows, y + done * impl_->out);
-      } else if (rows <= impl_->amx_max_m) {
+      } else if (rows <= impl_->amx_max_m && amx::available()) {  // the level may be lowered after create()
         impl_->run_amx(x + done * impl_->in, rows, y + done * impl_->out);
       } else {
         impl_->run_chunk(x + done * impl_->in, rows, y + done * impl_->out);

@@ -1,31 +1,19 @@
 #include "engine/kernels/quantize.h"
-#include "engine/kernels/simd.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "engine/kernels/kernel_table.h"
+
+#include "engine/kernels/isa_begin.h"
 
 namespace pagoda {
-
-uint16_t f32_to_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof(u));
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float bf16_to_f32(uint16_t x) {
-  const uint32_t u = static_cast<uint32_t>(x) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
+PAGODA_ISA_NAMESPACE_BEGIN
 
 void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#if defined(PAGODA_AVX512BF16) && defined(PAGODA_AVX512F)
   for (; i + 16 <= n; i += 16) {
     __m256bh b = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), reinterpret_cast<__m256i&>(b));
@@ -36,7 +24,7 @@ void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out) {
 
 void round_to_bf16_n(const float* x, int64_t n, float* out) {
   int64_t i = 0;
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#if defined(PAGODA_AVX512BF16) && defined(PAGODA_AVX512F)
   for (; i + 16 <= n; i += 16) {
     const __m256bh b = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
     const __m512i w = _mm512_cvtepu16_epi32(reinterpret_cast<const __m256i&>(b));
@@ -51,7 +39,7 @@ namespace {
 float max_abs(const float* x, int64_t n) {
   int64_t i = 0;
   float m = 0.0f;
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
   __m512 vm = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
   m = _mm512_reduce_max_ps(vm);
@@ -90,7 +78,7 @@ void quantize_rows_u8(const float* x, int64_t rows, int64_t cols, uint8_t* q, fl
     const float s = m > 0.0f ? m / 127.0f : 1.0f;
     const float inv = 1.0f / s;
     int64_t c = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512BW)
     const __m512 vinv = _mm512_set1_ps(inv);
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     const __m512i zp = _mm512_set1_epi32(128);
@@ -110,4 +98,14 @@ void quantize_rows_u8(const float* x, int64_t rows, int64_t cols, uint8_t* q, fl
   }
 }
 
+void register_quantize_kernels(KernelTable& table) {
+  table.f32_to_bf16_n_fn = &f32_to_bf16_n;
+  table.round_to_bf16_n_fn = &round_to_bf16_n;
+  table.quantize_rows_s8_fn = &quantize_rows_s8;
+  table.quantize_rows_u8_fn = &quantize_rows_u8;
+}
+
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
+
+#include "engine/kernels/isa_end.h"

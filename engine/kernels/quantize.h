@@ -4,13 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace pagoda {
 
 // bf16 is the top 16 bits of an f32; conversion rounds to nearest even
 // (NaN stays NaN).
-uint16_t f32_to_bf16(float x);
-float bf16_to_f32(uint16_t x);
+inline uint16_t f32_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16_to_f32(uint16_t x) {
+  const uint32_t u = static_cast<uint32_t>(x) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
 void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out);
 // out[i] = x[i] rounded to bf16 and widened back to f32 (out may equal x).
 void round_to_bf16_n(const float* x, int64_t n, float* out);

@@ -1,13 +1,17 @@
 // AVX-512 helpers shared by engine kernels: a vectorized exp and
 // transposing block / vector sums. Header-only, stateless, thread-safe; only
-// defined when __AVX512F__ is (callers keep a scalar path).
+// defined when PAGODA_AVX512F is (callers keep a scalar path).
 #pragma once
 
-#include "engine/kernels/simd.h"
+#if !defined(PAGODA_ISA_BEGUN)
+#error "a kernel helper header: include it after engine/kernels/isa_begin.h"
+#endif
 
-#if defined(__AVX512F__)
+
+#if defined(PAGODA_AVX512F)
 
 namespace pagoda::simd {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 // exp(x) with relative error ~2e-7: x = n ln2 + r, |r| <= ln2/2, e^r by a
 // degree-6 Taylor polynomial, then scaled by 2^n. Inputs are clamped to
@@ -57,6 +61,7 @@ inline __m512 sum16x16(const __m512* v) {
                        _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::simd
 
 #endif

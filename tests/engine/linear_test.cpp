@@ -208,7 +208,7 @@ TEST_CASE("int8 and bf16 batches of every size run our kernels by default", "[li
     auto lin = Linear::create(w.data(), 200, 300, dtype);
     REQUIRE(lin.is_ok());
     if (lin->gemv_max_m() == 0) continue;  // not the panel layout: oneDNN only
-    const bool vector = dtype == WeightDtype::kInt8 ? pagoda::gemv::kVectorS8 : pagoda::gemv::kVectorBF16;
+    const bool vector = dtype == WeightDtype::kInt8 ? pagoda::gemv::vector_s8() : pagoda::gemv::vector_bf16();
     for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{32}, int64_t{256}, Linear::kMaxBucket + 1}) {
       INFO(weight_dtype_name(dtype) << " M=" << M << " impl " << lin->impl_name(M));
       if (lin->amx_max_m() > 0) {

@@ -1,17 +1,19 @@
-#include "engine/kernels/attention/attention_decode.h"
-
 #include <algorithm>
+
 #include <limits>
 #include <type_traits>
 #include <vector>
 
+#include "engine/kernels/isa_begin.h"
+#include "engine/kernels/attention/attention_decode.h"
 #include "engine/kernels/attention/attention_rows.h"
 #include "engine/kernels/attention/attention_softmax.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 namespace {
 
 using kv_rows::RowBF16;
@@ -280,5 +282,7 @@ void attend_decode(const KvStorage&, int, const AttentionSeq&, int, int64_t, con
 
 #endif
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
 
+#include "engine/kernels/isa_end.h"

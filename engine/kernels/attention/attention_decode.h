@@ -17,11 +17,16 @@
 // thread-safe for concurrent calls on disjoint outputs.
 #pragma once
 
+#if !defined(PAGODA_ISA_BEGUN)
+#error "a kernel helper header: include it after engine/kernels/isa_begin.h"
+#endif
+
 #include <cstdint>
 
 #include "engine/kernels/attention/paged_attention.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 // Whether attend_decode handles this group size (query heads per KV head)
 // and head_dim in this build (AVX-512).
@@ -34,4 +39,5 @@ void attend_decode(const KvStorage& kv, int layer, const AttentionSeq& seq, int 
                    const float* q, int64_t q_stride, float* out, int64_t out_stride,
                    const AttentionShape& shape);
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda

@@ -1,15 +1,17 @@
-#include "engine/kernels/attention/attention_lanes.h"
-
 #include <algorithm>
+
 #include <limits>
 #include <vector>
 
+#include "engine/kernels/isa_begin.h"
+#include "engine/kernels/attention/attention_lanes.h"
 #include "engine/kernels/attention/attention_softmax.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 namespace {
 
 constexpr int kLanes = 16;  // uses per vector
@@ -181,4 +183,7 @@ void attend_uses_in_lanes(const KvStorage&, int, const AttentionSeq&, int, int64
 
 #endif
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
+
+#include "engine/kernels/isa_end.h"

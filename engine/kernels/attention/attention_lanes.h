@@ -14,11 +14,16 @@
 // concurrent calls on disjoint outputs.
 #pragma once
 
+#if !defined(PAGODA_ISA_BEGUN)
+#error "a kernel helper header: include it after engine/kernels/isa_begin.h"
+#endif
+
 #include <cstdint>
 
 #include "engine/kernels/attention/paged_attention.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 // Whether attend_uses_in_lanes handles this head_dim in this build
 // (AVX-512 and head_dim 16, 32, 64 or 128).
@@ -31,4 +36,5 @@ void attend_uses_in_lanes(const KvStorage& kv, int layer, const AttentionSeq& se
                           int64_t t0, int64_t t1, const float* q, int64_t q_stride, float* out,
                           int64_t out_stride, const AttentionShape& shape);
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda

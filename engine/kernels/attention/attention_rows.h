@@ -6,13 +6,17 @@
 // and weights). Header-only and stateless; thread-safe.
 #pragma once
 
+#if !defined(PAGODA_ISA_BEGUN)
+#error "a kernel helper header: include it after engine/kernels/isa_begin.h"
+#endif
+
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/kernels/simd.h"
 #include "kvpool/kv_codec.h"
 
 namespace pagoda::kv_rows {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 // Rows [r0, r1) of a K tile and its V tile (stored rows rb bytes apart, row
 // scales ks / vs or nullptr) decoded to f32 rows of d floats at k_out + r * d
@@ -26,11 +30,13 @@ inline void decode_tile_rows(KvDtype dtype, const uint8_t* k, const uint8_t* v, 
   }
 }
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::kv_rows
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 
 namespace pagoda::kv_rows {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 struct RowF32 {
   static constexpr bool kScaled = false;
@@ -59,6 +65,7 @@ struct RowInt8 {
   }
 };
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::kv_rows
 
 #endif

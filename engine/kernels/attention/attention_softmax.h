@@ -4,13 +4,18 @@
 // AVX-512F.
 #pragma once
 
+#if !defined(PAGODA_ISA_BEGUN)
+#error "a kernel helper header: include it after engine/kernels/isa_begin.h"
+#endif
+
 #include <limits>
 
 #include "engine/kernels/simd_exp.h"
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 
 namespace pagoda::online_softmax {
+PAGODA_ISA_NAMESPACE_BEGIN
 
 // Lanes [lo, hi) of a 16-lane vector (the visible keys of a 16-key chunk).
 inline __mmask16 key_lanes(int lo, int hi) {
@@ -57,6 +62,7 @@ inline __m512 step(const __m512* s, const __mmask16* vis, __m512& m, __m512& l, 
   return alpha;
 }
 
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::online_softmax
 
 #endif

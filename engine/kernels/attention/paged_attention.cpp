@@ -5,9 +5,11 @@
 #include <limits>
 #include <type_traits>
 #include <vector>
-
 #include <omp.h>
 
+#include "engine/kernels/kernel_table.h"
+
+#include "engine/kernels/isa_begin.h"
 #include "engine/kernels/attention/attention_decode.h"
 #include "engine/kernels/attention/attention_lanes.h"
 #include "engine/kernels/attention/attention_rows.h"
@@ -16,6 +18,7 @@
 #include "kvpool/kv_codec.h"
 
 namespace pagoda {
+PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int64_t kQueryBlock = 16;  // query tokens per work item
@@ -50,7 +53,7 @@ Scratch& thread_scratch() {
   return scratch;
 }
 
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
 constexpr int kChunk = 16;  // KV rows per vector of scores
 
 using kv_rows::RowBF16;
@@ -357,7 +360,7 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
     const float* kscale = kv.k_scales(layer, page, kv_head);
     const float* vscale = kv.v_scales(layer, page, kv_head);
     const size_t row_bytes = lay.row_bytes();
-#if defined(__AVX512F__)
+#if defined(PAGODA_AVX512F)
     if (b + 1 <= k_hi / P) {
       // Tiles are a few KB each, scattered over the pool: the hardware
       // prefetcher does not follow the block table, so fetch the next tile
@@ -474,4 +477,9 @@ void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSe
   }
 }
 
+void register_attention_kernels(KernelTable& table) { table.paged_attention_fn = &paged_attention; }
+
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
+
+#include "engine/kernels/isa_end.h"
