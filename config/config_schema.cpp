@@ -275,6 +275,8 @@ std::vector<ConfigField> build_fields() {
   // engine
   f.push_back(int_field("engine.threads", [](ServerConfig& c) -> auto& { return c.engine.threads; },
                         0, 1024));
+  f.push_back(enum_field("engine.isa", [](ServerConfig& c) -> auto& { return c.engine.isa; },
+                         {"auto", "baseline", "avx2", "avx512", "avx512_vnni", "amx"}));
   // logging
   f.push_back(enum_field("logging.level", [](ServerConfig& c) -> auto& { return c.logging.level; },
                          {"trace", "debug", "info", "warn", "error", "off"}));

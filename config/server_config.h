@@ -63,6 +63,7 @@ struct ServerSection {
 
 struct EngineSection {
   int64_t threads = 0;  // compute threads; 0 = all cores
+  std::string isa = "auto";  // kernel level: auto | baseline | avx2 | avx512 | avx512_vnni | amx (PAGODA_ISA overrides)
   bool operator==(const EngineSection&) const = default;
 };
 

@@ -12,5 +12,6 @@ void register_make_model(CLI::App& app, int* exit_code);
 void register_kv_plan(CLI::App& app, int* exit_code);
 void register_tokenize(CLI::App& app, int* exit_code);
 void register_bench(CLI::App& app, int* exit_code);
+void register_info(CLI::App& app, int* exit_code);
 
 }  // namespace pagoda::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   pagoda::cli::register_kv_plan(app, &exit_code);
   pagoda::cli::register_tokenize(app, &exit_code);
   pagoda::cli::register_bench(app, &exit_code);
+  pagoda::cli::register_info(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
