@@ -63,6 +63,21 @@ if [[ $ok -eq 1 ]]; then echo "ok   serve answers /health"; else echo "FAIL serv
 kill -TERM "$pid"; wait "$pid"; status=$?; pid=
 if [[ $status -eq 0 ]]; then echo "ok   SIGTERM exits 0"; else echo "FAIL SIGTERM exit $status"; fails=$((fails+1)); fi
 if grep -q '"level":"info"' "$tmp/serve.log"; then echo "ok   json log lines"; else echo "FAIL json logs"; cat "$tmp/serve.log"; fails=$((fails+1)); fi
+if grep -q 'kernels: [a-z0-9_]* (engine.isa=auto) on ' "$tmp/serve.log"; then echo "ok   the start-up log names the kernel level and CPU"
+else echo "FAIL no kernel level in the start-up log"; cat "$tmp/serve.log"; fails=$((fails+1)); fi
+
+# Kernel levels (engine/kernels/isa_begin.h): `pagoda info`, PAGODA_ISA and
+# engine.isa; a level the CPU lacks or an unknown name exits 2 naming its source.
+expect "info names the version, CPU and chosen level" 0 "kernel level chosen: " -- "$PAGODA" info
+expect "info is a portable build by default" 0 "portable" -- "$PAGODA" info
+expect "PAGODA_ISA=avx2 is the chosen level" 0 "kernel level chosen: avx2 (PAGODA_ISA=avx2)" -- env PAGODA_ISA=avx2 "$PAGODA" info
+expect "engine.isa=baseline is the chosen level" 0 "kernel level chosen: baseline (engine.isa=baseline)" -- "$PAGODA" info --set engine.isa=baseline
+expect "PAGODA_ISA beats engine.isa" 0 "kernel level chosen: avx2 (PAGODA_ISA=avx2)" -- env PAGODA_ISA=avx2 "$PAGODA" info --set engine.isa=baseline
+expect "an unknown engine.isa exits 2 naming the key" 2 "'engine.isa'" -- "$PAGODA" serve --set engine.isa=avx9
+expect "an unknown PAGODA_ISA exits 2 naming it" 2 "'PAGODA_ISA'" -- env PAGODA_ISA=avx9 "$PAGODA" serve --port 18475
+if ! "$PAGODA" info | grep -q "supports: .*amx"; then
+  expect "a level the CPU lacks exits 2 before loading" 2 "cannot run 'amx'" -- env PAGODA_ISA=amx "$PAGODA" serve --port 18476
+fi
 
 # SIGPIPE: the log's reader goes away (a pager quit, a log shipper
 # restarts); the server goes on serving, however often it logs.

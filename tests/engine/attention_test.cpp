@@ -176,7 +176,7 @@ void quantization_error_case(KvDtype dtype) {
 }  // namespace
 
 TEST_CASE("paged attention equals the reference for MHA, GQA and MQA, every page size and dtype") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   uint32_t seed = 1;
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
     for (int page : {8, 16, 32, 64, 128, 256})
@@ -186,14 +186,14 @@ TEST_CASE("paged attention equals the reference for MHA, GQA and MQA, every page
 }
 
 TEST_CASE("paged attention handles head_dim 8 and 64 and a window wider than the context") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   run_case({8, 4, 8, 16, 0, KvDtype::kF32}, 100);
   run_case({16, 4, 64, 16, 4096, KvDtype::kF32}, 101);
   run_case({16, 4, 64, 32, 24, KvDtype::kBF16}, 102);
 }
 
 TEST_CASE("paged attention's unrolled head_dim 64 / 128 paths, full and partial 16-row chunks") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   // head_dim 64 and 128 take the register-resident AVX-512 code: group 2
   // the per-use kernel for decodes and 4-token tails, group 4 the decode
   // and lanes kernels; page 8 gives chunks shorter than 16 rows, 48 a full
@@ -207,7 +207,7 @@ TEST_CASE("paged attention's unrolled head_dim 64 / 128 paths, full and partial 
 }
 
 TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode and short chunks") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   // Work items with at most 8 (query token, group head) pairs read 16-bit
   // and int8 rows in their stored dtype; longer ones decode the tile first.
   // Decodes (max_q 1), 3- and 4-token chunks, groups of 4 (decodes of head
@@ -224,7 +224,7 @@ TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode an
 }
 
 TEST_CASE("paged attention's decode kernel: groups 4 and 8, head_dim 64 / 128, every dtype") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   // Single-token items of a group of 4 or 8 heads take attention_decode
   // (four heads per pass in the blocks of a vector): decodes (max_q 1) and
   // the 17th token of 17-token chunks. Pages of 8 give half chunks, 48 full
@@ -240,7 +240,7 @@ TEST_CASE("paged attention's decode kernel: groups 4 and 8, head_dim 64 / 128, e
 }
 
 TEST_CASE("paged attention with many uses per work item: long chunks, wide groups, head_dim 32/48/128") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   // Work items with more than 8 (query token, group head) pairs put the uses
   // in vector lanes (head_dim 16/32/64/128): 40-token chunks make full and
   // partial query blocks, group 8 two vectors of uses per token pair, group 6
@@ -255,7 +255,7 @@ TEST_CASE("paged attention with many uses per work item: long chunks, wide group
 }
 
 TEST_CASE("paged attention's quantization error is bounded by the KV dtype") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
     quantization_error_case(dt);
 }

@@ -40,7 +40,7 @@ void rope_reference(std::vector<double>& x, int64_t n_heads, int64_t head_dim, i
 }  // namespace
 
 TEST_CASE("rmsnorm matches the reference", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (int64_t n : {1, 7, 16, 64, 100, 1024}) {
     const int64_t rows = 3;
     const auto x = random_vec(rows * n, -3, 3, uint32_t(n));
@@ -68,7 +68,7 @@ TEST_CASE("rmsnorm matches the reference", "[kernels]") {
 }
 
 TEST_CASE("RoPE matches the reference for both layouts", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (RopeLayout layout : {RopeLayout::kAdjacentPairs, RopeLayout::kHalves}) {
     for (int64_t head_dim : {8, 16, 32, 64, 128, 6}) {
       const int64_t n_heads = 3;
@@ -95,7 +95,7 @@ TEST_CASE("RoPE matches the reference for both layouts", "[kernels]") {
 }
 
 TEST_CASE("RoPE layouts are the same rotation on permuted elements", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const int64_t head_dim = 64, half = 32;
   RopeTable table(64, head_dim, 10000.0f);
   const auto x = random_vec(head_dim, -1, 1, 77);
@@ -114,7 +114,7 @@ TEST_CASE("RoPE layouts are the same rotation on permuted elements", "[kernels]"
 }
 
 TEST_CASE("rope_inplace_rows rotates each row for its position", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const int64_t n_heads = 4, head_dim = 16, stride = 100, rows = 5;
   RopeTable table(64, head_dim, 10000.0f);
   const int32_t positions[rows] = {3, 0, 63, 10, 3};
@@ -130,7 +130,7 @@ TEST_CASE("rope_inplace_rows rotates each row for its position", "[kernels]") {
 }
 
 TEST_CASE("swiglu matches silu(gate) * up", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (int64_t n : {1, 15, 16, 100, 1000}) {
     auto gate = random_vec(n, -20, 20, uint32_t(n));
     const auto up = random_vec(n, -3, 3, uint32_t(n) + 1);
@@ -157,7 +157,7 @@ TEST_CASE("swiglu matches silu(gate) * up", "[kernels]") {
 }
 
 TEST_CASE("add_inplace adds exactly", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (int64_t n : {1, 16, 37}) {
     auto x = random_vec(n, -1, 1, 1);
     const auto y = random_vec(n, -1, 1, 2);
@@ -168,7 +168,7 @@ TEST_CASE("add_inplace adds exactly", "[kernels]") {
 }
 
 TEST_CASE("argmax returns the first largest index", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   CHECK(argmax(nullptr, 0) == -1);
   for (int64_t n : {1, 5, 16, 17, 33, 32000}) {
     for (int64_t where : {int64_t(0), n / 2, n - 1}) {
@@ -185,7 +185,7 @@ TEST_CASE("argmax returns the first largest index", "[kernels]") {
 }
 
 TEST_CASE("softmax matches the reference", "[kernels]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (int64_t n : {1, 7, 16, 100, 32000}) {
     auto x = random_vec(n, -30, 30, uint32_t(n));
     const float inf = std::numeric_limits<float>::infinity();

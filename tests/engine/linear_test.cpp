@@ -124,7 +124,7 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t 
 }  // namespace
 
 TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[linear]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const Shape shapes[] = {{172, 64}, {64, 172}, {2816, 1024}, {1024, 2816}, {17, 33}};
   const int64_t batches[] = {1, 3, 16, 33, 64, 170};  // 170: an f32 bucket of 176
   uint32_t seed = 1;
@@ -139,7 +139,7 @@ TEST_CASE("Linear matches the reference for every dtype, shape and batch", "[lin
 }
 
 TEST_CASE("panel kernels match the reference for every dtype and M", "[linear]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   // Output counts off the 64-column panel, K off the 16/32/64 k blocks and
   // off the 32-value (f32), 64-value (bf16) and 256-value (int8) chunks,
   // and the bench-200m shapes; every M up to 8 on the panel kernels (up to 4
@@ -169,7 +169,7 @@ TEST_CASE("panel kernels match the reference for every dtype and M", "[linear]")
 }
 
 TEST_CASE("panel kernels and oneDNN agree on the same weights", "[linear]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const int64_t N = 200, K = 300;
   const auto w = random_vec(N * K, 0.05f, 21);
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
@@ -286,7 +286,7 @@ TEST_CASE("AMX kernels match the reference and oneDNN", "[linear]") {
 }
 
 TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[linear]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   // Quantize with the public helpers, accumulate exactly in integers, and
   // apply (acc - 128 * sum(qw)) * sx * sw; this pins down the zero-point
   // compensation, not just an error bound.
@@ -322,7 +322,7 @@ TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[line
 }
 
 TEST_CASE("quantize helpers", "[linear]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const float w[] = {0.5f, -1.0f, 0.25f, 0.0f, 0.0f, 0.0f};
   int8_t q[6];
   float scale[2];
@@ -358,7 +358,7 @@ TEST_CASE("quantize helpers", "[linear]") {
 }
 
 TEST_CASE("fused Linear equals the separate Linears concatenated", "[linear]") {
-  const testing::IsaLevelScope isa(GENERATE(from_range(supported_isa_levels())));
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const int64_t K = 64, M = 7;
   const auto wq = random_vec(64 * K, 0.02f, 11);
   const auto wk = random_vec(32 * K, 0.02f, 12);

@@ -15,6 +15,7 @@
 #include "formats/model_loader.h"
 #include "formats/model_writer.h"
 #include "tokenizer/tokenizer.h"
+#include "tests/engine/isa_levels.h"
 
 using namespace pagoda;
 
@@ -165,6 +166,7 @@ void check_batched_equals_alone(const std::string& path, uint32_t seed) {
 }  // namespace
 
 TEST_CASE("stories260K greedy output equals the reference text byte for byte") {
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const std::string expected = read_file(model_file("stories260K.greedy.txt"));
   REQUIRE(!expected.empty());
   auto tok = load_tokenizer(model_file("tok512.bin"));
@@ -187,6 +189,7 @@ TEST_CASE("stories260K greedy output equals the reference text byte for byte") {
 }
 
 TEST_CASE("a sequence's logits in a batch of 32 mixed sequences equal its logits alone") {
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   check_batched_equals_alone(model_file("stories260K.bin"), 11);
 }
 
