@@ -4,7 +4,7 @@
 # stops the server. Used for the serving results in BENCHMARKS.md.
 #
 # Usage: bench/serve_bench.sh PAGODA_BIN PORT "SERVER_FLAGS" BENCH_FLAGS...
-# (PAGODA_SERVER_BIN, if set, is the binary that serves; PAGODA_BIN runs the bench.)
+# (PAGODA_SERVE_BIN, if set, is the binary that serves; PAGODA_BIN runs the bench.)
 # Example:
 #   bench/serve_bench.sh build/release/pagoda 18400 \
 #     "--model /tmp/bench-200m.bin --tokenizer models/tokenizer.bin --set model.weight_dtype=bf16" \
@@ -15,7 +15,7 @@ port=${2:?port}
 server_flags=${3:-}
 shift 3
 # shellcheck disable=SC2086
-"${PAGODA_SERVER_BIN:-$bin}" serve --port "$port" --set logging.level=warn $server_flags &
+"${PAGODA_SERVE_BIN:-$bin}" serve --port "$port" --set logging.level=warn $server_flags &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do

@@ -7,7 +7,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/kernels/isa_choice.h"
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
 #include "tokenizer/tokenizer.h"
@@ -56,12 +55,6 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   impl->config = config;
   const ServerConfig& c = config;
   if (c.engine.threads > 0) omp_set_num_threads(static_cast<int>(c.engine.threads));
-  // The kernel level first: oneDNN may be capped only before the model's
-  // weights are packed.
-  auto isa = apply_isa_choice(c.engine.isa);
-  if (!isa) return isa.status();
-  spdlog::info("kernels: {} ({}) on {}; this CPU supports up to {}", isa_level_name(isa->level), isa->source,
-               cpu_model_name(), isa_level_name(best_cpu_isa()));
 
   auto format = parse_model_format(c.model.format);
   if (!format) return Status::invalid_argument("config key 'model.format': " + format.status().message());
@@ -109,6 +102,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   if (!storage) return storage.status();
   impl->storage = std::move(storage).value();
   auto llama = LlamaModel::create(impl->model, *wdt, impl->storage.get());
+  if (!llama && llama.status().message().find("weights need AVX-512") != std::string::npos)
+    return Status::invalid_argument("config key 'model.weight_dtype': " + llama.status().message());
   if (!llama) return llama.status();
   impl->llama = std::move(llama).value();
 

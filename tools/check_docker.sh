@@ -17,6 +17,9 @@ grep -q 'tools/packages.sh runtime' "$df" || { echo "FAIL runtime stage must use
 grep -q 'tools/setup.sh' "$df" || { echo "FAIL build stage must use tools/setup.sh"; fails=$((fails+1)); }
 grep -A3 '^HEALTHCHECK' "$df" | grep -q '/health' || { echo "FAIL no HEALTHCHECK on /health"; fails=$((fails+1)); }
 grep -q '^USER ' "$df" || { echo "FAIL image must run as a non-root USER"; fails=$((fails+1)); }
+grep -q '^STOPSIGNAL SIGTERM' "$df" || { echo "FAIL no STOPSIGNAL SIGTERM (the drain signal)"; fails=$((fails+1)); }
+grep -q '^VOLUME .*/models' "$df" || { echo "FAIL models are not a VOLUME"; fails=$((fails+1)); }
+grep -v '^#' "$df" | grep -q 'PAGODA_NATIVE=ON\|march=native' && { echo "FAIL the image must be the portable build"; fails=$((fails+1)); }
 python3 - <<'PY' || fails=$((fails+1))
 import sys
 try:

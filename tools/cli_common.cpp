@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "config/config_env.h"
+
 namespace pagoda::cli {
 
 void ConfigFlags::add_to(CLI::App& app) {
@@ -25,7 +27,15 @@ std::vector<std::string> ConfigFlags::overrides() const {
 }
 
 std::optional<LoadedConfig> ConfigFlags::load() const {
-  auto loaded = load_config(file, overrides());
+  // The environment (PAGODA_<SECTION>_<KEY>) beats the file; the flags beat both.
+  auto from_env = config_overrides_from_environment(process_environment());
+  if (!from_env) {
+    print_error(from_env.status().message());
+    return std::nullopt;
+  }
+  std::vector<std::string> all = std::move(from_env).value();
+  for (std::string& o : overrides()) all.push_back(std::move(o));
+  auto loaded = load_config(file, all);
   if (!loaded) {
     print_error(loaded.status().message());
     return std::nullopt;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "engine/kernels/isa_choice.h"
 #include "server/http_server.h"
 #include "server/server_app.h"
 #include "tools/cli_common.h"
@@ -31,11 +32,20 @@ int serve(const ConfigFlags& flags) {
     print_error(ep.status().message());
     return kExitConfigError;
   }
+  // The kernel level (PAGODA_ISA, else engine.isa) before the model loads:
+  // oneDNN may be capped only before it packs the weights.
+  auto isa = apply_isa_choice(cfg.engine.isa);
+  if (!isa) {
+    print_error(isa.status().message());
+    return kExitConfigError;
+  }
   // A daemon outlives the terminal that started it: SIGHUP is ignored while
   // the model loads, then logged and ignored while the server runs
   // (RELIABILITY.md).
   std::signal(SIGHUP, SIG_IGN);
   spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
+  spdlog::info("kernels: {} ({}) on {}; this CPU supports up to {}", isa_level_name(isa->level), isa->source,
+               cpu_model_name(), isa_level_name(best_cpu_isa()));
   auto app = ServerApp::create(cfg);
   if (!app) {
     // Start-up failures name the config key at fault.

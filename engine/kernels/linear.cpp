@@ -333,6 +333,12 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     std::ostringstream os;
     os << "Linear: oneDNN failed to set up a " << weight_dtype_name(dtype) << " matmul ["
        << out << " x " << in << "]: " << e.what();
+    // oneDNN has bf16 matmuls only from AVX-512 up: a CPU (or a kernel level
+    // chosen) below that is a limit of this machine, not an internal error.
+    if (dtype == WeightDtype::kBF16) {
+      return Status::invalid_argument(os.str() + " (bf16 weights need AVX-512: use int8 or f32 weights on this CPU or "
+                                                 "kernel level)");
+    }
     return Status::internal(os.str());
   } catch (const std::bad_alloc&) {
     return Status::resource_exhausted("Linear: out of memory packing a " + std::string(weight_dtype_name(dtype)) +

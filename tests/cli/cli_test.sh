@@ -44,6 +44,9 @@ expect "a second YAML document exits 2" 2 "2 YAML documents" -- "$PAGODA" config
 expect "config check prints the effective config" 0 "page_size: 32" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check
 expect "--set beats the file" 0 "page_size: 64" -- "$PAGODA" config check "$tmp/good.yaml" --no-path-check --set kv.page_size=64
 expect "default.yaml is valid" 0 "valid" -- "$PAGODA" config check config/default.yaml --no-path-check
+expect "PAGODA_KV_PAGE_SIZE beats the file" 0 "page_size: 64" -- env PAGODA_KV_PAGE_SIZE=64 "$PAGODA" config check "$tmp/good.yaml" --no-path-check
+expect "--set beats PAGODA_KV_PAGE_SIZE" 0 "page_size: 16" -- env PAGODA_KV_PAGE_SIZE=64 "$PAGODA" config check "$tmp/good.yaml" --no-path-check --set kv.page_size=16
+expect "a PAGODA_<SECTION>_ variable naming no key exits 2 naming it" 2 "'PAGODA_KV_PAGESIZE'" -- env PAGODA_KV_PAGESIZE=64 "$PAGODA" serve
 
 # A model file that is not a checkpoint: a start-up error naming the key.
 head -c 100 /dev/urandom > "$tmp/junk.bin"
@@ -75,6 +78,7 @@ expect "engine.isa=baseline is the chosen level" 0 "kernel level chosen: baselin
 expect "PAGODA_ISA beats engine.isa" 0 "kernel level chosen: avx2 (PAGODA_ISA=avx2)" -- env PAGODA_ISA=avx2 "$PAGODA" info --set engine.isa=baseline
 expect "an unknown engine.isa exits 2 naming the key" 2 "'engine.isa'" -- "$PAGODA" serve --set engine.isa=avx9
 expect "an unknown PAGODA_ISA exits 2 naming it" 2 "'PAGODA_ISA'" -- env PAGODA_ISA=avx9 "$PAGODA" serve --port 18475
+expect "bf16 weights below AVX-512 exit 2 naming model.weight_dtype" 2 "'model.weight_dtype': " -- env PAGODA_ISA=avx2 timeout 60 "$PAGODA" serve --port 18477 --set model.weight_dtype=bf16
 if ! "$PAGODA" info | grep -q "supports: .*amx"; then
   expect "a level the CPU lacks exits 2 before loading" 2 "cannot run 'amx'" -- env PAGODA_ISA=amx "$PAGODA" serve --port 18476
 fi

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "config/config_env.h"
 #include "config/config_loader.h"
 #include "config/config_schema.h"
 
@@ -140,4 +141,25 @@ TEST_CASE("check_config_paths names the missing file's key") {
   Status st = check_config_paths(cfg);
   REQUIRE_FALSE(st.is_ok());
   CHECK_THAT(st.message(), Catch::Contains("'model.path'"));
+}
+
+TEST_CASE("PAGODA_<SECTION>_<KEY> environment variables become overrides; typos are errors") {
+  const auto env = config_overrides_from_environment(
+      {"PATH=/usr/bin", "PAGODA_KV_PAGE_SIZE=64", "PAGODA_MODEL_WEIGHT_DTYPE=int8", "PAGODA_ISA=avx2",
+       "PAGODA_HUGE_PAGES=0", "PAGODA_BIN=/x/pagoda", "PAGODA_SERVER_API_KEYS=[a, b]", "NOT_PAGODA_KV_PAGE_SIZE=8"});
+  REQUIRE(env.is_ok());
+  // Sorted by variable name; PAGODA_ISA and the other non-config variables are left alone.
+  CHECK(*env == std::vector<std::string>{"kv.page_size=64", "model.weight_dtype=int8", "server.api_keys=[a, b]"});
+  auto loaded = parse_config("kv:\n  page_size: 32\n", *env, "test");
+  REQUIRE(loaded.is_ok());
+  CHECK(loaded->config.kv.page_size == 64);  // the environment beats the file
+  CHECK(loaded->config.model.weight_dtype == "int8");
+  CHECK(loaded->config.server.api_keys == std::vector<std::string>{"a", "b"});
+  std::vector<std::string> then_flags = *env;
+  then_flags.push_back("kv.page_size=16");
+  CHECK(parse_config("", then_flags, "test")->config.kv.page_size == 16);  // flags beat the environment
+
+  const auto typo = config_overrides_from_environment({"PAGODA_KV_PAGESIZE=64"});
+  REQUIRE_FALSE(typo.is_ok());
+  CHECK_THAT(typo.status().message(), Catch::Contains("PAGODA_KV_PAGESIZE") && Catch::Contains("kv.pagesize"));
 }
