@@ -49,7 +49,7 @@ ALLOWED = {
     "kvpool": {"common"},
     "engine/kernels": {"common", "kvpool"},
     "engine/model": {"common", "kvpool", "engine/kernels"},
-    "engine/sampler": {"common"},
+    "engine/sampler": {"common", "engine/kernels"},
     "formats": {"common", "engine/model", "engine/kernels"},
     "tokenizer": {"common"},
     "scheduler": {"common", "kvpool", "engine/model", "engine/sampler", "tokenizer"},

@@ -46,6 +46,11 @@ int serve(const ConfigFlags& flags) {
   spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
   spdlog::info("kernels: {} ({}) on {}; this CPU supports up to {}", isa_level_name(isa->level), isa->source,
                cpu_model_name(), isa_level_name(best_cpu_isa()));
+  if (isa->level == IsaLevel::kBaseline) {
+    spdlog::warn("kernels run their scalar code ({}): expect several times less throughput than on a CPU with "
+                 "AVX2 or AVX-512",
+                 best_cpu_isa() == IsaLevel::kBaseline ? "this CPU has no AVX2" : "chosen by " + isa->source);
+  }
   auto app = ServerApp::create(cfg);
   if (!app) {
     // Start-up failures name the config key at fault.

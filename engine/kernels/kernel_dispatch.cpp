@@ -1,5 +1,5 @@
 // The public kernel functions (kernels.h, quantize.h, gemv.h, amx_gemm.h,
-// paged_attention.h) forward to the table of the chosen instruction-set
+// paged_attention.h, sampler_math.h) forward to the table of the chosen instruction-set
 // level; this file chooses it. Compiled once, for the baseline.
 #include <atomic>
 #include <cstdlib>
@@ -132,6 +132,14 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
   active_kernels().gemv_s8_fn(w, kp, x, m, n_out, x_scale, w_scale, comp, y, ldy, p0, p1);
 }
 }  // namespace gemv
+
+namespace sampler_math {
+float max_value(const float* x, size_t n) { return active_kernels().sampler_max_fn(x, n); }
+double exp_minus(const float* x, float m, float* out, size_t n) {
+  return active_kernels().sampler_exp_minus_fn(x, m, out, n);
+}
+double sum(const float* x, size_t n) { return active_kernels().sampler_sum_fn(x, n); }
+}  // namespace sampler_math
 
 namespace amx {
 bool available() { return active_kernels().amx_s8_fn != nullptr; }

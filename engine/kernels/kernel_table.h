@@ -2,8 +2,8 @@
 // pointers. Every kernel source is compiled once per level (isa_begin.h);
 // each level's copy fills its table (register_kernels in each source,
 // kernel_table_fill.cpp), and kernel_dispatch.cpp points the public
-// functions of kernels.h, quantize.h, gemv.h, amx_gemm.h and
-// paged_attention.h at the table of the level chosen at start-up.
+// functions of kernels.h, quantize.h, gemv.h, amx_gemm.h,
+// paged_attention.h and sampler_math.h at the table of the level chosen at start-up.
 //
 // select_kernel_isa() chooses the level: the best the CPU supports unless a
 // lower one is asked for (PAGODA_ISA, engine.isa, tests). The choice is an
@@ -18,6 +18,7 @@
 #include "engine/kernels/gemv.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/quantize.h"
+#include "engine/kernels/sampler_math.h"
 
 namespace pagoda {
 
@@ -50,6 +51,10 @@ struct KernelTable {
   decltype(&amx::bf16_panels) amx_bf16_fn = nullptr;
   // paged_attention.h
   decltype(&paged_attention) paged_attention_fn = nullptr;
+  // sampler_math.h
+  decltype(&sampler_math::max_value) sampler_max_fn = nullptr;
+  decltype(&sampler_math::exp_minus) sampler_exp_minus_fn = nullptr;
+  decltype(&sampler_math::sum) sampler_sum_fn = nullptr;
 };
 
 // The table of the chosen level (the CPU's best until select_kernel_isa).

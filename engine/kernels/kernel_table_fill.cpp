@@ -20,6 +20,11 @@ PAGODA_ISA_NAMESPACE_BEGIN
 void register_kernels(KernelTable& table);  // amx_gemm.cpp
 PAGODA_ISA_NAMESPACE_END
 }  // namespace amx
+namespace sampler_math {
+PAGODA_ISA_NAMESPACE_BEGIN
+void register_kernels(KernelTable& table);  // sampler_math.cpp
+PAGODA_ISA_NAMESPACE_END
+}  // namespace sampler_math
 
 // Declared in kernel_dispatch.cpp, which calls it only when the CPU supports
 // this level (the function itself may use the level's instructions).
@@ -32,6 +37,7 @@ const KernelTable& PAGODA_ISA_TABLE() {
     PAGODA_ISA_NS::register_attention_kernels(t);
     gemv::PAGODA_ISA_NS::register_kernels(t);
     amx::PAGODA_ISA_NS::register_kernels(t);
+    sampler_math::PAGODA_ISA_NS::register_kernels(t);
     return t;
   }();
   return table;

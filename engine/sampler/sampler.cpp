@@ -1,6 +1,6 @@
 #include "engine/sampler/sampler.h"
 
-#include "engine/sampler/sampler_math.h"
+#include "engine/kernels/sampler_math.h"
 
 #include <algorithm>
 #include <cmath>

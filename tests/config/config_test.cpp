@@ -143,7 +143,7 @@ TEST_CASE("check_config_paths names the missing file's key") {
   CHECK_THAT(st.message(), Catch::Contains("'model.path'"));
 }
 
-TEST_CASE("PAGODA_<SECTION>_<KEY> environment variables become overrides; typos are errors") {
+TEST_CASE("PAGODA_<SECTION>_<KEY> environment variables become overrides, and typos are errors") {
   const auto env = config_overrides_from_environment(
       {"PATH=/usr/bin", "PAGODA_KV_PAGE_SIZE=64", "PAGODA_MODEL_WEIGHT_DTYPE=int8", "PAGODA_ISA=avx2",
        "PAGODA_HUGE_PAGES=0", "PAGODA_BIN=/x/pagoda", "PAGODA_SERVER_API_KEYS=[a, b]", "NOT_PAGODA_KV_PAGE_SIZE=8"});

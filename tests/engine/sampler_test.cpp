@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "engine/sampler/sampler.h"
-#include "engine/sampler/sampler_math.h"
+#include "engine/kernels/sampler_math.h"
+#include "tests/engine/isa_levels.h"
 
 using namespace pagoda;
 
@@ -354,6 +355,7 @@ TEST_CASE("validate names the field and the allowed values", "[sampler]") {
 }
 
 TEST_CASE("sampler_math kernels match plain loops", "[sampler]") {
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{5000}, size_t{32000}}) {
     INFO("n = " << n);
     auto x = random_logits(n, static_cast<uint32_t>(n), 20.0f);

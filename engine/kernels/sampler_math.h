@@ -1,6 +1,7 @@
 // Vector helpers for the sampler over one row of logits: max, shifted exp
-// with its sum, and plain float sums. AVX-512 when compiled with it, else a
-// portable scalar path with the same contract. Pure functions; thread-safe.
+// with its sum, and plain float sums. AVX-512 at the avx512 levels and up
+// (kernel_table.h), else a scalar path with the same contract. Pure
+// functions; thread-safe.
 #pragma once
 
 #include <cstddef>

@@ -1,19 +1,14 @@
-#include "engine/sampler/sampler_math.h"
+#include "engine/kernels/sampler_math.h"
 
 #include <cmath>
 #include <limits>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-// GCC 12's AVX-512 headers self-initialize "undefined" vectors (__Y = __Y),
-// which -Wall reports at every inlined use; the values are never read.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)  // GCC-only warning (clang would warn that it is unknown)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#endif
+#include "engine/kernels/kernel_table.h"
+
+#include "engine/kernels/isa_begin.h"
 
 namespace pagoda::sampler_math {
+PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kCutoff = -87.0f;  // exp(-87) ~ 1.6e-38: near FLT_MIN, treat as 0
@@ -22,7 +17,7 @@ constexpr float kCutoff = -87.0f;  // exp(-87) ~ 1.6e-38: near FLT_MIN, treat as
 float max_value(const float* x, size_t n) {
   size_t i = 0;
   float m = kNegInf;
-#ifdef __AVX512F__
+#ifdef PAGODA_AVX512F
   __m512 vm = _mm512_set1_ps(kNegInf);
   for (; i + 16 <= n; i += 16) {
     // max_ps returns the second operand when either is NaN: keep vm there.
@@ -39,7 +34,7 @@ float max_value(const float* x, size_t n) {
 double exp_minus(const float* x, float m, float* out, size_t n) {
   size_t i = 0;
   double total = 0.0;
-#ifdef __AVX512F__
+#ifdef PAGODA_AVX512F
   const __m512 vm = _mm512_set1_ps(m);
   const __m512 cutoff = _mm512_set1_ps(kCutoff);
   const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
@@ -85,7 +80,7 @@ double exp_minus(const float* x, float m, float* out, size_t n) {
 double sum(const float* x, size_t n) {
   size_t i = 0;
   double total = 0.0;
-#ifdef __AVX512F__
+#ifdef PAGODA_AVX512F
   __m512 acc = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
     acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
@@ -100,4 +95,13 @@ double sum(const float* x, size_t n) {
   return total;
 }
 
+void register_kernels(KernelTable& table) {
+  table.sampler_max_fn = &max_value;
+  table.sampler_exp_minus_fn = &exp_minus;
+  table.sampler_sum_fn = &sum;
+}
+
+PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::sampler_math
+
+#include "engine/kernels/isa_end.h"
