@@ -49,7 +49,8 @@ IsaLevel detect() {
   const bool os_tile = (xcr & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA
   const bool avx2 = os_ymm && bit(l1.c, 28) /*AVX*/ && bit(l1.c, 12) /*FMA*/ && bit(l1.c, 29) /*F16C*/ &&
                     bit(l7.b, 5) /*AVX2*/ && bit(l7.b, 3) /*BMI1*/ && bit(l7.b, 8) /*BMI2*/ &&
-                    bit(ext.c, 5) /*LZCNT*/ && bit(l1.c, 22) /*MOVBE*/;
+                    bit(ext.c, 5) /*LZCNT*/ && bit(l1.c, 22) /*MOVBE*/ && bit(l1.c, 23) /*POPCNT*/ &&
+                    bit(l1.c, 20) /*SSE4.2*/ && bit(l1.c, 9) /*SSSE3*/;
   if (!avx2) return IsaLevel::kBaseline;
   const bool avx512 = os_zmm && bit(l7.b, 16) /*F*/ && bit(l7.b, 17) /*DQ*/ && bit(l7.b, 28) /*CD*/ &&
                       bit(l7.b, 30) /*BW*/ && bit(l7.b, 31) /*VL*/;

@@ -196,5 +196,3 @@ void register_kernels(KernelTable& table) {
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::amx
-
-#include "engine/kernels/isa_end.h"

@@ -639,5 +639,3 @@ void register_kernels(KernelTable& table) {
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::gemv
-
-#include "engine/kernels/isa_end.h"

@@ -4,16 +4,17 @@
 // avx2, avx512, avx512_vnni, amx); kernel_dispatch.cpp picks one set at
 // start-up. A kernel source includes its standard and public headers first,
 // then this file, then the level-dependent helper headers (simd.h,
-// simd_exp.h, kvpool/kv_codec.h, attention_*.h), wraps its code in
-// PAGODA_ISA_NAMESPACE_BEGIN / _END and ends with isa_end.h.
+// simd_exp.h, kvpool/kv_codec.h, attention_*.h) and wraps its code in
+// PAGODA_ISA_NAMESPACE_BEGIN / _END.
 //
 // For a level this:
-//  - applies `#pragma GCC target(<the level's instructions>)` to every
-//    function defined after it. Not -m flags on the command line: with those,
-//    templates and inline functions of headers (std::vector's code, ...)
-//    would be compiled with AVX-512 too and the linker could keep that copy
-//    for callers that must run on an AVX2 CPU. Functions of headers included
-//    before this file stay baseline code;
+//  - makes PAGODA_ISA_NAMESPACE_BEGIN / _END apply `#pragma GCC
+//    target(<the level's instructions>)` to the functions defined between
+//    them (push_options / pop_options). Not -m flags on the command line:
+//    with those, templates and inline functions of headers (std::vector's
+//    code, KvStorage's accessors, ...) would be compiled with AVX-512 too and
+//    the linker could keep that copy for callers that must run on an AVX2
+//    CPU. Everything outside the level's namespace stays baseline code;
 //  - defines PAGODA_AVX2, PAGODA_FMA, PAGODA_F16C, PAGODA_AVX512F,
 //    PAGODA_AVX512BW, PAGODA_AVX512VL, PAGODA_AVX512DQ, PAGODA_AVX512VNNI,
 //    PAGODA_AVX512BF16 and PAGODA_AMX for the instructions it has: kernels
@@ -63,18 +64,27 @@
 #define PAGODA_ISA_CAT(a, b) PAGODA_ISA_CAT2(a, b)
 #define PAGODA_ISA_TABLE PAGODA_ISA_CAT(kernel_table_, PAGODA_ISA_NS)
 
+// The level's target applies only between PAGODA_ISA_NAMESPACE_BEGIN and
+// _END (push_options / pop_options in the macros), so headers included after
+// this file, standard or ours, stay baseline code wherever they are first
+// included; only the code inside the level's namespace uses its instructions.
 #if !defined(__clang__) && PAGODA_ISA_LEVEL >= 1
-#pragma GCC push_options
 #if PAGODA_ISA_LEVEL == 1
-#pragma GCC target("avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt")
+#define PAGODA_ISA_TARGET_PRAGMA _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt\")")
 #elif PAGODA_ISA_LEVEL == 2
-#pragma GCC target("avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd")
+#define PAGODA_ISA_TARGET_PRAGMA \
+  _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd\")")
 #elif PAGODA_ISA_LEVEL == 3
-#pragma GCC target("avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512bf16")
+// (_Pragma takes one string literal: these lines cannot be split.)
+#define PAGODA_ISA_TARGET_PRAGMA _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512bf16\")")
 #else
-#pragma GCC target("avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512bf16,amx-tile,amx-int8,amx-bf16")
+#define PAGODA_ISA_TARGET_PRAGMA _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512bf16,amx-tile,amx-int8,amx-bf16\")")
 #endif
-#define PAGODA_ISA_TARGET_PUSHED 1
+#undef PAGODA_ISA_NAMESPACE_BEGIN
+#undef PAGODA_ISA_NAMESPACE_END
+#define PAGODA_ISA_NAMESPACE_BEGIN \
+  _Pragma("GCC push_options") PAGODA_ISA_TARGET_PRAGMA inline namespace PAGODA_ISA_NS {
+#define PAGODA_ISA_NAMESPACE_END } _Pragma("GCC pop_options")
 #define PAGODA_AVX2 1
 #define PAGODA_FMA 1
 #define PAGODA_F16C 1

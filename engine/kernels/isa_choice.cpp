@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include <dnnl.hpp>
+#include <spdlog/spdlog.h>
 
 #include "engine/kernels/kernel_table.h"
 
@@ -44,9 +45,11 @@ Result<IsaChoice> apply_isa_choice(const std::string& configured) {
   if (choice->level != best_cpu_isa()) {
     try {
       dnnl::set_max_cpu_isa(onednn_isa(choice->level));
-    } catch (const dnnl::error&) {
+    } catch (const dnnl::error& e) {
       // oneDNN already made a primitive in this process: its kernels keep
       // the CPU's best, ours run the chosen level.
+      spdlog::warn("oneDNN keeps the CPU's best ISA (it cannot be capped at {} now: {})",
+                   isa_level_name(choice->level), e.what());
     }
   }
   return choice;

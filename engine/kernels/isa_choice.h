@@ -1,7 +1,9 @@
-// The kernel level a program runs at start-up: PAGODA_ISA from the
-// environment when set (for every program: the server, benchmarks, tests),
-// else the configured value (engine.isa): "auto" (the CPU's best) or a level
-// name (common/cpu_isa.h). Not thread-safe: call once, before serving.
+// The kernel level `pagoda serve` runs: PAGODA_ISA from the environment when
+// set, else the configured value (engine.isa): "auto" (the CPU's best) or a
+// level name (common/cpu_isa.h). (Every other program, benchmarks and tests
+// included, starts at PAGODA_ISA's level when it names one this CPU supports,
+// else at the CPU's best: kernel_dispatch.cpp.) Not thread-safe: call once,
+// before serving.
 #pragma once
 
 #include <string>

@@ -6,9 +6,10 @@
 // paged_attention.h and sampler_math.h at the table of the level chosen at start-up.
 //
 // select_kernel_isa() chooses the level: the best the CPU supports unless a
-// lower one is asked for (PAGODA_ISA, engine.isa, tests). The choice is an
-// atomic pointer: a call already running finishes on the table it started
-// with. Tables are immutable; thread-safe.
+// lower one is asked for (PAGODA_ISA, engine.isa, tests). Choose before the
+// kernels run (start-up, or between tests): the choice is an atomic pointer,
+// but a Linear::forward reads it several times and must see one level.
+// Tables are immutable; thread-safe.
 #pragma once
 
 #include "common/cpu_isa.h"

@@ -44,5 +44,3 @@ const KernelTable& PAGODA_ISA_TABLE() {
 }
 
 }  // namespace pagoda
-
-#include "engine/kernels/isa_end.h"

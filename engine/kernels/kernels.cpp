@@ -228,5 +228,3 @@ void register_elementwise_kernels(KernelTable& table) {
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
-
-#include "engine/kernels/isa_end.h"

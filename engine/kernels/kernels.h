@@ -1,6 +1,7 @@
 // Elementwise and row kernels of a Llama forward pass: RMSNorm, RoPE,
 // SwiGLU, residual add, argmax, softmax. AVX-512 paths with a portable
-// scalar fallback (selected at compile time by __AVX512F__).
+// scalar fallback, compiled per instruction-set level and chosen at start-up
+// (kernel_table.h).
 //
 // Pure functions on caller-owned buffers; thread-safe. Batched kernels
 // split rows over OpenMP threads when the work is large enough.

@@ -17,6 +17,7 @@
 #include "engine/kernels/amx_gemm.h"
 #include "engine/kernels/dnnl_context.h"
 #include "engine/kernels/gemv.h"
+#include "engine/kernels/kernel_table.h"
 #include "engine/kernels/quantize.h"
 #include "engine/kernels/simd.h"
 
@@ -335,7 +336,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
        << out << " x " << in << "]: " << e.what();
     // oneDNN has bf16 matmuls only from AVX-512 up: a CPU (or a kernel level
     // chosen) below that is a limit of this machine, not an internal error.
-    if (dtype == WeightDtype::kBF16) {
+    if (dtype == WeightDtype::kBF16 && active_kernel_isa() < IsaLevel::kAvx512) {
       return Status::invalid_argument(os.str() + " (bf16 weights need AVX-512: use int8 or f32 weights on this CPU or "
                                                  "kernel level)");
     }

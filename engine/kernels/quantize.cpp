@@ -107,5 +107,3 @@ void register_quantize_kernels(KernelTable& table) {
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
-
-#include "engine/kernels/isa_end.h"

@@ -103,5 +103,3 @@ void register_kernels(KernelTable& table) {
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda::sampler_math
-
-#include "engine/kernels/isa_end.h"

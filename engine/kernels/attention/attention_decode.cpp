@@ -284,5 +284,3 @@ void attend_decode(const KvStorage&, int, const AttentionSeq&, int, int64_t, con
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
-
-#include "engine/kernels/isa_end.h"

@@ -185,5 +185,3 @@ void attend_uses_in_lanes(const KvStorage&, int, const AttentionSeq&, int, int64
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
-
-#include "engine/kernels/isa_end.h"

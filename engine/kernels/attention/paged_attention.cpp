@@ -481,5 +481,3 @@ void register_attention_kernels(KernelTable& table) { table.paged_attention_fn =
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda
-
-#include "engine/kernels/isa_end.h"
