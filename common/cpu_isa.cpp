@@ -1,6 +1,7 @@
 #include "common/cpu_isa.h"
 
 #include <array>
+#include <iterator>
 #include <cstdint>
 #include <cstring>
 
@@ -82,8 +83,10 @@ Result<IsaLevel> parse_isa_level(const std::string& name) {
   for (IsaLevel level : kAllIsaLevels) {
     if (name == isa_level_name(level)) return level;
   }
-  return Status::invalid_argument("unknown instruction-set level '" + name +
-                                  "' (expected auto, baseline, avx2, avx512, avx512_vnni or amx)");
+  std::string names = "auto";
+  for (IsaLevel level : kAllIsaLevels)
+    names += std::string(level == std::end(kAllIsaLevels)[-1] ? " or " : ", ") + isa_level_name(level);
+  return Status::invalid_argument("unknown instruction-set level '" + name + "' (expected " + names + ")");
 }
 
 IsaLevel best_cpu_isa() {

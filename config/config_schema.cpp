@@ -5,6 +5,8 @@
 #include <limits>
 #include <sstream>
 
+#include "common/cpu_isa.h"
+
 namespace pagoda {
 namespace {
 
@@ -275,8 +277,9 @@ std::vector<ConfigField> build_fields() {
   // engine
   f.push_back(int_field("engine.threads", [](ServerConfig& c) -> auto& { return c.engine.threads; },
                         0, 1024));
-  f.push_back(enum_field("engine.isa", [](ServerConfig& c) -> auto& { return c.engine.isa; },
-                         {"auto", "baseline", "avx2", "avx512", "avx512_vnni", "amx"}));
+  std::vector<std::string> isa_values = {"auto"};  // or a level of common/cpu_isa.h
+  for (IsaLevel level : kAllIsaLevels) isa_values.emplace_back(isa_level_name(level));
+  f.push_back(enum_field("engine.isa", [](ServerConfig& c) -> auto& { return c.engine.isa; }, isa_values));
   // logging
   f.push_back(enum_field("logging.level", [](ServerConfig& c) -> auto& { return c.logging.level; },
                          {"trace", "debug", "info", "warn", "error", "off"}));

@@ -102,7 +102,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   if (!storage) return storage.status();
   impl->storage = std::move(storage).value();
   auto llama = LlamaModel::create(impl->model, *wdt, impl->storage.get());
-  if (!llama && llama.status().message().find("weights need AVX-512") != std::string::npos)
+  // bf16 matmuls exist only from AVX-512 up: Linear says so as invalid_argument.
+  if (!llama && llama.status().code() == StatusCode::kInvalidArgument && *wdt == WeightDtype::kBF16)
     return Status::invalid_argument("config key 'model.weight_dtype': " + llama.status().message());
   if (!llama) return llama.status();
   impl->llama = std::move(llama).value();

@@ -2,8 +2,9 @@
 // paged_attention.h, sampler_math.h) forward to the table of the chosen instruction-set
 // level; this file chooses it. Compiled once, for the baseline.
 #include <atomic>
-#include <cstdlib>
+#include <string>
 
+#include "engine/kernels/isa_choice.h"
 #include "engine/kernels/kernel_table.h"
 
 namespace pagoda {
@@ -32,11 +33,14 @@ const KernelTable& table_for(IsaLevel level) {
 // The level a process starts with: PAGODA_ISA when it names a level this CPU
 // supports (the server reports a bad value at start-up), else the best.
 IsaLevel initial_level() {
-  if (const char* env = std::getenv("PAGODA_ISA")) {
-    const Result<IsaLevel> level = resolve_isa_request(env);
-    if (level.is_ok()) return *level;
-  }
-  return best_cpu_isa();
+  const Result<IsaChoice> choice = choose_isa("auto");
+  return choice.is_ok() ? choice->level : best_cpu_isa();
+}
+
+// The error for a level this CPU cannot run (`what` names the request).
+Status cpu_lacks(const std::string& what) {
+  return Status::invalid_argument("this CPU (" + cpu_model_name() + ") cannot run " + what +
+                                  "; its best level is " + isa_level_name(best_cpu_isa()));
 }
 
 std::atomic<const KernelTable*>& active_slot() {
@@ -51,11 +55,7 @@ const KernelTable& active_kernels() { return *active_slot().load(std::memory_ord
 IsaLevel active_kernel_isa() { return active_kernels().level; }
 
 Status select_kernel_isa(IsaLevel level) {
-  if (!cpu_supports(level)) {
-    return Status::invalid_argument(std::string("this CPU (") + cpu_model_name() + ") cannot run the " +
-                                    isa_level_name(level) + " kernels; its best level is " +
-                                    isa_level_name(best_cpu_isa()));
-  }
+  if (!cpu_supports(level)) return cpu_lacks(std::string("the ") + isa_level_name(level) + " kernels");
   active_slot().store(&table_for(level), std::memory_order_release);
   return Status::ok();
 }
@@ -64,10 +64,7 @@ Result<IsaLevel> resolve_isa_request(const std::string& request) {
   if (request == "auto") return best_cpu_isa();
   Result<IsaLevel> level = parse_isa_level(request);
   if (!level.is_ok()) return level.status();
-  if (!cpu_supports(*level)) {
-    return Status::invalid_argument(std::string("this CPU (") + cpu_model_name() + ") cannot run '" + request +
-                                    "'; its best level is " + isa_level_name(best_cpu_isa()));
-  }
+  if (!cpu_supports(*level)) return cpu_lacks("'" + request + "'");
   return *level;
 }
 
