@@ -2,7 +2,8 @@
 //
 // A Status is either OK or carries a code and a human-readable message that
 // names what was wrong (a config key, a request field, a file) and what is
-// allowed. Modules return Status / Result<T> instead of throwing; exceptions
+// allowed; a rejection of a request field also names the field in field(),
+// which the API reports as the error's "param". Modules return Status / Result<T> instead of throwing; exceptions
 // from third-party libraries are caught at module borders and converted.
 // Value types, cheap to move; not synchronized (like any value).
 #pragma once
@@ -48,12 +49,19 @@ class [[nodiscard]] Status {
   explicit operator bool() const { return is_ok(); }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The request field this error is about ("temperature", "prompt"), or "".
+  const std::string& field() const { return field_; }
+  Status with_field(std::string field) && {
+    field_ = std::move(field);
+    return std::move(*this);
+  }
   // "InvalidArgument: message", or "OK".
   std::string to_string() const;
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string field_;
 };
 
 // Either a value or a non-OK Status.

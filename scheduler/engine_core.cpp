@@ -13,6 +13,18 @@ namespace pagoda {
 namespace {
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 bool contains(const std::vector<int32_t>& v, int32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+RequestLimits limits_of(const SchedulerConfig& scheduler, const KvCacheManager& kv, const ModelRunner& runner) {
+  RequestLimits l;
+  l.max_model_len = scheduler.max_model_len;
+  l.max_num_batched_tokens = scheduler.max_num_batched_tokens;
+  l.chunked_prefill = scheduler.chunked_prefill;
+  l.page_size = kv.page_size();
+  l.usable_pages = kv.num_usable_pages();
+  l.sliding_window = kv.config().sliding_window;
+  l.vocab_size = runner.vocab_size();
+  return l;
+}
 }  // namespace
 
 EngineCore::EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheManager> kv,
@@ -23,30 +35,13 @@ EngineCore::EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheMa
       scheduler_(config.scheduler, kv_.get()),
       runner_(std::move(runner)),
       tokenizer_(std::move(tokenizer)),
-      stats_(std::move(stats)) {}
-
-Status EngineCore::validate(const Request& r) const {
-  PAGODA_RETURN_IF_ERROR(scheduler_.validate(r));
-  const int32_t vocab = runner_->vocab_size();
-  for (int32_t t : r.tokens)
-    if (t < 0 || t >= vocab)
-      return Status::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                      std::to_string(vocab) + ")");
-  for (int32_t t : r.stop.stop_token_ids)
-    if (t < 0 || t >= vocab)
-      return Status::invalid_argument("stop_token_ids: " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                      std::to_string(vocab) + ")");
-  if (r.stop.min_tokens < 0 || r.stop.min_tokens > r.stop.max_tokens)
-    return Status::invalid_argument("min_tokens must be between 0 and max_tokens (" +
-                                    std::to_string(r.stop.max_tokens) + "), got " +
-                                    std::to_string(r.stop.min_tokens));
-  return r.sampling.validate(vocab);
-}
+      stats_(std::move(stats)),
+      limits_(limits_of(config_.scheduler, *kv_, *runner_)) {}
 
 void EngineCore::add(std::shared_ptr<Request> request) {
   stats_->prompt_tokens.add(static_cast<double>(request->num_prompt_tokens));
   scheduler_.add(std::move(request));
-  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
+  publish_gauges();
 }
 
 bool EngineCore::step(Clock::time_point now) {
@@ -69,9 +64,7 @@ bool EngineCore::step(Clock::time_point now) {
   SchedulerOutput out = scheduler_.schedule();
   stats_->preemptions.add(out.num_preempted);
   if (out.empty()) {
-    stats_->requests_running.set(static_cast<double>(num_running()));
-    stats_->requests_waiting.set(static_cast<double>(num_waiting()));
-    stats_->set_kv_usage(kv_->usage());
+    publish_gauges();
     return false;
   }
   for (const ScheduledSeq& s : out.seqs) {
@@ -96,22 +89,20 @@ bool EngineCore::step(Clock::time_point now) {
   stats_->step_time.observe(step_s);
   stats_->batch_tokens.observe(static_cast<double>(out.num_tokens));
   stats_->batch_seqs.observe(static_cast<double>(out.seqs.size()));
-  stats_->requests_running.set(static_cast<double>(num_running()));
-  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
-  stats_->set_kv_usage(kv_->usage());
+  publish_gauges();
   return true;
 }
 
 void EngineCore::mask_stop_tokens(const Request& r, float* logits) const {
   const float ninf = -std::numeric_limits<float>::infinity();
-  const int32_t vocab = runner_->vocab_size();
+  const int32_t vocab = limits_.vocab_size;
   for (int32_t t : tokenizer_->eos_ids())
     if (t >= 0 && t < vocab) logits[t] = ninf;
   for (int32_t t : r.stop.stop_token_ids) logits[t] = ninf;
 }
 
 void EngineCore::sample_and_update(const SchedulerOutput& out) {
-  const int64_t vocab = runner_->vocab_size();
+  const int64_t vocab = limits_.vocab_size;
   int64_t row = 0;
   for (const ScheduledSeq& s : out.seqs) {
     if (!s.sample) continue;
@@ -194,19 +185,22 @@ void EngineCore::emit(Request& r, bool final, Status error) {
 void EngineCore::finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now) {
   scheduler_.finish(&r, reason);
   // Publish the freed pages before the client can hear of the end.
-  stats_->set_kv_usage(kv_->usage());
-  stats_->requests_running.set(static_cast<double>(num_running()));
-  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
+  publish_gauges();
   stats_->finished[static_cast<size_t>(reason)].add();
   stats_->e2e_latency.observe(seconds(now - r.times.arrival));
   emit(r, /*final=*/true, std::move(status));  // what was held back, the reason, any error
+}
+
+void EngineCore::publish_gauges() {
+  stats_->requests_running.set(static_cast<double>(num_running()));
+  stats_->requests_waiting.set(static_cast<double>(num_waiting()));
+  stats_->set_kv_usage(kv_->usage());
 }
 
 void EngineCore::abort_all(FinishReason reason, const Status& status) {
   std::vector<std::shared_ptr<Request>> live(scheduler_.running().begin(), scheduler_.running().end());
   live.insert(live.end(), scheduler_.waiting().begin(), scheduler_.waiting().end());
   for (const auto& r : live) finish_request(*r, reason, status, Clock::now());
-  stats_->set_kv_usage(kv_->usage());
 }
 
 }  // namespace pagoda

@@ -6,8 +6,8 @@
 // directly (with fake model runners and virtual time).
 //
 // Owns the KvCacheManager, the Scheduler, the ModelRunner and the Sampler;
-// shares the Tokenizer and EngineStats. Not thread-safe: one thread calls it
-// (validate() is const and thread-safe).
+// shares the Tokenizer and EngineStats. Not thread-safe: one thread calls it,
+// except validate() and limits(), which read only the immutable RequestLimits.
 #pragma once
 
 #include <memory>
@@ -19,6 +19,7 @@
 #include "kvpool/kv_cache_manager.h"
 #include "scheduler/engine_stats.h"
 #include "scheduler/model_runner.h"
+#include "scheduler/request_limits.h"
 #include "scheduler/scheduler.h"
 
 namespace pagoda {
@@ -34,8 +35,9 @@ class EngineCore {
              std::unique_ptr<ModelRunner> runner, std::shared_ptr<const Tokenizer> tokenizer,
              std::shared_ptr<EngineStats> stats);
 
-  // See Scheduler::validate; also checks sampling parameters and token ids.
-  Status validate(const Request& request) const;
+  // validate_request() against this engine's limits. Thread-safe.
+  Status validate(const Request& request) const { return validate_request(limits_, request); }
+  const RequestLimits& limits() const { return limits_; }
   // Queues a validated request.
   void add(std::shared_ptr<Request> request);
   // Runs one step at time `now`. Returns false when there was nothing to run.
@@ -57,6 +59,9 @@ class EngineCore {
   void emit(Request& r, bool final, Status error = Status::ok());
   void finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now);
   void mask_stop_tokens(const Request& r, float* logits) const;
+  // Running and waiting counts and KV usage into the stats' gauges: after
+  // anything that changes them, before the client can hear of it.
+  void publish_gauges();
 
   EngineCoreConfig config_;
   std::unique_ptr<KvCacheManager> kv_;
@@ -64,6 +69,7 @@ class EngineCore {
   std::unique_ptr<ModelRunner> runner_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::shared_ptr<EngineStats> stats_;
+  const RequestLimits limits_;
   Sampler sampler_;
   std::vector<float> logits_;
 };

@@ -1,41 +1,13 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace pagoda {
 
-Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv) : config_(config), kv_(kv) {}
-
-Status Scheduler::validate(const Request& r) const {
-  const int64_t prompt = r.num_prompt_tokens;
-  if (prompt == 0) return Status::invalid_argument("the prompt is empty");
-  if (r.stop.max_tokens < 1)
-    return Status::invalid_argument("max_tokens must be at least 1 (got " +
-                                    std::to_string(r.stop.max_tokens) + ")");
-  if (prompt + r.stop.max_tokens > config_.max_model_len)
-    return Status::invalid_argument(
-        "this model's maximum context length is " + std::to_string(config_.max_model_len) +
-        " tokens, but the request has " + std::to_string(prompt) + " prompt tokens and asks for " +
-        std::to_string(r.stop.max_tokens) + " more (" + std::to_string(prompt + r.stop.max_tokens) +
-        " in all): shorten the prompt or lower max_tokens");
-  if (!config_.chunked_prefill && prompt > config_.max_num_batched_tokens)
-    return Status::invalid_argument(
-        "the prompt has " + std::to_string(prompt) + " tokens but one step takes at most " +
-        std::to_string(config_.max_num_batched_tokens) +
-        " (scheduler.max_num_batched_tokens, with chunked_prefill off)");
-  const int64_t P = kv_->page_size();
-  // validate() runs on the submitting (I/O) thread: only what is fixed at
-  // construction may be read here (usage() walks the engine thread's tables).
-  const int64_t pages = kv_->num_usable_pages();
-  int64_t need = (prompt + r.stop.max_tokens + P - 1) / P;
-  if (kv_->config().sliding_window > 0)
-    need = std::min(need, (kv_->config().sliding_window + P - 1) / P + 2);
-  if (need > pages)
-    return Status::invalid_argument(
-        "the request needs up to " + std::to_string(need) + " KV pages (" +
-        std::to_string(prompt + r.stop.max_tokens) + " tokens) but the pool has " +
-        std::to_string(pages) + ": lower max_tokens or raise kv.memory_gib");
-  return Status::ok();
+Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv) : config_(config), kv_(kv) {
+  assert(config.max_num_seqs > 0 && config.max_num_batched_tokens > 0 && config.max_model_len > 0 &&
+         "SchedulerConfig: every size must be set");
 }
 
 bool Scheduler::worse(const Request& a, const Request& b) const {

@@ -12,8 +12,8 @@
 //
 // Owns the waiting and running lists (shared_ptrs to Requests); talks to KV
 // memory only through the KvCacheManager it borrows. Not thread-safe: the
-// engine thread alone calls it (validate() is const and may be called from
-// any thread).
+// engine thread alone calls it (requests are checked before they get here,
+// against RequestLimits: scheduler/request_limits.h).
 #pragma once
 
 #include <cstdint>
@@ -28,19 +28,19 @@
 
 namespace pagoda {
 
-// The defaults serve tests and benches that build a Scheduler directly; the
-// server copies every field from its config (config/server_config.h, where
-// max_num_batched_tokens defaults to 256 and max_model_len to the model's).
+// No defaults here: the config schema (config/server_config.h) holds them and
+// the server copies every field; tests and benches that build a Scheduler set
+// each one (the constructor asserts the sizes are positive).
 struct SchedulerConfig {
-  int64_t max_num_seqs = 64;             // sequences per step
-  int64_t max_num_batched_tokens = 2048; // tokens per step
+  int64_t max_num_seqs = 0;            // sequences per step
+  int64_t max_num_batched_tokens = 0;  // tokens per step
   // A waiting request joins a step that already computes another prompt only
   // if the tokens it would compute in it are at most this plus the step's
   // decode tokens (see schedule()); >= max_num_batched_tokens packs steps FCFS.
-  int64_t prefill_join_tokens = 16;
-  bool chunked_prefill = true;           // split prompts over steps
-  bool priority_policy = false;          // false: fcfs
-  int64_t max_model_len = 2048;          // prompt + output tokens per request
+  int64_t prefill_join_tokens = 0;
+  bool chunked_prefill = false;        // split prompts over steps
+  bool priority_policy = false;        // false: fcfs
+  int64_t max_model_len = 0;           // prompt + output tokens per request
 };
 
 // One request's part of a step.
@@ -61,13 +61,7 @@ class Scheduler {
  public:
   Scheduler(const SchedulerConfig& config, KvCacheManager* kv);
 
-  // Checks that a request could ever run: prompt not empty, prompt plus
-  // max_tokens within max_model_len, a prompt that fits one step when chunked
-  // prefill is off, and a whole sequence that fits the KV pool. The message
-  // gives the numbers. Thread-safe.
-  Status validate(const Request& request) const;
-
-  // Queues a request (the caller checked validate() and the queue bound).
+  // Queues a request (the caller checked validate_request() and the queue bound).
   void add(std::shared_ptr<Request> request);
 
   // Plans one step. Allocates pages for every scheduled token; may preempt.

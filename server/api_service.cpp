@@ -36,22 +36,10 @@ asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& r
   co_return written && req.keep_alive();
 }
 
-// Which request field a rejection from the engine is about.
-std::string param_of(const std::string& message) {
-  static const char* fields[] = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty",
-                                 "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-                                 "stop_token_ids", "min_tokens", "max_tokens"};
-  for (const char* f : fields)
-    if (message.rfind(f, 0) == 0) return f;
-  if (message.find("prompt") != std::string::npos || message.find("context length") != std::string::npos)
-    return "prompt";
-  return "";
-}
-
 ApiError from_status(const Status& st) {
   switch (st.code()) {
     case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange: return api_error(400, st.message(), "invalid_value", param_of(st.message()));
+    case StatusCode::kOutOfRange: return api_error(400, st.message(), "invalid_value", st.field());
     case StatusCode::kResourceExhausted: {
       ApiError e = api_error(429, st.message(), "queue_full", "", "rate_limit_error");
       e.retry_after_s = 1;
@@ -286,14 +274,7 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
     *prompt = tokenizer_->encode(*api->prompt_text, true);
     *echo_text = *api->prompt_text;
   } else {
-    *prompt = api->prompt_ids;
-    for (int32_t t : *prompt)
-      if (t >= model_.vocab_size) {
-        *err = api_error(400, "prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                  std::to_string(model_.vocab_size) + ")",
-                         "invalid_value", "prompt");
-        return false;
-      }
+    *prompt = api->prompt_ids;  // ids outside the vocabulary: refused by the engine's validate_request
     *echo_text = tokenizer_->decode(*prompt);
   }
   if (!api->echo) echo_text->clear();

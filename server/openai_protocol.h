@@ -25,7 +25,7 @@ namespace pagoda {
 enum class ApiKind { kCompletion, kChat };
 
 struct ApiLimits {
-  int64_t max_model_len = 2048;
+  int64_t max_model_len = 0;  // the engine's (set by the server; no default here)
   int max_stop_strings = 16;
   int max_stop_string_bytes = 256;
   int max_logit_bias = 1024;

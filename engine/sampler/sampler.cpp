@@ -35,40 +35,40 @@ uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 }  // namespace
 
 Status SamplingParams::validate(int32_t vocab_size) const {
-  auto bad = [](const std::string& m) { return Status::invalid_argument(m); };
+  auto bad = [](const char* field, const std::string& m) { return Status::invalid_argument(m).with_field(field); };
   if (!(temperature >= 0.0f) || !std::isfinite(temperature)) {
-    return bad("temperature must be a finite number >= 0 (0 = greedy), got " +
+    return bad("temperature", "temperature must be a finite number >= 0 (0 = greedy), got " +
                std::to_string(temperature));
   }
-  if (top_k < -1) return bad("top_k must be -1, 0 (off) or a positive count, got " + std::to_string(top_k));
+  if (top_k < -1) return bad("top_k", "top_k must be -1, 0 (off) or a positive count, got " + std::to_string(top_k));
   if (!(top_p > 0.0f && top_p <= 1.0f)) {
-    return bad("top_p must be in (0, 1], got " + std::to_string(top_p));
+    return bad("top_p", "top_p must be in (0, 1], got " + std::to_string(top_p));
   }
   if (!(min_p >= 0.0f && min_p <= 1.0f)) {
-    return bad("min_p must be in [0, 1], got " + std::to_string(min_p));
+    return bad("min_p", "min_p must be in [0, 1], got " + std::to_string(min_p));
   }
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty)) {
-    return bad("repetition_penalty must be a finite number > 0 (1 = off), got " +
+    return bad("repetition_penalty", "repetition_penalty must be a finite number > 0 (1 = off), got " +
                std::to_string(repetition_penalty));
   }
   if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) {
-    return bad("presence_penalty must be in [-2, 2], got " + std::to_string(presence_penalty));
+    return bad("presence_penalty", "presence_penalty must be in [-2, 2], got " + std::to_string(presence_penalty));
   }
   if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) {
-    return bad("frequency_penalty must be in [-2, 2], got " + std::to_string(frequency_penalty));
+    return bad("frequency_penalty", "frequency_penalty must be in [-2, 2], got " + std::to_string(frequency_penalty));
   }
   for (const auto& [id, bias] : logit_bias) {
     if (id < 0 || id >= vocab_size) {
-      return bad("logit_bias token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+      return bad("logit_bias", "logit_bias token id " + std::to_string(id) + " is outside the vocabulary [0, " +
                  std::to_string(vocab_size) + ")");
     }
     if (std::isnan(bias) || bias == std::numeric_limits<float>::infinity()) {
-      return bad("logit_bias for token " + std::to_string(id) +
+      return bad("logit_bias", "logit_bias for token " + std::to_string(id) +
                  " must be a number or -inf (to ban it), not NaN or +inf");
     }
   }
   if (logprobs < 0 || logprobs > kMaxLogprobs) {
-    return bad("logprobs must be in [0, " + std::to_string(kMaxLogprobs) + "], got " +
+    return bad("logprobs", "logprobs must be in [0, " + std::to_string(kMaxLogprobs) + "], got " +
                std::to_string(logprobs));
   }
   return Status::ok();

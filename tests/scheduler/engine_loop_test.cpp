@@ -17,6 +17,8 @@ namespace {
 std::unique_ptr<EngineLoop> make_loop(int64_t num_pages, int64_t max_queue, const KvCacheManager** kv_out = nullptr) {
   EngineCoreConfig cfg;
   cfg.scheduler.max_num_seqs = 8;
+  cfg.scheduler.prefill_join_tokens = 16;
+  cfg.scheduler.chunked_prefill = true;
   cfg.scheduler.max_num_batched_tokens = 128;
   cfg.scheduler.max_model_len = 512;
   auto kv = make_kv(16, num_pages);

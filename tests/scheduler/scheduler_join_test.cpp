@@ -41,6 +41,7 @@ SchedulerConfig config(int64_t join) {
   c.max_num_batched_tokens = 256;
   c.max_model_len = 512;
   c.prefill_join_tokens = join;
+  c.chunked_prefill = true;
   return c;
 }
 

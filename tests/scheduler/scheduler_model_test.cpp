@@ -35,6 +35,8 @@ struct RealEngine {
     model = std::move(lm).value();
     EngineCoreConfig cfg;
     cfg.scheduler.max_num_seqs = max_seqs;
+    cfg.scheduler.prefill_join_tokens = 16;
+    cfg.scheduler.chunked_prefill = true;
     cfg.scheduler.max_num_batched_tokens = budget;
     cfg.scheduler.max_model_len = c.max_seq_len;
     core = std::make_unique<EngineCore>(cfg, make_kv(page_size, num_pages, true, storage.get()),

@@ -39,6 +39,8 @@ struct SimSpec {
 SimResult simulate(const SimSpec& spec) {
   EngineCoreConfig cfg;
   cfg.scheduler.max_num_seqs = spec.max_num_seqs;
+  cfg.scheduler.prefill_join_tokens = 16;
+  cfg.scheduler.chunked_prefill = true;
   cfg.scheduler.max_num_batched_tokens = spec.max_num_batched_tokens;
   cfg.scheduler.priority_policy = spec.priority;
   cfg.scheduler.max_model_len = 512;
