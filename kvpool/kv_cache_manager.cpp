@@ -27,9 +27,9 @@ KvCacheManager::KvCacheManager(const KvCacheConfig& config)
 
 int64_t KvCacheManager::lookup_prefix(RequestId id, std::span<const int32_t> prompt_tokens,
                                       std::string_view cache_salt) {
-  RequestState& s = state(id);
+  RequestPages& s = pages_of(id);
   if (!s.table.empty()) return 0;
-  s = RequestState{};
+  s = RequestPages{};
   s.salt.assign(cache_salt);
   s.looked_up_tokens = static_cast<int64_t>(prompt_tokens.size());
   prefix_query_tokens_ += s.looked_up_tokens;
@@ -58,11 +58,11 @@ KvCacheManager::PrefixMatch KvCacheManager::match_prefix(std::span<const int32_t
     const auto toks = prompt_tokens.subspan(i * ps, ps);
     const uint64_t h = config_.hash_fn(m.last_hash, toks, salt);
     const int32_t page = pool_.find_cached(h, m.last_page, m.last_generation, toks, salt);
-    if (page == kNoBlock) break;
+    if (page == kNoPage) break;
     m.pages.push_back(page);
     m.last_hash = h;
     m.last_page = page;
-    m.last_generation = pool_.block(page).generation;
+    m.last_generation = pool_.page(page).generation;
   }
   const size_t next = m.pages.size() * ps;
   const size_t reusable = std::min(ps, prompt_tokens.size() - 1 - next);  // the last token is always computed
@@ -79,19 +79,19 @@ int64_t KvCacheManager::probe_prefix(std::span<const int32_t> prompt_tokens, std
   return cached;
 }
 
-int64_t KvCacheManager::copy_partial_page(RequestState& s, std::span<const int32_t> next) {
-  const BlockPool::PartialMatch m = pool_.find_partial(s.last_page, s.last_generation, next, s.salt);
-  if (m.page == kNoBlock) return 0;
+int64_t KvCacheManager::copy_partial_page(RequestPages& s, std::span<const int32_t> next) {
+  const PagePool::PartialMatch m = pool_.find_partial(s.last_page, s.last_generation, next, s.salt);
+  if (m.page == kNoPage) return 0;
   pool_.acquire(m.page);  // so that allocate() cannot evict it
   const int32_t page = pool_.allocate();
-  if (page != kNoBlock) {
+  if (page != kNoPage) {
     config_.copy_rows(m.page, page, m.rows);
     s.table.push_back(page);
     ++s.partial_hits;
     ++prefix_partial_hits_;
   }
   pool_.release(m.page);
-  return page == kNoBlock ? 0 : m.rows;
+  return page == kNoPage ? 0 : m.rows;
 }
 
 int64_t KvCacheManager::pages_needed(RequestId id, int64_t num_tokens_total_after) const {
@@ -103,7 +103,7 @@ int64_t KvCacheManager::pages_needed(RequestId id, int64_t num_tokens_total_afte
 
 bool KvCacheManager::allocate_slots(RequestId id, int64_t num_tokens_total_after, int64_t num_computed_tokens) {
   const bool known = has_request(id);
-  RequestState& s = state(id);
+  RequestPages& s = pages_of(id);
   if (num_computed_tokens >= 0) release_window(s, num_computed_tokens);
   const int64_t need = pages_needed(id, num_tokens_total_after);
   if (need > pool_.num_free()) {
@@ -119,7 +119,7 @@ void KvCacheManager::cache_full_pages(RequestId id, std::span<const int32_t> tok
   if (!config_.enable_prefix_caching) return;
   const auto it = requests_.find(id);
   if (it == requests_.end()) return;
-  RequestState& s = it->second;
+  RequestPages& s = it->second;
   if (s.chain_broken) return;
   const size_t ps = static_cast<size_t>(config_.page_size);
   const int64_t computed = std::min<int64_t>(num_computed_tokens, static_cast<int64_t>(tokens.size()));
@@ -133,7 +133,7 @@ void KvCacheManager::cache_full_pages(RequestId id, std::span<const int32_t> tok
     const auto toks = tokens.subspan(static_cast<size_t>(i) * ps, ps);
     const uint64_t h = config_.hash_fn(s.last_hash, toks, s.salt);
     int32_t canonical = pool_.find_cached(h, s.last_page, s.last_generation, toks, s.salt);
-    if (canonical == kNoBlock) {
+    if (canonical == kNoPage) {
       pool_.register_page(page, h, s.last_page, s.last_generation, toks, s.salt);
       canonical = page;
     }
@@ -141,12 +141,12 @@ void KvCacheManager::cache_full_pages(RequestId id, std::span<const int32_t> tok
     // the chain's name and this one stays uncached.
     s.last_hash = h;
     s.last_page = canonical;
-    s.last_generation = pool_.block(canonical).generation;
+    s.last_generation = pool_.page(canonical).generation;
     s.num_cached_pages = i + 1;
   }
 }
 
-void KvCacheManager::release_window(RequestState& s, int64_t num_computed_tokens) {
+void KvCacheManager::release_window(RequestPages& s, int64_t num_computed_tokens) {
   if (config_.sliding_window <= 0) return;
   const int64_t first_needed = num_computed_tokens - config_.sliding_window + 1;
   if (first_needed <= 0) return;
@@ -190,7 +190,7 @@ void KvCacheManager::cancel_lookup(RequestId id) {
   free(id);
 }
 
-const std::vector<int32_t>& KvCacheManager::block_table(RequestId id) const {
+const std::vector<int32_t>& KvCacheManager::page_table(RequestId id) const {
   static const std::vector<int32_t> kEmpty;
   const auto it = requests_.find(id);
   return it == requests_.end() ? kEmpty : it->second.table;
@@ -234,20 +234,20 @@ Status KvCacheManager::check_invariants() const {
       if (p != kNullPage) ++refs[static_cast<size_t>(p)];
     }
   }
-  const Block& null_block = pool_.block(kNullPage);
-  if (null_block.ref_count != 0 || null_block.in_free_list || null_block.hashed) return fail("null page was used");
+  const PageInfo& null_page = pool_.page(kNullPage);
+  if (null_page.ref_count != 0 || null_page.in_free_list || null_page.hashed) return fail("null page was used");
 
   // Free list: well linked, no repeats, uncached pages first, cached ones by tick.
   std::vector<char> seen(static_cast<size_t>(n), 0);
   int64_t count = 0, cached = 0;
-  int32_t prev = kNoBlock;
+  int32_t prev = kNoPage;
   bool in_cached_part = false;
   uint64_t last_tick = 0;
-  for (int32_t p = pool_.free_queue().front(); p != kNoBlock; p = pool_.free_queue().next(p)) {
+  for (int32_t p = pool_.free_queue().front(); p != kNoPage; p = pool_.free_queue().next(p)) {
     if (p <= kNullPage || p >= n) return fail("free list holds bad page " + std::to_string(p));
     if (seen[static_cast<size_t>(p)]) return fail("page " + std::to_string(p) + " is twice in the free list");
     seen[static_cast<size_t>(p)] = 1;
-    const Block& b = pool_.block(p);
+    const PageInfo& b = pool_.page(p);
     if (b.prev_free != prev) return fail("free list back link broken at page " + std::to_string(p));
     if (!b.in_free_list) return fail("page " + std::to_string(p) + " in the free list but not flagged");
     if (b.hashed) {
@@ -266,7 +266,7 @@ Status KvCacheManager::check_invariants() const {
 
   int64_t hashed = 0;
   for (int32_t p = 1; p < n; ++p) {
-    const Block& b = pool_.block(p);
+    const PageInfo& b = pool_.page(p);
     const bool free = seen[static_cast<size_t>(p)] != 0;
     if (free == (b.ref_count > 0)) return fail("page " + std::to_string(p) + " is not exactly one of free / in use");
     if (b.in_free_list != free) return fail("page " + std::to_string(p) + " flagged free but not listed");
@@ -280,15 +280,15 @@ Status KvCacheManager::check_invariants() const {
   if (static_cast<int64_t>(pool_.index().size()) != hashed) return fail("index size differs from cached pages");
   for (const auto& [h, p] : pool_.index().entries()) {
     if (p <= kNullPage || p >= n) return fail("index holds bad page");
-    const Block& b = pool_.block(p);
+    const PageInfo& b = pool_.page(p);
     if (!b.hashed || b.hash != h) return fail("index entry for page " + std::to_string(p) + " has a stale hash");
   }
   // Parent index: the same pages, each under its parent.
   if (static_cast<int64_t>(pool_.children().size()) != hashed) return fail("parent index size differs from cached pages");
   for (const auto& [key, p] : pool_.children().entries()) {
     if (p <= kNullPage || p >= n) return fail("parent index holds bad page");
-    const Block& b = pool_.block(p);
-    if (!b.hashed || BlockPool::child_key(b.parent, b.parent_generation) != key)
+    const PageInfo& b = pool_.page(p);
+    if (!b.hashed || PagePool::child_key(b.parent, b.parent_generation) != key)
       return fail("parent index entry for page " + std::to_string(p) + " is stale");
   }
   return Status::ok();

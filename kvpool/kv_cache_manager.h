@@ -1,6 +1,6 @@
 // KvCacheManager: the scheduler's only door to KV memory (vLLM v1 style).
 //
-// Each request owns a block table: the page ids holding its tokens in order
+// Each request owns a page table: the page ids holding its tokens in order
 // (token t lives in page table[t / page_size], slot t % page_size). Tables are
 // append-only: a position never changes its page, except that pages the
 // sliding window no longer needs are replaced by kNullPage.
@@ -31,7 +31,7 @@
 // the exact parent page and the salt, so a hash collision costs a miss and
 // never serves wrong KV.
 //
-// Owns the BlockPool and the per-request tables. Not thread-safe: the engine
+// Owns the PagePool and the per-request tables. Not thread-safe: the engine
 // thread alone calls it, except page_size(), config() and num_usable_pages(),
 // which are fixed at construction and safe from any thread.
 #pragma once
@@ -45,13 +45,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/request_id.h"
 #include "common/status.h"
-#include "kvpool/block_pool.h"
+#include "kvpool/page_pool.h"
 #include "kvpool/page_hash.h"
 
 namespace pagoda {
-
-using RequestId = uint64_t;
 
 struct KvCacheConfig {
   int page_size = 16;                        // tokens per page
@@ -91,7 +90,7 @@ class KvCacheManager {
   static Result<std::unique_ptr<KvCacheManager>> create(const KvCacheConfig& config);
 
   // Finds the request's cached prefix and takes references on those pages,
-  // which become the start of its block table. Returns the cached token count:
+  // which become the start of its page table. Returns the cached token count:
   // whole pages plus the rows of a partial-page hit (see the flow above;
   // skipped when no page is free for the copy), at most
   // prompt_tokens.size() - 1. Records cache_salt for the request's later
@@ -135,7 +134,7 @@ class KvCacheManager {
 
   // The request's table (empty for an unknown request). Valid until the next
   // call that changes this request.
-  const std::vector<int32_t>& block_table(RequestId id) const;
+  const std::vector<int32_t>& page_table(RequestId id) const;
   bool has_request(RequestId id) const { return requests_.count(id) != 0; }
 
   KvUsage usage() const;
@@ -143,7 +142,7 @@ class KvCacheManager {
   const KvCacheConfig& config() const { return config_; }
   // Pages requests can use (the null page excluded); fixed at construction.
   int64_t num_usable_pages() const { return pool_.num_usable_pages(); }
-  const BlockPool& pool() const { return pool_; }
+  const PagePool& pool() const { return pool_; }
 
   // Full consistency check, O(pages + table entries), for tests: every page is
   // exactly one of free or in use, ref counts equal table references, the free
@@ -151,13 +150,14 @@ class KvCacheManager {
   Status check_invariants() const;
 
  private:
-  struct RequestState {
+  // One request's page table and prefix-cache progress.
+  struct RequestPages {
     std::vector<int32_t> table;
     std::string salt;
     int64_t num_tokens = 0;         // slots the request asked for (max of allocate_slots)
     int64_t num_cached_pages = 0;   // leading pages whose identity is known (hit or registered)
     uint64_t last_hash = kRootPageHash;  // hash of page num_cached_pages - 1
-    int32_t last_page = kNoBlock;   // the cached page standing for it (maybe another request's)
+    int32_t last_page = kNoPage;   // the cached page standing for it (maybe another request's)
     uint32_t last_generation = 0;
     int64_t num_released = 0;       // leading entries released by the sliding window
     bool chain_broken = false;      // a page was released before it was cached
@@ -167,15 +167,15 @@ class KvCacheManager {
   };
 
   explicit KvCacheManager(const KvCacheConfig& config);
-  RequestState& state(RequestId id) { return requests_[id]; }
+  RequestPages& pages_of(RequestId id) { return requests_[id]; }
   // Sliding window: releases pages that lie wholly before the window of the
   // token at position num_computed_tokens (the next one to compute), so a
   // decoding sequence holds at most ceil(W / page_size) + 1 pages. Their table
   // entries become kNullPage. No-op without a window.
-  void release_window(RequestState& s, int64_t num_computed_tokens);
+  void release_window(RequestPages& s, int64_t num_computed_tokens);
   // Appends a fresh page holding the first rows of a cached page that matches
   // `next` (the prompt tokens after the whole-page hit) partly; returns the rows.
-  int64_t copy_partial_page(RequestState& s, std::span<const int32_t> next);
+  int64_t copy_partial_page(RequestPages& s, std::span<const int32_t> next);
   // The cached pages holding the leading whole pages of prompt_tokens (never
   // its last token), in order, with the chain state after the last one, and
   // the tokens after them that a partly matching page may lend rows to (empty
@@ -183,15 +183,15 @@ class KvCacheManager {
   struct PrefixMatch {
     std::vector<int32_t> pages;
     uint64_t last_hash = kRootPageHash;
-    int32_t last_page = kNoBlock;
+    int32_t last_page = kNoPage;
     uint32_t last_generation = 0;
     std::span<const int32_t> partial_next;
   };
   PrefixMatch match_prefix(std::span<const int32_t> prompt_tokens, std::string_view salt) const;
 
   KvCacheConfig config_;
-  BlockPool pool_;
-  std::unordered_map<RequestId, RequestState> requests_;
+  PagePool pool_;
+  std::unordered_map<RequestId, RequestPages> requests_;
   int64_t prefix_query_tokens_ = 0;
   int64_t prefix_hit_tokens_ = 0;
   int64_t prefix_partial_hits_ = 0;

@@ -1,7 +1,7 @@
 // The chained hash that names a full page for prefix sharing:
 //   hash(page i) = fn(hash(page i-1), tokens of page i, cache_salt),
 // with kRootPageHash standing in for the parent of the first page.
-// A hash only finds candidates: BlockPool checks the tokens, the parent page
+// A hash only finds candidates: PagePool checks the tokens, the parent page
 // and the salt on every hit, so a collision costs a miss, never wrong KV.
 // Stateless, thread-safe.
 #pragma once

@@ -1,6 +1,6 @@
 // PrefixIndex: page hash -> cached pages carrying that hash. Several pages may
 // share a hash (a collision, or the same content cached twice); callers check
-// the candidates' content. Holds page ids only; BlockPool owns the pages.
+// the candidates' content. Holds page ids only; PagePool owns the pages.
 // Not thread-safe.
 #pragma once
 

@@ -1,14 +1,13 @@
 // ModelRunner: what the engine loop needs from a model: run the scheduled
 // tokens of one step and return logits where a token will be sampled.
-// LlamaRunner adapts LlamaModel (block tables from the KvCacheManager); tests
-// plug in fake runners. Implementations are used by the engine thread only.
+// LlamaRunner (scheduler/llama_runner.h) adapts LlamaModel; tests plug in fake
+// runners. Implementations are used by the engine thread only.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "common/status.h"
-#include "engine/model/llama_model.h"
 #include "kvpool/kv_cache_manager.h"
 #include "scheduler/scheduler.h"
 
@@ -22,18 +21,6 @@ class ModelRunner {
   // `logits` with one vocab_size row per sequence with sample = true, in
   // order.
   virtual Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits) = 0;
-};
-
-// Runs steps on a LlamaModel. Borrows the model; reuses its batch buffers.
-class LlamaRunner final : public ModelRunner {
- public:
-  explicit LlamaRunner(LlamaModel* model) : model_(model) {}
-  int32_t vocab_size() const override { return static_cast<int32_t>(model_->config().vocab_size); }
-  Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits) override;
-
- private:
-  LlamaModel* model_;
-  BatchInput batch_;
 };
 
 }  // namespace pagoda

@@ -19,10 +19,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/request_id.h"
 #include "common/status.h"
 #include "tokenizer/detokenizer.h"
 #include "engine/sampler/sampler.h"
-#include "kvpool/kv_cache_manager.h"
 
 namespace pagoda {
 

@@ -12,6 +12,7 @@
 #include "tokenizer/tokenizer.h"
 #include "kvpool/kv_plan.h"
 #include "scheduler/engine_loop.h"
+#include "scheduler/llama_runner.h"
 #include "server/api_service.h"
 #include "server/http_server.h"
 

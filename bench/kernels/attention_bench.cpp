@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   app.add_option("--share-group", share_group, "sequences per shared prefix")
       ->check(CLI::PositiveNumber);
   bool scatter = false;
-  app.add_flag("--scatter-pages", scatter, "shuffle the pages of the block tables");
+  app.add_flag("--scatter-pages", scatter, "shuffle the pages of the page tables");
   int evict_mb = 0;
   app.add_option("--evict-mb", evict_mb, "MB of other memory read before each call")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);

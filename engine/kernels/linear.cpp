@@ -56,17 +56,12 @@ constexpr int64_t kGemvParallelBytes = 256 << 10;
 // on all threads (8 rows of 1024).
 constexpr int64_t kParallelConvertValues = 8192;
 
-// Default largest M for the panel kernels per dtype: where they stop
-// beating oneDNN (linear_bench / decode_bench on bench-200m, BENCHMARKS.md):
-// f32's chunked multi-row kernel beats oneDNN's brgemm up to M = 64 and ties
-// it from 128 on. Without AMX the int8 and bf16 chunked kernels run every
-// chunk: int8 takes 1.1-1.4x less time than oneDNN's VNNI matmul at every M
-// from 5 to 512 (tenth session), bf16 (f32 FMAs on widened weights since the
-// fourteenth session; before, with vdpbf16ps, 1.05-1.25x less than oneDNN at
-// M = 8-128) 1.3-1.6x less than that again. With AMX the tile kernels win
-// from M = 5. Builds without the vector kernels (AVX512_VNNI /
-// AVX512_BF16) keep the old small-batch limits of the scalar fallback and run
-// larger batches on oneDNN.
+// Default largest M for the panel kernels per dtype: where they stop beating
+// oneDNN on this dtype (measured with linear_bench and decode_bench;
+// BENCHMARKS.md, docs/perf-notes.md). f32: up to 64. Without AMX, the int8
+// and bf16 chunked kernels win at every M up to the largest bucket; with AMX
+// the tile kernels win from M = 5. Where the level has no vector int8 / bf16
+// kernel, the scalar fallback takes only small batches.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32: return 64;

@@ -67,11 +67,11 @@ Status LlamaModel::check_batch(const BatchInput& batch) const {
                                   std::to_string(s.first_pos + s.n_tokens - 1) +
                                   " exceed the model's " + std::to_string(c.max_seq_len));
     const int64_t pages_needed = (s.first_pos + s.n_tokens + P - 1) / P;
-    if (static_cast<int64_t>(s.block_table.size()) < pages_needed)
-      return Status::internal(who + "block table has " + std::to_string(s.block_table.size()) +
+    if (static_cast<int64_t>(s.page_table.size()) < pages_needed)
+      return Status::internal(who + "page table has " + std::to_string(s.page_table.size()) +
                               " pages, needs " + std::to_string(pages_needed));
     for (int64_t p = s.first_pos; p < s.first_pos + s.n_tokens; ++p) {
-      const int32_t page = s.block_table[static_cast<size_t>(p / P)];
+      const int32_t page = s.page_table[static_cast<size_t>(p / P)];
       if (page <= 0 || page >= kv_->num_pages())
         return Status::internal(who + "invalid page " + std::to_string(page) + " for position " +
                                 std::to_string(p));
@@ -115,7 +115,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
   int64_t row = 0;
   for (const BatchSequence& s : batch.seqs) {
     for (int64_t i = 0; i < s.n_tokens; ++i) positions_[static_cast<size_t>(row + i)] = static_cast<int32_t>(s.first_pos + i);
-    attn_seqs_.push_back(AttentionSeq{s.block_table, s.first_pos, s.n_tokens, row});
+    attn_seqs_.push_back(AttentionSeq{s.page_table, s.first_pos, s.n_tokens, row});
     row += s.n_tokens;
   }
 
@@ -149,7 +149,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
     for (const BatchSequence& s : batch.seqs) {
       for (int64_t i = 0; i < s.n_tokens; ++i, ++r) {
         const int64_t pos = s.first_pos + i;
-        const int64_t slot = static_cast<int64_t>(s.block_table[static_cast<size_t>(pos / P)]) * P + pos % P;
+        const int64_t slot = static_cast<int64_t>(s.page_table[static_cast<size_t>(pos / P)]) * P + pos % P;
         const float* rowp = qkv_.data() + r * qkv_w;
         kv_->write(static_cast<int>(li), slot, rowp + qd, rowp + qd + kvd);
       }
@@ -195,7 +195,7 @@ void LlamaModel::keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_
       std::memcpy(qkv_.data() + k * qkv_w, qkv_.data() + last * qkv_w, static_cast<size_t>(qkv_w) * sizeof(float));
       std::memcpy(x_.data() + k * dim, x_.data() + last * dim, static_cast<size_t>(dim) * sizeof(float));
     }
-    attn_seqs_.push_back(AttentionSeq{s.block_table, s.first_pos + s.n_tokens - 1, 1, k});
+    attn_seqs_.push_back(AttentionSeq{s.page_table, s.first_pos + s.n_tokens - 1, 1, k});
     ++k;
   }
 }

@@ -2,9 +2,9 @@
 //
 // Input is a flat list of tokens from many sequences at once (prefill chunks
 // and single decode tokens mixed), each sequence with its first position and
-// block table. Every projection is one GEMM over the whole batch (QKV fused,
+// page table. Every projection is one GEMM over the whole batch (QKV fused,
 // gate|up fused); attention runs per sequence over its pages; new K/V are
-// written to their slots (page = block_table[pos / page_size]) before
+// written to their slots (page = page_table[pos / page_size]) before
 // attention reads them; logits are computed only for sequences that sample.
 //
 // Owns the packed weights (Linear), the RoPE table and its scratch buffers;
@@ -30,7 +30,7 @@ namespace pagoda {
 struct BatchSequence {
   int64_t first_pos = 0;                  // position of its first token this step
   int64_t n_tokens = 0;                   // tokens this step (a prefill chunk, or 1)
-  std::span<const int32_t> block_table;   // pages holding positions 0 .. first_pos + n_tokens - 1
+  std::span<const int32_t> page_table;   // pages holding positions 0 .. first_pos + n_tokens - 1
   bool want_logits = false;               // logits for its last token
 };
 
@@ -48,7 +48,7 @@ class LlamaModel {
 
   // Runs one step. On success `logits` holds one row of vocab_size floats per
   // sequence with want_logits, in sequence order. Errors (bad positions, a
-  // block table too short, token ids out of range) leave KV untouched.
+  // page table too short, token ids out of range) leave KV untouched.
   Status forward(const BatchInput& batch, std::vector<float>* logits);
 
   const ModelConfig& config() const { return model_->config; }

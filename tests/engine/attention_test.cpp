@@ -19,7 +19,7 @@ namespace {
 // One sequence's KV as plain floats: [pos][kv_head][head_dim].
 struct PlainSeq {
   std::vector<float> k, v;
-  std::vector<int32_t> block_table;
+  std::vector<int32_t> page_table;
   int64_t len = 0;
 };
 
@@ -84,7 +84,7 @@ void run_case(const Case& c, uint32_t seed) {
   REQUIRE(storage.is_ok());
   KvStorage& kv = **storage;
 
-  // Fill pages in a scrambled order so block tables are not contiguous.
+  // Fill pages in a scrambled order so page tables are not contiguous.
   std::vector<int32_t> free_pages;
   for (int32_t p = 1; p < kv.num_pages(); ++p) free_pages.push_back(p);
   std::shuffle(free_pages.begin(), free_pages.end(), rng);
@@ -95,13 +95,13 @@ void run_case(const Case& c, uint32_t seed) {
     PlainSeq& s = seqs[i];
     s.len = lens[i];
     for (int64_t b = 0; b < (s.len + P - 1) / P; ++b) {
-      s.block_table.push_back(free_pages.back());
+      s.page_table.push_back(free_pages.back());
       free_pages.pop_back();
     }
     for (int64_t pos = 0; pos < s.len; ++pos) {
       for (auto& x : row_k) x = nd(rng);
       for (auto& x : row_v) x = nd(rng);
-      kv.write(0, s.block_table[pos / P] * P + pos % P, row_k.data(), row_v.data());
+      kv.write(0, s.page_table[pos / P] * P + pos % P, row_k.data(), row_v.data());
       // The reference sees exactly what the storage holds (round trip per row).
       for (int h = 0; h < KVH; ++h)
         for (auto [src, dst] : {std::pair{&row_k, &s.k}, std::pair{&row_v, &s.v}}) {
@@ -119,7 +119,7 @@ void run_case(const Case& c, uint32_t seed) {
   int64_t rows = 0;
   for (const PlainSeq& s : seqs) {
     const int64_t n_q = std::min<int64_t>(s.len, c.max_q);
-    aseqs.push_back({s.block_table, s.len - n_q, n_q, rows});
+    aseqs.push_back({s.page_table, s.len - n_q, n_q, rows});
     rows += n_q;
   }
   const int64_t q_stride = H * D + 3;  // q inside a wider row, like a fused QKV buffer
@@ -151,19 +151,19 @@ void quantization_error_case(KvDtype dtype) {
   REQUIRE(storage.is_ok());
   PlainSeq s;
   s.len = len;
-  for (int32_t b = 0; b < (len + P - 1) / P; ++b) s.block_table.push_back(b + 1);
+  for (int32_t b = 0; b < (len + P - 1) / P; ++b) s.page_table.push_back(b + 1);
   std::vector<float> rk(KVH * D), rv(KVH * D);
   for (int64_t pos = 0; pos < len; ++pos) {
     for (auto& x : rk) x = nd(rng);
     for (auto& x : rv) x = nd(rng);
-    (*storage)->write(0, s.block_table[pos / P] * P + pos % P, rk.data(), rv.data());
+    (*storage)->write(0, s.page_table[pos / P] * P + pos % P, rk.data(), rv.data());
     s.k.insert(s.k.end(), rk.begin(), rk.end());
     s.v.insert(s.v.end(), rv.begin(), rv.end());
   }
   AttentionShape sh{H, KVH, D, 0, 1.0f / 8.0f};
   std::vector<float> q(H * D), out(H * D), ref(H * D);
   for (auto& x : q) x = nd(rng);
-  AttentionSeq a{s.block_table, len - 1, 1, 0};
+  AttentionSeq a{s.page_table, len - 1, 1, 0};
   paged_attention(**storage, 0, std::span(&a, 1), q.data(), H * D, out.data(), H * D, sh);
   reference_attention(s, q.data(), len - 1, sh, ref.data());
   double max_err = 0;

@@ -1,4 +1,4 @@
-// KvCacheManager and BlockPool scenarios: prefix sharing, partial-page hits
+// KvCacheManager and PagePool scenarios: prefix sharing, partial-page hits
 // (rows copied), caching after finish, LRU eviction of whole chains (tail first), cache_salt separation,
 // injected hash collisions, all-or-nothing allocation, the sliding window and
 // fragmentation under random sequence lengths.
@@ -76,13 +76,13 @@ TEST_CASE("kvpool: two requests with a common 3-page prefix share the same 3 pag
   const auto b = cat(common, {7, 8, 9, 10, 11});
   REQUIRE(prefill(*m, 1, a) == 0);
   REQUIRE(prefill(*m, 2, b) == 12);
-  const auto& ta = m->block_table(1);
-  const auto& tb = m->block_table(2);
+  const auto& ta = m->page_table(1);
+  const auto& tb = m->page_table(2);
   REQUIRE(ta.size() == 4);
   REQUIRE(tb.size() == 5);
   for (int i = 0; i < 3; ++i) {
     REQUIRE(ta[i] == tb[i]);
-    REQUIRE(m->pool().block(ta[i]).ref_count == 2);
+    REQUIRE(m->pool().page(ta[i]).ref_count == 2);
   }
   REQUIRE(ta[3] != tb[3]);
   const std::vector<int32_t> shared(ta.begin(), ta.begin() + 3);
@@ -96,7 +96,7 @@ TEST_CASE("kvpool: two requests with a common 3-page prefix share the same 3 pag
   REQUIRE(u.pages_cached_free >= 3);
   const auto c = cat(common, {42});
   REQUIRE(m->lookup_prefix(3, c) == 12);
-  REQUIRE(m->block_table(3) == shared);
+  REQUIRE(m->page_table(3) == shared);
   u = m->usage();
   REQUIRE(u.prefix_hit_tokens == 24);
   REQUIRE(u.prefix_query_tokens == static_cast<int64_t>(a.size() + b.size() + c.size()));
@@ -112,7 +112,7 @@ TEST_CASE("kvpool: a hit is capped so the last prompt token is computed", "[kvpo
   REQUIRE(m->lookup_prefix(4, {}) == 0);
   // A second lookup on a request already holding pages changes nothing.
   REQUIRE(m->lookup_prefix(2, cat(p, {99})) == 0);
-  REQUIRE(m->block_table(2).size() == 2);
+  REQUIRE(m->page_table(2).size() == 2);
   REQUIRE(m->check_invariants().is_ok());
 }
 
@@ -121,27 +121,27 @@ TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "
   auto m = make(4, 16, &default_page_hash, 0, [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
   const auto a = seq(100, 10);  // pages [100..103] [104..107] full, [108 109] partial
   REQUIRE(prefill(*m, 1, a) == 0);
-  const std::vector<int32_t> ta = m->block_table(1);
+  const std::vector<int32_t> ta = m->page_table(1);
   REQUIRE(copies.empty());
 
   // One full page plus the first two rows of a's second page.
   const auto b = cat(head(a, 6), seq(500, 5));
   REQUIRE(m->lookup_prefix(2, b) == 6);
-  const std::vector<int32_t> tb = m->block_table(2);
+  const std::vector<int32_t> tb = m->page_table(2);
   REQUIRE(tb.size() == 2);
   REQUIRE(tb[0] == ta[0]);
   REQUIRE(tb[1] != ta[1]);
   REQUIRE(copies == std::vector<std::tuple<int32_t, int32_t, int>>{{ta[1], tb[1], 2}});
-  REQUIRE(m->pool().block(tb[1]).ref_count == 1);  // the request's own page, written from row 2 on
-  REQUIRE_FALSE(m->pool().block(tb[1]).hashed);
-  REQUIRE(m->pool().block(ta[1]).ref_count == 1);  // the source is not held
+  REQUIRE(m->pool().page(tb[1]).ref_count == 1);  // the request's own page, written from row 2 on
+  REQUIRE_FALSE(m->pool().page(tb[1]).hashed);
+  REQUIRE(m->pool().page(ta[1]).ref_count == 1);  // the source is not held
   REQUIRE(m->allocate_slots(2, static_cast<int64_t>(b.size()), 6));
-  REQUIRE(m->block_table(2).size() == 3);
+  REQUIRE(m->page_table(2).size() == 3);
   m->cache_full_pages(2, b, static_cast<int64_t>(b.size()));
   REQUIRE(m->check_invariants().is_ok());
   // b's second page is now cached under its own content: a prompt equal to b hits it whole.
   REQUIRE(m->lookup_prefix(3, cat(head(b, 8), {1})) == 8);
-  REQUIRE(m->block_table(3) == head(m->block_table(2), 2));
+  REQUIRE(m->page_table(3) == head(m->page_table(2), 2));
 
   // The cap: a prompt of a's first 7 tokens reuses at most 6.
   copies.clear();
@@ -150,14 +150,14 @@ TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "
   REQUIRE(std::get<2>(copies[0]) == 2);
   // A first page can lend rows too, but only to the same cache_salt.
   REQUIRE(m->lookup_prefix(5, cat(head(a, 3), {900, 901})) == 3);
-  REQUIRE(m->block_table(5).size() == 1);
+  REQUIRE(m->page_table(5).size() == 1);
   REQUIRE(m->lookup_prefix(6, cat(head(a, 3), {900, 901}), "tenant") == 0);
-  REQUIRE(m->block_table(6).empty());
+  REQUIRE(m->page_table(6).empty());
   // No match at all: no copy, no page.
   copies.clear();
   REQUIRE(m->lookup_prefix(7, seq(700, 9)) == 0);
   REQUIRE(copies.empty());
-  REQUIRE(m->block_table(7).empty());
+  REQUIRE(m->page_table(7).empty());
 
   // Finished requests' pages still lend rows, and the copy's page is released like any other.
   for (RequestId id = 1; id <= 7; ++id) m->free(id);
@@ -278,7 +278,7 @@ TEST_CASE("kvpool: a partial-page hit needs a free page and never evicts its own
   REQUIRE(m->allocate_slots(9, 8, -1));  // the last two free pages
   REQUIRE(m->lookup_prefix(2, cat(head(a, 6), {1, 2})) == 4);
   REQUIRE(copies.empty());
-  REQUIRE(m->block_table(2).size() == 1);
+  REQUIRE(m->page_table(2).size() == 1);
   m->free(2);
   m->free(9);
   REQUIRE(m->check_invariants().is_ok());
@@ -293,7 +293,7 @@ TEST_CASE("kvpool: a partial-page hit needs a free page and never evicts its own
   REQUIRE(copies.size() == 1);
   REQUIRE(std::get<0>(copies[0]) == a1);
   REQUIRE(std::get<1>(copies[0]) != a1);
-  REQUIRE(m->pool().block(a1).hashed);  // still cached
+  REQUIRE(m->pool().page(a1).hashed);  // still cached
   REQUIRE(m->check_invariants().is_ok());
 }
 
@@ -359,19 +359,19 @@ TEST_CASE("kvpool: hash collisions never serve wrong pages", "[kvpool][manager]"
     REQUIRE(m->lookup_prefix(4, c) == 0);
     prefill(*m, 5, c);
     REQUIRE(m->lookup_prefix(6, c) == 12);
-    const auto& t3 = m->block_table(3);
-    const auto& t6 = m->block_table(6);
+    const auto& t3 = m->page_table(3);
+    const auto& t6 = m->page_table(6);
     for (size_t i = 0; i < 3; ++i) REQUIRE(t3[i] != t6[i]);
     REQUIRE(m->check_invariants().is_ok());
   }
 }
 
-TEST_CASE("kvpool: BlockPool: a parent reused for other content no longer vouches for its child", "[kvpool][pool]") {
-  BlockPool pool(4, 2);
+TEST_CASE("kvpool: PagePool: a parent reused for other content no longer vouches for its child", "[kvpool][pool]") {
+  PagePool pool(4, 2);
   const int32_t p = pool.allocate(), q = pool.allocate(), e = pool.allocate();
   const std::vector<int32_t> tp = {1, 2}, tq = {3, 4}, tr = {5, 6};
-  pool.register_page(p, 11, kNoBlock, 0, tp, "");
-  const uint32_t gen_p = pool.block(p).generation;
+  pool.register_page(p, 11, kNoPage, 0, tp, "");
+  const uint32_t gen_p = pool.page(p).generation;
   pool.register_page(q, 22, p, gen_p, tq, "");
   pool.release(e);  // uncached: front of the free list
   pool.release(p);  // p before q: p is evicted first
@@ -380,11 +380,11 @@ TEST_CASE("kvpool: BlockPool: a parent reused for other content no longer vouche
   REQUIRE(pool.allocate() == e);
   REQUIRE(pool.allocate() == p);  // evicted and handed out again
   REQUIRE(pool.evictions() == 1);
-  pool.register_page(p, 33, kNoBlock, 0, tr, "");
+  pool.register_page(p, 33, kNoPage, 0, tr, "");
   // q still names page p as its parent, but p now holds other tokens.
-  REQUIRE(pool.find_cached(22, p, pool.block(p).generation, tq, "") == kNoBlock);
+  REQUIRE(pool.find_cached(22, p, pool.page(p).generation, tq, "") == kNoPage);
   REQUIRE(pool.find_cached(22, p, gen_p, tq, "") == q);  // only the old generation matches
-  REQUIRE(pool.find_cached(11, kNoBlock, 0, tp, "") == kNoBlock);
+  REQUIRE(pool.find_cached(11, kNoPage, 0, tp, "") == kNoPage);
   REQUIRE(pool.errors() == 0);
   pool.release(q);  // q is free already: a double free is counted and ignored
   REQUIRE(pool.errors() == 1);
@@ -409,9 +409,9 @@ TEST_CASE("kvpool: duplicate computation of a cached prefix keeps one indexed co
   REQUIRE(m->check_invariants().is_ok());
   // b's own pages chain onto request 1's copies, so b's whole prefix is found.
   REQUIRE(m->lookup_prefix(3, b) == 20);
-  const auto& t3 = m->block_table(3);
-  const auto& t1 = m->block_table(1);
-  const auto& t2 = m->block_table(2);
+  const auto& t3 = m->page_table(3);
+  const auto& t1 = m->page_table(1);
+  const auto& t2 = m->page_table(2);
   for (int i = 0; i < 3; ++i) REQUIRE(t3[i] == t1[i]);
   for (int i = 3; i < 5; ++i) REQUIRE(t3[i] == t2[i]);
   REQUIRE(m->check_invariants().is_ok());
@@ -421,13 +421,13 @@ TEST_CASE("kvpool: allocate_slots is all or nothing", "[kvpool][manager]") {
   auto m = make(4, 5);  // 4 usable pages
   REQUIRE(m->allocate_slots(1, 8));
   REQUIRE_FALSE(m->allocate_slots(2, 12));  // needs 3, 2 free
-  REQUIRE(m->block_table(2).empty());
+  REQUIRE(m->page_table(2).empty());
   REQUIRE_FALSE(m->has_request(2));  // a failed first allocation leaves no request behind
   REQUIRE(m->usage().pages_free == 2);
   REQUIRE(m->allocate_slots(1, 16));  // grows request 1 by 2 pages
-  REQUIRE(m->block_table(1).size() == 4);
+  REQUIRE(m->page_table(1).size() == 4);
   REQUIRE_FALSE(m->allocate_slots(1, 17));
-  REQUIRE(m->block_table(1).size() == 4);
+  REQUIRE(m->page_table(1).size() == 4);
   REQUIRE(m->pages_needed(1, 17) == 1);
   REQUIRE(m->check_invariants().is_ok());
 }
@@ -464,7 +464,7 @@ TEST_CASE("kvpool: sliding window: a long decode holds at most ceil(W/page_size)
       tokens.push_back(static_cast<int32_t>(n));
       REQUIRE(m->allocate_slots(1, n + 1, n));
       m->cache_full_pages(1, tokens, n + 1);
-      const auto& t = m->block_table(1);
+      const auto& t = m->page_table(1);
       REQUIRE(static_cast<int64_t>(t.size()) == (n + 1 + ps - 1) / ps);  // positions keep their index
       const auto held = std::count_if(t.begin(), t.end(), [](int32_t p) { return p != kNullPage; });
       REQUIRE(held <= max_pages);
@@ -505,7 +505,7 @@ TEST_CASE("kvpool: fragmentation: partly filled last pages stay under 4% at page
     // Waste measured independently from the tables, and as usage() reports it.
     int64_t slots = 0, tokens = 0;
     for (const auto& s : live) {
-      slots += static_cast<int64_t>(m->block_table(s.id).size()) * 16;
+      slots += static_cast<int64_t>(m->page_table(s.id).size()) * 16;
       tokens += s.len;
     }
     const auto u = m->usage();

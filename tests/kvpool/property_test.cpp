@@ -3,7 +3,7 @@
 // chunked prefill, decode, finish, preempt, memory hogs that force eviction) with every invariant checked after EACH
 // operation by a model kept here, independent of the pool's own bookkeeping:
 //   - every usable page is exactly one of free or in use;
-//   - a page's ref count equals the number of block tables holding it;
+//   - a page's ref count equals the number of page tables holding it;
 //   - the prefix index points only at pages whose written content (the full
 //     token prefix and salt, tracked here as "shadow KV") matches;
 //   - every prefix hit serves pages whose shadow KV is exactly the prompt's,
@@ -108,7 +108,7 @@ class Harness {
 
   std::vector<int32_t> free_list() const {
     std::vector<int32_t> out;
-    for (int32_t p = m_->pool().free_queue().front(); p != kNoBlock; p = m_->pool().free_queue().next(p)) {
+    for (int32_t p = m_->pool().free_queue().front(); p != kNoPage; p = m_->pool().free_queue().next(p)) {
       out.push_back(p);
       REQUIRE(out.size() <= shadow_.size());
     }
@@ -119,7 +119,7 @@ class Harness {
   void note_releases(const std::vector<int32_t>& order) {
     std::vector<int64_t> now(shadow_.size(), 0);
     for (const auto& [id, l] : live_)
-      for (int32_t p : m_->block_table(id))
+      for (int32_t p : m_->page_table(id))
         if (p != kNullPage) ++now[static_cast<size_t>(p)];
     for (int32_t p : order) {
       if (p == kNullPage) continue;
@@ -133,15 +133,15 @@ class Harness {
   // list as it stands after those releases (uncached pages join the front,
   // cached ones the back).
   bool allocate(RequestId id, int64_t total, int64_t computed) {
-    const std::vector<int32_t> before = m_->block_table(id);
+    const std::vector<int32_t> before = m_->page_table(id);
     std::vector<char> was_hashed(before.size());
-    for (size_t i = 0; i < before.size(); ++i) was_hashed[i] = before[i] != kNullPage && m_->pool().block(before[i]).hashed;
+    for (size_t i = 0; i < before.size(); ++i) was_hashed[i] = before[i] != kNullPage && m_->pool().page(before[i]).hashed;
     const auto fl0 = free_list();
     std::deque<int32_t> expected(fl0.begin(), fl0.end());
 
     const bool ok = m_->allocate_slots(id, total, computed);
 
-    const auto& after = m_->block_table(id);
+    const auto& after = m_->page_table(id);
     std::vector<int32_t> released;
     for (size_t i = 0; i < before.size(); ++i) {
       if (before[i] == after[i]) continue;
@@ -162,8 +162,8 @@ class Harness {
     for (size_t k = 0; k < fresh.size(); ++k) {
       INFO("op " << op_ << " new page " << k);
       REQUIRE(fresh[k] == expected[k]);
-      REQUIRE(m_->pool().block(fresh[k]).ref_count == 1);
-      REQUIRE_FALSE(m_->pool().block(fresh[k]).hashed);
+      REQUIRE(m_->pool().page(fresh[k]).ref_count == 1);
+      REQUIRE_FALSE(m_->pool().page(fresh[k]).hashed);
       refs_[static_cast<size_t>(fresh[k])] = 1;
     }
     return true;
@@ -171,11 +171,11 @@ class Harness {
 
   // "Computes" tokens [from, to) of a request: writes shadow KV into its pages.
   void write(RequestId id, const Live& l, int64_t from, int64_t to) {
-    const auto& table = m_->block_table(id);
+    const auto& table = m_->page_table(id);
     for (int64_t t = from; t < to; ++t) {
       const int32_t p = table[static_cast<size_t>(t / ps_)];
       REQUIRE(p != kNullPage);
-      const Block& b = m_->pool().block(p);
+      const PageInfo& b = m_->pool().page(p);
       INFO("op " << op_ << " request " << id << " token " << t << " page " << p);
       REQUIRE(b.ref_count == 1);  // never write into a shared page
       REQUIRE_FALSE(b.hashed);
@@ -198,14 +198,14 @@ class Harness {
     const int s = pick(0, 9);
     l.salt = s < 2 ? "s1" : s < 3 ? "s2" : "";
 
-    copied_from_ = kNoBlock;
+    copied_from_ = kNoPage;
     const int64_t hit = m_->lookup_prefix(id, l.tokens, l.salt);
     query_tokens_ += l.prompt_len;
     hit_tokens_ += hit;
     REQUIRE(hit <= l.prompt_len - 1);
-    const auto table = m_->block_table(id);
+    const auto table = m_->page_table(id);
     REQUIRE(static_cast<int64_t>(table.size()) == (hit + ps_ - 1) / ps_);
-    REQUIRE((hit % ps_ != 0) == (copied_from_ != kNoBlock));
+    REQUIRE((hit % ps_ != 0) == (copied_from_ != kNoPage));
     for (size_t i = 0; i < table.size(); ++i) {
       const Shadow& sh = shadow_[static_cast<size_t>(table[i])];
       INFO("op " << op_ << " hit page " << table[i] << " at " << i);
@@ -214,7 +214,7 @@ class Harness {
       REQUIRE(sh.prefix == std::vector<int32_t>(l.tokens.begin(), l.tokens.begin() + end));
     }
     if (hit % ps_ != 0) {  // the copy is the request's own page; its source was touched (most recently used)
-      const Block& own = m_->pool().block(table.back());
+      const PageInfo& own = m_->pool().page(table.back());
       REQUIRE(own.ref_count == 1);
       REQUIRE_FALSE(own.hashed);
       ++partial_hits_;
@@ -281,13 +281,13 @@ class Harness {
   }
 
   void release_request(RequestId id, bool preempted, bool cancel = false) {
-    const std::vector<int32_t> table = m_->block_table(id);
+    const std::vector<int32_t> table = m_->page_table(id);
     if (cancel) m_->cancel_lookup(id);
     else m_->free(id, preempted);
     live_.erase(id);
     if (preempted) ++preemptions_;
     note_releases(std::vector<int32_t>(table.rbegin(), table.rend()));  // tail first
-    REQUIRE(m_->block_table(id).empty());
+    REQUIRE(m_->page_table(id).empty());
   }
 
   void check() {
@@ -295,7 +295,7 @@ class Harness {
     const Status st = m_->check_invariants();
     INFO(st.to_string());
     REQUIRE(st.is_ok());
-    const BlockPool& pool = m_->pool();
+    const PagePool& pool = m_->pool();
     REQUIRE(pool.errors() == 0);  // nothing freed twice
     const auto fl = free_list();
     std::vector<char> is_free(shadow_.size(), 0);
@@ -307,11 +307,11 @@ class Harness {
     // Ref counts from the tables, and free XOR in use.
     std::vector<int64_t> refs(shadow_.size(), 0);
     for (const auto& [id, l] : live_)
-      for (int32_t p : m_->block_table(id))
+      for (int32_t p : m_->page_table(id))
         if (p != kNullPage) ++refs[static_cast<size_t>(p)];
     for (size_t p = 1; p < shadow_.size(); ++p) {
       INFO("page " << p);
-      REQUIRE(pool.block(static_cast<int32_t>(p)).ref_count == refs[p]);
+      REQUIRE(pool.page(static_cast<int32_t>(p)).ref_count == refs[p]);
       REQUIRE((refs[p] > 0) != (is_free[p] != 0));
     }
     REQUIRE(refs == refs_);
@@ -319,7 +319,7 @@ class Harness {
     bool cached_part = false;
     uint64_t last = 0;
     for (int32_t p : fl) {
-      const Block& b = pool.block(p);
+      const PageInfo& b = pool.page(p);
       if (!b.hashed) {
         REQUIRE_FALSE(cached_part);
         continue;
@@ -330,7 +330,7 @@ class Harness {
     }
     // The index points only at pages whose content matches.
     for (const auto& [h, p] : pool.index().entries()) {
-      const Block& b = pool.block(p);
+      const PageInfo& b = pool.page(p);
       const Shadow& sh = shadow_[static_cast<size_t>(p)];
       REQUIRE(b.hashed);
       REQUIRE(b.hash == h);
@@ -338,7 +338,7 @@ class Harness {
       REQUIRE(sh.prefix.size() % static_cast<size_t>(ps_) == 0);
       const auto toks = pool.page_tokens(p);
       REQUIRE(std::equal(toks.begin(), toks.end(), sh.prefix.end() - ps_));
-      if (b.parent == kNoBlock) {
+      if (b.parent == kNoPage) {
         REQUIRE(sh.prefix.size() == static_cast<size_t>(ps_));
         REQUIRE(b.salt == sh.salt);
         REQUIRE(h == m_->config().hash_fn(kRootPageHash, toks, sh.salt));
@@ -357,7 +357,7 @@ class Harness {
   RequestId next_id_ = 1;
   std::vector<int32_t> templates_[4];
   int64_t query_tokens_ = 0, hit_tokens_ = 0, preemptions_ = 0, partial_hits_ = 0;
-  int32_t copied_from_ = kNoBlock;  // the source of the last copy_rows call
+  int32_t copied_from_ = kNoPage;  // the source of the last copy_rows call
   int op_ = 0;
 };
 

@@ -7,6 +7,7 @@
 
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
+#include "scheduler/llama_runner.h"
 #include "tests/scheduler/test_support.h"
 
 using namespace pagoda;

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "kvpool/kv_cache_manager.h"
+#include "kvpool/kv_storage.h"
 #include "tokenizer/tokenizer.h"
 #include "scheduler/engine_core.h"
 
@@ -74,10 +76,10 @@ class FakeRunner final : public ModelRunner {
     steps++;
     for (const ScheduledSeq& s : step.seqs) {
       const Request& r = *s.request;
-      const auto& table = kv.block_table(r.id);
+      const auto& table = kv.page_table(r.id);
       const int64_t end = r.num_computed_tokens + s.num_new_tokens;
       if (int64_t(table.size()) * kv.page_size() < end)
-        return Status::internal("block table too short for request " + std::to_string(r.id));
+        return Status::internal("page table too short for request " + std::to_string(r.id));
       for (int64_t p = r.num_computed_tokens; p < end; ++p)
         if (table[size_t(p / kv.page_size())] == kNullPage)
           return Status::internal("null page under a scheduled token");

@@ -39,7 +39,7 @@ DecodeScratch& decode_scratch() {
 // A view (owns nothing) of one tile: its stored rows (row r at k + r * rb)
 // and int8 row scales, and the next tile's rows and scales, fetched row by
 // row while this one is computed (a decode item's tiles are scattered over
-// the pool and the hardware prefetcher does not follow the block table;
+// the pool and the hardware prefetcher does not follow the page table;
 // nullptr: none).
 struct Tile {
   const uint8_t* k;
@@ -209,14 +209,14 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
   const int64_t W = sh.sliding_window;
   const int64_t k_lo = W > 0 ? std::max<int64_t>(0, pos - W + 1) : 0;  // keys [k_lo, pos]
   for (int64_t b = k_lo / P; b <= pos / P; ++b) {
-    const int32_t page = seq.block_table[static_cast<size_t>(b)];
+    const int32_t page = seq.page_table[static_cast<size_t>(b)];
     const int64_t base = b * P;
     const int64_t r0 = std::max(k_lo, base) - base;
     const int64_t r1 = std::min(pos, base + P - 1) - base + 1;
     Tile t{kv.k_tile(layer, page, kv_head), kv.v_tile(layer, page, kv_head), rb,
            kv.k_scales(layer, page, kv_head), kv.v_scales(layer, page, kv_head)};
     if (b + 1 <= pos / P) {
-      const int32_t next = seq.block_table[static_cast<size_t>(b + 1)];
+      const int32_t next = seq.page_table[static_cast<size_t>(b + 1)];
       t.next_k = kv.k_tile(layer, next, kv_head);
       t.next_v = kv.v_tile(layer, next, kv_head);
       t.next_ks = kv.k_scales(layer, next, kv_head);

@@ -121,14 +121,14 @@ void attend_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
     const float* vc = sc.v.data();
     if (lay.dtype == KvDtype::kF32 && P % kKeys == 0 && i_lo == 0 && i_hi == kKeys) {
       // A whole block inside one page: read the f32 rows in place.
-      const int32_t page = seq.block_table[static_cast<size_t>(c0 / P)];
+      const int32_t page = seq.page_table[static_cast<size_t>(c0 / P)];
       const int64_t r = c0 % P;
       kc = reinterpret_cast<const float*>(kv.k_tile(layer, page, kv_head) + r * rb);
       vc = reinterpret_cast<const float*>(kv.v_tile(layer, page, kv_head) + r * rb);
     } else {
       for (int i = i_lo; i < i_hi; ++i) {
         const int64_t kp = c0 + i;
-        const int32_t page = seq.block_table[static_cast<size_t>(kp / P)];
+        const int32_t page = seq.page_table[static_cast<size_t>(kp / P)];
         const int64_t r = kp % P;
         const float* ks = kv.k_scales(layer, page, kv_head);
         const float* vs = kv.v_scales(layer, page, kv_head);

@@ -22,13 +22,29 @@ PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int64_t kQueryBlock = 16;  // query tokens per work item
-// Largest (query tokens x group heads) of a work item that run_item takes
-// (reading bf16, f16 and int8 tiles in their stored dtype: one widening pass
-// per 16-row chunk, shared by all those uses), except single-token items of
-// the shapes attention_decode.h handles. Larger items go to the
-// uses-in-lanes kernel (attention_lanes.h) where it supports the head_dim;
-// otherwise run_item decodes their tiles to f32 scratch first.
+// Largest (query tokens x group heads) uses of each KV row for which reading
+// bf16, f16 and int8 rows in their stored dtype (one widening per use) beats
+// decoding the tile to f32 once (see choose_item_kernel).
 constexpr int64_t kMaxStoredReads = 8;
+
+// The kernel of one work item; the table in paged_attention.h says which
+// shapes take which.
+enum class ItemKernel { kDecode, kLanes, kStoredRows, kDecodedTile, kScalar };
+
+ItemKernel choose_item_kernel(int64_t query_tokens, int group, int head_dim, KvDtype dtype) {
+  const int64_t uses = query_tokens * group;
+  if (query_tokens == 1 && decode_kernel_supports(group, head_dim)) return ItemKernel::kDecode;
+  if (uses > kMaxStoredReads && lanes_kernel_supports(head_dim)) return ItemKernel::kLanes;
+#if defined(PAGODA_AVX512F)
+  if (head_dim % 16 == 0) {
+    if (dtype != KvDtype::kInt4 && (dtype == KvDtype::kF32 || uses <= kMaxStoredReads)) return ItemKernel::kStoredRows;
+    return ItemKernel::kDecodedTile;
+  }
+#else
+  (void)dtype;
+#endif
+  return ItemKernel::kScalar;
+}
 
 struct WorkItem {
   int32_t seq;
@@ -319,7 +335,9 @@ bool attend_tile_stored(KvDtype dtype, const TileWork& w, int64_t first, int64_t
 }
 #endif
 
-void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0,
+// The kStoredRows, kDecodedTile and kScalar kernels: one tile at a time,
+// with the online softmax below.
+void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0,
               int64_t t1, const float* q, int64_t q_stride, float* out, int64_t out_stride,
               const AttentionShape& sh) {
   const KvLayout& lay = kv.layout();
@@ -329,6 +347,9 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
   const int64_t T = t1 - t0;
   const KvDtype dtype = lay.dtype;
   const int64_t W = sh.sliding_window;
+#if !defined(PAGODA_AVX512F)
+  (void)kernel;  // always kScalar below AVX-512
+#endif
   Scratch& sc = thread_scratch();
   sc.kt.resize(static_cast<size_t>(D * P));
   sc.v.resize(static_cast<size_t>(P * D));
@@ -351,7 +372,7 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
   const int64_t k_hi = p_last;                      // keys [k_lo, k_hi]
 
   for (int64_t b = k_lo / P; b <= k_hi / P; ++b) {
-    const int32_t page = seq.block_table[static_cast<size_t>(b)];
+    const int32_t page = seq.page_table[static_cast<size_t>(b)];
     const int64_t base = b * P;
     const int64_t r0 = std::max(k_lo, base) - base;
     const int64_t r1 = std::min(k_hi, base + P - 1) - base + 1;  // rows [r0, r1)
@@ -363,9 +384,9 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
 #if defined(PAGODA_AVX512F)
     if (b + 1 <= k_hi / P) {
       // Tiles are a few KB each, scattered over the pool: the hardware
-      // prefetcher does not follow the block table, so fetch the next tile
+      // prefetcher does not follow the page table, so fetch the next tile
       // while this one is computed.
-      const int32_t next = seq.block_table[static_cast<size_t>(b + 1)];
+      const int32_t next = seq.page_table[static_cast<size_t>(b + 1)];
       const char* nk = reinterpret_cast<const char*>(kv.k_tile(layer, next, kv_head));
       const char* nv = reinterpret_cast<const char*>(kv.v_tile(layer, next, kv_head));
       const size_t tile = static_cast<size_t>(P) * row_bytes;
@@ -374,14 +395,13 @@ void run_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_he
         _mm_prefetch(nv + off, _MM_HINT_T0);
       }
     }
-    if (D % 16 == 0) {
+    if (kernel != ItemKernel::kScalar) {
       const int64_t first = seq.first_pos + t0;
       TileWork tw{ktile, vtile, row_bytes, kscale, vscale, r0, r1, base, P};
-      // Few uses of each row (decodes attention_decode.h does not take, short
-      // chunks): read the stored rows in place, widening in registers. Many
-      // uses (prefill blocks of a head_dim the lanes kernel lacks): decode
-      // the visible rows to f32 once, then read those.
-      if ((dtype == KvDtype::kF32 || T * G <= kMaxStoredReads) &&
+      // kStoredRows: few uses of each row; read the stored rows in place,
+      // widening in registers. kDecodedTile: decode the visible rows to f32
+      // once, then read those.
+      if (kernel == ItemKernel::kStoredRows &&
           attend_tile_stored(dtype, tw, first, T, G, D, W, sc.q.data(), sc.m.data(), sc.l.data(),
                              sc.acc.data()))
         continue;
@@ -462,18 +482,23 @@ void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSe
         items.push_back({static_cast<int32_t>(i), h, t0, std::min(seqs[i].n_q, t0 + kQueryBlock)});
   const int64_t n = static_cast<int64_t>(items.size());
   const std::vector<WorkItem>& work = items;
-  const int64_t group = shape.n_heads / shape.n_kv_heads;
-  const bool use_decode_kernel = decode_kernel_supports(static_cast<int>(group), shape.head_dim);
+  const int group = shape.n_heads / shape.n_kv_heads;
+  const KvDtype dtype = kv.layout().dtype;
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
   for (int64_t i = 0; i < n; ++i) {
     const WorkItem& w = work[static_cast<size_t>(i)];
     const AttentionSeq& seq = seqs[static_cast<size_t>(w.seq)];
-    if (w.t1 - w.t0 == 1 && use_decode_kernel)
-      attend_decode(kv, layer, seq, w.kv_head, w.t0, q, q_stride, out, out_stride, shape);
-    else if ((w.t1 - w.t0) * group > kMaxStoredReads && lanes_kernel_supports(shape.head_dim))
-      attend_uses_in_lanes(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
-    else
-      run_item(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
+    const ItemKernel kernel = choose_item_kernel(w.t1 - w.t0, group, shape.head_dim, dtype);
+    switch (kernel) {
+      case ItemKernel::kDecode:
+        attend_decode(kv, layer, seq, w.kv_head, w.t0, q, q_stride, out, out_stride, shape);
+        break;
+      case ItemKernel::kLanes:
+        attend_uses_in_lanes(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
+        break;
+      default:
+        run_item(kernel, kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
+    }
   }
 }
 

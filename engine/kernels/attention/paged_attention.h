@@ -1,5 +1,5 @@
 // Fused paged attention: for each sequence of a batch, its query tokens attend
-// to the keys and values stored in its KV pages (read through the block
+// to the keys and values stored in its KV pages (read through its page
 // table), with causal masking, an optional sliding window and any KV dtype
 // dequantized on the fly.
 //
@@ -10,19 +10,27 @@
 // kernel) and every query token of the work item (MHA: group of 1; MQA: one
 // KV head for all).
 //
-// Work is split into items (sequence, KV head, block of query tokens) run in
-// parallel with OpenMP. Scratch is per thread. With AVX-512 and head_dim a
-// multiple of 16: single-token items (decodes, and the last token of a
-// prefill whose length is 1 mod 16) of groups of 4 or 8 heads with head_dim
-// 64/128 take attention_decode.h (four heads in the blocks of each vector);
-// items with more than 8 (query token x group head) uses (prefill chunks,
-// wide groups) put 16 uses in the lanes of a vector (attention_lanes.h) for
-// head_dim 16/32/64/128; the other items with few uses (decode of groups of
-// 1 or 2, short chunks) score 16 KV rows at a time from row dot products
-// summed by a register transpose, with vectorized exp. Those read f32 KV in
-// place, and bf16, f16 and int8 too, widening each row in registers once
-// for all uses; int4 tiles, and large items of other head dims, are decoded
-// to f32 once.
+// Work is split into items (sequence, KV head, block of up to 16 query
+// tokens) run in parallel with OpenMP; scratch is per thread. Each item takes
+// one kernel, the first row of this table that matches (choose_item_kernel
+// in the .cpp, the one place it is chosen); "uses" =
+// the item's query tokens x the group's query heads, the times each KV row is
+// read:
+//
+//   kernel        takes items with                              file
+//   decode        1 query token, group 4 or 8, head_dim 64/128  attention_decode.h
+//                 (four heads in the blocks of each vector)
+//   lanes         > 8 uses, head_dim 16/32/64/128               attention_lanes.h
+//                 (16 uses in the lanes of a vector)
+//   stored rows   <= 8 uses (any number with f32 KV), not int4, paged_attention.cpp
+//                 head_dim % 16 == 0: 16 KV rows scored at a time, rows read
+//                 in their stored dtype and widened in registers
+//   decoded tile  the rest with head_dim % 16 == 0: the tile      paged_attention.cpp
+//                 decoded to f32 once, then read as f32
+//   scalar        everything else, and every item below AVX-512  paged_attention.cpp
+//
+// Only the scalar kernel exists below the avx512 level (runtime dispatch:
+// engine/kernels/kernel_table.h).
 // Thread-safe for concurrent calls only on disjoint outputs; reads `kv`,
 // never writes it.
 #pragma once
@@ -45,10 +53,10 @@ struct AttentionShape {
 // One sequence's part of the batch: `n_q` query tokens at consecutive
 // positions first_pos .. first_pos + n_q - 1, whose rows in q/out start at
 // `row`. K/V for every position up to the last query's must already be in
-// the pages of `block_table` (page of position p = block_table[p / page_size];
+// the pages of `page_table` (page of position p = page_table[p / page_size];
 // pages wholly outside every query's window may be kNullPage).
 struct AttentionSeq {
-  std::span<const int32_t> block_table;
+  std::span<const int32_t> page_table;
   int64_t first_pos = 0;
   int64_t n_q = 0;
   int64_t row = 0;

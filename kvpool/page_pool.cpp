@@ -1,35 +1,35 @@
-#include "kvpool/block_pool.h"
+#include "kvpool/page_pool.h"
 
 #include <algorithm>
 #include <cassert>
 
 namespace pagoda {
 
-BlockPool::BlockPool(int64_t num_pages, int page_size)
+PagePool::PagePool(int64_t num_pages, int page_size)
     : page_size_(page_size),
-      blocks_(static_cast<size_t>(num_pages)),
+      pages_(static_cast<size_t>(num_pages)),
       tokens_(static_cast<size_t>(num_pages) * static_cast<size_t>(page_size), 0),
-      free_(&blocks_) {
+      free_(&pages_) {
   assert(num_pages >= 2 && page_size >= 1);
-  for (int64_t i = 0; i < num_pages; ++i) blocks_[static_cast<size_t>(i)].id = static_cast<int32_t>(i);
+  for (int64_t i = 0; i < num_pages; ++i) pages_[static_cast<size_t>(i)].id = static_cast<int32_t>(i);
   for (int64_t i = 1; i < num_pages; ++i) free_.push_back(static_cast<int32_t>(i));
 }
 
-void BlockPool::evict(Block& b) {
+void PagePool::evict(PageInfo& b) {
   index_.erase(b.hash, b.id);
   children_.erase(child_key(b.parent, b.parent_generation), b.id);
   b.hashed = false;
   b.hash = 0;
-  b.parent = kNoBlock;
+  b.parent = kNoPage;
   b.parent_generation = 0;
   b.salt.clear();
   ++evictions_;
 }
 
-int32_t BlockPool::allocate() {
+int32_t PagePool::allocate() {
   const int32_t id = free_.pop_front();
-  if (id == kNoBlock) return kNoBlock;
-  Block& b = at(id);
+  if (id == kNoPage) return kNoPage;
+  PageInfo& b = at(id);
   if (b.hashed) {
     --num_cached_free_;
     evict(b);
@@ -39,8 +39,8 @@ int32_t BlockPool::allocate() {
   return id;
 }
 
-void BlockPool::acquire(int32_t id) {
-  Block& b = at(id);
+void PagePool::acquire(int32_t id) {
+  PageInfo& b = at(id);
   if (b.in_free_list) {
     free_.remove(id);
     if (b.hashed) --num_cached_free_;
@@ -48,12 +48,12 @@ void BlockPool::acquire(int32_t id) {
   ++b.ref_count;
 }
 
-void BlockPool::release(int32_t id) {
+void PagePool::release(int32_t id) {
   if (id <= kNullPage || id >= num_pages()) {
     ++errors_;
     return;
   }
-  Block& b = at(id);
+  PageInfo& b = at(id);
   if (b.ref_count <= 0) {
     ++errors_;
     return;
@@ -67,40 +67,40 @@ void BlockPool::release(int32_t id) {
   }
 }
 
-int32_t BlockPool::find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation,
+int32_t PagePool::find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation,
                                std::span<const int32_t> tokens, std::string_view salt) const {
-  if (static_cast<int64_t>(tokens.size()) != page_size_) return kNoBlock;
+  if (static_cast<int64_t>(tokens.size()) != page_size_) return kNoPage;
   return index_.find_if(hash, [&](int32_t id) {
-    const Block& b = block(id);
+    const PageInfo& b = page(id);
     if (!b.hashed || b.parent != parent) return false;
-    if (parent == kNoBlock ? b.salt != salt : b.parent_generation != parent_generation) return false;
+    if (parent == kNoPage ? b.salt != salt : b.parent_generation != parent_generation) return false;
     const auto mine = page_tokens(id);
     return std::equal(mine.begin(), mine.end(), tokens.begin());
   });
 }
 
-void BlockPool::register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t parent_generation,
+void PagePool::register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t parent_generation,
                               std::span<const int32_t> tokens, std::string_view salt) {
-  Block& b = at(id);
+  PageInfo& b = at(id);
   assert(!b.hashed && b.ref_count > 0 && static_cast<int64_t>(tokens.size()) == page_size_);
   b.hashed = true;
   b.hash = hash;
   b.parent = parent;
   b.parent_generation = parent_generation;
-  if (parent == kNoBlock) b.salt.assign(salt);
+  if (parent == kNoPage) b.salt.assign(salt);
   std::copy(tokens.begin(), tokens.end(), tokens_.begin() + static_cast<ptrdiff_t>(id) * page_size_);
   index_.insert(hash, id);
   children_.insert(child_key(parent, parent_generation), id);
 }
 
-BlockPool::PartialMatch BlockPool::find_partial(int32_t parent, uint32_t parent_generation,
+PagePool::PartialMatch PagePool::find_partial(int32_t parent, uint32_t parent_generation,
                                                 std::span<const int32_t> tokens, std::string_view salt) const {
   PartialMatch best;
   const size_t n = std::min(tokens.size(), static_cast<size_t>(page_size_));
   int scanned = 0;
   children_.find_if(child_key(parent, parent_generation), [&](int32_t id) {
-    const Block& b = block(id);
-    if (b.hashed && (parent != kNoBlock || b.salt == salt)) {
+    const PageInfo& b = page(id);
+    if (b.hashed && (parent != kNoPage || b.salt == salt)) {
       const auto mine = page_tokens(id);
       const int rows = static_cast<int>(std::mismatch(mine.begin(), mine.begin() + static_cast<ptrdiff_t>(n),
                                                       tokens.begin()).first - mine.begin());

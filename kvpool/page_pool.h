@@ -1,9 +1,9 @@
-// BlockPool: a fixed set of KV pages (ids 0..num_pages-1) and who holds them.
+// PagePool: a fixed set of KV pages (ids 0..num_pages-1) and who holds them.
 //
 // Page 0 is the reserved null page (kNullPage): never allocated, never free.
 // Every other page is at any time exactly one of
-//   in use  ref_count > 0 (held by that many block tables), or
-//   free    ref_count == 0 and in the FreeBlockQueue.
+//   in use  ref_count > 0 (held by that many page tables), or
+//   free    ref_count == 0 and in the FreePageQueue.
 // A full page may carry a prefix-cache identity (hash, parent page, tokens,
 // salt) registered in the PrefixIndex; it keeps it while free (the free list
 // is the cache) and loses it only when it is handed out again (an eviction).
@@ -13,7 +13,7 @@
 // allocation takes the front, so cached pages are evicted least recently used
 // first.
 //
-// Owns the Block records, each page's token ids, the free list and the index.
+// Owns the PageInfo records, each page's token ids, the free list and the index.
 // Not thread-safe: the engine thread alone calls it (through KvCacheManager).
 #pragma once
 
@@ -22,29 +22,29 @@
 #include <string_view>
 #include <vector>
 
-#include "kvpool/block.h"
-#include "kvpool/free_block_queue.h"
+#include "kvpool/page.h"
+#include "kvpool/free_page_queue.h"
 #include "kvpool/prefix_index.h"
 
 namespace pagoda {
 
-class BlockPool {
+class PagePool {
  public:
   // num_pages >= 2 (the null page plus at least one), page_size >= 1;
   // KvCacheManager::create validates these.
-  BlockPool(int64_t num_pages, int page_size);
-  BlockPool(const BlockPool&) = delete;
-  BlockPool& operator=(const BlockPool&) = delete;
+  PagePool(int64_t num_pages, int page_size);
+  PagePool(const PagePool&) = delete;
+  PagePool& operator=(const PagePool&) = delete;
 
   int page_size() const { return page_size_; }
-  int64_t num_pages() const { return static_cast<int64_t>(blocks_.size()); }  // with the null page
+  int64_t num_pages() const { return static_cast<int64_t>(pages_.size()); }  // with the null page
   int64_t num_usable_pages() const { return num_pages() - 1; }
   int64_t num_free() const { return free_.size(); }
   int64_t num_in_use() const { return num_usable_pages() - num_free(); }
   int64_t num_cached_free() const { return num_cached_free_; }
 
   // Takes the front free page with ref_count 1, evicting its cached identity
-  // if it has one. kNoBlock if no page is free.
+  // if it has one. kNoPage if no page is free.
   int32_t allocate();
   // One more holder: ref_count + 1; a free page leaves the free list.
   void acquire(int32_t id);
@@ -53,17 +53,17 @@ class BlockPool {
   void release(int32_t id);
 
   // The cached page with this hash whose content is exactly (parent page at
-  // parent_generation, tokens, salt), or kNoBlock. For a first page pass
-  // parent = kNoBlock. Does not take a reference.
+  // parent_generation, tokens, salt), or kNoPage. For a first page pass
+  // parent = kNoPage. Does not take a reference.
   int32_t find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation, std::span<const int32_t> tokens,
                       std::string_view salt) const;
   // A cached page to copy leading rows from: among the cached pages that follow
   // `parent` at parent_generation (first pages with this salt for parent =
-  // kNoBlock), the one whose leading tokens match the most leading `tokens`
+  // kNoPage), the one whose leading tokens match the most leading `tokens`
   // (at least one). Scans at most kMaxPartialCandidates of them. Does not take
   // a reference.
   struct PartialMatch {
-    int32_t page = kNoBlock;
+    int32_t page = kNoPage;
     int rows = 0;  // leading tokens that match
   };
   static constexpr int kMaxPartialCandidates = 64;
@@ -74,13 +74,13 @@ class BlockPool {
                      std::span<const int32_t> tokens, std::string_view salt);
 
   // ---- inspection (metrics, tests) ----
-  const Block& block(int32_t id) const { return blocks_[static_cast<size_t>(id)]; }
+  const PageInfo& page(int32_t id) const { return pages_[static_cast<size_t>(id)]; }
   // The token ids a cached page was registered with (page_size of them).
   std::span<const int32_t> page_tokens(int32_t id) const {
     return {tokens_.data() + static_cast<size_t>(id) * static_cast<size_t>(page_size_),
             static_cast<size_t>(page_size_)};
   }
-  const FreeBlockQueue& free_queue() const { return free_; }
+  const FreePageQueue& free_queue() const { return free_; }
   const PrefixIndex& index() const { return index_; }
   const PrefixIndex& children() const { return children_; }  // keyed by child_key(parent, generation)
   static uint64_t child_key(int32_t parent, uint32_t parent_generation) {
@@ -90,13 +90,13 @@ class BlockPool {
   int64_t errors() const { return errors_; }  // bad releases; always 0 unless there is a bug
 
  private:
-  Block& at(int32_t id) { return blocks_[static_cast<size_t>(id)]; }
-  void evict(Block& b);
+  PageInfo& at(int32_t id) { return pages_[static_cast<size_t>(id)]; }
+  void evict(PageInfo& b);
 
   int page_size_;
-  std::vector<Block> blocks_;
+  std::vector<PageInfo> pages_;
   std::vector<int32_t> tokens_;  // page_size per page, valid while hashed
-  FreeBlockQueue free_;
+  FreePageQueue free_;
   PrefixIndex index_;     // page hash -> cached page
   PrefixIndex children_;  // child_key(parent, parent_generation) -> cached page
   int64_t num_cached_free_ = 0;
