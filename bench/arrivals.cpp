@@ -14,10 +14,7 @@ Result<ArrivalProcess> ArrivalProcess::create(double rate, double burstiness, ui
 }
 
 ArrivalProcess::ArrivalProcess(double rate, double burstiness, uint64_t seed)
-    : rate_(rate),
-      burstiness_(burstiness),
-      unlimited_(std::isinf(rate)),
-      rng_(seed),
+    : rate_(rate), burstiness_(burstiness), unlimited_(std::isinf(rate)), rng_(seed),
       // Shape b, scale 1/(rate*b): mean 1/rate, variance 1/(b*rate^2). b = 1 is exponential.
       gamma_(burstiness, unlimited_ ? 1.0 : 1.0 / (rate * burstiness)) {}
 

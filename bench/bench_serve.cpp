@@ -230,8 +230,7 @@ void fill_deltas(const std::map<std::string, double>& a, const std::map<std::str
   s->generation_tokens = delta(a, b, "pagoda_generation_tokens_total");
   s->prompt_tokens = delta(a, b, "pagoda_prompt_tokens_total");
   s->preemptions = delta(a, b, "pagoda_preemptions_total");
-  if (auto v = sample(b, "pagoda_kv_usage_ratio"))
-    s->kv_usage_peak = std::max(s->kv_usage_peak.value_or(0.0), *v);
+  if (auto v = sample(b, "pagoda_kv_usage_ratio")) s->kv_usage_peak = std::max(s->kv_usage_peak.value_or(0.0), *v);
 }
 
 asio::awaitable<Result<BenchResult>> run_async(const BenchConfig& cfg, asio::io_context& io) {
@@ -285,12 +284,12 @@ asio::awaitable<Result<BenchResult>> run_async(const BenchConfig& cfg, asio::io_
     if (probe.use_ids) probe.ids = {Workload::id_lo(spec.vocab_size), Workload::id_lo(spec.vocab_size) + 1};
     probe.text = "Hello";
     probe.max_tokens = 1;
-    RequestRecord r = co_await client.stream(cfg.endpoint, make_body(cfg, res.model, probe), Clock::now(),
-                                             to_ms(cfg.timeout_s));
+    RequestRecord r =
+        co_await client.stream(cfg.endpoint, make_body(cfg, res.model, probe), Clock::now(), to_ms(cfg.timeout_s));
     if (!r.ok())
       co_return Status::unavailable("the probe request failed (" + std::string(failure_kind_name(r.failure)) +
-                                    (r.http_status ? " " + std::to_string(r.http_status) : std::string()) + "): " +
-                                    r.error);
+                                    (r.http_status ? " " + std::to_string(r.http_status) : std::string()) +
+                                    "): " + r.error);
   }
 
   auto before = co_await scrape(client);
@@ -366,8 +365,9 @@ Result<std::vector<BenchResult>> run_sweep(const BenchConfig& config, const Swee
     if (sweep.param == SweepParam::kMaxConcurrency) c.max_concurrency = static_cast<int64_t>(v);
     else c.request_rate = v;
     auto r = run_bench(c);
-    if (!r) return Status(r.status().code(), std::string(sweep_param_name(sweep.param)) + "=" + std::to_string(v) +
-                                                 ": " + r.status().message());
+    if (!r)
+      return Status(r.status().code(),
+                    std::string(sweep_param_name(sweep.param)) + "=" + std::to_string(v) + ": " + r.status().message());
     out.push_back(std::move(*r));
   }
   return out;

@@ -26,45 +26,45 @@ struct BenchConfig {
   std::string model;                         // "" = the first model of /v1/models
   std::string api_key;
   WorkloadSpec workload;
-  int64_t num_prompts = 0;        // requests to send; 0 = until `duration_s`
-  double duration_s = 0;          // stop sending after this many seconds; 0 = until `num_prompts`
+  int64_t num_prompts = 0;  // requests to send; 0 = until `duration_s`
+  double duration_s = 0;    // stop sending after this many seconds; 0 = until `num_prompts`
   double request_rate = std::numeric_limits<double>::infinity();  // requests/s (open loop); inf = all at once
-  double burstiness = 1.0;        // gamma shape of the gaps; 1 = Poisson
-  int64_t max_concurrency = 0;    // requests in flight at most (closed loop); 0 = no limit
-  bool ignore_eos = false;        // ask for exactly max_tokens tokens
-  double temperature = 0;         // 0 = greedy
+  double burstiness = 1.0;                                        // gamma shape of the gaps; 1 = Poisson
+  int64_t max_concurrency = 0;                           // requests in flight at most (closed loop); 0 = no limit
+  bool ignore_eos = false;                               // ask for exactly max_tokens tokens
+  double temperature = 0;                                // 0 = greedy
   nlohmann::json extra_body = nlohmann::json::object();  // merged into every request body
-  Slo slo;                        // goodput SLOs
-  double timeout_s = 600;         // per request, whole response
-  double metrics_interval_s = 0.25;  // /metrics poll period during the run; 0 = no polling
-  bool progress = false;          // print a live progress line (caller checks for a tty)
-  std::string label;              // free text stored with the result
+  Slo slo;                                               // goodput SLOs
+  double timeout_s = 600;                                // per request, whole response
+  double metrics_interval_s = 0.25;                      // /metrics poll period during the run; 0 = no polling
+  bool progress = false;                                 // print a live progress line (caller checks for a tty)
+  std::string label;                                     // free text stored with the result
 };
 
 // What the server's /metrics said (absent fields: the server does not export them).
 struct ServerSide {
   bool available = false;
-  std::optional<double> prefix_hit_rate;     // delta hits / delta queries (tokens)
+  std::optional<double> prefix_hit_rate;      // delta hits / delta queries (tokens)
   std::optional<double> prefix_query_tokens;  // delta
-  std::optional<double> prefix_hit_tokens;   // delta
-  std::optional<double> kv_usage_peak;       // max pagoda_kv_usage_ratio seen while polling
+  std::optional<double> prefix_hit_tokens;    // delta
+  std::optional<double> kv_usage_peak;        // max pagoda_kv_usage_ratio seen while polling
   // KV slots held but empty (partly filled pages) over slots held, summed over
   // the polls: sum(pagoda_kv_slots_unused) / sum(pagoda_kv_slots_allocated).
   std::optional<double> kv_slot_waste;
   double kv_slots_allocated_sum = 0, kv_slots_unused_sum = 0;
-  std::optional<double> generation_tokens;   // delta pagoda_generation_tokens_total
-  std::optional<double> prompt_tokens;       // delta pagoda_prompt_tokens_total
-  std::optional<double> preemptions;         // delta pagoda_preemptions_total
-  std::optional<double> running_peak;        // max pagoda_requests_running seen
+  std::optional<double> generation_tokens;  // delta pagoda_generation_tokens_total
+  std::optional<double> prompt_tokens;      // delta pagoda_prompt_tokens_total
+  std::optional<double> preemptions;        // delta pagoda_preemptions_total
+  std::optional<double> running_peak;       // max pagoda_requests_running seen
   int64_t polls = 0;
 };
 
 struct BenchResult {
   BenchConfig config;
   std::string model;
-  int64_t vocab_size = 0;          // what the token-id prompts used
-  nlohmann::json workload;         // Workload::describe()
-  std::string started_at;          // local date and time
+  int64_t vocab_size = 0;   // what the token-id prompts used
+  nlohmann::json workload;  // Workload::describe()
+  std::string started_at;   // local date and time
   BenchMetrics metrics;
   ServerSide server;
   std::vector<RequestRecord> records;

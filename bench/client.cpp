@@ -71,13 +71,15 @@ HttpClient::HttpClient(asio::any_io_executor ex, Endpoint endpoint, std::string 
 asio::awaitable<Status> HttpClient::resolve() {
   tcp::resolver resolver(ex_);
   beast::error_code ec;
-  resolved_ = co_await resolver.async_resolve(endpoint_.host, endpoint_.port, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Status::unavailable("cannot resolve " + endpoint_.host + ":" + endpoint_.port + ": " + ec.message());
+  resolved_ =
+      co_await resolver.async_resolve(endpoint_.host, endpoint_.port, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec)
+    co_return Status::unavailable("cannot resolve " + endpoint_.host + ":" + endpoint_.port + ": " + ec.message());
   co_return Status::ok();
 }
 
-asio::awaitable<std::unique_ptr<HttpClient::Stream>> HttpClient::take_connection(Clock::time_point deadline,
-                                                                                 bool fresh, beast::error_code& ec) {
+asio::awaitable<std::unique_ptr<HttpClient::Stream>> HttpClient::take_connection(Clock::time_point deadline, bool fresh,
+                                                                                 beast::error_code& ec) {
   if (!fresh && !idle_.empty()) {
     auto s = std::move(idle_.back());
     idle_.pop_back();
@@ -242,7 +244,7 @@ asio::awaitable<RequestRecord> HttpClient::stream(std::string path, std::string 
         stream_error = true;
         const json& e = j["error"];
         r.error = e.is_object() && e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>()
-                                                                                      : e.dump();
+                                                                                     : e.dump();
         continue;
       }
       if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
@@ -279,7 +281,8 @@ asio::awaitable<RequestRecord> HttpClient::stream(std::string path, std::string 
     r.error = bad_json ? "an SSE event was not JSON" : "the stream ended without [DONE]";
   }
   if (!saw_usage) r.output_tokens = r.output_events;
-  if (r.output_events == 0 && r.ok()) r.ttft_s = first_choice == Clock::time_point{} ? r.e2e_s : seconds(first_choice - start);
+  if (r.output_events == 0 && r.ok())
+    r.ttft_s = first_choice == Clock::time_point{} ? r.e2e_s : seconds(first_choice - start);
   co_return r;
 }
 

@@ -9,12 +9,18 @@ namespace pagoda::bench {
 
 const char* failure_kind_name(FailureKind k) {
   switch (k) {
-    case FailureKind::kNone: return "none";
-    case FailureKind::kHttpStatus: return "http";
-    case FailureKind::kConnection: return "connection";
-    case FailureKind::kTimeout: return "timeout";
-    case FailureKind::kStreamError: return "stream_error";
-    case FailureKind::kProtocol: return "protocol";
+    case FailureKind::kNone:
+      return "none";
+    case FailureKind::kHttpStatus:
+      return "http";
+    case FailureKind::kConnection:
+      return "connection";
+    case FailureKind::kTimeout:
+      return "timeout";
+    case FailureKind::kStreamError:
+      return "stream_error";
+    case FailureKind::kProtocol:
+      return "protocol";
   }
   return "unknown";
 }

@@ -71,12 +71,12 @@ struct BenchMetrics {
   int64_t total_output_tokens = 0;
   int64_t total_output_events = 0;
   int64_t total_cached_tokens = 0;
-  double request_throughput = 0;       // completed requests / s
-  double output_throughput = 0;        // output tokens / s
-  double total_token_throughput = 0;   // (input + output) tokens / s
-  double goodput = -1;                 // requests / s meeting the SLOs; -1 when no SLO was given
+  double request_throughput = 0;      // completed requests / s
+  double output_throughput = 0;       // output tokens / s
+  double total_token_throughput = 0;  // (input + output) tokens / s
+  double goodput = -1;                // requests / s meeting the SLOs; -1 when no SLO was given
   int64_t good_requests = 0;
-  double max_concurrency_seen = 0;     // most requests in flight at once
+  double max_concurrency_seen = 0;  // most requests in flight at once
   Distribution ttft, tpot, itl, e2el;
 };
 

@@ -38,8 +38,8 @@ void dist_lines(std::ostream& os, const char* name, const Distribution& d) {
 }
 
 json dist_json(const Distribution& d) {
-  return {{"count", d.count}, {"mean_ms", d.mean_ms}, {"std_ms", d.std_ms},   {"median_ms", d.median_ms},
-          {"p90_ms", d.p90_ms}, {"p99_ms", d.p99_ms}, {"min_ms", d.min_ms}, {"max_ms", d.max_ms}};
+  return {{"count", d.count},   {"mean_ms", d.mean_ms}, {"std_ms", d.std_ms}, {"median_ms", d.median_ms},
+          {"p90_ms", d.p90_ms}, {"p99_ms", d.p99_ms},   {"min_ms", d.min_ms}, {"max_ms", d.max_ms}};
 }
 
 json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
@@ -58,9 +58,9 @@ void print_report(const BenchResult& r, std::ostream& os) {
   os << std::string(18, '=') << " Serving Benchmark Result " << std::string(18, '=') << "\n";
   line(os, "Model:", r.model);
   line(os, "Workload:", r.workload.dump());
-  line(os, "Load:", (c.max_concurrency > 0 ? "max concurrency " + std::to_string(c.max_concurrency) + ", " : "") +
-                        "request rate " + fmt_rate(c.request_rate) +
-                        (c.burstiness != 1.0 ? " (burstiness " + num(c.burstiness) + ")" : ""));
+  line(os, "Load:",
+       (c.max_concurrency > 0 ? "max concurrency " + std::to_string(c.max_concurrency) + ", " : "") + "request rate " +
+           fmt_rate(c.request_rate) + (c.burstiness != 1.0 ? " (burstiness " + num(c.burstiness) + ")" : ""));
   line(os, "Successful requests:", std::to_string(m.completed));
   line(os, "Failed requests:", std::to_string(m.failed));
   for (const auto& [kind, n] : m.failures) line(os, "  " + kind + ":", std::to_string(n));
@@ -72,8 +72,9 @@ void print_report(const BenchResult& r, std::ostream& os) {
   line(os, "Request throughput (req/s):", num(m.request_throughput));
   line(os, "Output token throughput (tok/s):", num(m.output_throughput));
   line(os, "Total token throughput (tok/s):", num(m.total_token_throughput));
-  if (m.goodput >= 0) line(os, "Request goodput (req/s):", num(m.goodput) + " (" + std::to_string(m.good_requests) +
-                                                                 " requests met the SLOs)");
+  if (m.goodput >= 0)
+    line(os, "Request goodput (req/s):",
+         num(m.goodput) + " (" + std::to_string(m.good_requests) + " requests met the SLOs)");
   line(os, "Peak requests in flight (client):", num(m.max_concurrency_seen, 0));
   section(os, "Time to First Token");
   dist_lines(os, "TTFT", m.ttft);
@@ -152,9 +153,13 @@ json result_json(const BenchResult& r, bool with_requests) {
   if (with_requests) {
     json rows = json::array();
     for (const RequestRecord& q : r.records) {
-      json row = {{"start_s", q.start_s},     {"ttft_s", q.ttft_s},         {"e2e_s", q.e2e_s},
-                  {"prompt_tokens", q.prompt_tokens}, {"output_tokens", q.output_tokens},
-                  {"output_events", q.output_events}, {"cached_tokens", q.cached_tokens},
+      json row = {{"start_s", q.start_s},
+                  {"ttft_s", q.ttft_s},
+                  {"e2e_s", q.e2e_s},
+                  {"prompt_tokens", q.prompt_tokens},
+                  {"output_tokens", q.output_tokens},
+                  {"output_events", q.output_events},
+                  {"cached_tokens", q.cached_tokens},
                   {"ok", q.ok()}};
       if (!q.ok()) {
         row["failure"] = failure_kind_name(q.failure);
@@ -180,7 +185,8 @@ void print_sweep_table(const std::vector<BenchResult>& points, SweepParam param,
   os << std::right << std::setw(16) << sweep_param_name(param) << std::setw(8) << "ok" << std::setw(6) << "fail"
      << std::setw(9) << "req/s" << std::setw(10) << "out tok/s" << std::setw(10) << "TTFT p50" << std::setw(10)
      << "TTFT p99" << std::setw(9) << "ITL p50" << std::setw(9) << "ITL p99" << std::setw(10) << "TPOT p50"
-     << std::setw(10) << "E2EL p50" << std::setw(8) << "KV pk%" << "\n";
+     << std::setw(10) << "E2EL p50" << std::setw(8) << "KV pk%"
+     << "\n";
   for (const BenchResult& r : points) {
     const BenchMetrics& m = r.metrics;
     os << std::setw(16) << fmt_rate(x_of(r, param)) << std::setw(8) << m.completed << std::setw(6) << m.failed

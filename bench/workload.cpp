@@ -11,15 +11,16 @@ using nlohmann::json;
 
 // Words for text prompts: common English words that most tokenizers keep whole.
 const char* const kWords[] = {
-    "the",   "time",   "people", "year",  "way",    "day",   "man",    "thing", "woman", "life",  "child",
-    "world", "school", "state",  "family", "group", "country", "problem", "hand", "part",  "place", "case",
-    "week",  "company", "system", "program", "question", "work", "number", "night", "point", "home",
-    "water", "room",   "mother", "area",  "money",  "story", "fact",   "month", "lot",   "right", "study",
-    "book",  "eye",    "job",    "word",  "business", "issue", "side",  "kind",  "head",  "house", "service",
-    "friend", "father", "power", "hour",  "game",   "line",  "end",    "member", "law",  "car",   "city",
-    "name",  "team",   "minute", "idea",  "kid",    "body",  "back",   "parent", "face", "others", "level",
-    "office", "door",  "health", "person", "art",   "war",   "history", "party", "result", "change",
-    "morning", "reason", "research", "girl", "guy", "moment", "air",   "teacher", "force", "education"};
+    "the",   "time",   "people",  "year",    "way",    "day",      "man",      "thing",    "woman",    "life",
+    "child", "world",  "school",  "state",   "family", "group",    "country",  "problem",  "hand",     "part",
+    "place", "case",   "week",    "company", "system", "program",  "question", "work",     "number",   "night",
+    "point", "home",   "water",   "room",    "mother", "area",     "money",    "story",    "fact",     "month",
+    "lot",   "right",  "study",   "book",    "eye",    "job",      "word",     "business", "issue",    "side",
+    "kind",  "head",   "house",   "service", "friend", "father",   "power",    "hour",     "game",     "line",
+    "end",   "member", "law",     "car",     "city",   "name",     "team",     "minute",   "idea",     "kid",
+    "body",  "back",   "parent",  "face",    "others", "level",    "office",   "door",     "health",   "person",
+    "art",   "war",    "history", "party",   "result", "change",   "morning",  "reason",   "research", "girl",
+    "guy",   "moment", "air",     "teacher", "force",  "education"};
 constexpr size_t kNumWords = sizeof(kWords) / sizeof(kWords[0]);
 
 // A generator seeded by (seed, stream, index): request i is reproducible on its own.
@@ -65,8 +66,9 @@ std::string LengthRange::str() const {
 Result<LengthRange> parse_length_range(const std::string& text, const std::string& flag) {
   LengthRange r;
   const size_t colon = text.find(':');
-  bool ok = colon == std::string::npos ? parse_i64(text, &r.lo)
-                                       : parse_i64(text.substr(0, colon), &r.lo) && parse_i64(text.substr(colon + 1), &r.hi);
+  bool ok = colon == std::string::npos
+                ? parse_i64(text, &r.lo)
+                : parse_i64(text.substr(0, colon), &r.lo) && parse_i64(text.substr(colon + 1), &r.hi);
   if (colon == std::string::npos) r.hi = r.lo;
   if (!ok || r.lo < 1 || r.hi < r.lo)
     return Status::invalid_argument(flag + " must be N or LO:HI with 1 <= LO <= HI, got '" + text + "'");
@@ -75,9 +77,12 @@ Result<LengthRange> parse_length_range(const std::string& text, const std::strin
 
 const char* workload_kind_name(WorkloadKind k) {
   switch (k) {
-    case WorkloadKind::kRandom: return "random";
-    case WorkloadKind::kSharedPrefix: return "shared-prefix";
-    case WorkloadKind::kFile: return "file";
+    case WorkloadKind::kRandom:
+      return "random";
+    case WorkloadKind::kSharedPrefix:
+      return "shared-prefix";
+    case WorkloadKind::kFile:
+      return "file";
   }
   return "unknown";
 }
@@ -90,11 +95,13 @@ Result<Workload> Workload::create(const WorkloadSpec& spec) {
                                     std::to_string(id_lo(spec.vocab_size) + 1) + ", got " +
                                     std::to_string(spec.vocab_size) + " (set --vocab-size)");
   if (spec.kind == WorkloadKind::kSharedPrefix) {
-    if (spec.prefix_len < 1) return Status::invalid_argument("--prefix-len must be >= 1 for the shared-prefix workload");
+    if (spec.prefix_len < 1)
+      return Status::invalid_argument("--prefix-len must be >= 1 for the shared-prefix workload");
     if (spec.num_groups < 1) return Status::invalid_argument("--num-groups must be >= 1");
     for (int64_t g = 0; g < spec.num_groups; ++g) {
       auto rng = rng_for(spec.seed, 1, static_cast<uint64_t>(g));
-      if (spec.form == PromptForm::kTokenIds) w.prefix_ids_.push_back(random_ids(spec.prefix_len, spec.vocab_size, rng));
+      if (spec.form == PromptForm::kTokenIds)
+        w.prefix_ids_.push_back(random_ids(spec.prefix_len, spec.vocab_size, rng));
       else w.prefix_text_.push_back(random_words(spec.prefix_len, rng));
     }
   }
@@ -106,7 +113,8 @@ Result<Workload> Workload::create(const WorkloadSpec& spec) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = spec.file + ":" + std::to_string(lineno) + ": ";
       json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) return Status::invalid_argument(where + "each line must be a JSON object");
+      if (j.is_discarded() || !j.is_object())
+        return Status::invalid_argument(where + "each line must be a JSON object");
       PromptSpec p;
       if (!j.contains("prompt")) return Status::invalid_argument(where + "missing \"prompt\"");
       const json& pr = j["prompt"];
@@ -132,7 +140,8 @@ Result<Workload> Workload::create(const WorkloadSpec& spec) {
       }
       w.file_prompts_.push_back(std::move(p));
     }
-    if (w.file_prompts_.empty()) return Status::invalid_argument("--dataset-file: '" + spec.file + "' holds no prompts");
+    if (w.file_prompts_.empty())
+      return Status::invalid_argument("--dataset-file: '" + spec.file + "' holds no prompts");
   }
   return w;
 }

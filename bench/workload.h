@@ -69,8 +69,8 @@ class Workload {
   explicit Workload(WorkloadSpec spec) : spec_(std::move(spec)) {}
   WorkloadSpec spec_;
   std::vector<PromptSpec> file_prompts_;
-  std::vector<std::vector<int32_t>> prefix_ids_;   // shared-prefix, token-id form
-  std::vector<std::string> prefix_text_;           // shared-prefix, word form
+  std::vector<std::vector<int32_t>> prefix_ids_;  // shared-prefix, token-id form
+  std::vector<std::string> prefix_text_;          // shared-prefix, word form
 };
 
 const char* workload_kind_name(WorkloadKind k);

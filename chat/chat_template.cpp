@@ -14,13 +14,20 @@ Result<ChatTemplate> parse_chat_template(const std::string& name) {
 
 const char* chat_template_name(ChatTemplate tmpl) {
   switch (tmpl) {
-    case ChatTemplate::kAuto: return "auto";
-    case ChatTemplate::kPlain: return "plain";
-    case ChatTemplate::kLlama2: return "llama2";
-    case ChatTemplate::kLlama3: return "llama3";
-    case ChatTemplate::kChatMl: return "chatml";
-    case ChatTemplate::kMistral: return "mistral";
-    case ChatTemplate::kZephyr: return "zephyr";
+    case ChatTemplate::kAuto:
+      return "auto";
+    case ChatTemplate::kPlain:
+      return "plain";
+    case ChatTemplate::kLlama2:
+      return "llama2";
+    case ChatTemplate::kLlama3:
+      return "llama3";
+    case ChatTemplate::kChatMl:
+      return "chatml";
+    case ChatTemplate::kMistral:
+      return "mistral";
+    case ChatTemplate::kZephyr:
+      return "zephyr";
   }
   return "plain";
 }
@@ -142,7 +149,8 @@ std::string items_text(const std::vector<Item>& items, ChatTemplate tmpl) {
 
 JinjaValue context(const std::vector<ChatMessage>& messages, const Tokenizer& tok, bool gen) {
   JinjaList msgs;
-  for (const ChatMessage& m : messages) msgs.emplace_back(JinjaDict{{"role", JinjaValue(m.role)}, {"content", JinjaValue(m.content)}});
+  for (const ChatMessage& m : messages)
+    msgs.emplace_back(JinjaDict{{"role", JinjaValue(m.role)}, {"content", JinjaValue(m.content)}});
   const std::string bos = tok.bos_id() >= 0 ? std::string(tok.token_text(tok.bos_id())) : "";
   const std::string eos = tok.eos_ids().empty() ? "" : std::string(tok.token_text(tok.eos_ids().front()));
   return JinjaValue(JinjaDict{{"messages", JinjaValue(msgs)},

@@ -53,9 +53,8 @@ ChatTemplate detect_chat_template_family(std::string_view jinja);
 // ending where the assistant's answer begins when `add_generation_prompt`.
 // `*used` (optional) tells which rendering ran: kAuto for the model's own
 // Jinja template, else the built-in family.
-std::string render_chat_prompt(const std::vector<ChatMessage>& messages, ChatTemplate tmpl,
-                               const Tokenizer& tokenizer, bool add_generation_prompt = true,
-                               ChatTemplate* used = nullptr);
+std::string render_chat_prompt(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, const Tokenizer& tokenizer,
+                               bool add_generation_prompt = true, ChatTemplate* used = nullptr);
 
 // The prompt ids (see the BOS rule above).
 std::vector<int32_t> render_chat(const std::vector<ChatMessage>& messages, ChatTemplate tmpl,

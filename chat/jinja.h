@@ -27,8 +27,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/status.h"
 #include "chat/jinja_value.h"
+#include "common/status.h"
 
 namespace pagoda {
 

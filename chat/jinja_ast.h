@@ -19,7 +19,24 @@ namespace jinja_ast {
 struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
 
-enum class EK { kLit, kVar, kAttr, kIndex, kSlice, kCall, kFilter, kTest, kNeg, kNot, kBin, kAnd, kOr, kCond, kList, kDict };
+enum class EK {
+  kLit,
+  kVar,
+  kAttr,
+  kIndex,
+  kSlice,
+  kCall,
+  kFilter,
+  kTest,
+  kNeg,
+  kNot,
+  kBin,
+  kAnd,
+  kOr,
+  kCond,
+  kList,
+  kDict
+};
 
 struct Expr {
   EK kind;
@@ -40,14 +57,14 @@ enum class NK { kText, kOut, kIf, kFor, kSet, kBreak, kContinue, kBody };
 
 struct JinjaTemplate::Node {
   NK kind;
-  std::string text;                 // kText
-  ExprPtr expr;                     // kOut, kSet value, kFor iterable
-  std::vector<std::string> vars;    // kFor loop vars; kSet: {name} or {name, attr}
-  ExprPtr cond;                     // kFor inline filter
+  std::string text;                                                 // kText
+  ExprPtr expr;                                                     // kOut, kSet value, kFor iterable
+  std::vector<std::string> vars;                                    // kFor loop vars; kSet: {name} or {name, attr}
+  ExprPtr cond;                                                     // kFor inline filter
   std::vector<std::pair<ExprPtr, std::unique_ptr<Node>>> branches;  // kIf
-  std::unique_ptr<Node> else_body;  // kIf, kFor
-  std::unique_ptr<Node> body;       // kFor
-  std::vector<std::unique_ptr<Node>> children;  // kBody
+  std::unique_ptr<Node> else_body;                                  // kIf, kFor
+  std::unique_ptr<Node> body;                                       // kFor
+  std::vector<std::unique_ptr<Node>> children;                      // kBody
 };
 
 using Node = JinjaTemplate::Node;

@@ -27,8 +27,8 @@ struct Chunk {
 Result<std::vector<Chunk>> chunk(std::string_view src) {
   std::vector<Chunk> out;
   size_t i = 0;
-  bool strip_next = false;      // previous tag ended with '-'
-  bool trim_newline = false;    // previous tag was a block/comment tag (trim_blocks)
+  bool strip_next = false;    // previous tag ended with '-'
+  bool trim_newline = false;  // previous tag was a block/comment tag (trim_blocks)
   while (i <= src.size()) {
     size_t open = src.find('{', i);
     while (open != std::string_view::npos && open + 1 < src.size() && src[open + 1] != '{' && src[open + 1] != '%' &&
@@ -135,22 +135,37 @@ Result<std::vector<Tok>> lex(const std::string& s, size_t pos) {
         }
         const char e = s[++j];
         switch (e) {
-          case 'n': v.push_back('\n'); break;
-          case 't': v.push_back('\t'); break;
-          case 'r': v.push_back('\r'); break;
-          case '\\': v.push_back('\\'); break;
-          case '\'': v.push_back('\''); break;
-          case '"': v.push_back('"'); break;
-          case '\n': break;
-          default: v.push_back('\\'); v.push_back(e);
+          case 'n':
+            v.push_back('\n');
+            break;
+          case 't':
+            v.push_back('\t');
+            break;
+          case 'r':
+            v.push_back('\r');
+            break;
+          case '\\':
+            v.push_back('\\');
+            break;
+          case '\'':
+            v.push_back('\'');
+            break;
+          case '"':
+            v.push_back('"');
+            break;
+          case '\n':
+            break;
+          default:
+            v.push_back('\\');
+            v.push_back(e);
         }
       }
       if (j >= s.size()) return syntax("unterminated string", pos);
       out.push_back({Tok::kStr, v});
       i = j + 1;
     } else {
-      static const char* ops[] = {"//", "**", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",", ":", ".",
-                                  "|",  "~",  "+",  "-",  "*",  "/",  "%", "<", ">", "="};
+      static const char* ops[] = {"//", "**", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",",
+                                  ":",  ".",  "|",  "~",  "+",  "-",  "*", "/", "%", "<", ">", "="};
       bool found = false;
       for (const char* op : ops) {
         const size_t n = std::char_traits<char>::length(op);
@@ -179,7 +194,9 @@ class ExprParser {
   bool is_name(const char* n) const { return t_[k_].kind == Tok::kName && t_[k_].s == n; }
   bool is_op(const char* o) const { return t_[k_].kind == Tok::kOp && t_[k_].s == o; }
   const Tok& peek() const { return t_[k_]; }
-  void skip() { if (!at_end()) ++k_; }
+  void skip() {
+    if (!at_end()) ++k_;
+  }
   Status expect_op(const char* o) {
     if (!is_op(o)) return err(std::string("expected '") + o + "'");
     ++k_;
@@ -208,8 +225,8 @@ class ExprParser {
     return e;
   }
 
-#define PAGODA_TRY(var, expr)     \
-  auto var##_r = (expr);          \
+#define PAGODA_TRY(var, expr)            \
+  auto var##_r = (expr);                 \
   if (!var##_r) return var##_r.status(); \
   ExprPtr var = std::move(var##_r).value()
 

@@ -44,7 +44,8 @@ std::string strip_chars(const std::string& s, const std::string& chars, bool lef
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   if (from.empty()) return s;
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
   return s;
 }
 
@@ -53,7 +54,8 @@ std::string title_case(const std::string& s) {
   bool start = true;
   for (char& c : out) {
     if (std::isalpha(static_cast<unsigned char>(c))) {
-      c = static_cast<char>(start ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));
+      c = static_cast<char>(start ? std::toupper(static_cast<unsigned char>(c))
+                                  : std::tolower(static_cast<unsigned char>(c)));
       start = false;
     } else {
       start = true;
@@ -106,9 +108,12 @@ JinjaValue method(const JinjaValue& self, const std::string& name) {
         const std::string chars = !a.empty() && a[0].is_string() ? a[0].str() : "";
         return JinjaValue(strip_chars(s, chars, name != "rstrip", name != "lstrip"));
       });
-    if (name == "upper") return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(upper(s)); });
-    if (name == "lower") return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(lower(s)); });
-    if (name == "title") return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(title_case(s)); });
+    if (name == "upper")
+      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(upper(s)); });
+    if (name == "lower")
+      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(lower(s)); });
+    if (name == "title")
+      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(title_case(s)); });
     if (name == "capitalize")
       return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> {
         std::string r = lower(s);
@@ -119,8 +124,9 @@ JinjaValue method(const JinjaValue& self, const std::string& name) {
       return JinjaValue::function([s, name](Args& a, Kwargs&) -> Result<JinjaValue> {
         if (a.empty() || !a[0].is_string()) return rt_error(name + "() needs a string");
         const std::string& x = a[0].str();
-        const bool r = x.size() <= s.size() &&
-                       (name == "startswith" ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0);
+        const bool r =
+            x.size() <= s.size() &&
+            (name == "startswith" ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0);
         return JinjaValue(r);
       });
     if (name == "replace")
@@ -145,7 +151,8 @@ JinjaValue method(const JinjaValue& self, const std::string& name) {
         if (!a[0].is_string() || a[0].str().empty()) return rt_error("split() needs a non-empty separator");
         const std::string& sep = a[0].str();
         size_t pos = 0;
-        for (size_t hit; (hit = s.find(sep, pos)) != std::string::npos; pos = hit + sep.size()) out.emplace_back(s.substr(pos, hit - pos));
+        for (size_t hit; (hit = s.find(sep, pos)) != std::string::npos; pos = hit + sep.size())
+          out.emplace_back(s.substr(pos, hit - pos));
         out.emplace_back(s.substr(pos));
         return JinjaValue(out);
       });
@@ -178,7 +185,8 @@ class Renderer {
     scopes_.emplace_back();
     auto& g = scopes_.back();
     g["raise_exception"] = JinjaValue::function([](Args& a, Kwargs&) -> Result<JinjaValue> {
-      return Status::invalid_argument("chat template raised an exception: " + (a.empty() ? std::string() : a[0].to_output()));
+      return Status::invalid_argument("chat template raised an exception: " +
+                                      (a.empty() ? std::string() : a[0].to_output()));
     });
     g["strftime_now"] = JinjaValue::function([](Args& a, Kwargs&) -> Result<JinjaValue> {
       const std::string fmt = !a.empty() && a[0].is_string() ? a[0].str() : "%Y-%m-%d";
@@ -294,9 +302,12 @@ class Renderer {
       st = bind(items[i]);
       if (!st.is_ok()) break;
       const int64_t len = static_cast<int64_t>(items.size()), idx = static_cast<int64_t>(i);
-      JinjaDict loop{{"index", JinjaValue(idx + 1)},      {"index0", JinjaValue(idx)},
-                     {"first", JinjaValue(i == 0)},       {"last", JinjaValue(idx == len - 1)},
-                     {"length", JinjaValue(len)},         {"revindex", JinjaValue(len - idx)},
+      JinjaDict loop{{"index", JinjaValue(idx + 1)},
+                     {"index0", JinjaValue(idx)},
+                     {"first", JinjaValue(i == 0)},
+                     {"last", JinjaValue(idx == len - 1)},
+                     {"length", JinjaValue(len)},
+                     {"revindex", JinjaValue(len - idx)},
                      {"revindex0", JinjaValue(len - idx - 1)},
                      {"previtem", i > 0 ? items[i - 1] : JinjaValue()},
                      {"nextitem", idx + 1 < len ? items[i + 1] : JinjaValue()}};
@@ -347,7 +358,8 @@ class Renderer {
           return v.is_undefined() ? method(*o, k->str()) : v;
         }
         if ((o->is_list() || o->is_string()) && k->is_int()) {
-          const int64_t n = o->is_list() ? static_cast<int64_t>(o->list().size()) : static_cast<int64_t>(o->str().size());
+          const int64_t n =
+              o->is_list() ? static_cast<int64_t>(o->list().size()) : static_cast<int64_t>(o->str().size());
           int64_t i = k->integer();
           if (i < 0) i += n;
           if (i < 0 || i >= n) return JinjaValue();
@@ -496,7 +508,8 @@ class Renderer {
     if (op == "in" || op == "not in") {
       bool r = false;
       if (b.is_string() && a.is_string()) r = b.str().find(a.str()) != std::string::npos;
-      else if (b.is_list()) r = std::any_of(b.list().begin(), b.list().end(), [&](const JinjaValue& x) { return x.equals(a); });
+      else if (b.is_list())
+        r = std::any_of(b.list().begin(), b.list().end(), [&](const JinjaValue& x) { return x.equals(a); });
       else if (b.is_dict() && a.is_string()) r = !b.get(a.str()).is_undefined();
       else if (!b.is_undefined() && !b.is_none()) return rt_error("'in' needs a string, list or dict on the right");
       return JinjaValue(op == "in" ? r : !r);
@@ -610,7 +623,9 @@ class Renderer {
         return JinjaValue(0.0);
       }
     }
-    if (f == "abs" && in.is_number()) return in.is_int() ? JinjaValue(static_cast<int64_t>(std::llabs(in.integer()))) : JinjaValue(std::fabs(in.number()));
+    if (f == "abs" && in.is_number())
+      return in.is_int() ? JinjaValue(static_cast<int64_t>(std::llabs(in.integer())))
+                         : JinjaValue(std::fabs(in.number()));
     if (f == "round" && in.is_number()) return JinjaValue(std::round(in.number()));
     if (f == "list") {
       auto l = as_list(in);
@@ -700,12 +715,14 @@ class Renderer {
     if (t == "ne" || t == "!=") return a.empty() || !v.equals(a[0]);
     if (t == "in") {
       if (a.empty()) return false;
-      if (a[0].is_list()) return std::any_of(a[0].list().begin(), a[0].list().end(), [&](const JinjaValue& x) { return x.equals(v); });
+      if (a[0].is_list())
+        return std::any_of(a[0].list().begin(), a[0].list().end(), [&](const JinjaValue& x) { return x.equals(v); });
       if (a[0].is_string() && v.is_string()) return a[0].str().find(v.str()) != std::string::npos;
       if (a[0].is_dict() && v.is_string()) return !a[0].get(v.str()).is_undefined();
       return false;
     }
-    if (t == "divisibleby") return !a.empty() && v.is_int() && a[0].is_int() && a[0].integer() != 0 && v.integer() % a[0].integer() == 0;
+    if (t == "divisibleby")
+      return !a.empty() && v.is_int() && a[0].is_int() && a[0].integer() != 0 && v.integer() % a[0].integer() == 0;
     return rt_error("unsupported test '" + t + "'");
   }
 

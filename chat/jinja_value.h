@@ -21,8 +21,8 @@ struct JinjaValue;
 using JinjaList = std::vector<JinjaValue>;
 using JinjaDict = std::vector<std::pair<std::string, JinjaValue>>;
 // Positional arguments, then keyword arguments.
-using JinjaFunction =
-    std::function<Result<JinjaValue>(std::vector<JinjaValue>& args, std::vector<std::pair<std::string, JinjaValue>>& kwargs)>;
+using JinjaFunction = std::function<Result<JinjaValue>(std::vector<JinjaValue>& args,
+                                                       std::vector<std::pair<std::string, JinjaValue>>& kwargs)>;
 
 struct JinjaUndefined {};
 

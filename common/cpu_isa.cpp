@@ -1,9 +1,9 @@
 #include "common/cpu_isa.h"
 
 #include <array>
-#include <iterator>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -45,8 +45,8 @@ IsaLevel detect() {
   const Cpuid l1 = cpuid(1, 0), l7 = cpuid(7, 0), l71 = cpuid(7, 1), ext = cpuid(0x80000001, 0);
   const bool osxsave = bit(l1.c, 27);
   const uint64_t xcr = osxsave ? xcr0() : 0;
-  const bool os_ymm = (xcr & 0x6) == 0x6;     // SSE and AVX state
-  const bool os_zmm = (xcr & 0xe6) == 0xe6;   // + opmask, ZMM0-15 upper, ZMM16-31
+  const bool os_ymm = (xcr & 0x6) == 0x6;           // SSE and AVX state
+  const bool os_zmm = (xcr & 0xe6) == 0xe6;         // + opmask, ZMM0-15 upper, ZMM16-31
   const bool os_tile = (xcr & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA
   const bool avx2 = os_ymm && bit(l1.c, 28) /*AVX*/ && bit(l1.c, 12) /*FMA*/ && bit(l1.c, 29) /*F16C*/ &&
                     bit(l7.b, 5) /*AVX2*/ && bit(l7.b, 3) /*BMI1*/ && bit(l7.b, 8) /*BMI2*/ &&
@@ -58,8 +58,8 @@ IsaLevel detect() {
   if (!avx512) return IsaLevel::kAvx2;
   const bool vnni = bit(l7.c, 11) /*AVX512_VNNI*/ && bit(l71.a, 5) /*AVX512_BF16*/;
   if (!vnni) return IsaLevel::kAvx512;
-  const bool amx = os_tile && bit(l7.d, 24) /*AMX-TILE*/ && bit(l7.d, 25) /*AMX-INT8*/ &&
-                   bit(l7.d, 22) /*AMX-BF16*/ && request_amx_tile_state();
+  const bool amx = os_tile && bit(l7.d, 24) /*AMX-TILE*/ && bit(l7.d, 25) /*AMX-INT8*/ && bit(l7.d, 22) /*AMX-BF16*/ &&
+                   request_amx_tile_state();
   return amx ? IsaLevel::kAmx : IsaLevel::kAvx512Vnni;
 }
 #else
@@ -70,11 +70,16 @@ IsaLevel detect() { return IsaLevel::kBaseline; }
 
 const char* isa_level_name(IsaLevel level) {
   switch (level) {
-    case IsaLevel::kBaseline: return "baseline";
-    case IsaLevel::kAvx2: return "avx2";
-    case IsaLevel::kAvx512: return "avx512";
-    case IsaLevel::kAvx512Vnni: return "avx512_vnni";
-    case IsaLevel::kAmx: return "amx";
+    case IsaLevel::kBaseline:
+      return "baseline";
+    case IsaLevel::kAvx2:
+      return "avx2";
+    case IsaLevel::kAvx512:
+      return "avx512";
+    case IsaLevel::kAvx512Vnni:
+      return "avx512_vnni";
+    case IsaLevel::kAmx:
+      return "amx";
   }
   return "?";
 }

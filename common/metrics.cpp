@@ -28,8 +28,8 @@ Histogram::Snapshot Histogram::snapshot() const {
 }
 
 std::vector<double> Histogram::latency_buckets() {
-  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
-          0.75,  1.0,    2.5,   5.0,  10.0,  20.0, 30.0,  60.0, 120.0};
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,  0.3,
+          0.5,   0.75,   1.0,   2.5,  5.0,   10.0, 20.0,  30.0, 60.0, 120.0};
 }
 
 std::vector<double> Histogram::count_buckets() {

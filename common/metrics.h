@@ -16,7 +16,8 @@ class Counter {
  public:
   void add(double v = 1.0) {
     double cur = value_.load(std::memory_order_relaxed);
-    while (!value_.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {}
+    while (!value_.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
+    }
   }
   double value() const { return value_.load(std::memory_order_relaxed); }
 
@@ -36,8 +37,8 @@ class Gauge {
 class Histogram {
  public:
   struct Snapshot {
-    std::vector<double> bounds;         // upper bounds, ascending (+Inf implied)
-    std::vector<uint64_t> cumulative;   // count of observations <= bound, per bound
+    std::vector<double> bounds;        // upper bounds, ascending (+Inf implied)
+    std::vector<uint64_t> cumulative;  // count of observations <= bound, per bound
     uint64_t count = 0;
     double sum = 0;
   };

@@ -68,7 +68,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT(implicit)
+  Result(T value) : data_(std::move(value)) {}        // NOLINT(implicit)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(implicit)
     assert(!std::get<Status>(data_).is_ok() && "Result built from an OK status");
   }
@@ -92,8 +92,8 @@ class [[nodiscard]] Result {
 }  // namespace pagoda
 
 // Return early from a function returning Status or Result<T> when `expr` fails.
-#define PAGODA_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    ::pagoda::Status _st = (expr);            \
-    if (!_st.is_ok()) return _st;             \
+#define PAGODA_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::pagoda::Status _st = (expr);   \
+    if (!_st.is_ok()) return _st;    \
   } while (0)

@@ -19,7 +19,11 @@ size_t first_invalid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     const auto b = static_cast<unsigned char>(s[i]);
-    size_t len = b < 0x80 ? 1 : (b >= 0xC2 && b <= 0xDF) ? 2 : (b >= 0xE0 && b <= 0xEF) ? 3 : (b >= 0xF0 && b <= 0xF4) ? 4 : 0;
+    size_t len = b < 0x80                   ? 1
+                 : (b >= 0xC2 && b <= 0xDF) ? 2
+                 : (b >= 0xE0 && b <= 0xEF) ? 3
+                 : (b >= 0xF0 && b <= 0xF4) ? 4
+                                            : 0;
     if (len == 0 || i + len > s.size()) return i;
     unsigned cp = len == 1 ? b : b & (0x7F >> len);
     for (size_t k = 1; k < len; ++k) {
@@ -36,8 +40,7 @@ size_t first_invalid_utf8(std::string_view s) {
 
 Status apply_key(const std::string& path, const YAML::Node& value, LoadedConfig& out) {
   const ConfigField* field = find_config_field(path);
-  if (field == nullptr)
-    return Status::invalid_argument("unknown config key '" + path + "'" + did_you_mean(path));
+  if (field == nullptr) return Status::invalid_argument("unknown config key '" + path + "'" + did_you_mean(path));
   PAGODA_RETURN_IF_ERROR(field->assign(value, out.config));
   out.explicit_keys.insert(path);
   return Status::ok();
@@ -46,12 +49,12 @@ Status apply_key(const std::string& path, const YAML::Node& value, LoadedConfig&
 Status apply_document(const YAML::Node& root, const std::string& source, LoadedConfig& out) {
   if (!root || root.IsNull()) return Status::ok();  // empty file: defaults
   if (!root.IsMap())
-    return Status::invalid_argument(source + ": the top level must be a mapping of sections "
+    return Status::invalid_argument(source +
+                                    ": the top level must be a mapping of sections "
                                     "(model, kv, scheduler, server, engine, logging)");
   std::set<std::string> sections_seen;
   for (const auto& section : root) {
-    if (!section.first.IsScalar())
-      return Status::invalid_argument(source + ": section names must be plain strings");
+    if (!section.first.IsScalar()) return Status::invalid_argument(source + ": section names must be plain strings");
     const std::string name = section.first.Scalar();
     // YAML forbids duplicate keys; yaml-cpp keeps both, and one would win
     // silently.
@@ -59,20 +62,15 @@ Status apply_document(const YAML::Node& root, const std::string& source, LoadedC
       return Status::invalid_argument(source + ": config section '" + name + "' appears twice");
     bool known = false;
     for (const auto& f : config_fields()) known = known || f.path.rfind(name + ".", 0) == 0;
-    if (!known)
-      return Status::invalid_argument("unknown config section '" + name + "'" +
-                                      did_you_mean(name));
+    if (!known) return Status::invalid_argument("unknown config section '" + name + "'" + did_you_mean(name));
     if (section.second.IsNull()) continue;  // "kv:" with nothing under it
     if (!section.second.IsMap())
-      return Status::invalid_argument("config section '" + name +
-                                      "' must be a mapping of keys to values");
+      return Status::invalid_argument("config section '" + name + "' must be a mapping of keys to values");
     std::set<std::string> keys_seen;
     for (const auto& kv : section.second) {
-      if (!kv.first.IsScalar())
-        return Status::invalid_argument("config section '" + name + "': keys must be strings");
+      if (!kv.first.IsScalar()) return Status::invalid_argument("config section '" + name + "': keys must be strings");
       if (!keys_seen.insert(kv.first.Scalar()).second)
-        return Status::invalid_argument(source + ": config key '" + name + "." + kv.first.Scalar() +
-                                        "' appears twice");
+        return Status::invalid_argument(source + ": config key '" + name + "." + kv.first.Scalar() + "' appears twice");
       PAGODA_RETURN_IF_ERROR(apply_key(name + "." + kv.first.Scalar(), kv.second, out));
     }
   }
@@ -82,8 +80,7 @@ Status apply_document(const YAML::Node& root, const std::string& source, LoadedC
 Status apply_override(const std::string& text, LoadedConfig& out) {
   size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0)
-    return Status::invalid_argument("override '" + text +
-                                    "' must look like section.key=value (e.g. kv.page_size=32)");
+    return Status::invalid_argument("override '" + text + "' must look like section.key=value (e.g. kv.page_size=32)");
   std::string path = text.substr(0, eq);
   std::string value = text.substr(eq + 1);
   YAML::Node node;
@@ -104,15 +101,15 @@ std::string gib(double bytes) {
 
 }  // namespace
 
-Result<LoadedConfig> parse_config(std::string_view yaml_text,
-                                  const std::vector<std::string>& overrides,
+Result<LoadedConfig> parse_config(std::string_view yaml_text, const std::vector<std::string>& overrides,
                                   const std::string& source) {
   LoadedConfig out;
   if (size_t bad = first_invalid_utf8(yaml_text); bad != std::string_view::npos)
     return Status::invalid_argument(source + ": not valid UTF-8 text (byte offset " + std::to_string(bad) + ")");
   for (const auto& o : overrides)
     if (size_t bad = first_invalid_utf8(o); bad != std::string_view::npos)
-      return Status::invalid_argument("a --set override is not valid UTF-8 text (byte offset " + std::to_string(bad) + ")");
+      return Status::invalid_argument("a --set override is not valid UTF-8 text (byte offset " + std::to_string(bad) +
+                                      ")");
   YAML::Node root;
   try {
     // A second document ('---' after content) is refused; found in the text,
@@ -124,7 +121,8 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text,
       const std::string_view line = yaml_text.substr(at, end - at);
       if (line.rfind("---", 0) == 0 && (line.size() == 3 || line[3] == ' ' || line[3] == '\r')) {
         if (content)
-          return Status::invalid_argument(source + ": holds 2 YAML documents (separated by '---'); a config is one document");
+          return Status::invalid_argument(source +
+                                          ": holds 2 YAML documents (separated by '---'); a config is one document");
       } else if (!line.empty() && line[0] != '#' && line[0] != '\r') {
         content = true;
       }
@@ -132,9 +130,8 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text,
     }
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::ParserException& e) {
-    return Status::invalid_argument(source + ": YAML syntax error at line " +
-                                    std::to_string(e.mark.line + 1) + ", column " +
-                                    std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return Status::invalid_argument(source + ": YAML syntax error at line " + std::to_string(e.mark.line + 1) +
+                                    ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
   } catch (const YAML::Exception& e) {
     return Status::invalid_argument(source + ": cannot parse YAML: " + e.what());
   }
@@ -168,34 +165,33 @@ Status validate_config(const ServerConfig& c, const std::set<std::string>& expli
   if (c.kv.num_pages > 0 && given("kv.memory_gib"))
     return Status::invalid_argument(
         "config keys 'kv.memory_gib' and 'kv.num_pages' contradict each other: give one "
-        "(num_pages " + std::to_string(c.kv.num_pages) + ", memory_gib " +
-        gib(c.kv.memory_gib * 1024 * 1024 * 1024) + ")");
+        "(num_pages " +
+        std::to_string(c.kv.num_pages) + ", memory_gib " + gib(c.kv.memory_gib * 1024 * 1024 * 1024) + ")");
   if (c.kv.num_pages > 0 && c.kv.num_pages < 2)
-    return Status::invalid_argument("config key 'kv.num_pages': got " +
-                                    std::to_string(c.kv.num_pages) +
+    return Status::invalid_argument("config key 'kv.num_pages': got " + std::to_string(c.kv.num_pages) +
                                     ", expected 0 (derive from memory_gib) or at least 2");
   if (!c.server.api_keys.empty() && !c.server.api_key_file.empty())
     return Status::invalid_argument(
         "config keys 'server.api_keys' and 'server.api_key_file' contradict each other: give one");
   if (c.scheduler.max_num_batched_tokens < c.scheduler.max_num_seqs)
     return Status::invalid_argument(
-        "config key 'scheduler.max_num_batched_tokens' (" +
-        std::to_string(c.scheduler.max_num_batched_tokens) +
+        "config key 'scheduler.max_num_batched_tokens' (" + std::to_string(c.scheduler.max_num_batched_tokens) +
         ") must be at least 'scheduler.max_num_seqs' (" + std::to_string(c.scheduler.max_num_seqs) +
         "): every running sequence needs a token per step");
   if (!c.scheduler.chunked_prefill && c.model.max_model_len > 0 &&
       c.model.max_model_len > c.scheduler.max_num_batched_tokens)
-    return Status::invalid_argument(
-        "config key 'scheduler.max_num_batched_tokens' (" +
-        std::to_string(c.scheduler.max_num_batched_tokens) + ") must be at least "
-        "'model.max_model_len' (" + std::to_string(c.model.max_model_len) +
-        ") when 'scheduler.chunked_prefill' is false: a whole prompt must fit in one step");
-  if (c.kv.num_pages > 0 && c.model.max_model_len > 0 &&
-      c.kv.num_pages * c.kv.page_size < c.model.max_model_len)
-    return Status::invalid_argument(
-        "config key 'kv.num_pages' (" + std::to_string(c.kv.num_pages) + " pages of " +
-        std::to_string(c.kv.page_size) + " tokens) cannot hold one sequence of "
-        "'model.max_model_len' (" + std::to_string(c.model.max_model_len) + ") tokens");
+    return Status::invalid_argument("config key 'scheduler.max_num_batched_tokens' (" +
+                                    std::to_string(c.scheduler.max_num_batched_tokens) +
+                                    ") must be at least "
+                                    "'model.max_model_len' (" +
+                                    std::to_string(c.model.max_model_len) +
+                                    ") when 'scheduler.chunked_prefill' is false: a whole prompt must fit in one step");
+  if (c.kv.num_pages > 0 && c.model.max_model_len > 0 && c.kv.num_pages * c.kv.page_size < c.model.max_model_len)
+    return Status::invalid_argument("config key 'kv.num_pages' (" + std::to_string(c.kv.num_pages) + " pages of " +
+                                    std::to_string(c.kv.page_size) +
+                                    " tokens) cannot hold one sequence of "
+                                    "'model.max_model_len' (" +
+                                    std::to_string(c.model.max_model_len) + ") tokens");
   if (c.model.path.empty())
     return Status::invalid_argument("config key 'model.path': got '', expected a file or directory path");
   if (c.server.host.empty())
@@ -213,8 +209,7 @@ Status check_config_paths(const ServerConfig& c) {
     return Status::not_found("config key 'model.path': '" + c.model.path +
                              "' does not exist (run tools/setup.sh to fetch the default model)");
   if (!c.model.tokenizer.empty() && !fs::is_regular_file(c.model.tokenizer, ec))
-    return Status::not_found("config key 'model.tokenizer': '" + c.model.tokenizer +
-                             "' is not a readable file");
+    return Status::not_found("config key 'model.tokenizer': '" + c.model.tokenizer + "' is not a readable file");
   if (!c.server.api_key_file.empty() && !fs::is_regular_file(c.server.api_key_file, ec))
     return Status::not_found("config key 'server.api_key_file': '" + c.server.api_key_file +
                              "' is not a readable file");

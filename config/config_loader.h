@@ -25,13 +25,11 @@ struct LoadedConfig {
 // the value is parsed as YAML, so "[a, b]" is a list). Checks types, ranges,
 // unknown keys and contradictions; does not touch the file system.
 // `source` names the text in messages (a file name or "<string>").
-Result<LoadedConfig> parse_config(std::string_view yaml_text,
-                                  const std::vector<std::string>& overrides,
+Result<LoadedConfig> parse_config(std::string_view yaml_text, const std::vector<std::string>& overrides,
                                   const std::string& source = "<string>");
 
 // Reads `file` ("" = no file: defaults only) then does what parse_config does.
-Result<LoadedConfig> load_config(const std::string& file,
-                                 const std::vector<std::string>& overrides);
+Result<LoadedConfig> load_config(const std::string& file, const std::vector<std::string>& overrides);
 
 // Cross-field checks (also run by parse_config).
 Status validate_config(const ServerConfig& cfg, const std::set<std::string>& explicit_keys);

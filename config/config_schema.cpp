@@ -30,8 +30,7 @@ std::string shown(const YAML::Node& node) {
 }
 
 Status bad(const std::string& path, const YAML::Node& node, const std::string& allowed) {
-  return Status::invalid_argument("config key '" + path + "': got " + shown(node) +
-                                  ", expected " + allowed);
+  return Status::invalid_argument("config key '" + path + "': got " + shown(node) + ", expected " + allowed);
 }
 
 template <typename T>
@@ -113,8 +112,7 @@ ConfigField int_choice_field(std::string path, Ref<int64_t> ref, std::vector<int
   ConfigField f{path, allowed, nullptr, nullptr};
   f.assign = [=](const YAML::Node& n, ServerConfig& c) -> Status {
     int64_t v = 0;
-    if (!parse_int(n, &v) || std::find(values.begin(), values.end(), v) == values.end())
-      return bad(path, n, allowed);
+    if (!parse_int(n, &v) || std::find(values.begin(), values.end(), v) == values.end()) return bad(path, n, allowed);
     ref(c) = v;
     return Status::ok();
   };
@@ -128,15 +126,13 @@ std::string fmt_num(double v) {
   return os.str();
 }
 
-ConfigField double_field(std::string path, Ref<double> ref, double lo, double hi,
-                         bool lo_exclusive = false) {
-  std::string allowed = "a number " + std::string(lo_exclusive ? "greater than " : "from ") +
-                        fmt_num(lo) + (lo_exclusive ? " and up to " : " to ") + fmt_num(hi);
+ConfigField double_field(std::string path, Ref<double> ref, double lo, double hi, bool lo_exclusive = false) {
+  std::string allowed = "a number " + std::string(lo_exclusive ? "greater than " : "from ") + fmt_num(lo) +
+                        (lo_exclusive ? " and up to " : " to ") + fmt_num(hi);
   ConfigField f{path, allowed, nullptr, nullptr};
   f.assign = [=](const YAML::Node& n, ServerConfig& c) -> Status {
     double v = 0;
-    if (!parse_double(n, &v) || v > hi || v < lo || (lo_exclusive && v == lo))
-      return bad(path, n, allowed);
+    if (!parse_double(n, &v) || v > hi || v < lo || (lo_exclusive && v == lo)) return bad(path, n, allowed);
     ref(c) = v;
     return Status::ok();
   };
@@ -192,100 +188,90 @@ std::vector<ConfigField> build_fields() {
   constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
   std::vector<ConfigField> f;
   // model
-  f.push_back(string_field("model.path", [](ServerConfig& c) -> auto& { return c.model.path; },
-                           "a file or directory path"));
-  f.push_back(enum_field("model.format", [](ServerConfig& c) -> auto& { return c.model.format; },
-                         {"auto", "llama2c", "hf"}));
-  f.push_back(string_field("model.tokenizer",
-                           [](ServerConfig& c) -> auto& { return c.model.tokenizer; },
-                           "a file path, or \"\" to find it beside the model"));
-  f.push_back(enum_field("model.weight_dtype",
-                         [](ServerConfig& c) -> auto& { return c.model.weight_dtype; },
+  f.push_back(string_field(
+      "model.path", [](ServerConfig & c) -> auto& { return c.model.path; }, "a file or directory path"));
+  f.push_back(
+      enum_field("model.format", [](ServerConfig & c) -> auto& { return c.model.format; }, {"auto", "llama2c", "hf"}));
+  f.push_back(string_field(
+      "model.tokenizer", [](ServerConfig & c) -> auto& { return c.model.tokenizer; },
+      "a file path, or \"\" to find it beside the model"));
+  f.push_back(enum_field("model.weight_dtype", [](ServerConfig & c) -> auto& { return c.model.weight_dtype; },
                          {"f32", "bf16", "int8"}));
-  f.push_back(int_field("model.max_model_len",
-                        [](ServerConfig& c) -> auto& { return c.model.max_model_len; }, 0,
-                        1 << 20));
-  f.push_back(string_field("model.name", [](ServerConfig& c) -> auto& { return c.model.name; }));
+  f.push_back(int_field(
+      "model.max_model_len", [](ServerConfig & c) -> auto& { return c.model.max_model_len; }, 0, 1 << 20));
+  f.push_back(string_field(
+      "model.name", [](ServerConfig & c) -> auto& { return c.model.name; }));
   // kv
-  f.push_back(int_choice_field("kv.page_size", [](ServerConfig& c) -> auto& { return c.kv.page_size; },
+  f.push_back(int_choice_field("kv.page_size", [](ServerConfig & c) -> auto& { return c.kv.page_size; },
                                {8, 16, 32, 64, 128, 256}));
-  f.push_back(enum_field("kv.dtype", [](ServerConfig& c) -> auto& { return c.kv.dtype; },
+  f.push_back(enum_field("kv.dtype", [](ServerConfig & c) -> auto& { return c.kv.dtype; },
                          {"f32", "bf16", "f16", "int8", "int4"}));
-  f.push_back(double_field("kv.memory_gib", [](ServerConfig& c) -> auto& { return c.kv.memory_gib; },
-                           0, 1024, /*lo_exclusive=*/true));
-  f.push_back(int_field("kv.num_pages", [](ServerConfig& c) -> auto& { return c.kv.num_pages; }, 0,
-                        kMaxInt));
-  f.push_back(bool_field("kv.prefix_caching",
-                         [](ServerConfig& c) -> auto& { return c.kv.prefix_caching; }));
+  f.push_back(double_field(
+      "kv.memory_gib", [](ServerConfig & c) -> auto& { return c.kv.memory_gib; }, 0, 1024, /*lo_exclusive=*/true));
+  f.push_back(int_field(
+      "kv.num_pages", [](ServerConfig & c) -> auto& { return c.kv.num_pages; }, 0, kMaxInt));
+  f.push_back(bool_field(
+      "kv.prefix_caching", [](ServerConfig & c) -> auto& { return c.kv.prefix_caching; }));
   // scheduler
-  f.push_back(int_field("scheduler.max_num_seqs",
-                        [](ServerConfig& c) -> auto& { return c.scheduler.max_num_seqs; }, 1, 4096));
-  f.push_back(int_field("scheduler.max_num_batched_tokens",
-                        [](ServerConfig& c) -> auto& { return c.scheduler.max_num_batched_tokens; },
-                        1, 1 << 20));
-  f.push_back(int_field("scheduler.prefill_join_tokens",
-                        [](ServerConfig& c) -> auto& { return c.scheduler.prefill_join_tokens; }, 0,
-                        1 << 20));
-  f.push_back(bool_field("scheduler.chunked_prefill",
-                         [](ServerConfig& c) -> auto& { return c.scheduler.chunked_prefill; }));
-  f.push_back(enum_field("scheduler.policy",
-                         [](ServerConfig& c) -> auto& { return c.scheduler.policy; },
+  f.push_back(int_field(
+      "scheduler.max_num_seqs", [](ServerConfig & c) -> auto& { return c.scheduler.max_num_seqs; }, 1, 4096));
+  f.push_back(int_field(
+      "scheduler.max_num_batched_tokens", [](ServerConfig & c) -> auto& { return c.scheduler.max_num_batched_tokens; },
+      1, 1 << 20));
+  f.push_back(int_field(
+      "scheduler.prefill_join_tokens", [](ServerConfig & c) -> auto& { return c.scheduler.prefill_join_tokens; }, 0,
+      1 << 20));
+  f.push_back(bool_field(
+      "scheduler.chunked_prefill", [](ServerConfig & c) -> auto& { return c.scheduler.chunked_prefill; }));
+  f.push_back(enum_field("scheduler.policy", [](ServerConfig & c) -> auto& { return c.scheduler.policy; },
                          {"fcfs", "priority"}));
-  f.push_back(int_field("scheduler.max_queue",
-                        [](ServerConfig& c) -> auto& { return c.scheduler.max_queue; }, 0, 1 << 20));
-  f.push_back(double_field("scheduler.queue_timeout_s",
-                           [](ServerConfig& c) -> auto& { return c.scheduler.queue_timeout_s; }, 0,
-                           86400));
+  f.push_back(int_field(
+      "scheduler.max_queue", [](ServerConfig & c) -> auto& { return c.scheduler.max_queue; }, 0, 1 << 20));
+  f.push_back(double_field(
+      "scheduler.queue_timeout_s", [](ServerConfig & c) -> auto& { return c.scheduler.queue_timeout_s; }, 0, 86400));
   // server
-  f.push_back(string_field("server.host", [](ServerConfig& c) -> auto& { return c.server.host; },
-                           "an IP address or host name"));
-  f.push_back(int_field("server.port", [](ServerConfig& c) -> auto& { return c.server.port; }, 0,
-                        65535));
-  f.push_back(int_field("server.io_threads",
-                        [](ServerConfig& c) -> auto& { return c.server.io_threads; }, 1, 256));
-  ConfigField keys = string_list_field("server.api_keys",
-                                       [](ServerConfig& c) -> auto& { return c.server.api_keys; });
+  f.push_back(string_field(
+      "server.host", [](ServerConfig & c) -> auto& { return c.server.host; }, "an IP address or host name"));
+  f.push_back(int_field(
+      "server.port", [](ServerConfig & c) -> auto& { return c.server.port; }, 0, 65535));
+  f.push_back(int_field(
+      "server.io_threads", [](ServerConfig & c) -> auto& { return c.server.io_threads; }, 1, 256));
+  ConfigField keys = string_list_field(
+      "server.api_keys", [](ServerConfig & c) -> auto& { return c.server.api_keys; });
   keys.secret = true;
   f.push_back(keys);
-  f.push_back(string_field("server.api_key_file",
-                           [](ServerConfig& c) -> auto& { return c.server.api_key_file; },
-                           "a file path, or \"\""));
-  f.push_back(int_field("server.max_body_bytes",
-                        [](ServerConfig& c) -> auto& { return c.server.max_body_bytes; }, 1024,
-                        int64_t{1} << 30));
-  f.push_back(int_field("server.max_connections",
-                        [](ServerConfig& c) -> auto& { return c.server.max_connections; }, 1,
-                        1 << 20));
-  f.push_back(int_field("server.max_connections_per_client",
-                        [](ServerConfig& c) -> auto& { return c.server.max_connections_per_client; }, 1,
-                        1 << 20));
-  f.push_back(int_field("server.max_header_fields",
-                        [](ServerConfig& c) -> auto& { return c.server.max_header_fields; }, 1,
-                        10000));
-  f.push_back(double_field("server.header_timeout_s",
-                           [](ServerConfig& c) -> auto& { return c.server.header_timeout_s; }, 0,
-                           3600, true));
-  f.push_back(double_field("server.idle_timeout_s",
-                           [](ServerConfig& c) -> auto& { return c.server.idle_timeout_s; }, 0,
-                           86400, true));
-  f.push_back(double_field("server.shutdown_grace_s",
-                           [](ServerConfig& c) -> auto& { return c.server.shutdown_grace_s; }, 0,
-                           3600));
-  f.push_back(enum_field("server.chat_template",
-                         [](ServerConfig& c) -> auto& { return c.server.chat_template; },
+  f.push_back(string_field(
+      "server.api_key_file", [](ServerConfig & c) -> auto& { return c.server.api_key_file; }, "a file path, or \"\""));
+  f.push_back(int_field(
+      "server.max_body_bytes", [](ServerConfig & c) -> auto& { return c.server.max_body_bytes; }, 1024,
+      int64_t{1} << 30));
+  f.push_back(int_field(
+      "server.max_connections", [](ServerConfig & c) -> auto& { return c.server.max_connections; }, 1, 1 << 20));
+  f.push_back(int_field(
+      "server.max_connections_per_client",
+      [](ServerConfig & c) -> auto& { return c.server.max_connections_per_client; }, 1, 1 << 20));
+  f.push_back(int_field(
+      "server.max_header_fields", [](ServerConfig & c) -> auto& { return c.server.max_header_fields; }, 1, 10000));
+  f.push_back(double_field(
+      "server.header_timeout_s", [](ServerConfig & c) -> auto& { return c.server.header_timeout_s; }, 0, 3600, true));
+  f.push_back(double_field(
+      "server.idle_timeout_s", [](ServerConfig & c) -> auto& { return c.server.idle_timeout_s; }, 0, 86400, true));
+  f.push_back(double_field(
+      "server.shutdown_grace_s", [](ServerConfig & c) -> auto& { return c.server.shutdown_grace_s; }, 0, 3600));
+  f.push_back(enum_field("server.chat_template", [](ServerConfig & c) -> auto& { return c.server.chat_template; },
                          {"auto", "llama2", "chatml", "plain", "llama3", "mistral", "zephyr"}));
   // engine
-  f.push_back(int_field("engine.threads", [](ServerConfig& c) -> auto& { return c.engine.threads; },
-                        0, 1024));
+  f.push_back(int_field(
+      "engine.threads", [](ServerConfig & c) -> auto& { return c.engine.threads; }, 0, 1024));
   std::vector<std::string> isa_values = {"auto"};  // or a level of common/cpu_isa.h
   for (IsaLevel level : kAllIsaLevels) isa_values.emplace_back(isa_level_name(level));
-  f.push_back(enum_field("engine.isa", [](ServerConfig& c) -> auto& { return c.engine.isa; }, isa_values));
+  f.push_back(enum_field(
+      "engine.isa", [](ServerConfig & c) -> auto& { return c.engine.isa; }, isa_values));
   // logging
-  f.push_back(enum_field("logging.level", [](ServerConfig& c) -> auto& { return c.logging.level; },
+  f.push_back(enum_field("logging.level", [](ServerConfig & c) -> auto& { return c.logging.level; },
                          {"trace", "debug", "info", "warn", "error", "off"}));
-  f.push_back(enum_field("logging.format",
-                         [](ServerConfig& c) -> auto& { return c.logging.format; },
-                         {"text", "json"}));
+  f.push_back(
+      enum_field("logging.format", [](ServerConfig & c) -> auto& { return c.logging.format; }, {"text", "json"}));
   return f;
 }
 
@@ -328,15 +314,13 @@ std::string did_you_mean(std::string_view unknown) {
   for (const auto& f : config_fields()) {
     candidates.push_back(f.path);
     std::string section = f.path.substr(0, f.path.find('.'));
-    if (std::find(candidates.begin(), candidates.end(), section) == candidates.end())
-      candidates.push_back(section);
+    if (std::find(candidates.begin(), candidates.end(), section) == candidates.end()) candidates.push_back(section);
   }
   std::string best;
   size_t best_d = std::numeric_limits<size_t>::max();
   for (const auto& c : candidates) {
     size_t d = edit_distance(unknown, c);
-    if (leaf(unknown) == leaf(c) && unknown.find('.') != std::string_view::npos &&
-        c.find('.') != std::string::npos)
+    if (leaf(unknown) == leaf(c) && unknown.find('.') != std::string_view::npos && c.find('.') != std::string::npos)
       d = std::min<size_t>(d, 1);
     if (d < best_d) {
       best_d = d;

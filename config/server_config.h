@@ -25,44 +25,44 @@ struct ModelSection {
 };
 
 struct KvSection {
-  int64_t page_size = 16;        // tokens per page: 8, 16, 32, 64, 128 or 256
-  std::string dtype = "f32";     // f32 | bf16 | f16 | int8 | int4
-  double memory_gib = 1.0;       // KV memory budget in GiB (used when num_pages is 0)
-  int64_t num_pages = 0;         // explicit page count; 0 = derive from memory_gib
-  bool prefix_caching = true;    // share full pages between requests with a common prefix
+  int64_t page_size = 16;      // tokens per page: 8, 16, 32, 64, 128 or 256
+  std::string dtype = "f32";   // f32 | bf16 | f16 | int8 | int4
+  double memory_gib = 1.0;     // KV memory budget in GiB (used when num_pages is 0)
+  int64_t num_pages = 0;       // explicit page count; 0 = derive from memory_gib
+  bool prefix_caching = true;  // share full pages between requests with a common prefix
   bool operator==(const KvSection&) const = default;
 };
 
 struct SchedulerSection {
-  int64_t max_num_seqs = 64;               // sequences in one step
-  int64_t max_num_batched_tokens = 256;    // tokens in one step (prefill chunks + decodes)
-  int64_t prefill_join_tokens = 16;        // a prompt joins another's step only if <= this + decodes
-  bool chunked_prefill = true;             // split long prompts across steps
-  std::string policy = "fcfs";             // fcfs | priority
-  int64_t max_queue = 1024;                // waiting requests before new ones get 429
-  double queue_timeout_s = 0;              // max seconds waiting before the first step; 0 = no limit
+  int64_t max_num_seqs = 64;             // sequences in one step
+  int64_t max_num_batched_tokens = 256;  // tokens in one step (prefill chunks + decodes)
+  int64_t prefill_join_tokens = 16;      // a prompt joins another's step only if <= this + decodes
+  bool chunked_prefill = true;           // split long prompts across steps
+  std::string policy = "fcfs";           // fcfs | priority
+  int64_t max_queue = 1024;              // waiting requests before new ones get 429
+  double queue_timeout_s = 0;            // max seconds waiting before the first step; 0 = no limit
   bool operator==(const SchedulerSection&) const = default;
 };
 
 struct ServerSection {
-  std::string host = "127.0.0.1";          // listen address
-  int64_t port = 8000;                     // listen port
-  int64_t io_threads = 2;                  // Asio I/O threads
-  std::vector<std::string> api_keys = {};  // accepted bearer keys; empty = no auth
-  std::string api_key_file = "";           // file with one key per line (instead of api_keys)
-  int64_t max_body_bytes = 1048576;        // largest request body accepted (413 beyond)
-  int64_t max_connections = 1024;          // concurrent connections; more are refused
-  int64_t max_connections_per_client = 64; // concurrent connections from one client address (429 beyond)
-  int64_t max_header_fields = 100;         // header fields in one request (431 beyond)
-  double header_timeout_s = 10;            // time allowed to send a request's headers
-  double idle_timeout_s = 60;              // keep-alive idle time before closing
-  double shutdown_grace_s = 30;            // time in-flight requests get on SIGTERM
-  std::string chat_template = "auto";      // auto | llama2 | chatml | plain | llama3 | mistral | zephyr
+  std::string host = "127.0.0.1";           // listen address
+  int64_t port = 8000;                      // listen port
+  int64_t io_threads = 2;                   // Asio I/O threads
+  std::vector<std::string> api_keys = {};   // accepted bearer keys; empty = no auth
+  std::string api_key_file = "";            // file with one key per line (instead of api_keys)
+  int64_t max_body_bytes = 1048576;         // largest request body accepted (413 beyond)
+  int64_t max_connections = 1024;           // concurrent connections; more are refused
+  int64_t max_connections_per_client = 64;  // concurrent connections from one client address (429 beyond)
+  int64_t max_header_fields = 100;          // header fields in one request (431 beyond)
+  double header_timeout_s = 10;             // time allowed to send a request's headers
+  double idle_timeout_s = 60;               // keep-alive idle time before closing
+  double shutdown_grace_s = 30;             // time in-flight requests get on SIGTERM
+  std::string chat_template = "auto";       // auto | llama2 | chatml | plain | llama3 | mistral | zephyr
   bool operator==(const ServerSection&) const = default;
 };
 
 struct EngineSection {
-  int64_t threads = 0;  // compute threads; 0 = all cores
+  int64_t threads = 0;       // compute threads; 0 = all cores
   std::string isa = "auto";  // kernel level: auto | baseline | avx2 | avx512 | avx512_vnni | amx (PAGODA_ISA overrides)
   bool operator==(const EngineSection&) const = default;
 };

@@ -63,9 +63,7 @@ class Keys {
 Status parse_rope_scaling(const json& j, const std::string& source, ModelConfig* c) {
   if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return Status::ok();
   const json& r = j["rope_scaling"];
-  auto bad = [&](const std::string& what) {
-    return Status::invalid_argument(source + ": key 'rope_scaling' " + what);
-  };
+  auto bad = [&](const std::string& what) { return Status::invalid_argument(source + ": key 'rope_scaling' " + what); };
   if (!r.is_object()) return bad("must be an object or null, got " + r.dump());
   // Transformers accepts both "rope_type" and the older "type".
   std::string type;
@@ -85,8 +83,7 @@ Status parse_rope_scaling(const json& j, const std::string& source, ModelConfig*
     s.type = RopeScaling::Type::kLlama3;
     PAGODA_RETURN_IF_ERROR(keys.number("low_freq_factor", &s.low_freq_factor));
     PAGODA_RETURN_IF_ERROR(keys.number("high_freq_factor", &s.high_freq_factor));
-    PAGODA_RETURN_IF_ERROR(keys.integer("original_max_position_embeddings",
-                                        &s.original_max_position, true));
+    PAGODA_RETURN_IF_ERROR(keys.integer("original_max_position_embeddings", &s.original_max_position, true));
   } else {
     return bad("rope_type '" + type + "' is not supported; supported: default, linear, llama3");
   }
@@ -102,8 +99,10 @@ Status parse_eos(const json& j, const std::string& source, HfConfig* out) {
     return Status::ok();
   }
   const json& v = j["eos_token_id"];
-  auto bad = Status::invalid_argument(source + ": key 'eos_token_id' must be an integer or a "
-                                               "non-empty list of integers, got " + v.dump());
+  auto bad = Status::invalid_argument(source +
+                                      ": key 'eos_token_id' must be an integer or a "
+                                      "non-empty list of integers, got " +
+                                      v.dump());
   if (v.is_number_integer()) {
     out->eos_ids.push_back(v.get<int32_t>());
   } else if (v.is_array() && !v.empty()) {
@@ -117,8 +116,7 @@ Status parse_eos(const json& j, const std::string& source, HfConfig* out) {
   for (int32_t id : out->eos_ids) {
     if (id < 0 || id >= out->model.vocab_size)
       return Status::invalid_argument(source + ": key 'eos_token_id': id " + std::to_string(id) +
-                                      " is outside the vocabulary [0, " +
-                                      std::to_string(out->model.vocab_size) + ")");
+                                      " is outside the vocabulary [0, " + std::to_string(out->model.vocab_size) + ")");
   }
   out->model.eos_id = out->eos_ids.front();
   return Status::ok();
@@ -146,15 +144,14 @@ Result<HfConfig> parse_hf_config(const std::string& text, const std::string& sou
   HfConfig out;
   // The architecture: "architectures"[0], else "model_type".
   bool found = false;
-  if (j.contains("architectures") && j["architectures"].is_array() &&
-      !j["architectures"].empty() && j["architectures"][0].is_string()) {
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
     out.architecture = j["architectures"][0].get<std::string>();
     for (const ArchName& a : kArchs)
       if (out.architecture == a.architecture) out.arch = a.arch, found = true;
     if (!found)
       return Status::invalid_argument(source + ": key 'architectures': '" + out.architecture +
-                                      "' is not supported; supported: " +
-                                      hf_supported_architectures());
+                                      "' is not supported; supported: " + hf_supported_architectures());
   } else if (j.contains("model_type") && j["model_type"].is_string()) {
     out.architecture = j["model_type"].get<std::string>();
     for (const ArchName& a : kArchs)
@@ -209,8 +206,9 @@ Result<HfConfig> parse_hf_config(const std::string& text, const std::string& sou
       window = 0;
     } else if (from_layer > 0) {
       return keys.error("max_window_layers",
-                        "= " + std::to_string(from_layer) + " with use_sliding_window: a window "
-                        "on only some layers is not supported (need 0 or >= num_hidden_layers)");
+                        "= " + std::to_string(from_layer) +
+                            " with use_sliding_window: a window "
+                            "on only some layers is not supported (need 0 or >= num_hidden_layers)");
     }
   }
   if (window < 0) return keys.error("sliding_window", "must be null or a positive integer");
@@ -222,8 +220,7 @@ Result<HfConfig> parse_hf_config(const std::string& text, const std::string& sou
   bool attention_bias = false;
   PAGODA_RETURN_IF_ERROR(keys.boolean("attention_bias", &attention_bias));
   if (attention_bias && out.arch != HfArch::kQwen2)
-    return keys.error("attention_bias", "is true; biased attention is not supported for " +
-                                            out.architecture);
+    return keys.error("attention_bias", "is true; biased attention is not supported for " + out.architecture);
   bool mlp_bias = false;
   PAGODA_RETURN_IF_ERROR(keys.boolean("mlp_bias", &mlp_bias));
   if (mlp_bias) return keys.error("mlp_bias", "is true; MLP biases are not supported");

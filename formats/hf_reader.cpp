@@ -33,8 +33,7 @@ struct TensorSet {
     *file = f.path();
     const SafeTensor* t = f.find(name);
     if (t == nullptr) {
-      return Status::not_found(f.path() + ": missing tensor '" + name + "' (" + listing +
-                               " places it in this file)");
+      return Status::not_found(f.path() + ": missing tensor '" + name + "' (" + listing + " places it in this file)");
     }
     return t;
   }
@@ -47,8 +46,8 @@ Result<TensorSet> open_tensors(const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(index, ec)) {
     if (!fs::exists(single, ec)) {
-      return Status::not_found(dir + ": no " + std::string(kHfWeightsFile) + " or " +
-                               kHfIndexFile + " (only safetensors weights are supported)");
+      return Status::not_found(dir + ": no " + std::string(kHfWeightsFile) + " or " + kHfIndexFile +
+                               " (only safetensors weights are supported)");
     }
     auto f = SafetensorsFile::open(single.string());
     if (!f) return f.status();
@@ -98,17 +97,15 @@ class WeightLoader {
     if (!found) return found.status();
     const SafeTensor& t = **found;
     if (t.shape != shape) {
-      return Status::invalid_argument(file + ": tensor '" + name + "' has shape " +
-                                      shape_to_string(t.shape) + ", but config.json implies " +
-                                      shape_to_string(shape));
+      return Status::invalid_argument(file + ": tensor '" + name + "' has shape " + shape_to_string(t.shape) +
+                                      ", but config.json implies " + shape_to_string(shape));
     }
     const auto addr = reinterpret_cast<uintptr_t>(t.data);
     switch (t.dtype) {
       case SafeDtype::kF32:
         if (addr % alignof(float) == 0) return reinterpret_cast<const float*>(t.data);
-        return own(t.numel, [&](float* out) {
-          std::memcpy(out, t.data, static_cast<size_t>(t.numel) * sizeof(float));
-        });
+        return own(t.numel,
+                   [&](float* out) { std::memcpy(out, t.data, static_cast<size_t>(t.numel) * sizeof(float)); });
       case SafeDtype::kBF16:
       case SafeDtype::kF16: {
         std::vector<uint16_t> aligned;
@@ -128,8 +125,7 @@ class WeightLoader {
         });
       }
       default:
-        return Status::invalid_argument(file + ": tensor '" + name + "' has dtype " +
-                                        safe_dtype_name(t.dtype) +
+        return Status::invalid_argument(file + ": tensor '" + name + "' has dtype " + safe_dtype_name(t.dtype) +
                                         "; supported: F32, BF16, F16");
     }
   }
@@ -162,11 +158,11 @@ Result<std::unique_ptr<LoadedModel>> HfReader::read(const std::string& dir) cons
   WeightLoader loader(*set, model.get());
   const int64_t dim = c.dim, hid = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   ModelWeights& w = model->weights;
-#define PAGODA_LOAD(dst, name, ...)                        \
-  do {                                                     \
+#define PAGODA_LOAD(dst, name, ...)                                \
+  do {                                                             \
     auto r = loader.load(name, std::vector<int64_t>{__VA_ARGS__}); \
-    if (!r) return r.status();                             \
-    (dst) = *r;                                            \
+    if (!r) return r.status();                                     \
+    (dst) = *r;                                                    \
   } while (0)
   PAGODA_LOAD(w.token_embedding, "model.embed_tokens.weight", c.vocab_size, dim);
   w.layers.resize(static_cast<size_t>(c.n_layers));

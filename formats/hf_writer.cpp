@@ -9,9 +9,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "engine/kernels/quantize.h"
 #include "formats/hf_reader.h"
 #include "formats/model_writer.h"
-#include "engine/kernels/quantize.h"
 
 namespace pagoda {
 
@@ -39,13 +39,13 @@ uint16_t f32_to_f16(float f) {
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t a = x & 0x7fffffffu;
   if (a >= 0x7f800000u) return sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0u);  // inf, NaN
-  if (a >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
-  if (a < 0x38800000u) {                        // below 2^-14: f16 subnormal (or zero)
+  if (a >= 0x477ff000u) return sign | 0x7c00u;                                    // >= 65520 rounds to inf
+  if (a < 0x38800000u) {  // below 2^-14: f16 subnormal (or zero)
     float v;
     std::memcpy(&v, &a, 4);
     return sign | static_cast<uint16_t>(std::nearbyint(v * 16777216.0f));  // exact * 2^24
   }
-  const uint32_t rounded = a + 0xfffu + ((a >> 13) & 1u);  // nearest even on 13 dropped bits
+  const uint32_t rounded = a + 0xfffu + ((a >> 13) & 1u);              // nearest even on 13 dropped bits
   return sign | static_cast<uint16_t>((rounded - 0x38000000u) >> 13);  // exponent 127 -> 15
 }
 
@@ -62,9 +62,12 @@ double short_decimal(float f) {
 
 const char* torch_dtype(SafeDtype d) {
   switch (d) {
-    case SafeDtype::kBF16: return "bfloat16";
-    case SafeDtype::kF16: return "float16";
-    default: return "float32";
+    case SafeDtype::kBF16:
+      return "bfloat16";
+    case SafeDtype::kF16:
+      return "float16";
+    default:
+      return "float32";
   }
 }
 
@@ -146,15 +149,14 @@ std::vector<int> assign_shards(const std::vector<int64_t>& bytes, int n) {
   return shard;
 }
 
-Status write_plan(const ModelConfig& c, const std::vector<TensorPlan>& plan,
-                  const HfWriteOptions& o, const std::string& dir) {
+Status write_plan(const ModelConfig& c, const std::vector<TensorPlan>& plan, const HfWriteOptions& o,
+                  const std::string& dir) {
   if (o.dtype != SafeDtype::kF32 && o.dtype != SafeDtype::kBF16 && o.dtype != SafeDtype::kF16)
     return Status::invalid_argument(std::string("hf writer: dtype ") + safe_dtype_name(o.dtype) +
                                     " is not supported; allowed: F32, BF16, F16");
   if (o.shards < 1 || o.shards > static_cast<int>(plan.size()))
-    return Status::invalid_argument("hf writer: shards = " + std::to_string(o.shards) +
-                                    " must be in 1.." + std::to_string(plan.size()) +
-                                    " (one tensor at least per shard)");
+    return Status::invalid_argument("hf writer: shards = " + std::to_string(o.shards) + " must be in 1.." +
+                                    std::to_string(plan.size()) + " (one tensor at least per shard)");
   if (c.sliding_window > 0 && o.family != HfFamily::kQwen2)
     return Status::invalid_argument("hf writer: a sliding window cannot be written for family " +
                                     hf_family_names()[static_cast<size_t>(o.family)]);
@@ -207,8 +209,7 @@ Status write_plan(const ModelConfig& c, const std::vector<TensorPlan>& plan,
   ojson gen = {{"_from_model_config", true}, {"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id}};
   PAGODA_RETURN_IF_ERROR(write_text(fs::path(dir) / "generation_config.json", gen.dump(2) + "\n"));
   // config.json last: a directory without it is not mistaken for a model.
-  return write_text(fs::path(dir) / kHfConfigFile,
-                    config_json(c, o.family, o.dtype).dump(2) + "\n");
+  return write_text(fs::path(dir) / kHfConfigFile, config_json(c, o.family, o.dtype).dump(2) + "\n");
 }
 
 // The tensors of `c` in transformers' order; `source(kind, layer, out)`
@@ -219,8 +220,7 @@ using Source = std::function<void(const char* kind, int64_t layer, float* out)>;
 std::vector<TensorPlan> make_plan(const ModelConfig& c, bool bias, const Source& src) {
   std::vector<TensorPlan> plan;
   auto add = [&](std::string name, std::vector<int64_t> shape, const char* kind, int64_t layer) {
-    plan.push_back({std::move(name), std::move(shape),
-                    [src, kind, layer](float* out) { src(kind, layer, out); }});
+    plan.push_back({std::move(name), std::move(shape), [src, kind, layer](float* out) { src(kind, layer, out); }});
   };
   const int64_t dim = c.dim, hid = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   add("model.embed_tokens.weight", {c.vocab_size, dim}, "embed", -1);
@@ -257,8 +257,7 @@ Result<HfFamily> parse_hf_family(const std::string& name) {
   const auto& names = hf_family_names();
   for (size_t i = 0; i < names.size(); ++i)
     if (names[i] == name) return static_cast<HfFamily>(i);
-  return Status::invalid_argument("model family '" + name +
-                                  "' is not known; allowed: llama2, llama3, qwen2");
+  return Status::invalid_argument("model family '" + name + "' is not known; allowed: llama2, llama3, qwen2");
 }
 
 ModelConfig hf_family_config(const ModelConfig& shape, HfFamily family) {
@@ -290,8 +289,7 @@ ModelConfig hf_family_config(const ModelConfig& shape, HfFamily family) {
   return c;
 }
 
-void permute_rows_adjacent_to_halves(const float* in, int64_t n_heads, int64_t head_dim,
-                                     int64_t cols, float* out) {
+void permute_rows_adjacent_to_halves(const float* in, int64_t n_heads, int64_t head_dim, int64_t cols, float* out) {
   const int64_t half = head_dim / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
     for (int64_t i = 0; i < half; ++i) {
@@ -304,16 +302,15 @@ void permute_rows_adjacent_to_halves(const float* in, int64_t n_heads, int64_t h
   }
 }
 
-Status write_random_hf(const ModelConfig& config, const HfWriteOptions& options,
-                       const std::string& dir, uint64_t seed, float stddev) {
+Status write_random_hf(const ModelConfig& config, const HfWriteOptions& options, const std::string& dir, uint64_t seed,
+                       float stddev) {
   PAGODA_RETURN_IF_ERROR(config.validate(/*require_dim_equals_heads=*/false));
   if (!(stddev >= 0.0f) || !std::isfinite(stddev))
     return Status::invalid_argument("write_random_hf: stddev must be finite and >= 0");
   const ModelConfig& c = config;
   // Each tensor gets its own RNG stream: (kind, layer) -> a stable id.
-  const std::vector<std::string> kinds = {"embed", "rms_att", "wq", "wk", "wv", "bq", "bk", "bv",
-                                          "wo", "rms_ffn", "w1", "w3", "w2", "rms_final",
-                                          "classifier"};
+  const std::vector<std::string> kinds = {"embed", "rms_att", "wq", "wk", "wv", "bq",        "bk",        "bv",
+                                          "wo",    "rms_ffn", "w1", "w3", "w2", "rms_final", "classifier"};
   auto src = [&c, kinds, seed, stddev](const char* kind, int64_t layer, float* out) {
     const int64_t n = [&]() -> int64_t {
       const std::string k = kind;
@@ -337,25 +334,21 @@ Status write_random_hf(const ModelConfig& config, const HfWriteOptions& options,
   return write_plan(c, make_plan(c, options.family == HfFamily::kQwen2, src), options, dir);
 }
 
-Status write_hf_model(const ModelConfig& config, const ModelWeights& w,
-                      const HfWriteOptions& options, const std::string& dir) {
+Status write_hf_model(const ModelConfig& config, const ModelWeights& w, const HfWriteOptions& options,
+                      const std::string& dir) {
   const ModelConfig& c = config;
   PAGODA_RETURN_IF_ERROR(c.validate(/*require_dim_equals_heads=*/false));
   if (static_cast<int64_t>(w.layers.size()) != c.n_layers)
-    return Status::invalid_argument("write_hf_model: weights have " +
-                                    std::to_string(w.layers.size()) + " layers, config " +
-                                    std::to_string(c.n_layers));
+    return Status::invalid_argument("write_hf_model: weights have " + std::to_string(w.layers.size()) +
+                                    " layers, config " + std::to_string(c.n_layers));
   const bool bias = !w.layers.empty() && w.layers[0].bq != nullptr;
   if (bias != (options.family == HfFamily::kQwen2))
-    return Status::invalid_argument(
-        "write_hf_model: q/k/v biases are written exactly for family qwen2");
+    return Status::invalid_argument("write_hf_model: q/k/v biases are written exactly for family qwen2");
   const bool permute = c.rope_layout == RopeLayout::kAdjacentPairs;
   auto src = [&c, &w, permute](const char* kind, int64_t layer, float* out) {
     const std::string k = kind;
     const LayerWeights* l = layer >= 0 ? &w.layers[static_cast<size_t>(layer)] : nullptr;
-    auto copy = [out](const float* p, int64_t n) {
-      std::memcpy(out, p, static_cast<size_t>(n) * sizeof(float));
-    };
+    auto copy = [out](const float* p, int64_t n) { std::memcpy(out, p, static_cast<size_t>(n) * sizeof(float)); };
     auto rows = [&](const float* p, int64_t heads, int64_t cols) {
       if (permute) {
         permute_rows_adjacent_to_halves(p, heads, c.head_dim, cols, out);

@@ -41,22 +41,21 @@ struct HfWriteOptions {
 // Writes a model with weights N(0, stddev^2) (biases too), RMSNorm gains 1,
 // for `config` (use hf_family_config). The bytes depend only on the
 // arguments. Creates `dir` if needed.
-Status write_random_hf(const ModelConfig& config, const HfWriteOptions& options,
-                       const std::string& dir, uint64_t seed, float stddev = 0.02f);
+Status write_random_hf(const ModelConfig& config, const HfWriteOptions& options, const std::string& dir, uint64_t seed,
+                       float stddev = 0.02f);
 
 // Writes `weights` (shaped by `config`) as a Hugging Face directory. When
 // config.rope_layout is kAdjacentPairs (llama2.c) the rows of wq and wk (and
 // bq, bk) are permuted to the halves layout, as transformers'
 // convert_llama_weights_to_hf does, so the written model computes the same
 // function under RopeLayout::kHalves.
-Status write_hf_model(const ModelConfig& config, const ModelWeights& weights,
-                      const HfWriteOptions& options, const std::string& dir);
+Status write_hf_model(const ModelConfig& config, const ModelWeights& weights, const HfWriteOptions& options,
+                      const std::string& dir);
 
 // Row permutation of one projection [n_heads * head_dim, cols] from
 // adjacent-pair RoPE order to halves order: within each head, output row
 // i (< head_dim / 2) is input row 2i and row head_dim / 2 + i is row 2i + 1.
 // cols = 1 permutes a bias vector.
-void permute_rows_adjacent_to_halves(const float* in, int64_t n_heads, int64_t head_dim,
-                                     int64_t cols, float* out);
+void permute_rows_adjacent_to_halves(const float* in, int64_t n_heads, int64_t head_dim, int64_t cols, float* out);
 
 }  // namespace pagoda

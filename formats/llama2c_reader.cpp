@@ -8,20 +8,17 @@
 
 namespace pagoda {
 
-Result<ModelConfig> llama2c_config_from_header(const Llama2cHeader& h,
-                                               const std::string& source) {
+Result<ModelConfig> llama2c_config_from_header(const Llama2cHeader& h, const std::string& source) {
   // Sign checks first, so the message speaks about the header field.
   const struct {
     const char* name;
     int32_t value;
-  } fields[] = {{"dim", h.dim},         {"hidden_dim", h.hidden_dim},
-                {"n_layers", h.n_layers}, {"n_heads", h.n_heads},
-                {"n_kv_heads", h.n_kv_heads}, {"seq_len", h.seq_len}};
+  } fields[] = {{"dim", h.dim},         {"hidden_dim", h.hidden_dim}, {"n_layers", h.n_layers},
+                {"n_heads", h.n_heads}, {"n_kv_heads", h.n_kv_heads}, {"seq_len", h.seq_len}};
   for (const auto& f : fields) {
     if (f.value <= 0) {
       std::ostringstream os;
-      os << source << ": bad llama2.c header: " << f.name << " = " << f.value
-         << " must be positive";
+      os << source << ": bad llama2.c header: " << f.name << " = " << f.value << " must be positive";
       return Status::invalid_argument(os.str());
     }
   }
@@ -33,8 +30,7 @@ Result<ModelConfig> llama2c_config_from_header(const Llama2cHeader& h,
   }
   if (h.dim % h.n_heads != 0) {
     std::ostringstream os;
-    os << source << ": bad llama2.c header: dim = " << h.dim
-       << " is not a multiple of n_heads = " << h.n_heads;
+    os << source << ": bad llama2.c header: dim = " << h.dim << " is not a multiple of n_heads = " << h.n_heads;
     return Status::invalid_argument(os.str());
   }
   ModelConfig c;
@@ -73,15 +69,15 @@ uint64_t llama2c_file_size(const ModelConfig& c) {
   // validate() bounds every factor, so none of these products can overflow.
   const uint64_t dim = c.dim, hidden = c.hidden_dim, layers = c.n_layers;
   const uint64_t kv = c.kv_dim(), q = c.q_dim();
-  uint64_t floats = uint64_t(c.vocab_size) * dim;             // token_embedding
-  floats += layers * dim;                                      // rms_att
-  floats += layers * q * dim;                                  // wq
-  floats += 2 * layers * kv * dim;                             // wk, wv
-  floats += layers * dim * q;                                  // wo
-  floats += layers * dim;                                      // rms_ffn
-  floats += 3 * layers * hidden * dim;                         // w1, w2, w3
-  floats += dim;                                               // rms_final
-  floats += uint64_t(c.max_seq_len) * uint64_t(c.head_dim);    // 2 legacy RoPE tables
+  uint64_t floats = uint64_t(c.vocab_size) * dim;                  // token_embedding
+  floats += layers * dim;                                          // rms_att
+  floats += layers * q * dim;                                      // wq
+  floats += 2 * layers * kv * dim;                                 // wk, wv
+  floats += layers * dim * q;                                      // wo
+  floats += layers * dim;                                          // rms_ffn
+  floats += 3 * layers * hidden * dim;                             // w1, w2, w3
+  floats += dim;                                                   // rms_final
+  floats += uint64_t(c.max_seq_len) * uint64_t(c.head_dim);        // 2 legacy RoPE tables
   if (!c.tied_classifier) floats += uint64_t(c.vocab_size) * dim;  // classifier
   return sizeof(Llama2cHeader) + floats * sizeof(float);
 }
@@ -92,8 +88,7 @@ Result<std::unique_ptr<LoadedModel>> Llama2cReader::read(const std::string& path
   std::unique_ptr<MappedFile> file = std::move(mapped).value();
   if (file->size() < sizeof(Llama2cHeader)) {
     std::ostringstream os;
-    os << path << ": truncated llama2.c file: " << file->size()
-       << " bytes, shorter than the 28-byte header";
+    os << path << ": truncated llama2.c file: " << file->size() << " bytes, shorter than the 28-byte header";
     return Status::data_loss(os.str());
   }
   Llama2cHeader header;
@@ -105,8 +100,8 @@ Result<std::unique_ptr<LoadedModel>> Llama2cReader::read(const std::string& path
   if (file->size() != expected) {
     std::ostringstream os;
     os << path << ": " << (file->size() < expected ? "truncated" : "trailing bytes in")
-       << " llama2.c file: the header (" << c.summary() << ") needs exactly " << expected
-       << " bytes, the file has " << file->size();
+       << " llama2.c file: the header (" << c.summary() << ") needs exactly " << expected << " bytes, the file has "
+       << file->size();
     return Status::data_loss(os.str());
   }
 

@@ -32,8 +32,7 @@ static_assert(sizeof(Llama2cHeader) == 28, "llama2.c header is 7 int32");
 // The ModelConfig a header describes (llama2.c conventions: adjacent-pair
 // RoPE, theta 10000, rms_eps 1e-5, BOS 1, EOS 2), validated. `source` names
 // the file in error messages.
-Result<ModelConfig> llama2c_config_from_header(const Llama2cHeader& header,
-                                               const std::string& source);
+Result<ModelConfig> llama2c_config_from_header(const Llama2cHeader& header, const std::string& source);
 
 // The header that describes `config` (vocab_size negated when untied).
 Llama2cHeader llama2c_header_from_config(const ModelConfig& config);

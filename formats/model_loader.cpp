@@ -12,8 +12,7 @@ Result<ModelFormat> parse_model_format(const std::string& name) {
   if (name == "auto") return ModelFormat::kAuto;
   if (name == "llama2c") return ModelFormat::kLlama2c;
   if (name == "hf") return ModelFormat::kHf;
-  return Status::invalid_argument("model format '" + name +
-                                  "' is not known; allowed: auto, llama2c, hf");
+  return Status::invalid_argument("model format '" + name + "' is not known; allowed: auto, llama2c, hf");
 }
 
 Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format) {
@@ -24,9 +23,9 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
   if (format == ModelFormat::kAuto) {
     if (fs::is_directory(st)) {
       if (!fs::exists(fs::path(path) / "config.json", ec)) {
-        return Status::invalid_argument(
-            path + ": model directory has no config.json (expected a Hugging Face model "
-                   "directory or a llama2.c .bin file)");
+        return Status::invalid_argument(path +
+                                        ": model directory has no config.json (expected a Hugging Face model "
+                                        "directory or a llama2.c .bin file)");
       }
       format = ModelFormat::kHf;
     } else {
@@ -38,8 +37,9 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
       return Llama2cReader().read(path);
     case ModelFormat::kHf:
       if (!fs::is_directory(st))
-        return Status::invalid_argument(path + ": format hf needs a model directory "
-                                               "(config.json + model.safetensors)");
+        return Status::invalid_argument(path +
+                                        ": format hf needs a model directory "
+                                        "(config.json + model.safetensors)");
       return HfReader().read(path);
     case ModelFormat::kAuto:
       break;

@@ -20,7 +20,6 @@ enum class ModelFormat {
 Result<ModelFormat> parse_model_format(const std::string& name);
 
 // Loads the model at `path`. Errors name the path and what is wrong.
-Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path,
-                                                ModelFormat format = ModelFormat::kAuto);
+Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format = ModelFormat::kAuto);
 
 }  // namespace pagoda

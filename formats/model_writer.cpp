@@ -110,8 +110,7 @@ Result<ModelConfig> model_preset(const std::string& name) {
   } else {
     std::string allowed;
     for (const auto& n : model_preset_names()) allowed += (allowed.empty() ? "" : ", ") + n;
-    return Status::invalid_argument("model preset '" + name + "' is not known; allowed: " +
-                                    allowed);
+    return Status::invalid_argument("model preset '" + name + "' is not known; allowed: " + allowed);
   }
   c.head_dim = c.dim / c.n_heads;
   PAGODA_RETURN_IF_ERROR(c.validate());
@@ -128,8 +127,7 @@ void fill_normal(uint64_t seed, uint64_t stream, float stddev, float* out, int64
   }
 }
 
-Status write_random_llama2c(const ModelConfig& config, const std::string& path, uint64_t seed,
-                            float stddev) {
+Status write_random_llama2c(const ModelConfig& config, const std::string& path, uint64_t seed, float stddev) {
   PAGODA_RETURN_IF_ERROR(config.validate());
   if (!(stddev >= 0.0f) || !std::isfinite(stddev)) {
     return Status::invalid_argument("write_random_llama2c: stddev must be finite and >= 0");
@@ -159,12 +157,10 @@ Status write_random_llama2c(const ModelConfig& config, const std::string& path, 
       std::vector<float>& buf = bufs[next];
       next ^= 1;
       // Stream ids stay unique per (tensor, chunk) since kBuffer % kChunk == 0.
-      fill_normal(seed, (tensor << 20) + static_cast<uint64_t>(done / kChunk), stddev,
-                  buf.data(), len);
+      fill_normal(seed, (tensor << 20) + static_cast<uint64_t>(done / kChunk), stddev, buf.data(), len);
       flush();  // the other buffer's write, before reusing the file
-      pending = std::async(std::launch::async, [&out, &buf, len] {
-        out.write(buf.data(), static_cast<size_t>(len) * sizeof(float));
-      });
+      pending = std::async(std::launch::async,
+                           [&out, &buf, len] { out.write(buf.data(), static_cast<size_t>(len) * sizeof(float)); });
     }
   };
   auto ones = [&](int64_t n) {
@@ -191,8 +187,7 @@ Status write_random_llama2c(const ModelConfig& config, const std::string& path, 
   std::vector<float> im(re.size());
   for (int64_t pos = 0; pos < config.max_seq_len; ++pos) {
     for (int64_t i = 0; i < half; ++i) {
-      const float freq = 1.0f / std::pow(config.rope_theta,
-                                         static_cast<float>(2 * i) / config.head_dim);
+      const float freq = 1.0f / std::pow(config.rope_theta, static_cast<float>(2 * i) / config.head_dim);
       const float a = static_cast<float>(pos) * freq;
       re[pos * half + i] = std::cos(a);
       im[pos * half + i] = std::sin(a);

@@ -30,8 +30,7 @@ Result<ModelConfig> model_preset(const std::string& name);
 // N(0, stddev^2) and every RMSNorm weight 1.0. The bytes depend only on
 // (config, seed, stddev), not on the thread count. Writes `path`.part then
 // renames it, so a crash never leaves a truncated `path`.
-Status write_random_llama2c(const ModelConfig& config, const std::string& path, uint64_t seed,
-                            float stddev = 0.02f);
+Status write_random_llama2c(const ModelConfig& config, const std::string& path, uint64_t seed, float stddev = 0.02f);
 
 // Fills out[0..n) with N(0, stddev^2) values from the deterministic stream
 // (seed, stream); used by the writer and by tests and benchmarks.

@@ -19,12 +19,10 @@ struct DtypeInfo {
   int64_t size;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {SafeDtype::kF64, "F64", 8},       {SafeDtype::kF32, "F32", 4},
-    {SafeDtype::kF16, "F16", 2},       {SafeDtype::kBF16, "BF16", 2},
-    {SafeDtype::kI64, "I64", 8},       {SafeDtype::kI32, "I32", 4},
-    {SafeDtype::kI16, "I16", 2},       {SafeDtype::kI8, "I8", 1},
-    {SafeDtype::kU8, "U8", 1},         {SafeDtype::kBool, "BOOL", 1},
-    {SafeDtype::kF8E4M3, "F8_E4M3", 1}, {SafeDtype::kF8E5M2, "F8_E5M2", 1},
+    {SafeDtype::kF64, "F64", 8},   {SafeDtype::kF32, "F32", 4},        {SafeDtype::kF16, "F16", 2},
+    {SafeDtype::kBF16, "BF16", 2}, {SafeDtype::kI64, "I64", 8},        {SafeDtype::kI32, "I32", 4},
+    {SafeDtype::kI16, "I16", 2},   {SafeDtype::kI8, "I8", 1},          {SafeDtype::kU8, "U8", 1},
+    {SafeDtype::kBool, "BOOL", 1}, {SafeDtype::kF8E4M3, "F8_E4M3", 1}, {SafeDtype::kF8E5M2, "F8_E5M2", 1},
 };
 
 // Elements at which conversions split over threads.
@@ -52,8 +50,7 @@ Result<SafeDtype> parse_safe_dtype(const std::string& name) {
     if (!known.empty()) known += ", ";
     known += d.name;
   }
-  return Status::invalid_argument("dtype '" + name + "' is not a safetensors dtype; known: " +
-                                  known);
+  return Status::invalid_argument("dtype '" + name + "' is not a safetensors dtype; known: " + known);
 }
 
 int64_t safe_dtype_size(SafeDtype dtype) {
@@ -107,8 +104,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     if (name == "__metadata__") {
       if (!v.is_object()) return header_error(path, "'__metadata__' is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string())
-          return header_error(path, "'__metadata__." + m.key() + "' is not a string");
+        if (!m.value().is_string()) return header_error(path, "'__metadata__." + m.key() + "' is not a string");
         f->metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
@@ -127,8 +123,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     uint64_t numel = 1;
     for (const json& d : v["shape"]) {
       if (!d.is_number_unsigned() || d.get<uint64_t>() > kMaxDimSize)
-        return header_error(path, who + "shape " + v["shape"].dump() +
-                                      " must hold non-negative integers");
+        return header_error(path, who + "shape " + v["shape"].dump() + " must hold non-negative integers");
       const uint64_t dim = d.get<uint64_t>();
       t.shape.push_back(static_cast<int64_t>(dim));
       numel *= dim;
@@ -142,16 +137,14 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     const uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
     if (begin > end) return header_error(path, who + "data_offsets " + off->dump() + " has begin > end");
     if (end > data_size) {
-      return Status::data_loss(path + ": " + who + "data_offsets " + off->dump() +
-                               " reach beyond the data section (" + std::to_string(data_size) +
-                               " bytes): truncated file");
+      return Status::data_loss(path + ": " + who + "data_offsets " + off->dump() + " reach beyond the data section (" +
+                               std::to_string(data_size) + " bytes): truncated file");
     }
     const uint64_t want = numel * static_cast<uint64_t>(safe_dtype_size(t.dtype));
     if (end - begin != want) {
-      return header_error(path, who + "data_offsets " + off->dump() + " span " +
-                                    std::to_string(end - begin) + " bytes, but shape " +
-                                    shape_to_string(t.shape) + " of " + safe_dtype_name(t.dtype) +
-                                    " needs " + std::to_string(want));
+      return header_error(path, who + "data_offsets " + off->dump() + " span " + std::to_string(end - begin) +
+                                    " bytes, but shape " + shape_to_string(t.shape) + " of " +
+                                    safe_dtype_name(t.dtype) + " needs " + std::to_string(want));
     }
     t.data = data + begin;
     f->tensors_.emplace(name, std::move(t));
@@ -171,8 +164,7 @@ SafetensorsWriter::~SafetensorsWriter() {
   }
 }
 
-void SafetensorsWriter::declare(const std::string& name, SafeDtype dtype,
-                                std::vector<int64_t> shape) {
+void SafetensorsWriter::declare(const std::string& name, SafeDtype dtype, std::vector<int64_t> shape) {
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
   const int64_t bytes = numel * safe_dtype_size(dtype);
@@ -184,9 +176,7 @@ Status SafetensorsWriter::begin() {
   json header = json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   for (const Entry& e : entries_) {
-    header[e.name] = {{"dtype", safe_dtype_name(e.dtype)},
-                      {"shape", e.shape},
-                      {"data_offsets", {e.begin, e.end}}};
+    header[e.name] = {{"dtype", safe_dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
   }
   std::string text = header.dump();
   // Pad with spaces so the data section starts 8-byte aligned (as the
@@ -219,8 +209,8 @@ Status SafetensorsWriter::finish() {
   f_ = nullptr;
   if (written_ != offset_) {
     std::remove(tmp.c_str());
-    return Status::internal(path_ + ": wrote " + std::to_string(written_) +
-                            " tensor bytes, declared " + std::to_string(offset_));
+    return Status::internal(path_ + ": wrote " + std::to_string(written_) + " tensor bytes, declared " +
+                            std::to_string(offset_));
   }
   if (!ok_ || !closed) {
     std::remove(tmp.c_str());
@@ -279,8 +269,7 @@ void f16_chunk(const uint16_t* in, int64_t n, float* out) {
   int64_t i = 0;
 #if defined(__AVX512F__)
   for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(out + i,
-                     _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i))));
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i))));
 #endif
   for (; i < n; ++i) out[i] = f16_scalar(in[i]);
 }
@@ -301,12 +290,8 @@ void convert_parallel(const uint16_t* in, int64_t n, float* out, Chunk chunk) {
 
 }  // namespace
 
-void bf16_to_f32_n(const uint16_t* in, int64_t n, float* out) {
-  convert_parallel(in, n, out, bf16_chunk);
-}
+void bf16_to_f32_n(const uint16_t* in, int64_t n, float* out) { convert_parallel(in, n, out, bf16_chunk); }
 
-void f16_to_f32_n(const uint16_t* in, int64_t n, float* out) {
-  convert_parallel(in, n, out, f16_chunk);
-}
+void f16_to_f32_n(const uint16_t* in, int64_t n, float* out) { convert_parallel(in, n, out, f16_chunk); }
 
 }  // namespace pagoda

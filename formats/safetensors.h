@@ -15,15 +15,14 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
 #include "common/mapped_file.h"
+#include "common/status.h"
 
 namespace pagoda {
 
 // Element types of the format. pagoda computes with kF32, kBF16 and kF16;
 // the others are parsed (so their files open) but cannot be loaded as weights.
-enum class SafeDtype { kF64, kF32, kF16, kBF16, kI64, kI32, kI16, kI8, kU8, kBool,
-                       kF8E4M3, kF8E5M2 };
+enum class SafeDtype { kF64, kF32, kF16, kBF16, kI64, kI32, kI16, kI8, kU8, kBool, kF8E4M3, kF8E5M2 };
 
 // "F32", "BF16", ... as spelled in headers.
 const char* safe_dtype_name(SafeDtype dtype);

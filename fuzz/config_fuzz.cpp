@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  a.model == b.model, a.kv == b.kv, a.scheduler == b.scheduler, a.server == b.server,
                  a.engine == b.engine, a.logging == b.logging);
     if (!(a.model.tokenizer == b.model.tokenizer))
-      std::fprintf(stderr, "model.tokenizer: %zu bytes vs %zu bytes\n", a.model.tokenizer.size(), b.model.tokenizer.size());
+      std::fprintf(stderr, "model.tokenizer: %zu bytes vs %zu bytes\n", a.model.tokenizer.size(),
+                   b.model.tokenizer.size());
   }
   if (!(a == b))
     std::fprintf(stderr, "round trip changed the config\n--- printed:\n%s\n--- reprinted:\n%s\n", printed.c_str(),

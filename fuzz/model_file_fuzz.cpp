@@ -23,8 +23,8 @@
 #include "formats/hf_config.h"
 #include "formats/llama2c_reader.h"
 #include "formats/safetensors.h"
-#include "tokenizer/tokenizer_llama2c.h"
 #include "fuzz/fuzz_check.h"
+#include "tokenizer/tokenizer_llama2c.h"
 
 using namespace pagoda;
 
@@ -37,11 +37,11 @@ unsigned __int128 reference_size(const Llama2cHeader& h) {
   const U head = dim / static_cast<U>(h.n_heads);
   const U kv = head * static_cast<U>(h.n_kv_heads);
   const U vocab = static_cast<U>(h.vocab_size < 0 ? -static_cast<int64_t>(h.vocab_size) : h.vocab_size);
-  U floats = vocab * dim;                                  // token embedding
+  U floats = vocab * dim;  // token embedding
   floats += layers * (dim + dim * dim + 2 * kv * dim + dim * dim + dim + 3 * hidden * dim);
-  floats += dim;                                           // rms_final
-  floats += static_cast<U>(h.seq_len) * head;              // two RoPE tables of seq_len * head/2
-  if (h.vocab_size < 0) floats += vocab * dim;             // classifier
+  floats += dim;                                // rms_final
+  floats += static_cast<U>(h.seq_len) * head;   // two RoPE tables of seq_len * head/2
+  if (h.vocab_size < 0) floats += vocab * dim;  // classifier
   return 28 + 4 * floats;
 }
 
@@ -161,9 +161,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   switch (data[0] % 3) {
-    case 0: check_header(data + 1, size - 1); break;
-    case 1: check_checkpoint(data + 1, size - 1); break;
-    default: check_tokenizer(data + 1, size - 1); break;
+    case 0:
+      check_header(data + 1, size - 1);
+      break;
+    case 1:
+      check_checkpoint(data + 1, size - 1);
+      break;
+    default:
+      check_tokenizer(data + 1, size - 1);
+      break;
   }
   return 0;
 }

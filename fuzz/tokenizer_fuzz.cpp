@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/tokenizer_llama2c.h"
-#include "fuzz/fuzz_check.h"
 
 using namespace pagoda;
 

@@ -11,7 +11,8 @@ void FreePageQueue::push_back(int32_t id) {
   b.free_tick = ++tick_;
   b.next_free = kNoPage;
   b.prev_free = tail_;
-  if (tail_ != kNoPage) at(tail_).next_free = id; else head_ = id;
+  if (tail_ != kNoPage) at(tail_).next_free = id;
+  else head_ = id;
   tail_ = id;
   ++size_;
 }
@@ -23,7 +24,8 @@ void FreePageQueue::push_front(int32_t id) {
   b.free_tick = ++tick_;
   b.prev_free = kNoPage;
   b.next_free = head_;
-  if (head_ != kNoPage) at(head_).prev_free = id; else tail_ = id;
+  if (head_ != kNoPage) at(head_).prev_free = id;
+  else tail_ = id;
   head_ = id;
   ++size_;
 }
@@ -38,8 +40,10 @@ int32_t FreePageQueue::pop_front() {
 void FreePageQueue::remove(int32_t id) {
   PageInfo& b = at(id);
   assert(b.in_free_list);
-  if (b.prev_free != kNoPage) at(b.prev_free).next_free = b.next_free; else head_ = b.next_free;
-  if (b.next_free != kNoPage) at(b.next_free).prev_free = b.prev_free; else tail_ = b.prev_free;
+  if (b.prev_free != kNoPage) at(b.prev_free).next_free = b.next_free;
+  else head_ = b.next_free;
+  if (b.next_free != kNoPage) at(b.next_free).prev_free = b.prev_free;
+  else tail_ = b.prev_free;
   b.prev_free = b.next_free = kNoPage;
   b.in_free_list = false;
   --size_;

@@ -10,8 +10,8 @@ Result<std::unique_ptr<KvCacheManager>> KvCacheManager::create(const KvCacheConf
     return Status::invalid_argument("kv.page_size: got " + std::to_string(config.page_size) + ", must be >= 1");
   }
   if (config.num_pages < 2 || config.num_pages > std::numeric_limits<int32_t>::max()) {
-    return Status::invalid_argument("kv.num_pages: got " + std::to_string(config.num_pages) +
-                                    ", allowed 2.." + std::to_string(std::numeric_limits<int32_t>::max()) +
+    return Status::invalid_argument("kv.num_pages: got " + std::to_string(config.num_pages) + ", allowed 2.." +
+                                    std::to_string(std::numeric_limits<int32_t>::max()) +
                                     " (page 0 is the reserved null page)");
   }
   if (config.sliding_window < 0) {
@@ -230,7 +230,8 @@ Status KvCacheManager::check_invariants() const {
   std::vector<int64_t> refs(static_cast<size_t>(n), 0);
   for (const auto& [id, s] : requests_) {
     for (int32_t p : s.table) {
-      if (p < 0 || p >= n) return fail("table of request " + std::to_string(id) + " holds bad page " + std::to_string(p));
+      if (p < 0 || p >= n)
+        return fail("table of request " + std::to_string(id) + " holds bad page " + std::to_string(p));
       if (p != kNullPage) ++refs[static_cast<size_t>(p)];
     }
   }
@@ -284,7 +285,8 @@ Status KvCacheManager::check_invariants() const {
     if (!b.hashed || b.hash != h) return fail("index entry for page " + std::to_string(p) + " has a stale hash");
   }
   // Parent index: the same pages, each under its parent.
-  if (static_cast<int64_t>(pool_.children().size()) != hashed) return fail("parent index size differs from cached pages");
+  if (static_cast<int64_t>(pool_.children().size()) != hashed)
+    return fail("parent index size differs from cached pages");
   for (const auto& [key, p] : pool_.children().entries()) {
     if (p <= kNullPage || p >= n) return fail("parent index holds bad page");
     const PageInfo& b = pool_.page(p);

@@ -47,17 +47,17 @@
 
 #include "common/request_id.h"
 #include "common/status.h"
-#include "kvpool/page_pool.h"
 #include "kvpool/page_hash.h"
+#include "kvpool/page_pool.h"
 
 namespace pagoda {
 
 struct KvCacheConfig {
-  int page_size = 16;                        // tokens per page
-  int64_t num_pages = 0;                     // pages in the pool, with the null page 0; >= 2
-  bool enable_prefix_caching = true;         // kv.prefix_caching
-  int64_t sliding_window = 0;                // attention window W in tokens; 0 = full attention
-  PageHashFn hash_fn = &default_page_hash;   // replaceable for tests (collision injection)
+  int page_size = 16;                       // tokens per page
+  int64_t num_pages = 0;                    // pages in the pool, with the null page 0; >= 2
+  bool enable_prefix_caching = true;        // kv.prefix_caching
+  int64_t sliding_window = 0;               // attention window W in tokens; 0 = full attention
+  PageHashFn hash_fn = &default_page_hash;  // replaceable for tests (collision injection)
   // Copies the first `rows` token slots of KV page src into page dst (every
   // layer, K and V, scales too). Set: partial-page prefix hits (see above);
   // empty: only whole pages are shared.
@@ -66,21 +66,21 @@ struct KvCacheConfig {
 
 // A snapshot for /metrics and the scheduler.
 struct KvUsage {
-  int64_t pages_total = 0;          // usable pages (the null page excluded)
-  int64_t pages_in_use = 0;         // held by at least one request
-  int64_t pages_free = 0;           // free, cached or not
-  int64_t pages_cached_free = 0;    // free but still holding a cached prefix page
-  double usage_ratio = 0;           // pages_in_use / pages_total
-  int64_t prefix_query_tokens = 0;  // prompt tokens looked up (cumulative)
-  int64_t prefix_hit_tokens = 0;    // of those, served from cache (cumulative)
-  int64_t prefix_partial_hits = 0;  // lookups that copied rows of a partly matching page (cumulative)
-  int64_t evictions = 0;            // cached pages reused for other content (cumulative)
-  int64_t preempted_requests = 0;   // free(id, preempted=true) calls (cumulative)
-  int64_t preempted_pages = 0;      // page references they dropped (cumulative)
+  int64_t pages_total = 0;            // usable pages (the null page excluded)
+  int64_t pages_in_use = 0;           // held by at least one request
+  int64_t pages_free = 0;             // free, cached or not
+  int64_t pages_cached_free = 0;      // free but still holding a cached prefix page
+  double usage_ratio = 0;             // pages_in_use / pages_total
+  int64_t prefix_query_tokens = 0;    // prompt tokens looked up (cumulative)
+  int64_t prefix_hit_tokens = 0;      // of those, served from cache (cumulative)
+  int64_t prefix_partial_hits = 0;    // lookups that copied rows of a partly matching page (cumulative)
+  int64_t evictions = 0;              // cached pages reused for other content (cumulative)
+  int64_t preempted_requests = 0;     // free(id, preempted=true) calls (cumulative)
+  int64_t preempted_pages = 0;        // page references they dropped (cumulative)
   int64_t window_released_pages = 0;  // pages dropped by the sliding window (cumulative)
-  int64_t num_requests = 0;         // requests currently holding a table
-  int64_t allocated_slots = 0;      // slots in the pages requests hold (a shared page per holder)
-  int64_t unused_slots = 0;         // of those, beyond each request's tokens (partly filled last pages)
+  int64_t num_requests = 0;           // requests currently holding a table
+  int64_t allocated_slots = 0;        // slots in the pages requests hold (a shared page per holder)
+  int64_t unused_slots = 0;           // of those, beyond each request's tokens (partly filled last pages)
 };
 
 class KvCacheManager {
@@ -154,13 +154,13 @@ class KvCacheManager {
   struct RequestPages {
     std::vector<int32_t> table;
     std::string salt;
-    int64_t num_tokens = 0;         // slots the request asked for (max of allocate_slots)
-    int64_t num_cached_pages = 0;   // leading pages whose identity is known (hit or registered)
+    int64_t num_tokens = 0;              // slots the request asked for (max of allocate_slots)
+    int64_t num_cached_pages = 0;        // leading pages whose identity is known (hit or registered)
     uint64_t last_hash = kRootPageHash;  // hash of page num_cached_pages - 1
-    int32_t last_page = kNoPage;   // the cached page standing for it (maybe another request's)
+    int32_t last_page = kNoPage;         // the cached page standing for it (maybe another request's)
     uint32_t last_generation = 0;
-    int64_t num_released = 0;       // leading entries released by the sliding window
-    bool chain_broken = false;      // a page was released before it was cached
+    int64_t num_released = 0;   // leading entries released by the sliding window
+    bool chain_broken = false;  // a page was released before it was cached
     // What lookup_prefix and the sliding window added to the statistics,
     // for cancel_lookup.
     int64_t looked_up_tokens = 0, hit_tokens = 0, partial_hits = 0, window_released = 0;

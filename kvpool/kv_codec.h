@@ -72,11 +72,15 @@ PAGODA_ISA_NAMESPACE_BEGIN
 inline size_t kv_row_bytes(KvDtype dtype, int n) {
   const size_t un = n > 0 ? static_cast<size_t>(n) : 0;
   switch (dtype) {
-    case KvDtype::kF32: return 4 * un;
+    case KvDtype::kF32:
+      return 4 * un;
     case KvDtype::kBF16:
-    case KvDtype::kF16: return 2 * un;
-    case KvDtype::kInt8: return un;
-    case KvDtype::kInt4: return (un + 1) / 2;
+    case KvDtype::kF16:
+      return 2 * un;
+    case KvDtype::kInt8:
+      return un;
+    case KvDtype::kInt4:
+      return (un + 1) / 2;
   }
   return 0;
 }
@@ -92,9 +96,7 @@ inline uint16_t f32_to_bf16_bits(float f) {
   return static_cast<uint16_t>(x >> 16);
 }
 
-inline float bf16_bits_to_f32(uint16_t h) {
-  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
-}
+inline float bf16_bits_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
 inline uint16_t f32_to_f16_bits_soft(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
@@ -105,9 +107,9 @@ inline uint16_t f32_to_f16_bits_soft(float f) {
                             : static_cast<uint16_t>(sign | 0x7c00u);
   }
   if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520 -> inf
-  if (ax >= 0x38800000u) {                                               // normal half
-    uint32_t m = ax - (112u << 23);                                      // rebias 127 -> 15
-    m += 0xfffu + ((m >> 13) & 1u);                                      // RNE on 13 dropped bits
+  if (ax >= 0x38800000u) {                                              // normal half
+    uint32_t m = ax - (112u << 23);                                     // rebias 127 -> 15
+    m += 0xfffu + ((m >> 13) & 1u);                                     // RNE on 13 dropped bits
     return static_cast<uint16_t>(sign | (m >> 13));
   }
   // Subnormal half (unit 2^-24) or zero: the scaling by 2^24 is exact.
@@ -243,8 +245,8 @@ inline void decode_int4(const uint8_t* src, float scale, int n, float* dst) {
 #ifdef PAGODA_KV_AVX512F
   // A 16-entry table of decoded values indexed by the raw nibble (code c means
   // ((c ^ 8) - 8) * scale); vpermps reads only the low 4 bits of each index.
-  const __m512 table = _mm512_mul_ps(
-      _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1), _mm512_set1_ps(scale));
+  const __m512 table =
+      _mm512_mul_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1), _mm512_set1_ps(scale));
   const __m512i shifts = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
   for (; i + 16 <= n; i += 16) {
     const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i / 2));
@@ -313,11 +315,21 @@ inline void decode_f16(const uint8_t* src, int n, float* dst) {
 inline void encode_row(KvDtype dtype, const float* src, int n, uint8_t* dst, float* scale) {
   namespace d = kv_codec_detail;
   switch (dtype) {
-    case KvDtype::kF32: std::memcpy(dst, src, kv_row_bytes(dtype, n)); return;
-    case KvDtype::kBF16: d::encode_bf16(src, n, dst); return;
-    case KvDtype::kF16: d::encode_f16(src, n, dst); return;
-    case KvDtype::kInt8: d::encode_int8(src, n, reinterpret_cast<int8_t*>(dst), scale); return;
-    case KvDtype::kInt4: d::encode_int4(src, n, dst, scale); return;
+    case KvDtype::kF32:
+      std::memcpy(dst, src, kv_row_bytes(dtype, n));
+      return;
+    case KvDtype::kBF16:
+      d::encode_bf16(src, n, dst);
+      return;
+    case KvDtype::kF16:
+      d::encode_f16(src, n, dst);
+      return;
+    case KvDtype::kInt8:
+      d::encode_int8(src, n, reinterpret_cast<int8_t*>(dst), scale);
+      return;
+    case KvDtype::kInt4:
+      d::encode_int4(src, n, dst, scale);
+      return;
   }
 }
 
@@ -326,11 +338,21 @@ inline void encode_row(KvDtype dtype, const float* src, int n, uint8_t* dst, flo
 inline void decode_row(KvDtype dtype, const uint8_t* src, float scale, int n, float* dst) {
   namespace d = kv_codec_detail;
   switch (dtype) {
-    case KvDtype::kF32: std::memcpy(dst, src, kv_row_bytes(dtype, n)); return;
-    case KvDtype::kBF16: d::decode_bf16(src, n, dst); return;
-    case KvDtype::kF16: d::decode_f16(src, n, dst); return;
-    case KvDtype::kInt8: d::decode_int8(reinterpret_cast<const int8_t*>(src), scale, n, dst); return;
-    case KvDtype::kInt4: d::decode_int4(src, scale, n, dst); return;
+    case KvDtype::kF32:
+      std::memcpy(dst, src, kv_row_bytes(dtype, n));
+      return;
+    case KvDtype::kBF16:
+      d::decode_bf16(src, n, dst);
+      return;
+    case KvDtype::kF16:
+      d::decode_f16(src, n, dst);
+      return;
+    case KvDtype::kInt8:
+      d::decode_int8(reinterpret_cast<const int8_t*>(src), scale, n, dst);
+      return;
+    case KvDtype::kInt4:
+      d::decode_int4(src, scale, n, dst);
+      return;
   }
 }
 

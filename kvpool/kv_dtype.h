@@ -17,8 +17,6 @@ Result<KvDtype> parse_kv_dtype(std::string_view name);
 const char* kv_dtype_name(KvDtype dtype);
 
 // True for int8 / int4, which keep one float scale per row (token and head).
-inline bool kv_dtype_has_scales(KvDtype dtype) {
-  return dtype == KvDtype::kInt8 || dtype == KvDtype::kInt4;
-}
+inline bool kv_dtype_has_scales(KvDtype dtype) { return dtype == KvDtype::kInt8 || dtype == KvDtype::kInt4; }
 
 }  // namespace pagoda

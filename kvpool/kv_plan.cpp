@@ -16,8 +16,7 @@ Result<KvPlan> plan_kv(const KvLayout& layout, const KvBudget& budget) {
                                     std::to_string(kMaxTokens));
   }
   if (!std::isfinite(budget.memory_gib) || budget.memory_gib < 0 || budget.memory_gib > 1 << 20) {
-    return Status::invalid_argument("kv.memory_gib: got " + std::to_string(budget.memory_gib) +
-                                    ", allowed 0..1048576");
+    return Status::invalid_argument("kv.memory_gib: got " + std::to_string(budget.memory_gib) + ", allowed 0..1048576");
   }
   if (budget.num_pages < 0 || budget.num_pages > std::numeric_limits<int32_t>::max()) {
     return Status::invalid_argument("kv.num_pages: got " + std::to_string(budget.num_pages) + ", allowed 0.." +
@@ -28,14 +27,14 @@ Result<KvPlan> plan_kv(const KvLayout& layout, const KvBudget& budget) {
   p.layout = layout;
   p.bytes_per_token_per_layer = layout.bytes_per_token_per_layer();
   p.scale_bytes_per_token_per_layer = layout.scale_bytes_per_token_per_layer();
-  p.bytes_per_token = static_cast<size_t>(layout.num_layers) *
-                      (p.bytes_per_token_per_layer + p.scale_bytes_per_token_per_layer);
+  p.bytes_per_token =
+      static_cast<size_t>(layout.num_layers) * (p.bytes_per_token_per_layer + p.scale_bytes_per_token_per_layer);
   p.page_bytes = layout.page_bytes();
   p.tokens = budget.tokens;
-  p.kv_bytes_for_tokens = static_cast<size_t>(budget.tokens) * static_cast<size_t>(layout.num_layers) *
-                          p.bytes_per_token_per_layer;
-  p.kv_scale_bytes_for_tokens = static_cast<size_t>(budget.tokens) * static_cast<size_t>(layout.num_layers) *
-                                p.scale_bytes_per_token_per_layer;
+  p.kv_bytes_for_tokens =
+      static_cast<size_t>(budget.tokens) * static_cast<size_t>(layout.num_layers) * p.bytes_per_token_per_layer;
+  p.kv_scale_bytes_for_tokens =
+      static_cast<size_t>(budget.tokens) * static_cast<size_t>(layout.num_layers) * p.scale_bytes_per_token_per_layer;
 
   if (budget.num_pages > 0) {
     p.num_pages = budget.num_pages;

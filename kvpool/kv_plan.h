@@ -14,9 +14,9 @@
 namespace pagoda {
 
 struct KvBudget {
-  int64_t tokens = 0;      // tokens to price in kv_bytes_for_tokens; 0 = none
-  double memory_gib = 0;   // memory for the arena; used when num_pages == 0; 0 = no pool
-  int64_t num_pages = 0;   // explicit page count including the null page; 0 = from memory_gib
+  int64_t tokens = 0;     // tokens to price in kv_bytes_for_tokens; 0 = none
+  double memory_gib = 0;  // memory for the arena; used when num_pages == 0; 0 = no pool
+  int64_t num_pages = 0;  // explicit page count including the null page; 0 = from memory_gib
 };
 
 struct KvPlan {
@@ -30,8 +30,8 @@ struct KvPlan {
   int64_t max_tokens_in_flight = 0;            // usable_pages * page_size
   size_t arena_bytes = 0;                      // what KvStorage::create allocates
   int64_t tokens = 0;
-  size_t kv_bytes_for_tokens = 0;              // tokens * layers * bytes_per_token_per_layer
-  size_t kv_scale_bytes_for_tokens = 0;        // tokens * layers * scale_bytes_per_token_per_layer
+  size_t kv_bytes_for_tokens = 0;        // tokens * layers * bytes_per_token_per_layer
+  size_t kv_scale_bytes_for_tokens = 0;  // tokens * layers * scale_bytes_per_token_per_layer
 };
 
 // InvalidArgument naming the field for a bad layout or budget;

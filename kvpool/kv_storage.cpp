@@ -24,9 +24,7 @@ bool mul(size_t a, size_t b, size_t* out) { return !__builtin_mul_overflow(a, b,
 
 size_t KvLayout::row_bytes() const { return kv_row_bytes(dtype, head_dim); }
 bool KvLayout::has_scales() const { return kv_dtype_has_scales(dtype); }
-size_t KvLayout::bytes_per_token_per_layer() const {
-  return 2 * static_cast<size_t>(num_kv_heads) * row_bytes();
-}
+size_t KvLayout::bytes_per_token_per_layer() const { return 2 * static_cast<size_t>(num_kv_heads) * row_bytes(); }
 size_t KvLayout::scale_bytes_per_token_per_layer() const {
   return has_scales() ? 2 * static_cast<size_t>(num_kv_heads) * sizeof(float) : 0;
 }
@@ -83,13 +81,8 @@ Result<std::unique_ptr<KvStorage>> KvStorage::create(const KvLayout& layout, int
 }
 
 KvStorage::KvStorage(const KvLayout& layout, int64_t num_pages, HugeBuffer arena, size_t size)
-    : layout_(layout),
-      num_pages_(num_pages),
-      arena_(std::move(arena)),
-      arena_size_(size),
-      tile_bytes_(layout.tile_bytes()),
-      row_bytes_(layout.row_bytes()),
-      data_(static_cast<uint8_t*>(arena_.get())),
+    : layout_(layout), num_pages_(num_pages), arena_(std::move(arena)), arena_size_(size),
+      tile_bytes_(layout.tile_bytes()), row_bytes_(layout.row_bytes()), data_(static_cast<uint8_t*>(arena_.get())),
       scales_(nullptr) {
   if (layout_.has_scales()) {
     const size_t tiles = static_cast<size_t>(layout_.num_layers) * static_cast<size_t>(num_pages_) * 2 *
@@ -130,7 +123,8 @@ void KvStorage::copy_rows(int64_t src, int64_t dst, int rows) {
         std::memcpy(data_ + tile_offset(layer, dst, kv, h), data_ + tile_offset(layer, src, kv, h),
                     static_cast<size_t>(rows) * row_bytes_);
         if (scales_)
-          std::memcpy(scales_at(layer, dst, kv, h), scales_at(layer, src, kv, h), static_cast<size_t>(rows) * sizeof(float));
+          std::memcpy(scales_at(layer, dst, kv, h), scales_at(layer, src, kv, h),
+                      static_cast<size_t>(rows) * sizeof(float));
       }
     }
   }

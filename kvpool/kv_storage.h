@@ -68,8 +68,12 @@ class KvStorage {
   }
 
   // The page_size rows (each row_bytes) of one (layer, page, kv_head): contiguous.
-  const uint8_t* k_tile(int layer, int64_t page, int kv_head) const { return data_ + tile_offset(layer, page, 0, kv_head); }
-  const uint8_t* v_tile(int layer, int64_t page, int kv_head) const { return data_ + tile_offset(layer, page, 1, kv_head); }
+  const uint8_t* k_tile(int layer, int64_t page, int kv_head) const {
+    return data_ + tile_offset(layer, page, 0, kv_head);
+  }
+  const uint8_t* v_tile(int layer, int64_t page, int kv_head) const {
+    return data_ + tile_offset(layer, page, 1, kv_head);
+  }
   // page_size per-row scales of that tile (int8/int4), nullptr for float dtypes.
   const float* k_scales(int layer, int64_t page, int kv_head) const;
   const float* v_scales(int layer, int64_t page, int kv_head) const;
@@ -79,7 +83,9 @@ class KvStorage {
   // Index of the (layer, page, kv, head) tile, in tiles.
   size_t tile_index(int layer, int64_t page, int kv, int kv_head) const {
     return ((static_cast<size_t>(layer) * static_cast<size_t>(num_pages_) + static_cast<size_t>(page)) * 2 +
-            static_cast<size_t>(kv)) * static_cast<size_t>(layout_.num_kv_heads) + static_cast<size_t>(kv_head);
+            static_cast<size_t>(kv)) *
+               static_cast<size_t>(layout_.num_kv_heads) +
+           static_cast<size_t>(kv_head);
   }
   size_t tile_offset(int layer, int64_t page, int kv, int kv_head) const {
     return tile_index(layer, page, kv, kv_head) * tile_bytes_;

@@ -31,9 +31,9 @@ struct PageInfo {
   // Prefix-cache identity, valid while `hashed` (kept while free; dropped on reuse).
   bool hashed = false;
   uint64_t hash = 0;
-  int32_t parent = kNoPage;    // the page holding the previous tokens of the chain
+  int32_t parent = kNoPage;  // the page holding the previous tokens of the chain
   uint32_t parent_generation = 0;
-  std::string salt;             // cache_salt; only set for first pages (parent == kNoPage)
+  std::string salt;  // cache_salt; only set for first pages (parent == kNoPage)
 };
 
 }  // namespace pagoda

@@ -34,7 +34,8 @@ uint64_t default_page_hash(uint64_t parent_hash, std::span<const int32_t> tokens
   h = mix64(h ^ tokens.size());
   size_t t = 0;
   for (; t + 2 <= tokens.size(); t += 2) {
-    const uint64_t w = static_cast<uint32_t>(tokens[t]) | (static_cast<uint64_t>(static_cast<uint32_t>(tokens[t + 1])) << 32);
+    const uint64_t w =
+        static_cast<uint32_t>(tokens[t]) | (static_cast<uint64_t>(static_cast<uint32_t>(tokens[t + 1])) << 32);
     h = mix64(h ^ w);
   }
   if (t < tokens.size()) h = mix64(h ^ static_cast<uint32_t>(tokens[t]));

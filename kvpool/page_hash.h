@@ -14,8 +14,7 @@ namespace pagoda {
 
 constexpr uint64_t kRootPageHash = 0x243f6a8885a308d3ULL;
 
-using PageHashFn = uint64_t (*)(uint64_t parent_hash, std::span<const int32_t> tokens,
-                                std::string_view cache_salt);
+using PageHashFn = uint64_t (*)(uint64_t parent_hash, std::span<const int32_t> tokens, std::string_view cache_salt);
 
 // 64-bit mix of the parent hash, the salt bytes and the token ids
 // (splitmix64 finalizer over 64-bit words).

@@ -6,10 +6,8 @@
 namespace pagoda {
 
 PagePool::PagePool(int64_t num_pages, int page_size)
-    : page_size_(page_size),
-      pages_(static_cast<size_t>(num_pages)),
-      tokens_(static_cast<size_t>(num_pages) * static_cast<size_t>(page_size), 0),
-      free_(&pages_) {
+    : page_size_(page_size), pages_(static_cast<size_t>(num_pages)),
+      tokens_(static_cast<size_t>(num_pages) * static_cast<size_t>(page_size), 0), free_(&pages_) {
   assert(num_pages >= 2 && page_size >= 1);
   for (int64_t i = 0; i < num_pages; ++i) pages_[static_cast<size_t>(i)].id = static_cast<int32_t>(i);
   for (int64_t i = 1; i < num_pages; ++i) free_.push_back(static_cast<int32_t>(i));
@@ -68,7 +66,7 @@ void PagePool::release(int32_t id) {
 }
 
 int32_t PagePool::find_cached(uint64_t hash, int32_t parent, uint32_t parent_generation,
-                               std::span<const int32_t> tokens, std::string_view salt) const {
+                              std::span<const int32_t> tokens, std::string_view salt) const {
   if (static_cast<int64_t>(tokens.size()) != page_size_) return kNoPage;
   return index_.find_if(hash, [&](int32_t id) {
     const PageInfo& b = page(id);
@@ -80,7 +78,7 @@ int32_t PagePool::find_cached(uint64_t hash, int32_t parent, uint32_t parent_gen
 }
 
 void PagePool::register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t parent_generation,
-                              std::span<const int32_t> tokens, std::string_view salt) {
+                             std::span<const int32_t> tokens, std::string_view salt) {
   PageInfo& b = at(id);
   assert(!b.hashed && b.ref_count > 0 && static_cast<int64_t>(tokens.size()) == page_size_);
   b.hashed = true;
@@ -94,7 +92,7 @@ void PagePool::register_page(int32_t id, uint64_t hash, int32_t parent, uint32_t
 }
 
 PagePool::PartialMatch PagePool::find_partial(int32_t parent, uint32_t parent_generation,
-                                                std::span<const int32_t> tokens, std::string_view salt) const {
+                                              std::span<const int32_t> tokens, std::string_view salt) const {
   PartialMatch best;
   const size_t n = std::min(tokens.size(), static_cast<size_t>(page_size_));
   int scanned = 0;
@@ -102,8 +100,8 @@ PagePool::PartialMatch PagePool::find_partial(int32_t parent, uint32_t parent_ge
     const PageInfo& b = page(id);
     if (b.hashed && (parent != kNoPage || b.salt == salt)) {
       const auto mine = page_tokens(id);
-      const int rows = static_cast<int>(std::mismatch(mine.begin(), mine.begin() + static_cast<ptrdiff_t>(n),
-                                                      tokens.begin()).first - mine.begin());
+      const int rows = static_cast<int>(
+          std::mismatch(mine.begin(), mine.begin() + static_cast<ptrdiff_t>(n), tokens.begin()).first - mine.begin());
       if (rows > best.rows) best = {id, rows};
     }
     return best.rows == static_cast<int>(n) || ++scanned == kMaxPartialCandidates;

@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "kvpool/page.h"
 #include "kvpool/free_page_queue.h"
+#include "kvpool/page.h"
 #include "kvpool/prefix_index.h"
 
 namespace pagoda {

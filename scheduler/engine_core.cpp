@@ -30,12 +30,8 @@ RequestLimits limits_of(const SchedulerConfig& scheduler, const KvCacheManager& 
 EngineCore::EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheManager> kv,
                        std::unique_ptr<ModelRunner> runner, std::shared_ptr<const Tokenizer> tokenizer,
                        std::shared_ptr<EngineStats> stats)
-    : config_(config),
-      kv_(std::move(kv)),
-      scheduler_(config.scheduler, kv_.get()),
-      runner_(std::move(runner)),
-      tokenizer_(std::move(tokenizer)),
-      stats_(std::move(stats)),
+    : config_(config), kv_(std::move(kv)), scheduler_(config.scheduler, kv_.get()), runner_(std::move(runner)),
+      tokenizer_(std::move(tokenizer)), stats_(std::move(stats)),
       limits_(limits_of(config_.scheduler, *kv_, *runner_)) {}
 
 void EngineCore::add(std::shared_ptr<Request> request) {
@@ -112,7 +108,8 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
     if (r.num_output_tokens() < r.stop.min_tokens) mask_stop_tokens(r, logits);
     if (!r.rng) {
       r.rng = RequestRng::from_optional(r.sampling.seed);
-      r.detok = std::make_unique<StreamingDetokenizer>(*tokenizer_, r.tokens[static_cast<size_t>(r.num_prompt_tokens - 1)]);
+      r.detok =
+          std::make_unique<StreamingDetokenizer>(*tokenizer_, r.tokens[static_cast<size_t>(r.num_prompt_tokens - 1)]);
     }
     const std::span<const int32_t> all(r.tokens);
     SampleResult res = sampler_.sample(std::span<const float>(logits, static_cast<size_t>(vocab)), r.sampling, *r.rng,

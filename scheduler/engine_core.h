@@ -15,12 +15,12 @@
 
 #include "common/status.h"
 #include "engine/sampler/sampler.h"
-#include "tokenizer/tokenizer.h"
 #include "kvpool/kv_cache_manager.h"
 #include "scheduler/engine_stats.h"
 #include "scheduler/model_runner.h"
 #include "scheduler/request_limits.h"
 #include "scheduler/scheduler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace pagoda {
 
@@ -31,9 +31,8 @@ struct EngineCoreConfig {
 
 class EngineCore {
  public:
-  EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheManager> kv,
-             std::unique_ptr<ModelRunner> runner, std::shared_ptr<const Tokenizer> tokenizer,
-             std::shared_ptr<EngineStats> stats);
+  EngineCore(const EngineCoreConfig& config, std::unique_ptr<KvCacheManager> kv, std::unique_ptr<ModelRunner> runner,
+             std::shared_ptr<const Tokenizer> tokenizer, std::shared_ptr<EngineStats> stats);
 
   // validate_request() against this engine's limits. Thread-safe.
   Status validate(const Request& request) const { return validate_request(limits_, request); }

@@ -62,8 +62,8 @@ class EngineLoop {
   int64_t max_queue_;
   std::thread thread_;
   std::mutex mu_;
-  std::condition_variable cv_;       // wakes the engine thread
-  std::condition_variable idle_cv_;  // wakes wait_idle()
+  std::condition_variable cv_;                   // wakes the engine thread
+  std::condition_variable idle_cv_;              // wakes wait_idle()
   std::vector<std::shared_ptr<Request>> inbox_;  // guarded by mu_
   bool stop_requested_ = false;                  // guarded by mu_
   std::atomic<bool> draining_{false};

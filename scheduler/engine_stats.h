@@ -15,11 +15,11 @@ namespace pagoda {
 struct EngineStats {
   Gauge requests_running;
   Gauge requests_waiting;
-  Counter prompt_tokens;        // prompt tokens of finished-or-running requests, counted at admission
-  Counter generation_tokens;    // tokens generated
+  Counter prompt_tokens;      // prompt tokens of finished-or-running requests, counted at admission
+  Counter generation_tokens;  // tokens generated
   Counter steps;
   Counter preemptions;
-  Counter rejected_queue_full;  // refused at submit: queue full
+  Counter rejected_queue_full;      // refused at submit: queue full
   std::array<Counter, 5> finished;  // by FinishReason (index = enum value)
   Histogram time_to_first_token{Histogram::latency_buckets()};
   Histogram inter_token_latency{Histogram::latency_buckets()};

@@ -21,8 +21,8 @@
 
 #include "common/request_id.h"
 #include "common/status.h"
-#include "tokenizer/detokenizer.h"
 #include "engine/sampler/sampler.h"
+#include "tokenizer/detokenizer.h"
 
 namespace pagoda {
 
@@ -38,11 +38,11 @@ const char* finish_reason_name(FinishReason reason);  // "stop", "length", "abor
 
 // When and how to stop generating.
 struct StopParams {
-  int64_t max_tokens = 16;                // generated tokens at most (>= 1)
-  int64_t min_tokens = 0;                 // EOS and stop tokens are masked until this many
-  bool ignore_eos = false;                // keep going past EOS
-  std::vector<int32_t> stop_token_ids;    // extra tokens that stop (not in the text)
-  std::vector<std::string> stop;          // stop strings (not in the returned text)
+  int64_t max_tokens = 16;              // generated tokens at most (>= 1)
+  int64_t min_tokens = 0;               // EOS and stop tokens are masked until this many
+  bool ignore_eos = false;              // keep going past EOS
+  std::vector<int32_t> stop_token_ids;  // extra tokens that stop (not in the text)
+  std::vector<std::string> stop;        // stop strings (not in the returned text)
 };
 
 struct TokenLogprob {
@@ -53,14 +53,14 @@ struct TokenLogprob {
 
 // What the engine tells a request's owner after a step (or at its end).
 struct RequestDelta {
-  std::string text;                      // new text: whole UTF-8 characters, stop strings cut
-  std::vector<int32_t> token_ids;        // tokens behind this delta
-  std::vector<TokenLogprob> logprobs;    // one per token when logprobs were asked for
+  std::string text;                           // new text: whole UTF-8 characters, stop strings cut
+  std::vector<int32_t> token_ids;             // tokens behind this delta
+  std::vector<TokenLogprob> logprobs;         // one per token when logprobs were asked for
   FinishReason finish = FinishReason::kNone;  // set on the last delta only
-  Status error;                          // with kError: what went wrong (Unavailable = retry)
-  int64_t prompt_tokens = 0;             // usage, filled on every delta
+  Status error;                               // with kError: what went wrong (Unavailable = retry)
+  int64_t prompt_tokens = 0;                  // usage, filled on every delta
   int64_t completion_tokens = 0;
-  int64_t cached_tokens = 0;             // prompt tokens served from the prefix cache
+  int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache
 };
 
 // Receives a request's deltas, on the engine thread. Implementations must be
@@ -72,7 +72,7 @@ class RequestSink {
 };
 
 struct RequestTimes {
-  Clock::time_point arrival;       // submit
+  Clock::time_point arrival;  // submit
   Clock::time_point first_scheduled;
   Clock::time_point first_token;
   Clock::time_point last_token;
@@ -88,8 +88,8 @@ class Request {
   const int64_t num_prompt_tokens;
   SamplingParams sampling;
   StopParams stop;
-  int priority = 0;            // policy "priority": lower runs first
-  std::string cache_salt;      // requests with different salts never share KV pages
+  int priority = 0;        // policy "priority": lower runs first
+  std::string cache_salt;  // requests with different salts never share KV pages
   std::shared_ptr<RequestSink> sink;
 
   // ---- any thread ----
@@ -97,18 +97,18 @@ class Request {
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
 
   // ---- engine thread only ----
-  std::vector<int32_t> tokens;        // prompt followed by the generated tokens
-  int64_t num_computed_tokens = 0;    // tokens whose K/V are in the pages
-  int64_t num_cached_tokens = 0;      // of the prompt, served by the prefix cache
+  std::vector<int32_t> tokens;      // prompt followed by the generated tokens
+  int64_t num_computed_tokens = 0;  // tokens whose K/V are in the pages
+  int64_t num_cached_tokens = 0;    // of the prompt, served by the prefix cache
   RequestState state = RequestState::kWaiting;
   FinishReason finish = FinishReason::kNone;
   int num_preemptions = 0;
   RequestTimes times;
-  std::optional<RequestRng> rng;                    // made at first sampling
-  std::unique_ptr<StreamingDetokenizer> detok;      // made at first sampling
-  std::string text;                   // generated text so far (stop strings cut)
-  size_t text_sent = 0;               // bytes of `text` already delivered
-  int64_t tokens_sent = 0;            // output tokens already delivered
+  std::optional<RequestRng> rng;                // made at first sampling
+  std::unique_ptr<StreamingDetokenizer> detok;  // made at first sampling
+  std::string text;                             // generated text so far (stop strings cut)
+  size_t text_sent = 0;                         // bytes of `text` already delivered
+  int64_t tokens_sent = 0;                      // output tokens already delivered
   bool queue_time_recorded = false;
   std::vector<TokenLogprob> pending_logprobs;
 

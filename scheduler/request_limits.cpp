@@ -11,7 +11,9 @@ Status invalid(const char* field, std::string message) {
   return Status::invalid_argument(std::move(message)).with_field(field);
 }
 
-std::string vocabulary(int32_t vocab_size) { return " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")"; }
+std::string vocabulary(int32_t vocab_size) {
+  return " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")";
+}
 
 }  // namespace
 
@@ -22,7 +24,8 @@ Status validate_request(const RequestLimits& limits, const Request& r) {
     if (t < 0 || t >= limits.vocab_size)
       return invalid("prompt", "prompt token id " + std::to_string(t) + vocabulary(limits.vocab_size));
   const int64_t max_tokens = r.stop.max_tokens;
-  if (max_tokens < 1) return invalid("max_tokens", "max_tokens must be at least 1 (got " + std::to_string(max_tokens) + ")");
+  if (max_tokens < 1)
+    return invalid("max_tokens", "max_tokens must be at least 1 (got " + std::to_string(max_tokens) + ")");
   if (prompt + max_tokens > limits.max_model_len)
     return invalid("prompt", "this model's maximum context length is " + std::to_string(limits.max_model_len) +
                                  " tokens, but the request has " + std::to_string(prompt) +
@@ -38,8 +41,8 @@ Status validate_request(const RequestLimits& limits, const Request& r) {
   if (limits.sliding_window > 0) need = std::min(need, (limits.sliding_window + P - 1) / P + 2);
   if (need > limits.usable_pages)
     return invalid("max_tokens", "the request needs up to " + std::to_string(need) + " KV pages (" +
-                                 std::to_string(prompt + max_tokens) + " tokens) but the pool has " +
-                                 std::to_string(limits.usable_pages) + ": lower max_tokens or raise kv.memory_gib");
+                                     std::to_string(prompt + max_tokens) + " tokens) but the pool has " +
+                                     std::to_string(limits.usable_pages) + ": lower max_tokens or raise kv.memory_gib");
   for (int32_t t : r.stop.stop_token_ids)
     if (t < 0 || t >= limits.vocab_size)
       return invalid("stop_token_ids", "stop_token_ids: " + std::to_string(t) + vocabulary(limits.vocab_size));

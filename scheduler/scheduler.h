@@ -38,9 +38,9 @@ struct SchedulerConfig {
   // if the tokens it would compute in it are at most this plus the step's
   // decode tokens (see schedule()); >= max_num_batched_tokens packs steps FCFS.
   int64_t prefill_join_tokens = 0;
-  bool chunked_prefill = false;        // split prompts over steps
-  bool priority_policy = false;        // false: fcfs
-  int64_t max_model_len = 0;           // prompt + output tokens per request
+  bool chunked_prefill = false;  // split prompts over steps
+  bool priority_policy = false;  // false: fcfs
+  int64_t max_model_len = 0;     // prompt + output tokens per request
 };
 
 // One request's part of a step.

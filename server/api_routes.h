@@ -28,10 +28,10 @@ enum class ApiRoute {
 
 struct RouteMatch {
   ApiRoute route = ApiRoute::kNotFound;
-  std::string path;           // the target without its query string
-  bool method_ok = false;     // the request's method is the route's (HEAD on a GET route too)
-  const char* allowed = "";   // the route's methods ("GET, HEAD" or "POST"): a 405's Allow header
-  std::string model_id;       // kModel: the {id} part
+  std::string path;          // the target without its query string
+  bool method_ok = false;    // the request's method is the route's (HEAD on a GET route too)
+  const char* allowed = "";  // the route's methods ("GET, HEAD" or "POST"): a 405's Allow header
+  std::string model_id;      // kModel: the {id} part
 };
 
 RouteMatch match_route(boost::beast::http::verb method, boost::beast::string_view target);

@@ -4,12 +4,12 @@
 #include <fstream>
 #include <random>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "server/api_routes.h"
-#include "server/http_reply.h"
 #include "server/delta_channel.h"
+#include "server/http_reply.h"
 #include "server/metrics_text.h"
 
 namespace pagoda {
@@ -33,13 +33,14 @@ ReplyFraming framing_of(const HttpRequest& req, double write_timeout_s) {
 asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e,
                                  double write_timeout_s) {
   const bool written = co_await write_reply(stream, framing_of(req, write_timeout_s), error_reply(e));
-  co_return written && req.keep_alive();
+  co_return written&& req.keep_alive();
 }
 
 ApiError from_status(const Status& st) {
   switch (st.code()) {
     case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange: return api_error(400, st.message(), "invalid_value", st.field());
+    case StatusCode::kOutOfRange:
+      return api_error(400, st.message(), "invalid_value", st.field());
     case StatusCode::kResourceExhausted: {
       ApiError e = api_error(429, st.message(), "queue_full", "", "rate_limit_error");
       e.retry_after_s = 1;
@@ -50,8 +51,10 @@ ApiError from_status(const Status& st) {
       e.retry_after_s = 5;
       return e;
     }
-    case StatusCode::kCancelled: return api_error(499, st.message(), "cancelled", "", "server_error");
-    default: return api_error(500, st.message(), "internal_error", "", "server_error");
+    case StatusCode::kCancelled:
+      return api_error(499, st.message(), "cancelled", "", "server_error");
+    default:
+      return api_error(500, st.message(), "internal_error", "", "server_error");
   }
 }
 
@@ -87,7 +90,8 @@ Result<std::vector<std::string>> load_api_keys(const ServerConfig& config) {
   std::vector<std::string> keys = config.server.api_keys;
   if (!config.server.api_key_file.empty()) {
     std::ifstream in(config.server.api_key_file);
-    if (!in) return Status::not_found("config key 'server.api_key_file': cannot read '" + config.server.api_key_file + "'");
+    if (!in)
+      return Status::not_found("config key 'server.api_key_file': cannot read '" + config.server.api_key_file + "'");
     std::string line;
     while (std::getline(in, line)) {
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
@@ -103,12 +107,8 @@ Result<std::vector<std::string>> load_api_keys(const ServerConfig& config) {
 
 ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop* engine,
                        std::shared_ptr<const Tokenizer> tokenizer, std::vector<std::string> api_keys)
-    : config_(config),
-      model_(std::move(model)),
-      engine_(engine),
-      tokenizer_(std::move(tokenizer)),
-      api_keys_(std::move(api_keys)),
-      chat_template_(chat_template_or_plain(config.server.chat_template)) {
+    : config_(config), model_(std::move(model)), engine_(engine), tokenizer_(std::move(tokenizer)),
+      api_keys_(std::move(api_keys)), chat_template_(chat_template_or_plain(config.server.chat_template)) {
   limits_.max_model_len = model_.max_model_len;
 }
 
@@ -144,10 +144,10 @@ std::optional<HttpReply> ApiService::refuse_header(const HttpRequest& req, const
                                  "invalid_api_key", "", "authentication_error"));
   if (match.route == ApiRoute::kNotFound) return error_reply(api_error(404, "no route for " + match.path, "not_found"));
   if (!match.method_ok) {
-    HttpReply r = error_reply(api_error(405,
-                                        "method " + std::string(req.method_string()) + " is not allowed on " +
-                                            match.path + "; use " + match.allowed,
-                                        "method_not_allowed"));
+    HttpReply r = error_reply(api_error(
+        405,
+        "method " + std::string(req.method_string()) + " is not allowed on " + match.path + "; use " + match.allowed,
+        "method_not_allowed"));
     r.allow = match.allowed;
     return r;
   }
@@ -173,7 +173,8 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       return r;
     }
-    default: break;
+    default:
+      break;
   }
   if (!ready_) {
     ApiError e = api_error(503, "the model is still loading", "loading", "", "server_error");
@@ -186,17 +187,23 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
     e.retry_after_s = 5;
     return error_reply(e);
   }
-  const json card = {{"id", model_.name}, {"object", "model"}, {"created", 0}, {"owned_by", "pagoda"},
+  const json card = {{"id", model_.name},
+                     {"object", "model"},
+                     {"created", 0},
+                     {"owned_by", "pagoda"},
                      {"max_model_len", model_.max_model_len}};
   switch (match.route) {
-    case ApiRoute::kModels: return {http::status::ok, dump({{"object", "list"}, {"data", json::array({card})}})};
+    case ApiRoute::kModels:
+      return {http::status::ok, dump({{"object", "list"}, {"data", json::array({card})}})};
     case ApiRoute::kModel:
       if (match.model_id != model_.name)
         return error_reply(api_error(404, "model '" + match.model_id + "' does not exist", "model_not_found", "model"));
       return {http::status::ok, dump(card)};
     case ApiRoute::kTokenize:
-    case ApiRoute::kDetokenize: return tokenize_route(req, match.route == ApiRoute::kTokenize);
-    default: break;
+    case ApiRoute::kDetokenize:
+      return tokenize_route(req, match.route == ApiRoute::kTokenize);
+    default:
+      break;
   }
   *generate = true;
   *kind = match.route == ApiRoute::kChatCompletions ? ApiKind::kChat : ApiKind::kCompletion;
@@ -246,7 +253,7 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
   }
   if (gen) co_return co_await generate(req, stream, kind);
   const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
-  co_return written && req.keep_alive();
+  co_return written&& req.keep_alive();
 }
 
 bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
@@ -281,9 +288,10 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
   if (api->stop.max_tokens < 0) {
     api->stop.max_tokens = model_.max_model_len - static_cast<int64_t>(prompt->size());
     if (api->stop.max_tokens < 1) {
-      *err = api_error(400, "the prompt has " + std::to_string(prompt->size()) +
-                                " tokens, which leaves no room in this model's maximum context length of " +
-                                std::to_string(model_.max_model_len),
+      *err = api_error(400,
+                       "the prompt has " + std::to_string(prompt->size()) +
+                           " tokens, which leaves no room in this model's maximum context length of " +
+                           std::to_string(model_.max_model_len),
                        "context_length_exceeded", kind == ApiKind::kChat ? "messages" : "prompt");
       return false;
     }
@@ -341,9 +349,9 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
   json logprobs = nullptr;
   if (api.sampling.logprobs > 0)
-    logprobs = kind == ApiKind::kChat
-                   ? chat_logprobs_json(lps, [&](int32_t id) { return token_text(id); })
-                   : completion_logprobs_json(lps, [&](int32_t id) { return token_text(id); }, echo_text.size());
+    logprobs = kind == ApiKind::kChat ? chat_logprobs_json(lps, [&](int32_t id) { return token_text(id); })
+                                      : completion_logprobs_json(
+                                            lps, [&](int32_t id) { return token_text(id); }, echo_text.size());
   choice["logprobs"] = logprobs;
   if (kind == ApiKind::kChat) choice["message"] = {{"role", "assistant"}, {"content", text}};
   else choice["text"] = text;
@@ -355,7 +363,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"usage", usage_json(last)}};
   const HttpReply reply{http::status::ok, dump(body)};
   const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
-  co_return written && req.keep_alive();
+  co_return written&& req.keep_alive();
 }
 
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
@@ -385,8 +393,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     if (chunked)
       co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
                                  asio::redirect_error(asio::use_awaitable, ec));
-    else
-      co_await asio::async_write(stream, asio::buffer(event), asio::redirect_error(asio::use_awaitable, ec));
+    else co_await asio::async_write(stream, asio::buffer(event), asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
   };
   auto chunk = [&](json choice) {
@@ -400,8 +407,10 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   };
   bool ok = !ec;
   if (ok && chat) {
-    const std::string first = chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                     {"logprobs", nullptr}, {"finish_reason", nullptr}});
+    const std::string first = chunk({{"index", 0},
+                                     {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                     {"logprobs", nullptr},
+                                     {"finish_reason", nullptr}});
     ok = co_await send(first);
   }
   size_t text_offset = 0;
@@ -427,8 +436,10 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
         json lp = nullptr;
         if (api.sampling.logprobs > 0)
           lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); })
-                    : completion_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); }, text_offset);
-        json choice = {{"index", 0}, {"logprobs", lp}, {"finish_reason", failed ? json(nullptr) : finish_reason_json(d.finish)}};
+                    : completion_logprobs_json(
+                          d.logprobs, [&](int32_t t) { return token_text(t); }, text_offset);
+        json choice = {
+            {"index", 0}, {"logprobs", lp}, {"finish_reason", failed ? json(nullptr) : finish_reason_json(d.finish)}};
         if (chat) choice["delta"] = d.text.empty() ? json::object() : json{{"content", d.text}};
         else choice["text"] = d.text;
         text_offset += d.text.size();
@@ -464,7 +475,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     ok = !ec;
   }
   stream.expires_never();
-  co_return ok && chunked && req.keep_alive();
+  co_return ok&& chunked&& req.keep_alive();
 }
 
 }  // namespace pagoda

@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/tokenizer.h"
+#include "chat/chat_template.h"
 #include "scheduler/engine_loop.h"
 #include "server/api_routes.h"
-#include "chat/chat_template.h"
 #include "server/http_server.h"
 #include "server/openai_protocol.h"
+#include "tokenizer/tokenizer.h"
 
 namespace pagoda {
 

@@ -22,8 +22,8 @@ class ConnectionRegistry {
   struct Entry {
     boost::asio::any_io_executor strand;
     boost::beast::tcp_stream* stream = nullptr;  // valid while `open`
-    bool open = true;   // strand only
-    bool idle = false;  // waiting for the first byte of a request (strand only)
+    bool open = true;                            // strand only
+    bool idle = false;                           // waiting for the first byte of a request (strand only)
   };
 
   // Registers a connection; call on its strand.

@@ -21,9 +21,7 @@ class DeltaSink final : public RequestSink {
   std::weak_ptr<DeltaChannel> channel_;
 };
 
-std::shared_ptr<RequestSink> DeltaChannel::make_sink() {
-  return std::make_shared<DeltaSink>(ex_, weak_from_this());
-}
+std::shared_ptr<RequestSink> DeltaChannel::make_sink() { return std::make_shared<DeltaSink>(ex_, weak_from_this()); }
 
 asio::awaitable<void> DeltaChannel::wait() {
   while (queue_.empty() && !client_gone_) {
@@ -41,10 +39,11 @@ void DeltaChannel::watch_disconnect(asio::ip::tcp::socket& socket, std::shared_p
 }
 
 void DeltaChannel::wait_readable() {
-  socket_->async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-    if (ec || !self->watching_) return;  // cancelled, or the request is over
-    self->check_peer();
-  });
+  socket_->async_wait(asio::ip::tcp::socket::wait_read,
+                      [self = shared_from_this()](const boost::system::error_code& ec) {
+                        if (ec || !self->watching_) return;  // cancelled, or the request is over
+                        self->check_peer();
+                      });
 }
 
 void DeltaChannel::check_peer() {

@@ -67,12 +67,8 @@ struct ReadOutcome {
 
 struct HttpServer::Impl {
   Impl(const ServerConfig& c, HttpHandler* h)
-      : config(c),
-        handler(h),
-        max_connections(c.server.max_connections),
-        per_client(c.server.max_connections_per_client),
-        io(static_cast<int>(c.server.io_threads)),
-        acceptor(io),
+      : config(c), handler(h), max_connections(c.server.max_connections),
+        per_client(c.server.max_connections_per_client), io(static_cast<int>(c.server.io_threads)), acceptor(io),
         signals(io) {}
 
   ServerConfig config;
@@ -335,9 +331,10 @@ Status HttpServer::start() {
   const int64_t fd_limit = raise_descriptor_limit();
   if (fd_limit > 0 && impl_->max_connections > fd_limit - kReservedDescriptors) {
     impl_->max_connections = std::max<int64_t>(1, fd_limit - kReservedDescriptors);
-    spdlog::warn("server.max_connections lowered from {} to {}: the process may open {} file descriptors "
-                 "(RLIMIT_NOFILE; {} kept for the listener, logs and refusals)",
-                 s.max_connections, impl_->max_connections, fd_limit, kReservedDescriptors);
+    spdlog::warn(
+        "server.max_connections lowered from {} to {}: the process may open {} file descriptors "
+        "(RLIMIT_NOFILE; {} kept for the listener, logs and refusals)",
+        s.max_connections, impl_->max_connections, fd_limit, kReservedDescriptors);
   }
   auto resolved = listen_endpoint(s.host, s.port);
   if (!resolved) return resolved.status();

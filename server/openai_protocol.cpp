@@ -11,9 +11,12 @@ using nlohmann::json;
 
 json finish_reason_json(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    default: return nullptr;
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    default:
+      return nullptr;
   }
 }
 
@@ -39,7 +42,8 @@ class Checker {
     if (!v.is_number()) return fail(key, std::string("'") + key + "' must be a number");
     const double d = v.get<double>();
     if (!std::isfinite(d) || d < lo || d > hi)
-      return fail(key, std::string("'") + key + "' must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + v.dump());
+      return fail(key,
+                  std::string("'") + key + "' must be between " + fmt(lo) + " and " + fmt(hi) + ", got " + v.dump());
     *out = d;
     return true;
   }
@@ -52,8 +56,8 @@ class Checker {
   bool integer(const char* key, int64_t lo, int64_t hi, int64_t* out) {
     if (!has(key)) return true;
     const json& v = body_[key];
-    if (!v.is_number_integer() && !(v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
-                                     std::fabs(v.get<double>()) < 9e15))
+    if (!v.is_number_integer() &&
+        !(v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15))
       return fail(key, std::string("'") + key + "' must be an integer");
     const int64_t i = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)
                           ? INT64_MAX
@@ -90,20 +94,61 @@ class Checker {
 };
 
 const std::set<std::string>& completion_fields() {
-  static const std::set<std::string> f = {
-      "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop",
-      "stop_token_ids", "logprobs", "echo", "n", "best_of", "stream", "stream_options",
-      "presence_penalty", "frequency_penalty", "repetition_penalty", "ignore_eos", "min_tokens",
-      "priority", "cache_salt", "user", "logit_bias", "suffix"};
+  static const std::set<std::string> f = {"model",
+                                          "prompt",
+                                          "max_tokens",
+                                          "temperature",
+                                          "top_p",
+                                          "top_k",
+                                          "min_p",
+                                          "seed",
+                                          "stop",
+                                          "stop_token_ids",
+                                          "logprobs",
+                                          "echo",
+                                          "n",
+                                          "best_of",
+                                          "stream",
+                                          "stream_options",
+                                          "presence_penalty",
+                                          "frequency_penalty",
+                                          "repetition_penalty",
+                                          "ignore_eos",
+                                          "min_tokens",
+                                          "priority",
+                                          "cache_salt",
+                                          "user",
+                                          "logit_bias",
+                                          "suffix"};
   return f;
 }
 
 const std::set<std::string>& chat_fields() {
-  static const std::set<std::string> f = {
-      "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
-      "min_p", "seed", "stop", "stop_token_ids", "logprobs", "top_logprobs", "n", "stream",
-      "stream_options", "presence_penalty", "frequency_penalty", "repetition_penalty", "ignore_eos",
-      "min_tokens", "priority", "cache_salt", "user", "logit_bias"};
+  static const std::set<std::string> f = {"model",
+                                          "messages",
+                                          "max_tokens",
+                                          "max_completion_tokens",
+                                          "temperature",
+                                          "top_p",
+                                          "top_k",
+                                          "min_p",
+                                          "seed",
+                                          "stop",
+                                          "stop_token_ids",
+                                          "logprobs",
+                                          "top_logprobs",
+                                          "n",
+                                          "stream",
+                                          "stream_options",
+                                          "presence_penalty",
+                                          "frequency_penalty",
+                                          "repetition_penalty",
+                                          "ignore_eos",
+                                          "min_tokens",
+                                          "priority",
+                                          "cache_salt",
+                                          "user",
+                                          "logit_bias"};
   return f;
 }
 
@@ -122,7 +167,8 @@ bool parse_prompt(const json& body, Checker& c, const ApiLimits& lim, ApiRequest
       if (out->prompt_text->empty()) return c.fail("prompt", "'prompt' must not be empty");
       return true;
     }
-    if (p[0].is_string()) return c.fail("prompt", "a batch of several prompts is not supported: send one request per prompt");
+    if (p[0].is_string())
+      return c.fail("prompt", "a batch of several prompts is not supported: send one request per prompt");
     if (static_cast<int64_t>(p.size()) > lim.max_prompt_ids)
       return c.fail("prompt", "'prompt' has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
     for (const json& t : p) {
@@ -217,9 +263,8 @@ bool parse_logit_bias(const json& body, Checker& c, const ApiLimits& lim, ApiReq
     return c.fail("logit_bias", "'logit_bias' may hold at most " + std::to_string(lim.max_logit_bias) + " entries");
   for (const auto& [k, v] : b.items()) {
     // Digits only: strtol alone would also take " 1" and "+3".
-    const bool digits = !k.empty() && k.size() <= 10 && std::all_of(k.begin(), k.end(), [](char ch) {
-      return ch >= '0' && ch <= '9';
-    });
+    const bool digits =
+        !k.empty() && k.size() <= 10 && std::all_of(k.begin(), k.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
     const long long id = digits ? std::stoll(k) : -1;
     if (!digits || id > INT32_MAX)
       return c.fail("logit_bias", "'logit_bias' keys must be token ids (decimal digits), got '" + k + "'");
@@ -257,7 +302,8 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
     if (!known.count(item.key())) return c.fail(item.key(), "unknown field '" + item.key() + "'");
 
   if (!c.string("model", 256, &out->model)) return false;
-  if (kind == ApiKind::kCompletion ? !parse_prompt(body, c, lim, out) : !parse_messages(body, c, lim, out)) return false;
+  if (kind == ApiKind::kCompletion ? !parse_prompt(body, c, lim, out) : !parse_messages(body, c, lim, out))
+    return false;
 
   // Lengths. Completions default to 16 tokens (as OpenAI); chat to the rest
   // of the context (-1, resolved once the prompt length is known).

@@ -35,10 +35,10 @@ struct ApiLimits {
 
 struct ApiRequest {
   ApiKind kind = ApiKind::kCompletion;
-  std::string model;                        // "" = the served model
-  std::optional<std::string> prompt_text;   // completions: prompt as text
-  std::vector<int32_t> prompt_ids;          // completions: prompt as token ids
-  std::vector<ChatMessage> messages;        // chat
+  std::string model;                       // "" = the served model
+  std::optional<std::string> prompt_text;  // completions: prompt as text
+  std::vector<int32_t> prompt_ids;         // completions: prompt as token ids
+  std::vector<ChatMessage> messages;       // chat
   SamplingParams sampling;
   StopParams stop;
   bool stream = false;
@@ -61,8 +61,8 @@ nlohmann::json finish_reason_json(FinishReason reason);
 template <typename TokenText>
 nlohmann::json completion_logprobs_json(const std::vector<TokenLogprob>& lps, TokenText token_text,
                                         size_t text_offset) {
-  nlohmann::json tokens = nlohmann::json::array(), token_lps = nlohmann::json::array(),
-                 tops = nlohmann::json::array(), offsets = nlohmann::json::array();
+  nlohmann::json tokens = nlohmann::json::array(), token_lps = nlohmann::json::array(), tops = nlohmann::json::array(),
+                 offsets = nlohmann::json::array();
   for (const TokenLogprob& lp : lps) {
     const std::string t = token_text(lp.token);
     tokens.push_back(t);
@@ -86,7 +86,9 @@ nlohmann::json chat_logprobs_json(const std::vector<TokenLogprob>& lps, TokenTex
       const std::string tt = token_text(id);
       top.push_back({{"token", tt}, {"logprob", v}, {"bytes", std::vector<uint8_t>(tt.begin(), tt.end())}});
     }
-    content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", std::vector<uint8_t>(t.begin(), t.end())},
+    content.push_back({{"token", t},
+                       {"logprob", lp.logprob},
+                       {"bytes", std::vector<uint8_t>(t.begin(), t.end())},
                        {"top_logprobs", top}});
   }
   return {{"content", content}};

@@ -47,9 +47,10 @@ size_t RequestReader::feed(std::string_view bytes) {
       if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         refuse(431, "request header fields are too large (16 KiB at most)", "headers_too_large");
       } else if (ec == http::error::body_limit) {
-        refuse(413, "request body exceeds server.max_body_bytes (" + std::to_string(config_.server.max_body_bytes) +
-                        " bytes)",
-               "body_too_large");
+        refuse(
+            413,
+            "request body exceeds server.max_body_bytes (" + std::to_string(config_.server.max_body_bytes) + " bytes)",
+            "body_too_large");
       } else if (ec) {
         refuse(400, "malformed HTTP request (" + ec.message() + ")", "bad_request");
       }
@@ -78,9 +79,10 @@ void RequestReader::on_header() {
   const HttpRequest& req = parser_.get();
   header_fields_ = static_cast<size_t>(std::distance(req.begin(), req.end()));
   if (static_cast<int64_t>(header_fields_) > config_.server.max_header_fields)
-    return refuse(431, "too many header fields (server.max_header_fields = " +
-                           std::to_string(config_.server.max_header_fields) + ")",
-                  "too_many_headers");
+    return refuse(
+        431,
+        "too many header fields (server.max_header_fields = " + std::to_string(config_.server.max_header_fields) + ")",
+        "too_many_headers");
   const auto te = req.equal_range(http::field::transfer_encoding);
   if (te.first != te.second) {
     if (req.version() < 11)
@@ -126,8 +128,9 @@ void RequestReader::on_done() {
   const HttpRequest& req = parser_.get();
   const auto fields = static_cast<size_t>(std::distance(req.begin(), req.end()));
   if (static_cast<int64_t>(fields) > config_.server.max_header_fields)
-    return refuse(431, "too many header and trailer fields (server.max_header_fields = " +
-                           std::to_string(config_.server.max_header_fields) + ")",
+    return refuse(431,
+                  "too many header and trailer fields (server.max_header_fields = " +
+                      std::to_string(config_.server.max_header_fields) + ")",
                   "too_many_headers");
   if (fields > header_fields_ && header_bytes_ + field_bytes_from(header_fields_) > kMaxHeaderBytes)
     return refuse(431, "request header and trailer fields are too large (16 KiB at most)", "headers_too_large");

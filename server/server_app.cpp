@@ -9,12 +9,12 @@
 
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
-#include "tokenizer/tokenizer.h"
 #include "kvpool/kv_plan.h"
 #include "scheduler/engine_loop.h"
 #include "scheduler/llama_runner.h"
 #include "server/api_service.h"
 #include "server/http_server.h"
+#include "tokenizer/tokenizer.h"
 
 namespace pagoda {
 
@@ -81,7 +81,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   int64_t max_model_len = c.model.max_model_len > 0 ? c.model.max_model_len : mc.max_seq_len;
   if (max_model_len > mc.max_seq_len)
     return Status::invalid_argument("config key 'model.max_model_len': got " + std::to_string(max_model_len) +
-                                    ", but the model supports at most " + std::to_string(mc.max_seq_len) + " positions");
+                                    ", but the model supports at most " + std::to_string(mc.max_seq_len) +
+                                    " positions");
   auto wdt = parse_weight_dtype(c.model.weight_dtype);
   if (!wdt) return Status::invalid_argument("config key 'model.weight_dtype': " + wdt.status().message());
   auto kdt = kv_dtype_of(c);
@@ -94,7 +95,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   budget.num_pages = c.kv.num_pages;
   budget.tokens = max_model_len;
   auto plan = plan_kv(layout, budget);
-  if (!plan) return Status::invalid_argument("config keys 'kv.memory_gib' / 'kv.num_pages': " + plan.status().message());
+  if (!plan)
+    return Status::invalid_argument("config keys 'kv.memory_gib' / 'kv.num_pages': " + plan.status().message());
   if (plan->max_tokens_in_flight < max_model_len)
     return Status::invalid_argument("config key 'kv.memory_gib': the KV pool holds " +
                                     std::to_string(plan->max_tokens_in_flight) + " tokens, less than one sequence of " +
@@ -128,7 +130,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   ec.queue_timeout_s = c.scheduler.queue_timeout_s;
   auto core = std::make_unique<EngineCore>(ec, std::move(kvm).value(), std::make_unique<LlamaRunner>(impl->llama.get()),
                                            impl->tokenizer, std::make_shared<EngineStats>());
-  impl->engine = std::make_unique<EngineLoop>(std::move(core), static_cast<int>(c.engine.threads), c.scheduler.max_queue);
+  impl->engine =
+      std::make_unique<EngineLoop>(std::move(core), static_cast<int>(c.engine.threads), c.scheduler.max_queue);
 
   auto keys = load_api_keys(c);
   if (!keys) return keys.status();

@@ -9,8 +9,7 @@ StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tokenizer, int32_t p
 
 std::string StreamingDetokenizer::push(int32_t id) {
   std::string_view piece = tokenizer_.decode_piece(id);
-  if (prev_ == tokenizer_.bos_id() && tokenizer_.adds_dummy_prefix() && !piece.empty() &&
-      piece[0] == ' ') {
+  if (prev_ == tokenizer_.bos_id() && tokenizer_.adds_dummy_prefix() && !piece.empty() && piece[0] == ' ') {
     piece.remove_prefix(1);
   }
   prev_ = id;

@@ -48,8 +48,7 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
       const fs::path p = fs::path(path) / name;
       if (fs::is_regular_file(p, ec)) return load_tokenizer(p.string());
     }
-    return Status::not_found("directory '" + path +
-                             "' has no tokenizer.json, tokenizer.model or tokenizer.bin");
+    return Status::not_found("directory '" + path + "' has no tokenizer.json, tokenizer.model or tokenizer.bin");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::not_found("cannot open tokenizer file '" + path + "'");

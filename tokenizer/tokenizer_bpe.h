@@ -33,7 +33,7 @@ class BpeModel {
     bool byte_fallback = false;  // unknown characters -> <0xXX> tokens
     bool ignore_merges = false;
     bool fuse_unk = false;
-    int32_t unk_id = -1;         // -1: unknown characters are dropped
+    int32_t unk_id = -1;  // -1: unknown characters are dropped
   };
 
   // Reusable per-call buffers.

@@ -38,7 +38,8 @@ int byte_piece_value(std::string_view s) {
 
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   if (from.empty()) return s;
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
   return s;
 }
 
@@ -58,7 +59,8 @@ Result<std::unique_ptr<HfTokenizer>> HfTokenizer::load(const std::string& json_p
 Result<std::unique_ptr<HfTokenizer>> HfTokenizer::parse(std::string_view text, const HfTokenizerConfig& cfg,
                                                         const std::string& name) {
   const json root = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded() || !root.is_object()) return Status::data_loss(name + ": not valid tokenizer.json (JSON object expected)");
+  if (root.is_discarded() || !root.is_object())
+    return Status::data_loss(name + ": not valid tokenizer.json (JSON object expected)");
   std::unique_ptr<HfTokenizer> tok(new HfTokenizer());
   Status s = tok->build(&root, cfg);
   if (!s.is_ok()) return Status(s.code(), name + ": " + s.message());
@@ -69,8 +71,7 @@ Status HfTokenizer::parse_model(const void* model_json) {
   const json& m = at(model_json);
   if (!m.is_object()) return Status::data_loss("'model' must be an object");
   const std::string type = m.value("type", "BPE");
-  if (type != "BPE")
-    return Status::invalid_argument("model type '" + type + "' is not supported (only BPE)");
+  if (type != "BPE") return Status::invalid_argument("model type '" + type + "' is not supported (only BPE)");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(key) && m[key].is_string() && !m[key].get<std::string>().empty())
       return Status::invalid_argument(std::string("model.") + key + " is not supported");
@@ -224,7 +225,8 @@ Status HfTokenizer::parse_post_processor(const void* pp_json) {
       if (!s.is_ok()) return s;
     }
   } else if (type == "TemplateProcessing") {
-    if (!p.contains("single") || !p["single"].is_array()) return Status::data_loss("post_processor: 'single' must be an array");
+    if (!p.contains("single") || !p["single"].is_array())
+      return Status::data_loss("post_processor: 'single' must be an array");
     const json specials = p.value("special_tokens", json::object());
     bool after_sequence = false;
     for (const json& item : p["single"]) {
@@ -316,9 +318,11 @@ Status HfTokenizer::build(const void* json_root, const HfTokenizerConfig& cfg) {
     if (*cfg.add_eos_token) suffix_ids_.push_back(eos_ids_.front());
   }
   for (int32_t id : prefix_ids_)
-    if (!is_valid_id(id)) return Status::data_loss("post_processor adds id " + std::to_string(id) + ", outside the vocabulary");
+    if (!is_valid_id(id))
+      return Status::data_loss("post_processor adds id " + std::to_string(id) + ", outside the vocabulary");
   for (int32_t id : suffix_ids_)
-    if (!is_valid_id(id)) return Status::data_loss("post_processor adds id " + std::to_string(id) + ", outside the vocabulary");
+    if (!is_valid_id(id))
+      return Status::data_loss("post_processor adds id " + std::to_string(id) + ", outside the vocabulary");
   chat_template_ = cfg.chat_template;
   return Status::ok();
 }

@@ -50,7 +50,7 @@ class HfTokenizer final : public Tokenizer {
   // Parses tokenizer.json contents `text` with side configuration `cfg`;
   // `name` is used in error messages.
   static Result<std::unique_ptr<HfTokenizer>> parse(std::string_view text, const HfTokenizerConfig& cfg,
-                                                     const std::string& name);
+                                                    const std::string& name);
 
   HfTokenizer(const HfTokenizer&) = delete;
   HfTokenizer& operator=(const HfTokenizer&) = delete;
@@ -87,8 +87,7 @@ class HfTokenizer final : public Tokenizer {
   Status parse_post_processor(const void* pp_json);
   int32_t id_of(std::string_view token) const;  // added tokens first, then the vocabulary; -1
   void split_added(std::string_view text, bool parse_special, std::vector<Segment>* out) const;
-  void encode_segment(std::string_view text, bool first, BpeModel::Scratch& scratch,
-                      std::vector<int32_t>& out) const;
+  void encode_segment(std::string_view text, bool first, BpeModel::Scratch& scratch, std::vector<int32_t>& out) const;
 
   HfNormalizer normalizer_;
   HfPreTokenizer pretok_;
@@ -97,8 +96,8 @@ class HfTokenizer final : public Tokenizer {
   std::vector<std::string> decoded_;     // decode_piece() bytes
   std::vector<AddedToken> added_;
   std::array<std::vector<int32_t>, 256> added_by_byte_;  // indices into added_ by first byte, longest first
-  std::vector<uint8_t> special_;         // per id
-  std::vector<int32_t> prefix_ids_, suffix_ids_;  // post-processor, for add_bos
+  std::vector<uint8_t> special_;                         // per id
+  std::vector<int32_t> prefix_ids_, suffix_ids_;         // post-processor, for add_bos
   int32_t bos_id_ = -1;
   std::vector<int32_t> eos_ids_;
   bool strip_leading_space_ = false;

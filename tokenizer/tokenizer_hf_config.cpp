@@ -51,8 +51,7 @@ void add_ids(const json& j, const char* key, std::vector<int32_t>* ids) {
   };
   if (it->is_array())
     for (const json& v : *it) add(v);
-  else
-    add(*it);
+  else add(*it);
 }
 
 }  // namespace
@@ -67,8 +66,10 @@ Result<HfTokenizerConfig> read_hf_tokenizer_config(const std::string& dir) {
     const json& j = *tc;
     c.bos_token = token_string(j, "bos_token");
     c.eos_token = token_string(j, "eos_token");
-    if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) c.add_bos_token = j["add_bos_token"].get<bool>();
-    if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) c.add_eos_token = j["add_eos_token"].get<bool>();
+    if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean())
+      c.add_bos_token = j["add_bos_token"].get<bool>();
+    if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean())
+      c.add_eos_token = j["add_eos_token"].get<bool>();
     if (j.contains("chat_template")) {
       const json& t = j["chat_template"];
       if (t.is_string()) {

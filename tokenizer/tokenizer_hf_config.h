@@ -21,9 +21,9 @@ struct HfTokenizerConfig {
   std::optional<std::string> eos_token;
   std::optional<bool> add_bos_token;
   std::optional<bool> add_eos_token;
-  std::string chat_template;             // Jinja source; "" when the directory has none
-  std::optional<int32_t> bos_token_id;   // generation_config.json, else config.json
-  std::vector<int32_t> eos_token_ids;    // generation_config.json, then config.json (deduplicated)
+  std::string chat_template;            // Jinja source; "" when the directory has none
+  std::optional<int32_t> bos_token_id;  // generation_config.json, else config.json
+  std::vector<int32_t> eos_token_ids;   // generation_config.json, then config.json (deduplicated)
 };
 
 // Reads the files in directory `dir` (missing files are skipped).

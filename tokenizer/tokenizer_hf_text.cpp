@@ -1,8 +1,8 @@
 #include "tokenizer/tokenizer_hf_text.h"
 
-#include <nlohmann/json.hpp>
 #include <unicode/normalizer2.h>
 #include <unicode/unistr.h>
+#include <nlohmann/json.hpp>
 
 namespace pagoda {
 
@@ -41,7 +41,8 @@ std::string icu_normalize(std::string_view s, int form) {
                               : form == 2 ? icu::Normalizer2::getNFKCInstance(err)
                                           : icu::Normalizer2::getNFKDInstance(err);
   if (U_FAILURE(err)) return std::string(s);
-  const icu::UnicodeString in = icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
+  const icu::UnicodeString in =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
   icu::UnicodeString out = n->normalize(in, err);
   if (U_FAILURE(err)) return std::string(s);
   std::string r;
@@ -61,7 +62,8 @@ bool json_bool(const json& j, const char* key, bool dflt) {
 
 // A Split/Replace "pattern": {"String": s} (literal) or {"Regex": r}.
 Result<std::shared_ptr<const Regex>> pattern_regex(const json& p, const std::string& where) {
-  if (p.is_object() && p.contains("Regex") && p["Regex"].is_string()) return Regex::compile(p["Regex"].get<std::string>());
+  if (p.is_object() && p.contains("Regex") && p["Regex"].is_string())
+    return Regex::compile(p["Regex"].get<std::string>());
   if (p.is_object() && p.contains("String") && p["String"].is_string()) {
     std::string quoted = "\\Q" + p["String"].get<std::string>() + "\\E";
     return Regex::compile(quoted);
@@ -244,7 +246,7 @@ Status HfPreTokenizer::parse_into(const json& j, std::vector<Step>* steps) {
   } else if (type == "Metaspace") {
     st.kind = Kind::kMetaspace;
     st.replacement = j.contains("replacement") && j["replacement"].is_string() ? j["replacement"].get<std::string>()
-                                                                                : std::string(kMeta);
+                                                                               : std::string(kMeta);
     std::string scheme = json_string(j, "prepend_scheme");
     if (scheme.empty()) scheme = json_bool(j, "add_prefix_space", true) ? "always" : "never";
     st.prepend = scheme == "always" ? 2 : scheme == "first" ? 1 : 0;

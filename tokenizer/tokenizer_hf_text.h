@@ -70,10 +70,10 @@ class HfPreTokenizer {
     std::shared_ptr<const Regex> re;  // kSplit, and kByteLevel with use_regex
     Behavior behavior = Behavior::kIsolated;
     bool invert = false;
-    bool add_prefix_space = false;    // kByteLevel
-    std::string replacement;          // kMetaspace
-    int prepend = 0;                  // kMetaspace: 0 never, 1 first, 2 always
-    bool meta_split = true;           // kMetaspace
+    bool add_prefix_space = false;  // kByteLevel
+    std::string replacement;        // kMetaspace
+    int prepend = 0;                // kMetaspace: 0 never, 1 first, 2 always
+    bool meta_split = true;         // kMetaspace
   };
   static Status parse_into(const nlohmann::json& j, std::vector<Step>* steps);
   static void apply_split(const Step& st, std::string_view s, std::vector<std::string>* out);

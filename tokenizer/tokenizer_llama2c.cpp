@@ -48,11 +48,8 @@ Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::load(const std::stri
   return parse(bytes, path);
 }
 
-Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::parse(std::string_view bytes,
-                                                                    const std::string& name) {
-  auto fail = [&name](const std::string& what) {
-    return Status::data_loss("tokenizer file '" + name + "': " + what);
-  };
+Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::parse(std::string_view bytes, const std::string& name) {
+  auto fail = [&name](const std::string& what) { return Status::data_loss("tokenizer file '" + name + "': " + what); };
   if (bytes.size() < 4) {
     return fail("truncated: " + std::to_string(bytes.size()) +
                 " bytes, too short for the int32 max_token_length header");
@@ -63,8 +60,8 @@ Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::parse(std::string_vi
   std::unique_ptr<Llama2cTokenizer> tok(new Llama2cTokenizer());
   tok->max_token_length_ = read_le<int32_t>(bytes.data());
   if (tok->max_token_length_ <= 0 || tok->max_token_length_ > kMaxPieceBytes) {
-    return fail("absurd max_token_length " + std::to_string(tok->max_token_length_) +
-                " (allowed 1.." + std::to_string(kMaxPieceBytes) + "); is this a tokenizer.bin?");
+    return fail("absurd max_token_length " + std::to_string(tok->max_token_length_) + " (allowed 1.." +
+                std::to_string(kMaxPieceBytes) + "); is this a tokenizer.bin?");
   }
   size_t off = 4;
   while (off < bytes.size()) {
@@ -89,8 +86,7 @@ Result<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::parse(std::string_vi
     off += static_cast<size_t>(len);
   }
   if (tok->pieces_.size() < 3) {
-    return fail("holds " + std::to_string(tok->pieces_.size()) +
-                " tokens; need at least 3 (<unk>, BOS, EOS)");
+    return fail("holds " + std::to_string(tok->pieces_.size()) + " tokens; need at least 3 (<unk>, BOS, EOS)");
   }
   tok->build_tables();
   return tok;
@@ -124,9 +120,7 @@ void Llama2cTokenizer::build_tables() {
   }  // llama2.c also stops when the model emits BOS
 }
 
-int32_t Llama2cTokenizer::lookup(std::string_view s) const {
-  return piece_to_id_.find(s);
-}
+int32_t Llama2cTokenizer::lookup(std::string_view s) const { return piece_to_id_.find(s); }
 
 std::string_view Llama2cTokenizer::decode_piece(int32_t id) const {
   return is_valid_id(id) ? std::string_view(decoded_[static_cast<size_t>(id)]) : std::string_view();
@@ -237,9 +231,8 @@ std::vector<int32_t> Llama2cTokenizer::encode(std::string_view text, bool add_bo
   Scratch scratch;
   size_t begin = 0;
   for (size_t i = 1; i <= s.size(); ++i) {
-    const bool end = i == s.size() ||
-                     (split_before_space_ && s[i] == ' ' && s[i - 1] != ' ') ||
-                     i - begin >= kMaxSegment;
+    const bool end =
+        i == s.size() || (split_before_space_ && s[i] == ' ' && s[i - 1] != ' ') || i - begin >= kMaxSegment;
     if (!end) continue;
     encode_segment(s.substr(begin, i - begin), scratch, out);
     begin = i;

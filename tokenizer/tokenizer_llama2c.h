@@ -33,8 +33,7 @@ class Llama2cTokenizer final : public Tokenizer {
   // than the three control tokens.
   static Result<std::unique_ptr<Llama2cTokenizer>> load(const std::string& path);
   // Parses the file contents `bytes`; `name` is used in error messages.
-  static Result<std::unique_ptr<Llama2cTokenizer>> parse(std::string_view bytes,
-                                                          const std::string& name);
+  static Result<std::unique_ptr<Llama2cTokenizer>> parse(std::string_view bytes, const std::string& name);
 
   Llama2cTokenizer(const Llama2cTokenizer&) = delete;
   Llama2cTokenizer& operator=(const Llama2cTokenizer&) = delete;

@@ -57,8 +57,7 @@ int32_t PieceTable::find(std::string_view key) const {
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
     if (s.id < 0) return -1;
-    if (s.hash == h && s.length == key.size() &&
-        std::memcmp(keys_.data() + s.offset, key.data(), key.size()) == 0) {
+    if (s.hash == h && s.length == key.size() && std::memcmp(keys_.data() + s.offset, key.data(), key.size()) == 0) {
       return s.id;
     }
   }

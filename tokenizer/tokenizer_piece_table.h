@@ -29,7 +29,7 @@ class PieceTable {
     uint64_t hash = 0;
     uint32_t offset = 0;  // into keys_
     uint32_t length = 0;
-    int32_t id = -1;      // -1: empty
+    int32_t id = -1;  // -1: empty
   };
   void grow();
 

@@ -8,8 +8,7 @@ namespace pagoda::cli {
 
 void ConfigFlags::add_to(CLI::App& app) {
   app.add_option("--config,-c", file, "YAML config file (default: built-in defaults)");
-  app.add_option("--set", sets, "Override any key: --set kv.page_size=32 (repeatable)")
-      ->take_all();
+  app.add_option("--set", sets, "Override any key: --set kv.page_size=32 (repeatable)")->take_all();
   app.add_option("--host", host, "Same as --set server.host=HOST");
   app.add_option("--port", port, "Same as --set server.port=PORT");
   app.add_option("--model", model, "Same as --set model.path=PATH");

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "bench/bench_serve.h"
@@ -162,7 +162,7 @@ int run(BenchFlags& f) {
     }
     passes.push_back(std::move(*pass));
   }
-  std::vector<bench::BenchResult> points;        // one per point: the run, or the median of the runs
+  std::vector<bench::BenchResult> points;  // one per point: the run, or the median of the runs
   std::vector<nlohmann::json> spreads;
   for (size_t i = 0; i < passes.front().size(); ++i) {
     std::vector<bench::BenchResult> runs;
@@ -193,7 +193,7 @@ int run(BenchFlags& f) {
     std::cout << "wrote " << f.result_file << "\n";
   }
   if (sweep) {
-    const std::string prefix = !f.plot_prefix.empty() ? f.plot_prefix
+    const std::string prefix = !f.plot_prefix.empty()   ? f.plot_prefix
                                : !f.result_file.empty() ? f.result_file.substr(0, f.result_file.rfind('.'))
                                                         : std::string("bench");
     std::vector<std::string> written;
@@ -223,10 +223,10 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_option("--workload", f->workload, "random | shared-prefix | file")
       ->check(CLI::IsMember({"random", "shared-prefix", "file"}))
       ->capture_default_str();
-  cmd->add_option("--dataset-file", f->dataset_file,
-                  "JSONL prompts: {\"prompt\": \"text\" or [ids], \"max_tokens\": N (optional)} (implies --workload file)");
-  cmd->add_option("--input-len", f->input_len,
-                  "Prompt tokens (random) or suffix tokens (shared-prefix): N or LO:HI")
+  cmd->add_option(
+      "--dataset-file", f->dataset_file,
+      "JSONL prompts: {\"prompt\": \"text\" or [ids], \"max_tokens\": N (optional)} (implies --workload file)");
+  cmd->add_option("--input-len", f->input_len, "Prompt tokens (random) or suffix tokens (shared-prefix): N or LO:HI")
       ->capture_default_str();
   cmd->add_option("--output-len", f->output_len, "max_tokens: N or LO:HI")->capture_default_str();
   cmd->add_option("--prefix-len", c.workload.prefix_len, "shared-prefix: tokens in each group's shared prefix");
@@ -248,8 +248,7 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_flag("--ignore-eos", c.ignore_eos, "Ask the server to ignore EOS (exact output lengths)");
   cmd->add_option("--temperature", c.temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
   cmd->add_option("--extra-body", f->extra_body, "JSON object merged into every request body");
-  cmd->add_option("--goodput", f->goodput, "SLOs for goodput, e.g. --goodput ttft:500 tpot:50 (ms)")
-      ->expected(1, 3);
+  cmd->add_option("--goodput", f->goodput, "SLOs for goodput, e.g. --goodput ttft:500 tpot:50 (ms)")->expected(1, 3);
   cmd->add_option("--timeout", c.timeout_s, "Seconds allowed per request")->capture_default_str();
   cmd->add_option("--metrics-interval", c.metrics_interval_s, "Seconds between /metrics polls (0: no polling)")
       ->capture_default_str();

@@ -30,8 +30,7 @@ void register_config(CLI::App& app, int* exit_code) {
         return;
       }
     }
-    std::cout << "# effective config (" << flags->file << "): valid\n"
-              << config_to_yaml(loaded->config);
+    std::cout << "# effective config (" << flags->file << "): valid\n" << config_to_yaml(loaded->config);
     *exit_code = kExitOk;
   });
 }

@@ -22,7 +22,8 @@ int info(const ConfigFlags& flags) {
                                   : "portable (kernels chosen at run time)");
   std::printf("cpu: %s\n", cpu_model_name().c_str());
   std::string levels;
-  for (IsaLevel level : supported_isa_levels()) levels += std::string(levels.empty() ? "" : " ") + isa_level_name(level);
+  for (IsaLevel level : supported_isa_levels())
+    levels += std::string(levels.empty() ? "" : " ") + isa_level_name(level);
   std::printf("kernel levels this CPU supports: %s\n", levels.c_str());
   auto choice = choose_isa(loaded->config.engine.isa);
   if (!choice) {

@@ -64,10 +64,13 @@ void register_kv_plan(CLI::App& app, int* exit_code) {
       *exit_code = kExitConfigError;
       return;
     }
-    const KvLayout layout{.num_layers = f->layers, .num_kv_heads = f->kv_heads, .head_dim = f->head_dim,
-                          .page_size = f->page_size, .dtype = *dtype};
-    KvBudget budget{.tokens = f->tokens, .memory_gib = f->num_pages > 0 ? 0.0 : f->memory_gib,
-                    .num_pages = f->num_pages};
+    const KvLayout layout{.num_layers = f->layers,
+                          .num_kv_heads = f->kv_heads,
+                          .head_dim = f->head_dim,
+                          .page_size = f->page_size,
+                          .dtype = *dtype};
+    KvBudget budget{
+        .tokens = f->tokens, .memory_gib = f->num_pages > 0 ? 0.0 : f->memory_gib, .num_pages = f->num_pages};
     auto plan = plan_kv(layout, budget);
     if (!plan) {
       print_error(plan.status().message());

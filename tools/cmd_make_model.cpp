@@ -49,12 +49,10 @@ int make_hf(const MakeModelFlags& f, const ModelConfig& shape) {
     print_error(st.message());
     return kExitFailure;
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "wrote " << f.out << "/: Hugging Face " << f.family << " (" << f.hf_dtype << ", "
-            << f.shards << " shard" << (f.shards > 1 ? "s" : "") << "), preset " << f.preset
-            << ", " << config.summary() << ", " << config.num_parameters() << " parameters in "
-            << secs << " s\n";
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "wrote " << f.out << "/: Hugging Face " << f.family << " (" << f.hf_dtype << ", " << f.shards << " shard"
+            << (f.shards > 1 ? "s" : "") << "), preset " << f.preset << ", " << config.summary() << ", "
+            << config.num_parameters() << " parameters in " << secs << " s\n";
   return kExitOk;
 }
 
@@ -86,34 +84,27 @@ int convert_to_hf(const MakeModelFlags& f) {
 }  // namespace
 
 void register_make_model(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand(
-      "make-model", "Write a random-weight llama2.c checkpoint of a preset shape");
+  auto* cmd = app.add_subcommand("make-model", "Write a random-weight llama2.c checkpoint of a preset shape");
   auto flags = std::make_shared<MakeModelFlags>();
-  auto* preset = cmd->add_option("--preset", flags->preset, "Model shape")
-                     ->check(CLI::IsMember(model_preset_names()));
-  auto* from = cmd->add_option("--from", flags->from,
-                               "Convert this llama2.c checkpoint instead (with --format hf)")
+  auto* preset = cmd->add_option("--preset", flags->preset, "Model shape")->check(CLI::IsMember(model_preset_names()));
+  auto* from = cmd->add_option("--from", flags->from, "Convert this llama2.c checkpoint instead (with --format hf)")
                    ->check(CLI::ExistingFile);
   preset->excludes(from);
-  cmd->add_option("--out", flags->out,
-                  "Output file (written as FILE.part, then renamed); a directory for --format hf")
+  cmd->add_option("--out", flags->out, "Output file (written as FILE.part, then renamed); a directory for --format hf")
       ->required();
   cmd->add_option("--format", flags->format, "llama2c (one .bin file) or hf (a directory)")
       ->check(CLI::IsMember({"llama2c", "hf"}))
       ->capture_default_str();
-  cmd->add_option("--family", flags->family,
-                  "For --format hf: llama2, llama3 (rope_scaling) or qwen2 (biases, tied)")
+  cmd->add_option("--family", flags->family, "For --format hf: llama2, llama3 (rope_scaling) or qwen2 (biases, tied)")
       ->check(CLI::IsMember(hf_family_names()))
       ->capture_default_str();
-  cmd->add_option("--shards", flags->shards,
-                  "For --format hf: write N shards and model.safetensors.index.json")
+  cmd->add_option("--shards", flags->shards, "For --format hf: write N shards and model.safetensors.index.json")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--hf-dtype", flags->hf_dtype, "For --format hf: tensor dtype")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
-  cmd->add_option("--seed", flags->seed, "RNG seed; the same seed gives identical bytes")
-      ->capture_default_str();
+  cmd->add_option("--seed", flags->seed, "RNG seed; the same seed gives identical bytes")->capture_default_str();
   cmd->callback([flags, exit_code] {
     if (!flags->from.empty()) {
       *exit_code = convert_to_hf(*flags);
@@ -135,8 +126,9 @@ void register_make_model(CLI::App& app, int* exit_code) {
       return;
     }
     if (flags->family != "llama2" || flags->shards != 1 || flags->hf_dtype != "f32") {
-      print_error("--family, --shards and --hf-dtype need --format hf (llama2.c files are "
-                  "llama2-style, f32, one file)");
+      print_error(
+          "--family, --shards and --hf-dtype need --format hf (llama2.c files are "
+          "llama2-style, f32, one file)");
       *exit_code = kExitConfigError;
       return;
     }
@@ -147,11 +139,10 @@ void register_make_model(CLI::App& app, int* exit_code) {
       *exit_code = kExitFailure;
       return;
     }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::cout << "wrote " << flags->out << ": preset " << flags->preset << ", "
-              << config->summary() << ", " << config->num_parameters() << " parameters, "
-              << llama2c_file_size(*config) << " bytes in " << secs << " s\n";
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "wrote " << flags->out << ": preset " << flags->preset << ", " << config->summary() << ", "
+              << config->num_parameters() << " parameters, " << llama2c_file_size(*config) << " bytes in " << secs
+              << " s\n";
     *exit_code = kExitOk;
   });
 }

@@ -47,9 +47,10 @@ int serve(const ConfigFlags& flags) {
   spdlog::info("kernels: {} ({}) on {}; this CPU supports up to {}", isa_level_name(isa->level), isa->source,
                cpu_model_name(), isa_level_name(best_cpu_isa()));
   if (isa->level == IsaLevel::kBaseline) {
-    spdlog::warn("kernels run their scalar code ({}): expect several times less throughput than on a CPU with "
-                 "AVX2 or AVX-512",
-                 best_cpu_isa() == IsaLevel::kBaseline ? "this CPU has no AVX2" : "chosen by " + isa->source);
+    spdlog::warn(
+        "kernels run their scalar code ({}): expect several times less throughput than on a CPU with "
+        "AVX2 or AVX-512",
+        best_cpu_isa() == IsaLevel::kBaseline ? "this CPU has no AVX2" : "chosen by " + isa->source);
   }
   auto app = ServerApp::create(cfg);
   if (!app) {
@@ -66,8 +67,9 @@ int serve(const ConfigFlags& flags) {
 }  // namespace
 
 void register_serve(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("serve", "Serve the OpenAI-compatible API (the default config "
-                                          "serves models/stories260K.bin)");
+  auto* cmd = app.add_subcommand("serve",
+                                 "Serve the OpenAI-compatible API (the default config "
+                                 "serves models/stories260K.bin)");
   auto flags = std::make_shared<ConfigFlags>();
   flags->add_to(*cmd);
   cmd->callback([flags, exit_code] { *exit_code = serve(*flags); });

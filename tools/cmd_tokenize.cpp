@@ -71,8 +71,7 @@ void register_tokenize(CLI::App& app, int* exit_code) {
         if (!j.is_string()) throw std::invalid_argument("not a JSON string");
         text = j.get<std::string>();
       } catch (const std::exception& e) {
-        print_error("stdin line " + std::to_string(n) + ": expected one JSON string per line (" +
-                    e.what() + ")");
+        print_error("stdin line " + std::to_string(n) + ": expected one JSON string per line (" + e.what() + ")");
         *exit_code = kExitFailure;
         return;
       }

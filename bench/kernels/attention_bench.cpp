@@ -55,8 +55,7 @@ int main(int argc, char** argv) {
   app.add_option("--shared-prefix", shared_prefix,
                  "tokens at the start (whole pages) that each --share-group sequences share")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--share-group", share_group, "sequences per shared prefix")
-      ->check(CLI::PositiveNumber);
+  app.add_option("--share-group", share_group, "sequences per shared prefix")->check(CLI::PositiveNumber);
   bool scatter = false;
   app.add_flag("--scatter-pages", scatter, "shuffle the pages of the page tables");
   int evict_mb = 0;

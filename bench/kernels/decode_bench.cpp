@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
   const int max_b = *std::max_element(bs.begin(), bs.end());
   const int P = 16;
   const int64_t per_seq_pages = (std::max(context + steps * runs + mixed + 2, prefill) + P - 1) / P + 1;
-  auto storage = KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), P, *kdt},
-                                   1 + per_seq_pages * max_b);
+  auto storage =
+      KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), P, *kdt}, 1 + per_seq_pages * max_b);
   if (!storage) {
     std::fprintf(stderr, "%s\n", storage.status().to_string().c_str());
     return 1;
@@ -99,8 +99,8 @@ int main(int argc, char** argv) {
   LlamaModel& m = **lm;
   const double weight_gb = m.weight_bytes() / 1e9;
   // Matmul parameters per token (every projection + classifier).
-  const double matmul_params = double(c.n_layers) * (double(c.dim) * (c.q_dim() + 2 * c.kv_dim()) + double(c.q_dim()) * c.dim +
-                                                     3.0 * c.dim * c.hidden_dim) +
+  const double matmul_params = double(c.n_layers) * (double(c.dim) * (c.q_dim() + 2 * c.kv_dim()) +
+                                                     double(c.q_dim()) * c.dim + 3.0 * c.dim * c.hidden_dim) +
                                double(c.vocab_size) * c.dim;
   std::printf("model %s: %s, weights %s (%.1f MB packed), kv %s, context %d\n", model_path.c_str(), c.summary().c_str(),
               dtype.c_str(), weight_gb * 1e3, kv_dtype.c_str(), context);
@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
     const double gbs = weight_gb / (step_ms / 1e3);
     const double gflops = 2.0 * matmul_params * B / (step_ms / 1e3) / 1e9;
     const double of_limit = B == 1 ? gbs / bandwidth_gbs : gflops / peak_gflops;
-    std::printf("%6d %10.2f %10.1f %12.1f %12.1f %9.0f%%\n", B, step_ms, B / (step_ms / 1e3), gbs, gflops, 100 * of_limit);
+    std::printf("%6d %10.2f %10.1f %12.1f %12.1f %9.0f%%\n", B, step_ms, B / (step_ms / 1e3), gbs, gflops,
+                100 * of_limit);
     std::fflush(stdout);
     if (mixed > 0 && B == max_b) {
       // B - 1 decodes at the next position plus N prompt tokens of the last

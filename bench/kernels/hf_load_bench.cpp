@@ -74,10 +74,10 @@ int main(int argc, char** argv) {
     const double tt = seconds_since(t1);
     load_s.push_back(tl);
     touch_s.push_back(tt);
-    std::printf("run %d: load_model %.3f s, read all weights %.3f s (owned arrays %zu, checksum %g)\n",
-                r, tl, tt, (*m)->owned_arrays.size(), sum);
+    std::printf("run %d: load_model %.3f s, read all weights %.3f s (owned arrays %zu, checksum %g)\n", r, tl, tt,
+                (*m)->owned_arrays.size(), sum);
   }
-  std::printf("median of %d: load_model %.3f s, read all weights %.3f s, total %.3f s\n", runs,
-              median(load_s), median(touch_s), median(load_s) + median(touch_s));
+  std::printf("median of %d: load_model %.3f s, read all weights %.3f s, total %.3f s\n", runs, median(load_s),
+              median(touch_s), median(load_s) + median(touch_s));
   return 0;
 }

@@ -26,9 +26,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-double ns_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
-}
+double ns_since(Clock::time_point t0) { return std::chrono::duration<double, std::nano>(Clock::now() - t0).count(); }
 
 constexpr int kPageSize = 16;
 constexpr int kRequests = 64;
@@ -69,7 +67,8 @@ int main() {
     }
     alloc_ns.push_back(ns_since(t0) / pages);
     t0 = Clock::now();
-    for (int r = 0; r < kRequests; ++r) m.cache_full_pages(base + static_cast<RequestId>(r), prompts[static_cast<size_t>(r)], kTokens);
+    for (int r = 0; r < kRequests; ++r)
+      m.cache_full_pages(base + static_cast<RequestId>(r), prompts[static_cast<size_t>(r)], kTokens);
     cache_ns.push_back(ns_since(t0) / pages);
     t0 = Clock::now();
     for (int r = 0; r < kRequests; ++r) m.free(base + static_cast<RequestId>(r));
@@ -80,7 +79,8 @@ int main() {
     const RequestId lb = id;
     int64_t hit = 0;
     t0 = Clock::now();
-    for (int r = 0; r < kRequests; ++r) hit += m.lookup_prefix(lb + static_cast<RequestId>(r), prompts[static_cast<size_t>(r)]);
+    for (int r = 0; r < kRequests; ++r)
+      hit += m.lookup_prefix(lb + static_cast<RequestId>(r), prompts[static_cast<size_t>(r)]);
     const double hit_pages = static_cast<double>(hit / kPageSize);
     lookup_ns.push_back(ns_since(t0) / hit_pages);
     t0 = Clock::now();
@@ -117,7 +117,8 @@ int main() {
     for (int run = 0; run < kRuns; ++run) {
       auto te = Clock::now();
       for (int r = 0; r < kRows; ++r)
-        encode_row(d, src.data() + static_cast<size_t>(r) * kDim, kDim, enc.data() + r * rb, &scales[static_cast<size_t>(r)]);
+        encode_row(d, src.data() + static_cast<size_t>(r) * kDim, kDim, enc.data() + r * rb,
+                   &scales[static_cast<size_t>(r)]);
       ens.push_back(ns_since(te) / kRows);
     }
     const double enc_ns = median(ens);
@@ -133,8 +134,8 @@ int main() {
       ns.push_back(ns_since(t0) / (kReps * kRows));
     }
     const double med = median(ns);
-    std::printf("  %-5s decode %6.1f ns/row (%5.1f GB/s of output)   encode %6.1f ns/row   [%g]\n", kv_dtype_name(d), med,
-                kDim * 4.0 / med, enc_ns, static_cast<double>(sink) * 0.0);
+    std::printf("  %-5s decode %6.1f ns/row (%5.1f GB/s of output)   encode %6.1f ns/row   [%g]\n", kv_dtype_name(d),
+                med, kDim * 4.0 / med, enc_ns, static_cast<double>(sink) * 0.0);
   }
   return 0;
 }

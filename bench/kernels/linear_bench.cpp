@@ -37,10 +37,7 @@ struct Shape {
   int64_t in, out;
 };
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -79,7 +76,9 @@ int main(int argc, char** argv) {
 
   std::printf("linear_bench: %d OpenMP threads, %d runs per point (median), working set >= %lld MB\n\n",
               omp_get_max_threads(), reps, static_cast<long long>(ws_mb));
-  std::printf("| dtype | layer | K -> N | M | median us/call | GFLOP/s | weight GB/s | best us | best GFLOP/s | best GB/s | oneDNN impl |\n");
+  std::printf(
+      "| dtype | layer | K -> N | M | median us/call | GFLOP/s | weight GB/s | best us | best GFLOP/s | best GB/s | "
+      "oneDNN impl |\n");
   std::printf("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
   for (WeightDtype dtype : dtypes) {
     for (const Shape& s : shapes) {
@@ -100,8 +99,7 @@ int main(int argc, char** argv) {
         copies.push_back(std::move(lin).value());
       } while (bytes < ws_mb * (int64_t(1) << 20));
       std::printf("| %s | %s | create: %.1f ms, %zu copies, %.1f MB packed each | | | | | | | | |\n",
-                  weight_dtype_name(dtype), s.name, create_ms, copies.size(),
-                  double(copies[0].weight_bytes()) / 1e6);
+                  weight_dtype_name(dtype), s.name, create_ms, copies.size(), double(copies[0].weight_bytes()) / 1e6);
       for (int64_t M : batches) {
         std::vector<float> x(static_cast<size_t>(M * s.in)), y(static_cast<size_t>(M * s.out));
         fill_normal(2, 2, 1.0f, x.data(), static_cast<int64_t>(x.size()));
@@ -126,9 +124,8 @@ int main(int argc, char** argv) {
         const double flop = 2.0 * double(M) * double(s.in) * double(s.out);
         const double wbytes = double(copies[0].weight_bytes());
         std::printf("| %s | %s | %lld -> %lld | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n",
-                    weight_dtype_name(dtype), s.name, static_cast<long long>(s.in),
-                    static_cast<long long>(s.out), static_cast<long long>(M), t * 1e6,
-                    flop / t / 1e9, wbytes / t / 1e9, best * 1e6, flop / best / 1e9,
+                    weight_dtype_name(dtype), s.name, static_cast<long long>(s.in), static_cast<long long>(s.out),
+                    static_cast<long long>(M), t * 1e6, flop / t / 1e9, wbytes / t / 1e9, best * 1e6, flop / best / 1e9,
                     wbytes / best / 1e9, copies[0].impl_name(M).c_str());
         std::fflush(stdout);
       }
@@ -138,8 +135,7 @@ int main(int argc, char** argv) {
   std::printf("\n| dtype | M=32 K=N=2048 (hot) | median GFLOP/s | best GFLOP/s |\n| --- | --- | ---: | ---: |\n");
   for (WeightDtype dtype : dtypes) {
     const int64_t K = 2048, N = 2048, M = 32;
-    std::vector<float> w(static_cast<size_t>(K * N)), x(static_cast<size_t>(M * K)),
-        y(static_cast<size_t>(M * N));
+    std::vector<float> w(static_cast<size_t>(K * N)), x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
     fill_normal(3, 3, 0.02f, w.data(), K * N);
     fill_normal(4, 4, 1.0f, x.data(), M * K);
     auto lin = Linear::create(w.data(), N, K, dtype);

@@ -33,8 +33,10 @@ int main(int argc, char** argv) {
       const auto t0 = std::chrono::steady_clock::now();
       int64_t sink = 0;
       for (int i = 0; i < kIters; ++i) {
-        sink += sampler.sample(logits, p, rng, penalties ? std::span<const int32_t>(history) : std::span<const int32_t>(),
-                               penalties ? std::span<const int32_t>(history).first(200) : std::span<const int32_t>()).token;
+        sink += sampler
+                    .sample(logits, p, rng, penalties ? std::span<const int32_t>(history) : std::span<const int32_t>(),
+                            penalties ? std::span<const int32_t>(history).first(200) : std::span<const int32_t>())
+                    .token;
       }
       const auto t1 = std::chrono::steady_clock::now();
       if (sink < 0) return;

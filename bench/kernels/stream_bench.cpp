@@ -20,15 +20,12 @@
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 void report(const char* name, std::vector<double> gbs) {
   std::sort(gbs.begin(), gbs.end());
-  std::printf("%-12s best %6.1f GB/s  median %6.1f GB/s  (%zu runs, %d threads)\n", name,
-              gbs.back(), gbs[gbs.size() / 2], gbs.size(), omp_get_max_threads());
+  std::printf("%-12s best %6.1f GB/s  median %6.1f GB/s  (%zu runs, %d threads)\n", name, gbs.back(),
+              gbs[gbs.size() / 2], gbs.size(), omp_get_max_threads());
 }
 
 // Sum of n floats with four independent accumulators (n % 64 == 0 except

@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
   std::printf("tokenizer %s (vocab %d)\n", path.c_str(), (*tok)->vocab_size());
   std::printf("text: %zu bytes -> %zu tokens (%.2f bytes/token)\n", text.size(), tokens,
               static_cast<double>(text.size()) / static_cast<double>(tokens));
-  std::printf("encode: median %.1f us per text over %d runs x %d iters (min %.1f, max %.1f)\n",
-              med * 1e6, runs, kIters, secs.front() * 1e6, secs.back() * 1e6);
+  std::printf("encode: median %.1f us per text over %d runs x %d iters (min %.1f, max %.1f)\n", med * 1e6, runs, kIters,
+              secs.front() * 1e6, secs.back() * 1e6);
   std::printf("throughput: %.1f MB/s, %.2f M tokens/s\n", static_cast<double>(text.size()) / med / 1e6,
               static_cast<double>(tokens) / med / 1e6);
   return 0;

@@ -59,8 +59,8 @@ inline void prefetch_block(const uint8_t* b, const uint8_t* end) {
 // set, also prefetches the whole k block at pf + kb * 4 KB (up to pf_end) in
 // step kb.
 template <bool kInt8>
-void half_panel_2x2(const uint8_t* wp, int64_t nkb, const uint8_t* x, bool two, int32_t* c,
-                    const uint8_t* pf, const uint8_t* pf_end) {
+void half_panel_2x2(const uint8_t* wp, int64_t nkb, const uint8_t* x, bool two, int32_t* c, const uint8_t* pf,
+                    const uint8_t* pf_end) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -71,9 +71,11 @@ void half_panel_2x2(const uint8_t* wp, int64_t nkb, const uint8_t* x, bool two, 
     if (pf) prefetch_block(pf + kb * kBlockBytes, pf_end);
     _tile_loadd(6, wb, kRowBytes);
     _tile_loadd(4, x + kb * kTileBytes, 64);
-    if constexpr (kInt8) _tile_dpbusd(0, 4, 6); else _tile_dpbf16ps(0, 4, 6);
+    if constexpr (kInt8) _tile_dpbusd(0, 4, 6);
+    else _tile_dpbf16ps(0, 4, 6);
     _tile_loadd(7, wb + 64, kRowBytes);
-    if constexpr (kInt8) _tile_dpbusd(1, 4, 7); else _tile_dpbf16ps(1, 4, 7);
+    if constexpr (kInt8) _tile_dpbusd(1, 4, 7);
+    else _tile_dpbf16ps(1, 4, 7);
     if (two) {
       _tile_loadd(5, x1 + kb * kTileBytes, 64);
       if constexpr (kInt8) {
@@ -104,8 +106,8 @@ inline __mmask16 lane_mask(int64_t c, int64_t cols) {
 // writes the [rows][32] sums at c (row stride 32) to rows r0.. and columns
 // [c0, c0 + 32) of the output.
 template <bool kInt8, typename Finish>
-void panels(const uint8_t* w, int64_t row_bytes, const uint8_t* x, int64_t m, int64_t n_out,
-            int64_t p0, int64_t p1, Finish finish) {
+void panels(const uint8_t* w, int64_t row_bytes, const uint8_t* x, int64_t m, int64_t n_out, int64_t p0, int64_t p1,
+            Finish finish) {
   load_full_config();
   const int64_t nkb = row_bytes / 64;
   const int64_t panel_bytes = nkb * kBlockBytes;
@@ -137,9 +139,8 @@ void panels(const uint8_t* w, int64_t row_bytes, const uint8_t* x, int64_t m, in
 
 }  // namespace
 
-void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
-               const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
-               int64_t ldy, int64_t p0, int64_t p1) {
+void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1) {
 #if defined(PAGODA_AMX)
   auto finish = [&](const int32_t* c, int64_t r0, int64_t rows, int64_t c0) {
     const int64_t cols = std::min<int64_t>(32, n_out - c0);
@@ -165,8 +166,8 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
 #endif
 }
 
-void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
-                 float* y, int64_t ldy, int64_t p0, int64_t p1) {
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                 int64_t p0, int64_t p1) {
 #if defined(PAGODA_AMX)
   auto finish = [&](const int32_t* c, int64_t r0, int64_t rows, int64_t c0) {
     const int64_t cols = std::min<int64_t>(32, n_out - c0);
@@ -178,8 +179,8 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
       _mm512_mask_storeu_ps(yr + 16, k1, _mm512_loadu_ps(cf + r * 32 + 16));
     }
   };
-  panels<false>(reinterpret_cast<const uint8_t*>(w), kp * 2, reinterpret_cast<const uint8_t*>(x),
-                m, n_out, p0, p1, finish);
+  panels<false>(reinterpret_cast<const uint8_t*>(w), kp * 2, reinterpret_cast<const uint8_t*>(x), m, n_out, p0, p1,
+                finish);
 #else
   (void)w, (void)kp, (void)x, (void)m, (void)n_out, (void)y, (void)ldy, (void)p0, (void)p1;
 #endif

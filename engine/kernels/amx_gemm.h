@@ -60,14 +60,13 @@ bool available();
 // epilogue y[r, n] = (acc[r, n] - comp[n]) * x_scale[r] * w_scale[n] (the
 // contract of gemv::s8_panels, plus the row padding above). Requires
 // available().
-void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
-               const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
-               int64_t ldy, int64_t p0, int64_t p1);
+void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1);
 
 // bf16 weights times bf16 activations with f32 sums (the contract of
 // gemv::bf16_panels, plus the row order and padding above). Requires
 // available().
-void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
-                 float* y, int64_t ldy, int64_t p0, int64_t p1);
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                 int64_t p0, int64_t p1);
 
 }  // namespace pagoda::amx

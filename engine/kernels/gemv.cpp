@@ -12,8 +12,8 @@ namespace pagoda::gemv {
 PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 
-constexpr int kMaxRows = 4;  // rows per pass over a whole panel (4 x 4 accumulators)
-constexpr int kRowGroup = 6;  // rows per pass over a chunk of the multi-row kernels (6 x 4)
+constexpr int kMaxRows = 4;               // rows per pass over a whole panel (4 x 4 accumulators)
+constexpr int kRowGroup = 6;              // rows per pass over a chunk of the multi-row kernels (6 x 4)
 constexpr int64_t kPrefetchBytes = 4096;  // software prefetch distance in a panel
 
 inline int32_t load_i32(const void* p) {
@@ -35,9 +35,7 @@ inline void prefetch_lines_l2(const void* p) {
   const char* c = static_cast<const char*>(p);
   for (int j = 0; j < 4; ++j) _mm_prefetch(c + 64 * j, _MM_HINT_T1);
 }
-inline void prefetch_step(const void* wk) {
-  prefetch_lines(static_cast<const char*>(wk) + kPrefetchBytes);
-}
+inline void prefetch_step(const void* wk) { prefetch_lines(static_cast<const char*>(wk) + kPrefetchBytes); }
 
 // Stores 4 x 16 lanes to y[0, cols) (cols <= 64), masking the tail.
 inline void store_panel_row(float* y, const __m512* v, int64_t cols) {
@@ -106,8 +104,7 @@ void bf16_panel_row(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y,
 }
 
 template <int MR>
-void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int64_t ldy,
-                int64_t cols) {
+void bf16_panel(const uint16_t* wp, int64_t kp, const uint16_t* x, float* y, int64_t ldy, int64_t cols) {
   if constexpr (MR == 1) return bf16_panel_row(wp, kp, x, y, cols);
   __m512 acc[MR][4];
   for (int r = 0; r < MR; ++r)
@@ -141,9 +138,7 @@ struct S8Ops {
   static Acc load(const void* p) { return _mm512_load_si512(p); }
   static void store(void* p, Acc a) { _mm512_store_si512(p, a); }
   // acc += x (u8 quads) . w (s8 quads).
-  static void madd(Acc& acc, __m512i x, __m512i w) {
-    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
-  }
+  static void madd(Acc& acc, __m512i x, __m512i w) { asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w)); }
   // The panel's part of the epilogue: w_scale and comp of its columns (zero
   // beyond `cols`) and the row scales of the tile's rows.
   struct Epilogue {
@@ -164,8 +159,8 @@ struct S8Ops {
 };
 
 template <int MR>
-void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_scale,
-              const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t cols) {
+void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_scale, const float* w_scale,
+              const int32_t* comp, float* y, int64_t ldy, int64_t cols) {
   __m512i acc[MR][4];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
@@ -190,8 +185,8 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
   for (; k < kp; k += 4) {
     const int8_t* wk = wp + k * kPanel;  // (k / 4) * 64 * 4
     prefetch_step(wk);
-    const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64),
-                  w2 = _mm512_loadu_si512(wk + 128), w3 = _mm512_loadu_si512(wk + 192);
+    const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64), w2 = _mm512_loadu_si512(wk + 128),
+                  w3 = _mm512_loadu_si512(wk + 192);
     for (int r = 0; r < MR; ++r) {
       const __m512i xb = _mm512_set1_epi32(load_i32(x + r * kp + k));
       acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xb, w0);
@@ -226,8 +221,8 @@ void s8_panel(const int8_t* wp, int64_t kp, const uint8_t* x, const float* x_sca
 // memory stream overlap the arithmetic: L1 prefetches alone wait ~100 ns on
 // DRAM each, and the few L1 fill buffers then cap the stream near 17 GB/s
 // (M = 8 took 1.34x the M = 1 time; with it 1.1x).
-constexpr int64_t kGroupChunk = 64;   // k groups per chunk
-constexpr int64_t kGroupBytes = 256;  // one k group of a panel: 64 columns x 4 bytes
+constexpr int64_t kGroupChunk = 64;     // k groups per chunk
+constexpr int64_t kGroupBytes = 256;    // one k group of a panel: 64 columns x 4 bytes
 constexpr int64_t kGroupTileRows = 64;  // rows per tile; more rows run in blocks of 64
 
 // Note on S8Ops::madd: GCC 12 compiles the vpdpbusd
@@ -255,9 +250,8 @@ struct ChunkOutput {
 // fully unrolled, so that GCC holds the 4 x MR accumulators in registers
 // (inlined into the caller, it kept them on the stack).
 template <class Ops, int MR>
-[[gnu::noinline]] void chunk_rows(const uint8_t* wc, int64_t groups, const uint8_t* x,
-                                  int64_t x_stride, void* tile, bool first,
-                                  const ChunkOutput<Ops>* out, int64_t r0, const uint8_t* next,
+[[gnu::noinline]] void chunk_rows(const uint8_t* wc, int64_t groups, const uint8_t* x, int64_t x_stride, void* tile,
+                                  bool first, const ChunkOutput<Ops>* out, int64_t r0, const uint8_t* next,
                                   int64_t pf_period, int64_t pf_phase) {
   using Acc = typename Ops::Acc;
   auto* t = static_cast<Acc*>(tile);  // 4 vectors per row
@@ -274,8 +268,8 @@ template <class Ops, int MR>
       prefetch_lines_l2(next + (kGroupChunk + g) * kGroupBytes);
       pf_g += pf_period;
     }
-    const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64),
-                  w2 = _mm512_loadu_si512(wk + 128), w3 = _mm512_loadu_si512(wk + 192);
+    const __m512i w0 = _mm512_loadu_si512(wk), w1 = _mm512_loadu_si512(wk + 64), w2 = _mm512_loadu_si512(wk + 128),
+                  w3 = _mm512_loadu_si512(wk + 192);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i xb = _mm512_set1_epi32(load_i32(x + r * x_stride + 4 * g));
@@ -304,16 +298,16 @@ template <class Ops, int MR>
 
 // chunk_rows for 1..kRowGroup rows.
 template <class Ops>
-constexpr decltype(&chunk_rows<Ops, 1>) kChunkRows[kRowGroup] = {
-    chunk_rows<Ops, 1>, chunk_rows<Ops, 2>, chunk_rows<Ops, 3>,
-    chunk_rows<Ops, 4>, chunk_rows<Ops, 5>, chunk_rows<Ops, 6>};
+constexpr decltype(&chunk_rows<Ops, 1>) kChunkRows[kRowGroup] = {chunk_rows<Ops, 1>, chunk_rows<Ops, 2>,
+                                                                 chunk_rows<Ops, 3>, chunk_rows<Ops, 4>,
+                                                                 chunk_rows<Ops, 5>, chunk_rows<Ops, 6>};
 
 // Rows [0, m) of one panel (wp: kp_groups k groups) into `out`'s rows; x
 // rows are x_stride bytes apart. `set_rows(b0)` points the epilogue at the
 // tile starting at row b0.
 template <class Ops, class SetRows>
-void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x,
-                        int64_t x_stride, int64_t m, ChunkOutput<Ops> out, SetRows set_rows) {
+void grouped_panel_rows(const uint8_t* wp, int64_t kp_groups, const uint8_t* x, int64_t x_stride, int64_t m,
+                        ChunkOutput<Ops> out, SetRows set_rows) {
   alignas(64) uint8_t tile[kGroupTileRows * kGroupBytes];
   float* const y = out.y;
   for (int64_t b0 = 0; b0 < m; b0 += kGroupTileRows) {
@@ -384,15 +378,14 @@ struct StepPrefetch {
 // start from zero when `first`, else from the tile; x (f32) points at row
 // 0's first k of the chunk, rows kp apart.
 template <class W, int MR>
-[[gnu::noinline]] void fma_chunk_rows(const W* wc, int64_t steps, const float* x, int64_t kp,
-                                      float* tile, bool first, StepPrefetch<W> pf) {
+[[gnu::noinline]] void fma_chunk_rows(const W* wc, int64_t steps, const float* x, int64_t kp, float* tile, bool first,
+                                      StepPrefetch<W> pf) {
   constexpr int64_t V = kStepK<W>;
   __m512 acc[MR][4];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j)
-      acc[r][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(tile + r * kPanel + 16 * j);
+    for (int j = 0; j < 4; ++j) acc[r][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(tile + r * kPanel + 16 * j);
   for (int64_t st = 0, pf_s = pf.phase; st < steps; ++st) {
     const W* wk = wc + st * V * kPanel;  // 256 bytes per step
     if (st == pf_s) {
@@ -402,8 +395,8 @@ template <class W, int MR>
     }
     const int64_t k = st * V;
     if constexpr (V == 1) {
-      const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16),
-                   w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+      const __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16), w2 = _mm512_loadu_ps(wk + 32),
+                   w3 = _mm512_loadu_ps(wk + 48);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const __m512 xb = _mm512_set1_ps(x[r * kp + k]);
@@ -437,15 +430,21 @@ template <class W, int MR>
 
 // Runs fma_chunk_rows for `rows` (1..kRowGroup) rows.
 template <class W>
-void fma_chunk_rows_n(int64_t rows, const W* wc, int64_t steps, const float* x, int64_t kp,
-                      float* tile, bool first, StepPrefetch<W> pf) {
+void fma_chunk_rows_n(int64_t rows, const W* wc, int64_t steps, const float* x, int64_t kp, float* tile, bool first,
+                      StepPrefetch<W> pf) {
   switch (rows) {
-    case 1: return fma_chunk_rows<W, 1>(wc, steps, x, kp, tile, first, pf);
-    case 2: return fma_chunk_rows<W, 2>(wc, steps, x, kp, tile, first, pf);
-    case 3: return fma_chunk_rows<W, 3>(wc, steps, x, kp, tile, first, pf);
-    case 4: return fma_chunk_rows<W, 4>(wc, steps, x, kp, tile, first, pf);
-    case 5: return fma_chunk_rows<W, 5>(wc, steps, x, kp, tile, first, pf);
-    default: return fma_chunk_rows<W, 6>(wc, steps, x, kp, tile, first, pf);
+    case 1:
+      return fma_chunk_rows<W, 1>(wc, steps, x, kp, tile, first, pf);
+    case 2:
+      return fma_chunk_rows<W, 2>(wc, steps, x, kp, tile, first, pf);
+    case 3:
+      return fma_chunk_rows<W, 3>(wc, steps, x, kp, tile, first, pf);
+    case 4:
+      return fma_chunk_rows<W, 4>(wc, steps, x, kp, tile, first, pf);
+    case 5:
+      return fma_chunk_rows<W, 5>(wc, steps, x, kp, tile, first, pf);
+    default:
+      return fma_chunk_rows<W, 6>(wc, steps, x, kp, tile, first, pf);
   }
 }
 
@@ -468,16 +467,15 @@ void fma_panel_tile(const W* wp, int64_t kp, const float* x, int64_t m, float* t
     const W* next = wc + kChunkSteps * V * kPanel;
     for (int64_t pass = 0, r = 0; pass < passes; ++pass, r += kRowGroup) {
       const StepPrefetch<W> pf{next, next + kChunkSteps * V * kPanel, passes, pass};
-      fma_chunk_rows_n<W>(std::min<int64_t>(kRowGroup, m - r), wc, sn, x + r * kp + s0 * V, kp,
-                          tile + r * kPanel, s0 == 0, pf);
+      fma_chunk_rows_n<W>(std::min<int64_t>(kRowGroup, m - r), wc, sn, x + r * kp + s0 * V, kp, tile + r * kPanel,
+                          s0 == 0, pf);
     }
   }
 }
 
 // y rows [0, m) of one panel's `cols` columns, any m.
 template <class W>
-void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y, int64_t ldy,
-                    int64_t cols) {
+void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y, int64_t ldy, int64_t cols) {
   alignas(64) float tile[kTileRows * kPanel];
   for (int64_t r0 = 0; r0 < m; r0 += kTileRows) {
     const int64_t rows = std::min(kTileRows, m - r0);
@@ -492,8 +490,8 @@ void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y
 #endif
 
 // Scalar versions of the same arithmetic (portable fallback).
-[[maybe_unused]] void f32_panel_scalar(const float* wp, int64_t kp, const float* x, int64_t rows, float* y,
-                      int64_t ldy, int64_t cols) {
+[[maybe_unused]] void f32_panel_scalar(const float* wp, int64_t kp, const float* x, int64_t rows, float* y, int64_t ldy,
+                                       int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       float s = 0;
@@ -503,7 +501,7 @@ void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y
 }
 
 [[maybe_unused]] void bf16_panel_scalar(const uint16_t* wp, int64_t kp, const uint16_t* x, int64_t rows, float* y,
-                       int64_t ldy, int64_t cols) {
+                                        int64_t ldy, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       float s = 0;
@@ -514,8 +512,8 @@ void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y
 }
 
 [[maybe_unused]] void s8_panel_scalar(const int8_t* wp, int64_t kp, const uint8_t* x, int64_t rows,
-                     const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
-                     int64_t ldy, int64_t cols) {
+                                      const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
+                                      int64_t ldy, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       int32_t acc = 0;
@@ -527,8 +525,8 @@ void fma_panel_rows(const W* wp, int64_t kp, const float* x, int64_t m, float* y
 
 }  // namespace
 
-void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y,
-                int64_t ldy, int64_t p0, int64_t p1) {
+void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy, int64_t p0,
+                int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     const float* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
@@ -544,8 +542,8 @@ void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n
   }
 }
 
-void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
-                 float* y, int64_t ldy, int64_t p0, int64_t p1) {
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                 int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     const uint16_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
@@ -555,10 +553,18 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
       float* yr = y + r * ldy + c0;
 #if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512BF16)
       switch (rows) {
-        case 1: bf16_panel<1>(wp, kp, xr, yr, ldy, cols); break;
-        case 2: bf16_panel<2>(wp, kp, xr, yr, ldy, cols); break;
-        case 3: bf16_panel<3>(wp, kp, xr, yr, ldy, cols); break;
-        default: bf16_panel<4>(wp, kp, xr, yr, ldy, cols); break;
+        case 1:
+          bf16_panel<1>(wp, kp, xr, yr, ldy, cols);
+          break;
+        case 2:
+          bf16_panel<2>(wp, kp, xr, yr, ldy, cols);
+          break;
+        case 3:
+          bf16_panel<3>(wp, kp, xr, yr, ldy, cols);
+          break;
+        default:
+          bf16_panel<4>(wp, kp, xr, yr, ldy, cols);
+          break;
       }
 #else
       bf16_panel_scalar(wp, kp, xr, rows, yr, ldy, cols);
@@ -567,8 +573,8 @@ void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, in
   }
 }
 
-void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out,
-                      float* y, int64_t ldy, int64_t p0, int64_t p1) {
+void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                      int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     const uint16_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
@@ -578,17 +584,15 @@ void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, 
     for (int64_t r = 0; r < m; ++r)
       for (int64_t c = 0; c < cols; ++c) {
         float s = 0;
-        for (int64_t k = 0; k < kp; ++k)
-          s += x[r * kp + k] * bf16_to_f32(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
+        for (int64_t k = 0; k < kp; ++k) s += x[r * kp + k] * bf16_to_f32(wp[(k / 2) * kPanel * 2 + c * 2 + k % 2]);
         y[r * ldy + c0 + c] = s;
       }
 #endif
   }
 }
 
-void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
-               const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
-               int64_t ldy, int64_t p0, int64_t p1) {
+void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     const int8_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);
@@ -599,9 +603,8 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
       out.y = y + c0;
       out.ldy = ldy;
       out.cols = cols;
-      grouped_panel_rows<S8Ops>(
-          reinterpret_cast<const uint8_t*>(wp), kp / 4, x, kp, m, out,
-          [&](S8Ops::Epilogue& ep, int64_t b0) { ep.x_scale = x_scale + b0; });
+      grouped_panel_rows<S8Ops>(reinterpret_cast<const uint8_t*>(wp), kp / 4, x, kp, m, out,
+                                [&](S8Ops::Epilogue& ep, int64_t b0) { ep.x_scale = x_scale + b0; });
       continue;
     }
 #endif
@@ -612,10 +615,18 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
       float* yr = y + r * ldy + c0;
 #if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512VNNI)
       switch (rows) {
-        case 1: s8_panel<1>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
-        case 2: s8_panel<2>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
-        case 3: s8_panel<3>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
-        default: s8_panel<4>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols); break;
+        case 1:
+          s8_panel<1>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols);
+          break;
+        case 2:
+          s8_panel<2>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols);
+          break;
+        case 3:
+          s8_panel<3>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols);
+          break;
+        default:
+          s8_panel<4>(wp, kp, xr, sx, w_scale + c0, comp + c0, yr, ldy, cols);
+          break;
       }
 #else
       s8_panel_scalar(wp, kp, xr, rows, sx, w_scale + c0, comp + c0, yr, ldy, cols);

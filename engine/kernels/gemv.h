@@ -26,7 +26,7 @@
 
 namespace pagoda::gemv {
 
-constexpr int64_t kPanel = 64;   // output columns per panel
+constexpr int64_t kPanel = 64;  // output columns per panel
 
 // Whether the chosen instruction-set level (kernel_table.h) has the vector
 // int8 (AVX512_VNNI) and bf16 (AVX512_BF16 for up to 4 rows; more rows need
@@ -38,14 +38,14 @@ constexpr int64_t kKBlock = 16;  // k groups per oneDNN block (kp is a multiple 
 
 // y[r * ldy + n] = sum_k x[r * kp + k] * W[k, n] for r < m, n in panels
 // [p0, p1) and n < n_out. x rows are kp floats (zero beyond the real K).
-void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y,
-                int64_t ldy, int64_t p0, int64_t p1);
+void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy, int64_t p0,
+                int64_t p1);
 
 // Same with bf16 weights and bf16 activations (x rows kp values, zero-padded),
 // f32 accumulation (AVX512_BF16 vdpbf16ps). For up to kBF16DotRows rows,
 // where the weights' memory stream bounds the time; any m is correct.
-void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out,
-                 float* y, int64_t ldy, int64_t p0, int64_t p1);
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                 int64_t p0, int64_t p1);
 constexpr int64_t kBF16DotRows = 4;
 
 // bf16 weights times f32 activations (x rows kp floats, zero-padded), with f32
@@ -53,15 +53,14 @@ constexpr int64_t kBF16DotRows = 4;
 // where the arithmetic bounds the time and vdpbf16ps (one per ~2.2 cycles on
 // Sapphire Rapids) runs at half the f32 FMA rate. Linear rounds x to bf16
 // first, so both paths compute the same products.
-void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out,
-                      float* y, int64_t ldy, int64_t p0, int64_t p1);
+void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                      int64_t p0, int64_t p1);
 
 // s8 weights times u8 activations (zero point 128; x rows kp values, any
 // value in the padding) with exact s32 accumulation (AVX512_VNNI vpdpbusd),
 // then the Linear int8 epilogue:
 //   y[r, n] = (acc[r, n] - comp[n]) * x_scale[r] * w_scale[n].
-void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out,
-               const float* x_scale, const float* w_scale, const int32_t* comp, float* y,
-               int64_t ldy, int64_t p0, int64_t p1);
+void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1);
 
 }  // namespace pagoda::gemv

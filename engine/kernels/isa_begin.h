@@ -69,13 +69,14 @@
 // this file, standard or ours, stay baseline code wherever they are first
 // included; only the code inside the level's namespace uses its instructions.
 #if !defined(__clang__) && PAGODA_ISA_LEVEL >= 1
+// _Pragma takes one string literal, so clang-format must not split these lines.
+// clang-format off
 #if PAGODA_ISA_LEVEL == 1
 #define PAGODA_ISA_TARGET_PRAGMA _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt\")")
 #elif PAGODA_ISA_LEVEL == 2
 #define PAGODA_ISA_TARGET_PRAGMA \
   _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd\")")
 #elif PAGODA_ISA_LEVEL == 3
-// (_Pragma takes one string literal: these lines cannot be split.)
 #define PAGODA_ISA_TARGET_PRAGMA _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512bf16\")")
 #else
 #define PAGODA_ISA_TARGET_PRAGMA _Pragma("GCC target(\"avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx512bf16,amx-tile,amx-int8,amx-bf16\")")
@@ -85,6 +86,7 @@
 #define PAGODA_ISA_NAMESPACE_BEGIN \
   _Pragma("GCC push_options") PAGODA_ISA_TARGET_PRAGMA inline namespace PAGODA_ISA_NS {
 #define PAGODA_ISA_NAMESPACE_END } _Pragma("GCC pop_options")
+// clang-format on
 #define PAGODA_AVX2 1
 #define PAGODA_FMA 1
 #define PAGODA_F16C 1

@@ -2,8 +2,8 @@
 
 #include <cstdlib>
 
-#include <dnnl.hpp>
 #include <spdlog/spdlog.h>
+#include <dnnl.hpp>
 
 #include "engine/kernels/kernel_table.h"
 
@@ -13,11 +13,16 @@ namespace {
 // oneDNN's ISA for a level: the widest it may use there.
 dnnl::cpu_isa onednn_isa(IsaLevel level) {
   switch (level) {
-    case IsaLevel::kBaseline: return dnnl::cpu_isa::sse41;
-    case IsaLevel::kAvx2: return dnnl::cpu_isa::avx2;
-    case IsaLevel::kAvx512: return dnnl::cpu_isa::avx512_core;
-    case IsaLevel::kAvx512Vnni: return dnnl::cpu_isa::avx512_core_bf16;
-    case IsaLevel::kAmx: return dnnl::cpu_isa::all;
+    case IsaLevel::kBaseline:
+      return dnnl::cpu_isa::sse41;
+    case IsaLevel::kAvx2:
+      return dnnl::cpu_isa::avx2;
+    case IsaLevel::kAvx512:
+      return dnnl::cpu_isa::avx512_core;
+    case IsaLevel::kAvx512Vnni:
+      return dnnl::cpu_isa::avx512_core_bf16;
+    case IsaLevel::kAmx:
+      return dnnl::cpu_isa::all;
   }
   return dnnl::cpu_isa::all;
 }
@@ -31,9 +36,9 @@ Result<IsaChoice> choose_isa(const std::string& configured) {
   const std::string source = (from_env ? "PAGODA_ISA=" : "engine.isa=") + request;
   Result<IsaLevel> level = resolve_isa_request(request);
   if (!level) {
-    return Status::invalid_argument((from_env ? std::string("environment variable 'PAGODA_ISA'")
-                                              : std::string("config key 'engine.isa'")) +
-                                    ": " + level.status().message());
+    return Status::invalid_argument(
+        (from_env ? std::string("environment variable 'PAGODA_ISA'") : std::string("config key 'engine.isa'")) + ": " +
+        level.status().message());
   }
   return IsaChoice{*level, source};
 }
@@ -48,8 +53,8 @@ Result<IsaChoice> apply_isa_choice(const std::string& configured) {
     } catch (const dnnl::error& e) {
       // oneDNN already made a primitive in this process: its kernels keep
       // the CPU's best, ours run the chosen level.
-      spdlog::warn("oneDNN keeps the CPU's best ISA (it cannot be capped at {} now: {})",
-                   isa_level_name(choice->level), e.what());
+      spdlog::warn("oneDNN keeps the CPU's best ISA (it cannot be capped at {} now: {})", isa_level_name(choice->level),
+                   e.what());
     }
   }
   return choice;

@@ -21,11 +21,16 @@ namespace {
 
 const KernelTable& table_for(IsaLevel level) {
   switch (level) {
-    case IsaLevel::kBaseline: return kernel_table_isa_baseline();
-    case IsaLevel::kAvx2: return kernel_table_isa_avx2();
-    case IsaLevel::kAvx512: return kernel_table_isa_avx512();
-    case IsaLevel::kAvx512Vnni: return kernel_table_isa_avx512_vnni();
-    case IsaLevel::kAmx: return kernel_table_isa_amx();
+    case IsaLevel::kBaseline:
+      return kernel_table_isa_baseline();
+    case IsaLevel::kAvx2:
+      return kernel_table_isa_avx2();
+    case IsaLevel::kAvx512:
+      return kernel_table_isa_avx512();
+    case IsaLevel::kAvx512Vnni:
+      return kernel_table_isa_avx512_vnni();
+    case IsaLevel::kAmx:
+      return kernel_table_isa_amx();
   }
   return kernel_table_isa_baseline();
 }
@@ -39,8 +44,8 @@ IsaLevel initial_level() {
 
 // The error for a level this CPU cannot run (`what` names the request).
 Status cpu_lacks(const std::string& what) {
-  return Status::invalid_argument("this CPU (" + cpu_model_name() + ") cannot run " + what +
-                                  "; its best level is " + isa_level_name(best_cpu_isa()));
+  return Status::invalid_argument("this CPU (" + cpu_model_name() + ") cannot run " + what + "; its best level is " +
+                                  isa_level_name(best_cpu_isa()));
 }
 
 std::atomic<const KernelTable*>& active_slot() {
@@ -77,17 +82,14 @@ void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position,
                   RopeLayout layout) {
   active_kernels().rope_table_fn(x, n_heads, head_dim, position, table, layout);
 }
-void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, float theta,
-                  RopeLayout layout) {
+void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, float theta, RopeLayout layout) {
   active_kernels().rope_theta_fn(x, n_heads, head_dim, position, theta, layout);
 }
 void rope_inplace_rows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
                        const int32_t* positions, const RopeTable& table, RopeLayout layout) {
   active_kernels().rope_rows_fn(x, rows, row_stride, n_heads, head_dim, positions, table, layout);
 }
-void swiglu(const float* gate, const float* up, int64_t n, float* out) {
-  active_kernels().swiglu_fn(gate, up, n, out);
-}
+void swiglu(const float* gate, const float* up, int64_t n, float* out) { active_kernels().swiglu_fn(gate, up, n, out); }
 void swiglu_rows(const float* gate_up, int64_t rows, int64_t n, float* out) {
   active_kernels().swiglu_rows_fn(gate_up, rows, n, out);
 }
@@ -112,16 +114,16 @@ void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSe
 namespace gemv {
 bool vector_s8() { return active_kernels().gemv_vector_s8; }
 bool vector_bf16() { return active_kernels().gemv_vector_bf16; }
-void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
-                int64_t p0, int64_t p1) {
+void f32_panels(const float* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy, int64_t p0,
+                int64_t p1) {
   active_kernels().gemv_f32_fn(w, kp, x, m, n_out, y, ldy, p0, p1);
 }
-void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y,
-                 int64_t ldy, int64_t p0, int64_t p1) {
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                 int64_t p0, int64_t p1) {
   active_kernels().gemv_bf16_fn(w, kp, x, m, n_out, y, ldy, p0, p1);
 }
-void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y,
-                      int64_t ldy, int64_t p0, int64_t p1) {
+void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                      int64_t p0, int64_t p1) {
   active_kernels().gemv_bf16_f32x_fn(w, kp, x, m, n_out, y, ldy, p0, p1);
 }
 void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
@@ -144,8 +146,8 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
                const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1) {
   active_kernels().amx_s8_fn(w, kp, x, m, n_out, x_scale, w_scale, comp, y, ldy, p0, p1);
 }
-void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y,
-                 int64_t ldy, int64_t p0, int64_t p1) {
+void bf16_panels(const uint16_t* w, int64_t kp, const uint16_t* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
+                 int64_t p0, int64_t p1) {
   active_kernels().amx_bf16_fn(w, kp, x, m, n_out, y, ldy, p0, p1);
 }
 }  // namespace amx

@@ -53,8 +53,7 @@ void rope_head(float* h, int64_t head_dim, const float* c, const float* s, RopeL
     const __m512 sign = _mm512_set_ps(1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1);
     for (; i + 8 <= half; i += 8) {
       const __m512 vc = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(c + i)));
-      const __m512 vs = _mm512_mul_ps(
-          sign, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(s + i))));
+      const __m512 vs = _mm512_mul_ps(sign, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_loadu_ps(s + i))));
       const __m512 x = _mm512_loadu_ps(h + 2 * i);
       const __m512 swapped = _mm512_permute_ps(x, 0xB1);  // (x1, x0) in each pair
       _mm512_storeu_ps(h + 2 * i, _mm512_fmadd_ps(x, vc, _mm512_mul_ps(swapped, vs)));
@@ -84,8 +83,7 @@ void rope_head(float* h, int64_t head_dim, const float* c, const float* s, RopeL
 
 // The llama2.c angle for pair i of a head at `pos`.
 float rope_angle(int64_t pos, int64_t i, int64_t head_dim, float theta) {
-  const float freq =
-      1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+  const float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
   return static_cast<float>(pos) * freq;
 }
 
@@ -93,21 +91,19 @@ inline float silu_scalar(float g) { return g / (1.0f + std::exp(-g)); }
 
 }  // namespace
 
-void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t n, float eps,
-             float* out) {
+void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t n, float eps, float* out) {
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) rmsnorm_row(x + r * n, weight, n, eps, out + r * n);
 }
 
-void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position,
-                  const RopeTable& table, RopeLayout layout) {
+void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, const RopeTable& table,
+                  RopeLayout layout) {
   const float* c = table.cos(position);
   const float* s = table.sin(position);
   for (int64_t h = 0; h < n_heads; ++h) rope_head(x + h * head_dim, head_dim, c, s, layout);
 }
 
-void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, float theta,
-                  RopeLayout layout) {
+void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, float theta, RopeLayout layout) {
   const int64_t half = head_dim / 2;
   std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -120,9 +116,8 @@ void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position,
   }
 }
 
-void rope_inplace_rows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads,
-                       int64_t head_dim, const int32_t* positions, const RopeTable& table,
-                       RopeLayout layout) {
+void rope_inplace_rows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+                       const int32_t* positions, const RopeTable& table, RopeLayout layout) {
 #pragma omp parallel for schedule(static) if (rows * n_heads * head_dim > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     PAGODA_ISA_NS::rope_inplace(  // qualified: ADL also finds the public one

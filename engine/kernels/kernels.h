@@ -42,17 +42,15 @@ class RopeTable {
 
 // Rotates every head of x [n_heads * head_dim] for `position` in place.
 // The table's head_dim must equal head_dim and position < table.max_pos().
-void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position,
-                  const RopeTable& table, RopeLayout layout);
-// Same, computing the angles on the fly from theta (no table).
-void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, float theta,
+void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, const RopeTable& table,
                   RopeLayout layout);
+// Same, computing the angles on the fly from theta (no table).
+void rope_inplace(float* x, int64_t n_heads, int64_t head_dim, int64_t position, float theta, RopeLayout layout);
 // Batched: row r (starting at x + r * row_stride) holds n_heads heads of
 // token r, rotated for positions[r]. Lets q and k be rotated inside a fused
 // QKV output ([rows, q_dim + 2 * kv_dim], row_stride = q_dim + 2 * kv_dim).
-void rope_inplace_rows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads,
-                       int64_t head_dim, const int32_t* positions, const RopeTable& table,
-                       RopeLayout layout);
+void rope_inplace_rows(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+                       const int32_t* positions, const RopeTable& table, RopeLayout layout);
 
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may alias
 // gate or up.

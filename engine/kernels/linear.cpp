@@ -10,8 +10,8 @@
 #include <sstream>
 #include <vector>
 
-#include <dnnl.hpp>
 #include <omp.h>
+#include <dnnl.hpp>
 
 #include "common/huge_pages.h"
 #include "engine/kernels/amx_gemm.h"
@@ -64,7 +64,8 @@ constexpr int64_t kParallelConvertValues = 8192;
 // kernel, the scalar fallback takes only small batches.
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
-    case WeightDtype::kF32: return 64;
+    case WeightDtype::kF32:
+      return 64;
     case WeightDtype::kBF16:
       return !amx::available() && gemv::vector_bf16() ? Linear::kMaxBucket : 4;
     case WeightDtype::kInt8:
@@ -86,9 +87,12 @@ int64_t default_amx_max_m(WeightDtype dtype) {
 // Values per VNNI group in oneDNN's packed layout (f32 1, bf16 pairs, s8 quads).
 int64_t vnni_group(WeightDtype dtype) {
   switch (dtype) {
-    case WeightDtype::kF32: return 1;
-    case WeightDtype::kBF16: return 2;
-    case WeightDtype::kInt8: return 4;
+    case WeightDtype::kF32:
+      return 1;
+    case WeightDtype::kBF16:
+      return 2;
+    case WeightDtype::kInt8:
+      return 4;
   }
   return 1;
 }
@@ -107,9 +111,8 @@ bool is_panel_layout(const dnnl::memory::desc& md, int64_t v) {
   } else {
     if (b.inner_nblks != 3 || b.inner_blks[2] != v || b.inner_idxs[2] != 0) return false;
   }
-  return b.inner_blks[0] == gemv::kKBlock && b.inner_idxs[0] == 0 &&
-         b.inner_blks[1] == gemv::kPanel && b.inner_idxs[1] == 1 &&
-         b.strides[0] == gemv::kKBlock * v * gemv::kPanel && b.strides[1] == kp * gemv::kPanel;
+  return b.inner_blks[0] == gemv::kKBlock && b.inner_idxs[0] == 0 && b.inner_blks[1] == gemv::kPanel &&
+         b.inner_idxs[1] == 1 && b.strides[0] == gemv::kKBlock * v * gemv::kPanel && b.strides[1] == kp * gemv::kPanel;
 }
 
 // The index of the smallest bucket >= m (m clamped to [1, kMaxBucket]).
@@ -122,9 +125,12 @@ size_t bucket_index(std::span<const int64_t> buckets, int64_t m) {
 
 const char* weight_dtype_name(WeightDtype dtype) {
   switch (dtype) {
-    case WeightDtype::kF32: return "f32";
-    case WeightDtype::kBF16: return "bf16";
-    case WeightDtype::kInt8: return "int8";
+    case WeightDtype::kF32:
+      return "f32";
+    case WeightDtype::kBF16:
+      return "bf16";
+    case WeightDtype::kInt8:
+      return "int8";
   }
   return "unknown";
 }
@@ -133,8 +139,7 @@ Result<WeightDtype> parse_weight_dtype(const std::string& name) {
   if (name == "f32") return WeightDtype::kF32;
   if (name == "bf16") return WeightDtype::kBF16;
   if (name == "int8") return WeightDtype::kInt8;
-  return Status::invalid_argument("weight dtype '" + name +
-                                  "' is not known; allowed: f32, bf16, int8");
+  return Status::invalid_argument("weight dtype '" + name + "' is not known; allowed: f32, bf16, int8");
 }
 
 int64_t Linear::bucket_for(int64_t m, WeightDtype dtype) {
@@ -146,7 +151,7 @@ struct Linear::Impl {
   struct Bucket {
     int64_t m = 0;
     dnnl::matmul prim;
-    dnnl::memory weights;  // usually the shared packed weights
+    dnnl::memory weights;   // usually the shared packed weights
     dnnl::memory src, dst;  // no buffer; handles set per call
     std::string impl;
   };
@@ -154,22 +159,25 @@ struct Linear::Impl {
   int64_t in = 0, out = 0;
   WeightDtype dtype = WeightDtype::kF32;
   std::vector<std::shared_ptr<void>> weight_buffers;  // memory behind packed and any bucket's copy
-  dnnl::memory packed;             // packed weights shared by the buckets
-  std::vector<Bucket> buckets;     // one per entry of buckets_of(dtype)
-  std::vector<float> w_scale;      // int8: scale_w[n]
-  std::vector<int32_t> w_comp;     // int8: 128 * sum_k Wq[n, k]
+  dnnl::memory packed;                                // packed weights shared by the buckets
+  std::vector<Bucket> buckets;                        // one per entry of buckets_of(dtype)
+  std::vector<float> w_scale;                         // int8: scale_w[n]
+  std::vector<int32_t> w_comp;                        // int8: 128 * sum_k Wq[n, k]
   // Small-batch kernel (gemv.h) on `packed`, when oneDNN chose its panel layout.
   bool panel_layout = false;
-  int64_t kp = 0;                  // padded K of the panel layout
+  int64_t kp = 0;  // padded K of the panel layout
   int64_t n_panels = 0;
-  int64_t gemv_max_m = 0;          // M <= this runs the panel kernels (gemv.h)
-  int64_t amx_max_m = 0;           // else M <= this runs the AMX tile kernel (int8, bf16)
+  int64_t gemv_max_m = 0;  // M <= this runs the panel kernels (gemv.h)
+  int64_t amx_max_m = 0;   // else M <= this runs the AMX tile kernel (int8, bf16)
 
   dt src_dt() const {
     switch (dtype) {
-      case WeightDtype::kF32: return dt::f32;
-      case WeightDtype::kBF16: return dt::bf16;
-      case WeightDtype::kInt8: return dt::u8;
+      case WeightDtype::kF32:
+        return dt::f32;
+      case WeightDtype::kBF16:
+        return dt::bf16;
+      case WeightDtype::kInt8:
+        return dt::u8;
     }
     return dt::f32;
   }
@@ -193,9 +201,7 @@ Linear::~Linear() = default;
 int64_t Linear::in_features() const { return impl_->in; }
 int64_t Linear::out_features() const { return impl_->out; }
 WeightDtype Linear::dtype() const { return impl_->dtype; }
-int64_t Linear::weight_bytes() const {
-  return static_cast<int64_t>(impl_->packed.get_desc().get_size());
-}
+int64_t Linear::weight_bytes() const { return static_cast<int64_t>(impl_->packed.get_desc().get_size()); }
 std::string Linear::impl_name(int64_t m) const {
   const int64_t chunk = std::min(m, kMaxBucket);
   if (chunk <= impl_->gemv_max_m) {
@@ -212,8 +218,7 @@ Result<Linear> Linear::create(const float* data, int64_t out, int64_t in, Weight
   return create_fused(std::span<const WeightBlock>(&block, 1), in, dtype);
 }
 
-Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t in,
-                                    WeightDtype dtype) {
+Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t in, WeightDtype dtype) {
   if (blocks.empty()) return Status::invalid_argument("Linear: no weight blocks");
   if (in <= 0) return Status::invalid_argument("Linear: in_features must be positive");
   int64_t out = 0;
@@ -261,9 +266,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     user_data = wq.data();
     user_dt = dt::s8;
   }
-  const dt w_dt = dtype == WeightDtype::kF32   ? dt::f32
-                  : dtype == WeightDtype::kBF16 ? dt::bf16
-                                                : dt::s8;
+  const dt w_dt = dtype == WeightDtype::kF32 ? dt::f32 : dtype == WeightDtype::kBF16 ? dt::bf16 : dt::s8;
 
   try {
     DnnlContext& ctx = DnnlContext::get();
@@ -327,13 +330,14 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     }
   } catch (const dnnl::error& e) {
     std::ostringstream os;
-    os << "Linear: oneDNN failed to set up a " << weight_dtype_name(dtype) << " matmul ["
-       << out << " x " << in << "]: " << e.what();
+    os << "Linear: oneDNN failed to set up a " << weight_dtype_name(dtype) << " matmul [" << out << " x " << in
+       << "]: " << e.what();
     // oneDNN has bf16 matmuls only from AVX-512 up: a CPU (or a kernel level
     // chosen) below that is a limit of this machine, not an internal error.
     if (dtype == WeightDtype::kBF16 && active_kernel_isa() < IsaLevel::kAvx512) {
-      return Status::invalid_argument(os.str() + " (bf16 weights need AVX-512: use int8 or f32 weights on this CPU or "
-                                                 "kernel level)");
+      return Status::invalid_argument(os.str() +
+                                      " (bf16 weights need AVX-512: use int8 or f32 weights on this CPU or "
+                                      "kernel level)");
     }
     return Status::internal(os.str());
   } catch (const std::bad_alloc&) {
@@ -413,9 +417,7 @@ void Linear::Impl::run_chunk(const float* x, int64_t m, float* y) {
   }
   b.src.set_data_handle(src);
   b.dst.set_data_handle(dst);
-  b.prim.execute(ctx.stream(), {{DNNL_ARG_SRC, b.src},
-                                {DNNL_ARG_WEIGHTS, b.weights},
-                                {DNNL_ARG_DST, b.dst}});
+  b.prim.execute(ctx.stream(), {{DNNL_ARG_SRC, b.src}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, b.dst}});
   ctx.stream().wait();
   if (dtype == WeightDtype::kInt8) {
     int8_epilogue(static_cast<const int32_t*>(dst), x_scale, m, y);
@@ -435,17 +437,13 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
   // bf16 beyond a few rows runs on f32 FMAs: rows of f32 holding the
   // bf16-rounded values (the same products as the bf16 dot-product path).
   const bool bf16_wide = d == WeightDtype::kBF16 && m > gemv::kBF16DotRows;
-  const int64_t value_bytes =
-      d == WeightDtype::kF32 || bf16_wide ? 4 : d == WeightDtype::kBF16 ? 2 : 1;
+  const int64_t value_bytes = d == WeightDtype::kF32 || bf16_wide ? 4 : d == WeightDtype::kBF16 ? 2 : 1;
   void* xs = convert ? ctx.scratch(DnnlContext::kSrc, m * kp * value_bytes) : nullptr;
-  float* x_scale = d == WeightDtype::kInt8 ? static_cast<float*>(ctx.scratch(
-                                                 DnnlContext::kRowScale, m * sizeof(float)))
-                                           : nullptr;
+  float* x_scale =
+      d == WeightDtype::kInt8 ? static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float))) : nullptr;
   const int64_t np = n_panels;
   const int64_t bytes = static_cast<int64_t>(packed.get_desc().get_size());
-  const int nt = bytes * m >= kGemvParallelBytes
-                     ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np))
-                     : 1;
+  const int nt = bytes * m >= kGemvParallelBytes ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np)) : 1;
   auto convert_row = [&](int64_t r) {
     switch (d) {
       case WeightDtype::kF32: {
@@ -495,21 +493,21 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
     const int64_t p1 = std::min(np, p0 + run);
     switch (d) {
       case WeightDtype::kF32:
-        gemv::f32_panels(static_cast<const float*>(w), kpad,
-                         convert ? static_cast<const float*>(xs) : x, m, n, y, n, p0, p1);
+        gemv::f32_panels(static_cast<const float*>(w), kpad, convert ? static_cast<const float*>(xs) : x, m, n, y, n,
+                         p0, p1);
         break;
       case WeightDtype::kBF16:
         if (bf16_wide) {
-          gemv::bf16_panels_f32x(static_cast<const uint16_t*>(w), kpad,
-                                 static_cast<const float*>(xs), m, n, y, n, p0, p1);
+          gemv::bf16_panels_f32x(static_cast<const uint16_t*>(w), kpad, static_cast<const float*>(xs), m, n, y, n, p0,
+                                 p1);
         } else {
-          gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad,
-                            static_cast<const uint16_t*>(xs), m, n, y, n, p0, p1);
+          gemv::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs), m, n, y, n, p0,
+                            p1);
         }
         break;
       case WeightDtype::kInt8:
-        gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,
-                        x_scale, w_scale.data(), w_comp.data(), y, n, p0, p1);
+        gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n, x_scale,
+                        w_scale.data(), w_comp.data(), y, n, p0, p1);
         break;
     }
   }
@@ -520,8 +518,7 @@ void Linear::Impl::run_amx(const float* x, int64_t m, float* y) {
   const bool int8 = dtype == WeightDtype::kInt8;
   const int64_t row_bytes = int8 ? kp : kp * 2;
   void* xs = ctx.scratch(DnnlContext::kSrc, amx::padded_rows(m) * row_bytes);
-  float* x_scale =
-      int8 ? static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float))) : nullptr;
+  float* x_scale = int8 ? static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float))) : nullptr;
   const void* w = packed.get_data_handle();
   const int64_t np = n_panels, kpad = kp, n = out, k = in;
   const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np));
@@ -551,18 +548,16 @@ void Linear::Impl::run_amx(const float* x, int64_t m, float* y) {
     for (int64_t p = 0; p < np; p += run) {
       const int64_t p1 = std::min(np, p + run);
       if (int8) {
-        amx::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n,
-                       x_scale, w_scale.data(), w_comp.data(), y, n, p, p1);
+        amx::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n, x_scale,
+                       w_scale.data(), w_comp.data(), y, n, p, p1);
       } else {
-        amx::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs),
-                         m, n, y, n, p, p1);
+        amx::bf16_panels(static_cast<const uint16_t*>(w), kpad, static_cast<const uint16_t*>(xs), m, n, y, n, p, p1);
       }
     }
   }
 }
 
-void Linear::Impl::int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m,
-                                 float* y) const {
+void Linear::Impl::int8_epilogue(const int32_t* acc, const float* x_scale, int64_t m, float* y) const {
   const int64_t n_out = out;
   const int32_t* comp = w_comp.data();
   const float* ws = w_scale.data();

@@ -65,8 +65,7 @@ class Linear {
   // A Linear with W = data [out, in]. `data` is only read during the call.
   static Result<Linear> create(const float* data, int64_t out, int64_t in, WeightDtype dtype);
   // A Linear whose W is the blocks stacked vertically (out = sum of rows).
-  static Result<Linear> create_fused(std::span<const WeightBlock> blocks, int64_t in,
-                                     WeightDtype dtype);
+  static Result<Linear> create_fused(std::span<const WeightBlock> blocks, int64_t in, WeightDtype dtype);
 
   Linear(Linear&&) noexcept;
   Linear& operator=(Linear&&) noexcept;

@@ -50,8 +50,7 @@ float max_abs(const float* x, int64_t n) {
 
 }  // namespace
 
-void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale,
-                      int32_t* row_sum) {
+void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum) {
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* wr = w + r * cols;

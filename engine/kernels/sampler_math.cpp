@@ -41,16 +41,14 @@ double exp_minus(const float* x, float m, float* out, size_t n) {
   const __m512 ln2_hi = _mm512_set1_ps(0.693145751953125f);
   const __m512 ln2_lo = _mm512_set1_ps(1.42860682030941723212e-6f);
   // Taylor coefficients of exp(r) for |r| <= ln2/2.
-  const __m512 c2 = _mm512_set1_ps(1.0f / 2), c3 = _mm512_set1_ps(1.0f / 6),
-               c4 = _mm512_set1_ps(1.0f / 24), c5 = _mm512_set1_ps(1.0f / 120),
-               c6 = _mm512_set1_ps(1.0f / 720), one = _mm512_set1_ps(1.0f);
+  const __m512 c2 = _mm512_set1_ps(1.0f / 2), c3 = _mm512_set1_ps(1.0f / 6), c4 = _mm512_set1_ps(1.0f / 24),
+               c5 = _mm512_set1_ps(1.0f / 120), c6 = _mm512_set1_ps(1.0f / 720), one = _mm512_set1_ps(1.0f);
   __m512 acc = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + i), vm);
     const __mmask16 keep = _mm512_cmp_ps_mask(v, cutoff, _CMP_GE_OQ);  // false for NaN, -inf
     const __m512 vc = _mm512_max_ps(v, cutoff);
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(vc, log2e),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(vc, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(k, ln2_hi, vc);
     r = _mm512_fnmadd_ps(k, ln2_lo, r);
     __m512 p = _mm512_fmadd_ps(c6, r, c5);

@@ -7,7 +7,6 @@
 #error "a kernel helper header: include it after engine/kernels/isa_begin.h"
 #endif
 
-
 #if defined(PAGODA_AVX512F)
 
 namespace pagoda::simd {
@@ -38,12 +37,10 @@ inline __m512 exp512(__m512 x) {
 inline void block_sums8(const __m512* v, __m512* out) {
   __m512 a[4];
   for (int i = 0; i < 4; ++i)  // per block: [x0+x2, y0+y2, x1+x3, y1+y3]
-    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
   for (int r = 0; r < 2; ++r) {  // per block: the block sums of 4 vectors, in order
     const __m512d x = _mm512_castps_pd(a[2 * r]), y = _mm512_castps_pd(a[2 * r + 1]);
-    out[r] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                           _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    out[r] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
   }
 }
 

@@ -6,15 +6,14 @@
 
 namespace pagoda {
 
-Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const LoadedModel> model,
-                                                       WeightDtype dtype, KvStorage* kv) {
+Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const LoadedModel> model, WeightDtype dtype,
+                                                       KvStorage* kv) {
   const ModelConfig& c = model->config;
   const KvLayout& lay = kv->layout();
   if (lay.num_layers != c.n_layers || lay.num_kv_heads != c.n_kv_heads || lay.head_dim != c.head_dim)
-    return Status::invalid_argument(
-        "KV storage shape (layers " + std::to_string(lay.num_layers) + ", kv heads " +
-        std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
-        ") does not match the model (" + c.summary() + ")");
+    return Status::invalid_argument("KV storage shape (layers " + std::to_string(lay.num_layers) + ", kv heads " +
+                                    std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
+                                    ") does not match the model (" + c.summary() + ")");
   std::vector<Layer> layers;
   layers.reserve(static_cast<size_t>(c.n_layers));
   for (const LayerWeights& w : model->weights.layers) {
@@ -28,29 +27,24 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
     if (!gate_up) return gate_up.status();
     auto down = Linear::create(w.w2, c.dim, c.hidden_dim, dtype);
     if (!down) return down.status();
-    layers.push_back(Layer{std::move(qkv).value(), std::move(wo).value(),
-                           std::move(gate_up).value(), std::move(down).value()});
+    layers.push_back(
+        Layer{std::move(qkv).value(), std::move(wo).value(), std::move(gate_up).value(), std::move(down).value()});
   }
   auto cls = Linear::create(model->weights.classifier, c.vocab_size, c.dim, dtype);
   if (!cls) return cls.status();
-  return std::unique_ptr<LlamaModel>(
-      new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
+  return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
 }
 
 LlamaModel::LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers,
                        Linear classifier)
-    : model_(std::move(model)),
-      kv_(kv),
-      layers_(std::move(layers)),
-      classifier_(std::move(classifier)),
+    : model_(std::move(model)), kv_(kv), layers_(std::move(layers)), classifier_(std::move(classifier)),
       rope_(model_->config.max_seq_len, model_->config.head_dim, model_->config.rope_theta,
             model_->config.rope_scaling) {}
 
 int64_t LlamaModel::weight_bytes() const {
   int64_t total = classifier_.weight_bytes();
   for (const Layer& l : layers_)
-    total += l.qkv.weight_bytes() + l.wo.weight_bytes() + l.gate_up.weight_bytes() +
-             l.down.weight_bytes();
+    total += l.qkv.weight_bytes() + l.wo.weight_bytes() + l.gate_up.weight_bytes() + l.down.weight_bytes();
   return total;
 }
 
@@ -64,17 +58,16 @@ Status LlamaModel::check_batch(const BatchInput& batch) const {
     if (s.n_tokens <= 0) return Status::invalid_argument(who + "no tokens");
     if (s.first_pos < 0 || s.first_pos + s.n_tokens > c.max_seq_len)
       return Status::out_of_range(who + "positions " + std::to_string(s.first_pos) + ".." +
-                                  std::to_string(s.first_pos + s.n_tokens - 1) +
-                                  " exceed the model's " + std::to_string(c.max_seq_len));
+                                  std::to_string(s.first_pos + s.n_tokens - 1) + " exceed the model's " +
+                                  std::to_string(c.max_seq_len));
     const int64_t pages_needed = (s.first_pos + s.n_tokens + P - 1) / P;
     if (static_cast<int64_t>(s.page_table.size()) < pages_needed)
-      return Status::internal(who + "page table has " + std::to_string(s.page_table.size()) +
-                              " pages, needs " + std::to_string(pages_needed));
+      return Status::internal(who + "page table has " + std::to_string(s.page_table.size()) + " pages, needs " +
+                              std::to_string(pages_needed));
     for (int64_t p = s.first_pos; p < s.first_pos + s.n_tokens; ++p) {
       const int32_t page = s.page_table[static_cast<size_t>(p / P)];
       if (page <= 0 || page >= kv_->num_pages())
-        return Status::internal(who + "invalid page " + std::to_string(page) + " for position " +
-                                std::to_string(p));
+        return Status::internal(who + "invalid page " + std::to_string(page) + " for position " + std::to_string(p));
     }
     total += s.n_tokens;
   }
@@ -93,7 +86,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
   const ModelConfig& c = model_->config;
   const ModelWeights& w = model_->weights;
   int64_t T = static_cast<int64_t>(batch.tokens.size());  // rows; the last layer keeps n_out
-  int64_t n_out = 0;  // rows whose logits are taken
+  int64_t n_out = 0;                                      // rows whose logits are taken
   for (const BatchSequence& s : batch.seqs) n_out += s.want_logits ? 1 : 0;
   const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hid = c.hidden_dim;
   const int64_t qkv_w = qd + 2 * kvd;
@@ -114,18 +107,19 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
   attn_seqs_.clear();
   int64_t row = 0;
   for (const BatchSequence& s : batch.seqs) {
-    for (int64_t i = 0; i < s.n_tokens; ++i) positions_[static_cast<size_t>(row + i)] = static_cast<int32_t>(s.first_pos + i);
+    for (int64_t i = 0; i < s.n_tokens; ++i)
+      positions_[static_cast<size_t>(row + i)] = static_cast<int32_t>(s.first_pos + i);
     attn_seqs_.push_back(AttentionSeq{s.page_table, s.first_pos, s.n_tokens, row});
     row += s.n_tokens;
   }
 
   for (int64_t t = 0; t < T; ++t)
-    std::memcpy(x_.data() + t * dim, w.token_embedding + static_cast<int64_t>(batch.tokens[static_cast<size_t>(t)]) * dim,
+    std::memcpy(x_.data() + t * dim,
+                w.token_embedding + static_cast<int64_t>(batch.tokens[static_cast<size_t>(t)]) * dim,
                 static_cast<size_t>(dim) * sizeof(float));
 
-  const AttentionShape shape{static_cast<int>(c.n_heads), static_cast<int>(c.n_kv_heads),
-                             static_cast<int>(c.head_dim), c.sliding_window,
-                             1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const AttentionShape shape{static_cast<int>(c.n_heads), static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim),
+                             c.sliding_window, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(li)];
     Layer& L = layers_[static_cast<size_t>(li)];
@@ -140,10 +134,8 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
       }
     }
     // RoPE on q (n_heads) and k (n_kv_heads) inside the fused rows.
-    rope_inplace_rows(qkv_.data(), T, qkv_w, c.n_heads, c.head_dim, positions_.data(), rope_,
-                      c.rope_layout);
-    rope_inplace_rows(qkv_.data() + qd, T, qkv_w, c.n_kv_heads, c.head_dim, positions_.data(),
-                      rope_, c.rope_layout);
+    rope_inplace_rows(qkv_.data(), T, qkv_w, c.n_heads, c.head_dim, positions_.data(), rope_, c.rope_layout);
+    rope_inplace_rows(qkv_.data() + qd, T, qkv_w, c.n_kv_heads, c.head_dim, positions_.data(), rope_, c.rope_layout);
     // Store this step's K/V, then attend.
     int64_t r = 0;
     for (const BatchSequence& s : batch.seqs) {
@@ -161,8 +153,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
       T = n_out;
       if (T == 0) break;  // no sequence samples this step
     }
-    paged_attention(*kv_, static_cast<int>(li), attn_seqs_, qkv_.data(), qkv_w, attn_.data(), qd,
-                    shape);
+    paged_attention(*kv_, static_cast<int>(li), attn_seqs_, qkv_.data(), qkv_w, attn_.data(), qd, shape);
     L.wo.forward(attn_.data(), T, proj_.data());
     add_inplace(x_.data(), proj_.data(), T * dim);
     rmsnorm(x_.data(), lw.rms_ffn, T, dim, c.rms_eps, xn_.data());

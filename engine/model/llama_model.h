@@ -18,24 +18,24 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/kernels/attention/paged_attention.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/linear.h"
 #include "engine/model/model_weights.h"
-#include "engine/kernels/attention/paged_attention.h"
 #include "kvpool/kv_storage.h"
 
 namespace pagoda {
 
 // One sequence's slice of a step.
 struct BatchSequence {
-  int64_t first_pos = 0;                  // position of its first token this step
-  int64_t n_tokens = 0;                   // tokens this step (a prefill chunk, or 1)
-  std::span<const int32_t> page_table;   // pages holding positions 0 .. first_pos + n_tokens - 1
-  bool want_logits = false;               // logits for its last token
+  int64_t first_pos = 0;                // position of its first token this step
+  int64_t n_tokens = 0;                 // tokens this step (a prefill chunk, or 1)
+  std::span<const int32_t> page_table;  // pages holding positions 0 .. first_pos + n_tokens - 1
+  bool want_logits = false;             // logits for its last token
 };
 
 struct BatchInput {
-  std::vector<int32_t> tokens;          // every sequence's tokens, in sequence order
+  std::vector<int32_t> tokens;  // every sequence's tokens, in sequence order
   std::vector<BatchSequence> seqs;
 };
 
@@ -43,8 +43,8 @@ class LlamaModel {
  public:
   // Packs the weights of `model` in `dtype` for matmuls. `kv` must have the
   // model's layers, KV heads and head_dim, and outlive the LlamaModel.
-  static Result<std::unique_ptr<LlamaModel>> create(std::shared_ptr<const LoadedModel> model,
-                                                    WeightDtype dtype, KvStorage* kv);
+  static Result<std::unique_ptr<LlamaModel>> create(std::shared_ptr<const LoadedModel> model, WeightDtype dtype,
+                                                    KvStorage* kv);
 
   // Runs one step. On success `logits` holds one row of vocab_size floats per
   // sequence with want_logits, in sequence order. Errors (bad positions, a
@@ -59,8 +59,7 @@ class LlamaModel {
   struct Layer {
     Linear qkv, wo, gate_up, down;
   };
-  LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers,
-             Linear classifier);
+  LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers, Linear classifier);
   Status check_batch(const BatchInput& batch) const;
   // Before the last layer's attention: moves the q|k|v and residual rows of
   // each sampling sequence's last token to rows 0..n_out-1 and points the

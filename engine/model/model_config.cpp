@@ -20,8 +20,7 @@ constexpr int64_t kMaxSeqLen = 1 << 22;
 Status check_range(const char* field, int64_t value, int64_t lo, int64_t hi) {
   if (value < lo || value > hi) {
     std::ostringstream os;
-    os << "model config: " << field << " = " << value << " is out of range; allowed " << lo
-       << ".." << hi;
+    os << "model config: " << field << " = " << value << " is out of range; allowed " << lo << ".." << hi;
     return Status::invalid_argument(os.str());
   }
   return Status::ok();
@@ -31,15 +30,16 @@ Status check_range(const char* field, int64_t value, int64_t lo, int64_t hi) {
 
 const char* rope_layout_name(RopeLayout layout) {
   switch (layout) {
-    case RopeLayout::kAdjacentPairs: return "adjacent_pairs";
-    case RopeLayout::kHalves: return "halves";
+    case RopeLayout::kAdjacentPairs:
+      return "adjacent_pairs";
+    case RopeLayout::kHalves:
+      return "halves";
   }
   return "unknown";
 }
 
 int64_t ModelConfig::num_parameters() const {
-  const int64_t per_layer = 2 * dim + q_dim() * dim + 2 * kv_dim() * dim + dim * q_dim() +
-                            3 * hidden_dim * dim;
+  const int64_t per_layer = 2 * dim + q_dim() * dim + 2 * kv_dim() * dim + dim * q_dim() + 3 * hidden_dim * dim;
   return vocab_size * dim * (tied_classifier ? 1 : 2) + n_layers * per_layer + dim;
 }
 
@@ -80,9 +80,8 @@ Status ModelConfig::validate(bool require_dim_equals_heads) const {
     if (r.type == RopeScaling::Type::kLlama3 &&
         (!(r.low_freq_factor > 0.0f) || !(r.high_freq_factor > r.low_freq_factor) ||
          !std::isfinite(r.high_freq_factor) || r.original_max_position <= 0)) {
-      os << "rope_scaling: need 0 < low_freq_factor (" << r.low_freq_factor
-         << ") < high_freq_factor (" << r.high_freq_factor
-         << ") and original_max_position_embeddings (" << r.original_max_position << ") > 0";
+      os << "rope_scaling: need 0 < low_freq_factor (" << r.low_freq_factor << ") < high_freq_factor ("
+         << r.high_freq_factor << ") and original_max_position_embeddings (" << r.original_max_position << ") > 0";
       return Status::invalid_argument(os.str());
     }
   }
@@ -103,16 +102,13 @@ Status ModelConfig::validate(bool require_dim_equals_heads) const {
 
 std::string ModelConfig::summary() const {
   std::ostringstream os;
-  os << "dim=" << dim << " hidden=" << hidden_dim << " layers=" << n_layers
-     << " heads=" << n_heads << " kv_heads=" << n_kv_heads << " head_dim=" << head_dim
-     << " vocab=" << vocab_size << " max_seq=" << max_seq_len << " rope_theta=" << rope_theta
-     << " rope=" << rope_layout_name(rope_layout) << " rms_eps=" << rms_eps
+  os << "dim=" << dim << " hidden=" << hidden_dim << " layers=" << n_layers << " heads=" << n_heads
+     << " kv_heads=" << n_kv_heads << " head_dim=" << head_dim << " vocab=" << vocab_size << " max_seq=" << max_seq_len
+     << " rope_theta=" << rope_theta << " rope=" << rope_layout_name(rope_layout) << " rms_eps=" << rms_eps
      << " classifier=" << (tied_classifier ? "tied" : "separate");
   if (sliding_window > 0) os << " sliding_window=" << sliding_window;
-  if (rope_scaling.type == RopeScaling::Type::kLinear)
-    os << " rope_scaling=linear(" << rope_scaling.factor << ")";
-  if (rope_scaling.type == RopeScaling::Type::kLlama3)
-    os << " rope_scaling=llama3(" << rope_scaling.factor << ")";
+  if (rope_scaling.type == RopeScaling::Type::kLinear) os << " rope_scaling=linear(" << rope_scaling.factor << ")";
+  if (rope_scaling.type == RopeScaling::Type::kLlama3) os << " rope_scaling=llama3(" << rope_scaling.factor << ")";
   return os.str();
 }
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
 #include "common/mapped_file.h"
+#include "common/status.h"
 #include "engine/model/model_config.h"
 
 namespace pagoda {
@@ -51,9 +51,9 @@ struct LoadedModel {
   std::string path;
   ModelConfig config;
   ModelWeights weights;
-  std::unique_ptr<MappedFile> file;             // backs views into the file
+  std::unique_ptr<MappedFile> file;                     // backs views into the file
   std::vector<std::unique_ptr<MappedFile>> more_files;  // further shards, if any
-  std::vector<std::vector<float>> owned_arrays;  // backs converted arrays, if any
+  std::vector<std::vector<float>> owned_arrays;         // backs converted arrays, if any
 };
 
 // Reads one checkpoint format. Stateless implementations; a reader may be

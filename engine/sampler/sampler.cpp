@@ -37,8 +37,8 @@ uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 Status SamplingParams::validate(int32_t vocab_size) const {
   auto bad = [](const char* field, const std::string& m) { return Status::invalid_argument(m).with_field(field); };
   if (!(temperature >= 0.0f) || !std::isfinite(temperature)) {
-    return bad("temperature", "temperature must be a finite number >= 0 (0 = greedy), got " +
-               std::to_string(temperature));
+    return bad("temperature",
+               "temperature must be a finite number >= 0 (0 = greedy), got " + std::to_string(temperature));
   }
   if (top_k < -1) return bad("top_k", "top_k must be -1, 0 (off) or a positive count, got " + std::to_string(top_k));
   if (!(top_p > 0.0f && top_p <= 1.0f)) {
@@ -48,8 +48,8 @@ Status SamplingParams::validate(int32_t vocab_size) const {
     return bad("min_p", "min_p must be in [0, 1], got " + std::to_string(min_p));
   }
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty)) {
-    return bad("repetition_penalty", "repetition_penalty must be a finite number > 0 (1 = off), got " +
-               std::to_string(repetition_penalty));
+    return bad("repetition_penalty",
+               "repetition_penalty must be a finite number > 0 (1 = off), got " + std::to_string(repetition_penalty));
   }
   if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) {
     return bad("presence_penalty", "presence_penalty must be in [-2, 2], got " + std::to_string(presence_penalty));
@@ -60,16 +60,16 @@ Status SamplingParams::validate(int32_t vocab_size) const {
   for (const auto& [id, bias] : logit_bias) {
     if (id < 0 || id >= vocab_size) {
       return bad("logit_bias", "logit_bias token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                 std::to_string(vocab_size) + ")");
+                                   std::to_string(vocab_size) + ")");
     }
     if (std::isnan(bias) || bias == std::numeric_limits<float>::infinity()) {
       return bad("logit_bias", "logit_bias for token " + std::to_string(id) +
-                 " must be a number or -inf (to ban it), not NaN or +inf");
+                                   " must be a number or -inf (to ban it), not NaN or +inf");
     }
   }
   if (logprobs < 0 || logprobs > kMaxLogprobs) {
-    return bad("logprobs", "logprobs must be in [0, " + std::to_string(kMaxLogprobs) + "], got " +
-               std::to_string(logprobs));
+    return bad("logprobs",
+               "logprobs must be in [0, " + std::to_string(kMaxLogprobs) + "], got " + std::to_string(logprobs));
   }
   return Status::ok();
 }
@@ -129,8 +129,7 @@ void Sampler::apply_penalties(const SamplingParams& params, std::span<const int3
     }
     for (int32_t t : touched_) {
       int32_t& c = counts_[static_cast<size_t>(t)];
-      work_[static_cast<size_t>(t)] -=
-          params.frequency_penalty * static_cast<float>(c) + params.presence_penalty;
+      work_[static_cast<size_t>(t)] -= params.frequency_penalty * static_cast<float>(c) + params.presence_penalty;
       c = 0;
     }
   }
@@ -224,8 +223,7 @@ int32_t Sampler::draw(const SamplingParams& params, RequestRng& rng) {
     double acc = 0.0;  // mass of the first lo
     while (hi - lo > 1) {
       const size_t mid = lo + (hi - lo) / 2;
-      std::nth_element(cand_.begin() + static_cast<ptrdiff_t>(lo),
-                       cand_.begin() + static_cast<ptrdiff_t>(mid),
+      std::nth_element(cand_.begin() + static_cast<ptrdiff_t>(lo), cand_.begin() + static_cast<ptrdiff_t>(mid),
                        cand_.begin() + static_cast<ptrdiff_t>(hi), desc);
       const double upper = mass(lo, mid);
       if (acc + upper >= need) {
@@ -256,11 +254,8 @@ void Sampler::fill_logprobs(const SamplingParams& params, SampleResult& result) 
   const size_t n = work_.size();
   const float m = sampler_math::max_value(work_.data(), n);
   weight_.resize(n);
-  const double log_z = static_cast<double>(m) +
-                       std::log(sampler_math::exp_minus(work_.data(), m, weight_.data(), n));
-  auto lp = [&](int32_t id) {
-    return static_cast<float>(static_cast<double>(work_[static_cast<size_t>(id)]) - log_z);
-  };
+  const double log_z = static_cast<double>(m) + std::log(sampler_math::exp_minus(work_.data(), m, weight_.data(), n));
+  auto lp = [&](int32_t id) { return static_cast<float>(static_cast<double>(work_[static_cast<size_t>(id)]) - log_z); };
   result.logprob = lp(result.token);
   // The k largest logits in one pass: a small array kept sorted (largest
   // first, lower id first on ties since ids arrive in order).
@@ -277,9 +272,8 @@ void Sampler::fill_logprobs(const SamplingParams& params, SampleResult& result) 
   for (const Candidate& c : cand_) result.top_logprobs.emplace_back(c.id, lp(c.id));
 }
 
-SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams& params,
-                             RequestRng& rng, std::span<const int32_t> prompt_tokens,
-                             std::span<const int32_t> generated_tokens) {
+SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams& params, RequestRng& rng,
+                             std::span<const int32_t> prompt_tokens, std::span<const int32_t> generated_tokens) {
   SampleResult result;
   if (logits.empty()) return result;
   work_.assign(logits.begin(), logits.end());
@@ -287,8 +281,7 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
   for (const auto& [id, bias] : params.logit_bias) {
     if (id >= 0 && id < n) work_[static_cast<size_t>(id)] += bias;
   }
-  if (params.repetition_penalty != 1.0f || params.frequency_penalty != 0.0f ||
-      params.presence_penalty != 0.0f) {
+  if (params.repetition_penalty != 1.0f || params.frequency_penalty != 0.0f || params.presence_penalty != 0.0f) {
     apply_penalties(params, prompt_tokens, generated_tokens);
   }
   result.token = params.greedy() ? argmax(work_) : draw(params, rng);

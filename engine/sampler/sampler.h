@@ -22,16 +22,16 @@ namespace pagoda {
 // One request's sampling parameters (OpenAI / vLLM names and meanings).
 // A plain value; validate() before use.
 struct SamplingParams {
-  float temperature = 1.0f;         // 0 (below 1e-5) means greedy: argmax
-  int32_t top_k = 0;                // keep the k most likely; 0 or -1 = off
-  float top_p = 1.0f;               // nucleus mass in (0, 1]; 1 = off
-  float min_p = 0.0f;               // drop p < min_p * p_max; 0 = off
-  std::optional<uint64_t> seed;     // none: the server picks a random seed
-  float repetition_penalty = 1.0f;  // > 0; 1 = off. Prompt and output tokens
-  float presence_penalty = 0.0f;    // [-2, 2]; output tokens only
-  float frequency_penalty = 0.0f;   // [-2, 2]; output tokens only
+  float temperature = 1.0f;             // 0 (below 1e-5) means greedy: argmax
+  int32_t top_k = 0;                    // keep the k most likely; 0 or -1 = off
+  float top_p = 1.0f;                   // nucleus mass in (0, 1]; 1 = off
+  float min_p = 0.0f;                   // drop p < min_p * p_max; 0 = off
+  std::optional<uint64_t> seed;         // none: the server picks a random seed
+  float repetition_penalty = 1.0f;      // > 0; 1 = off. Prompt and output tokens
+  float presence_penalty = 0.0f;        // [-2, 2]; output tokens only
+  float frequency_penalty = 0.0f;       // [-2, 2]; output tokens only
   std::map<int32_t, float> logit_bias;  // id -> added to its logit (-inf bans)
-  int32_t logprobs = 0;             // top-n logprobs to return; 0 = off
+  int32_t logprobs = 0;                 // top-n logprobs to return; 0 = off
 
   static constexpr int32_t kMaxLogprobs = 20;
   static constexpr float kGreedyBelow = 1e-5f;
@@ -78,9 +78,8 @@ class Sampler {
   // `prompt_tokens`, `generated_tokens` or logit_bias are ignored. Draws
   // exactly one number from `rng` unless greedy. If every logit is -inf or
   // NaN after processing, returns the argmax of the raw logits.
-  SampleResult sample(std::span<const float> logits, const SamplingParams& params,
-                      RequestRng& rng, std::span<const int32_t> prompt_tokens,
-                      std::span<const int32_t> generated_tokens);
+  SampleResult sample(std::span<const float> logits, const SamplingParams& params, RequestRng& rng,
+                      std::span<const int32_t> prompt_tokens, std::span<const int32_t> generated_tokens);
 
  private:
   void apply_penalties(const SamplingParams& params, std::span<const int32_t> prompt_tokens,
@@ -96,8 +95,8 @@ class Sampler {
     float weight;  // exp(logit - max logit)
     int32_t id;
   };
-  std::vector<float> weight_;     // exp(processed logit - max)
-  std::vector<Candidate> cand_;   // candidates still in the running
+  std::vector<float> weight_;    // exp(processed logit - max)
+  std::vector<Candidate> cand_;  // candidates still in the running
 };
 
 }  // namespace pagoda

@@ -44,8 +44,8 @@ TEST_CASE("bench: summarize_ms converts seconds and reports mean, std, median, p
   CHECK(d.count == 100);
   CHECK(d.mean_ms == Approx(50.5));
   CHECK(d.median_ms == Approx(50.5));
-  CHECK(d.p90_ms == Approx(90.1));  // rank 89.1 -> 90 + 0.1
-  CHECK(d.p99_ms == Approx(99.01)); // rank 98.01 -> 99 + 0.01
+  CHECK(d.p90_ms == Approx(90.1));   // rank 89.1 -> 90 + 0.1
+  CHECK(d.p99_ms == Approx(99.01));  // rank 98.01 -> 99 + 0.01
   CHECK(d.min_ms == Approx(1));
   CHECK(d.max_ms == Approx(100));
   CHECK(d.std_ms == Approx(std::sqrt((100.0 * 100 - 1) / 12.0)));  // population std of 1..n
@@ -87,9 +87,9 @@ TEST_CASE("bench: goodput counts successful requests meeting every SLO", "[bench
 
 TEST_CASE("bench: compute_metrics throughputs, failures, latencies and overlap", "[bench][stats]") {
   std::vector<RequestRecord> rs;
-  rs.push_back(ok_record(0.0, 0.5, 2.0, 100, 4, {0.5, 0.5, 0.5}));  // tpot 0.5
+  rs.push_back(ok_record(0.0, 0.5, 2.0, 100, 4, {0.5, 0.5, 0.5}));                 // tpot 0.5
   rs.push_back(ok_record(1.0, 1.0, 4.0, 200, 7, {0.5, 0.5, 0.5, 0.5, 0.5, 0.5}));  // tpot 0.5
-  rs.push_back(ok_record(3.5, 0.25, 0.25, 50, 1));  // one token: no TPOT entry
+  rs.push_back(ok_record(3.5, 0.25, 0.25, 50, 1));                                 // one token: no TPOT entry
   RequestRecord timeout;
   timeout.failure = FailureKind::kTimeout;
   timeout.start_s = 4.5;

@@ -112,8 +112,10 @@ TEST_CASE("bench: JSONL prompts are read, cycled and validated", "[bench][worklo
   const std::string path = "/tmp/pagoda_bench_workload_test.jsonl";
   {
     std::ofstream out(path);
-    out << R"({"prompt": "Once upon a time", "max_tokens": 5})" << "\n\n"
-        << R"({"prompt": [1, 2, 3]})" << "\n";
+    out << R"({"prompt": "Once upon a time", "max_tokens": 5})"
+        << "\n\n"
+        << R"({"prompt": [1, 2, 3]})"
+        << "\n";
   }
   WorkloadSpec spec;
   spec.kind = WorkloadKind::kFile;
@@ -129,7 +131,10 @@ TEST_CASE("bench: JSONL prompts are read, cycled and validated", "[bench][worklo
   CHECK(w->at(2).text == "Once upon a time");
   {
     std::ofstream out(path);
-    out << R"({"prompt": "ok"})" << "\n" << R"({"text": "no prompt"})" << "\n";
+    out << R"({"prompt": "ok"})"
+        << "\n"
+        << R"({"text": "no prompt"})"
+        << "\n";
   }
   auto bad = Workload::create(spec);
   REQUIRE_FALSE(bad.is_ok());

@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/tokenizer.h"
 #include "chat/chat_template.h"
 #include "chat/jinja.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace pagoda;
 using nlohmann::json;
@@ -53,7 +53,9 @@ class TemplateOnlyTokenizer final : public Tokenizer {
     return add_bos ? std::vector<int32_t>{0} : std::vector<int32_t>{};
   }
   std::string_view decode_piece(int32_t) const override { return ""; }
-  std::string_view token_text(int32_t id) const override { return is_valid_id(id) ? std::string_view(text_[id]) : std::string_view(); }
+  std::string_view token_text(int32_t id) const override {
+    return is_valid_id(id) ? std::string_view(text_[id]) : std::string_view();
+  }
   int32_t vocab_size() const override { return 2; }
   int32_t bos_id() const override { return 0; }
   const std::vector<int32_t>& eos_ids() const override { return eos_; }
@@ -161,10 +163,13 @@ const std::string kSharedDir = std::string(PAGODA_SOURCE_DIR) + "/../shared/toke
 TEST_CASE("jinja: output, literals and operators") {
   const JinjaValue ctx = abc_ctx();
   CHECK(render("Hello {{ name }}!", ctx) == "Hello x!");
-  CHECK(render("{{ 'a' + \"b\" }}{{ 1 + 2 * 3 }}{{ 7 // 2 }}{{ -7 // 2 }}{{ 7 % 3 }}{{ -1 % 3 }}{{ 1 / 2 }}") == "ab73-4120.5");
-  CHECK(render("{{ 'x' ~ 1 ~ none }}|{{ none }}|{{ true }}|{{ undefined_thing }}|{{ 2.0 }}") == "x1None|None|True||2.0");
+  CHECK(render("{{ 'a' + \"b\" }}{{ 1 + 2 * 3 }}{{ 7 // 2 }}{{ -7 // 2 }}{{ 7 % 3 }}{{ -1 % 3 }}{{ 1 / 2 }}") ==
+        "ab73-4120.5");
+  CHECK(render("{{ 'x' ~ 1 ~ none }}|{{ none }}|{{ true }}|{{ undefined_thing }}|{{ 2.0 }}") ==
+        "x1None|None|True||2.0");
   CHECK(render("{{ 'b' in xs }}{{ 'z' not in xs }}{{ 'ell' in 'hello' }}{{ 'k' in d }}", ctx) == "TrueTrueTrueTrue");
-  CHECK(render("{{ 1 < 2 and 'a' <= 'b' }}{{ not 1 == 1 or false }}{{ 'y' if xs else 'n' }}{{ 'y' if 0 }}", ctx) == "TrueFalsey");
+  CHECK(render("{{ 1 < 2 and 'a' <= 'b' }}{{ not 1 == 1 or false }}{{ 'y' if xs else 'n' }}{{ 'y' if 0 }}", ctx) ==
+        "TrueFalsey");
   CHECK(render("{{ [1, 'a'] }}{{ {'k': 1}['k'] }}{{ (1, 2)[1] }}") == "[1, 'a']12");
   CHECK(render("{{ 'a\\nb\\t\\'c\\'' }}") == "a\nb\t'c'");
   CHECK(render("{{ '}}' + \"%}\" }}{% if '%}' %}x{% endif %}") == "}}%}x");
@@ -186,15 +191,18 @@ TEST_CASE("jinja: whitespace control, trim_blocks and lstrip_blocks") {
 TEST_CASE("jinja: loops, loop variables, scoping, namespace, break/continue") {
   const JinjaValue ctx = abc_ctx();
   CHECK(render("{% for x in xs %}{{ loop.index }}{{ x }}{{ ',' if not loop.last }}{% endfor %}", ctx) == "1a,2b,3c");
-  CHECK(render("{% for x in xs %}{{ loop.index0 }}{{ loop.first }}{{ loop.revindex }}{{ loop.length }};{% endfor %}", ctx) ==
-        "0True33;1False23;2False13;");
+  CHECK(render("{% for x in xs %}{{ loop.index0 }}{{ loop.first }}{{ loop.revindex }}{{ loop.length }};{% endfor %}",
+               ctx) == "0True33;1False23;2False13;");
   CHECK(render("{% for x in xs if x != 'b' %}{{ x }}{{ loop.index }}{% endfor %}", ctx) == "a1c2");
   CHECK(render("{% for x in [] %}x{% else %}empty{% endfor %}") == "empty");
   CHECK(render("{% for k, v in d.items() %}{{ k }}={{ v|tojson }}{% endfor %}", ctx) == "k=[1, \"v\"]");
-  CHECK(render("{% for x in xs %}{% if x == 'b' %}{% continue %}{% endif %}{% if x == 'c' %}{% break %}{% endif %}{{ x }}{% endfor %}", ctx) == "a");
+  CHECK(render("{% for x in xs %}{% if x == 'b' %}{% continue %}{% endif %}{% if x == 'c' %}{% break %}{% endif %}{{ x "
+               "}}{% endfor %}",
+               ctx) == "a");
   // A plain set inside a loop does not leak out; a namespace does.
   CHECK(render("{% set n = 0 %}{% for x in xs %}{% set n = n + 1 %}{% endfor %}{{ n }}", ctx) == "0");
-  CHECK(render("{% set ns = namespace(n=0) %}{% for x in xs %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}", ctx) == "3");
+  CHECK(render("{% set ns = namespace(n=0) %}{% for x in xs %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}", ctx) ==
+        "3");
   CHECK(render("{% for x in range(3) %}{{ x }}{% endfor %}") == "012");
 }
 
@@ -203,27 +211,33 @@ TEST_CASE("jinja: subscripts, slices, filters, tests and methods") {
   CHECK(render("{{ xs[1:] | join(',') }}|{{ xs[::-1] | join }}|{{ xs[-1] }}|{{ xs[:-1]|length }}|{{ xs[5] }}", ctx) ==
         "b,c|cba|c|2|");
   CHECK(render("{{ 'hello'[1:3] }}{{ 'abc'[::-1] }}") == "elcba");
-  CHECK(render("[{{ '  a b  '|trim }}][{{ xs|first }}{{ xs|last }}][{{ 'aBc'|upper }}{{ 'aBc'|lower }}{{ 'hi there'|title }}]", ctx) ==
-        "[a b][ac][ABCabcHi There]");
+  CHECK(render("[{{ '  a b  '|trim }}][{{ xs|first }}{{ xs|last }}][{{ 'aBc'|upper }}{{ 'aBc'|lower }}{{ 'hi "
+               "there'|title }}]",
+               ctx) == "[a b][ac][ABCabcHi There]");
   CHECK(render("{{ d|tojson }}|{{ d|tojson(indent=2) }}|{{ 'q\"\\n'|tojson }}", ctx) ==
         "{\"k\": [1, \"v\"]}|{\n  \"k\": [\n    1,\n    \"v\"\n  ]\n}|\"q\\\"\\n\"");
-  CHECK(render("{{ u|default('dflt') }}{{ ''|default('e', true) }}{{ '3'|int + 1 }}{{ xs|length }}{{ 'aXa'|replace('a', 'b') }}", ctx) ==
-        "dflte43bXb");
-  CHECK(render("{{ u is defined }}{{ xs is defined }}{{ none is none }}{{ u is not defined }}{{ 'a' is string }}{{ d is mapping }}{{ 3 is odd }}", ctx) ==
-        "FalseTrueTrueTrueTrueTrueTrue");
-  CHECK(render("{{ ' x '.strip() }}{{ 'a,b'.split(',')|last }}{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith('x') }}{{ d.get('k')|length }}{{ d.get('z', 5) }}", ctx) ==
-        "xbTrueFalse25");
-  const JinjaValue msgs(JinjaDict{{"m", JinjaValue(JinjaList{JinjaValue(JinjaDict{{"role", "user"}}),
-                                                             JinjaValue(JinjaDict{{"role", "tool"}})})}});
-  CHECK(render("{{ m|selectattr('role', 'equalto', 'tool')|list|length }}{{ m|map(attribute='role')|join('+') }}", msgs) == "1user+tool");
+  CHECK(render("{{ u|default('dflt') }}{{ ''|default('e', true) }}{{ '3'|int + 1 }}{{ xs|length }}{{ "
+               "'aXa'|replace('a', 'b') }}",
+               ctx) == "dflte43bXb");
+  CHECK(render("{{ u is defined }}{{ xs is defined }}{{ none is none }}{{ u is not defined }}{{ 'a' is string }}{{ d "
+               "is mapping }}{{ 3 is odd }}",
+               ctx) == "FalseTrueTrueTrueTrueTrueTrue");
+  CHECK(render("{{ ' x '.strip() }}{{ 'a,b'.split(',')|last }}{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith('x') }}{{ "
+               "d.get('k')|length }}{{ d.get('z', 5) }}",
+               ctx) == "xbTrueFalse25");
+  const JinjaValue msgs(JinjaDict{
+      {"m", JinjaValue(JinjaList{JinjaValue(JinjaDict{{"role", "user"}}), JinjaValue(JinjaDict{{"role", "tool"}})})}});
+  CHECK(render("{{ m|selectattr('role', 'equalto', 'tool')|list|length }}{{ m|map(attribute='role')|join('+') }}",
+               msgs) == "1user+tool");
   CHECK(render("{{ message.role }}|{{ message['content'] }}|{{ message.missing is defined }}",
                JinjaValue(JinjaDict{{"message", JinjaValue(JinjaDict{{"role", "user"}, {"content", "hi"}})}})) ==
         "user|hi|False");
 }
 
 TEST_CASE("jinja: errors are Status, not crashes") {
-  CHECK(render_error("{{ raise_exception('roles must alternate') }}").message().find("roles must alternate") != std::string::npos);
-  CHECK(!render_error("{% if true %}x").is_ok());           // missing endif
+  CHECK(render_error("{{ raise_exception('roles must alternate') }}").message().find("roles must alternate") !=
+        std::string::npos);
+  CHECK(!render_error("{% if true %}x").is_ok());  // missing endif
   CHECK(!render_error("{{ 1 + }}").is_ok());
   CHECK(!render_error("{% macro m() %}{% endmacro %}").is_ok());
   CHECK(!render_error("{{ x|no_such_filter }}").is_ok());
@@ -259,7 +273,8 @@ TEST_CASE("chat: SmolLM2 and TinyLlama templates match the reference text and id
       auto expected = l["ids"].get<std::vector<int32_t>>();
       // TinyLlama's tokenizer adds BOS to text and its template does not
       // write one: render_chat() prepends it (once).
-      if ((*tok)->encode("", true) == std::vector<int32_t>{(*tok)->bos_id()}) expected.insert(expected.begin(), (*tok)->bos_id());
+      if ((*tok)->encode("", true) == std::vector<int32_t>{(*tok)->bos_id()})
+        expected.insert(expected.begin(), (*tok)->bos_id());
       CHECK(render_chat(msgs, ChatTemplate::kAuto, **tok, gen) == expected);
       // The built-in family renders the same text when the template adds
       // nothing of its own (SmolLM's template adds a default system prompt).
@@ -293,12 +308,14 @@ TEST_CASE("chat: Llama 3, Llama 2, Mistral and Qwen2.5 templates") {
   CHECK(detect_chat_template_family(kLlama2Template) == ChatTemplate::kLlama2);
   CHECK(render_chat_prompt(sys_conv, ChatTemplate::kAuto, llama2) ==
         "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello! </s><s>[INST] 2+2? [/INST]");
-  for (const auto& c : {sys_conv, user_conv}) CHECK(render_chat_prompt(c, ChatTemplate::kAuto, llama2) == render_chat_text(c, ChatTemplate::kLlama2));
+  for (const auto& c : {sys_conv, user_conv})
+    CHECK(render_chat_prompt(c, ChatTemplate::kAuto, llama2) == render_chat_text(c, ChatTemplate::kLlama2));
 
   TemplateOnlyTokenizer mistral(kMistralTemplate, "<s>", "</s>");
   CHECK(detect_chat_template_family(kMistralTemplate) == ChatTemplate::kMistral);
   ChatTemplate used = ChatTemplate::kPlain;
-  CHECK(render_chat_prompt(user_conv, ChatTemplate::kAuto, mistral, true, &used) == "<s>[INST] Hi [/INST]Hello!</s>[INST] 2+2? [/INST]");
+  CHECK(render_chat_prompt(user_conv, ChatTemplate::kAuto, mistral, true, &used) ==
+        "<s>[INST] Hi [/INST]Hello!</s>[INST] 2+2? [/INST]");
   CHECK(used == ChatTemplate::kAuto);
   CHECK(render_chat_text(user_conv, ChatTemplate::kMistral) == "<s>[INST] Hi [/INST]Hello!</s>[INST] 2+2? [/INST]");
   // The template rejects a system message (raise_exception): the built-in
@@ -312,17 +329,20 @@ TEST_CASE("chat: Llama 3, Llama 2, Mistral and Qwen2.5 templates") {
   CHECK(render_chat_prompt(conv({{"user", "Hi"}}), ChatTemplate::kAuto, qwen) ==
         "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  CHECK(render_chat_prompt(sys_conv, ChatTemplate::kAuto, qwen, false) == render_chat_text(sys_conv, ChatTemplate::kChatMl, false));
+  CHECK(render_chat_prompt(sys_conv, ChatTemplate::kAuto, qwen, false) ==
+        render_chat_text(sys_conv, ChatTemplate::kChatMl, false));
 }
 
 TEST_CASE("chat: a template that cannot run falls back to its family, else plain") {
   const auto c = conv({{"user", "Hi"}});
   ChatTemplate used = ChatTemplate::kAuto;
   TemplateOnlyTokenizer chatml_like("{% macro x() %}{% endmacro %}<|im_start|>", "", "");
-  CHECK(render_chat_prompt(c, ChatTemplate::kAuto, chatml_like, true, &used) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(render_chat_prompt(c, ChatTemplate::kAuto, chatml_like, true, &used) ==
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   CHECK(used == ChatTemplate::kChatMl);
   TemplateOnlyTokenizer unknown("{% macro x() %}{% endmacro %}", "", "");
-  CHECK(render_chat_prompt(conv({{"system", "S"}, {"user", "Hi"}}), ChatTemplate::kAuto, unknown, true, &used) == "S\nHi");
+  CHECK(render_chat_prompt(conv({{"system", "S"}, {"user", "Hi"}}), ChatTemplate::kAuto, unknown, true, &used) ==
+        "S\nHi");
   CHECK(used == ChatTemplate::kPlain);
   // A configured family wins over the model template.
   TemplateOnlyTokenizer llama3(kLlama3Template, "<|begin_of_text|>", "<|eot_id|>");

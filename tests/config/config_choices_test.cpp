@@ -49,10 +49,12 @@ void check_same_names(const std::string& path, const std::vector<Enum>& all, Par
 }  // namespace
 
 TEST_CASE("config choices: the schema allows exactly the names the owning modules parse") {
-  check_same_names<KvDtype>("kv.dtype", {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4},
-                            [](const std::string& s) { return parse_kv_dtype(s); }, kv_dtype_name);
-  check_same_names<WeightDtype>("model.weight_dtype", {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8},
-                                [](const std::string& s) { return parse_weight_dtype(s); }, weight_dtype_name);
+  check_same_names<KvDtype>(
+      "kv.dtype", {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4},
+      [](const std::string& s) { return parse_kv_dtype(s); }, kv_dtype_name);
+  check_same_names<WeightDtype>(
+      "model.weight_dtype", {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8},
+      [](const std::string& s) { return parse_weight_dtype(s); }, weight_dtype_name);
   const std::vector<std::string> formats = allowed_values("model.format");
   CHECK(formats == std::vector<std::string>{"auto", "llama2c", "hf"});
   for (const std::string& v : formats) CHECK(parse_model_format(v).is_ok());

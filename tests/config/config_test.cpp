@@ -49,26 +49,32 @@ TEST_CASE("bad configs fail with a message naming the key and what is allowed") 
       {"model:\n  path: [a, b]\n", {}, "'model.path': got [a, b]"},
       {"model:\n  path: \"\"\n", {}, "'model.path': got ''"},
       {"scheduler:\n  max_num_seqs: 0\n", {}, "'scheduler.max_num_seqs': got '0', expected an integer from 1 to 4096"},
-      {"scheduler:\n  max_num_seqs: 128\n  max_num_batched_tokens: 64\n", {},
+      {"scheduler:\n  max_num_seqs: 128\n  max_num_batched_tokens: 64\n",
+       {},
        "'scheduler.max_num_batched_tokens' (64) must be at least 'scheduler.max_num_seqs' (128)"},
       {"scheduler:\n  policy: lifo\n", {}, "'scheduler.policy': got 'lifo', expected one of fcfs, priority"},
       {"scheduler:\n  chunked_prefill: false\n  max_num_batched_tokens: 512\nmodel:\n  max_model_len: 2048\n",
-       {}, "when 'scheduler.chunked_prefill' is false"},
+       {},
+       "when 'scheduler.chunked_prefill' is false"},
       {"scheduler:\n  max_num_seq: 8\n", {}, "did you mean 'scheduler.max_num_seqs'?"},
       {"kv:\n  max_num_seqs: 8\n", {}, "unknown config key 'kv.max_num_seqs' (did you mean 'scheduler.max_num_seqs'?)"},
       {"server:\n  port: 70000\n", {}, "'server.port': got '70000', expected an integer from 0 to 65535"},
       {"server:\n  port: http\n", {}, "'server.port': got 'http'"},
       {"server:\n  io_threads: 0\n", {}, "'server.io_threads': got '0'"},
       {"server:\n  api_keys: secret\n", {}, "'server.api_keys'"},
-      {"server:\n  api_keys: [a]\n  api_key_file: keys.txt\n", {},
+      {"server:\n  api_keys: [a]\n  api_key_file: keys.txt\n",
+       {},
        "'server.api_keys' and 'server.api_key_file' contradict"},
       {"server:\n  max_body_bytes: 10\n", {}, "'server.max_body_bytes': got '10', expected an integer from 1024"},
       {"server:\n  header_timeout_s: 0\n", {}, "'server.header_timeout_s': got '0'"},
-      {"server:\n  chat_template: jinja\n", {}, "'server.chat_template': got 'jinja', expected one of auto, llama2, chatml, plain"},
+      {"server:\n  chat_template: jinja\n",
+       {},
+       "'server.chat_template': got 'jinja', expected one of auto, llama2, chatml, plain"},
       {"logging:\n  level: verbose\n", {}, "'logging.level': got 'verbose', expected one of trace, debug"},
       {"logging:\n  format: xml\n", {}, "'logging.format': got 'xml', expected one of text, json"},
       {"engine:\n  threads: -1\n", {}, "'engine.threads': got '-1'"},
-      {"kv:\n  num_pages: 4\n  page_size: 16\nmodel:\n  max_model_len: 1000\n", {},
+      {"kv:\n  num_pages: 4\n  page_size: 16\nmodel:\n  max_model_len: 1000\n",
+       {},
        "cannot hold one sequence of 'model.max_model_len' (1000)"},
       {"kv:\n  page_size: [16\n", {}, "YAML syntax error at line"},
       {"- 1\n- 2\n", {}, "the top level must be a mapping"},
@@ -114,8 +120,8 @@ TEST_CASE("overrides beat the file, which beats the defaults") {
   CHECK(file_only->config.server.port == 9000);
   CHECK(file_only->config.kv.memory_gib == ServerConfig{}.kv.memory_gib);  // untouched default
 
-  auto overridden = parse_config(yaml, {"kv.page_size=64", "server.port=9100", "server.port=9200",
-                                        "server.api_keys=[k1, k2]"});
+  auto overridden =
+      parse_config(yaml, {"kv.page_size=64", "server.port=9100", "server.port=9200", "server.api_keys=[k1, k2]"});
   REQUIRE(overridden.is_ok());
   CHECK(overridden->config.kv.page_size == 64);
   CHECK(overridden->config.kv.dtype == "bf16");   // from the file

@@ -24,8 +24,7 @@ struct PlainSeq {
 };
 
 // softmax(q k^T * scale) v over keys 0..p (inside the window), per head.
-void reference_attention(const PlainSeq& s, const float* q, int64_t p, const AttentionShape& sh,
-                         float* out) {
+void reference_attention(const PlainSeq& s, const float* q, int64_t p, const AttentionShape& sh, float* out) {
   const int G = sh.n_heads / sh.n_kv_heads, D = sh.head_dim;
   for (int h = 0; h < sh.n_heads; ++h) {
     const int kvh = h / G;
@@ -34,8 +33,7 @@ void reference_attention(const PlainSeq& s, const float* q, int64_t p, const Att
     for (int64_t k = 0; k <= p; ++k) {
       if (sh.sliding_window > 0 && p - k >= sh.sliding_window) continue;
       double dot = 0;
-      for (int d = 0; d < D; ++d)
-        dot += double(q[h * D + d]) * s.k[(k * sh.n_kv_heads + kvh) * D + d];
+      for (int d = 0; d < D; ++d) dot += double(q[h * D + d]) * s.k[(k * sh.n_kv_heads + kvh) * D + d];
       scores.push_back(dot * sh.scale);
       keys.push_back(k);
     }
@@ -44,8 +42,7 @@ void reference_attention(const PlainSeq& s, const float* q, int64_t p, const Att
     for (double& x : scores) sum += (x = std::exp(x - mx));
     for (int d = 0; d < D; ++d) {
       double acc = 0;
-      for (size_t i = 0; i < keys.size(); ++i)
-        acc += scores[i] / sum * s.v[(keys[i] * sh.n_kv_heads + kvh) * D + d];
+      for (size_t i = 0; i < keys.size(); ++i) acc += scores[i] / sum * s.v[(keys[i] * sh.n_kv_heads + kvh) * D + d];
       out[h * D + d] = static_cast<float>(acc);
     }
   }
@@ -54,11 +51,16 @@ void reference_attention(const PlainSeq& s, const float* q, int64_t p, const Att
 // The error bound of one stored value, relative to the row's max |x|.
 double dtype_tolerance(KvDtype dt) {
   switch (dt) {
-    case KvDtype::kF32: return 1e-5;
-    case KvDtype::kBF16: return 1e-2;
-    case KvDtype::kF16: return 2e-3;
-    case KvDtype::kInt8: return 1.5e-2;   // half a step of maxabs/127, accumulated over the softmax
-    case KvDtype::kInt4: return 2.5e-1;   // half a step of maxabs/7
+    case KvDtype::kF32:
+      return 1e-5;
+    case KvDtype::kBF16:
+      return 1e-2;
+    case KvDtype::kF16:
+      return 2e-3;
+    case KvDtype::kInt8:
+      return 1.5e-2;  // half a step of maxabs/127, accumulated over the softmax
+    case KvDtype::kInt4:
+      return 2.5e-1;  // half a step of maxabs/7
   }
   return 0;
 }
@@ -135,8 +137,8 @@ void run_case(const Case& c, uint32_t seed) {
     }
   }
   // Exactness against the dequantized reference (the kernel's own error).
-  INFO("heads " << H << "/" << KVH << " D " << D << " page " << P << " window " << c.window
-                << " dtype " << kv_dtype_name(c.dtype) << " max_q " << c.max_q << " max_err " << max_err);
+  INFO("heads " << H << "/" << KVH << " D " << D << " page " << P << " window " << c.window << " dtype "
+                << kv_dtype_name(c.dtype) << " max_q " << c.max_q << " max_err " << max_err);
   CHECK(max_err < 2e-5);
 }
 
@@ -181,8 +183,7 @@ TEST_CASE("paged attention equals the reference for MHA, GQA and MQA, every page
   for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4})
     for (int page : {8, 16, 32, 64, 128, 256})
       for (auto [h, kvh] : {std::pair{4, 4}, std::pair{8, 2}, std::pair{6, 1}})
-        for (int64_t window : {int64_t{0}, int64_t{13}})
-          run_case({h, kvh, 16, page, window, dt}, seed++);
+        for (int64_t window : {int64_t{0}, int64_t{13}}) run_case({h, kvh, 16, page, window, dt}, seed++);
 }
 
 TEST_CASE("paged attention handles head_dim 8 and 64 and a window wider than the context") {
@@ -219,8 +220,7 @@ TEST_CASE("paged attention reads bf16, f16 and int8 tiles in place for decode an
       for (int page : {8, 16, 48})
         for (auto [h, kvh] : {std::pair{8, 2}, std::pair{4, 2}, std::pair{4, 4}})
           for (int64_t max_q : {1, 3, 4})
-            for (int64_t window : {int64_t{0}, int64_t{21}})
-              run_case({h, kvh, d, page, window, dt, max_q}, seed++);
+            for (int64_t window : {int64_t{0}, int64_t{21}}) run_case({h, kvh, d, page, window, dt, max_q}, seed++);
 }
 
 TEST_CASE("paged attention's decode kernel: groups 4 and 8, head_dim 64 / 128, every dtype") {
@@ -250,8 +250,7 @@ TEST_CASE("paged attention with many uses per work item: long chunks, wide group
     for (KvDtype dt : {KvDtype::kF32, KvDtype::kBF16, KvDtype::kInt8, KvDtype::kInt4})
       for (int page : {16, 48})
         for (auto [h, kvh] : {std::pair{16, 2}, std::pair{6, 1}})
-          for (int64_t window : {int64_t{0}, int64_t{29}})
-            run_case({h, kvh, d, page, window, dt, 40}, seed++);
+          for (int64_t window : {int64_t{0}, int64_t{29}}) run_case({h, kvh, d, page, window, dt, 40}, seed++);
 }
 
 TEST_CASE("paged attention's quantization error is bounded by the KV dtype") {

@@ -21,8 +21,8 @@ std::vector<float> random_vec(int64_t n, float lo, float hi, uint32_t seed) {
 }
 
 // Plain RoPE: pair i of each head uses angle pos * theta^(-2i/head_dim).
-void rope_reference(std::vector<double>& x, int64_t n_heads, int64_t head_dim, int64_t pos,
-                    double theta, RopeLayout layout) {
+void rope_reference(std::vector<double>& x, int64_t n_heads, int64_t head_dim, int64_t pos, double theta,
+                    RopeLayout layout) {
   const int64_t half = head_dim / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
     double* v = x.data() + h * head_dim;
@@ -120,8 +120,7 @@ TEST_CASE("rope_inplace_rows rotates each row for its position", "[kernels]") {
   const int32_t positions[rows] = {3, 0, 63, 10, 3};
   const auto x = random_vec(rows * stride, -1, 1, 5);
   auto batched = x;
-  rope_inplace_rows(batched.data(), rows, stride, n_heads, head_dim, positions, table,
-                    RopeLayout::kHalves);
+  rope_inplace_rows(batched.data(), rows, stride, n_heads, head_dim, positions, table, RopeLayout::kHalves);
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> one(x.begin() + r * stride, x.begin() + (r + 1) * stride);
     rope_inplace(one.data(), n_heads, head_dim, positions[r], table, RopeLayout::kHalves);

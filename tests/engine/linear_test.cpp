@@ -28,8 +28,8 @@ std::vector<float> random_vec(int64_t n, float sd, uint32_t seed) {
 
 // y[m, n] = sum_k x[m, k] * w[n, k] in double, and sum_k |x||w| (the scale
 // every rounding error is measured against).
-void reference(const std::vector<float>& x, const std::vector<float>& w, int64_t M, int64_t N,
-               int64_t K, std::vector<double>& y, std::vector<double>& mag) {
+void reference(const std::vector<float>& x, const std::vector<float>& w, int64_t M, int64_t N, int64_t K,
+               std::vector<double>& y, std::vector<double>& mag) {
   y.assign(static_cast<size_t>(M * N), 0.0);
   mag.assign(y.size(), 0.0);
   for (int64_t m = 0; m < M; ++m) {
@@ -48,8 +48,8 @@ void reference(const std::vector<float>& x, const std::vector<float>& w, int64_t
 
 // int8 error bound from the quantization steps alone: with |x - qx*sx| <= sx/2
 // and |w - qw*sw| <= sw/2, |err| <= sum_k (|x| sw/2 + |w| sx/2 + sx sw/4).
-std::vector<double> int8_bound(const std::vector<float>& x, const std::vector<float>& w,
-                               int64_t M, int64_t N, int64_t K) {
+std::vector<double> int8_bound(const std::vector<float>& x, const std::vector<float>& w, int64_t M, int64_t N,
+                               int64_t K) {
   std::vector<double> sx(M), sw(N), b(static_cast<size_t>(M * N));
   for (int64_t m = 0; m < M; ++m) {
     double mx = 0;
@@ -65,8 +65,7 @@ std::vector<double> int8_bound(const std::vector<float>& x, const std::vector<fl
     for (int64_t n = 0; n < N; ++n) {
       double e = 0;
       for (int64_t k = 0; k < K; ++k) {
-        e += std::fabs(x[m * K + k]) * sw[n] / 2 + std::fabs(w[n * K + k]) * sx[m] / 2 +
-             sx[m] * sw[n] / 4;
+        e += std::fabs(x[m * K + k]) * sw[n] / 2 + std::fabs(w[n * K + k]) * sx[m] / 2 + sx[m] * sw[n] / 4;
       }
       b[m * N + n] = e;
     }
@@ -82,13 +81,13 @@ struct Shape {
 // limits (0 and 0: oneDNN only).
 void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t gemv_max_m = -1,
                   int64_t amx_max_m = -1) {
-  INFO(weight_dtype_name(dtype) << " out=" << s.out << " in=" << s.in << " M=" << M
-                                << " gemv_max_m=" << gemv_max_m << " amx_max_m=" << amx_max_m);
+  INFO(weight_dtype_name(dtype) << " out=" << s.out << " in=" << s.in << " M=" << M << " gemv_max_m=" << gemv_max_m
+                                << " amx_max_m=" << amx_max_m);
   const auto w = random_vec(s.out * s.in, 0.02f, seed);
   auto x = random_vec(M * s.in, 1.0f, seed + 1);
   if (M >= 3) {
     for (int64_t k = 0; k < s.in; ++k) x[1 * s.in + k] = 0.0f;  // an all-zero row
-    x[2 * s.in + 5 % s.in] = 40.0f;                               // an outlier
+    x[2 * s.in + 5 % s.in] = 40.0f;                             // an outlier
   }
   auto lin = Linear::create(w.data(), s.out, s.in, dtype);
   REQUIRE(lin.is_ok());
@@ -109,10 +108,16 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t 
     const double err = std::fabs(y[i] - ref[i]);
     double tol = 0;
     switch (dtype) {
-      case WeightDtype::kF32: tol = 2e-5 * mag[i] + 1e-6; break;
+      case WeightDtype::kF32:
+        tol = 2e-5 * mag[i] + 1e-6;
+        break;
       // Both operands rounded to 8 significant bits: relative 2^-9 each.
-      case WeightDtype::kBF16: tol = 1e-2 * mag[i] + 1e-6; break;
-      case WeightDtype::kInt8: tol = 1.001 * bound[i] + 1e-5 * mag[i] + 1e-6; break;
+      case WeightDtype::kBF16:
+        tol = 1e-2 * mag[i] + 1e-6;
+        break;
+      case WeightDtype::kInt8:
+        tol = 1.001 * bound[i] + 1e-5 * mag[i] + 1e-6;
+        break;
     }
     worst = std::max(worst, err / (tol > 0 ? tol : 1));
     bad += !(err <= tol);
@@ -150,8 +155,7 @@ TEST_CASE("panel kernels match the reference for every dtype and M", "[linear]")
   // {96, 1100}: full chunks then a partial one (int8 288 k groups = 4 x 64
   // + 32, bf16 560 k pairs = 17 x 32 + 16); {64, 20}: one partial chunk only
   // (kp 32 or 64).
-  const Shape shapes[] = {{172, 64},   {17, 33},   {100, 2816}, {1536, 1024},
-                          {64, 1000},  {96, 1100}, {64, 20}};
+  const Shape shapes[] = {{172, 64}, {17, 33}, {100, 2816}, {1536, 1024}, {64, 1000}, {96, 1100}, {64, 20}};
   uint32_t seed = 500;
   for (WeightDtype dtype : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8}) {
     auto probe = Linear::create(random_vec(64 * 64, 1.0f, 1).data(), 64, 64, dtype);

@@ -14,16 +14,16 @@
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
 #include "formats/model_writer.h"
-#include "tokenizer/tokenizer.h"
 #include "tests/engine/isa_levels.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace pagoda;
 
 namespace {
 
 std::string model_file(const std::string& name) {
-  for (const std::string& dir : {std::string(PAGODA_SOURCE_DIR) + "/models/",
-                                std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
+  for (const std::string& dir :
+       {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
     if (std::filesystem::exists(dir + name)) return dir + name;
   FAIL("test data " << name << " not found in models/ or ../shared/models/ (run tools/setup.sh)");
   return "";
@@ -43,8 +43,8 @@ struct Harness {
   std::unique_ptr<LlamaModel> model;
   int32_t next_page = 1;
 
-  Harness(const std::string& path, WeightDtype wdt = WeightDtype::kF32,
-          KvDtype kdt = KvDtype::kF32, int page_size = 16, int64_t num_pages = 512) {
+  Harness(const std::string& path, WeightDtype wdt = WeightDtype::kF32, KvDtype kdt = KvDtype::kF32, int page_size = 16,
+          int64_t num_pages = 512) {
     auto m = load_model(path);
     REQUIRE(m.is_ok());
     loaded = std::shared_ptr<const LoadedModel>(std::move(m).value());
@@ -296,14 +296,19 @@ TEST_CASE("bf16 and int8 weights stay close to f32 and f16/int8 KV to f32 KV") {
   Harness ref(path);
   std::vector<float> base = alone(ref, prompt, 0);
   const float range = *std::max_element(base.begin(), base.end()) - *std::min_element(base.begin(), base.end());
-  struct Variant { WeightDtype w; KvDtype k; double rel; };
+  struct Variant {
+    WeightDtype w;
+    KvDtype k;
+    double rel;
+  };
   for (Variant v : {Variant{WeightDtype::kBF16, KvDtype::kF32, 0.03}, Variant{WeightDtype::kInt8, KvDtype::kF32, 0.06},
                     Variant{WeightDtype::kF32, KvDtype::kF16, 0.01}, Variant{WeightDtype::kF32, KvDtype::kInt8, 0.05},
                     Variant{WeightDtype::kF32, KvDtype::kInt4, 0.25}}) {
     Harness h(path, v.w, v.k);
     std::vector<float> got = alone(h, prompt, 0);
     const double diff = max_abs_diff(got.data(), base.data(), int64_t(base.size()));
-    INFO("weights " << weight_dtype_name(v.w) << " kv " << kv_dtype_name(v.k) << " diff " << diff << " range " << range);
+    INFO("weights " << weight_dtype_name(v.w) << " kv " << kv_dtype_name(v.k) << " diff " << diff << " range "
+                    << range);
     CHECK(diff <= v.rel * range);
   }
 }

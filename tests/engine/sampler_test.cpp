@@ -10,8 +10,8 @@
 #include <set>
 #include <vector>
 
-#include "engine/sampler/sampler.h"
 #include "engine/kernels/sampler_math.h"
+#include "engine/sampler/sampler.h"
 #include "tests/engine/isa_levels.h"
 
 using namespace pagoda;
@@ -57,8 +57,7 @@ double chi_square(const std::vector<int>& counts, const std::vector<double>& p, 
   return chi;
 }
 
-std::vector<int> draw_counts(const std::vector<float>& logits, const SamplingParams& params,
-                             uint64_t seed, int draws) {
+std::vector<int> draw_counts(const std::vector<float>& logits, const SamplingParams& params, uint64_t seed, int draws) {
   Sampler s;
   RequestRng rng(seed);
   std::vector<int> counts(logits.size(), 0);
@@ -83,9 +82,8 @@ std::vector<double> log_softmax(const std::vector<float>& l) {
 
 // With temperature 0 and logprobs = vocab size, the returned logprobs are
 // log-softmax of the processed logits: recover them up to a constant.
-void check_processed(const std::vector<float>& logits, const SamplingParams& base,
-                     const std::vector<int32_t>& prompt, const std::vector<int32_t>& gen,
-                     const std::vector<float>& expected) {
+void check_processed(const std::vector<float>& logits, const SamplingParams& base, const std::vector<int32_t>& prompt,
+                     const std::vector<int32_t>& gen, const std::vector<float>& expected) {
   SamplingParams p = base;
   p.temperature = 0;
   p.logprobs = static_cast<int32_t>(logits.size());
@@ -109,7 +107,8 @@ TEST_CASE("greedy is the argmax", "[sampler]") {
   for (uint32_t seed = 0; seed < 50; ++seed) {
     const auto l = random_logits(1000 + seed, seed);
     int32_t ref = 0;
-    for (size_t i = 1; i < l.size(); ++i) if (l[i] > l[static_cast<size_t>(ref)]) ref = static_cast<int32_t>(i);
+    for (size_t i = 1; i < l.size(); ++i)
+      if (l[i] > l[static_cast<size_t>(ref)]) ref = static_cast<int32_t>(i);
     CHECK(s.sample(l, p, rng, {}, {}).token == ref);
   }
   // Ties go to the lowest id; greedy draws nothing from the rng.
@@ -238,7 +237,7 @@ TEST_CASE("min-p drops tokens below min_p * p_max", "[sampler]") {
 
 TEST_CASE("penalties match hand-computed logits", "[sampler]") {
   const std::vector<float> l = {2.0f, -1.0f, 0.5f, 3.0f, 1.0f};
-  const std::vector<int32_t> prompt = {0, 0, 99999};     // out-of-vocab ids are ignored
+  const std::vector<int32_t> prompt = {0, 0, 99999};  // out-of-vocab ids are ignored
   const std::vector<int32_t> gen = {1, 1, 3, -4};
   SECTION("repetition: divide positive, multiply negative, prompt and output") {
     SamplingParams p;
@@ -308,7 +307,8 @@ TEST_CASE("top-n logprobs are sorted log-softmax of the processed logits", "[sam
     RequestRng rng(8);
     const SampleResult r = s.sample(l, p, rng, {}, {});
     std::vector<float> processed = l;
-    if (t > 0) for (float& x : processed) x /= t;
+    if (t > 0)
+      for (float& x : processed) x /= t;
     const auto ref = log_softmax(processed);
     const auto order = by_prob(softmax(processed));
     REQUIRE(r.top_logprobs.size() == 5);
@@ -365,7 +365,8 @@ TEST_CASE("sampler_math kernels match plain loops", "[sampler]") {
       x[3] = -1000.0f;
     }
     float ref_max = -kInf;
-    for (float v : x) if (v > ref_max) ref_max = v;
+    for (float v : x)
+      if (v > ref_max) ref_max = v;
     const float m = sampler_math::max_value(x.data(), n);
     CHECK(m == ref_max);
     if (n == 0) continue;

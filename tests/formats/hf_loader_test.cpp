@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/kernels/kernels.h"
+#include "engine/model/llama_model.h"
 #include "formats/hf_config.h"
 #include "formats/hf_reader.h"
 #include "formats/hf_writer.h"
-#include "engine/kernels/kernels.h"
-#include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
 #include "formats/model_writer.h"
 #include "formats/safetensors.h"
@@ -32,9 +32,7 @@ using namespace pagoda;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string read_text(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -191,7 +189,8 @@ std::vector<std::vector<double>> reference_logits(const LoadedModel& m, const st
   const int64_t T = int64_t(tokens.size()), D = c.dim, hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim();
   const std::vector<double> freq = reference_inv_freq(c);
   std::vector<std::vector<double>> x(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) x[size_t(t)].assign(w.token_embedding + tokens[size_t(t)] * D, w.token_embedding + (tokens[size_t(t)] + 1) * D);
+  for (int64_t t = 0; t < T; ++t)
+    x[size_t(t)].assign(w.token_embedding + tokens[size_t(t)] * D, w.token_embedding + (tokens[size_t(t)] + 1) * D);
   for (const LayerWeights& l : w.layers) {
     std::vector<std::vector<double>> q(static_cast<size_t>(T)), k(static_cast<size_t>(T)), v(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) {
@@ -238,7 +237,8 @@ std::vector<std::vector<double>> reference_logits(const LoadedModel& m, const st
     }
   }
   std::vector<std::vector<double>> logits(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) matvec(w.classifier, c.vocab_size, D, rmsnorm_ref(x[size_t(t)], w.rms_final, c.rms_eps), logits[size_t(t)]);
+  for (int64_t t = 0; t < T; ++t)
+    matvec(w.classifier, c.vocab_size, D, rmsnorm_ref(x[size_t(t)], w.rms_final, c.rms_eps), logits[size_t(t)]);
   return logits;
 }
 
@@ -318,8 +318,8 @@ ModelConfig tiny(HfFamily family) {
   return hf_family_config(*c, family);
 }
 
-std::string write_random(const TempDir& tmp, const std::string& name, const ModelConfig& c,
-                         HfFamily family, SafeDtype dtype = SafeDtype::kF32, int shards = 1) {
+std::string write_random(const TempDir& tmp, const std::string& name, const ModelConfig& c, HfFamily family,
+                         SafeDtype dtype = SafeDtype::kF32, int shards = 1) {
   HfWriteOptions o;
   o.family = family;
   o.dtype = dtype;
@@ -435,7 +435,8 @@ TEST_CASE("safetensors: parses a hand-encoded file, converts BF16 and F16 exactl
   int bad_bf16 = 0, bad_f16 = 0;
   for (uint32_t b = 0; b < 65536; ++b) {
     const double r = bf16_reference(uint16_t(b));
-    if (std::isnan(r) ? !std::isnan(out[b]) : (double(out[b]) != r || std::signbit(out[b]) != bool(b >> 15))) ++bad_bf16;
+    if (std::isnan(r) ? !std::isnan(out[b]) : (double(out[b]) != r || std::signbit(out[b]) != bool(b >> 15)))
+      ++bad_bf16;
   }
   f16_to_f32_n(reinterpret_cast<const uint16_t*>((*f)->find("f16")->data), 65536, out.data());
   for (uint32_t b = 0; b < 65536; ++b) {
@@ -452,8 +453,8 @@ TEST_CASE("safetensors: parses a hand-encoded file, converts BF16 and F16 exactl
 
 TEST_CASE("safetensors: damaged files are rejected naming the file and tensor", "[hf]") {
   TempDir tmp;
-  const std::string good = encode({{"a.weight", "F32", {2}, f32_bytes({1, 2})},
-                                   {"b.weight", "F32", {4}, f32_bytes({1, 2, 3, 4})}});
+  const std::string good =
+      encode({{"a.weight", "F32", {2}, f32_bytes({1, 2})}, {"b.weight", "F32", {4}, f32_bytes({1, 2, 3, 4})}});
   auto open_bytes = [&](const std::string& bytes) {
     const std::string p = tmp.sub("damaged.safetensors");
     write_text(p, bytes);
@@ -653,7 +654,8 @@ TEST_CASE("hf: each kind of damage is a start-up error naming the file and tenso
     fs::rename(fs::path(dir) / "model.safetensors", fs::path(dir) / "part-1.safetensors");
     std::string map;
     for (const auto& t : ts) map += std::string(map.empty() ? "" : ",") + "\"" + t.name + "\":\"part-1.safetensors\"";
-    write_text(fs::path(dir) / "model.safetensors.index.json", "{\"weight_map\":{" + map + ",\"x.weight\":\"part-2.safetensors\"}}");
+    write_text(fs::path(dir) / "model.safetensors.index.json",
+               "{\"weight_map\":{" + map + ",\"x.weight\":\"part-2.safetensors\"}}");
     CHECK(contains(load_error(dir), "part-2.safetensors"));
     write_text(fs::path(dir) / "part-2.safetensors", encode({{"y", "F32", {1}, f32_bytes({1})}}));
     std::string idx = read_text(fs::path(dir) / "model.safetensors.index.json");
@@ -823,7 +825,8 @@ TEST_CASE("hf: shards, BF16 and F16 load the same weights", "[hf]") {
       ++total;
       diff_shard += x[i] != y[i];
       diff_bf16 += z[i] != bf16_round_reference(x[i]);
-      diff_f16 += std::fabs(double(u[i]) - x[i]) > std::max(std::ldexp(std::fabs(double(x[i])), -11), std::ldexp(1.0, -25));
+      diff_f16 +=
+          std::fabs(double(u[i]) - x[i]) > std::max(std::ldexp(std::fabs(double(x[i])), -11), std::ldexp(1.0, -25));
     }
   });
   CHECK(total == c.num_parameters());

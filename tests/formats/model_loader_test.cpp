@@ -56,9 +56,7 @@ void set_header_field(std::vector<char>& bytes, int index, int32_t value) {
   std::memcpy(bytes.data() + 4 * index, &value, 4);
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -122,8 +120,7 @@ TEST_CASE("stories260K loads with the documented header", "[model_loader]") {
   CHECK(gain > 1.0);
 }
 
-TEST_CASE("damaged llama2.c files give errors naming the file and the problem",
-          "[model_loader]") {
+TEST_CASE("damaged llama2.c files give errors naming the file and the problem", "[model_loader]") {
   const std::vector<char> good = read_bytes(stories_path());
   REQUIRE(good.size() > 28);
   TempDir tmp;
@@ -188,11 +185,20 @@ TEST_CASE("damaged llama2.c files give errors naming the file and the problem",
     const char* mentions;
   };
   const BadHeader cases[] = {
-      {0, -64, "dim"},          {1, 0, "hidden_dim"},        {2, -5, "n_layers"},
-      {3, 0, "n_heads"},        {4, 3, "n_kv_heads"},        {4, 16, "n_kv_heads"},
-      {3, 7, "n_heads"},        {5, 0, "vocab_size"},        {6, -1, "seq_len"},
-      {0, 1 << 30, "dim"},      {1, 2000000000, "hidden_dim"}, {5, INT32_MIN, "vocab_size"},
-      {6, 2000000000, "max_seq_len"}, {2, 100000, "n_layers"},
+      {0, -64, "dim"},
+      {1, 0, "hidden_dim"},
+      {2, -5, "n_layers"},
+      {3, 0, "n_heads"},
+      {4, 3, "n_kv_heads"},
+      {4, 16, "n_kv_heads"},
+      {3, 7, "n_heads"},
+      {5, 0, "vocab_size"},
+      {6, -1, "seq_len"},
+      {0, 1 << 30, "dim"},
+      {1, 2000000000, "hidden_dim"},
+      {5, INT32_MIN, "vocab_size"},
+      {6, 2000000000, "max_seq_len"},
+      {2, 100000, "n_layers"},
   };
   for (const auto& bad : cases) {
     DYNAMIC_SECTION("bad header field " << bad.field << " = " << bad.value) {

@@ -105,7 +105,9 @@ TEST_CASE("kvpool: f16 rows: nearest half, relative error <= 2^-11, decode match
   std::uniform_real_distribution<float> mag(-14.0f, 15.0f);
   for (int n : kLengths) {
     std::vector<float> x(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) x[i] = std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000.0f, static_cast<int>(mag(rng))) * ((rng() & 1) ? 1.0f : -1.0f);
+    for (int i = 0; i < n; ++i)
+      x[i] = std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000.0f, static_cast<int>(mag(rng))) *
+             ((rng() & 1) ? 1.0f : -1.0f);
     std::vector<uint8_t> buf(kv_row_bytes(KvDtype::kF16, n));
     std::vector<float> y(static_cast<size_t>(n));
     encode_row(KvDtype::kF16, x.data(), n, buf.data(), nullptr);

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
-#include <tuple>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -53,7 +53,9 @@ int64_t prefill(KvCacheManager& m, RequestId id, const std::vector<int32_t>& pro
   return hit;
 }
 
-std::vector<int32_t> head(const std::vector<int32_t>& t, size_t n) { return {t.begin(), t.begin() + static_cast<ptrdiff_t>(n)}; }
+std::vector<int32_t> head(const std::vector<int32_t>& t, size_t n) {
+  return {t.begin(), t.begin() + static_cast<ptrdiff_t>(n)};
+}
 
 uint64_t constant_hash(uint64_t, std::span<const int32_t>, std::string_view) { return 42; }
 }  // namespace
@@ -118,7 +120,8 @@ TEST_CASE("kvpool: a hit is capped so the last prompt token is computed", "[kvpo
 
 TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "[kvpool][manager]") {
   std::vector<std::tuple<int32_t, int32_t, int>> copies;
-  auto m = make(4, 16, &default_page_hash, 0, [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
+  auto m = make(4, 16, &default_page_hash, 0,
+                [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
   const auto a = seq(100, 10);  // pages [100..103] [104..107] full, [108 109] partial
   REQUIRE(prefill(*m, 1, a) == 0);
   const std::vector<int32_t> ta = m->page_table(1);
@@ -177,7 +180,8 @@ TEST_CASE("kvpool: a page matching only in its first rows lends them by copy", "
   REQUIRE(plain->usage().prefix_partial_hits == 0);
 }
 
-TEST_CASE("kvpool: cancel_lookup gives the pages back and withdraws the lookup from the statistics", "[kvpool][manager]") {
+TEST_CASE("kvpool: cancel_lookup gives the pages back and withdraws the lookup from the statistics",
+          "[kvpool][manager]") {
   int copies = 0;
   auto m = make(4, 16, &default_page_hash, 0, [&](int32_t, int32_t, int) { ++copies; });
   const auto a = seq(100, 12);  // three full pages cached
@@ -215,7 +219,7 @@ TEST_CASE("kvpool: cancel_lookup also withdraws the window releases of a failed 
   prefill(*m, 1, a);
   m->free(1);
   REQUIRE(m->lookup_prefix(3, cat(a, seq(700, 4))) == 24);  // another holder of the six pages
-  REQUIRE(m->allocate_slots(99, 24));                        // and no free page left
+  REQUIRE(m->allocate_slots(99, 24));                       // and no free page left
   const KvUsage before = m->usage();
   REQUIRE(m->lookup_prefix(2, cat(a, seq(500, 8))) == 24);
   // Computing from position 24 needs nothing before position 17: pages 0-3
@@ -240,12 +244,12 @@ TEST_CASE("kvpool: probe_prefix predicts lookup_prefix without taking anything",
   prefill(*m, 1, a);
   m->free(1);
   const std::vector<std::pair<std::vector<int32_t>, std::string>> prompts = {
-      {a, ""},                            // two whole pages (the last token is never a hit)
+      {a, ""},                             // two whole pages (the last token is never a hit)
       {cat(head(a, 6), seq(500, 5)), ""},  // a page and two rows of the next
-      {head(a, 7), ""},                   // the cap
-      {cat(head(a, 3), {900, 901}), ""},  // rows of a first page
+      {head(a, 7), ""},                    // the cap
+      {cat(head(a, 3), {900, 901}), ""},   // rows of a first page
       {cat(head(a, 3), {900, 901}), "tenant"},
-      {seq(700, 9), ""},                  // nothing
+      {seq(700, 9), ""},  // nothing
   };
   RequestId id = 10;
   for (const auto& [prompt, salt] : prompts) {
@@ -272,7 +276,8 @@ TEST_CASE("kvpool: probe_prefix predicts lookup_prefix without taking anything",
 
 TEST_CASE("kvpool: a partial-page hit needs a free page and never evicts its own source", "[kvpool][manager]") {
   std::vector<std::tuple<int32_t, int32_t, int>> copies;
-  auto m = make(4, 5, &default_page_hash, 0, [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
+  auto m = make(4, 5, &default_page_hash, 0,
+                [&](int32_t src, int32_t dst, int rows) { copies.emplace_back(src, dst, rows); });
   const auto a = seq(100, 8);
   prefill(*m, 1, a);                     // a0, a1: cached, still held
   REQUIRE(m->allocate_slots(9, 8, -1));  // the last two free pages
@@ -470,7 +475,8 @@ TEST_CASE("kvpool: sliding window: a long decode holds at most ceil(W/page_size)
       REQUIRE(held <= max_pages);
       REQUIRE(m->usage().pages_in_use == held);
       // Every position the window still needs is present.
-      for (int64_t pos = std::max<int64_t>(0, n - window + 1); pos <= n; pos += 1) REQUIRE(t[static_cast<size_t>(pos / ps)] != kNullPage);
+      for (int64_t pos = std::max<int64_t>(0, n - window + 1); pos <= n; pos += 1)
+        REQUIRE(t[static_cast<size_t>(pos / ps)] != kNullPage);
     }
     REQUIRE(m->usage().window_released_pages > 0);
     REQUIRE(m->check_invariants().is_ok());
@@ -486,7 +492,10 @@ TEST_CASE("kvpool: fragmentation: partly filled last pages stay under 4% at page
   auto m = make(16, 1 + 40000);
   // A churn of sequences: each grows from a prompt to its final length; some
   // finish and new ones start. Sample waste at every step.
-  struct Seq { RequestId id; int64_t len, target; };
+  struct Seq {
+    RequestId id;
+    int64_t len, target;
+  };
   std::vector<Seq> live;
   RequestId next = 1;
   double worst = 0, sum = 0;

@@ -123,7 +123,8 @@ class Harness {
         if (p != kNullPage) ++now[static_cast<size_t>(p)];
     for (int32_t p : order) {
       if (p == kNullPage) continue;
-      if (refs_[static_cast<size_t>(p)] > 0 && now[static_cast<size_t>(p)] == 0) released_at_[static_cast<size_t>(p)] = ++clock_;
+      if (refs_[static_cast<size_t>(p)] > 0 && now[static_cast<size_t>(p)] == 0)
+        released_at_[static_cast<size_t>(p)] = ++clock_;
     }
     refs_ = now;
   }
@@ -135,7 +136,8 @@ class Harness {
   bool allocate(RequestId id, int64_t total, int64_t computed) {
     const std::vector<int32_t> before = m_->page_table(id);
     std::vector<char> was_hashed(before.size());
-    for (size_t i = 0; i < before.size(); ++i) was_hashed[i] = before[i] != kNullPage && m_->pool().page(before[i]).hashed;
+    for (size_t i = 0; i < before.size(); ++i)
+      was_hashed[i] = before[i] != kNullPage && m_->pool().page(before[i]).hashed;
     const auto fl0 = free_list();
     std::deque<int32_t> expected(fl0.begin(), fl0.end());
 
@@ -148,7 +150,8 @@ class Harness {
       REQUIRE(after[i] == kNullPage);  // the only change allowed to old entries
       released.push_back(before[i]);
       if (refs_[static_cast<size_t>(before[i])] == 1) {  // this was its last holder
-        if (was_hashed[i]) expected.push_back(before[i]); else expected.push_front(before[i]);
+        if (was_hashed[i]) expected.push_back(before[i]);
+        else expected.push_front(before[i]);
       }
     }
     note_releases(released);
@@ -156,7 +159,8 @@ class Harness {
       REQUIRE(after.size() == before.size());
       return false;
     }
-    REQUIRE(static_cast<int64_t>(after.size()) == std::max<int64_t>((total + ps_ - 1) / ps_, static_cast<int64_t>(before.size())));
+    REQUIRE(static_cast<int64_t>(after.size()) ==
+            std::max<int64_t>((total + ps_ - 1) / ps_, static_cast<int64_t>(before.size())));
     const std::vector<int32_t> fresh(after.begin() + static_cast<ptrdiff_t>(before.size()), after.end());
     REQUIRE(fresh.size() <= expected.size());
     for (size_t k = 0; k < fresh.size(); ++k) {

@@ -19,11 +19,15 @@ namespace {
 // The largest error a stored value may have, given the format.
 float bound(KvDtype d, float x, float scale) {
   switch (d) {
-    case KvDtype::kF32: return 0.0f;
-    case KvDtype::kBF16: return std::ldexp(std::fabs(x), -8);
-    case KvDtype::kF16: return std::ldexp(std::fabs(x), -11) + std::ldexp(1.0f, -25);  // + half a subnormal step
+    case KvDtype::kF32:
+      return 0.0f;
+    case KvDtype::kBF16:
+      return std::ldexp(std::fabs(x), -8);
+    case KvDtype::kF16:
+      return std::ldexp(std::fabs(x), -11) + std::ldexp(1.0f, -25);  // + half a subnormal step
     case KvDtype::kInt8:
-    case KvDtype::kInt4: return 0.5f * scale * (1 + 1e-5f);
+    case KvDtype::kInt4:
+      return 0.5f * scale * (1 + 1e-5f);
   }
   return 0;
 }
@@ -95,7 +99,9 @@ TEST_CASE("kvpool: KvStorage write/read round trip through tiles, every dtype", 
         std::vector<float> k_ref(2 * pages * 4 * per_token), v_ref(k_ref.size());
         for (auto& x : k_ref) x = u(rng);
         for (auto& x : v_ref) x = u(rng);
-        auto at = [&](int layer, int64_t slot) { return (static_cast<size_t>(layer) * pages * 4 + static_cast<size_t>(slot)) * per_token; };
+        auto at = [&](int layer, int64_t slot) {
+          return (static_cast<size_t>(layer) * pages * 4 + static_cast<size_t>(slot)) * per_token;
+        };
         for (int layer = 0; layer < 2; ++layer)
           for (int64_t slot = 0; slot < pages * 4; ++slot)
             s.write(layer, slot, k_ref.data() + at(layer, slot), v_ref.data() + at(layer, slot));
@@ -111,7 +117,8 @@ TEST_CASE("kvpool: KvStorage write/read round trip through tiles, every dtype", 
                 const float* scales = kv == 0 ? s.k_scales(layer, page, h) : s.v_scales(layer, page, h);
                 const float scale = scales ? scales[off] : 0.0f;
                 decode_row(d, tile + static_cast<size_t>(off) * l.row_bytes(), scale, head_dim, row.data());
-                const float* want = (kv == 0 ? k_ref.data() : v_ref.data()) + at(layer, slot) + static_cast<size_t>(h) * head_dim;
+                const float* want =
+                    (kv == 0 ? k_ref.data() : v_ref.data()) + at(layer, slot) + static_cast<size_t>(h) * head_dim;
                 float maxabs = 0;
                 for (int i = 0; i < head_dim; ++i) maxabs = std::max(maxabs, std::fabs(want[i]));
                 if (d == KvDtype::kInt8) REQUIRE(scale == maxabs / 127.0f);
@@ -153,10 +160,13 @@ TEST_CASE("kvpool: copy_rows copies the leading slots of every layer, K and V, w
       }
     const size_t rb = l.row_bytes();
     auto rows_equal = [&](int layer, int64_t p, int64_t q, int h, int from, int to) {
-      const bool data = std::equal(s.k_tile(layer, p, h) + from * rb, s.k_tile(layer, p, h) + to * rb, s.k_tile(layer, q, h) + from * rb) &&
-                        std::equal(s.v_tile(layer, p, h) + from * rb, s.v_tile(layer, p, h) + to * rb, s.v_tile(layer, q, h) + from * rb);
+      const bool data = std::equal(s.k_tile(layer, p, h) + from * rb, s.k_tile(layer, p, h) + to * rb,
+                                   s.k_tile(layer, q, h) + from * rb) &&
+                        std::equal(s.v_tile(layer, p, h) + from * rb, s.v_tile(layer, p, h) + to * rb,
+                                   s.v_tile(layer, q, h) + from * rb);
       if (!l.has_scales()) return data;
-      return data && std::equal(s.k_scales(layer, p, h) + from, s.k_scales(layer, p, h) + to, s.k_scales(layer, q, h) + from) &&
+      return data &&
+             std::equal(s.k_scales(layer, p, h) + from, s.k_scales(layer, p, h) + to, s.k_scales(layer, q, h) + from) &&
              std::equal(s.v_scales(layer, p, h) + from, s.v_scales(layer, p, h) + to, s.v_scales(layer, q, h) + from);
     };
     const std::vector<uint8_t> before(s.k_tile(0, 0, 0), s.k_tile(0, 0, 0) + s.size_bytes());

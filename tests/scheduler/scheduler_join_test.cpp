@@ -56,7 +56,7 @@ TEST_CASE("simultaneous long prompts are prefilled one per step, short ones shar
   s.add(a);
   s.add(b);
   s.add(c);
-  CHECK(plan(step(s)) == Plan{{1, 40}});           // b (40 > 16) waits; so does c behind it (FCFS)
+  CHECK(plan(step(s)) == Plan{{1, 40}});                   // b (40 > 16) waits; so does c behind it (FCFS)
   CHECK(plan(step(s)) == Plan{{1, 1}, {2, 40}, {3, 12}});  // b first; then c joins (12 <= 1 + 16)
   CHECK(plan(step(s)) == Plan{{1, 1}, {2, 1}, {3, 1}});
   for (auto& r : {a, b, c}) s.finish(r.get(), FinishReason::kLength);
@@ -114,7 +114,7 @@ TEST_CASE("a deferred request holds no pages and is looked up once, when it runs
   s.add(h1);
   s.add(h2);
   CHECK(plan(step(s)) == Plan{{2, 100}});  // h1 (30 new > 16) waits
-  CHECK(kv->usage().num_requests == 1);     // and holds no pages meanwhile
+  CHECK(kv->usage().num_requests == 1);    // and holds no pages meanwhile
   CHECK(h1->num_computed_tokens == 0);
   CHECK(plan(step(s)) == Plan{{2, 1}, {3, 30}});  // h2: 30 > 1 + 16, waits
   CHECK(plan(step(s)) == Plan{{2, 1}, {3, 1}, {4, 30}});
@@ -166,7 +166,7 @@ TEST_CASE("prompts deferred behind one with the same prefix reuse its pages") {
   auto b = make_request(2, pb, 4, nullptr);
   s.add(a);
   s.add(b);
-  CHECK(plan(step(s)) == Plan{{1, 94}});         // b (84 new) waits
+  CHECK(plan(step(s)) == Plan{{1, 94}});          // b (84 new) waits
   CHECK(plan(step(s)) == Plan{{1, 1}, {2, 20}});  // and then finds a's prefix pages cached
   CHECK(b->num_cached_tokens == 64);
   for (auto& r : {a, b}) s.finish(r.get(), FinishReason::kLength);

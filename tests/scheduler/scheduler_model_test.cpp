@@ -28,7 +28,8 @@ struct RealEngine {
     REQUIRE(m.is_ok());
     loaded = std::shared_ptr<const LoadedModel>(std::move(m).value());
     const ModelConfig& c = loaded->config;
-    auto s = KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), page_size, KvDtype::kF32}, num_pages);
+    auto s =
+        KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), page_size, KvDtype::kF32}, num_pages);
     REQUIRE(s.is_ok());
     storage = std::move(s).value();
     auto lm = LlamaModel::create(loaded, WeightDtype::kF32, storage.get());
@@ -41,8 +42,7 @@ struct RealEngine {
     cfg.scheduler.max_num_batched_tokens = budget;
     cfg.scheduler.max_model_len = c.max_seq_len;
     core = std::make_unique<EngineCore>(cfg, make_kv(page_size, num_pages, true, storage.get()),
-                                        std::make_unique<LlamaRunner>(model.get()),
-                                        tok512(), stats);
+                                        std::make_unique<LlamaRunner>(model.get()), tok512(), stats);
   }
   void run_to_end() {
     for (int i = 0; i < 100000 && core->has_work(); ++i) core->step();
@@ -51,10 +51,22 @@ struct RealEngine {
 };
 
 std::vector<std::string> prompts() {
-  return {"Once upon a time", "The little dog", "Lily and Tom went to the park", "One day, a big bird",
-          "Tim had a red ball", "The sun was hot", "Mom said", "There was a cat named Max",
-          "A boy found a box", "The tree was tall and", "Sara liked to sing", "In the garden",
-          "The car was fast", "Ben wanted a cookie", "The fish swam", "It was a rainy day"};
+  return {"Once upon a time",
+          "The little dog",
+          "Lily and Tom went to the park",
+          "One day, a big bird",
+          "Tim had a red ball",
+          "The sun was hot",
+          "Mom said",
+          "There was a cat named Max",
+          "A boy found a box",
+          "The tree was tall and",
+          "Sara liked to sing",
+          "In the garden",
+          "The car was fast",
+          "Ben wanted a cookie",
+          "The fish swam",
+          "It was a rainy day"};
 }
 
 std::string alone_text(const std::string& prompt, int64_t max_tokens) {

@@ -47,7 +47,8 @@ SimResult simulate(const SimSpec& spec) {
   auto stats = std::make_shared<EngineStats>();
   auto runner = std::make_unique<FakeRunner>(512, 61);
   FakeRunner* fake = runner.get();
-  EngineCore core(cfg, make_kv(spec.page_size, spec.num_pages, spec.prefix_caching), std::move(runner), tok512(), stats);
+  EngineCore core(cfg, make_kv(spec.page_size, spec.num_pages, spec.prefix_caching), std::move(runner), tok512(),
+                  stats);
 
   std::mt19937 rng(spec.seed);
   std::uniform_int_distribution<int> prompt_len(1, 200), out_len(1, 120), token(3, 511), prio(0, 3);
@@ -123,7 +124,8 @@ SimResult simulate(const SimSpec& spec) {
       CHECK((p.sink->finish == FinishReason::kStop || p.sink->finish == FinishReason::kLength));
       res.outputs[p.req->id] = p.sink->tokens;
       // The streamed tokens are exactly the generated ones.
-      CHECK(p.sink->tokens == std::vector<int32_t>(p.req->tokens.begin() + p.req->num_prompt_tokens, p.req->tokens.end()));
+      CHECK(p.sink->tokens ==
+            std::vector<int32_t>(p.req->tokens.begin() + p.req->num_prompt_tokens, p.req->tokens.end()));
     }
   }
   const KvUsage usage = core.kv().usage();

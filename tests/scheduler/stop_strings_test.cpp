@@ -9,9 +9,11 @@ TEST_CASE("find_stop_string finds matches across the old/new boundary, earliest 
   const std::vector<std::string> stops = {"END", "\n\n"};
   CHECK(find_stop_string("hello", 0, stops) == std::string::npos);
   CHECK(find_stop_string("abcEND", 3, stops) == 3);
-  CHECK(find_stop_string("abcEN" "D", 5, stops) == 3);   // the match ends in the new byte
-  CHECK(find_stop_string("a\n\nb END", 2, stops) == 1);  // earliest of two
-  CHECK(find_stop_string("a\n\nb END", 4, stops) == 5);  // "\n\n" ended in the checked part
+  CHECK(find_stop_string("abcEN"
+                         "D",
+                         5, stops) == 3);                            // the match ends in the new byte
+  CHECK(find_stop_string("a\n\nb END", 2, stops) == 1);              // earliest of two
+  CHECK(find_stop_string("a\n\nb END", 4, stops) == 5);              // "\n\n" ended in the checked part
   CHECK(find_stop_string("ENDxyz", 6, stops) == std::string::npos);  // already checked region only
   CHECK(find_stop_string("", 0, stops) == std::string::npos);
 }

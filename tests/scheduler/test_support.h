@@ -12,14 +12,14 @@
 
 #include "kvpool/kv_cache_manager.h"
 #include "kvpool/kv_storage.h"
-#include "tokenizer/tokenizer.h"
 #include "scheduler/engine_core.h"
+#include "tokenizer/tokenizer.h"
 
 namespace pagoda::testing {
 
 inline std::string model_file(const std::string& name) {
-  for (const std::string& dir : {std::string(PAGODA_SOURCE_DIR) + "/models/",
-                                 std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
+  for (const std::string& dir :
+       {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
     if (std::filesystem::exists(dir + name)) return dir + name;
   FAIL("test data " << name << " not found in models/ or ../shared/models/ (run tools/setup.sh)");
   return "";

@@ -15,7 +15,8 @@ using nlohmann::json;
 namespace {
 
 std::string reference_text() {
-  for (const std::string& dir : {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"}) {
+  for (const std::string& dir :
+       {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"}) {
     std::ifstream in(dir + "stories260K.greedy.txt", std::ios::binary);
     if (!in) continue;
     std::ostringstream ss;
@@ -28,15 +29,16 @@ std::string reference_text() {
 
 // Directory holding stories260K.bin and tok512.bin.
 std::string models_dir() {
-  for (const std::string& dir : {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
+  for (const std::string& dir :
+       {std::string(PAGODA_SOURCE_DIR) + "/models/", std::string(PAGODA_SOURCE_DIR) + "/../shared/models/"})
     if (std::ifstream(dir + "stories260K.bin").good()) return dir;
   FAIL("stories260K.bin not found");
   return "";
 }
 
 std::string completion_text(int port, const std::string& prompt, int max_tokens) {
-  HttpResult r = post(port, "/v1/completions",
-                      json{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump());
+  HttpResult r =
+      post(port, "/v1/completions", json{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}}.dump());
   REQUIRE(r.status == 200);
   return r.json()["choices"][0]["text"].get<std::string>();
 }
@@ -45,7 +47,10 @@ std::string completion_text(int port, const std::string& prompt, int max_tokens)
 // "<error ...>" on any failure, which the caller's comparison reports.
 std::string streamed_text(int port, const std::string& prompt, int max_tokens, json* usage = nullptr) {
   try {
-    json body = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", true},
+    json body = {{"prompt", prompt},
+                 {"max_tokens", max_tokens},
+                 {"temperature", 0},
+                 {"stream", true},
                  {"stream_options", {{"include_usage", true}}}};
     HttpResult r = post(port, "/v1/completions", body.dump());
     if (r.status != 200 || r.content_type != "text/event-stream")
@@ -82,8 +87,9 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(usage["total_tokens"] == usage["prompt_tokens"].get<int>() + 60);
 
   // Echo and logprobs.
-  HttpResult echo = post(port, "/v1/completions",
-                         R"({"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0, "echo": true, "logprobs": 2})");
+  HttpResult echo =
+      post(port, "/v1/completions",
+           R"({"prompt": "Once upon a time", "max_tokens": 5, "temperature": 0, "echo": true, "logprobs": 2})");
   REQUIRE(echo.status == 200);
   const json ej = echo.json();
   CHECK(ej["choices"][0]["text"].get<std::string>().rfind("Once upon a time", 0) == 0);
@@ -92,23 +98,26 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][0].get<double>() <= 0.0);
 
   // Chat: non-streaming and streaming (role first).
-  HttpResult chat = post(port, "/v1/chat/completions",
-                         R"({"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 20, "temperature": 0})");
+  HttpResult chat =
+      post(port, "/v1/chat/completions",
+           R"({"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 20, "temperature": 0})");
   REQUIRE(chat.status == 200);
   const json cj = chat.json();
   CHECK(cj["object"] == "chat.completion");
   CHECK(cj["choices"][0]["message"]["role"] == "assistant");
   const std::string chat_text = cj["choices"][0]["message"]["content"].get<std::string>();
   CHECK(chat_text == completion_text(port, "Once upon a time", 20));  // plain template = the same prompt
-  HttpResult chat_stream = post(port, "/v1/chat/completions",
-                                R"({"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 20, "temperature": 0, "stream": true})");
+  HttpResult chat_stream = post(
+      port, "/v1/chat/completions",
+      R"({"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 20, "temperature": 0, "stream": true})");
   bool done = false;
   auto events = sse_events(chat_stream.body, &done);
   REQUIRE(events.size() >= 2);
   CHECK(events[0]["choices"][0]["delta"]["role"] == "assistant");
   std::string streamed_chat;
   for (const json& e : events)
-    if (e["choices"][0]["delta"].contains("content")) streamed_chat += e["choices"][0]["delta"]["content"].get<std::string>();
+    if (e["choices"][0]["delta"].contains("content"))
+      streamed_chat += e["choices"][0]["delta"]["content"].get<std::string>();
   CHECK(streamed_chat == chat_text);
   CHECK(events.back()["choices"][0]["finish_reason"] == "length");
   CHECK(done);
@@ -124,7 +133,8 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   REQUIRE(tok.status == 200);
   const json ids = tok.json()["tokens"];
   CHECK(ids[0] == 1);
-  HttpResult by_ids = post(port, "/v1/completions", json{{"prompt", ids}, {"max_tokens", 60}, {"temperature", 0}}.dump());
+  HttpResult by_ids =
+      post(port, "/v1/completions", json{{"prompt", ids}, {"max_tokens", 60}, {"temperature", 0}}.dump());
   CHECK(by_ids.json()["choices"][0]["text"] == text);
   HttpResult detok = post(port, "/detokenize", json{{"tokens", ids}}.dump());
   CHECK(detok.json()["prompt"] == "Once upon a time");
@@ -169,10 +179,11 @@ TEST_CASE("server e2e: server.host may be a host name") {
 TEST_CASE("server e2e: 16 concurrent streams each equal their text alone") {
   ServerProcess server(18622);
   const int port = server.port();
-  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Tom", "One day, a big bird",
-                                            "Tim had a red ball", "The sun was hot", "Mom said", "There was a cat",
-                                            "A boy found a box", "The tree was tall", "Sara liked to sing", "In the garden",
-                                            "The car was fast", "Ben wanted a cookie", "The fish swam", "It was a rainy day"};
+  const std::vector<std::string> prompts = {
+      "Once upon a time",   "The little dog",      "Lily and Tom",       "One day, a big bird",
+      "Tim had a red ball", "The sun was hot",     "Mom said",           "There was a cat",
+      "A boy found a box",  "The tree was tall",   "Sara liked to sing", "In the garden",
+      "The car was fast",   "Ben wanted a cookie", "The fish swam",      "It was a rainy day"};
   std::vector<std::string> alone;
   for (const auto& p : prompts) alone.push_back(completion_text(port, p, 48));
   std::vector<std::string> got(prompts.size());
@@ -196,8 +207,9 @@ TEST_CASE("server e2e: a client that disconnects mid-stream cancels its request 
     tcp::socket s(io);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     const std::string body = R"({"prompt": "Once upon a time", "max_tokens": 450, "ignore_eos": true, "stream": true})";
-    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string req =
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     asio::write(s, asio::buffer(req));
     std::string got;
     char buf[4096];
@@ -235,7 +247,8 @@ TEST_CASE("server e2e: a shared prefix is served from the prefix cache") {
   ServerProcess server(18624);
   const int port = server.port();
   const std::string prefix =
-      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
+      "big, red ball.";
   // a's 20 generated tokens fill the page where b's prompt leaves a's, so that page is cached too.
   HttpResult a = post(port, "/v1/completions", json{{"prompt", prefix + " She"}, {"max_tokens", 20}}.dump());
   HttpResult b = post(port, "/v1/completions", json{{"prompt", prefix + " Lily"}, {"max_tokens", 4}}.dump());
@@ -277,7 +290,7 @@ TEST_CASE("server e2e: SIGTERM while busy finishes in-flight requests and exits 
   for (auto& t : threads) t.join();
   CHECK(exit_code == 0);
   for (int i = 0; i < 6; ++i) {
-    CHECK(statuses[i] == 200);   // finished within the grace period
+    CHECK(statuses[i] == 200);  // finished within the grace period
     CHECK(tokens[i] == 300);
   }
 }
@@ -287,8 +300,8 @@ TEST_CASE("server e2e: stories260K converted to a Hugging Face directory serves 
   REQUIRE(bin != nullptr);
   const std::string dir = "/tmp/pagoda-e2e-hf-stories260K";
   const std::string models = models_dir();
-  const std::string cmd = std::string(bin) + " make-model --from " + models + "stories260K.bin --format hf --hf-dtype f32 --out " +
-                          dir + " > /dev/null";
+  const std::string cmd = std::string(bin) + " make-model --from " + models +
+                          "stories260K.bin --format hf --hf-dtype f32 --out " + dir + " > /dev/null";
   REQUIRE(std::system(("rm -rf " + dir).c_str()) == 0);
   REQUIRE(std::system(cmd.c_str()) == 0);
   ServerProcess server(18626, {"--model", dir, "--tokenizer", models + "tok512.bin"});

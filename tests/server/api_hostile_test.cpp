@@ -55,7 +55,8 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
       {"unknown field", C, R"({"prompt": "hi", "foo": 1})", 400, "foo"},
       {"n = 2", C, R"({"prompt": "hi", "n": 2})", 400, "n"},
       {"stream not a bool", C, R"({"prompt": "hi", "stream": "yes"})", 400, "stream"},
-      {"stream_options without stream", C, R"({"prompt": "hi", "stream_options": {"include_usage": true}})", 400, "stream_options"},
+      {"stream_options without stream", C, R"({"prompt": "hi", "stream_options": {"include_usage": true}})", 400,
+       "stream_options"},
       {"thousands of stop strings", C, many_stops(5000), 400, "stop"},
       {"stop not a string", C, R"({"prompt": "hi", "stop": [1, 2]})", 400, "stop"},
       {"empty stop string", C, R"({"prompt": "hi", "stop": [""]})", 400, "stop"},
@@ -75,14 +76,21 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
       {"chat empty messages", CH, R"({"messages": []})", 400, "messages"},
       {"chat bad role", CH, R"({"messages": [{"role": "wizard", "content": "hi"}]})", 400, "messages[0].role"},
       {"chat content a number", CH, R"({"messages": [{"role": "user", "content": 5}]})", 400, "messages[0].content"},
-      {"chat content part type a number", CH, R"({"messages": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]})", 400, "messages[0].content"},
-      {"chat content part type null", CH, R"({"messages": [{"role": "user", "content": [{"type": null, "text": "x"}]}]})", 400, "messages[0].content"},
-      {"chat content part text a number", CH, R"({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]})", 400, "messages[0].content"},
-      {"chat content part not an object", CH, R"({"messages": [{"role": "user", "content": [5]}]})", 400, "messages[0].content"},
-      {"chat bad max_tokens beside max_completion_tokens", CH, R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5, "max_completion_tokens": 5})", 400, "max_tokens"},
+      {"chat content part type a number", CH,
+       R"({"messages": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]})", 400, "messages[0].content"},
+      {"chat content part type null", CH,
+       R"({"messages": [{"role": "user", "content": [{"type": null, "text": "x"}]}]})", 400, "messages[0].content"},
+      {"chat content part text a number", CH,
+       R"({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]})", 400, "messages[0].content"},
+      {"chat content part not an object", CH, R"({"messages": [{"role": "user", "content": [5]}]})", 400,
+       "messages[0].content"},
+      {"chat bad max_tokens beside max_completion_tokens", CH,
+       R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5, "max_completion_tokens": 5})", 400,
+       "max_tokens"},
       {"logit_bias key with a space", C, R"({"prompt": "hi", "logit_bias": {" 1": 1}})", 400, "logit_bias"},
       {"logit_bias key with a plus", C, R"({"prompt": "hi", "logit_bias": {"+3": 1}})", 400, "logit_bias"},
-      {"chat top_logprobs without logprobs", CH, R"({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2})", 400, "top_logprobs"},
+      {"chat top_logprobs without logprobs", CH,
+       R"({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2})", 400, "top_logprobs"},
       {"deeply nested JSON", C, std::string(20000, '[') + std::string(20000, ']'), 400, ""},
       {"oversized body", C, json{{"prompt", std::string(100000, 'a')}}.dump(), 413, ""},
       {"unknown route", "/v1/engines", "{}", 404, ""},
@@ -115,8 +123,9 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
   // Malformed HTTP and oversized headers at the transport level.
   const std::string bad_line = raw_exchange(port, "GARBAGE\r\n\r\n", std::chrono::milliseconds(2000));
   CHECK(bad_line.rfind("HTTP/1.1 400", 0) == 0);
-  const std::string big_header = raw_exchange(
-      port, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n", std::chrono::milliseconds(2000));
+  const std::string big_header =
+      raw_exchange(port, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n",
+                   std::chrono::milliseconds(2000));
   CHECK(big_header.rfind("HTTP/1.1 431", 0) == 0);
 
   // Still serving, and nothing leaked.

@@ -28,7 +28,8 @@ class RawConnection {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[8192];
     while (!done(received_) && !closed_) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd p{socket_.native_handle(), POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -61,8 +62,9 @@ class RawConnection {
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::string post_head(const std::string& target, size_t length, const std::string& extra = "") {
-  return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(length) + "\r\n" + extra + "\r\n";
+  return "POST " + target +
+         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(length) +
+         "\r\n" + extra + "\r\n";
 }
 
 std::string chunked_head(const std::string& extra = "") {
@@ -129,8 +131,8 @@ TEST_CASE("hostile: trailers count against the header limits") {
   }
   SECTION("header and trailers together over 16 KiB: 431") {
     RawConnection c(server.port());
-    c.send(chunked_head("X-H: " + std::string(10000, 'h') + "\r\n") + body_chunks + "0\r\nX-T: " +
-           std::string(10000, 't') + "\r\n\r\n");
+    c.send(chunked_head("X-H: " + std::string(10000, 'h') + "\r\n") + body_chunks +
+           "0\r\nX-T: " + std::string(10000, 't') + "\r\n\r\n");
     CHECK(c.read_to_close(std::chrono::seconds(5)).rfind("HTTP/1.1 431", 0) == 0);
   }
   SECTION("an unfinished trailer section is refused once it outgrows the budget, not buffered") {
@@ -172,8 +174,8 @@ TEST_CASE("hostile: past the descriptor limit, clients get 503 and accepting doe
   // A new client is answered (503: over server.max_connections) in time.
   RawConnection late(server.port());
   late.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-  const std::string& got = late.read_until([](const std::string& s) { return has(s, "\r\n\r\n"); },
-                                           std::chrono::seconds(10));
+  const std::string& got =
+      late.read_until([](const std::string& s) { return has(s, "\r\n\r\n"); }, std::chrono::seconds(10));
   CHECK(got.rfind("HTTP/1.1 503", 0) == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const double cpu = server.cpu_seconds() - cpu0;
@@ -228,9 +230,10 @@ TEST_CASE("hostile: HEAD answers like GET without a body, and every 405 carries 
   RawConnection c(server.port());
   // Three requests pipelined on one connection: each response must parse
   // where the previous one ended.
-  c.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
-         "HEAD /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n"
-         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.send(
+      "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+      "HEAD /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
   const std::string& got =
       c.read_until([](const std::string& s) { return has(s, "{\"status\":\"ok\"}"); }, std::chrono::seconds(5));
   http::response_parser<http::string_body> head_ok, head_405;

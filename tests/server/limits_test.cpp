@@ -111,8 +111,8 @@ TEST_CASE("limits: connections per client address beyond the limit get 429 with 
     REQUIRE(round_trip(held.back(), req).result_int() == 200);
   }
   const auto t0 = Clock::now();
-  const std::string reply = raw_exchange(server.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-                                         std::chrono::milliseconds(6000));
+  const std::string reply =
+      raw_exchange(server.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::milliseconds(6000));
   CHECK(seconds_since(t0) < 3.0);  // answered and closed, not left to the 6-s read timeout
   CHECK(reply.rfind("HTTP/1.1 429", 0) == 0);
   CHECK(reply.find("Retry-After: 1") != std::string::npos);
@@ -139,7 +139,8 @@ TEST_CASE("limits: too many or too large header fields get 431") {
     return r + "Connection: close\r\n\r\n";
   };
   // Host + 17 + Connection = 19 fields: fine.
-  CHECK(raw_exchange(server.port(), with_headers(17, 4), std::chrono::milliseconds(3000)).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(raw_exchange(server.port(), with_headers(17, 4), std::chrono::milliseconds(3000)).rfind("HTTP/1.1 200", 0) ==
+        0);
   const std::string many = raw_exchange(server.port(), with_headers(40, 4), std::chrono::milliseconds(3000));
   CHECK(many.rfind("HTTP/1.1 431", 0) == 0);
   CHECK(many.find("max_header_fields") != std::string::npos);
@@ -158,8 +159,8 @@ TEST_CASE("limits: request fields are capped (stop strings, logit_bias, logprobs
   };
   json stops = json::array();
   for (int i = 0; i < 17; ++i) stops.push_back("s" + std::to_string(i));
-  CHECK(param_of({{"prompt", "hi"}, {"stop", stops}}) == "stop");                       // 16 strings at most
-  CHECK(param_of({{"prompt", "hi"}, {"stop", std::string(257, 'x')}}) == "stop");        // 256 bytes at most
+  CHECK(param_of({{"prompt", "hi"}, {"stop", stops}}) == "stop");                  // 16 strings at most
+  CHECK(param_of({{"prompt", "hi"}, {"stop", std::string(257, 'x')}}) == "stop");  // 256 bytes at most
   json bias = json::object();
   for (int i = 0; i < 1025; ++i) bias[std::to_string(i)] = 1;  // 1024 entries at most
   CHECK(param_of({{"prompt", "hi"}, {"logit_bias", bias}}) == "logit_bias");
@@ -192,9 +193,9 @@ TEST_CASE("limits: a client that stalls mid-body is cut off") {
   asio::io_context io;
   tcp::socket s = connect_to(io, server.port());
   const auto t0 = Clock::now();
-  asio::write(s, asio::buffer(std::string(
-                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 100\r\n\r\n{\"prompt\": ")));  // 11 of 100 bytes
+  asio::write(s,
+              asio::buffer(std::string("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                       "Content-Length: 100\r\n\r\n{\"prompt\": ")));  // 11 of 100 bytes
   bool closed = false;
   const std::string got = read_until_closed(s, std::chrono::milliseconds(8000), &closed);
   const double t = seconds_since(t0);
@@ -215,10 +216,16 @@ TEST_CASE("limits: a client that stops reading SSE streams is cut off after serv
   ServerProcess server(18716, {"--set", "server.idle_timeout_s=2"});
   asio::io_context io;
   tcp::socket s = connect_to(io, server.port(), 1024);
-  const json body = {{"prompt", "Once upon a time"}, {"max_tokens", 480}, {"ignore_eos", true},
-                     {"logprobs", 20},                {"stream", true},    {"temperature", 1.0}};
-  const std::string one = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          "Content-Length: " + std::to_string(body.dump().size()) + "\r\n\r\n" + body.dump();
+  const json body = {{"prompt", "Once upon a time"},
+                     {"max_tokens", 480},
+                     {"ignore_eos", true},
+                     {"logprobs", 20},
+                     {"stream", true},
+                     {"temperature", 1.0}};
+  const std::string one =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.dump().size()) + "\r\n\r\n" + body.dump();
   const int pipelined = 40;  // ~400 KB of events each: far beyond the buffers
   std::string bytes;
   for (int i = 0; i < pipelined; ++i) bytes += one;

@@ -38,8 +38,7 @@ ServerConfig small_limits() {
   return c;
 }
 
-const std::string kChunkedHead =
-    "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+const std::string kChunkedHead = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 }  // namespace
 
@@ -73,8 +72,8 @@ TEST_CASE("RequestReader: trailer fields count against the field limit and the 1
   CHECK(feed_all(a, kChunkedHead + "0\r\n" + many + "\r\n", 64).state == State::kRefused);
   CHECK(a.refusal().status == 431);
   RequestReader b(config);
-  const std::string big_header = "POST / HTTP/1.1\r\nX-H: " + std::string(9000, 'h') +
-                                 "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string big_header =
+      "POST / HTTP/1.1\r\nX-H: " + std::string(9000, 'h') + "\r\nTransfer-Encoding: chunked\r\n\r\n";
   CHECK(feed_all(b, big_header + "0\r\nX-T: " + std::string(8000, 't') + "\r\n\r\n", 64).state == State::kRefused);
   CHECK(b.refusal().status == 431);
 }

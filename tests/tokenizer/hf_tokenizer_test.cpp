@@ -124,17 +124,17 @@ TEST_CASE("hf: special ids and configuration come from the model directory") {
   CHECK(tiny.eos_ids() == std::vector<int32_t>{2});
   CHECK(tiny.adds_dummy_prefix());
   CHECK(tiny.chat_template().find("<|user|>") != std::string::npos);
-  CHECK(tiny.decode_piece(1).empty());  // control tokens decode to nothing
+  CHECK(tiny.decode_piece(1).empty());   // control tokens decode to nothing
   CHECK(tiny.decode_piece(13) == "\n");  // <0x0A>
   CHECK(tiny.decode_piece(15043) == " Hello");
 
   const Tokenizer& smol = shared_tok("SmolLM2-135M-Instruct");
   CHECK(smol.vocab_size() == 49152);
-  CHECK(smol.bos_id() == 1);                              // bos_token <|im_start|>
-  CHECK(smol.eos_ids() == std::vector<int32_t>{2});       // eos_token <|im_end|> = generation_config's 2
+  CHECK(smol.bos_id() == 1);                         // bos_token <|im_start|>
+  CHECK(smol.eos_ids() == std::vector<int32_t>{2});  // eos_token <|im_end|> = generation_config's 2
   CHECK(!smol.adds_dummy_prefix());
   CHECK(smol.encode("Hi", true) == smol.encode("Hi", false));  // no BOS added by its post-processor
-  CHECK(smol.decode_piece(216) == " ");                   // "Ġ" is a raw space
+  CHECK(smol.decode_piece(216) == " ");                        // "Ġ" is a raw space
   CHECK(smol.chat_template().find("<|im_start|>") != std::string::npos);
 
   const Tokenizer& gpt2 = shared_tok("gpt2");
@@ -210,7 +210,8 @@ TEST_CASE("hf: TinyLlama tokenizer.json agrees with SentencePiece tokenizer.mode
 namespace {
 
 // Obviously-correct BPE: repeatedly merge the leftmost pair of lowest rank.
-std::vector<std::string> plain_bpe(const std::string& word, const std::map<std::pair<std::string, std::string>, int>& ranks) {
+std::vector<std::string> plain_bpe(const std::string& word,
+                                   const std::map<std::pair<std::string, std::string>, int>& ranks) {
   std::vector<std::string> syms;
   for (char c : word) syms.emplace_back(1, c);
   for (;;) {
@@ -304,8 +305,8 @@ std::unique_ptr<HfTokenizer> synth(const json& j, const HfTokenizerConfig& cfg =
 // array-form merges and an lstrip/rstrip added token.
 json metaspace_json() {
   const std::string m = "\xE2\x96\x81";
-  json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}, {m, 3}, {"a", 4}, {"b", 5}, {m + "a", 6}, {m + "ab", 7},
-                {"ab", 8}, {"<0x21>", 9}, {"c", 10}};
+  json vocab = {{"<unk>", 0}, {"<s>", 1},    {"</s>", 2}, {m, 3},        {"a", 4}, {"b", 5},
+                {m + "a", 6}, {m + "ab", 7}, {"ab", 8},   {"<0x21>", 9}, {"c", 10}};
   return {{"added_tokens",
            json::array({{{"id", 1}, {"content", "<s>"}, {"special", true}},
                         {{"id", 2}, {"content", "</s>"}, {"special", true}},
@@ -360,28 +361,27 @@ TEST_CASE("hf: tokenizer_config add_bos_token / add_eos_token override the post-
 TEST_CASE("hf: Split behaviors, NFC, ignore_merges, Sequence post-processor") {
   // Byte-level vocabulary over "a", "b", "c", " " with a Split on spaces.
   auto make = [](const std::string& behavior, bool invert, bool ignore_merges) {
-    json vocab = {{"a", 0}, {"b", 1}, {"c", 2}, {"\xC4\xA0", 3}, {"ab", 4}, {"abc", 5}, {byte_level_encode("\xC3\xA9"), 6}, {"<bos>", 7}};
-    return json{{"added_tokens", json::array({{{"id", 7}, {"content", "<bos>"}, {"special", true}}})},
-                {"normalizer", {{"type", "NFC"}}},
-                {"pre_tokenizer",
-                 {{"type", "Sequence"},
-                  {"pretokenizers",
-                   json::array({{{"type", "Split"},
-                                 {"pattern", {{"String", " "}}},
-                                 {"behavior", behavior},
-                                 {"invert", invert}},
-                                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}}},
-                {"post_processor",
-                 {{"type", "Sequence"},
-                  {"processors",
-                   json::array({{{"type", "ByteLevel"}},
-                                {{"type", "TemplateProcessing"},
-                                 {"single", json::array({{{"SpecialToken", {{"id", "<bos>"}}}},
-                                                         {{"Sequence", {{"id", "A"}}}}})},
-                                 {"special_tokens", {{"<bos>", {{"id", "<bos>"}, {"ids", {7}}}}}}}})}}},
-                {"decoder", {{"type", "ByteLevel"}}},
-                {"model",
-                 {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b"})}, {"ignore_merges", ignore_merges}}}};
+    json vocab = {
+        {"a", 0},    {"b", 1}, {"c", 2}, {"\xC4\xA0", 3}, {"ab", 4}, {"abc", 5}, {byte_level_encode("\xC3\xA9"), 6},
+        {"<bos>", 7}};
+    return json{
+        {"added_tokens", json::array({{{"id", 7}, {"content", "<bos>"}, {"special", true}}})},
+        {"normalizer", {{"type", "NFC"}}},
+        {"pre_tokenizer",
+         {{"type", "Sequence"},
+          {"pretokenizers",
+           json::array({{{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", behavior}, {"invert", invert}},
+                        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}}},
+        {"post_processor",
+         {{"type", "Sequence"},
+          {"processors", json::array({{{"type", "ByteLevel"}},
+                                      {{"type", "TemplateProcessing"},
+                                       {"single", json::array({{{"SpecialToken", {{"id", "<bos>"}}}},
+                                                               {{"Sequence", {{"id", "A"}}}}})},
+                                       {"special_tokens", {{"<bos>", {{"id", "<bos>"}, {"ids", {7}}}}}}}})}}},
+        {"decoder", {{"type", "ByteLevel"}}},
+        {"model",
+         {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b"})}, {"ignore_merges", ignore_merges}}}};
   };
   const std::vector<int32_t> a_b_c = {0, 1, 2};
   CHECK(synth(make("Removed", false, false))->encode("ab c", false) == std::vector<int32_t>{4, 2});
@@ -443,7 +443,8 @@ TEST_CASE("hf: pagoda tokenize reads tokenizer.json, tokenizer.model and model d
   auto [rc, out] = run(std::string(bin) + " tokenize --tokenizer '" + dir + "' '" + text + "'");
   CHECK(rc == 0);
   CHECK(out == show(smol.encode_with(text, {true, true})) + "\n");
-  auto [rc2, out2] = run(std::string(bin) + " tokenize --no-special --tokenizer '" + dir + "/tokenizer.json' '" + text + "'");
+  auto [rc2, out2] =
+      run(std::string(bin) + " tokenize --no-special --tokenizer '" + dir + "/tokenizer.json' '" + text + "'");
   CHECK(rc2 == 0);
   CHECK(out2 == show(smol.encode_with(text, {false, false})) + "\n");
   CHECK(out2 != out);

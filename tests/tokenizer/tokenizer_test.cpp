@@ -183,10 +183,12 @@ TEST_CASE("utf8_scan classifies valid, incomplete and invalid bytes", "[tokenize
   CHECK(scan("\xF0\x9F").kind == Utf8Kind::kIncomplete);
   CHECK(scan("\xE4").kind == Utf8Kind::kIncomplete);
   CHECK(scan("\x80").kind == Utf8Kind::kInvalid);
-  CHECK(scan("\xC0\xAF").kind == Utf8Kind::kInvalid);      // overlong
-  CHECK(scan("\xED\xA0\x80").kind == Utf8Kind::kInvalid);  // surrogate
+  CHECK(scan("\xC0\xAF").kind == Utf8Kind::kInvalid);          // overlong
+  CHECK(scan("\xED\xA0\x80").kind == Utf8Kind::kInvalid);      // surrogate
   CHECK(scan("\xF4\x90\x80\x80").kind == Utf8Kind::kInvalid);  // > U+10FFFF
-  const Utf8Scan cut = scan("\xE4\xB8" "A");
+  const Utf8Scan cut = scan(
+      "\xE4\xB8"
+      "A");
   CHECK(cut.kind == Utf8Kind::kInvalid);
   CHECK(cut.length == 2);  // the maximal subpart E4 B8 is one error
   CHECK(utf8_is_valid("héllo 😀"));
@@ -316,9 +318,9 @@ TEST_CASE("Llama 2 encoding matches SentencePiece on a varied corpus", "[tokeniz
 
 TEST_CASE("Llama 2 encoding matches SentencePiece on random strings", "[tokenizer][sentencepiece]") {
   const auto& tok = llama_tok();
-  const std::vector<std::string> pool = {"a", "e", "t", "th", "ing", " ", " ", "  ", "\n", "\t", "0", "7",
-                                         ".", ",", "'", "é", "ß", "中", "文", "の", "😀", "🏽", "Я",
-                                         "{", "}", "_", "-", "x", "Q", "ʼ", "\xE2\x80\x8D", "z"};
+  const std::vector<std::string> pool = {"a", "e", "t", "th", "ing", " ", " ",  "  ", "\n",           "\t", "0",
+                                         "7", ".", ",", "'",  "é",   "ß", "中", "文", "の",           "😀",  "🏽",
+                                         "Я", "{", "}", "_",  "-",   "x", "Q",  "ʼ",  "\xE2\x80\x8D", "z"};
   std::mt19937 gen(1234);
   for (int iter = 0; iter < 300; ++iter) {
     std::string s;
@@ -331,14 +333,15 @@ TEST_CASE("Llama 2 encoding matches SentencePiece on random strings", "[tokenize
   }
 }
 
-TEST_CASE("a literal U+2581 is the one documented difference from SentencePiece",
-          "[tokenizer][sentencepiece]") {
+TEST_CASE("a literal U+2581 is the one documented difference from SentencePiece", "[tokenizer][sentencepiece]") {
   // SentencePiece escapes ' ' as U+2581 ("▁") before BPE, so a literal "▁"
   // in the input is indistinguishable from a space and decodes back as ' '.
   // tokenizer.bin stores real spaces, so we keep "▁" as its own character
   // (byte fallback here) and round-trip it exactly instead.
   const auto& tok = llama_tok();
-  const std::string s = "a\xE2\x96\x81" "b";
+  const std::string s =
+      "a\xE2\x96\x81"
+      "b";
   const auto ours = tok.encode(s, true);
   CHECK(tok.decode(ours) == s);
   CHECK(sp_encode(s) == tok.encode("a b", true));
@@ -375,8 +378,8 @@ TEST_CASE("a synthetic vocabulary with merges across spaces matches the referenc
     add(buf, 0);
   }
   const std::vector<std::pair<std::string, float>> pieces = {
-      {"a", -1}, {"b", -1}, {" ", -1}, {" a", -2}, {"a b", -3}, {"ab", -3}, {"ba", -3},
-      {"  ", -5}, {" ab", -4}, {"a ba", -2}, {"bb", -3}, {"a ", -4}, {"é", -1}, {"éa", -3}};
+      {"a", -1},  {"b", -1},   {" ", -1},    {" a", -2}, {"a b", -3}, {"ab", -3}, {"ba", -3},
+      {"  ", -5}, {" ab", -4}, {"a ba", -2}, {"bb", -3}, {"a ", -4},  {"é", -1},  {"éa", -3}};
   for (const auto& [p, sc] : pieces) add(p, sc);
   auto tok = Llama2cTokenizer::parse(file, "synthetic");
   REQUIRE(tok.is_ok());
@@ -397,8 +400,15 @@ TEST_CASE("a synthetic vocabulary with merges across spaces matches the referenc
 }
 
 TEST_CASE("invalid UTF-8 is encoded by byte fallback and round-trips", "[tokenizer]") {
-  const std::vector<std::string> bad = {"\xFF\xFE", "abc\x80" "def", "\xE4\xB8", "x\xE4\xB8" "A",
-                                        "\xED\xA0\x80", "\xC0\xAF", std::string("nul\0inside", 10),
+  const std::vector<std::string> bad = {"\xFF\xFE",
+                                        "abc\x80"
+                                        "def",
+                                        "\xE4\xB8",
+                                        "x\xE4\xB8"
+                                        "A",
+                                        "\xED\xA0\x80",
+                                        "\xC0\xAF",
+                                        std::string("nul\0inside", 10),
                                         "\xF4\x90\x80\x80 hi"};
   for (const auto* tokp : {&llama_tok(), &tiny_tok()}) {
     for (const std::string& s : bad) {
@@ -421,10 +431,9 @@ TEST_CASE("invalid UTF-8 is encoded by byte fallback and round-trips", "[tokeniz
 }
 
 TEST_CASE("StreamingDetokenizer streams valid UTF-8 that adds up to the text", "[detokenizer]") {
-  const std::vector<std::string> texts = {"日本語のテキストです。", "emoji 😀🎉👍🏽 done",
-                                          "family 👨‍👩‍👧‍👦", "中文字符测试，标点符号！",
-                                          "mixed café 한국어 🇫🇷 text\nnew line",
-                                          "Once upon a time"};
+  const std::vector<std::string> texts = {
+      "日本語のテキストです。",   "emoji 😀🎉👍🏽 done",         "family 👨‍👩‍👧‍👦",
+      "中文字符测试，标点符号！", "mixed café 한국어 🇫🇷 text\nnew line", "Once upon a time"};
   for (const auto* tokp : {&llama_tok(), &tiny_tok()}) {
     for (const std::string& s : texts) {
       INFO("text: " << s);
@@ -459,7 +468,9 @@ TEST_CASE("StreamingDetokenizer holds, assembles and replaces bytes", "[detokeni
   // A bad byte becomes U+FFFD at once; a broken sequence is one U+FFFD.
   CHECK(d.push(byte(0xFF)) == "\xEF\xBF\xBD");
   CHECK(d.push(byte(0xE4)).empty());
-  CHECK(d.push(byte('A')) == "\xEF\xBF\xBD" "A");
+  CHECK(d.push(byte('A')) ==
+        "\xEF\xBF\xBD"
+        "A");
   // Left-overs at the end are flushed as U+FFFD.
   CHECK(d.push(byte(0xE4)).empty());
   CHECK(d.push(byte(0xB8)).empty());
@@ -513,8 +524,8 @@ TEST_CASE("pagoda tokenize prints the ids as JSON", "[tokenizer][cli]") {
   auto [rc3, out3] = run("printf '\"a b\"\\n\"tab\\\\there\"\\n\"\"\\n' | " + std::string(bin) +
                          " tokenize --jsonl --tokenizer '" + tokpath + "'");
   CHECK(rc3 == 0);
-  CHECK(out3 == json_ids(tok.encode("a b", true)) + json_ids(tok.encode("tab\there", true)) +
-                    json_ids(tok.encode("", true)));
+  CHECK(out3 ==
+        json_ids(tok.encode("a b", true)) + json_ids(tok.encode("tab\there", true)) + json_ids(tok.encode("", true)));
   auto [rc4, out4] = run(std::string(bin) + " tokenize --tokenizer /nonexistent.bin x 2>&1");
   CHECK(rc4 != 0);
   CHECK_THAT(out4, Catch::Contains("/nonexistent.bin"));

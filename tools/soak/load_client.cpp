@@ -13,13 +13,20 @@ using Clock = std::chrono::steady_clock;
 
 const char* outcome_name(Outcome::Kind k) {
   switch (k) {
-    case Outcome::Kind::kCompleted: return "completed";
-    case Outcome::Kind::kCancelled: return "cancelled";
-    case Outcome::Kind::kRejected: return "rejected";
-    case Outcome::Kind::kBadRequest: return "bad_request";
-    case Outcome::Kind::kHungUp: return "hung_up";
-    case Outcome::Kind::kProbed: return "probed";
-    case Outcome::Kind::kFailed: return "failed";
+    case Outcome::Kind::kCompleted:
+      return "completed";
+    case Outcome::Kind::kCancelled:
+      return "cancelled";
+    case Outcome::Kind::kRejected:
+      return "rejected";
+    case Outcome::Kind::kBadRequest:
+      return "bad_request";
+    case Outcome::Kind::kHungUp:
+      return "hung_up";
+    case Outcome::Kind::kProbed:
+      return "probed";
+    case Outcome::Kind::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -53,8 +60,9 @@ Shot make_probe(std::mt19937_64& rng, const json& body) {
       s.body = raw_post("1.1", b.dump()) + "X";
       break;
     case Shot::Probe::kHeadPipelined:
-      s.body = "HEAD /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-               "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      s.body =
+          "HEAD /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+          "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
       break;
     case Shot::Probe::kHttp10Stream:
       b["stream"] = true;
@@ -76,8 +84,12 @@ Shot make_probe(std::mt19937_64& rng, const json& body) {
 }  // namespace
 
 Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, int lo, int hi, double probe_p) {
-  static const char* prompts[] = {"Once upon a time", "The little dog", "Lily and Tom went to the park",
-                                  "One day, a big bird", "There was a girl who loved to sing", "Sam had a red ball"};
+  static const char* prompts[] = {"Once upon a time",
+                                  "The little dog",
+                                  "Lily and Tom went to the park",
+                                  "One day, a big bird",
+                                  "There was a girl who loved to sing",
+                                  "Sam had a red ball"};
   std::uniform_real_distribution<double> u(0, 1);
   std::uniform_int_distribution<int> tokens(lo, hi);
   Shot s;
@@ -103,7 +115,8 @@ Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, in
       s.target = "/v1/completions";
     } else {
       s.kind = Shot::Kind::kMalformedHttp;
-      s.body = rng() % 2 ? "GARBAGE / HTTP/1.1\r\nHost\r\n\r\n" : "POST /v1/completions HTTP/1.1\r\nContent-Length: zz\r\n\r\n";
+      s.body = rng() % 2 ? "GARBAGE / HTTP/1.1\r\nHost\r\n\r\n"
+                         : "POST /v1/completions HTTP/1.1\r\nContent-Length: zz\r\n\r\n";
     }
     return s;
   }
@@ -188,7 +201,8 @@ asio::awaitable<Outcome> run_probe(beast::tcp_stream& stream, const Shot& shot, 
   out.latency_s = since(t0);
   out.status = status_of(got);
   const size_t header_end = got.find("\r\n\r\n");
-  out.retry_after = header_end != std::string::npos && got.substr(0, header_end).find("Retry-After:") != std::string::npos;
+  out.retry_after =
+      header_end != std::string::npos && got.substr(0, header_end).find("Retry-After:") != std::string::npos;
   if (out.status == 429 || out.status == 503) {
     out.kind = out.retry_after ? Outcome::Kind::kRejected : Outcome::Kind::kFailed;
     if (!out.retry_after) out.detail = "429/503 without Retry-After";

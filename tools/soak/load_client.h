@@ -29,20 +29,20 @@ struct Shot {
   Kind kind = Kind::kNormal;
   Probe probe = Probe::kExtraByteThenLeave;
   std::string target = "/v1/completions";
-  std::string body;        // JSON (or junk for the malformed kinds)
+  std::string body;  // JSON (or junk for the malformed kinds)
   bool stream = true;
   int disconnect_after = 1;  // kDisconnect: hang up after this many SSE events
 };
 
 struct Outcome {
   enum class Kind {
-    kCompleted,     // 200 and a finish_reason (stream: then [DONE])
-    kCancelled,     // 200, then the server reported an error/abort event
-    kRejected,      // 429 or 503 with Retry-After, before any work
-    kBadRequest,    // 4xx for a malformed request (expected for those)
-    kHungUp,        // we disconnected mid-stream on purpose
-    kProbed,        // a protocol probe (HEAD) answered as it must be
-    kFailed,        // anything else: wrong status, truncated stream, timeout (stays last)
+    kCompleted,   // 200 and a finish_reason (stream: then [DONE])
+    kCancelled,   // 200, then the server reported an error/abort event
+    kRejected,    // 429 or 503 with Retry-After, before any work
+    kBadRequest,  // 4xx for a malformed request (expected for those)
+    kHungUp,      // we disconnected mid-stream on purpose
+    kProbed,      // a protocol probe (HEAD) answered as it must be
+    kFailed,      // anything else: wrong status, truncated stream, timeout (stays last)
   };
   Kind kind = Kind::kFailed;
   int status = 0;

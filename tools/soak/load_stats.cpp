@@ -35,7 +35,8 @@ nlohmann::json LoadStats::summary(double seconds) const {
     const auto kind = static_cast<Outcome::Kind>(k);
     nlohmann::json e = {{"count", counts_[k]}};
     if (!latencies_[k].empty())
-      e["latency_s"] = {{"p50", quantile(latencies_[k], 0.5)}, {"p99", quantile(latencies_[k], 0.99)},
+      e["latency_s"] = {{"p50", quantile(latencies_[k], 0.5)},
+                        {"p99", quantile(latencies_[k], 0.99)},
                         {"max", quantile(latencies_[k], 1.0)}};
     j[outcome_name(kind)] = e;
   }

@@ -43,12 +43,12 @@ struct Options {
   double duration_s = 60;
   double capacity_s = 10;
   int capacity_clients = 16;
-  double load_factor = -1;    // default: 2 (soak) or 10 (overload)
-  double disconnect_p = -1;   // default: 0.2 (soak) or 0 (overload)
+  double load_factor = -1;   // default: 2 (soak) or 10 (overload)
+  double disconnect_p = -1;  // default: 0.2 (soak) or 0 (overload)
   double malformed_p = 0.03;
-  double probe_p = -1;        // default: 0.05 (soak) or 0 (overload)
-  int64_t max_queue = -1;     // default: 256 (soak) or 32 (overload)
-  double warmup_s = -1;       // soak: default max(10, 20% of duration)
+  double probe_p = -1;     // default: 0.05 (soak) or 0 (overload)
+  int64_t max_queue = -1;  // default: 256 (soak) or 32 (overload)
+  double warmup_s = -1;    // soak: default max(10, 20% of duration)
   double rss_growth = 0.05;
   double reject_p99_ms = 100;
   double throughput_floor = 0.7;
@@ -147,14 +147,17 @@ LoadStats closed_loop(int port, int clients, double seconds, const Options& o, s
   LoadStats stats;
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   for (int c = 0; c < clients; ++c) {
-    asio::co_spawn(io, [&, seed = rng()]() -> asio::awaitable<void> {
-      std::mt19937_64 r(seed);
-      while (Clock::now() < deadline) {
-        const Shot s = make_shot(r, 0, 0, o.tokens_lo, o.tokens_hi);
-        const Outcome out = co_await run_shot(port, s, std::chrono::seconds(120));
-        stats.add(out);
-      }
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&, seed = rng()]() -> asio::awaitable<void> {
+          std::mt19937_64 r(seed);
+          while (Clock::now() < deadline) {
+            const Shot s = make_shot(r, 0, 0, o.tokens_lo, o.tokens_hi);
+            const Outcome out = co_await run_shot(port, s, std::chrono::seconds(120));
+            stats.add(out);
+          }
+        },
+        asio::detached);
   }
   io.run();
   return stats;
@@ -166,23 +169,27 @@ LoadStats open_loop(int port, double rate, double seconds, double disconnect_p, 
                     std::mt19937_64& rng) {
   asio::io_context io;
   LoadStats stats;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    std::exponential_distribution<double> gap(rate);
-    auto next = Clock::now();
-    const auto end = next + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-    const auto executor = co_await asio::this_coro::executor;
-    asio::steady_timer timer(executor);
-    while (true) {
-      next += std::chrono::microseconds(static_cast<int64_t>(gap(rng) * 1e6));
-      if (next >= end) break;
-      timer.expires_at(next);
-      co_await timer.async_wait(asio::use_awaitable);
-      asio::co_spawn(executor,
-                     record_shot(&stats, port, make_shot(rng, disconnect_p, malformed_p, o.tokens_lo, o.tokens_hi, o.probe_p),
-                                 std::chrono::seconds(300)),
-                     asio::detached);
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        std::exponential_distribution<double> gap(rate);
+        auto next = Clock::now();
+        const auto end = next + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+        const auto executor = co_await asio::this_coro::executor;
+        asio::steady_timer timer(executor);
+        while (true) {
+          next += std::chrono::microseconds(static_cast<int64_t>(gap(rng) * 1e6));
+          if (next >= end) break;
+          timer.expires_at(next);
+          co_await timer.async_wait(asio::use_awaitable);
+          asio::co_spawn(
+              executor,
+              record_shot(&stats, port, make_shot(rng, disconnect_p, malformed_p, o.tokens_lo, o.tokens_hi, o.probe_p),
+                          std::chrono::seconds(300)),
+              asio::detached);
+        }
+      },
+      asio::detached);
   io.run();
   return stats;
 }
@@ -260,7 +267,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup_s, "soak: warm-up seconds before the memory baseline");
   app.add_option("--rss-growth", o.rss_growth, "soak: allowed idle RSS growth after warm-up (fraction)");
   app.add_option("--reject-p99-ms", o.reject_p99_ms, "overload: p99 latency bound of 429/503 answers (ms)");
-  app.add_option("--throughput-floor", o.throughput_floor, "overload: output tokens/s must stay above this fraction of capacity");
+  app.add_option("--throughput-floor", o.throughput_floor,
+                 "overload: output tokens/s must stay above this fraction of capacity");
   app.add_option("--grace", o.grace_s, "server.shutdown_grace_s");
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--json", o.json_out, "also write the report here");
@@ -291,8 +299,11 @@ int main(int argc, char** argv) {
   }
   std::mt19937_64 rng(o.seed);
   Checks checks;
-  json report = {{"mode", o.mode}, {"load_factor", o.load_factor}, {"max_queue", o.max_queue},
-                 {"disconnect_p", o.disconnect_p}, {"malformed_p", o.malformed_p},
+  json report = {{"mode", o.mode},
+                 {"load_factor", o.load_factor},
+                 {"max_queue", o.max_queue},
+                 {"disconnect_p", o.disconnect_p},
+                 {"malformed_p", o.malformed_p},
                  {"probe_p", o.probe_p}};
   Sampler sampler(&server);
   std::map<std::string, double> idle;
@@ -340,9 +351,9 @@ int main(int argc, char** argv) {
     auto after = server.metrics();
     main_tok_s = (after["pagoda_generation_tokens_total"] - before["pagoda_generation_tokens_total"]) / main_s;
     finished_server = finished_total(after) - finished_total(before);
-    accepted_client = static_cast<double>(main_stats.count(Outcome::Kind::kCompleted) +
-                                          main_stats.count(Outcome::Kind::kCancelled) +
-                                          main_stats.count(Outcome::Kind::kHungUp));
+    accepted_client =
+        static_cast<double>(main_stats.count(Outcome::Kind::kCompleted) + main_stats.count(Outcome::Kind::kCancelled) +
+                            main_stats.count(Outcome::Kind::kHungUp));
     report["main"] = main_stats.summary(main_s);
     report["main"]["offered_per_s"] = rate;
     report["main"]["server_tokens_per_s"] = main_tok_s;
@@ -380,15 +391,17 @@ int main(int argc, char** argv) {
     checks.check(sampler.max_waiting() <= static_cast<double>(o.max_queue),
                  "overload: the waiting queue stays <= scheduler.max_queue",
                  json{{"max_waiting", sampler.max_waiting()}, {"max_queue", o.max_queue}});
-    checks.check(!rej.empty() && rej_p99_ms < o.reject_p99_ms, "overload: excess requests get fast 429/503 with Retry-After (p99 ms)",
+    checks.check(!rej.empty() && rej_p99_ms < o.reject_p99_ms,
+                 "overload: excess requests get fast 429/503 with Retry-After (p99 ms)",
                  json{{"rejected", rej.size()}, {"p99_ms", rej_p99_ms}, {"p50_ms", quantile(rej, 0.5) * 1000}});
     checks.check(!done.empty() && adm_p99 < adm_bound, "overload: admitted requests keep a bounded latency (p99 s)",
                  json{{"p99_s", adm_p99}, {"bound_s", adm_bound}, {"capacity_p99_s", cap_p99}});
     checks.check(sampler.max_rss_kib() < static_cast<int64_t>(1.25 * static_cast<double>(rss_base)) + 32 * 1024,
                  "overload: memory stays bounded (max RSS under load vs before)",
                  json{{"before_kib", rss_base}, {"max_kib", sampler.max_rss_kib()}});
-    checks.check(main_tok_s >= o.throughput_floor * cap_tok_s, "overload: output tokens/s >= 70% of capacity",
-                 json{{"overload_tok_s", main_tok_s}, {"capacity_tok_s", cap_tok_s}, {"ratio", main_tok_s / cap_tok_s}});
+    checks.check(
+        main_tok_s >= o.throughput_floor * cap_tok_s, "overload: output tokens/s >= 70% of capacity",
+        json{{"overload_tok_s", main_tok_s}, {"capacity_tok_s", cap_tok_s}, {"ratio", main_tok_s / cap_tok_s}});
   }
   // 4. SIGTERM with streams in flight.
   shutdown_phase(server, o, rng, checks, report);

@@ -21,8 +21,8 @@ using kv_rows::RowF16;
 using kv_rows::RowF32;
 using kv_rows::RowInt8;
 
-constexpr int kHeads = 4;    // group heads per pass, one per 128-bit block
-constexpr int kKeys = 16;    // keys per online-softmax step (one chunk)
+constexpr int kHeads = 4;  // group heads per pass, one per 128-bit block
+constexpr int kKeys = 16;  // keys per online-softmax step (one chunk)
 constexpr int kMaxDim = 128;
 
 // Per-thread buffers, grown on demand and reused across calls.
@@ -55,10 +55,10 @@ struct Tile {
 
 // Running state of one pass (four group heads, head u in 128-bit block u).
 struct PassState {
-  alignas(64) float qm[kMaxDim / 4][16];      // qm[b][4u + j] = scaled q of head u, dim 4b + j
+  alignas(64) float qm[kMaxDim / 4][16];        // qm[b][4u + j] = scaled q of head u, dim 4b + j
   alignas(64) float acc[kHeads][kMaxDim] = {};  // unnormalized outputs
-  __m512 m;                                   // running max of head u in all lanes of block u
-  __m512 l;                                   // running sum, same layout
+  __m512 m;                                     // running max of head u in all lanes of block u
+  __m512 l;                                     // running sum, same layout
 };
 
 // Fetches rows [lo, hi) of the next tile.
@@ -87,8 +87,7 @@ inline void fetch_next_scales(const Tile& t, int64_t lo, int64_t hi) {
 // block's 4 lanes for 8 keys at once. K rows stored narrower than f32 are
 // widened into kf first; f32 rows are read in place.
 template <class Row, int DC>
-void chunk_scores(const Tile& t, int64_t c0, int i_lo, int i_hi, const PassState& st, float* kf,
-                  __m512* sc) {
+void chunk_scores(const Tile& t, int64_t c0, int i_lo, int i_hi, const PassState& st, float* kf, __m512* sc) {
   // Rows outside [i_lo, i_hi) alias a visible row, so nothing outside the
   // tile (or stale scratch) is read.
   const float* kr[kKeys];
@@ -100,7 +99,7 @@ void chunk_scores(const Tile& t, int64_t c0, int i_lo, int i_hi, const PassState
       for (int c = 0; c < DC / 16; ++c) _mm512_storeu_ps(kf + i * DC + 16 * c, Row::load(t.k + (c0 + i) * t.rb, c));
     for (int i = 0; i < kKeys; ++i) kr[i] = kf + std::clamp(i, i_lo, i_hi - 1) * DC;
   }
-  for (int g = 0; g < 2; ++g) {  // keys 8g .. 8g + 7
+  for (int g = 0; g < 2; ++g) {                // keys 8g .. 8g + 7
     if (8 * g >= i_hi || 8 * g + 8 <= i_lo) {  // no visible key in this half
       sc[2 * g] = sc[2 * g + 1] = _mm512_setzero_ps();
       continue;
@@ -194,8 +193,8 @@ void attend_tile(const Tile& t, int64_t r0, int64_t r1, PassState& st, float* kf
 // Four group heads (q rows and out rows DC floats apart) of the query at
 // position `pos` against its visible keys.
 template <int DC>
-void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t pos,
-                 const float* q, float* out, const AttentionShape& sh, DecodeScratch& sc) {
+void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t pos, const float* q,
+                 float* out, const AttentionShape& sh, DecodeScratch& sc) {
   const KvLayout& lay = kv.layout();
   const int64_t P = lay.page_size;
   const size_t rb = lay.row_bytes();
@@ -213,8 +212,8 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
     const int64_t base = b * P;
     const int64_t r0 = std::max(k_lo, base) - base;
     const int64_t r1 = std::min(pos, base + P - 1) - base + 1;
-    Tile t{kv.k_tile(layer, page, kv_head), kv.v_tile(layer, page, kv_head), rb,
-           kv.k_scales(layer, page, kv_head), kv.v_scales(layer, page, kv_head)};
+    Tile t{kv.k_tile(layer, page, kv_head), kv.v_tile(layer, page, kv_head), rb, kv.k_scales(layer, page, kv_head),
+           kv.v_scales(layer, page, kv_head)};
     if (b + 1 <= pos / P) {
       const int32_t next = seq.page_table[static_cast<size_t>(b + 1)];
       t.next_k = kv.k_tile(layer, next, kv_head);
@@ -223,10 +222,18 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
       t.next_vs = kv.v_scales(layer, next, kv_head);
     }
     switch (lay.dtype) {
-      case KvDtype::kF32: attend_tile<RowF32, DC>(t, r0, r1, st, sc.kf.data()); break;
-      case KvDtype::kBF16: attend_tile<RowBF16, DC>(t, r0, r1, st, sc.kf.data()); break;
-      case KvDtype::kF16: attend_tile<RowF16, DC>(t, r0, r1, st, sc.kf.data()); break;
-      case KvDtype::kInt8: attend_tile<RowInt8, DC>(t, r0, r1, st, sc.kf.data()); break;
+      case KvDtype::kF32:
+        attend_tile<RowF32, DC>(t, r0, r1, st, sc.kf.data());
+        break;
+      case KvDtype::kBF16:
+        attend_tile<RowBF16, DC>(t, r0, r1, st, sc.kf.data());
+        break;
+      case KvDtype::kF16:
+        attend_tile<RowF16, DC>(t, r0, r1, st, sc.kf.data());
+        break;
+      case KvDtype::kInt8:
+        attend_tile<RowInt8, DC>(t, r0, r1, st, sc.kf.data());
+        break;
       case KvDtype::kInt4: {
         // Decoded to f32 scratch (no in-register int4 reader); the next
         // stored tile is fetched whole before.
@@ -235,9 +242,8 @@ void attend_pass(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
         sc.k.resize(static_cast<size_t>(P * DC));
         sc.v.resize(static_cast<size_t>(P * DC));
         kv_rows::decode_tile_rows(lay.dtype, t.k, t.v, rb, t.ks, t.vs, r0, r1, DC, sc.k.data(), sc.v.data());
-        const Tile f{reinterpret_cast<const uint8_t*>(sc.k.data()),
-                     reinterpret_cast<const uint8_t*>(sc.v.data()), DC * sizeof(float), nullptr,
-                     nullptr};
+        const Tile f{reinterpret_cast<const uint8_t*>(sc.k.data()), reinterpret_cast<const uint8_t*>(sc.v.data()),
+                     DC * sizeof(float), nullptr, nullptr};
         attend_tile<RowF32, DC>(f, r0, r1, st, sc.kf.data());
         break;
       }
@@ -258,9 +264,8 @@ bool decode_kernel_supports(int group, int head_dim) {
   return (group == 4 || group == 8) && (head_dim == 64 || head_dim == 128);
 }
 
-void attend_decode(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t,
-                   const float* q, int64_t q_stride, float* out, int64_t out_stride,
-                   const AttentionShape& sh) {
+void attend_decode(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t, const float* q,
+                   int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& sh) {
   const int G = sh.n_heads / sh.n_kv_heads;
   const int D = sh.head_dim;
   const int64_t pos = seq.first_pos + t;
@@ -277,8 +282,8 @@ void attend_decode(const KvStorage& kv, int layer, const AttentionSeq& seq, int 
 #else
 
 bool decode_kernel_supports(int, int) { return false; }
-void attend_decode(const KvStorage&, int, const AttentionSeq&, int, int64_t, const float*, int64_t,
-                   float*, int64_t, const AttentionShape&) {}
+void attend_decode(const KvStorage&, int, const AttentionSeq&, int, int64_t, const float*, int64_t, float*, int64_t,
+                   const AttentionShape&) {}
 
 #endif
 

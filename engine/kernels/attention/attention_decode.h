@@ -35,9 +35,8 @@ bool decode_kernel_supports(int group, int head_dim);
 // Query token t of `seq` (one token), all group heads of `kv_head`, against
 // the keys it may see (causal, sliding window): writes its rows of `out`.
 // Arguments as for paged_attention; the shape must be supported.
-void attend_decode(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t,
-                   const float* q, int64_t q_stride, float* out, int64_t out_stride,
-                   const AttentionShape& shape);
+void attend_decode(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t, const float* q,
+                   int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& shape);
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda

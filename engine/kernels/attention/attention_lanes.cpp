@@ -36,9 +36,8 @@ LanesScratch& lanes_scratch() {
 // qt = their transposed queries (row d at qt + d * q_rows), pos = their
 // positions, m / l / acc = their running max, sum and accumulators.
 template <int DC>
-void attend_block(const float* qt, int64_t q_rows, const int32_t* pos, int64_t c0, int i_lo,
-                  int i_hi, int32_t window, const float* k, const float* v, float* m, float* l,
-                  float* acc) {
+void attend_block(const float* qt, int64_t q_rows, const int32_t* pos, int64_t c0, int i_lo, int i_hi, int32_t window,
+                  const float* k, const float* v, float* m, float* l, float* acc) {
   // Scores: s[i] lane u = q_u . k_i, as 16 independent FMA chains.
   __m512 s[kKeys];
   for (int i = 0; i < kKeys; ++i) s[i] = _mm512_setzero_ps();
@@ -55,8 +54,7 @@ void attend_block(const float* qt, int64_t q_rows, const int32_t* pos, int64_t c
     if (i >= i_lo && i < i_hi) {
       const __m512i kp = _mm512_set1_epi32(static_cast<int32_t>(c0 + i));
       vis[i] = _mm512_cmple_epi32_mask(kp, pv);
-      if (window > 0)
-        vis[i] &= _mm512_cmplt_epi32_mask(_mm512_sub_epi32(pv, kp), _mm512_set1_epi32(window));
+      if (window > 0) vis[i] &= _mm512_cmplt_epi32_mask(_mm512_sub_epi32(pv, kp), _mm512_set1_epi32(window));
     }
   }
   __m512 mv = _mm512_loadu_ps(m), lv = _mm512_loadu_ps(l), pw[kKeys];
@@ -82,9 +80,8 @@ void attend_block(const float* qt, int64_t q_rows, const int32_t* pos, int64_t c
 }
 
 template <int DC>
-void attend_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0,
-                 int64_t t1, const float* q, int64_t q_stride, float* out, int64_t out_stride,
-                 const AttentionShape& sh) {
+void attend_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0, int64_t t1,
+                 const float* q, int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& sh) {
   const KvLayout& lay = kv.layout();
   const int64_t P = lay.page_size;
   const int G = sh.n_heads / sh.n_kv_heads;
@@ -132,16 +129,14 @@ void attend_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
         const int64_t r = kp % P;
         const float* ks = kv.k_scales(layer, page, kv_head);
         const float* vs = kv.v_scales(layer, page, kv_head);
-        decode_row(lay.dtype, kv.k_tile(layer, page, kv_head) + r * rb, ks ? ks[r] : 0.0f, DC,
-                   sc.k.data() + i * DC);
-        decode_row(lay.dtype, kv.v_tile(layer, page, kv_head) + r * rb, vs ? vs[r] : 0.0f, DC,
-                   sc.v.data() + i * DC);
+        decode_row(lay.dtype, kv.k_tile(layer, page, kv_head) + r * rb, ks ? ks[r] : 0.0f, DC, sc.k.data() + i * DC);
+        decode_row(lay.dtype, kv.v_tile(layer, page, kv_head) + r * rb, vs ? vs[r] : 0.0f, DC, sc.v.data() + i * DC);
       }
     }
     for (int64_t j = 0; j < n_vec; ++j) {
       const int64_t u0 = j * kLanes;
-      attend_block<DC>(sc.qt.data() + u0, rows, sc.pos.data() + u0, c0, i_lo, i_hi, window, kc, vc,
-                       sc.m.data() + u0, sc.l.data() + u0, sc.acc.data() + u0 * DC);
+      attend_block<DC>(sc.qt.data() + u0, rows, sc.pos.data() + u0, c0, i_lo, i_hi, window, kc, vc, sc.m.data() + u0,
+                       sc.l.data() + u0, sc.acc.data() + u0 * DC);
     }
   }
 
@@ -163,23 +158,27 @@ bool lanes_kernel_supports(int head_dim) {
   return head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128;
 }
 
-void attend_uses_in_lanes(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head,
-                          int64_t t0, int64_t t1, const float* q, int64_t q_stride, float* out,
-                          int64_t out_stride, const AttentionShape& sh) {
+void attend_uses_in_lanes(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0, int64_t t1,
+                          const float* q, int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& sh) {
   switch (sh.head_dim) {
-    case 16: return attend_item<16>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
-    case 32: return attend_item<32>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
-    case 64: return attend_item<64>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
-    case 128: return attend_item<128>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
-    default: break;
+    case 16:
+      return attend_item<16>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
+    case 32:
+      return attend_item<32>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
+    case 64:
+      return attend_item<64>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
+    case 128:
+      return attend_item<128>(kv, layer, seq, kv_head, t0, t1, q, q_stride, out, out_stride, sh);
+    default:
+      break;
   }
 }
 
 #else
 
 bool lanes_kernel_supports(int) { return false; }
-void attend_uses_in_lanes(const KvStorage&, int, const AttentionSeq&, int, int64_t, int64_t,
-                          const float*, int64_t, float*, int64_t, const AttentionShape&) {}
+void attend_uses_in_lanes(const KvStorage&, int, const AttentionSeq&, int, int64_t, int64_t, const float*, int64_t,
+                          float*, int64_t, const AttentionShape&) {}
 
 #endif
 

@@ -32,9 +32,9 @@ bool lanes_kernel_supports(int head_dim);
 // Query tokens [t0, t1) of `seq`, all group heads of `kv_head`, against the
 // KV they may see (causal, sliding window): writes their rows of `out`.
 // Arguments as for paged_attention; head_dim must be supported.
-void attend_uses_in_lanes(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head,
-                          int64_t t0, int64_t t1, const float* q, int64_t q_stride, float* out,
-                          int64_t out_stride, const AttentionShape& shape);
+void attend_uses_in_lanes(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0, int64_t t1,
+                          const float* q, int64_t q_stride, float* out, int64_t out_stride,
+                          const AttentionShape& shape);
 
 PAGODA_ISA_NAMESPACE_END
 }  // namespace pagoda

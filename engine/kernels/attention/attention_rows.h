@@ -21,9 +21,8 @@ PAGODA_ISA_NAMESPACE_BEGIN
 // Rows [r0, r1) of a K tile and its V tile (stored rows rb bytes apart, row
 // scales ks / vs or nullptr) decoded to f32 rows of d floats at k_out + r * d
 // and v_out + r * d.
-inline void decode_tile_rows(KvDtype dtype, const uint8_t* k, const uint8_t* v, size_t rb,
-                             const float* ks, const float* vs, int64_t r0, int64_t r1, int d,
-                             float* k_out, float* v_out) {
+inline void decode_tile_rows(KvDtype dtype, const uint8_t* k, const uint8_t* v, size_t rb, const float* ks,
+                             const float* vs, int64_t r0, int64_t r1, int d, float* k_out, float* v_out) {
   for (int64_t r = r0; r < r1; ++r) {
     decode_row(dtype, k + r * rb, ks ? ks[r] : 0.0f, d, k_out + r * d);
     decode_row(dtype, v + r * rb, vs ? vs[r] : 0.0f, d, v_out + r * d);

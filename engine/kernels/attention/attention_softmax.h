@@ -18,9 +18,7 @@ namespace pagoda::online_softmax {
 PAGODA_ISA_NAMESPACE_BEGIN
 
 // Lanes [lo, hi) of a 16-lane vector (the visible keys of a 16-key chunk).
-inline __mmask16 key_lanes(int lo, int hi) {
-  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
+inline __mmask16 key_lanes(int lo, int hi) { return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1)); }
 
 // How lanes map to queries, for the max and sum over one query's lanes.
 struct PerLane {  // every lane is its own query

@@ -1,11 +1,11 @@
 #include "engine/kernels/attention/paged_attention.h"
 
+#include <omp.h>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 #include <vector>
-#include <omp.h>
 
 #include "engine/kernels/kernel_table.h"
 
@@ -54,14 +54,14 @@ struct WorkItem {
 
 // Per-thread buffers, grown on demand and reused across calls.
 struct Scratch {
-  std::vector<float> kt;     // K tile transposed: [head_dim][page_size]
-  std::vector<float> v;      // V tile: [page_size][head_dim]
-  std::vector<float> k;      // K tile (AVX-512 path): [page_size][head_dim]
-  std::vector<float> q;      // scaled queries: [tokens][group][head_dim]
-  std::vector<float> acc;    // accumulators: [tokens][group][head_dim]
-  std::vector<float> m, l;   // running max and sum: [tokens][group]
-  std::vector<float> s;      // one score row of the tile: [page_size]
-  std::vector<float> row;    // one decoded row: [head_dim]
+  std::vector<float> kt;    // K tile transposed: [head_dim][page_size]
+  std::vector<float> v;     // V tile: [page_size][head_dim]
+  std::vector<float> k;     // K tile (AVX-512 path): [page_size][head_dim]
+  std::vector<float> q;     // scaled queries: [tokens][group][head_dim]
+  std::vector<float> acc;   // accumulators: [tokens][group][head_dim]
+  std::vector<float> m, l;  // running max and sum: [tokens][group]
+  std::vector<float> s;     // one score row of the tile: [page_size]
+  std::vector<float> row;   // one decoded row: [head_dim]
 };
 
 Scratch& thread_scratch() {
@@ -115,8 +115,7 @@ inline __m512 chunk_dots(const float* q, const uint8_t* k, size_t rb, int d, int
 // acc = acc * alpha + sum_{r in [lo, hi)} pr[r] * row r of v (head_dim DC or
 // the runtime d). With DC the accumulator lives in registers, two FMA chains.
 template <class Row, int DC>
-inline void accumulate_v(float* acc, float alpha, const float* pr, const uint8_t* v, size_t rb,
-                         int d, int lo, int hi) {
+inline void accumulate_v(float* acc, float alpha, const float* pr, const uint8_t* v, size_t rb, int d, int lo, int hi) {
   if constexpr (DC > 0) {
     constexpr int C = DC / 16;
     __m512 a0[C], a1[C];
@@ -155,8 +154,7 @@ inline void accumulate_v(float* acc, float alpha, const float* pr, const uint8_t
 // V row scales vs; 0 outside `vis`) and returns the factor that rescales the
 // accumulator so far.
 template <class Row>
-inline float softmax_chunk(__m512 s, __mmask16 vis, const float* ks, const float* vs, float& m,
-                           float& l, float* pr) {
+inline float softmax_chunk(__m512 s, __mmask16 vis, const float* ks, const float* vs, float& m, float& l, float* pr) {
   if constexpr (Row::kScaled) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(vis, ks));
   s = _mm512_mask_blend_ps(vis, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), s);
   const float m_new = std::max(m, _mm512_mask_reduce_max_ps(vis, s));
@@ -174,9 +172,8 @@ inline float softmax_chunk(__m512 s, __mmask16 vis, const float* ks, const float
 // rows starting at k / v: the online-softmax update of its running max m,
 // sum l and accumulator acc. ks / vs: the chunk's int8 row scales (kScaled).
 template <class Row, int DC>
-inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, size_t rb, int d,
-                         int n, int lo, int hi, const float* ks, const float* vs, float& m,
-                         float& l, float* acc) {
+inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, size_t rb, int d, int n, int lo, int hi,
+                         const float* ks, const float* vs, float& m, float& l, float* acc) {
   alignas(64) float pr[kChunk];
   const float alpha =
       softmax_chunk<Row>(chunk_dots<Row, DC>(q, k, rb, d, n), online_softmax::key_lanes(lo, hi), ks, vs, m, l, pr);
@@ -185,14 +182,14 @@ inline void chunk_update(const float* q, const uint8_t* k, const uint8_t* v, siz
 
 // Everything run_item needs to walk one tile.
 struct TileWork {
-  const uint8_t* k;        // K rows of the tile (row r at k + r * rb)
+  const uint8_t* k;  // K rows of the tile (row r at k + r * rb)
   const uint8_t* v;
-  size_t rb;               // bytes per row
-  const float* ks;         // int8 row scales of the tile (else unused)
+  size_t rb;        // bytes per row
+  const float* ks;  // int8 row scales of the tile (else unused)
   const float* vs;
-  int64_t r0, r1;          // rows of the tile the item may see
-  int64_t base;            // position of the tile's row 0
-  int64_t n_rows;          // rows in the tile (page size)
+  int64_t r0, r1;  // rows of the tile the item may see
+  int64_t base;    // position of the tile's row 0
+  int64_t n_rows;  // rows in the tile (page size)
 };
 
 // Uses (query token x group head) that share one pass over a chunk's rows.
@@ -202,8 +199,8 @@ constexpr int kMaxUses = 8;
 // UB uses at once: each V row is read (and widened) once for all of them,
 // the UB x DC / 16 accumulators stay in registers.
 template <class Row, int DC, int UB>
-inline void accumulate_uses(float* const* acc, const float* alpha, const float (*pr)[kChunk],
-                            const uint8_t* v, size_t rb, int lo, int hi) {
+inline void accumulate_uses(float* const* acc, const float* alpha, const float (*pr)[kChunk], const uint8_t* v,
+                            size_t rb, int lo, int hi) {
   constexpr int C = DC / 16;
   __m512 a[UB][C];
   for (int u = 0; u < UB; ++u) {
@@ -227,9 +224,9 @@ inline void accumulate_uses(float* const* acc, const float* alpha, const float (
 // running max m[idx[u]], sum l[...] and accumulator acc + idx[u] * DC. Every
 // K and V row is read once for all uses; rows no use sees are not read.
 template <class Row, int DC>
-void chunk_update_uses(const float* q, const int* idx, int nu, const int* lo, const int* hi,
-                       const uint8_t* k, const uint8_t* v, size_t rb, int n, const float* ks,
-                       const float* vs, float* m, float* l, float* acc) {
+void chunk_update_uses(const float* q, const int* idx, int nu, const int* lo, const int* hi, const uint8_t* k,
+                       const uint8_t* v, size_t rb, int n, const float* ks, const float* vs, float* m, float* l,
+                       float* acc) {
   constexpr int C = DC / 16;
   int row_lo = kChunk, row_hi = 0;
   for (int u = 0; u < nu; ++u) {
@@ -261,8 +258,7 @@ void chunk_update_uses(const float* q, const int* idx, int nu, const int* lo, co
   }
   constexpr int UB = DC == 64 ? 4 : 2;  // accumulators that fit the registers
   int u = 0;
-  for (; u + UB <= nu; u += UB)
-    accumulate_uses<Row, DC, UB>(accs + u, alpha + u, pr + u, v, rb, row_lo, row_hi);
+  for (; u + UB <= nu; u += UB) accumulate_uses<Row, DC, UB>(accs + u, alpha + u, pr + u, v, rb, row_lo, row_hi);
   for (; u < nu; ++u) accumulate_uses<Row, DC, 1>(accs + u, alpha + u, pr + u, v, rb, row_lo, row_hi);
 }
 
@@ -275,8 +271,8 @@ constexpr bool kShareRows = DC > 0 && !std::is_same_v<Row, RowF32>;
 // Attends every query token t in [0, T) (position first + t) and group head
 // to the tile's visible rows (causal and windowed), 16 rows at a time.
 template <class Row, int DC>
-void attend_tile(const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W,
-                 const float* q, float* m, float* l, float* acc) {
+void attend_tile(const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W, const float* q, float* m,
+                 float* l, float* acc) {
   for (int64_t c0 = w.r0 / kChunk * kChunk; c0 < w.r1; c0 += kChunk) {
     const int n = static_cast<int>(std::min<int64_t>(kChunk, w.n_rows - c0));
     const uint8_t* kc = w.k + c0 * w.rb;
@@ -301,8 +297,8 @@ void attend_tile(const TileWork& w, int64_t first, int64_t T, int G, int d, int6
             nu = 0;
           }
         } else {
-          chunk_update<Row, DC>(q + tg * d, kc, vc, w.rb, d, n, static_cast<int>(lo),
-                               static_cast<int>(hi), ks, vs, m[tg], l[tg], acc + tg * d);
+          chunk_update<Row, DC>(q + tg * d, kc, vc, w.rb, d, n, static_cast<int>(lo), static_cast<int>(hi), ks, vs,
+                                m[tg], l[tg], acc + tg * d);
         }
       }
     }
@@ -313,8 +309,8 @@ void attend_tile(const TileWork& w, int64_t first, int64_t T, int G, int d, int6
 }
 
 template <class Row>
-void attend_tile_d(const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W,
-                   const float* q, float* m, float* l, float* acc) {
+void attend_tile_d(const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W, const float* q, float* m,
+                   float* l, float* acc) {
   if (d == 64) return attend_tile<Row, 64>(w, first, T, G, d, W, q, m, l, acc);
   if (d == 128) return attend_tile<Row, 128>(w, first, T, G, d, W, q, m, l, acc);
   attend_tile<Row, 0>(w, first, T, G, d, W, q, m, l, acc);
@@ -322,14 +318,23 @@ void attend_tile_d(const TileWork& w, int64_t first, int64_t T, int G, int d, in
 
 // Reads the tile in its stored dtype when a row reader exists for it: false
 // for int4 (decoded to a scratch tile instead).
-bool attend_tile_stored(KvDtype dtype, const TileWork& w, int64_t first, int64_t T, int G, int d,
-                        int64_t W, const float* q, float* m, float* l, float* acc) {
+bool attend_tile_stored(KvDtype dtype, const TileWork& w, int64_t first, int64_t T, int G, int d, int64_t W,
+                        const float* q, float* m, float* l, float* acc) {
   switch (dtype) {
-    case KvDtype::kF32: attend_tile_d<RowF32>(w, first, T, G, d, W, q, m, l, acc); return true;
-    case KvDtype::kBF16: attend_tile_d<RowBF16>(w, first, T, G, d, W, q, m, l, acc); return true;
-    case KvDtype::kF16: attend_tile_d<RowF16>(w, first, T, G, d, W, q, m, l, acc); return true;
-    case KvDtype::kInt8: attend_tile_d<RowInt8>(w, first, T, G, d, W, q, m, l, acc); return true;
-    case KvDtype::kInt4: return false;
+    case KvDtype::kF32:
+      attend_tile_d<RowF32>(w, first, T, G, d, W, q, m, l, acc);
+      return true;
+    case KvDtype::kBF16:
+      attend_tile_d<RowBF16>(w, first, T, G, d, W, q, m, l, acc);
+      return true;
+    case KvDtype::kF16:
+      attend_tile_d<RowF16>(w, first, T, G, d, W, q, m, l, acc);
+      return true;
+    case KvDtype::kInt8:
+      attend_tile_d<RowInt8>(w, first, T, G, d, W, q, m, l, acc);
+      return true;
+    case KvDtype::kInt4:
+      return false;
   }
   return false;
 }
@@ -338,8 +343,7 @@ bool attend_tile_stored(KvDtype dtype, const TileWork& w, int64_t first, int64_t
 // The kStoredRows, kDecodedTile and kScalar kernels: one tile at a time,
 // with the online softmax below.
 void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const AttentionSeq& seq, int kv_head, int64_t t0,
-              int64_t t1, const float* q, int64_t q_stride, float* out, int64_t out_stride,
-              const AttentionShape& sh) {
+              int64_t t1, const float* q, int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& sh) {
   const KvLayout& lay = kv.layout();
   const int64_t P = lay.page_size;
   const int D = sh.head_dim;
@@ -366,10 +370,10 @@ void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const Attention
     for (int64_t i = 0; i < G * D; ++i) dst[i] = src[i] * sh.scale;
   }
 
-  const int64_t p_first = seq.first_pos + t0;      // earliest query position
-  const int64_t p_last = seq.first_pos + t1 - 1;   // latest query position
+  const int64_t p_first = seq.first_pos + t0;     // earliest query position
+  const int64_t p_last = seq.first_pos + t1 - 1;  // latest query position
   const int64_t k_lo = W > 0 ? std::max<int64_t>(0, p_first - W + 1) : 0;
-  const int64_t k_hi = p_last;                      // keys [k_lo, k_hi]
+  const int64_t k_hi = p_last;  // keys [k_lo, k_hi]
 
   for (int64_t b = k_lo / P; b <= k_hi / P; ++b) {
     const int32_t page = seq.page_table[static_cast<size_t>(b)];
@@ -402,13 +406,11 @@ void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const Attention
       // widening in registers. kDecodedTile: decode the visible rows to f32
       // once, then read those.
       if (kernel == ItemKernel::kStoredRows &&
-          attend_tile_stored(dtype, tw, first, T, G, D, W, sc.q.data(), sc.m.data(), sc.l.data(),
-                             sc.acc.data()))
+          attend_tile_stored(dtype, tw, first, T, G, D, W, sc.q.data(), sc.m.data(), sc.l.data(), sc.acc.data()))
         continue;
       sc.k.resize(static_cast<size_t>(P * D));
       sc.v.resize(static_cast<size_t>(P * D));
-      kv_rows::decode_tile_rows(dtype, ktile, vtile, row_bytes, kscale, vscale, r0, r1, D, sc.k.data(),
-                                sc.v.data());
+      kv_rows::decode_tile_rows(dtype, ktile, vtile, row_bytes, kscale, vscale, r0, r1, D, sc.k.data(), sc.v.data());
       tw.k = reinterpret_cast<const uint8_t*>(sc.k.data());
       tw.v = reinterpret_cast<const uint8_t*>(sc.v.data());
       tw.rb = static_cast<size_t>(D) * sizeof(float);
@@ -420,8 +422,7 @@ void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const Attention
     for (int64_t r = r0; r < r1; ++r) {
       decode_row(dtype, ktile + r * row_bytes, kscale ? kscale[r] : 0.0f, D, sc.row.data());
       for (int d = 0; d < D; ++d) sc.kt[static_cast<size_t>(d * P + r)] = sc.row[static_cast<size_t>(d)];
-      decode_row(dtype, vtile + r * row_bytes, vscale ? vscale[r] : 0.0f, D,
-                 sc.v.data() + r * D);
+      decode_row(dtype, vtile + r * row_bytes, vscale ? vscale[r] : 0.0f, D, sc.v.data() + r * D);
     }
     for (int64_t t = 0; t < T; ++t) {
       const int64_t p = seq.first_pos + t0 + t;
@@ -471,9 +472,8 @@ void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const Attention
 
 }  // namespace
 
-void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSeq> seqs,
-                     const float* q, int64_t q_stride, float* out, int64_t out_stride,
-                     const AttentionShape& shape) {
+void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSeq> seqs, const float* q,
+                     int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& shape) {
   static thread_local std::vector<WorkItem> items;
   items.clear();
   for (size_t i = 0; i < seqs.size(); ++i)

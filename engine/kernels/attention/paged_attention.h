@@ -43,8 +43,8 @@
 namespace pagoda {
 
 struct AttentionShape {
-  int n_heads = 0;             // query heads
-  int n_kv_heads = 0;          // KV heads; n_heads % n_kv_heads == 0
+  int n_heads = 0;     // query heads
+  int n_kv_heads = 0;  // KV heads; n_heads % n_kv_heads == 0
   int head_dim = 0;
   int64_t sliding_window = 0;  // a query at p sees keys k with p - k < window; 0 = all k <= p
   float scale = 0;             // softmax scale, usually 1/sqrt(head_dim)
@@ -65,8 +65,7 @@ struct AttentionSeq {
 // q: rows of n_heads * head_dim floats, `q_stride` floats apart (so q may sit
 // inside a fused QKV buffer); out: rows `out_stride` apart, written with the
 // attention output per head.
-void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSeq> seqs,
-                     const float* q, int64_t q_stride, float* out, int64_t out_stride,
-                     const AttentionShape& shape);
+void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSeq> seqs, const float* q,
+                     int64_t q_stride, float* out, int64_t out_stride, const AttentionShape& shape);
 
 }  // namespace pagoda
