@@ -44,7 +44,7 @@ std::shared_ptr<void> HugeArena::allocate(size_t bytes) {
     if (!own) return nullptr;
     return std::shared_ptr<void>(own.release(), HugeBufferDeleter());
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::shared_ptr<void> chunk = chunk_.lock();
   if (!chunk || used_ + size > chunk_bytes_) {
     HugeBuffer fresh = allocate_huge(chunk_bytes_);

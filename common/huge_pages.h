@@ -10,7 +10,8 @@
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
+
+#include "common/mutex.h"
 
 namespace pagoda {
 
@@ -43,9 +44,9 @@ class HugeArena {
 
  private:
   const size_t chunk_bytes_;
-  std::mutex mu_;
-  std::weak_ptr<void> chunk_;  // the chunk being filled, while any piece of it lives
-  size_t used_ = 0;
+  Mutex mu_;
+  std::weak_ptr<void> chunk_ GUARDED_BY(mu_);  // the chunk being filled, while any piece of it lives
+  size_t used_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace pagoda

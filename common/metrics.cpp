@@ -4,20 +4,25 @@
 
 namespace pagoda {
 
-Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {
-  std::sort(bounds_.begin(), bounds_.end());
+namespace {
+std::vector<double> sorted(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v;
 }
+}  // namespace
+
+Histogram::Histogram(std::vector<double> bounds) : bounds_(sorted(std::move(bounds))), counts_(bounds_.size() + 1, 0) {}
 
 void Histogram::observe(double v) {
   const size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   counts_[i]++;
   count_++;
   sum_ += v;
 }
 
 Histogram::Snapshot Histogram::snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Snapshot s;
   s.bounds = bounds_;
   uint64_t acc = 0;

@@ -7,8 +7,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace pagoda {
 
@@ -51,11 +52,11 @@ class Histogram {
   static std::vector<double> count_buckets();    // 1 .. 8192, powers of two
 
  private:
-  mutable std::mutex mu_;
-  std::vector<double> bounds_;
-  std::vector<uint64_t> counts_;  // per bucket (not cumulative), plus +Inf last
-  uint64_t count_ = 0;
-  double sum_ = 0;
+  mutable Mutex mu_;
+  const std::vector<double> bounds_;
+  std::vector<uint64_t> counts_ GUARDED_BY(mu_);  // per bucket (not cumulative), plus +Inf last
+  uint64_t count_ GUARDED_BY(mu_) = 0;
+  double sum_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace pagoda

@@ -29,7 +29,7 @@ Status EngineLoop::admission_locked() {
 }
 
 Status EngineLoop::check_admission() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return admission_locked();
 }
 
@@ -37,7 +37,7 @@ Status EngineLoop::submit(std::shared_ptr<Request> request) {
   if (draining_) return Status::unavailable("the server is shutting down");
   PAGODA_RETURN_IF_ERROR(core_->validate(*request));
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     PAGODA_RETURN_IF_ERROR(admission_locked());
     inbox_.push_back(std::move(request));
     unfinished_++;
@@ -49,13 +49,13 @@ Status EngineLoop::submit(std::shared_ptr<Request> request) {
 void EngineLoop::begin_drain() { draining_ = true; }
 
 bool EngineLoop::wait_idle(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [&] { return unfinished_.load() == 0; });
+  MutexLock lock(mu_);
+  return idle_cv_.wait_for(lock.native(), timeout, [&] { return unfinished_.load() == 0; });
 }
 
 void EngineLoop::stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stop_requested_ && !thread_.joinable()) return;
     stop_requested_ = true;
   }
@@ -68,11 +68,11 @@ void EngineLoop::run() {
   std::vector<std::shared_ptr<Request>> incoming;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       // Sleep while there is nothing to do; with work that cannot be
       // scheduled yet (rare), retry after a short wait instead of spinning.
       if (!core_->has_work()) {
-        cv_.wait(lock, [&] { return stop_requested_ || !inbox_.empty(); });
+        while (!stop_requested_ && inbox_.empty()) cv_.wait(lock.native());
       }
       if (stop_requested_) break;
       incoming.swap(inbox_);
@@ -91,19 +91,19 @@ void EngineLoop::run() {
       core_->abort_all(FinishReason::kError, Status::internal(std::string("engine failure: ") + e.what()));
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       waiting_ = core_->num_waiting();
       unfinished_ = static_cast<int64_t>(inbox_.size()) + core_->num_waiting() + core_->num_running();
     }
     idle_cv_.notify_all();
     if (!ran && core_->has_work()) {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return stop_requested_ || !inbox_.empty(); });
+      MutexLock lock(mu_);
+      if (!stop_requested_ && inbox_.empty()) cv_.wait_for(lock.native(), std::chrono::milliseconds(5));
     }
   }
   // Abort what is left, including requests still in the inbox.
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto& r : inbox_) core_->add(std::move(r));
     inbox_.clear();
   }

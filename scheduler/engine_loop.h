@@ -15,11 +15,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "scheduler/engine_core.h"
 
 namespace pagoda {
@@ -35,37 +36,36 @@ class EngineLoop {
 
   void start();
   // Admits a request or says why not. Never blocks on the engine's step.
-  Status submit(std::shared_ptr<Request> request);
+  Status submit(std::shared_ptr<Request> request) EXCLUDES(mu_);
   // What submit() would answer about admission right now (draining, stopped,
   // queue full), without a request: the server asks first, so a refusal under
   // overload costs no body parsing or tokenizing. submit() checks again.
-  Status check_admission();
+  Status check_admission() EXCLUDES(mu_);
   // From now on submit() answers Unavailable; running work goes on.
   void begin_drain();
   bool draining() const { return draining_.load(); }
   // Waits until no request is queued or running, or `timeout` passes.
   // Returns true if idle.
-  bool wait_idle(std::chrono::milliseconds timeout);
+  bool wait_idle(std::chrono::milliseconds timeout) EXCLUDES(mu_);
   // Aborts what is left (their sinks get a final delta) and joins the thread.
-  void stop();
+  void stop() EXCLUDES(mu_);
 
   int64_t num_unfinished() const { return unfinished_.load(); }
   EngineStats& stats() { return core_->stats(); }
 
  private:
-  void run();
-  // Admission with mu_ held.
-  Status admission_locked();
+  void run() EXCLUDES(mu_);
+  Status admission_locked() REQUIRES(mu_);
 
   std::unique_ptr<EngineCore> core_;
   int compute_threads_;
   int64_t max_queue_;
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;                   // wakes the engine thread
-  std::condition_variable idle_cv_;              // wakes wait_idle()
-  std::vector<std::shared_ptr<Request>> inbox_;  // guarded by mu_
-  bool stop_requested_ = false;                  // guarded by mu_
+  Mutex mu_;
+  std::condition_variable cv_;       // wakes the engine thread
+  std::condition_variable idle_cv_;  // wakes wait_idle()
+  std::vector<std::shared_ptr<Request>> inbox_ GUARDED_BY(mu_);
+  bool stop_requested_ GUARDED_BY(mu_) = false;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> waiting_{0};     // scheduler's waiting queue, as of the last step
   std::atomic<int64_t> unfinished_{0};  // inbox + waiting + running

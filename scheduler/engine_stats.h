@@ -4,9 +4,9 @@
 #pragma once
 
 #include <array>
-#include <mutex>
 
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "kvpool/kv_cache_manager.h"
 #include "scheduler/request.h"
 
@@ -30,17 +30,17 @@ struct EngineStats {
   Histogram batch_seqs{Histogram::count_buckets()};
 
   void set_kv_usage(const KvUsage& u) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     kv_usage_ = u;
   }
   KvUsage kv_usage() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return kv_usage_;
   }
 
  private:
-  mutable std::mutex mu_;
-  KvUsage kv_usage_;
+  mutable Mutex mu_;
+  KvUsage kv_usage_ GUARDED_BY(mu_);
 };
 
 }  // namespace pagoda

@@ -3,7 +3,7 @@
 namespace pagoda {
 
 bool ClientLimiter::try_acquire(const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   int64_t& n = open_[address];
   if (n >= max_) {
     if (n == 0) open_.erase(address);
@@ -14,14 +14,14 @@ bool ClientLimiter::try_acquire(const std::string& address) {
 }
 
 void ClientLimiter::release(const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = open_.find(address);
   if (it == open_.end()) return;
   if (--it->second <= 0) open_.erase(it);
 }
 
 int64_t ClientLimiter::count(const std::string& address) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = open_.find(address);
   return it == open_.end() ? 0 : it->second;
 }

@@ -8,9 +8,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "common/mutex.h"
 
 namespace pagoda {
 
@@ -27,8 +28,8 @@ class ClientLimiter {
 
  private:
   const int64_t max_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, int64_t> open_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<std::string, int64_t> open_ GUARDED_BY(mu_);
 };
 
 }  // namespace pagoda

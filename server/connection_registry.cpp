@@ -9,7 +9,7 @@ std::shared_ptr<ConnectionRegistry::Entry> ConnectionRegistry::add(boost::asio::
   auto entry = std::make_shared<Entry>();
   entry->strand = std::move(strand);
   entry->stream = stream;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   entries_.insert(entry);
   return entry;
 }
@@ -17,14 +17,14 @@ std::shared_ptr<ConnectionRegistry::Entry> ConnectionRegistry::add(boost::asio::
 void ConnectionRegistry::remove(const std::shared_ptr<Entry>& entry) {
   entry->open = false;
   entry->stream = nullptr;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   entries_.erase(entry);
 }
 
 void ConnectionRegistry::close_idle() {
   std::vector<std::shared_ptr<Entry>> all;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     all.assign(entries_.begin(), entries_.end());
   }
   for (auto& e : all)

@@ -8,12 +8,13 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <unordered_set>
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
 
 #include <boost/asio.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+
+#include "common/mutex.h"
 
 namespace pagoda {
 
@@ -35,8 +36,8 @@ class ConnectionRegistry {
   void close_idle();
 
  private:
-  std::mutex mu_;
-  std::unordered_set<std::shared_ptr<Entry>> entries_;
+  Mutex mu_;
+  std::unordered_set<std::shared_ptr<Entry>> entries_ GUARDED_BY(mu_);
 };
 
 // Keeps a connection registered for the life of a scope.
