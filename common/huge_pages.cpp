@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <string>
 
 namespace pagoda {
 
@@ -30,6 +32,41 @@ HugeBuffer allocate_huge(size_t bytes) {
   // A/B's "off" side huge through the alignment.
   if (p != nullptr) (void)madvise(p, size, huge_pages_enabled() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   return HugeBuffer(p);
+}
+
+void MappingDeleter::operator()(void* p) const {
+  if (p != nullptr) munmap(p, bytes);
+}
+
+ZeroedMapping map_zeroed(size_t bytes) {
+  const size_t size = round_up(bytes == 0 ? 1 : bytes, kHugePage);
+  // Map one huge page more, then unmap the head and tail around a 2-MiB
+  // aligned window. MAP_NORESERVE: nothing is committed until touched.
+  const size_t mapped = size + kHugePage;
+  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return ZeroedMapping(nullptr, MappingDeleter{0});
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t end = start + mapped;
+  if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
+  void* p = reinterpret_cast<void*>(aligned);
+  (void)madvise(p, size, huge_pages_enabled() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  return ZeroedMapping(p, MappingDeleter{size});
+}
+
+int64_t resident_memory_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      int64_t kib = -1;
+      in >> kib;
+      return kib < 0 ? -1 : kib * 1024;
+    }
+    in.ignore(1 << 16, '\n');
+  }
+  return -1;
 }
 
 HugeArena& HugeArena::weights() {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
@@ -25,6 +26,24 @@ using HugeBuffer = std::unique_ptr<void, HugeBufferDeleter>;
 // and advised huge, from one huge page up; 64-byte aligned below. Null when
 // out of memory. Thread-safe.
 HugeBuffer allocate_huge(size_t bytes);
+
+// Deleter of a ZeroedMapping: unmaps its `bytes`.
+struct MappingDeleter {
+  size_t bytes = 0;
+  void operator()(void* p) const;
+};
+using ZeroedMapping = std::unique_ptr<void, MappingDeleter>;
+
+// At least `bytes` of zeroed memory that takes physical memory only where it
+// is written: an anonymous mapping whose pages fault in on first touch, so
+// the process's resident size follows use, not the size asked for. 2-MiB
+// aligned and advised huge like allocate_huge (so it grows 2 MiB at a time).
+// Null when the address space is exhausted. Thread-safe.
+ZeroedMapping map_zeroed(size_t bytes);
+
+// The process's resident set size in bytes (VmRSS of /proc/self/status), or
+// -1 where it cannot be read. Thread-safe.
+int64_t resident_memory_bytes();
 
 // HugeArena: packs many medium buffers (one per weight matrix, 1-6 MB each)
 // into shared 2-MiB-aligned chunks advised huge, so that no matrix wastes the

@@ -70,17 +70,18 @@ Result<std::unique_ptr<KvStorage>> KvStorage::create(const KvLayout& layout, int
   }
   const size_t size = arena_bytes(layout, num_pages);
   if (size == 0) return Status::invalid_argument("kv arena size overflows for " + std::to_string(num_pages) + " pages");
-  // Huge pages where the kernel allows: attention reads pages all over the arena.
-  HugeBuffer arena = allocate_huge(size);
+  // Zeroed (the null page reads as zeros) and faulted in on first write, so
+  // resident memory follows the pages requests use; huge pages where the
+  // kernel allows, since attention reads pages all over the arena.
+  ZeroedMapping arena = map_zeroed(size);
   if (!arena) {
     return Status::resource_exhausted("cannot allocate the KV arena of " + std::to_string(size) +
                                       " bytes; lower kv.memory_gib or kv.num_pages");
   }
-  std::memset(arena.get(), 0, size);
   return std::unique_ptr<KvStorage>(new KvStorage(layout, num_pages, std::move(arena), size));
 }
 
-KvStorage::KvStorage(const KvLayout& layout, int64_t num_pages, HugeBuffer arena, size_t size)
+KvStorage::KvStorage(const KvLayout& layout, int64_t num_pages, ZeroedMapping arena, size_t size)
     : layout_(layout), num_pages_(num_pages), arena_(std::move(arena)), arena_size_(size),
       tile_bytes_(layout.tile_bytes()), row_bytes_(layout.row_bytes()), data_(static_cast<uint8_t*>(arena_.get())),
       scales_(nullptr) {

@@ -79,7 +79,7 @@ class KvStorage {
   const float* v_scales(int layer, int64_t page, int kv_head) const;
 
  private:
-  KvStorage(const KvLayout& layout, int64_t num_pages, HugeBuffer arena, size_t size);
+  KvStorage(const KvLayout& layout, int64_t num_pages, ZeroedMapping arena, size_t size);
   // Index of the (layer, page, kv, head) tile, in tiles.
   size_t tile_index(int layer, int64_t page, int kv, int kv_head) const {
     return ((static_cast<size_t>(layer) * static_cast<size_t>(num_pages_) + static_cast<size_t>(page)) * 2 +
@@ -96,7 +96,7 @@ class KvStorage {
 
   KvLayout layout_;
   int64_t num_pages_;
-  HugeBuffer arena_;
+  ZeroedMapping arena_;  // faulted in as pages are written: resident memory follows use
   size_t arena_size_;
   size_t tile_bytes_;
   size_t row_bytes_;

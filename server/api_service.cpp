@@ -33,7 +33,7 @@ ReplyFraming framing_of(const HttpRequest& req, double write_timeout_s) {
 asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e,
                                  double write_timeout_s) {
   const bool written = co_await write_reply(stream, framing_of(req, write_timeout_s), error_reply(e));
-  co_return written&& req.keep_alive();
+  co_return (written && req.keep_alive());
 }
 
 ApiError from_status(const Status& st) {
@@ -253,7 +253,7 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
   }
   if (gen) co_return co_await generate(req, stream, kind);
   const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
-  co_return written&& req.keep_alive();
+  co_return (written && req.keep_alive());
 }
 
 bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
@@ -363,7 +363,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"usage", usage_json(last)}};
   const HttpReply reply{http::status::ok, dump(body)};
   const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
-  co_return written&& req.keep_alive();
+  co_return (written && req.keep_alive());
 }
 
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
@@ -475,7 +475,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     ok = !ec;
   }
   stream.expires_never();
-  co_return ok&& chunked&& req.keep_alive();
+  co_return (ok && chunked && req.keep_alive());
 }
 
 }  // namespace pagoda

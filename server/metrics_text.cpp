@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "common/huge_pages.h"
+
 namespace pagoda {
 namespace {
 
@@ -33,6 +35,9 @@ std::string render_metrics(const EngineStats& st, int64_t http_connections) {
   scalar(os, "pagoda_requests_running", "gauge", "Requests in the running batch.", st.requests_running.value());
   scalar(os, "pagoda_requests_waiting", "gauge", "Requests waiting to be scheduled.", st.requests_waiting.value());
   scalar(os, "pagoda_http_connections", "gauge", "Open HTTP connections.", double(http_connections));
+  scalar(os, "pagoda_process_resident_memory_bytes", "gauge",
+         "Resident memory of the process (VmRSS): weights plus the KV pages written so far.",
+         double(resident_memory_bytes()));
   scalar(os, "pagoda_kv_usage_ratio", "gauge", "Share of KV pages held by requests (0 to 1).", kv.usage_ratio);
   scalar(os, "pagoda_kv_pages", "gauge", "Usable KV pages in the pool.", double(kv.pages_total));
   scalar(os, "pagoda_kv_pages_in_use", "gauge", "KV pages held by at least one request.", double(kv.pages_in_use));

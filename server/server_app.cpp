@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/huge_pages.h"
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
 #include "kvpool/kv_plan.h"
@@ -147,6 +148,8 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   spdlog::info("model '{}' from {}: {} ({} parameters), weights {} ({:.1f} MB packed)", served.name, c.model.path,
                mc.summary(), mc.num_parameters(), c.model.weight_dtype, impl->llama->weight_bytes() / 1e6);
   spdlog::info("KV memory plan:\n{}", format_kv_plan(*plan));
+  spdlog::info("KV arena: {:.1f} MiB reserved, taken from memory as pages are written (resident now {:.1f} MiB)",
+               impl->storage->size_bytes() / 1048576.0, resident_memory_bytes() / 1048576.0);
   return std::unique_ptr<ServerApp>(new ServerApp(std::move(impl)));
 }
 

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/huge_pages.h"
 #include "kvpool/kv_codec.h"
 #include "kvpool/kv_storage.h"
 
@@ -181,4 +182,29 @@ TEST_CASE("kvpool: copy_rows copies the leading slots of every layer, K and V, w
         CHECK_FALSE(rows_equal(layer, 1, 2, h, 3, 4));  // row 3 keeps page 2's own value
       }
   }
+}
+
+TEST_CASE("kvpool: the KV arena takes memory only as its pages are written", "[kvpool][storage]") {
+  // 8 layers x 8 heads x 128 dims x 16 tokens x 4 bytes x 2 (K, V) = 1 MiB a page: 512 MiB in all.
+  const KvLayout layout{.num_layers = 8, .num_kv_heads = 8, .head_dim = 128, .page_size = 16, .dtype = KvDtype::kF32};
+  const int64_t before = resident_memory_bytes();
+  REQUIRE(before > 0);
+  auto created = KvStorage::create(layout, 512);
+  REQUIRE(created.is_ok());
+  KvStorage& kv = **created;
+  REQUIRE(kv.size_bytes() >= size_t{512} << 20);
+  const int64_t after_create = resident_memory_bytes();
+  CHECK(after_create - before < (int64_t{64} << 20));  // nothing of the 512 MiB touched yet
+
+  // The null page reads as zeros without being written.
+  const float* null_k = reinterpret_cast<const float*>(kv.k_tile(0, 0, 0));
+  CHECK(std::all_of(null_k, null_k + layout.page_size * layout.head_dim, [](float x) { return x == 0.0f; }));
+
+  // Writing every token slot of 256 pages (every layer) brings about half the arena in.
+  std::vector<float> row(static_cast<size_t>(layout.num_kv_heads * layout.head_dim), 1.0f);
+  for (int layer = 0; layer < layout.num_layers; ++layer)
+    for (int64_t slot = 0; slot < 256 * layout.page_size; ++slot) kv.write(layer, slot, row.data(), row.data());
+  const int64_t after_write = resident_memory_bytes();
+  CHECK(after_write - after_create > (int64_t{200} << 20));
+  CHECK(after_write - after_create < (int64_t{400} << 20));
 }

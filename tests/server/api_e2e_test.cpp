@@ -311,3 +311,24 @@ TEST_CASE("server e2e: stories260K converted to a Hugging Face directory serves 
   CHECK(models_list.json()["data"][0]["id"] == "pagoda-e2e-hf-stories260K");
   std::system(("rm -rf " + dir).c_str());
 }
+
+TEST_CASE("server e2e: KV memory follows use: 4 GiB of KV starts fast and stays out of memory until written") {
+  // The arena's growth as pages are written is tested in tests/kvpool
+  // (storage_test); here: the server does not touch it at start-up.
+  const auto t0 = std::chrono::steady_clock::now();
+  ServerProcess server(18629, {"--set", "kv.memory_gib=4"});
+  const double startup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double idle = server.metric("pagoda_process_resident_memory_bytes");
+  INFO("start-up " << startup_s << " s, idle resident " << idle / 1048576 << " MiB");
+  CHECK(idle > 0);
+  // Sanitizer builds carry much more of their own: their bounds are looser.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  CHECK(idle < 1024.0 * 1048576);
+#else
+  CHECK(idle < 150.0 * 1048576);
+  CHECK(startup_s < 5.0);
+#endif
+  const HttpResult r = post(server.port(), "/v1/completions",
+                            json{{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0}}.dump());
+  CHECK(r.status == 200);
+}
