@@ -5,6 +5,10 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+
+#include <spdlog/common.h>
+#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -12,5 +16,10 @@ namespace pagoda {
 
 // level: trace|debug|info|warn|error|off; format: text|json. Logs go to stderr.
 Status setup_logging(const std::string& level, const std::string& format);
+
+// One record with named fields: `event k=v k=v ...` in text format (strings
+// with spaces or quotes are JSON-quoted), or the JSON object with the fields
+// beside ts/level/logger and msg = event in json format. Thread-safe.
+void log_event(spdlog::level::level_enum level, std::string_view event, const nlohmann::ordered_json& fields);
 
 }  // namespace pagoda

@@ -239,7 +239,32 @@ HttpReply ApiService::tokenize_route(const HttpRequest& req, bool tokenize) cons
   return {http::status::ok, dump({{"prompt", tokenizer_->decode(ids)}})};
 }
 
+namespace {
+
+AccessRecord start_access(const HttpRequest& req, beast::tcp_stream& stream) {
+  AccessRecord a;
+  a.method = std::string(req.method_string());
+  const std::string_view target(req.target().data(), req.target().size());
+  a.path = std::string(target.substr(0, target.find('?')));
+  boost::system::error_code ec;
+  const auto peer = stream.socket().remote_endpoint(ec);
+  if (!ec) a.client = peer.address().to_string() + ":" + std::to_string(peer.port());
+  return a;
+}
+
+// What the finished request's last delta and times say.
+void finish_access(const Request& request, const RequestDelta& last, AccessRecord* a) {
+  a->prompt_tokens = last.prompt_tokens;
+  a->completion_tokens = last.completion_tokens;
+  a->finish_reason = finish_reason_name(last.finish);
+  if (request.times.first_token != Clock::time_point{})
+    a->ttft_s = std::chrono::duration<double>(request.times.first_token - request.times.arrival).count();
+}
+
+}  // namespace
+
 asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& stream) {
+  AccessRecord access = start_access(req, stream);
   bool gen = false;
   ApiKind kind = ApiKind::kCompletion;
   HttpReply reply;
@@ -251,9 +276,15 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
     spdlog::error("{} {} failed: {}", std::string(req.method_string()), std::string(req.target()), e.what());
     reply = error_reply(api_error(500, "internal error", "internal_error", "", "server_error"));
   }
-  if (gen) co_return co_await generate(req, stream, kind);
-  const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
-  co_return (written && req.keep_alive());
+  bool keep = false;
+  if (gen) {
+    keep = co_await generate(req, stream, kind, &access);
+  } else {
+    access.status = static_cast<int>(reply.status);
+    keep = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply) && req.keep_alive();
+  }
+  log_access(access);
+  co_return keep;
 }
 
 bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
@@ -299,7 +330,8 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
   return true;
 }
 
-asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& stream, ApiKind kind) {
+asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& stream, ApiKind kind,
+                                           AccessRecord* access) {
   ApiRequest api;
   ApiError err;
   std::vector<int32_t> prompt;
@@ -308,20 +340,25 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   // server drains: under overload a refusal must stay cheap.
   if (Status st = engine_->check_admission(); !st.is_ok()) {
     err = from_status(st);
+    access->status = err.status;
     co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
-  if (!prepare(req, kind, &api, &prompt, &echo_text, &err))
+  if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) {
+    access->status = err.status;
     co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
+  }
   auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
   auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());
   request->priority = api.priority;
   request->cache_salt = api.cache_salt;
   if (Status st = engine_->submit(request); !st.is_ok()) {
     err = from_status(st);
+    access->status = err.status;
     co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
+  access->request_id = response_id(kind, request->id);
   DisconnectWatch watch(*channel, stream.socket(), request);
-  if (api.stream) co_return co_await stream_response(req, stream, api, request, channel, echo_text);
+  if (api.stream) co_return co_await stream_response(req, stream, api, request, channel, echo_text, access);
 
   // Non-streaming: gather everything, then answer once.
   std::string text = echo_text;
@@ -341,9 +378,15 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     }
   }
   channel->stop_watching();
-  if (channel->client_gone()) co_return false;
+  if (channel->client_gone()) {
+    access->status = 499;
+    access->finish_reason = "client_gone";
+    co_return false;
+  }
+  finish_access(*request, last, access);
   if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
     err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
+    access->status = err.status;
     co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
   json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
@@ -363,12 +406,14 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"usage", usage_json(last)}};
   const HttpReply reply{http::status::ok, dump(body)};
   const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
+  access->status = written ? 200 : 499;
   co_return (written && req.keep_alive());
 }
 
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
                                                   std::shared_ptr<Request> request,
-                                                  std::shared_ptr<DeltaChannel> channel, const std::string& echo_text) {
+                                                  std::shared_ptr<DeltaChannel> channel, const std::string& echo_text,
+                                                  AccessRecord* access) {
   const bool chat = api.kind == ApiKind::kChat;
   const std::string id = response_id(api.kind, request->id);
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
@@ -450,10 +495,13 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     }
   }
   channel->stop_watching();
+  access->status = 200;  // the headers went out first
   if (!ok) {
+    access->finish_reason = "client_gone";
     request->cancel();  // the client is gone: free its pages at the next step
     co_return false;
   }
+  finish_access(*request, last, access);
   if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
     const std::string payload =
         dump(error_json(from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error)));

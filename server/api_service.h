@@ -21,6 +21,7 @@
 
 #include "chat/chat_template.h"
 #include "scheduler/engine_loop.h"
+#include "server/access_log.h"
 #include "server/api_routes.h"
 #include "server/http_server.h"
 #include "server/openai_protocol.h"
@@ -61,11 +62,13 @@ class ApiService final : public HttpHandler {
                std::string* echo_text, ApiError* err) const;
   bool build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
                     std::string* echo_text, ApiError* err) const;
-  boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind);
+  // Both fill *access (status, id, tokens, finish reason) as they go.
+  boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind,
+                                        AccessRecord* access);
   boost::asio::awaitable<bool> stream_response(HttpRequest& req, boost::beast::tcp_stream& stream,
                                                const ApiRequest& api, std::shared_ptr<Request> request,
                                                std::shared_ptr<class DeltaChannel> channel,
-                                               const std::string& echo_text);
+                                               const std::string& echo_text, AccessRecord* access);
   bool authorized(const HttpRequest& req) const;
   std::string token_text(int32_t id) const;
   std::string response_id(ApiKind kind, RequestId id) const;

@@ -332,3 +332,51 @@ TEST_CASE("server e2e: KV memory follows use: 4 GiB of KV starts fast and stays 
                             json{{"prompt", "Once upon a time"}, {"max_tokens", 16}, {"temperature", 0}}.dump());
   CHECK(r.status == 200);
 }
+
+TEST_CASE("server e2e: one access-log line per request, with its fields and never the prompt") {
+  ServerProcess server(18630, {"--set", "logging.level=info"});
+  const HttpResult ok = post(server.port(), "/v1/completions",
+                             json{{"prompt", "a private prompt"}, {"max_tokens", 5}, {"temperature", 0}}.dump());
+  REQUIRE(ok.status == 200);
+  const HttpResult bad = post(server.port(), "/v1/completions", json{{"prompt", "x"}, {"temperature", -1}}.dump());
+  REQUIRE(bad.status == 400);
+  const std::string id = ok.json()["id"].get<std::string>();
+  std::string log;
+  for (int i = 0; i < 100 && log.find("status=400") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log = server.log();
+  }
+  const size_t line_at = log.find("request id=" + id);
+  REQUIRE(line_at != std::string::npos);
+  const std::string line = log.substr(line_at, log.find('\n', line_at) - line_at);
+  for (const char* field : {"method=POST", "path=/v1/completions", "status=200", "client=127.0.0.1:", "prompt_tokens=",
+                            "completion_tokens=5", "ttft_ms=", "total_ms=", "finish_reason=length"}) {
+    INFO(line);
+    CHECK(line.find(field) != std::string::npos);
+  }
+  CHECK(log.find("path=/v1/completions status=400") != std::string::npos);
+  CHECK(log.find("private prompt") == std::string::npos);
+}
+
+TEST_CASE("server e2e: in json log format an access record is one JSON object with its fields") {
+  ServerProcess server(18633, {"--set", "logging.level=info", "--set", "logging.format=json"});
+  const HttpResult ok = post(server.port(), "/v1/chat/completions",
+                             json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 3}}.dump());
+  REQUIRE(ok.status == 200);
+  json record;
+  for (int i = 0; i < 100 && record.is_null(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::istringstream lines(server.log());
+    for (std::string l; std::getline(lines, l);) {
+      const json j = json::parse(l, nullptr, false);
+      if (j.is_object() && j.value("msg", "") == "request") record = j;
+    }
+  }
+  REQUIRE(record.is_object());
+  CHECK(record["id"] == ok.json()["id"]);
+  CHECK(record["status"] == 200);
+  CHECK(record["completion_tokens"] == 3);
+  CHECK(record["path"] == "/v1/chat/completions");
+  CHECK(record["finish_reason"] == "length");
+  CHECK(record["ttft_ms"].is_number());
+}
