@@ -272,6 +272,8 @@ std::vector<ConfigField> build_fields() {
                          {"trace", "debug", "info", "warn", "error", "off"}));
   f.push_back(
       enum_field("logging.format", [](ServerConfig & c) -> auto& { return c.logging.format; }, {"text", "json"}));
+  f.push_back(double_field(
+      "logging.stats_interval_s", [](ServerConfig & c) -> auto& { return c.logging.stats_interval_s; }, 0, 86400));
   return f;
 }
 

@@ -68,8 +68,9 @@ struct EngineSection {
 };
 
 struct LoggingSection {
-  std::string level = "info";   // trace | debug | info | warn | error | off
-  std::string format = "text";  // text | json (one JSON object per line)
+  std::string level = "info";    // trace | debug | info | warn | error | off
+  std::string format = "text";   // text | json (one JSON object per line)
+  double stats_interval_s = 10;  // seconds between stats lines while there is traffic; 0 = none
   bool operator==(const LoggingSection&) const = default;
 };
 

@@ -15,6 +15,7 @@
 #include "scheduler/llama_runner.h"
 #include "server/api_service.h"
 #include "server/http_server.h"
+#include "server/stats_logger.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pagoda {
@@ -28,6 +29,7 @@ struct ServerApp::Impl {
   std::unique_ptr<EngineLoop> engine;
   std::unique_ptr<ApiService> api;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<StatsLogger> stats_logger;
   std::thread shutdown_thread;
 };
 
@@ -160,6 +162,7 @@ int ServerApp::run() {
     return 1;
   }
   s.engine->start();
+  s.stats_logger = std::make_unique<StatsLogger>(s.engine->stats(), s.config.logging.stats_interval_s);
   s.api->set_ready(true);
   s.http->set_on_signal([this](int) {
     // The drain: the listener stays open so /health can answer 503
@@ -183,6 +186,7 @@ int ServerApp::run() {
   spdlog::info("listening on http://{}:{}", s.config.server.host, s.http->port());
   s.http->run();
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
+  s.stats_logger->stop();
   s.engine->stop();
   spdlog::info("stopped");
   return 0;

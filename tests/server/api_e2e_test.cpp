@@ -151,7 +151,8 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
 // when it pools more threads than there are CPUs: a team left over from
 // start-up (weight packing on the main thread) cost decode steps 30-50%.
 // After start-up and a completion the process must hold only the main (I/O)
-// thread, the engine thread and the engine team's workers (engine.threads is
+// thread, the engine thread, the stats logger's thread (sleeping) and the
+// engine team's workers (engine.threads is
 // left at 0: OMP_NUM_THREADS or every CPU the process may run on). Not
 // counted in sanitizer builds, whose runtimes may add threads of their own
 // (and whose stages run with one OpenMP thread or not for speed).
@@ -163,7 +164,7 @@ TEST_CASE("server e2e: serving keeps a single OpenMP team (none left from start-
   REQUIRE(sched_getaffinity(0, sizeof(cpus), &cpus) == 0);
   const char* env = std::getenv("OMP_NUM_THREADS");
   const int omp_threads = env != nullptr ? std::atoi(env) : CPU_COUNT(&cpus);
-  CHECK(server.thread_count() == 2 + (omp_threads - 1));
+  CHECK(server.thread_count() == 3 + (omp_threads - 1));
 #endif
 }
 
@@ -379,4 +380,33 @@ TEST_CASE("server e2e: in json log format an access record is one JSON object wi
   CHECK(record["path"] == "/v1/chat/completions");
   CHECK(record["finish_reason"] == "length");
   CHECK(record["ttft_ms"].is_number());
+}
+
+TEST_CASE("server e2e: a stats line every logging.stats_interval_s while there is traffic, none when idle") {
+  ServerProcess server(18634, {"--set", "logging.level=info", "--set", "logging.stats_interval_s=0.3"});
+  auto count_stats = [&] {
+    const std::string log = server.log();
+    size_t n = 0;
+    for (size_t at = log.find("info  stats "); at != std::string::npos; at = log.find("info  stats ", at + 1)) ++n;
+    return n;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  CHECK(count_stats() == 0);  // no traffic yet: nothing logged
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(post(server.port(), "/v1/completions", json{{"prompt", "Once upon"}, {"max_tokens", 32}}.dump()).status ==
+            200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  const size_t after_traffic = count_stats();
+  CHECK(after_traffic >= 1);
+  const std::string log = server.log();
+  const size_t at = log.find("info  stats ");
+  REQUIRE(at != std::string::npos);
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  for (const char* field :
+       {"running=", "waiting=", "prompt_tok_s=", "gen_tok_s=", "kv_usage_pct=", "prefix_hit_pct="}) {
+    INFO(line);
+    CHECK(line.find(field) != std::string::npos);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  CHECK(count_stats() <= after_traffic + 1);  // at most the interval that saw the last tokens
 }
