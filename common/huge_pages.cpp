@@ -41,9 +41,11 @@ void MappingDeleter::operator()(void* p) const {
 ZeroedMapping map_zeroed(size_t bytes) {
   const size_t size = round_up(bytes == 0 ? 1 : bytes, kHugePage);
   // Map one huge page more, then unmap the head and tail around a 2-MiB
-  // aligned window. MAP_NORESERVE: nothing is committed until touched.
+  // aligned window. Pages take memory only when touched; without
+  // MAP_NORESERVE the kernel's overcommit check still refuses a size the
+  // machine could never back, so an absurd kv.memory_gib fails at start-up.
   const size_t mapped = size + kHugePage;
-  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return ZeroedMapping(nullptr, MappingDeleter{0});
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;

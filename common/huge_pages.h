@@ -38,7 +38,8 @@ using ZeroedMapping = std::unique_ptr<void, MappingDeleter>;
 // is written: an anonymous mapping whose pages fault in on first touch, so
 // the process's resident size follows use, not the size asked for. 2-MiB
 // aligned and advised huge like allocate_huge (so it grows 2 MiB at a time).
-// Null when the address space is exhausted. Thread-safe.
+// Null when the kernel refuses the size (more than memory and swap could
+// ever back, under the default overcommit policy). Thread-safe.
 ZeroedMapping map_zeroed(size_t bytes);
 
 // The process's resident set size in bytes (VmRSS of /proc/self/status), or

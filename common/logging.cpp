@@ -1,5 +1,6 @@
 #include "common/logging.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -85,7 +86,9 @@ void log_event(spdlog::level::level_enum level, std::string_view event, const nl
     line += '=';
     if (v.is_string()) {
       const std::string& s = v.get_ref<const std::string&>();
-      const bool plain = !s.empty() && s.find_first_of(" \"=\t\n") == std::string::npos;
+      const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return static_cast<unsigned char>(c) > 0x20 && c != '"' && c != '=' && c != 0x7f;
+      });
       line += plain ? s : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     } else {
       line += v.dump();

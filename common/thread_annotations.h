@@ -1,7 +1,7 @@
 // Clang thread-safety annotations (https://clang.llvm.org/docs/ThreadSafetyAnalysis.html):
 // state guarded by a Mutex says so (GUARDED_BY), functions that need a lock
 // held say so (REQUIRES), and a clang build with -Wthread-safety checks every
-// access at compile time (tools/check_thread_safety.sh, run by ctest). Under
+// access at compile time (tools/check_thread_safety.py, run by ctest). Under
 // GCC they expand to nothing. Macros only; no state.
 #pragma once
 

@@ -1,13 +1,20 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
-#include <cassert>
+#include <cstdio>
+#include <cstdlib>
 
 namespace pagoda {
 
 Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv) : config_(config), kv_(kv) {
-  assert(config.max_num_seqs > 0 && config.max_num_batched_tokens > 0 && config.max_model_len > 0 &&
-         "SchedulerConfig: every size must be set");
+  // A programming error (the server copies every field from the validated
+  // config): stop loudly in every build type, not only with assertions on.
+  if (config.max_num_seqs <= 0 || config.max_num_batched_tokens <= 0 || config.max_model_len <= 0) {
+    std::fprintf(stderr,
+                 "Scheduler: SchedulerConfig sizes must be set (max_num_seqs, max_num_batched_tokens, "
+                 "max_model_len)\n");
+    std::abort();
+  }
 }
 
 bool Scheduler::worse(const Request& a, const Request& b) const {

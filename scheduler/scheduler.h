@@ -30,7 +30,7 @@ namespace pagoda {
 
 // No defaults here: the config schema (config/server_config.h) holds them and
 // the server copies every field; tests and benches that build a Scheduler set
-// each one (the constructor asserts the sizes are positive).
+// each one (the constructor aborts if a size is not positive).
 struct SchedulerConfig {
   int64_t max_num_seqs = 0;            // sequences per step
   int64_t max_num_batched_tokens = 0;  // tokens per step

@@ -432,6 +432,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   beast::error_code ec;
   stream.expires_after(write_timeout);
   co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+  const bool header_sent = !ec;
   auto send = [&](const std::string& payload) -> asio::awaitable<bool> {
     const std::string event = "data: " + payload + "\n\n";
     stream.expires_after(write_timeout);
@@ -495,7 +496,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     }
   }
   channel->stop_watching();
-  access->status = 200;  // the headers went out first
+  access->status = header_sent ? 200 : 499;  // 200 went out with the headers
   if (!ok) {
     access->finish_reason = "client_gone";
     request->cancel();  // the client is gone: free its pages at the next step

@@ -1,8 +1,9 @@
 // The config schema names the allowed values of each choice key as text (for
 // its error messages and `pagoda config check`); the modules that own the
-// types parse those names. This test keeps the two lists equal, so a value the
-// schema accepts always parses at start-up and a value a module gains is
-// accepted by the schema.
+// types parse those names. This test keeps the two lists equal: a value the
+// schema accepts always parses at start-up, and every value of the enums
+// listed below is accepted by the schema. (A new enum value must be added to
+// the list here; the test cannot enumerate an enum by itself.)
 #include <catch2/catch.hpp>
 
 #include <string>
