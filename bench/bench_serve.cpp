@@ -129,21 +129,50 @@ class Run {
         }
       }
       const double t = seconds_since(origin_);
-      if (cfg_.progress && t - last_print >= 0.5) {
+      const bool terminal = cfg_.progress == BenchConfig::Progress::kTerminal;
+      if (cfg_.progress != BenchConfig::Progress::kOff &&
+          t - last_print >= (terminal ? 0.5 : kProgressLineInterval_s)) {
         last_print = t;
-        std::printf("\r  %lld sent, %lld done, %lld failed, %lld in flight, %.1f s, %.1f output tok/s   ",
-                    static_cast<long long>(sent_), static_cast<long long>(records_.size() - failed_),
-                    static_cast<long long>(failed_), static_cast<long long>(in_flight_), t,
-                    t > 0 ? static_cast<double>(output_tokens_) / t : 0.0);
-        std::fflush(stdout);
+        print_progress(t, terminal);
       }
     }
-    if (cfg_.progress) {
+    if (cfg_.progress == BenchConfig::Progress::kTerminal) {
       std::printf("\r%100s\r", "");
       std::fflush(stdout);
     }
     polling_ = false;
     wake_.cancel();
+  }
+
+  // "  45% (90 of 200 requests), ETA 15 s: 90 done, 0 failed, 8 in flight,
+  // 12.3 s, 120.5 output tok/s". The share done is of --num-prompts, else of
+  // --duration.
+  void print_progress(double t, bool terminal) {
+    const auto done = static_cast<long long>(records_.size());
+    double share = -1;
+    std::string of;
+    if (cfg_.num_prompts > 0) {
+      share = static_cast<double>(done) / static_cast<double>(cfg_.num_prompts);
+      of = " (" + std::to_string(done) + " of " + std::to_string(cfg_.num_prompts) + " requests)";
+    } else if (cfg_.duration_s > 0) {
+      share = std::min(1.0, t / cfg_.duration_s);
+      of = " (of " + std::to_string(static_cast<long long>(cfg_.duration_s)) + " s)";
+    }
+    std::string head;
+    if (share >= 0) {
+      char buf[96];
+      if (share > 0) {
+        std::snprintf(buf, sizeof(buf), "%3.0f%%%s, ETA %.0f s: ", 100 * share, of.c_str(), t * (1 - share) / share);
+      } else {
+        std::snprintf(buf, sizeof(buf), "%3.0f%%%s: ", 0.0, of.c_str());
+      }
+      head = buf;
+    }
+    std::printf("%s  %s%lld done, %lld failed, %lld in flight, %.1f s, %.1f output tok/s%s", terminal ? "\r" : "",
+                head.c_str(), static_cast<long long>(records_.size() - failed_), static_cast<long long>(failed_),
+                static_cast<long long>(in_flight_), t, t > 0 ? static_cast<double>(output_tokens_) / t : 0.0,
+                terminal ? "   " : "\n");
+    std::fflush(stdout);
   }
 
   asio::awaitable<void> one(size_t i, std::chrono::milliseconds timeout) {
@@ -183,9 +212,11 @@ class Run {
 // Asks /v1/models for the served model's name.
 asio::awaitable<Result<std::string>> discover_model(HttpClient& client) {
   HttpReply r = co_await client.get("/v1/models", kControlTimeout);
+  if (r.status == 0)  // no answer at all: nothing listens there, or the network is in the way
+    co_return Status::unavailable("cannot reach the server (" + r.error + ")");
+  if (r.status == 401) co_return Status::unavailable("GET /v1/models answered 401: the server wants an API key");
   if (r.status != 200)
-    co_return Status::unavailable("GET /v1/models failed (" +
-                                  (r.status ? "HTTP " + std::to_string(r.status) : r.error) + "); pass --model");
+    co_return Status::unavailable("GET /v1/models answered HTTP " + std::to_string(r.status) + "; pass --model");
   json j = json::parse(r.body, nullptr, false);
   if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty() && j["data"][0].is_object() &&
       j["data"][0].contains("id") && j["data"][0]["id"].is_string())
@@ -214,6 +245,35 @@ asio::awaitable<Result<int64_t>> discover_vocab(HttpClient& client) {
     else hi = mid;
   }
   co_return lo + 1;
+}
+
+// 256 random words (one word per token assumed).
+std::string sample_words(uint64_t seed) {
+  WorkloadSpec sample;
+  sample.form = PromptForm::kWords;
+  sample.input_len = {256, 256};
+  sample.seed = seed;
+  auto w = Workload::create(sample);
+  return w ? w->at(0).text : std::string();
+}
+
+// --input-len counts tokens: for word prompts, what the server's tokenizer
+// makes of a word, measured on a sample through POST /tokenize (pagoda's and
+// vLLM's route). 1 when the server has no such route.
+asio::awaitable<double> measure_tokens_per_word(HttpClient& client, uint64_t seed) {
+  const std::string text = sample_words(seed);
+  if (text.empty()) co_return 1.0;
+  const auto words = static_cast<double>(std::count(text.begin(), text.end(), ' ') + 1);
+  json request = json::object();
+  request["prompt"] = text;
+  HttpReply r = co_await client.post("/tokenize", request.dump(), kControlTimeout);
+  if (r.status != 200) co_return 1.0;
+  const json body = json::parse(r.body, nullptr, false);
+  if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array()) co_return 1.0;
+  // The tokenizer may add a BOS token; one token more or less in 256 words
+  // is within the rounding anyway.
+  const auto tokens = static_cast<double>(body["tokens"].size());
+  co_return tokens > 0 ? tokens / words : 1.0;
 }
 
 asio::awaitable<std::optional<std::map<std::string, double>>> scrape(HttpClient& client) {
@@ -259,6 +319,8 @@ asio::awaitable<Result<BenchResult>> run_async(const BenchConfig& cfg, asio::io_
     if (!v) co_return v.status();
     spec.vocab_size = *v;
   }
+  if (spec.form == PromptForm::kWords && spec.kind != WorkloadKind::kFile)
+    spec.tokens_per_word = co_await measure_tokens_per_word(client, spec.seed);
   res.vocab_size = spec.vocab_size;
   auto workload = Workload::create(spec);
   if (!workload) co_return workload.status();

@@ -20,6 +20,8 @@
 
 namespace pagoda::bench {
 
+constexpr double kProgressLineInterval_s = 5;
+
 struct BenchConfig {
   std::string url = "http://127.0.0.1:8000";
   std::string endpoint = "/v1/completions";  // or /v1/chat/completions
@@ -37,8 +39,10 @@ struct BenchConfig {
   Slo slo;                                               // goodput SLOs
   double timeout_s = 600;                                // per request, whole response
   double metrics_interval_s = 0.25;                      // /metrics poll period during the run; 0 = no polling
-  bool progress = false;                                 // print a live progress line (caller checks for a tty)
-  std::string label;                                     // free text stored with the result
+  // kTerminal: a live line redrawn in place; kLines: one line every
+  // kProgressLineInterval_s with percentage and ETA (for logs and CI).
+  enum class Progress { kOff, kTerminal, kLines } progress = Progress::kOff;
+  std::string label;  // free text stored with the result
 };
 
 // What the server's /metrics said (absent fields: the server does not export them).
@@ -59,8 +63,17 @@ struct ServerSide {
   int64_t polls = 0;
 };
 
+// The smallest and largest value of a figure over repeated runs.
+struct RunRange {
+  double min = 0, max = 0;
+};
+
 struct BenchResult {
   BenchConfig config;
+  int runs = 1;  // > 1: the figures are medians over this many runs (median_result)
+  struct {
+    RunRange output_throughput, ttft_median_ms, tpot_median_ms;
+  } spread;  // with runs > 1
   std::string model;
   int64_t vocab_size = 0;   // what the token-id prompts used
   nlohmann::json workload;  // Workload::describe()

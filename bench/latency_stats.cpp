@@ -82,6 +82,7 @@ BenchMetrics compute_metrics(const std::vector<RequestRecord>& records, double d
       std::string key = failure_kind_name(r.failure);
       if (r.failure == FailureKind::kHttpStatus) key.append("_").append(std::to_string(r.http_status));
       ++m.failures[key];
+      m.first_errors.emplace(key, r.error);  // keeps the first
       continue;
     }
     ++m.completed;

@@ -66,6 +66,7 @@ struct BenchMetrics {
   int64_t completed = 0;
   int64_t failed = 0;
   std::map<std::string, int64_t> failures;  // "http_429", "connection", "timeout", "stream_error", "protocol" -> count
+  std::map<std::string, std::string> first_errors;  // the same keys -> the first failure's message
   double duration_s = 0;
   int64_t total_input_tokens = 0;
   int64_t total_output_tokens = 0;

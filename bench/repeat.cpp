@@ -1,5 +1,6 @@
 #include "bench/repeat.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "bench/latency_stats.h"
@@ -63,6 +64,27 @@ BenchResult median_result(const std::vector<BenchResult>& runs) {
   out.server.prefix_hit_rate = median_optional(runs, [](const BenchResult& r) { return r.server.prefix_hit_rate; });
   out.server.running_peak = median_optional(runs, [](const BenchResult& r) { return r.server.running_peak; });
   out.server.kv_slot_waste = median_optional(runs, [](const BenchResult& r) { return r.server.kv_slot_waste; });
+  // Failures are not a median: every failed request of every run counts.
+  m.failed = 0;
+  m.failures.clear();
+  m.first_errors.clear();
+  for (const BenchResult& r : runs) {
+    m.failed += r.metrics.failed;
+    for (const auto& [key, n] : r.metrics.failures) m.failures[key] += n;
+    for (const auto& [key, e] : r.metrics.first_errors) m.first_errors.emplace(key, e);
+  }
+  out.runs = static_cast<int>(runs.size());
+  auto range = [&](auto figure) {
+    RunRange rr{figure(runs.front()), figure(runs.front())};
+    for (const BenchResult& r : runs) {
+      rr.min = std::min(rr.min, figure(r));
+      rr.max = std::max(rr.max, figure(r));
+    }
+    return rr;
+  };
+  out.spread.output_throughput = range([](const BenchResult& r) { return r.metrics.output_throughput; });
+  out.spread.ttft_median_ms = range([](const BenchResult& r) { return r.metrics.ttft.median_ms; });
+  out.spread.tpot_median_ms = range([](const BenchResult& r) { return r.metrics.tpot.median_ms; });
   return out;
 }
 

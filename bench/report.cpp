@@ -1,5 +1,6 @@
 #include "bench/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -30,9 +31,9 @@ void section(std::ostream& os, const std::string& title) {
      << std::string(static_cast<size_t>(pad - pad / 2), '-') << "\n";
 }
 
-void dist_lines(std::ostream& os, const char* name, const Distribution& d) {
+void dist_lines(std::ostream& os, const char* name, const Distribution& d, const std::string& median_range = "") {
   line(os, std::string("Mean ") + name + " (ms):", num(d.mean_ms));
-  line(os, std::string("Median ") + name + " (ms):", num(d.median_ms));
+  line(os, std::string("Median ") + name + " (ms):", num(d.median_ms) + median_range);
   line(os, std::string("P90 ") + name + " (ms):", num(d.p90_ms));
   line(os, std::string("P99 ") + name + " (ms):", num(d.p99_ms));
 }
@@ -50,7 +51,44 @@ double x_of(const BenchResult& r, SweepParam p) {
   return p == SweepParam::kMaxConcurrency ? static_cast<double>(r.config.max_concurrency) : r.config.request_rate;
 }
 
+// " (min A, max B over N runs)" after a median, when there were repeats.
+std::string range_text(const BenchResult& r, const RunRange& range, int decimals = 2) {
+  if (r.runs <= 1) return "";
+  return " (min " + num(range.min, decimals) + ", max " + num(range.max, decimals) + " over " + std::to_string(r.runs) +
+         " runs)";
+}
+
+// An OpenAI-style error body's message ({"error": {"message": ...}}), else
+// the text as it came.
+std::string error_message_of(const std::string& body) {
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
+      j["error"]["message"].is_string())
+    return j["error"]["message"].get<std::string>();
+  return body;
+}
+
+std::string shorten(std::string s, size_t max) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
 }  // namespace
+
+std::string failure_hint(const std::string& key) {
+  if (key == "connection") return "is the server running at --url? (start one: pagoda serve)";
+  if (key == "http_401") return "the server wants an API key: pass --api-key KEY or set OPENAI_API_KEY";
+  if (key == "http_404") return "check --endpoint and --model (GET /v1/models lists the served model)";
+  if (key == "http_400") return "the server refused the request itself; its message says which field";
+  if (key == "http_413") return "the request body is larger than the server accepts (server.max_body_bytes)";
+  if (key == "http_429")
+    return "the server was overloaded (its queue, scheduler.max_queue, or server.max_connections_per_client)";
+  if (key == "http_503") return "the server was starting or draining";
+  if (key == "timeout") return "a request took longer than --timeout";
+  return "";
+}
 
 void print_report(const BenchResult& r, std::ostream& os) {
   const BenchMetrics& m = r.metrics;
@@ -62,24 +100,30 @@ void print_report(const BenchResult& r, std::ostream& os) {
        (c.max_concurrency > 0 ? "max concurrency " + std::to_string(c.max_concurrency) + ", " : "") + "request rate " +
            fmt_rate(c.request_rate) + (c.burstiness != 1.0 ? " (burstiness " + num(c.burstiness) + ")" : ""));
   line(os, "Successful requests:", std::to_string(m.completed));
-  line(os, "Failed requests:", std::to_string(m.failed));
-  for (const auto& [kind, n] : m.failures) line(os, "  " + kind + ":", std::to_string(n));
+  line(os, r.runs > 1 ? "Failed requests (all " + std::to_string(r.runs) + " runs):" : "Failed requests:",
+       std::to_string(m.failed));
+  for (const auto& [kind, n] : m.failures) {
+    line(os, "  " + kind + ":", std::to_string(n));
+    if (auto e = m.first_errors.find(kind); e != m.first_errors.end() && !e->second.empty())
+      line(os, "    first error:", shorten(error_message_of(e->second), 200));
+    if (const std::string hint = failure_hint(kind); !hint.empty()) line(os, "    hint:", hint);
+  }
   line(os, "Benchmark duration (s):", num(m.duration_s));
   line(os, "Total input tokens:", std::to_string(m.total_input_tokens));
   line(os, "Total generated tokens:", std::to_string(m.total_output_tokens));
   if (m.total_output_events != m.total_output_tokens)
     line(os, "Output SSE events (tokens merged):", std::to_string(m.total_output_events));
   line(os, "Request throughput (req/s):", num(m.request_throughput));
-  line(os, "Output token throughput (tok/s):", num(m.output_throughput));
+  line(os, "Output token throughput (tok/s):", num(m.output_throughput) + range_text(r, r.spread.output_throughput));
   line(os, "Total token throughput (tok/s):", num(m.total_token_throughput));
   if (m.goodput >= 0)
     line(os, "Request goodput (req/s):",
          num(m.goodput) + " (" + std::to_string(m.good_requests) + " requests met the SLOs)");
   line(os, "Peak requests in flight (client):", num(m.max_concurrency_seen, 0));
   section(os, "Time to First Token");
-  dist_lines(os, "TTFT", m.ttft);
+  dist_lines(os, "TTFT", m.ttft, range_text(r, r.spread.ttft_median_ms));
   section(os, "Time per Output Token (excl. 1st token)");
-  dist_lines(os, "TPOT", m.tpot);
+  dist_lines(os, "TPOT", m.tpot, range_text(r, r.spread.tpot_median_ms));
   section(os, "Inter-token Latency");
   dist_lines(os, "ITL", m.itl);
   section(os, "End-to-end Latency");
@@ -120,9 +164,41 @@ json result_json(const BenchResult& r, bool with_requests) {
                  {"timeout_s", c.timeout_s},
                  {"slo", {{"ttft_ms", c.slo.ttft_ms}, {"tpot_ms", c.slo.tpot_ms}, {"e2el_ms", c.slo.e2el_ms}}}};
   j["workload"] = r.workload;
+  j["runs"] = r.runs;
+  if (r.runs > 1) {
+    auto range = [](const RunRange& rr) { return json{{"min", rr.min}, {"max", rr.max}}; };
+    j["spread"] = {{"output_throughput", range(r.spread.output_throughput)},
+                   {"ttft_median_ms", range(r.spread.ttft_median_ms)},
+                   {"tpot_median_ms", range(r.spread.tpot_median_ms)}};
+  }
+  // vLLM's benchmark_serving.py keys, flat at the top level, so its
+  // readers and plotting scripts take pagoda's files as they are.
+  j["duration"] = m.duration_s;
+  j["completed"] = m.completed;
+  j["failed"] = m.failed;
+  j["total_input_tokens"] = m.total_input_tokens;
+  j["total_output_tokens"] = m.total_output_tokens;
+  j["request_throughput"] = m.request_throughput;
+  j["request_goodput"] = m.goodput >= 0 ? json(m.goodput) : json(nullptr);
+  j["output_throughput"] = m.output_throughput;
+  j["total_token_throughput"] = m.total_token_throughput;
+  j["max_concurrency"] = c.max_concurrency > 0 ? json(c.max_concurrency) : json(nullptr);
+  j["request_rate"] = std::isinf(c.request_rate) ? json("inf") : json(c.request_rate);
+  for (const auto& [name, d] : {std::pair<const char*, const Distribution*>{"ttft", &m.ttft},
+                                {"tpot", &m.tpot},
+                                {"itl", &m.itl},
+                                {"e2el", &m.e2el}}) {
+    const std::string n = name;
+    j["mean_" + n + "_ms"] = d->mean_ms;
+    j["median_" + n + "_ms"] = d->median_ms;
+    j["std_" + n + "_ms"] = d->std_ms;
+    j["p90_" + n + "_ms"] = d->p90_ms;
+    j["p99_" + n + "_ms"] = d->p99_ms;
+  }
   j["metrics"] = {{"completed", m.completed},
                   {"failed", m.failed},
                   {"failures", m.failures},
+                  {"first_errors", m.first_errors},
                   {"duration_s", m.duration_s},
                   {"total_input_tokens", m.total_input_tokens},
                   {"total_output_tokens", m.total_output_tokens},
@@ -199,55 +275,71 @@ void print_sweep_table(const std::vector<BenchResult>& points, SweepParam param,
   os << "(latencies in ms)\n";
 }
 
+std::vector<std::string> sweep_output_files(const std::string& prefix) {
+  return {prefix + "_sweep.dat", prefix + "_plot.gp", prefix + "_throughput.png", prefix + "_latency.png"};
+}
+
 Status write_sweep_plots(const std::vector<BenchResult>& points, SweepParam param, const std::string& prefix,
                          std::vector<std::string>* written) {
-  const std::string dat = prefix + "_sweep.dat";
+  const std::vector<std::string> files = sweep_output_files(prefix);
+  const std::string& dat = files[0];
+  // An unbounded request rate has no place on a numeric axis: it is drawn
+  // one doubling right of the largest finite rate and labelled "inf".
+  double largest = 0;
+  for (const BenchResult& r : points)
+    if (std::isfinite(x_of(r, param))) largest = std::max(largest, x_of(r, param));
   {
     std::ofstream out(dat);
     if (!out) return Status::not_found("cannot write '" + dat + "'");
-    out << "# " << sweep_param_name(param)
-        << " out_tok_s req_s ttft_p50 ttft_p90 ttft_p99 itl_p50 itl_p90 itl_p99 tpot_p50 e2el_p50 (ms)\n";
+    out << "# x label out_tok_s out_tok_s_min out_tok_s_max req_s ttft_p50 ttft_p50_min ttft_p50_max ttft_p90 "
+           "ttft_p99 itl_p50 itl_p90 itl_p99 tpot_p50 e2el_p50 (ms; min/max over the runs of a point)\n";
     for (const BenchResult& r : points) {
       const double x = x_of(r, param);
-      if (std::isinf(x)) continue;  // an unbounded rate has no place on the x axis
       const BenchMetrics& m = r.metrics;
-      out << x << " " << m.output_throughput << " " << m.request_throughput << " " << m.ttft.median_ms << " "
-          << m.ttft.p90_ms << " " << m.ttft.p99_ms << " " << m.itl.median_ms << " " << m.itl.p90_ms << " "
-          << m.itl.p99_ms << " " << m.tpot.median_ms << " " << m.e2el.median_ms << "\n";
+      const bool ranged = r.runs > 1;
+      out << (std::isinf(x) ? (largest > 0 ? 2 * largest : 1) : x) << " " << fmt_rate(x) << " " << m.output_throughput
+          << " " << (ranged ? r.spread.output_throughput.min : m.output_throughput) << " "
+          << (ranged ? r.spread.output_throughput.max : m.output_throughput) << " " << m.request_throughput << " "
+          << m.ttft.median_ms << " " << (ranged ? r.spread.ttft_median_ms.min : m.ttft.median_ms) << " "
+          << (ranged ? r.spread.ttft_median_ms.max : m.ttft.median_ms) << " " << m.ttft.p90_ms << " " << m.ttft.p99_ms
+          << " " << m.itl.median_ms << " " << m.itl.p90_ms << " " << m.itl.p99_ms << " " << m.tpot.median_ms << " "
+          << m.e2el.median_ms << "\n";
     }
   }
   written->push_back(dat);
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     return Status::unavailable("gnuplot is not installed, so no PNG plots were drawn (the numbers are in " + dat +
                                "); install it with: tools/packages.sh build (Debian package gnuplot-nox)");
-  const std::string gp = prefix + "_plot.gp";
+  const std::string& gp = files[1];
   const std::string xlabel = param == SweepParam::kMaxConcurrency ? "max concurrency" : "request rate (req/s)";
   const std::string title = points.empty() ? std::string() : points.front().model;
+  const bool repeated = !points.empty() && points.front().runs > 1;
+  const std::string bars = repeated ? " (bars: min-max of " + std::to_string(points.front().runs) + " runs)" : "";
   {
     std::ofstream g(gp);
     if (!g) return Status::not_found("cannot write '" + gp + "'");
     g << "set terminal png size 900,600\n"
       << "set grid\nset key top left\nset logscale x 2\n"
       << "set xlabel '" << xlabel << "'\n"
-      << "set output '" << prefix << "_throughput.png'\n"
-      << "set title 'output throughput: " << title << "'\n"
+      << "set output '" << files[2] << "'\n"
+      << "set title 'output throughput: " << title << bars << "'\n"
       << "set ylabel 'output tokens/s'\nset yrange [0:*]\n"
-      << "plot '" << dat << "' using 1:2 with linespoints lw 2 pt 7 title 'output tok/s'\n"
-      << "set output '" << prefix << "_latency.png'\n"
-      << "set title 'latency percentiles: " << title << "'\n"
+      << "plot '" << dat << "' using 1:3:4:5:xtic(2) with yerrorlines lw 2 pt 7 title 'output tok/s'\n"
+      << "set output '" << files[3] << "'\n"
+      << "set title 'latency percentiles: " << title << bars << "'\n"
       << "set ylabel 'ms'\nset logscale y 10\nset yrange [*:*]\n"
-      << "plot '" << dat << "' using 1:4 with linespoints pt 7 title 'TTFT p50', "
-      << "'' using 1:5 with linespoints pt 7 title 'TTFT p90', "
-      << "'' using 1:6 with linespoints pt 7 title 'TTFT p99', "
-      << "'' using 1:7 with linespoints pt 5 title 'ITL p50', "
-      << "'' using 1:8 with linespoints pt 5 title 'ITL p90', "
-      << "'' using 1:9 with linespoints pt 5 title 'ITL p99'\n";
+      << "plot '" << dat << "' using 1:7:8:9:xtic(2) with yerrorlines pt 7 title 'TTFT p50', "
+      << "'' using 1:10 with linespoints pt 7 title 'TTFT p90', "
+      << "'' using 1:11 with linespoints pt 7 title 'TTFT p99', "
+      << "'' using 1:12 with linespoints pt 5 title 'ITL p50', "
+      << "'' using 1:13 with linespoints pt 5 title 'ITL p90', "
+      << "'' using 1:14 with linespoints pt 5 title 'ITL p99'\n";
   }
   written->push_back(gp);
   const std::string cmd = "gnuplot '" + gp + "' 2>&1";
   if (std::system(cmd.c_str()) != 0) return Status::internal("gnuplot failed on " + gp);
-  written->push_back(prefix + "_throughput.png");
-  written->push_back(prefix + "_latency.png");
+  written->push_back(files[2]);
+  written->push_back(files[3]);
   return Status::ok();
 }
 

@@ -26,9 +26,17 @@ Status write_json_file(const std::string& path, const nlohmann::json& j);
 // One line per sweep point: throughput and latency percentiles.
 void print_sweep_table(const std::vector<BenchResult>& points, SweepParam param, std::ostream& os);
 
+// The hint printed under a failure class ("http_401" -> pass --api-key), or "".
+std::string failure_hint(const std::string& failure_key);
+
+// The files write_sweep_plots writes for `prefix` (.dat, .gp, two PNGs).
+std::vector<std::string> sweep_output_files(const std::string& prefix);
+
 // Writes PREFIX_throughput.png (output tokens/s against the swept knob) and
 // PREFIX_latency.png (TTFT and ITL median/p90/p99 against it) through gnuplot,
-// plus PREFIX_sweep.dat with the numbers. Unavailable (with a message saying
+// plus PREFIX_sweep.dat with the numbers (an infinite request rate is drawn
+// right of the largest finite one, labelled "inf"; with repeats, bars show
+// the min-max of the runs). Unavailable (with a message saying
 // what to install) when gnuplot is not on PATH; the .dat file is still written.
 Status write_sweep_plots(const std::vector<BenchResult>& points, SweepParam param, const std::string& prefix,
                          std::vector<std::string>* written);

@@ -1,5 +1,8 @@
 #include "bench/workload.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <charconv>
 #include <fstream>
 #include <random>
@@ -42,7 +45,9 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, std::mt19937_64& rng) 
   return out;
 }
 
-std::string random_words(int64_t n, std::mt19937_64& rng) {
+// About `tokens` tokens of words, at `tokens_per_word` tokens per word.
+std::string random_words(int64_t tokens, double tokens_per_word, std::mt19937_64& rng) {
+  const int64_t n = std::max<int64_t>(1, std::llround(static_cast<double>(tokens) / tokens_per_word));
   std::uniform_int_distribution<size_t> w(0, kNumWords - 1);
   std::string out;
   for (int64_t i = 0; i < n; ++i) {
@@ -102,7 +107,7 @@ Result<Workload> Workload::create(const WorkloadSpec& spec) {
       auto rng = rng_for(spec.seed, 1, static_cast<uint64_t>(g));
       if (spec.form == PromptForm::kTokenIds)
         w.prefix_ids_.push_back(random_ids(spec.prefix_len, spec.vocab_size, rng));
-      else w.prefix_text_.push_back(random_words(spec.prefix_len, rng));
+      else w.prefix_text_.push_back(random_words(spec.prefix_len, spec.tokens_per_word, rng));
     }
   }
   if (spec.kind == WorkloadKind::kFile) {
@@ -164,13 +169,13 @@ PromptSpec Workload::at(size_t i) const {
       const auto suffix = random_ids(n, spec_.vocab_size, rng);
       p.ids.insert(p.ids.end(), suffix.begin(), suffix.end());
     } else {
-      p.text = prefix_text_[static_cast<size_t>(p.group)] + " " + random_words(n, rng);
+      p.text = prefix_text_[static_cast<size_t>(p.group)] + " " + random_words(n, spec_.tokens_per_word, rng);
     }
     p.input_len = spec_.prefix_len + n;
     return p;
   }
   if (p.use_ids) p.ids = random_ids(n, spec_.vocab_size, rng);
-  else p.text = random_words(n, rng);
+  else p.text = random_words(n, spec_.tokens_per_word, rng);
   p.input_len = n;
   return p;
 }
@@ -182,6 +187,7 @@ json Workload::describe() const {
     j["prompts_in_file"] = file_prompts_.size();
   } else {
     j["prompt_form"] = spec_.form == PromptForm::kTokenIds ? "token-ids" : "words";
+    if (spec_.form == PromptForm::kWords) j["tokens_per_word"] = spec_.tokens_per_word;
     j["input_len"] = spec_.input_len.str();
     j["vocab_size"] = spec_.vocab_size;
   }

@@ -36,6 +36,7 @@ struct WorkloadSpec {
   int64_t num_groups = 4;                   // shared-prefix: distinct prefixes
   std::string file;                         // file: JSONL path
   int64_t vocab_size = 0;                   // token ids are drawn from [id_lo, vocab_size)
+  double tokens_per_word = 1.0;             // words form: what the server's tokenizer makes of one word
   uint64_t seed = 0;
 };
 
@@ -44,7 +45,7 @@ struct PromptSpec {
   bool use_ids = true;
   std::vector<int32_t> ids;
   std::string text;
-  int64_t input_len = 0;   // prompt tokens expected (exact for ids; words for text)
+  int64_t input_len = 0;   // prompt tokens expected (exact for ids; for text, through tokens_per_word)
   int64_t max_tokens = 0;  // output tokens asked for
   int64_t group = -1;      // shared-prefix group, else -1
 };

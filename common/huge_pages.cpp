@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -55,6 +56,14 @@ ZeroedMapping map_zeroed(size_t bytes) {
   void* p = reinterpret_cast<void*>(aligned);
   (void)madvise(p, size, huge_pages_enabled() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   return ZeroedMapping(p, MappingDeleter{size});
+}
+
+void populate_now(void* p, size_t bytes) {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14
+#endif
+  if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return;
+  std::memset(p, 0, bytes);  // an older kernel: fault every page by writing it
 }
 
 int64_t resident_memory_bytes() {

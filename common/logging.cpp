@@ -72,6 +72,16 @@ Status setup_logging(const std::string& level, const std::string& format) {
   return Status::ok();
 }
 
+void log_summary(spdlog::level::level_enum level, std::string_view event, std::string_view text,
+                 const nlohmann::ordered_json& fields) {
+  if (!spdlog::should_log(level)) return;
+  if (g_json_format) {
+    log_event(level, event, fields);
+    return;
+  }
+  spdlog::log(level, "{}", text);
+}
+
 void log_event(spdlog::level::level_enum level, std::string_view event, const nlohmann::ordered_json& fields) {
   if (!spdlog::should_log(level)) return;
   if (g_json_format) {

@@ -22,4 +22,11 @@ Status setup_logging(const std::string& level, const std::string& format);
 // beside ts/level/logger and msg = event in json format. Thread-safe.
 void log_event(spdlog::level::level_enum level, std::string_view event, const nlohmann::ordered_json& fields);
 
+// One record written for people in text format (`text` as given) and as
+// named fields in json format (msg = event, then `fields`): for summaries
+// such as the start-up lines, where `event k=v` would read poorly.
+// Thread-safe.
+void log_summary(spdlog::level::level_enum level, std::string_view event, std::string_view text,
+                 const nlohmann::ordered_json& fields);
+
 }  // namespace pagoda

@@ -38,15 +38,41 @@ size_t first_invalid_utf8(std::string_view s) {
   return std::string_view::npos;
 }
 
-Status apply_key(const std::string& path, const YAML::Node& value, LoadedConfig& out) {
+Status apply_key(const std::string& path, const YAML::Node& value, LoadedConfig& out,
+                 const std::filesystem::path& relative_to = {}) {
   const ConfigField* field = find_config_field(path);
   if (field == nullptr) return Status::invalid_argument("unknown config key '" + path + "'" + did_you_mean(path));
   PAGODA_RETURN_IF_ERROR(field->assign(value, out.config));
+  if (field->is_path && !relative_to.empty()) {
+    // A path in a config file means the same wherever the server starts.
+    YAML::Node text = field->read(out.config);
+    const std::filesystem::path given(text.Scalar());
+    if (!given.empty() && given.is_relative())
+      PAGODA_RETURN_IF_ERROR(field->assign(YAML::Node((relative_to / given).lexically_normal().string()), out.config));
+  }
   out.explicit_keys.insert(path);
   return Status::ok();
 }
 
-Status apply_document(const YAML::Node& root, const std::string& source, LoadedConfig& out) {
+// kv.memory_gib and kv.num_pages are two ways to size the pool: given in
+// one place they contradict (validate_config says so), but a later, more
+// specific layer (the environment or a flag over the file) wins, and the
+// loser is noted for the start-up log.
+void settle_pool_size(const std::string& path, LoadedConfig& out) {
+  ServerConfig& c = out.config;
+  if (path == "kv.num_pages" && c.kv.num_pages > 0 && out.explicit_keys.erase("kv.memory_gib") > 0) {
+    out.notes.push_back("kv.num_pages=" + std::to_string(c.kv.num_pages) + " replaces the earlier kv.memory_gib=" +
+                        YAML::Dump(find_config_field("kv.memory_gib")->read(c)));
+  } else if (path == "kv.memory_gib" && out.explicit_keys.erase("kv.num_pages") > 0) {
+    if (c.kv.num_pages > 0)
+      out.notes.push_back("kv.memory_gib=" + YAML::Dump(find_config_field("kv.memory_gib")->read(c)) +
+                          " replaces the earlier kv.num_pages=" + std::to_string(c.kv.num_pages));
+    c.kv.num_pages = 0;
+  }
+}
+
+Status apply_document(const YAML::Node& root, const std::string& source, const std::filesystem::path& relative_to,
+                      LoadedConfig& out) {
   if (!root || root.IsNull()) return Status::ok();  // empty file: defaults
   if (!root.IsMap())
     return Status::invalid_argument(source +
@@ -71,7 +97,7 @@ Status apply_document(const YAML::Node& root, const std::string& source, LoadedC
       if (!kv.first.IsScalar()) return Status::invalid_argument("config section '" + name + "': keys must be strings");
       if (!keys_seen.insert(kv.first.Scalar()).second)
         return Status::invalid_argument(source + ": config key '" + name + "." + kv.first.Scalar() + "' appears twice");
-      PAGODA_RETURN_IF_ERROR(apply_key(name + "." + kv.first.Scalar(), kv.second, out));
+      PAGODA_RETURN_IF_ERROR(apply_key(name + "." + kv.first.Scalar(), kv.second, out, relative_to));
     }
   }
   return Status::ok();
@@ -90,8 +116,19 @@ Status apply_override(const std::string& text, LoadedConfig& out) {
     node = YAML::Node(value);  // not valid YAML: take it as a plain string
   }
   if (!node.IsDefined() || (node.IsNull() && value.empty())) node = YAML::Node(std::string());
-  return apply_key(path, node, out);
+  PAGODA_RETURN_IF_ERROR(apply_key(path, node, out));
+  settle_pool_size(path, out);
+  return Status::ok();
 }
+
+}  // namespace
+
+Status check_override(const std::string& text) {
+  LoadedConfig scratch;
+  return apply_override(text, scratch);
+}
+
+namespace {
 
 std::string gib(double bytes) {
   std::ostringstream os;
@@ -102,7 +139,7 @@ std::string gib(double bytes) {
 }  // namespace
 
 Result<LoadedConfig> parse_config(std::string_view yaml_text, const std::vector<std::string>& overrides,
-                                  const std::string& source) {
+                                  const std::string& source, const std::string& relative_to) {
   LoadedConfig out;
   if (size_t bad = first_invalid_utf8(yaml_text); bad != std::string_view::npos)
     return Status::invalid_argument(source + ": not valid UTF-8 text (byte offset " + std::to_string(bad) + ")");
@@ -135,7 +172,7 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text, const std::vector<
   } catch (const YAML::Exception& e) {
     return Status::invalid_argument(source + ": cannot parse YAML: " + e.what());
   }
-  PAGODA_RETURN_IF_ERROR(apply_document(root, source, out));
+  PAGODA_RETURN_IF_ERROR(apply_document(root, source, relative_to, out));
   for (const auto& o : overrides) PAGODA_RETURN_IF_ERROR(apply_override(o, out));
   PAGODA_RETURN_IF_ERROR(validate_config(out.config, out.explicit_keys));
   return out;
@@ -157,7 +194,11 @@ Result<LoadedConfig> load_config(const std::string& file, const std::vector<std:
       return Status::invalid_argument("cannot read config file '" + file + "'");
     text = ss.str();
   }
-  return parse_config(text, overrides, file.empty() ? "<defaults>" : file);
+  if (file.empty()) return parse_config(text, overrides, "<defaults>");
+  // "." rather than "" for a file in the working directory: relative paths
+  // stay relative (and readable in messages) either way.
+  std::string folder = std::filesystem::path(file).parent_path().string();
+  return parse_config(text, overrides, file, folder.empty() ? "." : folder);
 }
 
 Status validate_config(const ServerConfig& c, const std::set<std::string>& explicit_keys) {
@@ -240,6 +281,31 @@ std::string config_to_yaml(const ServerConfig& cfg) {
   if (!section.empty()) out << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace pagoda
+
+namespace pagoda {
+
+nlohmann::ordered_json config_to_json(const ServerConfig& cfg) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& f : config_fields()) {
+    const size_t dot = f.path.find('.');
+    const YAML::Node value = f.read(cfg);
+    nlohmann::ordered_json v;
+    if (value.IsSequence()) {
+      v = nlohmann::ordered_json::array();
+      for (const auto& item : value) v.push_back(f.secret ? std::string("***") : item.Scalar());
+    } else {
+      // The schema's readers give scalars as text: numbers and booleans
+      // become JSON numbers and booleans, the rest strings.
+      const std::string& text = value.Scalar();
+      v = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (!v.is_number() && !v.is_boolean()) v = text;
+    }
+    out[f.path.substr(0, dot)][f.path.substr(dot + 1)] = std::move(v);
+  }
+  return out;
 }
 
 }  // namespace pagoda

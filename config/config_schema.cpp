@@ -1,11 +1,13 @@
 #include "config/config_schema.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <sstream>
 
 #include "common/cpu_isa.h"
+#include "common/nearest_word.h"
 
 namespace pagoda {
 namespace {
@@ -49,14 +51,28 @@ ConfigField string_field(std::string path, Ref<std::string> ref, std::string all
   return f;
 }
 
-ConfigField enum_field(std::string path, Ref<std::string> ref, std::vector<std::string> values) {
+// A file or directory path: relative values in a config file are resolved
+// against the file's folder by the loader.
+ConfigField path_field(std::string path, Ref<std::string> ref, std::string allowed) {
+  ConfigField f = string_field(std::move(path), ref, std::move(allowed));
+  f.is_path = true;
+  return f;
+}
+
+// `aliases` are other spellings stored as their canonical value ("warning"
+// -> "warn"); messages list only the canonical values.
+ConfigField enum_field(std::string path, Ref<std::string> ref, std::vector<std::string> values,
+                       std::vector<std::pair<std::string, std::string>> aliases = {}) {
   std::string allowed = "one of ";
   for (size_t i = 0; i < values.size(); ++i) allowed += (i ? ", " : "") + values[i];
   ConfigField f{path, allowed, nullptr, nullptr};
-  f.assign = [path, ref, values, allowed](const YAML::Node& n, ServerConfig& c) -> Status {
-    if (!n.IsScalar() || std::find(values.begin(), values.end(), n.Scalar()) == values.end())
-      return bad(path, n, allowed);
-    ref(c) = n.Scalar();
+  f.assign = [path, ref, values, aliases, allowed](const YAML::Node& n, ServerConfig& c) -> Status {
+    if (!n.IsScalar()) return bad(path, n, allowed);
+    std::string value = n.Scalar();
+    for (const auto& [alias, canonical] : aliases)
+      if (value == alias) value = canonical;
+    if (std::find(values.begin(), values.end(), value) == values.end()) return bad(path, n, allowed);
+    ref(c) = value;
     return Status::ok();
   };
   f.read = [ref](const ServerConfig& c) { return YAML::Node(get(ref, c)); };
@@ -136,7 +152,14 @@ ConfigField double_field(std::string path, Ref<double> ref, double lo, double hi
     ref(c) = v;
     return Status::ok();
   };
-  f.read = [ref](const ServerConfig& c) { return YAML::Node(get(ref, c)); };
+  // The shortest text that reads back as the same double ("0.05", never
+  // yaml-cpp's 17 digits "0.050000000000000003").
+  f.read = [ref](const ServerConfig& c) {
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof(text), get(ref, c)).ptr;
+    YAML::Node node(std::string(text, end));
+    return node;
+  };
   return f;
 }
 
@@ -188,15 +211,16 @@ std::vector<ConfigField> build_fields() {
   constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
   std::vector<ConfigField> f;
   // model
-  f.push_back(string_field(
+  f.push_back(path_field(
       "model.path", [](ServerConfig & c) -> auto& { return c.model.path; }, "a file or directory path"));
   f.push_back(
       enum_field("model.format", [](ServerConfig & c) -> auto& { return c.model.format; }, {"auto", "llama2c", "hf"}));
-  f.push_back(string_field(
+  f.push_back(path_field(
       "model.tokenizer", [](ServerConfig & c) -> auto& { return c.model.tokenizer; },
       "a file path, or \"\" to find it beside the model"));
+  // Aliases: the names vLLM's --dtype and --kv-cache-dtype take.
   f.push_back(enum_field("model.weight_dtype", [](ServerConfig & c) -> auto& { return c.model.weight_dtype; },
-                         {"f32", "bf16", "int8"}));
+                         {"f32", "bf16", "int8"}, {{"float32", "f32"}, {"float", "f32"}, {"bfloat16", "bf16"}}));
   f.push_back(int_field(
       "model.max_model_len", [](ServerConfig & c) -> auto& { return c.model.max_model_len; }, 0, 1 << 20));
   f.push_back(string_field(
@@ -204,14 +228,17 @@ std::vector<ConfigField> build_fields() {
   // kv
   f.push_back(int_choice_field("kv.page_size", [](ServerConfig & c) -> auto& { return c.kv.page_size; },
                                {8, 16, 32, 64, 128, 256}));
-  f.push_back(enum_field("kv.dtype", [](ServerConfig & c) -> auto& { return c.kv.dtype; },
-                         {"f32", "bf16", "f16", "int8", "int4"}));
+  f.push_back(enum_field(
+      "kv.dtype", [](ServerConfig & c) -> auto& { return c.kv.dtype; }, {"f32", "bf16", "f16", "int8", "int4"},
+      {{"float32", "f32"}, {"float", "f32"}, {"bfloat16", "bf16"}, {"float16", "f16"}, {"half", "f16"}}));
   f.push_back(double_field(
       "kv.memory_gib", [](ServerConfig & c) -> auto& { return c.kv.memory_gib; }, 0, 1024, /*lo_exclusive=*/true));
   f.push_back(int_field(
       "kv.num_pages", [](ServerConfig & c) -> auto& { return c.kv.num_pages; }, 0, kMaxInt));
   f.push_back(bool_field(
       "kv.prefix_caching", [](ServerConfig & c) -> auto& { return c.kv.prefix_caching; }));
+  f.push_back(bool_field(
+      "kv.prefault", [](ServerConfig & c) -> auto& { return c.kv.prefault; }));
   // scheduler
   f.push_back(int_field(
       "scheduler.max_num_seqs", [](ServerConfig & c) -> auto& { return c.scheduler.max_num_seqs; }, 1, 4096));
@@ -240,7 +267,7 @@ std::vector<ConfigField> build_fields() {
       "server.api_keys", [](ServerConfig & c) -> auto& { return c.server.api_keys; });
   keys.secret = true;
   f.push_back(keys);
-  f.push_back(string_field(
+  f.push_back(path_field(
       "server.api_key_file", [](ServerConfig & c) -> auto& { return c.server.api_key_file; }, "a file path, or \"\""));
   f.push_back(int_field(
       "server.max_body_bytes", [](ServerConfig & c) -> auto& { return c.server.max_body_bytes; }, 1024,
@@ -269,26 +296,14 @@ std::vector<ConfigField> build_fields() {
       "engine.isa", [](ServerConfig & c) -> auto& { return c.engine.isa; }, isa_values));
   // logging
   f.push_back(enum_field("logging.level", [](ServerConfig & c) -> auto& { return c.logging.level; },
-                         {"trace", "debug", "info", "warn", "error", "off"}));
+                         {"trace", "debug", "info", "warn", "error", "off"}, {{"warning", "warn"}}));
   f.push_back(
       enum_field("logging.format", [](ServerConfig & c) -> auto& { return c.logging.format; }, {"text", "json"}));
   f.push_back(double_field(
       "logging.stats_interval_s", [](ServerConfig & c) -> auto& { return c.logging.stats_interval_s; }, 0, 86400));
+  f.push_back(bool_field(
+      "logging.log_prompts", [](ServerConfig & c) -> auto& { return c.logging.log_prompts; }));
   return f;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 std::string_view leaf(std::string_view path) {

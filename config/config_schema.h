@@ -24,7 +24,8 @@ struct ConfigField {
   std::function<Status(const YAML::Node& node, ServerConfig& cfg)> assign;
   // The field's current value as a YAML node (for printing the effective config).
   std::function<YAML::Node(const ServerConfig& cfg)> read;
-  bool secret = false;  // printed masked (API keys)
+  bool secret = false;   // printed masked (API keys)
+  bool is_path = false;  // a relative value in a config file is relative to the file's folder
 };
 
 // Every field, in the order of config/default.yaml.

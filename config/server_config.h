@@ -30,6 +30,7 @@ struct KvSection {
   double memory_gib = 1.0;     // KV memory budget in GiB (used when num_pages is 0)
   int64_t num_pages = 0;       // explicit page count; 0 = derive from memory_gib
   bool prefix_caching = true;  // share full pages between requests with a common prefix
+  bool prefault = false;       // make the KV arena resident at start-up (else pages fault in on first write)
   bool operator==(const KvSection&) const = default;
 };
 
@@ -71,6 +72,7 @@ struct LoggingSection {
   std::string level = "info";    // trace | debug | info | warn | error | off
   std::string format = "text";   // text | json (one JSON object per line)
   double stats_interval_s = 10;  // seconds between stats lines while there is traffic; 0 = none
+  bool log_prompts = false;      // access-log records carry the prompt text (as the model saw it)
   bool operator==(const LoggingSection&) const = default;
 };
 

@@ -21,6 +21,7 @@ void log_access(const AccessRecord& r) {
   if (r.ttft_s >= 0) f["ttft_ms"] = std::round(r.ttft_s * 1e4) / 10;
   f["total_ms"] = std::round(total_s * 1e4) / 10;
   if (!r.finish_reason.empty()) f["finish_reason"] = r.finish_reason;
+  if (!r.prompt.empty()) f["prompt"] = r.prompt;
   const bool probe = r.path == "/health" || r.path == "/metrics";
   log_event(probe ? spdlog::level::debug : spdlog::level::info, "request", f);
 }

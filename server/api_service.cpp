@@ -347,6 +347,10 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     access->status = err.status;
     co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
+  if (config_.logging.log_prompts) {
+    access->prompt = tokenizer_->decode(prompt);
+    if (access->prompt.size() > kMaxLoggedPrompt) access->prompt.resize(kMaxLoggedPrompt);  // may cut a character
+  }
   auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
   auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());
   request->priority = api.priority;

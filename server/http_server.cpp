@@ -326,6 +326,33 @@ Result<tcp::endpoint> listen_endpoint(const std::string& host, int port) {
   return results.begin()->endpoint();
 }
 
+namespace {
+
+// Opens, binds and starts listening; the error names the config keys.
+Status open_listener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, const std::string& host) {
+  beast::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::unavailable("cannot listen on " + endpoint.address().to_string() + ":" +
+                               std::to_string(endpoint.port()) + " (config keys 'server.host' = '" + host +
+                               "', 'server.port'): " + ec.message());
+  return Status::ok();
+}
+
+}  // namespace
+
+Status check_listen_address(const std::string& host, int port) {
+  auto endpoint = listen_endpoint(host, port);
+  if (!endpoint) return endpoint.status();
+  if (port == 0) return Status::ok();  // any free port will do
+  asio::io_context io;
+  tcp::acceptor probe(io);
+  return open_listener(probe, *endpoint, host);  // closed again when `probe` goes
+}
+
 Status HttpServer::start() {
   const auto& s = impl_->config.server;
   const int64_t fd_limit = raise_descriptor_limit();
@@ -338,17 +365,8 @@ Status HttpServer::start() {
   }
   auto resolved = listen_endpoint(s.host, s.port);
   if (!resolved) return resolved.status();
-  const tcp::endpoint endpoint = resolved.value();
-  beast::error_code ec;
-  auto& acc = impl_->acceptor;
-  acc.open(endpoint.protocol(), ec);
-  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acc.bind(endpoint, ec);
-  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-  const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  if (ec)
-    return Status::unavailable("cannot listen on " + where + " (config keys 'server.host' = '" + s.host +
-                               "', 'server.port'): " + ec.message());
+  PAGODA_RETURN_IF_ERROR(open_listener(impl_->acceptor, *resolved, s.host));
+  const std::string where = resolved->address().to_string() + ":" + std::to_string(resolved->port());
   if (where != s.host + ":" + std::to_string(s.port)) spdlog::info("server.host '{}' resolved to {}", s.host, where);
   impl_->signals.add(SIGINT);
   impl_->signals.add(SIGTERM);

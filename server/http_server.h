@@ -89,4 +89,10 @@ class HttpServer {
 // InvalidArgument naming server.host if it is neither. Blocking (DNS).
 Result<boost::asio::ip::tcp::endpoint> listen_endpoint(const std::string& host, int port);
 
+// Whether the server could listen on host:port now (resolves, binds and
+// listens on a probe socket, then closes it), so "address in use" is reported
+// before the model loads. Unavailable naming server.host / server.port if
+// not; a later start() can still lose a race for the port. Blocking.
+Status check_listen_address(const std::string& host, int port);
+
 }  // namespace pagoda

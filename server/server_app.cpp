@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/huge_pages.h"
+#include "common/logging.h"
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
 #include "kvpool/kv_plan.h"
@@ -15,6 +16,8 @@
 #include "scheduler/llama_runner.h"
 #include "server/api_service.h"
 #include "server/http_server.h"
+#include "server/kv_sizing.h"
+#include "server/startup_log.h"
 #include "server/stats_logger.h"
 #include "tokenizer/tokenizer.h"
 
@@ -37,16 +40,6 @@ ServerApp::ServerApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ServerApp::~ServerApp() {
   if (impl_ && impl_->shutdown_thread.joinable()) impl_->shutdown_thread.join();
 }
-
-namespace {
-
-Result<KvDtype> kv_dtype_of(const ServerConfig& c) {
-  auto d = parse_kv_dtype(c.kv.dtype);
-  if (!d) return Status::invalid_argument("config key 'kv.dtype': " + d.status().message());
-  return d;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config) {
   Result<std::unique_ptr<ServerApp>> app = Status::internal("not assembled");
@@ -81,32 +74,17 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
                                     std::to_string(impl->tokenizer->vocab_size()) + " tokens but the model has " +
                                     std::to_string(mc.vocab_size));
 
-  int64_t max_model_len = c.model.max_model_len > 0 ? c.model.max_model_len : mc.max_seq_len;
-  if (max_model_len > mc.max_seq_len)
-    return Status::invalid_argument("config key 'model.max_model_len': got " + std::to_string(max_model_len) +
-                                    ", but the model supports at most " + std::to_string(mc.max_seq_len) +
-                                    " positions");
   auto wdt = parse_weight_dtype(c.model.weight_dtype);
   if (!wdt) return Status::invalid_argument("config key 'model.weight_dtype': " + wdt.status().message());
-  auto kdt = kv_dtype_of(c);
-  if (!kdt) return kdt.status();
-
-  KvLayout layout{static_cast<int>(mc.n_layers), static_cast<int>(mc.n_kv_heads), static_cast<int>(mc.head_dim),
-                  static_cast<int>(c.kv.page_size), *kdt};
-  KvBudget budget;
-  budget.memory_gib = c.kv.num_pages > 0 ? 0 : c.kv.memory_gib;
-  budget.num_pages = c.kv.num_pages;
-  budget.tokens = max_model_len;
-  auto plan = plan_kv(layout, budget);
-  if (!plan)
-    return Status::invalid_argument("config keys 'kv.memory_gib' / 'kv.num_pages': " + plan.status().message());
-  if (plan->max_tokens_in_flight < max_model_len)
-    return Status::invalid_argument("config key 'kv.memory_gib': the KV pool holds " +
-                                    std::to_string(plan->max_tokens_in_flight) + " tokens, less than one sequence of " +
-                                    std::to_string(max_model_len) + " (model.max_model_len): raise it");
+  auto kv = plan_server_kv(c, {mc.n_layers, mc.n_kv_heads, mc.head_dim, mc.max_seq_len});
+  if (!kv) return kv.status();
+  const KvPlan* plan = &kv->plan;
+  const int64_t max_model_len = kv->max_model_len;
+  const KvLayout& layout = plan->layout;
   auto storage = KvStorage::create(layout, plan->num_pages);
   if (!storage) return storage.status();
   impl->storage = std::move(storage).value();
+  if (c.kv.prefault) impl->storage->prefault();
   auto llama = LlamaModel::create(impl->model, *wdt, impl->storage.get());
   // bf16 matmuls exist only from AVX-512 up: Linear says so as invalid_argument.
   if (!llama && llama.status().code() == StatusCode::kInvalidArgument && *wdt == WeightDtype::kBF16)
@@ -147,11 +125,9 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   HttpServer* http = impl->http.get();
   impl->api->set_connection_counter([http] { return http->active_connections(); });
 
-  spdlog::info("model '{}' from {}: {} ({} parameters), weights {} ({:.1f} MB packed)", served.name, c.model.path,
-               mc.summary(), mc.num_parameters(), c.model.weight_dtype, impl->llama->weight_bytes() / 1e6);
-  spdlog::info("KV memory plan:\n{}", format_kv_plan(*plan));
-  spdlog::info("KV arena: {:.1f} MiB reserved, taken from memory as pages are written (resident now {:.1f} MiB)",
-               impl->storage->size_bytes() / 1048576.0, resident_memory_bytes() / 1048576.0);
+  log_model_summary(served.name, c, mc, impl->llama->weight_bytes(), max_model_len);
+  log_kv_summary(c, *kv, impl->storage->size_bytes(), resident_memory_bytes());
+  log_engine_summary(c, c.engine.threads > 0 ? static_cast<int>(c.engine.threads) : omp_get_max_threads());
   return std::unique_ptr<ServerApp>(new ServerApp(std::move(impl)));
 }
 
@@ -183,7 +159,9 @@ int ServerApp::run() {
       im.http->stop();
     });
   });
-  spdlog::info("listening on http://{}:{}", s.config.server.host, s.http->port());
+  log_summary(spdlog::level::info, "listening",
+              "listening on http://" + s.config.server.host + ":" + std::to_string(s.http->port()),
+              {{"host", s.config.server.host}, {"port", s.http->port()}});
   s.http->run();
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
   s.stats_logger->stop();

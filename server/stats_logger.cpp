@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
@@ -11,23 +12,56 @@ namespace pagoda {
 
 namespace {
 
+double round1(double x) { return std::round(x * 10) / 10; }
+
 struct Totals {
   double prompt_tokens = 0;
   double generation_tokens = 0;
   int64_t prefix_query_tokens = 0;
   int64_t prefix_hit_tokens = 0;
+  double preemptions = 0;
+  double rejected_queue_full = 0;
+  double failed = 0;  // finished with an internal error
 };
 
 Totals totals_of(const EngineStats& s, const KvUsage& kv) {
-  return {s.prompt_tokens.value(), s.generation_tokens.value(), kv.prefix_query_tokens, kv.prefix_hit_tokens};
+  return {s.prompt_tokens.value(),
+          s.generation_tokens.value(),
+          kv.prefix_query_tokens,
+          kv.prefix_hit_tokens,
+          s.preemptions.value(),
+          s.rejected_queue_full.value(),
+          s.finished[static_cast<size_t>(FinishReason::kError)].value()};
 }
 
-double round1(double x) { return std::round(x * 10) / 10; }
+// One warning: "N <what> in the last T s: <why>" when N > 0.
+void warn_count(const char* event, int64_t count, const char* one, const char* many, const char* why, double dt) {
+  if (count <= 0) return;
+  log_summary(spdlog::level::warn, event,
+              fmt::format("{} {} in the last {:.0f} s: {}", count, count == 1 ? one : many, dt, why),
+              {{"count", count}, {"interval_s", round1(dt)}});
+}
+
+// The warnings an operator should act on, once per interval in which the
+// cause occurred.
+void log_warnings(const Totals& last, const Totals& cur, double dt) {
+  warn_count("preemptions", static_cast<int64_t>(cur.preemptions - last.preemptions), "preemption", "preemptions",
+             "the KV cache was full, so running requests were paused and will recompute their tokens (raise "
+             "kv.memory_gib, or lower scheduler.max_num_seqs)",
+             dt);
+  warn_count("queue_full", static_cast<int64_t>(cur.rejected_queue_full - last.rejected_queue_full),
+             "request was refused with 429", "requests were refused with 429",
+             "the waiting queue was full (scheduler.max_queue); the server is overloaded", dt);
+  warn_count("internal_errors", static_cast<int64_t>(cur.failed - last.failed),
+             "request ended with an internal error (500)", "requests ended with an internal error (500)",
+             "see the errors logged before", dt);
+}
 
 }  // namespace
 
-StatsLogger::StatsLogger(const EngineStats& stats, double interval_s) : stats_(stats), interval_s_(interval_s) {
-  if (interval_s_ > 0) thread_ = std::thread([this] { run(); });
+StatsLogger::StatsLogger(const EngineStats& stats, double interval_s)
+    : stats_(stats), stats_interval_s_(interval_s), interval_s_(interval_s > 0 ? interval_s : kWarningInterval_s) {
+  thread_ = std::thread([this] { run(); });
 }
 
 StatsLogger::~StatsLogger() { stop(); }
@@ -60,7 +94,8 @@ void StatsLogger::run() {
     const double dt = std::chrono::duration<double>(now - last_time).count();
     const bool traffic = cur.prompt_tokens != last.prompt_tokens || cur.generation_tokens != last.generation_tokens ||
                          running > 0 || waiting > 0;
-    if (traffic && dt > 0) {
+    if (dt > 0) log_warnings(last, cur, dt);
+    if (stats_interval_s_ > 0 && traffic && dt > 0) {
       nlohmann::ordered_json f;
       f["running"] = static_cast<int64_t>(running);
       f["waiting"] = static_cast<int64_t>(waiting);

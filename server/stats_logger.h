@@ -2,9 +2,11 @@
 // server had traffic in it (prompt or generated tokens, or requests in the
 // engine): requests running and waiting, prompt and generation tokens per
 // second over the interval, KV usage and the prefix-cache hit rate of the
-// interval (logging.stats_interval_s; 0 = off). Reads only EngineStats, which
-// is thread-safe. Owns its thread: started by the constructor, stopped and
-// joined by stop() or the destructor.
+// interval (logging.stats_interval_s; 0 = off). In the same rhythm (every
+// 10 s when stats lines are off) it warns of what an operator should act on:
+// preemptions (KV cache full), 429s for a full queue, internal errors.
+// Reads only EngineStats, which is thread-safe. Owns its thread: started by
+// the constructor, stopped and joined by stop() or the destructor.
 #pragma once
 
 #include <condition_variable>
@@ -27,8 +29,11 @@ class StatsLogger {
  private:
   void run() EXCLUDES(mu_);
 
+  static constexpr double kWarningInterval_s = 10;
+
   const EngineStats& stats_;
-  const double interval_s_;
+  const double stats_interval_s_;  // 0: no stats lines
+  const double interval_s_;        // between checks
   Mutex mu_;
   std::condition_variable cv_;
   bool stopping_ GUARDED_BY(mu_) = false;

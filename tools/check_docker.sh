@@ -20,15 +20,30 @@ grep -q '^USER ' "$df" || { echo "FAIL image must run as a non-root USER"; fails
 grep -q '^STOPSIGNAL SIGTERM' "$df" || { echo "FAIL no STOPSIGNAL SIGTERM (the drain signal)"; fails=$((fails+1)); }
 grep -q '^VOLUME .*/models' "$df" || { echo "FAIL models are not a VOLUME"; fails=$((fails+1)); }
 grep -v '^#' "$df" | grep -q 'PAGODA_NATIVE=ON\|march=native' && { echo "FAIL the image must be the portable build"; fails=$((fails+1)); }
+for ignored in .git build models; do
+  grep -qx "$ignored" .dockerignore 2>/dev/null || { echo "FAIL .dockerignore does not keep '$ignored' out of the build context"; fails=$((fails+1)); }
+done
+grep -A1 '^HEALTHCHECK' "$df" | grep -q 'PAGODA_SERVER_PORT' || { echo "FAIL the HEALTHCHECK does not follow PAGODA_SERVER_PORT"; fails=$((fails+1)); }
+grep -E '^CMD ' "$df" | grep -q -- '--port\|--host\|--model' && { echo "FAIL CMD sets keys by flags, which would beat the environment"; fails=$((fails+1)); }
 python3 - <<'PY' || fails=$((fails+1))
-import sys
+import re, sys
 try:
     import yaml
 except ImportError:
     print("skip compose.yaml parse: python3-yaml missing"); sys.exit(0)
 d = yaml.safe_load(open("docker/compose.yaml"))
 assert "services" in d and d["services"], "compose.yaml has no services"
-print("ok   compose.yaml parses:", ", ".join(d["services"]))
+for name, svc in d["services"].items():
+    env = svc.get("environment", {})
+    grace = float(env.get("PAGODA_SERVER_SHUTDOWN_GRACE_S", 30))
+    stop = svc.get("stop_grace_period", "10s")
+    m = re.fullmatch(r"(\d+)(s|m)", str(stop))
+    assert m, f"{name}: stop_grace_period '{stop}' is not NNs or NNm"
+    stop_s = int(m.group(1)) * (60 if m.group(2) == "m" else 1)
+    assert stop_s > grace, f"{name}: stop_grace_period {stop_s}s is not longer than server.shutdown_grace_s {grace}s"
+    test = " ".join(svc.get("healthcheck", {}).get("test", []))
+    assert "/health" in test and "PAGODA_SERVER_PORT" in test, f"{name}: healthcheck must call /health on PAGODA_SERVER_PORT"
+print("ok   compose.yaml parses:", ", ".join(d["services"]), "(grace periods and healthchecks agree)")
 PY
 echo "docker static check: $fails failed"
 [[ $fails -eq 0 ]]

@@ -40,22 +40,27 @@ cp models/stories260K.bin models/tok512.bin "$root/models/"
 chroot "$root" id pagoda >/dev/null 2>&1 ||
   chroot "$root" useradd --system --uid 10001 --home-dir /var/lib/pagoda --create-home pagoda
 # ENTRYPOINT + CMD as the container would run them (plus a test port).
-mapfile -t cmd < <(python3 - "$df" <<'PY'
-import json, sys
-entry, cmd = [], []
+# The ENV lines as env(1) arguments, then ENTRYPOINT + CMD; the port is the
+# test's, set the way a user would (-e PAGODA_SERVER_PORT).
+mapfile -t cmd < <(python3 - "$df" "$port" <<'PY'
+import json, shlex, sys
+entry, cmd, env = [], [], []
 for line in open(sys.argv[1]).read().replace("\\\n", " ").splitlines():
     if line.startswith("ENTRYPOINT "):
         entry = json.loads(line[len("ENTRYPOINT "):])
     elif line.startswith("CMD "):
         cmd = json.loads(line[len("CMD "):])
-print("\n".join(entry + cmd))
+    elif line.startswith("ENV "):
+        env += [w for w in shlex.split(line[len("ENV "):]) if "=" in w]
+env = [e for e in env if not e.startswith("PAGODA_SERVER_PORT=")] + ["PAGODA_SERVER_PORT=" + sys.argv[2]]
+print("\n".join(["env"] + env + entry + cmd))
 PY
 )
-echo "run: ${cmd[*]} --port $port (as uid 10001 in $root)"
+echo "run: ${cmd[*]} (as uid 10001 in $root)"
 fails=0
-info=$(chroot --userspec=10001:10001 "$root" "${cmd[0]}" info)
+info=$(chroot --userspec=10001:10001 "$root" /usr/local/bin/pagoda info)
 echo "$info" | sed 's/^/  /'
-chroot --userspec=10001:10001 "$root" env HOME=/var/lib/pagoda "${cmd[@]}" --port "$port" >/tmp/pagoda-image-run.log 2>&1 &
+chroot --userspec=10001:10001 "$root" "${cmd[0]}" HOME=/var/lib/pagoda "${cmd[@]:1}" >/tmp/pagoda-image-run.log 2>&1 &
 server=$!
 ok=0
 for _ in $(seq 1 300); do
@@ -70,6 +75,6 @@ out=$(chroot "$root" curl -fsS "http://127.0.0.1:$port/v1/completions" -H 'conte
 if [[ $out == *'"text"'* ]]; then echo "ok   a completion"; else echo "FAIL completion: $out"; fails=$((fails+1)); fi
 kill -TERM "$server"; status=0; wait "$server" || status=$?; server=
 if [[ $status -eq 0 ]]; then echo "ok   SIGTERM (the STOPSIGNAL) exits 0"; else echo "FAIL exit $status after SIGTERM"; fails=$((fails+1)); fi
-grep -q "kernels: " /tmp/pagoda-image-run.log && grep "kernels: " /tmp/pagoda-image-run.log | sed 's/^/  /'
+grep -q "kernels " /tmp/pagoda-image-run.log && grep "kernels " /tmp/pagoda-image-run.log | sed 's/^/  /'
 echo "image run check: $fails failed"
 exit $((fails > 0))

@@ -2,26 +2,68 @@
 
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config_env.h"
 
 namespace pagoda::cli {
 
-void ConfigFlags::add_to(CLI::App& app) {
-  app.add_option("--config,-c", file, "YAML config file (default: built-in defaults)");
-  app.add_option("--set", sets, "Override any key: --set kv.page_size=32 (repeatable)")->take_all();
-  app.add_option("--host", host, "Same as --set server.host=HOST");
-  app.add_option("--port", port, "Same as --set server.port=PORT");
-  app.add_option("--model", model, "Same as --set model.path=PATH");
-  app.add_option("--tokenizer", tokenizer, "Same as --set model.tokenizer=PATH");
+const std::vector<KeyFlag>& serve_key_flags() {
+  static const std::vector<KeyFlag> flags = {
+      {"--host", "server.host", "Listen address"},
+      {"--port", "server.port", "Listen port"},
+      {"--model", "model.path", "Model checkpoint file or Hugging Face directory"},
+      {"--tokenizer", "model.tokenizer", "Tokenizer file"},
+      {"--served-model-name", "model.name", "Model id in the API"},
+      {"--max-model-len", "model.max_model_len", "Prompt + output tokens per request"},
+      {"--dtype", "model.weight_dtype", "Weight dtype: f32 | bf16 | int8"},
+      {"--kv-cache-dtype", "kv.dtype", "KV dtype: f32 | bf16 | f16 | int8 | int4"},
+      {"--block-size", "kv.page_size", "Tokens per KV page"},
+      {"--max-num-seqs", "scheduler.max_num_seqs", "Sequences in one engine step"},
+      {"--max-num-batched-tokens", "scheduler.max_num_batched_tokens", "Tokens in one engine step"},
+      {"--api-key", "server.api_keys", "Accepted bearer key (repeatable)", true},
+      {"--threads", "engine.threads", "Compute threads (0 = all cores)"},
+      {"--log-level", "logging.level", "trace | debug | info | warn | error | off"},
+  };
+  return flags;
 }
 
-std::vector<std::string> ConfigFlags::overrides() const {
-  std::vector<std::string> out;
-  if (!host.empty()) out.push_back("server.host=" + host);
-  if (port >= 0) out.push_back("server.port=" + std::to_string(port));
-  if (!model.empty()) out.push_back("model.path=" + model);
-  if (!tokenizer.empty()) out.push_back("model.tokenizer=" + tokenizer);
-  out.insert(out.end(), sets.begin(), sets.end());
+void ConfigFlags::add_to(CLI::App& app, std::vector<KeyFlag> flags, bool with_positional_model) {
+  key_flags = std::move(flags);
+  key_flag_values.assign(key_flags.size(), {});
+  app.add_option("--config,-c", file, "YAML config file (default: built-in defaults)");
+  app.add_option("--set", sets, "Override any key: --set kv.page_size=32 (repeatable)")->take_all();
+  for (size_t i = 0; i < key_flags.size(); ++i) {
+    const KeyFlag& f = key_flags[i];
+    auto* opt = app.add_option(f.flag, key_flag_values[i], std::string(f.help) + " (= --set " + f.key + ")");
+    if (f.list) {
+      opt->take_all();
+    } else {
+      opt->expected(1);
+    }
+  }
+  if (with_positional_model)
+    app.add_option("MODEL", positional_model, "Model checkpoint file or Hugging Face directory (same as --model)");
+}
+
+bool ConfigFlags::given(const std::string& flag) const {
+  for (size_t i = 0; i < key_flags.size(); ++i)
+    if (flag == key_flags[i].flag) return !key_flag_values[i].empty();
+  return false;
+}
+
+std::vector<std::pair<std::string, std::string>> ConfigFlags::flag_overrides() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!positional_model.empty()) out.emplace_back("MODEL", "model.path=" + nlohmann::json(positional_model).dump());
+  for (size_t i = 0; i < key_flags.size(); ++i) {
+    const std::vector<std::string>& values = key_flag_values[i];
+    if (values.empty()) continue;
+    // JSON-quoted, so a flag's value is taken as typed, never as YAML
+    // structure (a JSON list is a YAML flow list; quoting does not change
+    // how numbers and booleans are read).
+    const std::string value = key_flags[i].list ? nlohmann::json(values).dump() : nlohmann::json(values.back()).dump();
+    out.emplace_back(key_flags[i].flag, std::string(key_flags[i].key) + "=" + value);
+  }
   return out;
 }
 
@@ -33,7 +75,18 @@ std::optional<LoadedConfig> ConfigFlags::load() const {
     return std::nullopt;
   }
   std::vector<std::string> all = std::move(from_env).value();
-  for (std::string& o : overrides()) all.push_back(std::move(o));
+  if (!positional_model.empty() && given("--model")) {
+    print_error("the model is given twice (MODEL and --model): give one");
+    return std::nullopt;
+  }
+  for (const auto& [flag, override_text] : flag_overrides()) {
+    if (Status st = check_override(override_text); !st) {
+      print_error(flag + ": " + st.message());
+      return std::nullopt;
+    }
+    all.push_back(override_text);
+  }
+  all.insert(all.end(), sets.begin(), sets.end());
   auto loaded = load_config(file, all);
   if (!loaded) {
     print_error(loaded.status().message());

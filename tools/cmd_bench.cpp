@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <random>
 #include <sstream>
 
 #include "bench/bench_serve.h"
@@ -35,6 +38,9 @@ struct BenchFlags {
   std::string sweep;
   std::string plot_prefix;
   bool no_progress = false;
+  bool overwrite = false;       // sweep plots may replace earlier files
+  bool seed_given = false;      // --seed was given; else the seed is drawn
+  double max_failed_ratio = 0;  // exit 1 when more of the requests failed
   int repeat = 1;               // passes over every point; medians reported
   int64_t warmup_requests = 0;  // sent first, not recorded
 };
@@ -95,7 +101,15 @@ Status finish_config(BenchFlags& f) {
   if (c.duration_s < 0) return Status::invalid_argument("--duration must be >= 0");
   if (c.max_concurrency < 0) return Status::invalid_argument("--max-concurrency must be >= 0");
   if (!(c.timeout_s > 0)) return Status::invalid_argument("--timeout must be > 0");
-  c.progress = !f.no_progress && ::isatty(STDOUT_FILENO);
+  if (!(f.max_failed_ratio >= 0 && f.max_failed_ratio <= 1))
+    return Status::invalid_argument("--max-failed-ratio must be from 0 to 1");
+  using Progress = bench::BenchConfig::Progress;
+  c.progress = f.no_progress ? Progress::kOff : ::isatty(STDOUT_FILENO) ? Progress::kTerminal : Progress::kLines;
+  // Fresh prompts unless a seed is asked for: the same prompts as an earlier
+  // run would be served from the server's prefix cache.
+  if (!f.seed_given) c.workload.seed = static_cast<uint64_t>(std::random_device{}()) % 1000000;
+  if (c.api_key.empty())
+    if (const char* key = std::getenv("OPENAI_API_KEY"); key != nullptr) c.api_key = key;
   return Status::ok();
 }
 
@@ -117,7 +131,7 @@ Status warm_up(const BenchFlags& f, const std::optional<bench::Sweep>& sweep) {
   // on prompts the warm-up sent.
   w.workload.seed = f.cfg.workload.seed + 1000003;
   w.duration_s = 0;
-  w.progress = false;
+  w.progress = bench::BenchConfig::Progress::kOff;
   w.metrics_interval_s = 0;
   if (sweep && sweep->param == bench::SweepParam::kMaxConcurrency)
     w.max_concurrency = static_cast<int64_t>(*std::max_element(sweep->values.begin(), sweep->values.end()));
@@ -125,6 +139,49 @@ Status warm_up(const BenchFlags& f, const std::optional<bench::Sweep>& sweep) {
   if (!r) return Status(r.status().code(), "warm-up: " + r.status().message());
   std::cout << "warm-up: " << r->metrics.completed << " requests (not recorded)\n";
   return Status::ok();
+}
+
+std::string plot_prefix(const BenchFlags& f) {
+  return !f.plot_prefix.empty()   ? f.plot_prefix
+         : !f.result_file.empty() ? f.result_file.substr(0, f.result_file.rfind('.'))
+                                  : std::string("bench");
+}
+
+// Random prompts share nothing, so a high prefix-cache hit rate means the
+// server had seen them before: an earlier run with the same --seed.
+void warn_of_cached_prompts(const BenchFlags& f, const std::vector<bench::BenchResult>& points) {
+  if (f.cfg.workload.kind != bench::WorkloadKind::kRandom) return;
+  for (const bench::BenchResult& p : points) {
+    const auto& rate = p.server.prefix_hit_rate;
+    if (rate && *rate > 0.2) {
+      std::cerr << "pagoda bench: warning: the server's prefix cache served " << static_cast<int>(100 * *rate)
+                << "% of the prompt tokens of random prompts: they were sent before (same --seed as an earlier "
+                   "run?), so prefill was skipped and TTFT is flattered; use another --seed or restart the server\n";
+      return;
+    }
+  }
+}
+
+// 0 when every request succeeded, or the failed share is within
+// --max-failed-ratio; else 1, saying so.
+int failure_exit_code(const BenchFlags& f, const std::vector<std::vector<bench::BenchResult>>& passes) {
+  int64_t failed = 0, total = 0;
+  for (const auto& pass : passes)
+    for (const bench::BenchResult& r : pass) {
+      failed += r.metrics.failed;
+      total += r.metrics.failed + r.metrics.completed;
+    }
+  if (total == 0) {
+    print_error("no request was sent");
+    return kExitFailure;
+  }
+  const double ratio = static_cast<double>(failed) / static_cast<double>(total);
+  if (failed == 0 || ratio <= f.max_failed_ratio) return kExitOk;
+  print_error(std::to_string(failed) + " of " + std::to_string(total) + " requests failed (" +
+              std::to_string(static_cast<int>(std::round(100 * ratio))) + "%, --max-failed-ratio " +
+              std::to_string(f.max_failed_ratio).substr(0, 4) +
+              "); the report above shows the first error of each kind");
+  return kExitFailure;
 }
 
 int run(BenchFlags& f) {
@@ -141,6 +198,19 @@ int run(BenchFlags& f) {
     }
     sweep = std::move(*parsed);
   }
+  if (sweep) {
+    // Checked before the run: an hour of benchmark must not end by silently
+    // replacing the plots of another.
+    for (const std::string& file : bench::sweep_output_files(plot_prefix(f))) {
+      std::error_code ec;
+      if (!f.overwrite && std::filesystem::exists(file, ec)) {
+        print_error("'" + file + "' exists (an earlier sweep?): pass --overwrite, or another --plot-prefix");
+        return kExitConfigError;
+      }
+    }
+  }
+  std::cout << "workload seed " << f.cfg.workload.seed << (f.seed_given ? "" : " (drawn; --seed repeats a run)")
+            << "\n";
   if (f.warmup_requests > 0) {
     if (Status st = warm_up(f, sweep); !st) {
       print_error(st.message());
@@ -157,7 +227,12 @@ int run(BenchFlags& f) {
     pass_cfg.workload.seed = f.cfg.workload.seed + static_cast<uint64_t>(k);
     auto pass = run_pass(pass_cfg, sweep);
     if (!pass) {
-      print_error(pass.status().message());
+      std::string message = pass.status().message();
+      if (message.find("cannot reach the server") != std::string::npos)
+        message += "; is the server running at " + f.cfg.url + "? (start one: pagoda serve)";
+      else if (message.find("answered 401") != std::string::npos)
+        message += "; pass --api-key KEY or set OPENAI_API_KEY";
+      print_error(message);
       return kExitFailure;
     }
     passes.push_back(std::move(*pass));
@@ -192,17 +267,14 @@ int run(BenchFlags& f) {
     }
     std::cout << "wrote " << f.result_file << "\n";
   }
+  warn_of_cached_prompts(f, points);
   if (sweep) {
-    const std::string prefix = !f.plot_prefix.empty()   ? f.plot_prefix
-                               : !f.result_file.empty() ? f.result_file.substr(0, f.result_file.rfind('.'))
-                                                        : std::string("bench");
     std::vector<std::string> written;
-    Status st = bench::write_sweep_plots(points, sweep->param, prefix, &written);
+    Status st = bench::write_sweep_plots(points, sweep->param, plot_prefix(f), &written);
     for (const auto& w : written) std::cout << "wrote " << w << "\n";
     if (!st) std::cerr << "pagoda bench: " << st.message() << "\n";
-    return kExitOk;
   }
-  return points.front().metrics.completed > 0 ? kExitOk : kExitFailure;
+  return failure_exit_code(f, passes);
 }
 
 }  // namespace
@@ -219,7 +291,7 @@ void register_bench(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"/v1/completions", "/v1/chat/completions"}))
       ->capture_default_str();
   cmd->add_option("--model", c.model, "Model name to request (default: the first of GET /v1/models)");
-  cmd->add_option("--api-key", c.api_key, "Sent as 'Authorization: Bearer KEY'");
+  cmd->add_option("--api-key", c.api_key, "Sent as 'Authorization: Bearer KEY' (default: $OPENAI_API_KEY)");
   cmd->add_option("--workload", f->workload, "random | shared-prefix | file")
       ->check(CLI::IsMember({"random", "shared-prefix", "file"}))
       ->capture_default_str();
@@ -238,7 +310,9 @@ void register_bench(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--vocab-size", c.workload.vocab_size,
                   "Token ids are drawn below this (default: learned from POST /detokenize)");
-  cmd->add_option("--seed", c.workload.seed, "Workload and arrival seed")->capture_default_str();
+  cmd->add_option("--seed", c.workload.seed,
+                  "Workload and arrival seed (default: drawn per run, so prompts are fresh; printed)")
+      ->each([f](const std::string&) { f->seed_given = true; });
   cmd->add_option("--num-prompts", c.num_prompts, "Requests to send (0: until --duration)");
   cmd->add_option("--duration", c.duration_s, "Stop sending after this many seconds (in-flight requests finish)");
   cmd->add_option("--request-rate", f->request_rate, "Open-loop arrivals per second, or inf")->capture_default_str();
@@ -265,7 +339,11 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_option("--warmup-requests", f->warmup_requests,
                   "Send N requests first (at the highest concurrency), not recorded")
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
-  cmd->add_flag("--no-progress", f->no_progress, "No live progress line (it only shows on a terminal anyway)");
+  cmd->add_flag("--no-progress", f->no_progress,
+                "No progress (default: a live line on a terminal, else a line with percentage and ETA every 5 s)");
+  cmd->add_flag("--overwrite", f->overwrite, "A sweep may replace the plot files of an earlier one");
+  cmd->add_option("--max-failed-ratio", f->max_failed_ratio,
+                  "Exit 0 only if at most this share of requests failed (default 0: any failure exits 1)");
   cmd->callback([f, exit_code] { *exit_code = run(*f); });
 }
 

@@ -1,4 +1,5 @@
-// `pagoda config check FILE`: validate a config and print the effective one.
+// `pagoda config check [FILE]`: validate a config (with the environment,
+// the key flags and --set, as serve reads them) and print the effective one.
 #include <iostream>
 
 #include "tools/cli_common.h"
@@ -10,11 +11,13 @@ void register_config(CLI::App& app, int* exit_code) {
   auto* config = app.add_subcommand("config", "Inspect configuration");
   config->require_subcommand(1);
   auto* check = config->add_subcommand(
-      "check", "Validate FILE (with overrides) and print the effective config; exit 2 if invalid");
+      "check",
+      "Validate FILE (with the environment, key flags and --set, as serve would) and print the effective config; "
+      "exit 2 if invalid");
   auto flags = std::make_shared<ConfigFlags>();
   auto paths = std::make_shared<bool>(true);
-  check->add_option("FILE", flags->file, "YAML config file")->required();
-  check->add_option("--set", flags->sets, "Override any key: --set kv.page_size=32")->take_all();
+  flags->add_to(*check, serve_key_flags());
+  check->add_option("FILE", flags->file, "YAML config file (default: none, the built-in defaults)");
   check->add_flag("!--no-path-check", *paths, "Do not check that model/tokenizer files exist");
   check->callback([flags, paths, exit_code] {
     auto loaded = flags->load();
@@ -30,7 +33,9 @@ void register_config(CLI::App& app, int* exit_code) {
         return;
       }
     }
-    std::cout << "# effective config (" << flags->file << "): valid\n" << config_to_yaml(loaded->config);
+    std::cout << "# effective config (" << (flags->file.empty() ? "defaults" : flags->file) << "): valid\n";
+    for (const std::string& note : loaded->notes) std::cout << "# " << note << "\n";
+    std::cout << config_to_yaml(loaded->config);
     *exit_code = kExitOk;
   });
 }

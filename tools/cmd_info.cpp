@@ -13,18 +13,17 @@ namespace pagoda::cli {
 
 namespace {
 
-int info(const ConfigFlags& flags) {
-  auto loaded = flags.load();
-  if (!loaded) return kExitConfigError;
-  std::printf("pagoda %s\n", PAGODA_VERSION);
-  std::printf("build: %s, %s\n", PAGODA_BUILD_TYPE,
-              PAGODA_NATIVE_BUILD ? "native (-march=native: runs only on CPUs like the build host's)"
-                                  : "portable (kernels chosen at run time)");
-  std::printf("cpu: %s\n", cpu_model_name().c_str());
+std::string supported_levels() {
   std::string levels;
   for (IsaLevel level : supported_isa_levels())
     levels += std::string(levels.empty() ? "" : " ") + isa_level_name(level);
-  std::printf("kernel levels this CPU supports: %s\n", levels.c_str());
+  return levels;
+}
+
+int info(const ConfigFlags& flags) {
+  auto loaded = flags.load();
+  if (!loaded) return kExitConfigError;
+  std::printf("%s", version_text().c_str());
   auto choice = choose_isa(loaded->config.engine.isa);
   if (!choice) {
     print_error(choice.status().message());
@@ -36,10 +35,23 @@ int info(const ConfigFlags& flags) {
 
 }  // namespace
 
+const char* build_kind() { return PAGODA_NATIVE_BUILD ? "native" : "portable"; }
+
+std::string version_text() {
+  std::string text = std::string("pagoda ") + PAGODA_VERSION + "\n";
+  text += std::string("build: ") + PAGODA_BUILD_TYPE + ", " +
+          (PAGODA_NATIVE_BUILD ? "native (-march=native: runs only on CPUs like the build host's)"
+                               : "portable (kernels chosen at run time)") +
+          "\n";
+  text += "cpu: " + cpu_model_name() + "\n";
+  text += "kernel levels this CPU supports: " + supported_levels() + "\n";
+  return text;
+}
+
 void register_info(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("info", "Print the version, build, CPU and the kernel level it would run");
   auto flags = std::make_shared<ConfigFlags>();
-  flags->add_to(*cmd);
+  flags->add_to(*cmd, serve_key_flags());
   cmd->callback([flags, exit_code] { *exit_code = info(*flags); });
 }
 

@@ -7,6 +7,7 @@
 #include "engine/kernels/isa_choice.h"
 #include "server/http_server.h"
 #include "server/server_app.h"
+#include "server/startup_log.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 
@@ -26,11 +27,12 @@ int serve(const ConfigFlags& flags) {
     print_error(st.message());
     return kExitConfigError;
   }
-  // A host name that does not resolve is a config error found before the
-  // model loads (the server resolves it again when it starts listening).
-  if (auto ep = listen_endpoint(cfg.server.host, cfg.server.port); !ep) {
-    print_error(ep.status().message());
-    return kExitConfigError;
+  // A host name that does not resolve, or a port another process listens
+  // on, is found before the model loads (the server binds again when it
+  // starts listening).
+  if (Status st = check_listen_address(cfg.server.host, static_cast<int>(cfg.server.port)); !st) {
+    print_error(st.message());
+    return st.code() == StatusCode::kInvalidArgument ? kExitConfigError : kExitFailure;
   }
   // The kernel level (PAGODA_ISA, else engine.isa) before the model loads:
   // oneDNN may be capped only before it packs the weights.
@@ -43,9 +45,18 @@ int serve(const ConfigFlags& flags) {
   // the model loads, then logged and ignored while the server runs
   // (RELIABILITY.md).
   std::signal(SIGHUP, SIG_IGN);
-  spdlog::info("pagoda {} starting; effective config:\n{}", PAGODA_VERSION, config_to_yaml(cfg));
-  spdlog::info("kernels: {} ({}) on {}; this CPU supports up to {}", isa_level_name(isa->level), isa->source,
-               cpu_model_name(), isa_level_name(best_cpu_isa()));
+  const std::string cpu = cpu_model_name();
+  log_summary(spdlog::level::info, "start",
+              fmt::format("pagoda {} ({} build) on {}: kernels {} ({}; this CPU supports up to {})", PAGODA_VERSION,
+                          build_kind(), cpu, isa_level_name(isa->level), isa->source, isa_level_name(best_cpu_isa())),
+              {{"version", PAGODA_VERSION},
+               {"build", build_kind()},
+               {"cpu", cpu},
+               {"kernels", isa_level_name(isa->level)},
+               {"kernels_chosen_by", isa->source},
+               {"best_cpu_kernels", isa_level_name(best_cpu_isa())}});
+  for (const std::string& note : loaded->notes) spdlog::info("config: {}", note);
+  log_effective_config(cfg);
   if (isa->level == IsaLevel::kBaseline) {
     spdlog::warn(
         "kernels run their scalar code ({}): expect several times less throughput than on a CPU with "
@@ -68,10 +79,10 @@ int serve(const ConfigFlags& flags) {
 
 void register_serve(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("serve",
-                                 "Serve the OpenAI-compatible API (the default config "
-                                 "serves models/stories260K.bin)");
+                                 "Serve the OpenAI-compatible API: pagoda serve [MODEL] [flags] (the default "
+                                 "config serves models/stories260K.bin)");
   auto flags = std::make_shared<ConfigFlags>();
-  flags->add_to(*cmd);
+  flags->add_to(*cmd, serve_key_flags(), /*positional_model=*/true);
   cmd->callback([flags, exit_code] { *exit_code = serve(*flags); });
 }
 

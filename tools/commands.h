@@ -2,6 +2,8 @@
 // and sets `*exit_code` when that subcommand runs.
 #pragma once
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace pagoda::cli {
@@ -13,5 +15,12 @@ void register_kv_plan(CLI::App& app, int* exit_code);
 void register_tokenize(CLI::App& app, int* exit_code);
 void register_bench(CLI::App& app, int* exit_code);
 void register_info(CLI::App& app, int* exit_code);
+
+// `pagoda --version`: the version, the build (portable or native), the CPU
+// and the kernel levels it supports.
+std::string version_text();
+
+// "native" (-march=native) or "portable" (kernels chosen at run time).
+const char* build_kind();
 
 }  // namespace pagoda::cli

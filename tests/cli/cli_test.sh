@@ -7,18 +7,8 @@ fails=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [[ -n "${pid:-}" ]] && kill "$pid" 2>/dev/null' EXIT
 
-expect() {  # expect NAME WANT_STATUS WANT_FRAGMENT -- command...
-  local name=$1 want=$2 frag=$3; shift 4
-  local out status
-  out=$("$@" 2>&1); status=$?
-  if [[ $status -ne $want ]]; then
-    echo "FAIL $name: exit $status, want $want; output: $out"; fails=$((fails+1)); return
-  fi
-  if [[ -n "$frag" && "$out" != *"$frag"* ]]; then
-    echo "FAIL $name: output lacks '$frag': $out"; fails=$((fails+1)); return
-  fi
-  echo "ok   $name"
-}
+# shellcheck source=tests/cli/expect.sh
+source "$(dirname "$0")/expect.sh"
 
 printf 'kv:\n  page_size: 12\n' > "$tmp/bad.yaml"
 printf 'kv:\n  page_size: 32\n' > "$tmp/good.yaml"
@@ -66,7 +56,7 @@ if [[ $ok -eq 1 ]]; then echo "ok   serve answers /health"; else echo "FAIL serv
 kill -TERM "$pid"; wait "$pid"; status=$?; pid=
 if [[ $status -eq 0 ]]; then echo "ok   SIGTERM exits 0"; else echo "FAIL SIGTERM exit $status"; fails=$((fails+1)); fi
 if grep -q '"level":"info"' "$tmp/serve.log"; then echo "ok   json log lines"; else echo "FAIL json logs"; cat "$tmp/serve.log"; fails=$((fails+1)); fi
-if grep -q 'kernels: [a-z0-9_]* (engine.isa=auto) on ' "$tmp/serve.log"; then echo "ok   the start-up log names the kernel level and CPU"
+if grep -q '"cpu":"[^"]*","kernels":"[a-z0-9_]*","kernels_chosen_by":"engine.isa=auto"' "$tmp/serve.log"; then echo "ok   the start-up log names the kernel level and CPU"
 else echo "FAIL no kernel level in the start-up log"; cat "$tmp/serve.log"; fails=$((fails+1)); fi
 
 # Kernel levels (engine/kernels/isa_begin.h): `pagoda info`, PAGODA_ISA and

@@ -1,6 +1,7 @@
 // Config loading: bad configs fail with a message naming the key, overrides
 // beat the file which beats the defaults, and config/default.yaml is exactly
 // the defaults.
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -102,7 +103,9 @@ TEST_CASE("no file at all gives the defaults") {
 TEST_CASE("config/default.yaml parses to exactly the defaults and shows every key") {
   const std::string text = read_file(std::string(PAGODA_SOURCE_DIR) + "/config/default.yaml");
   REQUIRE_FALSE(text.empty());
-  auto r = parse_config(text, {}, "config/default.yaml");
+  // Its paths are relative to its folder, config/, and name the defaults'
+  // models/ files (relative to the repository root).
+  auto r = parse_config(text, {}, "config/default.yaml", "config");
   REQUIRE(r.is_ok());
   CHECK(r->config == ServerConfig{});
   for (const auto& f : config_fields()) {
@@ -168,4 +171,64 @@ TEST_CASE("PAGODA_<SECTION>_<KEY> environment variables become overrides, and ty
   const auto typo = config_overrides_from_environment({"PAGODA_KV_PAGESIZE=64"});
   REQUIRE_FALSE(typo.is_ok());
   CHECK_THAT(typo.status().message(), Catch::Contains("PAGODA_KV_PAGESIZE") && Catch::Contains("kv.pagesize"));
+}
+
+TEST_CASE("relative paths in a config file are relative to its folder, flags to the working directory") {
+  const std::string yaml =
+      "model:\n  path: m/model.bin\n  tokenizer: /abs/tok.bin\nserver:\n  api_key_file: ../keys.txt\n";
+  auto r = parse_config(yaml, {}, "etc/pagoda/c.yaml", "etc/pagoda");
+  REQUIRE(r.is_ok());
+  CHECK(r->config.model.path == "etc/pagoda/m/model.bin");
+  CHECK(r->config.model.tokenizer == "/abs/tok.bin");      // absolute: as written
+  CHECK(r->config.server.api_key_file == "etc/keys.txt");  // normalized
+  auto flagged = parse_config(yaml, {"model.path=here.bin"}, "etc/pagoda/c.yaml", "etc/pagoda");
+  REQUIRE(flagged.is_ok());
+  CHECK(flagged->config.model.path == "here.bin");
+  CHECK(parse_config(yaml, {})->config.model.path == "m/model.bin");  // no folder given: as written
+
+  // load_config passes the file's folder.
+  const std::string dir = "/tmp/pagoda_config_test_dir";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/c.yaml") << "model:\n  path: model.bin\n";
+  auto loaded = load_config(dir + "/c.yaml", {});
+  REQUIRE(loaded.is_ok());
+  CHECK(loaded->config.model.path == dir + "/model.bin");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a later kv.num_pages replaces the file's kv.memory_gib and the reverse, with a note") {
+  const std::string yaml = "kv:\n  memory_gib: 2\n";
+  auto pages = parse_config(yaml, {"kv.num_pages=100"});
+  REQUIRE(pages.is_ok());
+  CHECK(pages->config.kv.num_pages == 100);
+  CHECK(pages->explicit_keys.count("kv.memory_gib") == 0);
+  REQUIRE(pages->notes.size() == 1);
+  CHECK_THAT(pages->notes[0], Catch::Contains("kv.num_pages=100 replaces the earlier kv.memory_gib=2"));
+
+  auto gib = parse_config("kv:\n  num_pages: 100\n", {"kv.memory_gib=0.5"});
+  REQUIRE(gib.is_ok());
+  CHECK(gib->config.kv.num_pages == 0);  // 0 = derive from memory_gib
+  CHECK(gib->config.kv.memory_gib == 0.5);
+  REQUIRE(gib->notes.size() == 1);
+  CHECK_THAT(gib->notes[0], Catch::Contains("kv.memory_gib=0.5 replaces the earlier kv.num_pages=100"));
+
+  CHECK(parse_config("", {"kv.memory_gib=2"})->notes.empty());  // nothing replaced
+  // Both in one place still contradict (the bad-config table has the file case).
+  CHECK_FALSE(parse_config(yaml + "  num_pages: 100\n", {}).is_ok());
+}
+
+TEST_CASE("spellings people bring: logging.level warning is warn") {
+  auto r = parse_config("logging:\n  level: warning\n", {});
+  REQUIRE(r.is_ok());
+  CHECK(r->config.logging.level == "warn");
+  CHECK(parse_config("", {"logging.level=warning"})->config.logging.level == "warn");
+}
+
+TEST_CASE("the effective config prints numbers as written, not with 17 digits") {
+  auto r = parse_config("scheduler:\n  queue_timeout_s: 0.05\nkv:\n  memory_gib: 0.1\n", {});
+  REQUIRE(r.is_ok());
+  const std::string yaml = config_to_yaml(r->config);
+  CHECK_THAT(yaml, Catch::Contains("queue_timeout_s: 0.05\n") && Catch::Contains("memory_gib: 0.1\n"));
+  CHECK(yaml.find("0.0500000") == std::string::npos);
+  CHECK(parse_config(yaml, {})->config == r->config);
 }

@@ -3,6 +3,7 @@
 // cache hits, tokenize/detokenize, models, and shutdown while busy.
 #include <sched.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -411,4 +412,70 @@ TEST_CASE("server e2e: a stats line every logging.stats_interval_s while there i
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
   CHECK(count_stats() <= after_traffic + 1);  // at most the interval that saw the last tokens
+}
+
+TEST_CASE("server e2e: with logging.log_prompts the access record carries the prompt text") {
+  ServerProcess server(18635, {"--set", "logging.level=info", "--set", "logging.log_prompts=true"});
+  const HttpResult ok = post(server.port(), "/v1/completions",
+                             json{{"prompt", "a logged prompt"}, {"max_tokens", 2}, {"temperature", 0}}.dump());
+  REQUIRE(ok.status == 200);
+  const std::string id = ok.json()["id"].get<std::string>();
+  std::string log;
+  for (int i = 0; i < 100 && log.find("request id=" + id) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log = server.log();
+  }
+  const size_t at = log.find("request id=" + id);
+  REQUIRE(at != std::string::npos);
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  INFO(line);
+  CHECK(line.find("prompt=\"") != std::string::npos);
+  CHECK(line.find("logged prompt") != std::string::npos);
+}
+
+TEST_CASE("server e2e: 429s for a full queue and preemptions are warned about") {
+  // Requests of 480 tokens, all at once, from threads; returns how many got 429.
+  auto burst = [](int port, int n) {
+    std::atomic<int> refused{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i)
+      threads.emplace_back([&, i] {
+        const HttpResult r =
+            post(port, "/v1/completions",
+                 json{{"prompt", "Once upon a time " + std::to_string(i)}, {"max_tokens", 480}, {"ignore_eos", true}}
+                     .dump());
+        if (r.status == 429) ++refused;
+      });
+    for (auto& t : threads) t.join();
+    return refused.load();
+  };
+  auto wait_for = [](ServerProcess& server, const std::string& text) {
+    std::string log;
+    for (int i = 0; i < 100 && log.find(text) == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      log = server.log();
+    }
+    return log;
+  };
+  {
+    // Four sequences of 480 tokens at once outgrow a pool of 39 pages of 16.
+    ServerProcess server(18636, {"--set", "logging.stats_interval_s=0.5", "--set", "kv.num_pages=40", "--set",
+                                 "scheduler.max_num_seqs=4"});
+    CHECK(burst(server.port(), 4) == 0);
+    const std::string log = wait_for(server, "KV cache was full");
+    INFO(log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+    INFO(http_request(server.port(), http::verb::get, "/metrics").body);
+    CHECK(log.find(" warning ") != std::string::npos);
+    CHECK(log.find("the KV cache was full, so running requests were paused") != std::string::npos);
+  }
+  {
+    // A queue of one: a burst of twelve finds it full.
+    ServerProcess server(18637, {"--set", "logging.stats_interval_s=0.5", "--set", "scheduler.max_queue=1", "--set",
+                                 "scheduler.max_num_seqs=1"});
+    REQUIRE(burst(server.port(), 12) > 0);
+    const std::string log = wait_for(server, "refused with 429");
+    INFO(log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+    CHECK(log.find("refused with 429 in the last") != std::string::npos);
+    CHECK(log.find("the server is overloaded") != std::string::npos);
+  }
 }

@@ -1,0 +1,35 @@
+// The KV pool a config buys for a model: the plan and the checks `pagoda
+// serve` makes before it reserves the arena. `pagoda kv-plan` prints the same
+// plan, so the two cannot disagree. Pure function; thread-safe.
+#pragma once
+
+#include <cstdint>
+
+#include "common/status.h"
+#include "config/server_config.h"
+#include "kvpool/kv_plan.h"
+
+namespace pagoda {
+
+// What the KV pool needs to know of a model.
+struct ModelKvShape {
+  int64_t layers = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_seq_len = 0;  // the model's position limit; 0 = unknown (a shape given by hand)
+};
+
+struct ServerKvPlan {
+  KvPlan plan;
+  int64_t max_model_len = 0;         // model.max_model_len, or the model's limit when 0; 0 = unknown
+  int64_t sequences_at_max_len = 0;  // full-length sequences the pool holds at once; 0 = unknown
+};
+
+// The plan for `config` (kv.page_size, kv.dtype, kv.memory_gib or
+// kv.num_pages, model.max_model_len) and `shape`. `tokens_to_price` > 0
+// prices that many tokens (kv-plan --tokens), else max_model_len. Errors name
+// the config key: a max_model_len beyond the model, a pool smaller than one
+// sequence, a budget of fewer than 2 pages.
+Result<ServerKvPlan> plan_server_kv(const ServerConfig& config, const ModelKvShape& shape, int64_t tokens_to_price = 0);
+
+}  // namespace pagoda
