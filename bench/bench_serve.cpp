@@ -151,10 +151,12 @@ class Run {
     const auto done = static_cast<long long>(records_.size());
     double share = -1;
     std::string of;
+    // Whichever limit ends the run first is the one nearer its end.
     if (cfg_.num_prompts > 0) {
       share = static_cast<double>(done) / static_cast<double>(cfg_.num_prompts);
       of = " (" + std::to_string(done) + " of " + std::to_string(cfg_.num_prompts) + " requests)";
-    } else if (cfg_.duration_s > 0) {
+    }
+    if (cfg_.duration_s > 0 && std::min(1.0, t / cfg_.duration_s) > share) {
       share = std::min(1.0, t / cfg_.duration_s);
       of = " (of " + std::to_string(static_cast<long long>(cfg_.duration_s)) + " s)";
     }
@@ -235,6 +237,8 @@ asio::awaitable<int> detokenize_status(HttpClient& client, int64_t id) {
 
 asio::awaitable<Result<int64_t>> discover_vocab(HttpClient& client) {
   const int first = co_await detokenize_status(client, 0);
+  if (first == 0) co_return Status::unavailable("cannot reach the server (POST /detokenize got no answer)");
+  if (first == 401) co_return Status::unavailable("POST /detokenize answered 401: the server wants an API key");
   if (first != 200)
     co_return Status::unavailable("cannot learn the vocabulary size (POST /detokenize answered " +
                                   std::to_string(first) + "); pass --vocab-size or use --prompt-form words");

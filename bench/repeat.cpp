@@ -48,8 +48,6 @@ BenchResult median_result(const std::vector<BenchResult>& runs) {
   BenchResult out = runs.front();
   out.records.clear();
   BenchMetrics& m = out.metrics;
-  m.completed = median_of<int64_t>(runs, [](const BenchResult& r) { return r.metrics.completed; });
-  m.failed = median_of<int64_t>(runs, [](const BenchResult& r) { return r.metrics.failed; });
   m.duration_s = median_of<double>(runs, [](const BenchResult& r) { return r.metrics.duration_s; });
   m.request_throughput = median_of<double>(runs, [](const BenchResult& r) { return r.metrics.request_throughput; });
   m.output_throughput = median_of<double>(runs, [](const BenchResult& r) { return r.metrics.output_throughput; });
@@ -64,11 +62,13 @@ BenchResult median_result(const std::vector<BenchResult>& runs) {
   out.server.prefix_hit_rate = median_optional(runs, [](const BenchResult& r) { return r.server.prefix_hit_rate; });
   out.server.running_peak = median_optional(runs, [](const BenchResult& r) { return r.server.running_peak; });
   out.server.kv_slot_waste = median_optional(runs, [](const BenchResult& r) { return r.server.kv_slot_waste; });
-  // Failures are not a median: every failed request of every run counts.
+  // Request counts are not medians: every request of every run counts.
+  m.completed = 0;
   m.failed = 0;
   m.failures.clear();
   m.first_errors.clear();
   for (const BenchResult& r : runs) {
+    m.completed += r.metrics.completed;
     m.failed += r.metrics.failed;
     for (const auto& [key, n] : r.metrics.failures) m.failures[key] += n;
     for (const auto& [key, e] : r.metrics.first_errors) m.first_errors.emplace(key, e);

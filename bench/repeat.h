@@ -14,9 +14,9 @@
 namespace pagoda::bench {
 
 // Median of each figure over `runs` (non-empty); config, model and workload
-// are the first run's, request records are dropped. Failures are summed over
-// the runs (every failed request counts); `spread` holds the range of the
-// headline figures.
+// are the first run's, request records are dropped. Request counts
+// (completed, failed, failures by kind) are summed over the runs; `spread`
+// holds the range of the headline figures.
 BenchResult median_result(const std::vector<BenchResult>& runs);
 
 // {"runs": N, "output_throughput": [each run], "ttft_median_ms": [...],

@@ -99,7 +99,8 @@ void print_report(const BenchResult& r, std::ostream& os) {
   line(os, "Load:",
        (c.max_concurrency > 0 ? "max concurrency " + std::to_string(c.max_concurrency) + ", " : "") + "request rate " +
            fmt_rate(c.request_rate) + (c.burstiness != 1.0 ? " (burstiness " + num(c.burstiness) + ")" : ""));
-  line(os, "Successful requests:", std::to_string(m.completed));
+  line(os, r.runs > 1 ? "Successful requests (all " + std::to_string(r.runs) + " runs):" : "Successful requests:",
+       std::to_string(m.completed));
   line(os, r.runs > 1 ? "Failed requests (all " + std::to_string(r.runs) + " runs):" : "Failed requests:",
        std::to_string(m.failed));
   for (const auto& [kind, n] : m.failures) {

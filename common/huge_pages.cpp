@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -58,12 +59,14 @@ ZeroedMapping map_zeroed(size_t bytes) {
   return ZeroedMapping(p, MappingDeleter{size});
 }
 
-void populate_now(void* p, size_t bytes) {
+int populate_now(void* p, size_t bytes) {
 #ifndef MADV_POPULATE_WRITE
   constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14
 #endif
-  if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return;
+  if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return 0;
+  if (errno != EINVAL) return errno;
   std::memset(p, 0, bytes);  // an older kernel: fault every page by writing it
+  return 0;
 }
 
 int64_t resident_memory_bytes() {

@@ -43,9 +43,11 @@ using ZeroedMapping = std::unique_ptr<void, MappingDeleter>;
 ZeroedMapping map_zeroed(size_t bytes);
 
 // Makes `bytes` at `p` (a map_zeroed mapping) resident now instead of at
-// first write: MADV_POPULATE_WRITE where the kernel has it (5.14+), else a
-// write of zeros. Blocking; the caller owns the memory.
-void populate_now(void* p, size_t bytes);
+// first write: MADV_POPULATE_WRITE where the kernel has it (5.14+), else (the
+// kernel does not know the advice) a write of zeros. Returns 0, or the errno
+// of a failure (ENOMEM: the machine cannot back it). Blocking; the caller
+// owns the memory.
+int populate_now(void* p, size_t bytes);
 
 // The process's resident set size in bytes (VmRSS of /proc/self/status), or
 // -1 where it cannot be read. Thread-safe.

@@ -31,6 +31,13 @@ Result<std::vector<std::string>> config_overrides_from_environment(const std::ve
     found.emplace_back(name, path + "=" + entry.substr(eq + 1));
   }
   std::sort(found.begin(), found.end());
+  // Two ways to size the KV pool in one place contradict (as in one file).
+  auto given = [&](const std::string& key) {
+    return std::any_of(found.begin(), found.end(), [&](const auto& f) { return f.second.rfind(key + "=", 0) == 0; });
+  };
+  if (given("kv.memory_gib") && given("kv.num_pages"))
+    return Status::invalid_argument(
+        "environment variables 'PAGODA_KV_MEMORY_GIB' and 'PAGODA_KV_NUM_PAGES' contradict each other: give one");
   std::vector<std::string> out;
   for (auto& f : found) out.push_back(std::move(f.second));
   return out;

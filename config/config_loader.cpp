@@ -174,6 +174,10 @@ Result<LoadedConfig> parse_config(std::string_view yaml_text, const std::vector<
   }
   PAGODA_RETURN_IF_ERROR(apply_document(root, source, relative_to, out));
   for (const auto& o : overrides) PAGODA_RETURN_IF_ERROR(apply_override(o, out));
+  // The default tokenizer belongs to the default model: another model
+  // given without a tokenizer brings its own ("" = beside the model).
+  if (out.explicit_keys.count("model.path") > 0 && out.explicit_keys.count("model.tokenizer") == 0)
+    out.config.model.tokenizer.clear();
   PAGODA_RETURN_IF_ERROR(validate_config(out.config, out.explicit_keys));
   return out;
 }

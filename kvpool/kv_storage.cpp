@@ -81,6 +81,14 @@ Result<std::unique_ptr<KvStorage>> KvStorage::create(const KvLayout& layout, int
   return std::unique_ptr<KvStorage>(new KvStorage(layout, num_pages, std::move(arena), size));
 }
 
+Status KvStorage::prefault() {
+  if (const int err = populate_now(data_, arena_size_); err != 0)
+    return Status::resource_exhausted("cannot make the KV arena of " + std::to_string(arena_size_) +
+                                      " bytes resident: " + std::strerror(err) +
+                                      "; lower kv.memory_gib or kv.num_pages");
+  return Status::ok();
+}
+
 KvStorage::KvStorage(const KvLayout& layout, int64_t num_pages, ZeroedMapping arena, size_t size)
     : layout_(layout), num_pages_(num_pages), arena_(std::move(arena)), arena_size_(size),
       tile_bytes_(layout.tile_bytes()), row_bytes_(layout.row_bytes()), data_(static_cast<uint8_t*>(arena_.get())),

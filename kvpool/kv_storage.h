@@ -55,8 +55,9 @@ class KvStorage {
   int64_t num_pages() const { return num_pages_; }
   size_t size_bytes() const { return arena_size_; }
   // Makes the whole arena resident now (kv.prefault), so no request pays
-  // for zeroing a page on its first write. Not thread-safe with use.
-  void prefault() { populate_now(data_, arena_size_); }
+  // for zeroing a page on its first write. ResourceExhausted if the machine
+  // cannot back it. Not thread-safe with use.
+  Status prefault();
 
   // Stores K and V of one token for `layer` at `slot` = page * page_size + offset.
   // k and v hold num_kv_heads * head_dim floats (head-major).

@@ -84,7 +84,10 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   auto storage = KvStorage::create(layout, plan->num_pages);
   if (!storage) return storage.status();
   impl->storage = std::move(storage).value();
-  if (c.kv.prefault) impl->storage->prefault();
+  if (c.kv.prefault) {
+    if (Status st = impl->storage->prefault(); !st)
+      return Status::resource_exhausted("config key 'kv.prefault': " + st.message());
+  }
   auto llama = LlamaModel::create(impl->model, *wdt, impl->storage.get());
   // bf16 matmuls exist only from AVX-512 up: Linear says so as invalid_argument.
   if (!llama && llama.status().code() == StatusCode::kInvalidArgument && *wdt == WeightDtype::kBF16)

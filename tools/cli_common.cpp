@@ -32,15 +32,15 @@ void ConfigFlags::add_to(CLI::App& app, std::vector<KeyFlag> flags, bool with_po
   key_flags = std::move(flags);
   key_flag_values.assign(key_flags.size(), {});
   app.add_option("--config,-c", file, "YAML config file (default: built-in defaults)");
-  app.add_option("--set", sets, "Override any key: --set kv.page_size=32 (repeatable)")->take_all();
+  // One value per occurrence, so a repeatable flag cannot swallow the
+  // positional MODEL or FILE after it.
+  app.add_option("--set", sets, "Override any key: --set kv.page_size=32 (repeatable)")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   for (size_t i = 0; i < key_flags.size(); ++i) {
     const KeyFlag& f = key_flags[i];
     auto* opt = app.add_option(f.flag, key_flag_values[i], std::string(f.help) + " (= --set " + f.key + ")");
-    if (f.list) {
-      opt->take_all();
-    } else {
-      opt->expected(1);
-    }
+    opt->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   }
   if (with_positional_model)
     app.add_option("MODEL", positional_model, "Model checkpoint file or Hugging Face directory (same as --model)");
@@ -79,7 +79,14 @@ std::optional<LoadedConfig> ConfigFlags::load() const {
     print_error("the model is given twice (MODEL and --model): give one");
     return std::nullopt;
   }
-  for (const auto& [flag, override_text] : flag_overrides()) {
+  std::vector<std::pair<std::string, std::string>> from_flags;
+  try {
+    from_flags = flag_overrides();
+  } catch (const nlohmann::json::exception&) {  // dump() of bytes that are not UTF-8
+    print_error("a flag's value is not valid UTF-8 text");
+    return std::nullopt;
+  }
+  for (const auto& [flag, override_text] : from_flags) {
     if (Status st = check_override(override_text); !st) {
       print_error(flag + ": " + st.message());
       return std::nullopt;

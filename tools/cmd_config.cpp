@@ -17,9 +17,18 @@ void register_config(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ConfigFlags>();
   auto paths = std::make_shared<bool>(true);
   flags->add_to(*check, serve_key_flags());
-  check->add_option("FILE", flags->file, "YAML config file (default: none, the built-in defaults)");
+  auto file = std::make_shared<std::string>();
+  check->add_option("FILE", *file, "YAML config file (default: none, the built-in defaults; same as --config)");
   check->add_flag("!--no-path-check", *paths, "Do not check that model/tokenizer files exist");
-  check->callback([flags, paths, exit_code] {
+  check->callback([flags, file, paths, exit_code] {
+    if (!file->empty()) {
+      if (!flags->file.empty() && flags->file != *file) {
+        print_error("two config files given (FILE and --config): give one");
+        *exit_code = kExitConfigError;
+        return;
+      }
+      flags->file = *file;
+    }
     auto loaded = flags->load();
     if (!loaded) {
       *exit_code = kExitConfigError;

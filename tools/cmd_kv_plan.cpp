@@ -2,7 +2,9 @@
 // page, pages, max tokens in flight, full-length sequences at once) that
 // `pagoda serve` would make: the same config (--config, --set, the
 // environment, the flags below as spellings of kv.* keys) and the same
-// plan_server_kv(), so kv-plan refuses what serve refuses. The model shape
+// plan_server_kv(), so kv-plan refuses the sizes serve refuses (only an arena
+// the machine cannot map is found by serve alone, when it reserves it). The
+// model shape
 // comes from a model (--model, else the config's model.path) or is given by
 // hand (--layers, --kv-heads, --head-dim).
 #include <iostream>
@@ -66,7 +68,12 @@ int kv_plan(const KvPlanFlags& f) {
     }
     shape = {f.layers, f.kv_heads, f.head_dim, /*max_seq_len=*/0};
   } else {
-    auto model = load_model(cfg.model.path);
+    auto format = parse_model_format(cfg.model.format);
+    if (!format) {
+      print_error("config key 'model.format': " + format.status().message());
+      return kExitConfigError;
+    }
+    auto model = load_model(cfg.model.path, *format);
     if (!model) {
       print_error(std::string(f.config.given("--model") ? "--model" : "config key 'model.path'") + ": " +
                   model.status().message());
@@ -99,6 +106,7 @@ void register_kv_plan(CLI::App& app, int* exit_code) {
   auto* kv_heads = cmd->add_option("--kv-heads", f->kv_heads, "KV heads per layer");
   auto* head_dim = cmd->add_option("--head-dim", f->head_dim, "Dimension of one head");
   for (auto* o : {layers, kv_heads, head_dim}) o->excludes(model);
+  cmd->get_option("--memory-gib")->excludes(cmd->get_option("--num-pages"));
   cmd->add_option("--tokens", f->tokens, "Price this many cached tokens (default: max_model_len)");
   cmd->callback([f, exit_code] { *exit_code = kv_plan(*f); });
 }

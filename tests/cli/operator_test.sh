@@ -41,6 +41,9 @@ check "--max-model-len and friends set their keys" $? "$out"
 expect "a bad value names the flag typed" 2 "--kv-cache-dtype: config key 'kv.dtype': got 'fp8'" -- "$PAGODA" serve --kv-cache-dtype fp8
 expect "vLLM's dtype names are accepted" 0 "kernel level chosen" -- "$PAGODA" info --dtype bfloat16 --kv-cache-dtype float16
 expect "the model given twice is refused" 2 "given twice" -- "$PAGODA" serve models/stories260K.bin --model models/stories260K.bin
+expect "MODEL alone takes the tokenizer beside it" 0 'tokenizer: ""' -- "$PAGODA" config check --no-path-check --model /some/hf-dir
+expect "a flag value that is not UTF-8 is refused" 2 "not valid UTF-8" -- "$PAGODA" serve $'caf\xe9.bin'
+expect "--api-key does not swallow MODEL" 2 "does not exist" -- timeout 60 "$PAGODA" serve --api-key k /nonexistent/model.bin --port 18485
 expect "logging.level warning is warn" 0 "kernel level chosen" -- "$PAGODA" info --set logging.level=warning
 
 # --- relative paths in a config file are relative to the file ---
@@ -72,7 +75,7 @@ for line in "pagoda .* build) on .*: kernels " "model 'stories260K' from .*param
 done
 ! grep -q "effective config" "$tmp/text.log"; check "no config dump at info" $? "$(head -12 "$tmp/text.log")"
 expect "a taken port is reported before the model loads" 1 "cannot listen on 127.0.0.1:18481" -- \
-  timeout 20 "$PAGODA" serve --port 18481 --set model.path=/dev/null --set model.format=llama2c
+  timeout 20 "$PAGODA" serve --port 18481 --set model.path=/dev/null --set model.format=llama2c --tokenizer models/tok512.bin
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}"
 
 "$PAGODA" serve --port 18482 --set logging.format=json --set logging.level=debug --set scheduler.queue_timeout_s=0.05 \
@@ -108,8 +111,9 @@ out=$(OPENAI_API_KEY=sekret "$PAGODA" bench serve --url http://127.0.0.1:18484 -
 [[ $status -eq 1 && "$out" == *"http_400:"*"first error:"*"maximum context length is 64"* && "$out" == *"4 of 4 requests failed"* ]]
 check "failed requests exit 1 with the first error of their class" $? "exit $status: ${out:0:1200}"
 out=$(OPENAI_API_KEY=sekret "$PAGODA" bench serve --url http://127.0.0.1:18484 --num-prompts 4 --input-len 8 \
-  --output-len 4 --seed 7 2>&1 | cat); status=${PIPESTATUS[0]}
-[[ $status -eq 0 && "$out" == *"workload seed 7"* ]]; check "a clean run exits 0 and names its seed" $? "exit $status: ${out:0:800}"
+  --output-len 4 --seed 7 --no-progress 2>&1); status=$?
+[[ $status -eq 0 && "$out" == *"workload seed 7"* && "$out" == *"Successful requests:                      4"* ]]
+check "a clean run exits 0 and names its seed" $? "exit $status: ${out:0:800}"
 expect "--max-failed-ratio lets failures pass" 0 "Failed requests:" -- env OPENAI_API_KEY=sekret \
   "$PAGODA" bench serve --url http://127.0.0.1:18484 --num-prompts 2 --input-len 100 --output-len 4 --no-progress --max-failed-ratio 1
 again=(env OPENAI_API_KEY=sekret "$PAGODA" bench serve --url http://127.0.0.1:18484 --num-prompts 4 --input-len 40

@@ -1,6 +1,8 @@
 // Config loading: bad configs fail with a message naming the key, overrides
 // beat the file which beats the defaults, and config/default.yaml is exactly
 // the defaults.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -187,7 +189,7 @@ TEST_CASE("relative paths in a config file are relative to its folder, flags to 
   CHECK(parse_config(yaml, {})->config.model.path == "m/model.bin");  // no folder given: as written
 
   // load_config passes the file's folder.
-  const std::string dir = "/tmp/pagoda_config_test_dir";
+  const std::string dir = "/tmp/pagoda_config_test_" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/c.yaml") << "model:\n  path: model.bin\n";
   auto loaded = load_config(dir + "/c.yaml", {});
@@ -231,4 +233,20 @@ TEST_CASE("the effective config prints numbers as written, not with 17 digits") 
   CHECK_THAT(yaml, Catch::Contains("queue_timeout_s: 0.05\n") && Catch::Contains("memory_gib: 0.1\n"));
   CHECK(yaml.find("0.0500000") == std::string::npos);
   CHECK(parse_config(yaml, {})->config == r->config);
+}
+
+TEST_CASE("a model given without a tokenizer takes the one beside it, not the default model's") {
+  auto alone = parse_config("", {"model.path=/models/other"});
+  REQUIRE(alone.is_ok());
+  CHECK(alone->config.model.tokenizer.empty());  // "" = beside the model
+  auto both = parse_config("", {"model.path=/models/other", "model.tokenizer=/t.bin"});
+  REQUIRE(both.is_ok());
+  CHECK(both->config.model.tokenizer == "/t.bin");
+  CHECK(parse_config("", {})->config.model.tokenizer == ServerConfig{}.model.tokenizer);  // the default pair stays
+}
+
+TEST_CASE("the two KV pool sizes in one layer of the environment contradict") {
+  const auto env = config_overrides_from_environment({"PAGODA_KV_MEMORY_GIB=2", "PAGODA_KV_NUM_PAGES=100"});
+  REQUIRE_FALSE(env.is_ok());
+  CHECK_THAT(env.status().message(), Catch::Contains("PAGODA_KV_MEMORY_GIB") && Catch::Contains("contradict"));
 }

@@ -208,3 +208,15 @@ TEST_CASE("kvpool: the KV arena takes memory only as its pages are written", "[k
   CHECK(after_write - after_create > (int64_t{200} << 20));
   CHECK(after_write - after_create < (int64_t{400} << 20));
 }
+
+TEST_CASE("kvpool: prefault makes the whole KV arena resident at once (kv.prefault)", "[kvpool][storage]") {
+  const KvLayout layout{.num_layers = 8, .num_kv_heads = 8, .head_dim = 128, .page_size = 16, .dtype = KvDtype::kF32};
+  auto created = KvStorage::create(layout, 256);  // 256 MiB
+  REQUIRE(created.is_ok());
+  const int64_t before = resident_memory_bytes();
+  REQUIRE((*created)->prefault().is_ok());
+  const int64_t after = resident_memory_bytes();
+  CHECK(after - before > (int64_t{240} << 20));
+  const float* null_k = reinterpret_cast<const float*>((*created)->k_tile(0, 0, 0));
+  CHECK(std::all_of(null_k, null_k + layout.page_size * layout.head_dim, [](float x) { return x == 0.0f; }));
+}
