@@ -85,9 +85,13 @@ int main(int argc, char** argv) {
   // of the process.
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"pagoda: a vLLM-style LLM serving daemon for CPUs", "pagoda"};
-  app.set_version_flag("--version", [] { return pagoda::cli::version_text(); });
+  app.set_version_flag("--version", [] {
+    std::string text = pagoda::cli::version_text();
+    text.pop_back();  // CLI11 ends the line itself
+    return text;
+  });
   app.require_subcommand(1);
-  app.footer("Run 'pagoda help COMMAND' or 'pagoda COMMAND --help' for a command's flags.");
+  app.footer("Run 'pagoda help COMMAND' or 'pagoda COMMAND --help' for a command's flags.\n");
   int exit_code = pagoda::cli::kExitOk;
   pagoda::cli::register_serve(app, &exit_code);
   pagoda::cli::register_config(app, &exit_code);
