@@ -215,8 +215,8 @@ class Run {
 asio::awaitable<Result<std::string>> discover_model(HttpClient& client) {
   HttpReply r = co_await client.get("/v1/models", kControlTimeout);
   if (r.status == 0)  // no answer at all: nothing listens there, or the network is in the way
-    co_return Status::unavailable("cannot reach the server (" + r.error + ")");
-  if (r.status == 401) co_return Status::unavailable("GET /v1/models answered 401: the server wants an API key");
+    co_return Status::unavailable("cannot reach the server (" + r.error + ")").with_field("connection");
+  if (r.status == 401) co_return Status::unavailable("GET /v1/models answered 401").with_field("http_401");
   if (r.status != 200)
     co_return Status::unavailable("GET /v1/models answered HTTP " + std::to_string(r.status) + "; pass --model");
   json j = json::parse(r.body, nullptr, false);
@@ -237,8 +237,9 @@ asio::awaitable<int> detokenize_status(HttpClient& client, int64_t id) {
 
 asio::awaitable<Result<int64_t>> discover_vocab(HttpClient& client) {
   const int first = co_await detokenize_status(client, 0);
-  if (first == 0) co_return Status::unavailable("cannot reach the server (POST /detokenize got no answer)");
-  if (first == 401) co_return Status::unavailable("POST /detokenize answered 401: the server wants an API key");
+  if (first == 0)
+    co_return Status::unavailable("cannot reach the server (POST /detokenize got no answer)").with_field("connection");
+  if (first == 401) co_return Status::unavailable("POST /detokenize answered 401").with_field("http_401");
   if (first != 200)
     co_return Status::unavailable("cannot learn the vocabulary size (POST /detokenize answered " +
                                   std::to_string(first) + "); pass --vocab-size or use --prompt-form words");
@@ -355,7 +356,8 @@ asio::awaitable<Result<BenchResult>> run_async(const BenchConfig& cfg, asio::io_
     if (!r.ok())
       co_return Status::unavailable("the probe request failed (" + std::string(failure_kind_name(r.failure)) +
                                     (r.http_status ? " " + std::to_string(r.http_status) : std::string()) +
-                                    "): " + r.error);
+                                    "): " + r.error)
+          .with_field(failure_key(r));
   }
 
   auto before = co_await scrape(client);

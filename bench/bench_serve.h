@@ -83,7 +83,9 @@ struct BenchResult {
   std::vector<RequestRecord> records;
 };
 
-// One run. Errors: bad config, unreachable server, or a failed probe request.
+// One run. Errors: bad config, unreachable server, or a failed probe request;
+// a failure of the server's answer names its failure class (failure_key(),
+// "connection", "http_401") in the status's field().
 Result<BenchResult> run_bench(const BenchConfig& config);
 
 // Which knob a sweep varies.

@@ -68,6 +68,13 @@ bool meets_slo(const RequestRecord& r, const Slo& slo) {
   return true;
 }
 
+std::string failure_key(const RequestRecord& r) {
+  // (Built with append: GCC 12 warns falsely about `+=` of a temporary here, bug 105329.)
+  std::string key = failure_kind_name(r.failure);
+  if (r.failure == FailureKind::kHttpStatus) key.append("_").append(std::to_string(r.http_status));
+  return key;
+}
+
 BenchMetrics compute_metrics(const std::vector<RequestRecord>& records, double duration_s, const Slo& slo) {
   BenchMetrics m;
   m.duration_s = duration_s;
@@ -78,9 +85,7 @@ BenchMetrics compute_metrics(const std::vector<RequestRecord>& records, double d
     edges.emplace_back(r.start_s + r.e2e_s, -1);
     if (!r.ok()) {
       ++m.failed;
-      // (Built with append: GCC 12 warns falsely about `+=` of a temporary here, bug 105329.)
-      std::string key = failure_kind_name(r.failure);
-      if (r.failure == FailureKind::kHttpStatus) key.append("_").append(std::to_string(r.http_status));
+      const std::string key = failure_key(r);
       ++m.failures[key];
       m.first_errors.emplace(key, r.error);  // keeps the first
       continue;

@@ -33,6 +33,10 @@ struct RequestRecord {
   bool ok() const { return failure == FailureKind::kNone; }
 };
 
+// The failure class of a failed request, as reports and result files name
+// it: failure_kind_name(), plus the status for HTTP errors ("http_429").
+std::string failure_key(const RequestRecord& r);
+
 // mean, median, p90, p99 (and std, min, max) of one latency, in milliseconds.
 struct Distribution {
   int64_t count = 0;

@@ -77,8 +77,8 @@ std::string shorten(std::string s, size_t max) {
 
 }  // namespace
 
-std::string failure_hint(const std::string& key) {
-  if (key == "connection") return "is the server running at --url? (start one: pagoda serve)";
+std::string failure_hint(const std::string& key, const std::string& url) {
+  if (key == "connection") return "is the server running at " + url + "? (start one: pagoda serve)";
   if (key == "http_401") return "the server wants an API key: pass --api-key KEY or set OPENAI_API_KEY";
   if (key == "http_404") return "check --endpoint and --model (GET /v1/models lists the served model)";
   if (key == "http_400") return "the server refused the request itself; its message says which field";
@@ -107,7 +107,7 @@ void print_report(const BenchResult& r, std::ostream& os) {
     line(os, "  " + kind + ":", std::to_string(n));
     if (auto e = m.first_errors.find(kind); e != m.first_errors.end() && !e->second.empty())
       line(os, "    first error:", shorten(error_message_of(e->second), 200));
-    if (const std::string hint = failure_hint(kind); !hint.empty()) line(os, "    hint:", hint);
+    if (const std::string hint = failure_hint(kind, c.url); !hint.empty()) line(os, "    hint:", hint);
   }
   line(os, "Benchmark duration (s):", num(m.duration_s));
   line(os, "Total input tokens:", std::to_string(m.total_input_tokens));

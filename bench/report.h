@@ -26,8 +26,9 @@ Status write_json_file(const std::string& path, const nlohmann::json& j);
 // One line per sweep point: throughput and latency percentiles.
 void print_sweep_table(const std::vector<BenchResult>& points, SweepParam param, std::ostream& os);
 
-// The hint printed under a failure class ("http_401" -> pass --api-key), or "".
-std::string failure_hint(const std::string& failure_key);
+// The hint for a failure class ("http_401" -> pass --api-key; "connection"
+// -> is the server running at `url`?), or "".
+std::string failure_hint(const std::string& failure_key, const std::string& url);
 
 // The files write_sweep_plots writes for `prefix` (.dat, .gp, two PNGs).
 std::vector<std::string> sweep_output_files(const std::string& prefix);

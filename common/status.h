@@ -49,7 +49,9 @@ class [[nodiscard]] Status {
   explicit operator bool() const { return is_ok(); }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
-  // The request field this error is about ("temperature", "prompt"), or "".
+  // What the error is about, for the caller to act on, or "": the request
+  // field of an API validation error ("temperature", "prompt"), or the
+  // failure class of a bench run's error ("connection", "http_401").
   const std::string& field() const { return field_; }
   Status with_field(std::string field) && {
     field_ = std::move(field);

@@ -287,10 +287,6 @@ std::string config_to_yaml(const ServerConfig& cfg) {
   return std::string(out.c_str()) + "\n";
 }
 
-}  // namespace pagoda
-
-namespace pagoda {
-
 nlohmann::ordered_json config_to_json(const ServerConfig& cfg) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& f : config_fields()) {

@@ -347,7 +347,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     access->status = err.status;
     co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
   }
-  if (config_.logging.log_prompts) {
+  if (config_.logging.log_prompts && spdlog::should_log(spdlog::level::info)) {  // access records log at info
     access->prompt = tokenizer_->decode(prompt);
     if (access->prompt.size() > kMaxLoggedPrompt) access->prompt.resize(kMaxLoggedPrompt);  // may cut a character
   }

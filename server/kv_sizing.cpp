@@ -4,7 +4,7 @@
 
 namespace pagoda {
 
-Result<ServerKvPlan> plan_server_kv(const ServerConfig& c, const ModelKvShape& shape, int64_t tokens_to_price) {
+Result<ServerKvPlan> plan_server_kv(const ServerConfig& c, const ModelConfig& shape, int64_t tokens_to_price) {
   ServerKvPlan out;
   out.max_model_len = c.model.max_model_len > 0 ? c.model.max_model_len : shape.max_seq_len;
   if (shape.max_seq_len > 0 && out.max_model_len > shape.max_seq_len)
@@ -13,7 +13,7 @@ Result<ServerKvPlan> plan_server_kv(const ServerConfig& c, const ModelKvShape& s
                                     " positions");
   auto dtype = parse_kv_dtype(c.kv.dtype);
   if (!dtype) return Status::invalid_argument("config key 'kv.dtype': " + dtype.status().message());
-  const KvLayout layout{static_cast<int>(shape.layers), static_cast<int>(shape.kv_heads),
+  const KvLayout layout{static_cast<int>(shape.n_layers), static_cast<int>(shape.n_kv_heads),
                         static_cast<int>(shape.head_dim), static_cast<int>(c.kv.page_size), *dtype};
   KvBudget budget;
   budget.memory_gib = c.kv.num_pages > 0 ? 0 : c.kv.memory_gib;

@@ -7,17 +7,10 @@
 
 #include "common/status.h"
 #include "config/server_config.h"
+#include "engine/model/model_config.h"
 #include "kvpool/kv_plan.h"
 
 namespace pagoda {
-
-// What the KV pool needs to know of a model.
-struct ModelKvShape {
-  int64_t layers = 0;
-  int64_t kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t max_seq_len = 0;  // the model's position limit; 0 = unknown (a shape given by hand)
-};
 
 struct ServerKvPlan {
   KvPlan plan;
@@ -26,10 +19,12 @@ struct ServerKvPlan {
 };
 
 // The plan for `config` (kv.page_size, kv.dtype, kv.memory_gib or
-// kv.num_pages, model.max_model_len) and `shape`. `tokens_to_price` > 0
+// kv.num_pages, model.max_model_len) and the model's n_layers, n_kv_heads,
+// head_dim and max_seq_len (0 = unknown: a shape given by hand, when only
+// those three are set). `tokens_to_price` > 0
 // prices that many tokens (kv-plan --tokens), else max_model_len. Errors name
 // the config key: a max_model_len beyond the model, a pool smaller than one
 // sequence, a budget of fewer than 2 pages.
-Result<ServerKvPlan> plan_server_kv(const ServerConfig& config, const ModelKvShape& shape, int64_t tokens_to_price = 0);
+Result<ServerKvPlan> plan_server_kv(const ServerConfig& config, const ModelConfig& model, int64_t tokens_to_price = 0);
 
 }  // namespace pagoda

@@ -76,7 +76,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
 
   auto wdt = parse_weight_dtype(c.model.weight_dtype);
   if (!wdt) return Status::invalid_argument("config key 'model.weight_dtype': " + wdt.status().message());
-  auto kv = plan_server_kv(c, {mc.n_layers, mc.n_kv_heads, mc.head_dim, mc.max_seq_len});
+  auto kv = plan_server_kv(c, mc);
   if (!kv) return kv.status();
   const KvPlan* plan = &kv->plan;
   const int64_t max_model_len = kv->max_model_len;

@@ -79,6 +79,7 @@ void log_engine_summary(const ServerConfig& c, int compute_threads) {
 }
 
 void log_effective_config(const ServerConfig& c) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;  // both renderings walk every key
   log_summary(spdlog::level::debug, "effective_config", "effective config:\n" + config_to_yaml(c),
               {{"config", config_to_json(c)}});
 }

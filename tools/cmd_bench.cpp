@@ -136,9 +136,15 @@ Status warm_up(const BenchFlags& f, const std::optional<bench::Sweep>& sweep) {
   if (sweep && sweep->param == bench::SweepParam::kMaxConcurrency)
     w.max_concurrency = static_cast<int64_t>(*std::max_element(sweep->values.begin(), sweep->values.end()));
   auto r = bench::run_bench(w);
-  if (!r) return Status(r.status().code(), "warm-up: " + r.status().message());
+  if (!r) return Status(r.status().code(), "warm-up: " + r.status().message()).with_field(r.status().field());
   std::cout << "warm-up: " << r->metrics.completed << " requests (not recorded)\n";
   return Status::ok();
+}
+
+// A run's error, with the hint for its failure class (field()) if there is one.
+std::string with_hint(const Status& st, const std::string& url) {
+  const std::string hint = bench::failure_hint(st.field(), url);
+  return hint.empty() ? st.message() : st.message() + "; " + hint;
 }
 
 std::string plot_prefix(const BenchFlags& f) {
@@ -213,7 +219,7 @@ int run(BenchFlags& f) {
             << "\n";
   if (f.warmup_requests > 0) {
     if (Status st = warm_up(f, sweep); !st) {
-      print_error(st.message());
+      print_error(with_hint(st, f.cfg.url));
       return kExitFailure;
     }
   }
@@ -227,12 +233,7 @@ int run(BenchFlags& f) {
     pass_cfg.workload.seed = f.cfg.workload.seed + static_cast<uint64_t>(k);
     auto pass = run_pass(pass_cfg, sweep);
     if (!pass) {
-      std::string message = pass.status().message();
-      if (message.find("cannot reach the server") != std::string::npos)
-        message += "; is the server running at " + f.cfg.url + "? (start one: pagoda serve)";
-      else if (message.find("answered 401") != std::string::npos)
-        message += "; pass --api-key KEY or set OPENAI_API_KEY";
-      print_error(message);
+      print_error(with_hint(pass.status(), f.cfg.url));
       return kExitFailure;
     }
     passes.push_back(std::move(*pass));

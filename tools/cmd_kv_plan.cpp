@@ -60,13 +60,15 @@ int kv_plan(const KvPlanFlags& f) {
     print_error("--tokens: got " + std::to_string(f.tokens) + ", expected 0 or more");
     return kExitConfigError;
   }
-  ModelKvShape shape;
+  ModelConfig shape;  // by hand: layers, KV heads and head_dim only (max_seq_len 0 = unknown)
   if (f.layers != 0 || f.kv_heads != 0 || f.head_dim != 0) {
     if (Status st = check_shape_flags(f); !st) {
       print_error(st.message());
       return kExitConfigError;
     }
-    shape = {f.layers, f.kv_heads, f.head_dim, /*max_seq_len=*/0};
+    shape.n_layers = f.layers;
+    shape.n_kv_heads = f.kv_heads;
+    shape.head_dim = f.head_dim;
   } else {
     auto format = parse_model_format(cfg.model.format);
     if (!format) {
@@ -79,8 +81,7 @@ int kv_plan(const KvPlanFlags& f) {
                   model.status().message());
       return kExitConfigError;
     }
-    const ModelConfig& mc = (*model)->config;
-    shape = {mc.n_layers, mc.n_kv_heads, mc.head_dim, mc.max_seq_len};
+    shape = (*model)->config;
   }
   auto plan = plan_server_kv(cfg, shape, f.tokens);
   if (!plan) {
