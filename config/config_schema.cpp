@@ -51,6 +51,22 @@ ConfigField string_field(std::string path, Ref<std::string> ref, std::string all
   return f;
 }
 
+// A name that goes into HTTP headers and metric labels: printable ASCII
+// without spaces, at most 128 characters, or "".
+ConfigField name_field(std::string path, Ref<std::string> ref, std::string allowed) {
+  ConfigField f{path, allowed, nullptr, nullptr};
+  f.assign = [path, ref, allowed](const YAML::Node& n, ServerConfig& c) -> Status {
+    if (!n.IsScalar()) return bad(path, n, allowed);
+    const std::string& v = n.Scalar();
+    if (v.size() > 128 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch > ' ' && ch < 127; }))
+      return bad(path, n, allowed);
+    ref(c) = v;
+    return Status::ok();
+  };
+  f.read = [ref](const ServerConfig& c) { return YAML::Node(get(ref, c)); };
+  return f;
+}
+
 // A file or directory path: relative values in a config file are resolved
 // against the file's folder by the loader.
 ConfigField path_field(std::string path, Ref<std::string> ref, std::string allowed) {
@@ -285,6 +301,9 @@ std::vector<ConfigField> build_fields() {
       "server.idle_timeout_s", [](ServerConfig & c) -> auto& { return c.server.idle_timeout_s; }, 0, 86400, true));
   f.push_back(double_field(
       "server.shutdown_grace_s", [](ServerConfig & c) -> auto& { return c.server.shutdown_grace_s; }, 0, 3600));
+  f.push_back(name_field(
+      "server.replica_id", [](ServerConfig & c) -> auto& { return c.server.replica_id; },
+      "a name of up to 128 printable ASCII characters without spaces, or \"\" (the host name and port)"));
   f.push_back(enum_field("server.chat_template", [](ServerConfig & c) -> auto& { return c.server.chat_template; },
                          {"auto", "llama2", "chatml", "plain", "llama3", "mistral", "zephyr"}));
   // engine

@@ -11,6 +11,7 @@ RouteMatch match_route(boost::beast::http::verb method, boost::beast::string_vie
   verb want = verb::get;
   if (p == "/health") m.route = ApiRoute::kHealth;
   else if (p == "/metrics") m.route = ApiRoute::kMetrics;
+  else if (p == "/load") m.route = ApiRoute::kLoad;
   else if (p == "/v1/models") m.route = ApiRoute::kModels;
   else if (p.rfind("/v1/models/", 0) == 0) {
     m.route = ApiRoute::kModel;

@@ -18,6 +18,7 @@ enum class ApiRoute {
   kNotFound,         // 404
   kHealth,           // GET /health          (GET routes also answer HEAD)
   kMetrics,          // GET /metrics
+  kLoad,             // GET /load            (a balancer's cheap view of this replica's load)
   kModels,           // GET /v1/models
   kModel,            // GET /v1/models/{id}
   kCompletions,      // POST /v1/completions

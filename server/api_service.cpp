@@ -30,9 +30,9 @@ ReplyFraming framing_of(const HttpRequest& req, double write_timeout_s) {
                       std::chrono::milliseconds(static_cast<int64_t>(write_timeout_s * 1000))};
 }
 
-asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const ApiError& e,
+asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const HttpReply& reply,
                                  double write_timeout_s) {
-  const bool written = co_await write_reply(stream, framing_of(req, write_timeout_s), error_reply(e));
+  const bool written = co_await write_reply(stream, framing_of(req, write_timeout_s), reply);
   co_return (written && req.keep_alive());
 }
 
@@ -136,9 +136,10 @@ std::string ApiService::response_id(ApiKind kind, RequestId id) const {
 }
 
 std::optional<HttpReply> ApiService::refuse_header(const HttpRequest& req, const RouteMatch& match) const {
-  // With keys set, only /health and /metrics answer without one: not even
+  // With keys set, only /health, /metrics and /load answer without one: not even
   // the route table can be probed.
-  const bool open_route = match.route == ApiRoute::kHealth || match.route == ApiRoute::kMetrics;
+  const bool open_route =
+      match.route == ApiRoute::kHealth || match.route == ApiRoute::kMetrics || match.route == ApiRoute::kLoad;
   if (!open_route && !authorized(req))
     return error_reply(api_error(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
                                  "invalid_api_key", "", "authentication_error"));
@@ -168,8 +169,18 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
       return {std::string(state) == "ok" ? http::status::ok : http::status::service_unavailable,
               dump({{"status", state}})};
     }
+    case ApiRoute::kLoad: {
+      const EngineStats& st = engine_->stats();
+      const char* state = !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
+      return {http::status::ok, dump({{"replica", config_.server.replica_id},
+                                      {"status", state},
+                                      {"running", static_cast<int64_t>(st.requests_running.value())},
+                                      {"waiting", static_cast<int64_t>(st.requests_waiting.value())},
+                                      {"kv_usage", st.kv_usage().usage_ratio}})};
+    }
     case ApiRoute::kMetrics: {
-      HttpReply r{http::status::ok, render_metrics(engine_->stats(), connections_ ? connections_() : 0)};
+      HttpReply r{http::status::ok,
+                  render_metrics(engine_->stats(), connections_ ? connections_() : 0, config_.server.replica_id)};
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       return r;
     }
@@ -281,7 +292,9 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
     keep = co_await generate(req, stream, kind, &access);
   } else {
     access.status = static_cast<int>(reply.status);
-    keep = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply) && req.keep_alive();
+    keep =
+        co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), with_replica(std::move(reply))) &&
+        req.keep_alive();
   }
   log_access(access);
   co_return keep;
@@ -341,11 +354,11 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (Status st = engine_->check_admission(); !st.is_ok()) {
     err = from_status(st);
     access->status = err.status;
-    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
   }
   if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) {
     access->status = err.status;
-    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
   }
   if (config_.logging.log_prompts && spdlog::should_log(spdlog::level::info)) {  // access records log at info
     access->prompt = tokenizer_->decode(prompt);
@@ -358,7 +371,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (Status st = engine_->submit(request); !st.is_ok()) {
     err = from_status(st);
     access->status = err.status;
-    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
   }
   access->request_id = response_id(kind, request->id);
   DisconnectWatch watch(*channel, stream.socket(), request);
@@ -391,7 +404,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
     err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
     access->status = err.status;
-    co_return co_await send_error(stream, req, err, config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
   }
   json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
   json logprobs = nullptr;
@@ -408,7 +421,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"model", model_.name},
                      {"choices", json::array({choice})},
                      {"usage", usage_json(last)}};
-  const HttpReply reply{http::status::ok, dump(body)};
+  const HttpReply reply = with_replica({http::status::ok, dump(body)});
   const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
   access->status = written ? 200 : 499;
   co_return (written && req.keep_alive());
@@ -430,6 +443,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   res.set(http::field::server, kServerHeader);
   res.set(http::field::content_type, "text/event-stream");
   res.set(http::field::cache_control, "no-cache");
+  if (!config_.server.replica_id.empty()) res.set(kReplicaHeader, config_.server.replica_id);
   res.chunked(chunked);
   res.keep_alive(chunked && req.keep_alive());
   http::response_serializer<http::empty_body> sr{res};

@@ -1,8 +1,8 @@
 // ApiService: the OpenAI-compatible routes on top of the EngineLoop.
 //   POST /v1/completions, POST /v1/chat/completions (plain or SSE streaming)
-//   GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize
+//   GET /v1/models, GET /health, GET /metrics, GET /load, POST /tokenize, POST /detokenize
 // Checks the bearer key when keys are configured (constant-time compare,
-// keys never logged; only /health and /metrics answer without one, so not
+// keys never logged; only /health, /metrics and /load answer without one, so not
 // even the route table can be probed), validates every field, tokenizes,
 // submits to the engine and turns deltas into responses. GET routes answer
 // HEAD; a 405 names the allowed methods. A client that disconnects has its
@@ -70,6 +70,11 @@ class ApiService final : public HttpHandler {
                                                std::shared_ptr<class DeltaChannel> channel,
                                                const std::string& echo_text, AccessRecord* access);
   bool authorized(const HttpRequest& req) const;
+  // `reply` with the X-Pagoda-Replica header (server.replica_id).
+  HttpReply with_replica(HttpReply reply) const {
+    reply.replica = config_.server.replica_id;
+    return reply;
+  }
   std::string token_text(int32_t id) const;
   std::string response_id(ApiKind kind, RequestId id) const;
 

@@ -20,6 +20,7 @@ asio::awaitable<bool> write_reply(beast::tcp_stream& stream, const ReplyFraming&
   res.set(http::field::content_type, reply.content_type);
   if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
   if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
+  if (!reply.replica.empty()) res.set(kReplicaHeader, reply.replica);
   res.keep_alive(framing.keep_alive);
   res.content_length(reply.body.size());
   if (!framing.head) res.body() = reply.body;

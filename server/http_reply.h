@@ -25,6 +25,7 @@ struct HttpReply {
   std::string content_type = "application/json";
   int retry_after_s = 0;  // > 0: Retry-After
   std::string allow;      // the Allow header of a 405 ("GET, HEAD", "POST")
+  std::string replica;    // X-Pagoda-Replica: which replica answered (server.replica_id); "" = none
 };
 
 // The reply for an API error (OpenAI's error JSON, its status, Retry-After).
@@ -43,6 +44,9 @@ struct ReplyFraming {
 // Writes `reply`; true when it was written completely.
 boost::asio::awaitable<bool> write_reply(boost::beast::tcp_stream& stream, const ReplyFraming& framing,
                                          const HttpReply& reply);
+
+// The header naming the replica that answered (API routes only).
+inline constexpr const char* kReplicaHeader = "X-Pagoda-Replica";
 
 // The value of the Server header.
 inline constexpr const char* kServerHeader = "pagoda/" PAGODA_VERSION;

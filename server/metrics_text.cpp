@@ -26,11 +26,25 @@ void histogram(std::ostringstream& os, const char* name, const char* help, const
   os << name << "_count " << s.count << "\n";
 }
 
+// A label value as the exposition format writes it: backslash, quote and
+// newline escaped.
+std::string label_value(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string render_metrics(const EngineStats& st, int64_t http_connections) {
+std::string render_metrics(const EngineStats& st, int64_t http_connections, const std::string& replica) {
   std::ostringstream os;
   os.precision(10);
+  header(os, "pagoda_replica_info", "gauge", "Always 1; its labels name this replica (server.replica_id) and version.");
+  os << "pagoda_replica_info{replica=\"" << label_value(replica) << "\",version=\"" << PAGODA_VERSION << "\"} 1\n";
   const KvUsage kv = st.kv_usage();
   scalar(os, "pagoda_requests_running", "gauge", "Requests in the running batch.", st.requests_running.value());
   scalar(os, "pagoda_requests_waiting", "gauge", "Requests waiting to be scheduled.", st.requests_waiting.value());

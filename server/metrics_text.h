@@ -10,6 +10,8 @@
 
 namespace pagoda {
 
-std::string render_metrics(const EngineStats& stats, int64_t http_connections);
+// `replica` (server.replica_id) is the label of pagoda_replica_info, the
+// series a dashboard joins on to name the replica behind a scrape target.
+std::string render_metrics(const EngineStats& stats, int64_t http_connections, const std::string& replica);
 
 }  // namespace pagoda

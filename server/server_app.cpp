@@ -1,6 +1,7 @@
 #include "server/server_app.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <thread>
@@ -22,6 +23,18 @@
 #include "tokenizer/tokenizer.h"
 
 namespace pagoda {
+
+namespace {
+
+// This machine's name (a container's or pod's name inside one), for the
+// default server.replica_id.
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+}  // namespace
 
 struct ServerApp::Impl {
   ServerConfig config;
@@ -50,7 +63,9 @@ Result<std::unique_ptr<ServerApp>> ServerApp::create(const ServerConfig& config)
 Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
-  const ServerConfig& c = config;
+  if (impl->config.server.replica_id.empty())
+    impl->config.server.replica_id = host_name() + ":" + std::to_string(config.server.port);
+  const ServerConfig& c = impl->config;
   if (c.engine.threads > 0) omp_set_num_threads(static_cast<int>(c.engine.threads));
 
   auto format = parse_model_format(c.model.format);
@@ -163,8 +178,9 @@ int ServerApp::run() {
     });
   });
   log_summary(spdlog::level::info, "listening",
-              "listening on http://" + s.config.server.host + ":" + std::to_string(s.http->port()),
-              {{"host", s.config.server.host}, {"port", s.http->port()}});
+              "listening on http://" + s.config.server.host + ":" + std::to_string(s.http->port()) + " as replica " +
+                  s.config.server.replica_id,
+              {{"host", s.config.server.host}, {"port", s.http->port()}, {"replica", s.config.server.replica_id}});
   s.http->run();
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
   s.stats_logger->stop();

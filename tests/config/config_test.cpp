@@ -73,6 +73,8 @@ TEST_CASE("bad configs fail with a message naming the key and what is allowed") 
       {"server:\n  chat_template: jinja\n",
        {},
        "'server.chat_template': got 'jinja', expected one of auto, llama2, chatml, plain"},
+      {"server:\n  replica_id: \"a b\"\n", {}, "'server.replica_id': got 'a b', expected a name of up to 128"},
+      {"", {"server.replica_id=r\n1"}, "'server.replica_id'"},
       {"logging:\n  level: verbose\n", {}, "'logging.level': got 'verbose', expected one of trace, debug"},
       {"logging:\n  format: xml\n", {}, "'logging.format': got 'xml', expected one of text, json"},
       {"engine:\n  threads: -1\n", {}, "'engine.threads': got '-1'"},

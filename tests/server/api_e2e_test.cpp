@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -295,6 +296,64 @@ TEST_CASE("server e2e: SIGTERM while busy finishes in-flight requests and exits 
     CHECK(statuses[i] == 200);  // finished within the grace period
     CHECK(tokens[i] == 300);
   }
+}
+
+TEST_CASE("server e2e: behind a balancer: /load, X-Pagoda-Replica, pagoda_replica_info, draining seen by /load") {
+  ServerProcess server(18638, {"--set", "server.replica_id=replica-7", "--api-key", "k1"});
+  const int port = server.port();
+  const std::vector<std::pair<std::string, std::string>> key = {{"Authorization", "Bearer k1"}};
+  HttpResult load = http_request(port, http::verb::get, "/load");  // no key needed, as /health
+  REQUIRE(load.status == 200);
+  const json l = load.json();
+  CHECK(l["replica"] == "replica-7");
+  CHECK(l["status"] == "ok");
+  CHECK(l["running"] == 0);
+  CHECK(l["waiting"] == 0);
+  CHECK(l["kv_usage"].get<double>() == 0.0);
+  CHECK(load.replica == "replica-7");
+
+  HttpResult plain = post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 2}}.dump(), key);
+  CHECK(plain.status == 200);
+  CHECK(plain.replica == "replica-7");
+  HttpResult streamed =
+      post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 2}, {"stream", true}}.dump(), key);
+  CHECK(streamed.status == 200);
+  CHECK(streamed.replica == "replica-7");
+  HttpResult refused = post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", -1}}.dump(), key);
+  CHECK(refused.status == 400);
+  CHECK(refused.replica == "replica-7");
+  HttpResult no_key = post(port, "/v1/completions", json{{"prompt", "Once"}}.dump());
+  CHECK(no_key.status == 401);
+  CHECK(no_key.replica == "replica-7");
+  const std::string metrics = http_request(port, http::verb::get, "/metrics").body;
+  CHECK(metrics.find("pagoda_replica_info{replica=\"replica-7\",version=\"") != std::string::npos);
+
+  // A request running while SIGTERM drains: /load says "draining" with the
+  // request still counted, and the request finishes.
+  int status = 0;
+  std::thread busy([&] {
+    try {
+      status =
+          post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 300}, {"ignore_eos", true}}.dump(), key)
+              .status;
+    } catch (...) {
+      status = -1;
+    }
+  });
+  for (int i = 0; i < 100 && server.metric("pagoda_requests_running") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(server.pid(), SIGTERM);
+  json during;
+  for (int i = 0; i < 100; ++i) {
+    during = http_request(port, http::verb::get, "/load").json();
+    if (during.is_object() && during["status"] == "draining") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(during["status"] == "draining");
+  CHECK(during["running"] == 1);
+  busy.join();
+  CHECK(status == 200);
+  CHECK(server.terminate() == 0);
 }
 
 TEST_CASE("server e2e: stories260K converted to a Hugging Face directory serves the reference text") {

@@ -35,6 +35,7 @@ struct HttpResult {
   std::string body;
   std::string retry_after;
   std::string content_type;
+  std::string replica;  // X-Pagoda-Replica
   nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
 
@@ -63,6 +64,7 @@ inline HttpResult http_request(int port, http::verb method, const std::string& t
   r.body = res.body();
   if (res.count(http::field::retry_after)) r.retry_after = std::string(res[http::field::retry_after]);
   if (res.count(http::field::content_type)) r.content_type = std::string(res[http::field::content_type]);
+  if (res.count("X-Pagoda-Replica")) r.replica = std::string(res["X-Pagoda-Replica"]);
   return r;
 }
 
