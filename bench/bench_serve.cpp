@@ -39,8 +39,12 @@ std::string make_body(const BenchConfig& cfg, const std::string& model, const Pr
   json body = cfg.extra_body.is_object() ? cfg.extra_body : json::object();
   body["model"] = model;
   const bool chat = cfg.endpoint.find("chat") != std::string::npos;
-  if (chat) body["messages"] = json::array({{{"role", "user"}, {"content", p.text}}});
-  else if (p.use_ids) body["prompt"] = p.ids;
+  if (chat && !p.messages.empty()) {
+    body["messages"] = json::array();
+    for (const ChatTurn& m : p.messages) body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+  } else if (chat) {
+    body["messages"] = json::array({{{"role", "user"}, {"content", p.text}}});
+  } else if (p.use_ids) body["prompt"] = p.ids;
   else body["prompt"] = p.text;
   body[chat ? "max_completion_tokens" : "max_tokens"] = p.max_tokens;
   if (!body.contains("temperature")) body["temperature"] = cfg.temperature;
@@ -179,7 +183,10 @@ class Run {
 
   asio::awaitable<void> one(size_t i, std::chrono::milliseconds timeout) {
     const PromptSpec p = workload_.at(i);
-    RequestRecord r = co_await client_.stream(cfg_.endpoint, make_body(cfg_, model_, p), origin_, timeout);
+    HttpClient::Headers headers;
+    if (!cfg_.session_header.empty() && !p.session.empty()) headers.emplace_back(cfg_.session_header, p.session);
+    RequestRecord r =
+        co_await client_.stream(cfg_.endpoint, make_body(cfg_, model_, p), origin_, timeout, std::move(headers));
     if (r.prompt_tokens == 0) r.prompt_tokens = p.input_len;
     if (!r.ok()) ++failed_;
     output_tokens_ += r.ok() ? r.output_tokens : 0;

@@ -27,6 +27,7 @@ struct BenchConfig {
   std::string endpoint = "/v1/completions";  // or /v1/chat/completions
   std::string model;                         // "" = the first model of /v1/models
   std::string api_key;
+  std::string session_header;  // conversation workload: send each conversation's id in this header ("" = none)
   WorkloadSpec workload;
   int64_t num_prompts = 0;  // requests to send; 0 = until `duration_s`
   double duration_s = 0;    // stop sending after this many seconds; 0 = until `num_prompts`

@@ -142,7 +142,8 @@ static asio::awaitable<Exchange> exchange_on(beast::tcp_stream& s, http::request
 }
 
 static http::request<http::string_body> make_request(http::verb verb, const Endpoint& ep, const std::string& api_key,
-                                                     const std::string& path, std::string body) {
+                                                     const std::string& path, std::string body,
+                                                     const HttpClient::Headers& headers) {
   http::request<http::string_body> req{verb, ep.prefix + path, 11};
   req.set(http::field::host, ep.host + ":" + ep.port);
   req.set(http::field::user_agent, "pagoda-bench/" PAGODA_VERSION);
@@ -151,6 +152,7 @@ static http::request<http::string_body> make_request(http::verb verb, const Endp
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "text/event-stream, application/json");
   }
+  for (const auto& [name, value] : headers) req.set(name, value);
   req.keep_alive(true);
   req.body() = std::move(body);
   req.prepare_payload();
@@ -158,8 +160,9 @@ static http::request<http::string_body> make_request(http::verb verb, const Endp
 }
 
 asio::awaitable<HttpClient::Exchange> HttpClient::exchange(http::verb verb, const std::string& path,
-                                                           const std::string& body, Clock::time_point deadline,
-                                                           const HeaderFn& on_header, const BodyFn& on_body) {
+                                                           const std::string& body, const Headers& headers,
+                                                           Clock::time_point deadline, const HeaderFn& on_header,
+                                                           const BodyFn& on_body) {
   Exchange result;
   for (int attempt = 0;; ++attempt) {
     const bool reusing = attempt == 0 && !idle_.empty();
@@ -169,7 +172,7 @@ asio::awaitable<HttpClient::Exchange> HttpClient::exchange(http::verb verb, cons
       set_failure(&result, ec, "connecting");
       co_return result;
     }
-    auto req = make_request(verb, endpoint_, api_key_, path, body);
+    auto req = make_request(verb, endpoint_, api_key_, path, body, headers);
     bool header_seen = false, keep_alive = false;
     result = co_await exchange_on(*conn, req, deadline, on_header, on_body, &header_seen, &keep_alive);
     // A reused idle connection the server already closed fails before any
@@ -190,7 +193,7 @@ asio::awaitable<HttpReply> HttpClient::whole(http::verb verb, std::string path, 
   Exchange x;
   auto on_header = [&](int) { reply.body.clear(); };
   auto on_body = [&](std::string_view b, Clock::time_point) { reply.body.append(b); };
-  x = co_await exchange(verb, path, body, deadline, on_header, on_body);
+  x = co_await exchange(verb, path, body, {}, deadline, on_header, on_body);
   reply.status = x.status;
   reply.failure = x.failure;
   reply.error = x.error;
@@ -206,7 +209,7 @@ asio::awaitable<HttpReply> HttpClient::post(std::string path, std::string body, 
 }
 
 asio::awaitable<RequestRecord> HttpClient::stream(std::string path, std::string body, Clock::time_point origin,
-                                                  std::chrono::milliseconds timeout) {
+                                                  std::chrono::milliseconds timeout, Headers headers) {
   RequestRecord r;
   const Clock::time_point start = Clock::now();
   const Clock::time_point deadline = start + timeout;
@@ -265,7 +268,7 @@ asio::awaitable<RequestRecord> HttpClient::stream(std::string path, std::string 
     }
   };
   Exchange x;
-  x = co_await exchange(http::verb::post, path, body, deadline, on_header, on_body);
+  x = co_await exchange(http::verb::post, path, body, headers, deadline, on_header, on_body);
   r.e2e_s = seconds(Clock::now() - start);
   if (x.failure != FailureKind::kNone) {
     r.failure = x.failure;

@@ -55,8 +55,10 @@ class HttpClient {
   // POST a streaming completion and time it. `origin` is the start of the run
   // (RequestRecord::start_s is measured from it); `timeout` bounds the whole
   // request. Never throws; failures are recorded in the returned record.
+  // `headers` are added to the request (e.g. a session id for a balancer).
+  using Headers = std::vector<std::pair<std::string, std::string>>;
   boost::asio::awaitable<RequestRecord> stream(std::string path, std::string body, Clock::time_point origin,
-                                               std::chrono::milliseconds timeout);
+                                               std::chrono::milliseconds timeout, Headers headers = {});
 
   int64_t connections_opened() const { return connections_opened_; }
 
@@ -73,7 +75,7 @@ class HttpClient {
   // Runs one request; body bytes go to `on_body` as they arrive. Retries once
   // on a fresh connection when a reused one fails before the response header.
   boost::asio::awaitable<Exchange> exchange(boost::beast::http::verb verb, const std::string& path,
-                                            const std::string& body, Clock::time_point deadline,
+                                            const std::string& body, const Headers& headers, Clock::time_point deadline,
                                             const HeaderFn& on_header, const BodyFn& on_body);
   using Stream = boost::beast::tcp_stream;
   boost::asio::awaitable<std::unique_ptr<Stream>> take_connection(Clock::time_point deadline, bool fresh,

@@ -86,6 +86,8 @@ const char* workload_kind_name(WorkloadKind k) {
       return "random";
     case WorkloadKind::kSharedPrefix:
       return "shared-prefix";
+    case WorkloadKind::kConversation:
+      return "conversation";
     case WorkloadKind::kFile:
       return "file";
   }
@@ -99,9 +101,14 @@ Result<Workload> Workload::create(const WorkloadSpec& spec) {
     return Status::invalid_argument("token-id prompts need a vocabulary size above " +
                                     std::to_string(id_lo(spec.vocab_size) + 1) + ", got " +
                                     std::to_string(spec.vocab_size) + " (set --vocab-size)");
-  if (spec.kind == WorkloadKind::kSharedPrefix) {
-    if (spec.prefix_len < 1)
-      return Status::invalid_argument("--prefix-len must be >= 1 for the shared-prefix workload");
+  if (spec.kind == WorkloadKind::kConversation) {
+    if (spec.prefix_len < 0) return Status::invalid_argument("--prefix-len must be >= 0 for the conversation workload");
+    if (spec.num_conversations < 1) return Status::invalid_argument("--num-conversations must be >= 1");
+    if (spec.turns < 1 || spec.turns > 10000) return Status::invalid_argument("--turns must be from 1 to 10000");
+  }
+  if (spec.kind == WorkloadKind::kSharedPrefix && spec.prefix_len < 1)
+    return Status::invalid_argument("--prefix-len must be >= 1 for the shared-prefix workload");
+  if (spec.kind == WorkloadKind::kSharedPrefix || (spec.kind == WorkloadKind::kConversation && spec.prefix_len > 0)) {
     if (spec.num_groups < 1) return Status::invalid_argument("--num-groups must be >= 1");
     for (int64_t g = 0; g < spec.num_groups; ++g) {
       auto rng = rng_for(spec.seed, 1, static_cast<uint64_t>(g));
@@ -151,7 +158,56 @@ Result<Workload> Workload::create(const WorkloadSpec& spec) {
   return w;
 }
 
+// Request i is turn (i / N) % T of slot i % N (N conversations open at once,
+// T turns each); after T turns a slot starts a new conversation. Every turn
+// of a conversation is drawn from (seed, conversation, turn), so turn t's
+// prompt is turn t-1's plus that turn's stand-in answer and a new question:
+// the answers are words drawn like the questions, not what the model said,
+// so request i stays a pure function of (spec, i).
+PromptSpec Workload::conversation_turn(size_t i) const {
+  const auto n = static_cast<size_t>(spec_.num_conversations), turns = static_cast<size_t>(spec_.turns);
+  const size_t round = i / (n * turns), turn = (i / n) % turns, slot = i % n;
+  const uint64_t conversation = round * n + slot;
+  PromptSpec p;
+  p.use_ids = spec_.form == PromptForm::kTokenIds;
+  p.turn = static_cast<int64_t>(turn);
+  p.session = "conversation-" + std::to_string(spec_.seed) + "-" + std::to_string(conversation);
+  auto rng = rng_for(spec_.seed, 2, i);
+  p.max_tokens = draw(spec_.output_len, rng);
+  if (spec_.prefix_len > 0) {
+    p.group = static_cast<int64_t>(conversation % static_cast<uint64_t>(spec_.num_groups));
+    if (p.use_ids) p.ids = prefix_ids_[static_cast<size_t>(p.group)];
+    else p.messages.push_back({"system", prefix_text_[static_cast<size_t>(p.group)]});
+    p.input_len = spec_.prefix_len;
+  }
+  for (size_t t = 0; t <= turn; ++t) {
+    // Stream 3: questions, stream 4: answers; index = (conversation, turn).
+    const uint64_t at = (conversation << 16) | t;
+    auto q_rng = rng_for(spec_.seed, 3, at);
+    const int64_t q_len = draw(spec_.input_len, q_rng);
+    std::vector<std::pair<std::string, int64_t>> parts = {{"user", q_len}};
+    if (t < turn) {
+      auto a_rng = rng_for(spec_.seed, 4, at);
+      parts.push_back({"assistant", draw(spec_.output_len, a_rng)});
+    }
+    auto text_rng = rng_for(spec_.seed, 5, at);
+    for (const auto& [role, len] : parts) {
+      if (p.use_ids) {
+        const auto ids = random_ids(len, spec_.vocab_size, text_rng);
+        p.ids.insert(p.ids.end(), ids.begin(), ids.end());
+      } else {
+        p.messages.push_back({role, random_words(len, spec_.tokens_per_word, text_rng)});
+      }
+      p.input_len += len;
+    }
+  }
+  // The completions form of the same prompt: the messages' texts, one per line.
+  for (const ChatTurn& m : p.messages) p.text += (p.text.empty() ? "" : "\n") + m.content;
+  return p;
+}
+
 PromptSpec Workload::at(size_t i) const {
+  if (spec_.kind == WorkloadKind::kConversation) return conversation_turn(i);
   auto rng = rng_for(spec_.seed, 2, i);
   PromptSpec p;
   if (spec_.kind == WorkloadKind::kFile) {
@@ -192,9 +248,13 @@ json Workload::describe() const {
     j["vocab_size"] = spec_.vocab_size;
   }
   j["output_len"] = spec_.output_len.str();
-  if (spec_.kind == WorkloadKind::kSharedPrefix) {
+  if (spec_.kind == WorkloadKind::kSharedPrefix || spec_.kind == WorkloadKind::kConversation) {
     j["prefix_len"] = spec_.prefix_len;
     j["num_groups"] = spec_.num_groups;
+  }
+  if (spec_.kind == WorkloadKind::kConversation) {
+    j["num_conversations"] = spec_.num_conversations;
+    j["turns"] = spec_.turns;
   }
   return j;
 }

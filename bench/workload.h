@@ -1,7 +1,11 @@
 // What the load generator sends: one prompt and one output length per request.
 // Kinds: `random` (token-id or random-word prompts with fixed or ranged
 // lengths), `shared-prefix` (groups of requests sharing a random prefix, each
-// with its own random suffix) and `file` (a JSONL file of prompts, cycled).
+// with its own random suffix), `conversation` (multi-turn conversations on
+// shared system prompts: each turn's prompt extends the previous turn's, so a
+// server, or a balancer with affinity, that keeps a conversation in one
+// prefix cache serves most of each prompt from it) and `file` (a JSONL file
+// of prompts, cycled).
 // Request i is a pure function of (spec, i): the same seed gives the same
 // requests in any order. Immutable after create(); thread-safe to read.
 #pragma once
@@ -24,20 +28,28 @@ struct LengthRange {
 // Parses "N" or "LO:HI" (1 <= LO <= HI); `flag` names the option in errors.
 Result<LengthRange> parse_length_range(const std::string& text, const std::string& flag);
 
-enum class WorkloadKind { kRandom, kSharedPrefix, kFile };
+enum class WorkloadKind { kRandom, kSharedPrefix, kConversation, kFile };
 enum class PromptForm { kTokenIds, kWords };
 
 struct WorkloadSpec {
   WorkloadKind kind = WorkloadKind::kRandom;
   PromptForm form = PromptForm::kTokenIds;  // token ids give exact input lengths
-  LengthRange input_len{128, 128};          // random: whole prompt; shared-prefix: the suffix
+  LengthRange input_len{128, 128};          // random: whole prompt; shared-prefix: the suffix; conversation: a turn
   LengthRange output_len{128, 128};         // max_tokens (exact with ignore_eos)
-  int64_t prefix_len = 0;                   // shared-prefix: tokens (or words) in each group's prefix
-  int64_t num_groups = 4;                   // shared-prefix: distinct prefixes
+  int64_t prefix_len = 0;                   // shared-prefix: each group's prefix; conversation: system prompt (0: none)
+  int64_t num_groups = 4;                   // shared-prefix: distinct prefixes; conversation: system prompts
+  int64_t num_conversations = 16;           // conversation: open at once (request i is a turn of i % this)
+  int64_t turns = 4;                        // conversation: turns each, then a new conversation takes its place
   std::string file;                         // file: JSONL path
   int64_t vocab_size = 0;                   // token ids are drawn from [id_lo, vocab_size)
   double tokens_per_word = 1.0;             // words form: what the server's tokenizer makes of one word
   uint64_t seed = 0;
+};
+
+// One message of a chat prompt.
+struct ChatTurn {
+  std::string role;  // system, user or assistant
+  std::string content;
 };
 
 // One request's prompt: token ids (use_ids) or text.
@@ -47,7 +59,13 @@ struct PromptSpec {
   std::string text;
   int64_t input_len = 0;   // prompt tokens expected (exact for ids; for text, through tokens_per_word)
   int64_t max_tokens = 0;  // output tokens asked for
-  int64_t group = -1;      // shared-prefix group, else -1
+  int64_t group = -1;      // shared-prefix or conversation: the group (system prompt), else -1
+  // conversation: the same prompt as chat messages (system, then user and
+  // assistant turns, ending with a user turn), the conversation's id (sent as
+  // a session header when asked) and the turn (0 = first).
+  std::vector<ChatTurn> messages;
+  std::string session;
+  int64_t turn = -1;
 };
 
 class Workload {
@@ -72,6 +90,7 @@ class Workload {
   std::vector<PromptSpec> file_prompts_;
   std::vector<std::vector<int32_t>> prefix_ids_;  // shared-prefix, token-id form
   std::vector<std::string> prefix_text_;          // shared-prefix, word form
+  PromptSpec conversation_turn(size_t i) const;
 };
 
 const char* workload_kind_name(WorkloadKind k);

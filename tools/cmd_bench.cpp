@@ -72,6 +72,7 @@ Status finish_config(BenchFlags& f) {
   if (!f.dataset_file.empty()) f.workload = "file";
   if (f.workload == "random") c.workload.kind = bench::WorkloadKind::kRandom;
   else if (f.workload == "shared-prefix") c.workload.kind = bench::WorkloadKind::kSharedPrefix;
+  else if (f.workload == "conversation") c.workload.kind = bench::WorkloadKind::kConversation;
   else if (f.workload == "file") c.workload.kind = bench::WorkloadKind::kFile;
   if (c.workload.kind == bench::WorkloadKind::kFile && f.dataset_file.empty())
     return Status::invalid_argument("--workload file needs --dataset-file FILE");
@@ -293,18 +294,30 @@ void register_bench(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--model", c.model, "Model name to request (default: the first of GET /v1/models)");
   cmd->add_option("--api-key", c.api_key, "Sent as 'Authorization: Bearer KEY' (default: $OPENAI_API_KEY)");
-  cmd->add_option("--workload", f->workload, "random | shared-prefix | file")
-      ->check(CLI::IsMember({"random", "shared-prefix", "file"}))
+  cmd->add_option("--workload", f->workload, "random | shared-prefix | conversation | file")
+      ->check(CLI::IsMember({"random", "shared-prefix", "conversation", "file"}))
       ->capture_default_str();
   cmd->add_option(
       "--dataset-file", f->dataset_file,
       "JSONL prompts: {\"prompt\": \"text\" or [ids], \"max_tokens\": N (optional)} (implies --workload file)");
-  cmd->add_option("--input-len", f->input_len, "Prompt tokens (random) or suffix tokens (shared-prefix): N or LO:HI")
+  cmd->add_option("--input-len", f->input_len,
+                  "Prompt tokens (random), suffix tokens (shared-prefix) or tokens per turn (conversation): N or LO:HI")
       ->capture_default_str();
   cmd->add_option("--output-len", f->output_len, "max_tokens: N or LO:HI")->capture_default_str();
-  cmd->add_option("--prefix-len", c.workload.prefix_len, "shared-prefix: tokens in each group's shared prefix");
-  cmd->add_option("--num-groups", c.workload.num_groups, "shared-prefix: number of distinct prefixes")
+  cmd->add_option("--prefix-len", c.workload.prefix_len,
+                  "shared-prefix: tokens in each group's shared prefix; conversation: system prompt tokens (0: none)");
+  cmd->add_option("--num-groups", c.workload.num_groups,
+                  "shared-prefix: number of distinct prefixes; conversation: distinct system prompts")
       ->capture_default_str();
+  cmd->add_option("--num-conversations", c.workload.num_conversations,
+                  "conversation: conversations open at once (request i is a turn of conversation i mod this)")
+      ->capture_default_str();
+  cmd->add_option("--turns", c.workload.turns,
+                  "conversation: turns per conversation; each extends the previous prompt by its answer and a question")
+      ->capture_default_str();
+  cmd->add_option("--session-header", c.session_header,
+                  "conversation: send each conversation's id in this header (e.g. X-Session-Id, for a balancer's "
+                  "affinity)");
   cmd->add_option("--prompt-form", f->prompt_form,
                   "ids: random token ids (exact input lengths); words: random English words")
       ->check(CLI::IsMember({"ids", "words"}))

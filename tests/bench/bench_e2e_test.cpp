@@ -134,6 +134,35 @@ TEST_CASE("bench: shared-prefix open-loop run sees prefix-cache hits and a sweep
   for (const auto& w : written) std::remove(w.c_str());
 }
 
+TEST_CASE("bench: a conversation run, as chat and as completions, is served mostly from the prefix cache",
+          "[bench][e2e]") {
+  ServerProcess server(28421, {"--set", "kv.page_size=16"});
+  for (const char* endpoint : {"/v1/chat/completions", "/v1/completions"}) {
+    INFO(endpoint);
+    BenchConfig c = small_config(server);
+    c.endpoint = endpoint;
+    c.workload.kind = WorkloadKind::kConversation;
+    c.workload.form = PromptForm::kWords;
+    c.workload.prefix_len = 32;
+    c.workload.num_groups = 2;
+    c.workload.num_conversations = 4;
+    c.workload.turns = 4;
+    c.workload.input_len = {16, 16};
+    c.workload.output_len = {4, 4};
+    c.session_header = "X-Session-Id";
+    c.max_concurrency = 2;
+    c.num_prompts = 16;
+    auto r = run_bench(c);
+    REQUIRE(r.is_ok());
+    CHECK(r->metrics.completed == 16);
+    CHECK(r->workload["kind"] == "conversation");
+    REQUIRE(r->server.prefix_hit_rate.has_value());
+    // Turns 2-4 of each conversation find the turn before them cached: about
+    // half of all prompt tokens (the first turns only share the system prompts).
+    CHECK(*r->server.prefix_hit_rate > 0.4);
+  }
+}
+
 TEST_CASE("bench: failures are reported, not thrown", "[bench][e2e]") {
   ServerProcess server(28419, {});
   BenchConfig c = small_config(server);

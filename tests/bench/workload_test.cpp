@@ -143,3 +143,69 @@ TEST_CASE("bench: JSONL prompts are read, cycled and validated", "[bench][worklo
   spec.file = "/nonexistent/prompts.jsonl";
   CHECK_FALSE(Workload::create(spec).is_ok());
 }
+
+TEST_CASE("bench: a conversation's turns extend each other; conversations and system prompts differ",
+          "[bench][workload]") {
+  WorkloadSpec spec;
+  spec.kind = WorkloadKind::kConversation;
+  spec.prefix_len = 20;
+  spec.num_groups = 2;
+  spec.num_conversations = 3;
+  spec.turns = 4;
+  spec.input_len = {8, 8};
+  spec.output_len = {5, 5};
+  spec.vocab_size = 32000;
+  auto w = Workload::create(spec);
+  REQUIRE(w.is_ok());
+  // Request i is turn (i / 3) % 4 of slot i % 3; after 12 requests the slots
+  // start new conversations.
+  for (size_t slot = 0; slot < 3; ++slot) {
+    std::vector<int32_t> previous;
+    for (size_t turn = 0; turn < 4; ++turn) {
+      const PromptSpec p = w->at(turn * 3 + slot);
+      CHECK(p.turn == static_cast<int64_t>(turn));
+      CHECK(p.session == "conversation-0-" + std::to_string(slot));
+      CHECK(p.group == static_cast<int64_t>(slot % 2));
+      CHECK(p.max_tokens == 5);
+      // system prompt + (question + answer) per earlier turn + this question
+      const size_t expected = 20 + turn * (8 + 5) + 8;
+      REQUIRE(p.ids.size() == expected);
+      CHECK(p.input_len == static_cast<int64_t>(expected));
+      if (turn > 0) CHECK(std::equal(previous.begin(), previous.end(), p.ids.begin()));  // extends the last turn
+      previous = p.ids;
+    }
+  }
+  const PromptSpec a = w->at(0), b = w->at(1), c = w->at(2), next = w->at(12);
+  CHECK(std::equal(a.ids.begin(), a.ids.begin() + 20, c.ids.begin()));   // same system prompt (group 0)
+  CHECK(!std::equal(a.ids.begin(), a.ids.begin() + 20, b.ids.begin()));  // another one
+  CHECK(!std::equal(a.ids.begin() + 20, a.ids.end(), c.ids.begin() + 20));
+  CHECK(next.session == "conversation-0-3");  // slot 0's second conversation
+  CHECK(next.turn == 0);
+  CHECK(next.ids != a.ids);
+  CHECK(w->at(7).ids == w->at(7).ids);  // a pure function of i
+
+  // Words: chat messages (system, then user/assistant turns ending with a
+  // user turn), and the same text one message per line for completions.
+  spec.form = PromptForm::kWords;
+  spec.tokens_per_word = 1.0;
+  auto words = Workload::create(spec);
+  REQUIRE(words.is_ok());
+  const PromptSpec t0 = words->at(1), t2 = words->at(7);
+  REQUIRE(t2.messages.size() == 1 + 2 * 2 + 1);
+  const std::vector<std::string> roles = {"system", "user", "assistant", "user", "assistant", "user"};
+  for (size_t k = 0; k < roles.size(); ++k) CHECK(t2.messages[k].role == roles[k]);
+  CHECK(t2.messages[0].content == t0.messages[0].content);
+  CHECK(t2.messages[1].content == t0.messages[1].content);
+  CHECK(t2.text.rfind(t0.text + "\n", 0) == 0);  // the completions prompt extends the first turn's
+
+  spec.prefix_len = 0;  // no system prompt
+  auto bare = Workload::create(spec);
+  REQUIRE(bare.is_ok());
+  CHECK(bare->at(0).messages.front().role == "user");
+  CHECK(bare->at(0).group == -1);
+  spec.turns = 0;
+  CHECK_FALSE(Workload::create(spec).is_ok());
+  spec.turns = 2;
+  spec.num_conversations = 0;
+  CHECK_FALSE(Workload::create(spec).is_ok());
+}
