@@ -184,7 +184,8 @@ PromptSpec Workload::conversation_turn(size_t i) const {
     // Stream 3: questions, stream 4: answers; index = (conversation, turn).
     const uint64_t at = (conversation << 16) | t;
     auto q_rng = rng_for(spec_.seed, 3, at);
-    const int64_t q_len = draw(spec_.input_len, q_rng);
+    const bool document = t == 0 && spec_.first_input_len.lo > 0;
+    const int64_t q_len = draw(document ? spec_.first_input_len : spec_.input_len, q_rng);
     std::vector<std::pair<std::string, int64_t>> parts = {{"user", q_len}};
     if (t < turn) {
       auto a_rng = rng_for(spec_.seed, 4, at);
@@ -255,6 +256,7 @@ json Workload::describe() const {
   if (spec_.kind == WorkloadKind::kConversation) {
     j["num_conversations"] = spec_.num_conversations;
     j["turns"] = spec_.turns;
+    if (spec_.first_input_len.lo > 0) j["first_input_len"] = spec_.first_input_len.str();
   }
   return j;
 }

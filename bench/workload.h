@@ -40,6 +40,7 @@ struct WorkloadSpec {
   int64_t num_groups = 4;                   // shared-prefix: distinct prefixes; conversation: system prompts
   int64_t num_conversations = 16;           // conversation: open at once (request i is a turn of i % this)
   int64_t turns = 4;                        // conversation: turns each, then a new conversation takes its place
+  LengthRange first_input_len{0, 0};        // conversation: the first user turn (a document); 0 = input_len
   std::string file;                         // file: JSONL path
   int64_t vocab_size = 0;                   // token ids are drawn from [id_lo, vocab_size)
   double tokens_per_word = 1.0;             // words form: what the server's tokenizer makes of one word

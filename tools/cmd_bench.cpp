@@ -30,6 +30,7 @@ struct BenchFlags {
   std::string dataset_file;
   std::string prompt_form = "ids";
   std::string input_len = "128", output_len = "128";
+  std::string first_input_len;  // conversation: "" = --input-len
   std::string request_rate = "inf";
   std::string extra_body;
   std::vector<std::string> goodput;
@@ -83,6 +84,11 @@ Status finish_config(BenchFlags& f) {
   auto out = bench::parse_length_range(f.output_len, "--output-len");
   if (!out) return out.status();
   c.workload.input_len = *in;
+  if (!f.first_input_len.empty()) {
+    auto first = bench::parse_length_range(f.first_input_len, "--first-input-len");
+    if (!first) return first.status();
+    c.workload.first_input_len = *first;
+  }
   c.workload.output_len = *out;
   if (f.request_rate == "inf") {
     c.request_rate = std::numeric_limits<double>::infinity();
@@ -315,6 +321,9 @@ void register_bench(CLI::App& app, int* exit_code) {
   cmd->add_option("--turns", c.workload.turns,
                   "conversation: turns per conversation; each extends the previous prompt by its answer and a question")
       ->capture_default_str();
+  cmd->add_option("--first-input-len", f->first_input_len,
+                  "conversation: tokens of each conversation's first user turn (a document), N or LO:HI "
+                  "(default: --input-len)");
   cmd->add_option("--session-header", c.session_header,
                   "conversation: send each conversation's id in this header (e.g. X-Session-Id, for a balancer's "
                   "affinity)");

@@ -198,6 +198,16 @@ TEST_CASE("bench: a conversation's turns extend each other; conversations and sy
   CHECK(t2.messages[1].content == t0.messages[1].content);
   CHECK(t2.text.rfind(t0.text + "\n", 0) == 0);  // the completions prompt extends the first turn's
 
+  // A first turn of its own length (a document), later turns --input-len.
+  WorkloadSpec doc = spec;
+  doc.form = PromptForm::kTokenIds;
+  doc.first_input_len = {100, 100};
+  auto docs = Workload::create(doc);
+  REQUIRE(docs.is_ok());
+  CHECK(docs->at(0).ids.size() == 20 + 100);
+  CHECK(docs->at(3).ids.size() == 20 + 100 + 5 + 8);
+  CHECK(docs->describe()["first_input_len"] == "100");
+
   spec.prefix_len = 0;  // no system prompt
   auto bare = Workload::create(spec);
   REQUIRE(bare.is_ok());

@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# Shared by deploy/scale_bench.sh and deploy/failover_drill.sh: start and
+# stop pagoda replicas and HAProxy as local processes, read the replicas'
+# /metrics. Source it after setting BIN (the pagoda binary), BASE (first
+# port), REPLICAS, MODEL, TOKENIZER and WORK (a scratch folder).
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LB_PORT=$((BASE + 20))
+STATS_PORT=$((BASE + 21))
+declare -A REPLICA_PID=()
+LB_PID=""
+
+say() { printf '%s\n' "$*" >&2; }
+
+# The haproxy binary, installed from Debian when missing.
+ensure_haproxy() {
+  command -v haproxy >/dev/null 2>&1 && return 0
+  say "haproxy not found: installing Debian's package"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends haproxy >&2
+}
+
+replica_port() { echo $((BASE + $1)); }
+
+wait_http_ok() {  # URL SECONDS
+  local url=$1 deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    ((SECONDS < deadline)) || { say "no answer from $url"; return 1; }
+    sleep 0.1
+  done
+}
+
+# start_replica I: replica I (1-based) on port BASE+I, one compute thread,
+# named rI, logging to WORK/replicaI.log.
+start_replica() {
+  local i=$1 port
+  port=$(replica_port "$i")
+  "$BIN" serve --model "$MODEL" --tokenizer "$TOKENIZER" --host 127.0.0.1 --port "$port" --threads 1 \
+    --set server.replica_id="r$i" --set server.shutdown_grace_s=20 --set logging.level=warn \
+    "${REPLICA_ARGS[@]}" >>"$WORK/replica$i.log" 2>&1 &
+  REPLICA_PID[$i]=$!
+  wait_http_ok "http://127.0.0.1:$port/health" 30
+}
+
+stop_replica() {  # I [SIGNAL]
+  local i=$1 sig=${2:-TERM} pid=${REPLICA_PID[$1]:-}
+  [[ -n $pid ]] || return 0
+  kill -s "$sig" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  REPLICA_PID[$i]=""
+}
+
+start_replicas() { for ((i = 1; i <= REPLICAS; i++)); do start_replica "$i"; done; }
+stop_replicas() { for ((i = 1; i <= REPLICAS; i++)); do stop_replica "$i" KILL; done; }
+
+# start_lb affinity|roundrobin|random: HAProxy with deploy/haproxy/haproxy.cfg, the
+# replicas as PAGODA_REPLICA_1..N; waits until it reports every replica UP.
+start_lb() {
+  local mode=$1
+  local -a env=("PAGODA_LB_BIND=127.0.0.1:$LB_PORT" "PAGODA_LB_STATS_BIND=127.0.0.1:$STATS_PORT")
+  for ((i = 1; i <= REPLICAS; i++)); do env+=("PAGODA_REPLICA_$i=127.0.0.1:$(replica_port "$i")"); done
+  [[ $mode == roundrobin ]] && env+=("PAGODA_LB_ROUND_ROBIN=1")
+  [[ $mode == random ]] && env+=("PAGODA_LB_RANDOM=1")
+  env "${env[@]}" haproxy -c -q -f "$HERE/haproxy/haproxy.cfg" >&2
+  env "${env[@]}" haproxy -db -f "$HERE/haproxy/haproxy.cfg" >>"$WORK/haproxy.log" 2>&1 &
+  LB_PID=$!
+  wait_lb_up "$REPLICAS" 20
+}
+
+stop_lb() {
+  [[ -n $LB_PID ]] || return 0
+  kill "$LB_PID" 2>/dev/null || true
+  wait "$LB_PID" 2>/dev/null || true
+  LB_PID=""
+}
+
+# Replicas HAProxy's health checks have UP now.
+lb_up_count() {
+  curl -fsS "http://127.0.0.1:$STATS_PORT/stats;csv" 2>/dev/null |
+    awk -F, '$1 == "pagoda" && $2 ~ /^replica/ && $18 ~ /^UP/ { n++ } END { print n + 0 }'
+}
+
+wait_lb_up() {  # COUNT SECONDS
+  local deadline=$((SECONDS + $2))
+  until [[ $(lb_up_count) -eq $1 ]]; do
+    ((SECONDS < deadline)) || { say "HAProxy does not see $1 replicas UP"; return 1; }
+    sleep 0.2
+  done
+}
+
+# The sum of every sample of metric NAME on replica I (0 if it is down).
+replica_metric() {  # I NAME
+  curl -fsS "http://127.0.0.1:$(replica_port "$1")/metrics" 2>/dev/null |
+    awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s + 0 }'
+}
+
+cleanup_all() {
+  stop_lb
+  for i in "${!REPLICA_PID[@]}"; do stop_replica "$i" KILL; done
+}
