@@ -17,30 +17,28 @@ ensure_haproxy() {
   command -v haproxy >/dev/null 2>&1 && return 0
   say "haproxy not found: installing Debian's package"
   local sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends haproxy >&2
+  [[ $(id -u) -ne 0 ]] && sudo="sudo -n"  # never wait for a password
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >&2
 }
 
 replica_port() { echo $((BASE + $1)); }
 
-wait_http_ok() {  # URL SECONDS
-  local url=$1 deadline=$((SECONDS + $2))
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-    ((SECONDS < deadline)) || { say "no answer from $url"; return 1; }
-    sleep 0.1
-  done
-}
-
 # start_replica I: replica I (1-based) on port BASE+I, one compute thread,
-# named rI, logging to WORK/replicaI.log.
+# named rI, logging to WORK/replicaI.log; waits until that process (not a
+# leftover of an earlier run on the port) answers /load as rI.
 start_replica() {
-  local i=$1 port
+  local i=$1 port deadline=$((SECONDS + 30))
   port=$(replica_port "$i")
   "$BIN" serve --model "$MODEL" --tokenizer "$TOKENIZER" --host 127.0.0.1 --port "$port" --threads 1 \
     --set server.replica_id="r$i" --set server.shutdown_grace_s=20 --set logging.level=warn \
-    "${REPLICA_ARGS[@]}" >>"$WORK/replica$i.log" 2>&1 &
+    --set server.max_connections_per_client=256 "${REPLICA_ARGS[@]}" >>"$WORK/replica$i.log" 2>&1 &
   REPLICA_PID[$i]=$!
-  wait_http_ok "http://127.0.0.1:$port/health" 30
+  until curl -fsS "http://127.0.0.1:$port/load" 2>/dev/null | grep -q "\"replica\":\"r$i\".*\"status\":\"ok\""; do
+    kill -0 "${REPLICA_PID[$i]}" 2>/dev/null || { say "replica $i exited:"; tail -5 "$WORK/replica$i.log" >&2; return 1; }
+    ((SECONDS < deadline)) || { say "replica $i is not serving on port $port"; return 1; }
+    sleep 0.1
+  done
 }
 
 stop_replica() {  # I [SIGNAL]
@@ -51,7 +49,10 @@ stop_replica() {  # I [SIGNAL]
   REPLICA_PID[$i]=""
 }
 
-start_replicas() { for ((i = 1; i <= REPLICAS; i++)); do start_replica "$i"; done; }
+start_replicas() {
+  ((REPLICAS <= 8)) || { say "at most 8 replicas (haproxy.cfg has PAGODA_REPLICA_1..8)"; return 1; }
+  for ((i = 1; i <= REPLICAS; i++)); do start_replica "$i"; done
+}
 stop_replicas() { for ((i = 1; i <= REPLICAS; i++)); do stop_replica "$i" KILL; done; }
 
 # start_lb affinity|roundrobin|random: HAProxy with deploy/haproxy/haproxy.cfg, the

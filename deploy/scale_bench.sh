@@ -19,7 +19,9 @@
 # SCALE_CONVERSATIONS (100 open at once), SCALE_TURNS (2), SCALE_PREFIX_LEN
 # (16: system prompt tokens, 4 shared ones), SCALE_FIRST_INPUT_LEN (288: the
 # first user turn, a document), SCALE_INPUT_LEN (32 per later question),
-# SCALE_OUTPUT_LEN (32), SCALE_CONCURRENCY (24).
+# SCALE_OUTPUT_LEN (32), SCALE_CONCURRENCY (24), SCALE_ENDPOINT
+# (/v1/chat/completions; the prompt-keyed phase then hashes the system
+# prompt and first question).
 # The default shape is a document follow-up: a long first message, then a
 # question about it. Chats of many short turns gain less from affinity
 # (round robin finds an earlier turn of the conversation on the same replica
@@ -50,6 +52,7 @@ TURNS=${SCALE_TURNS:-2}
 CONCURRENCY=${SCALE_CONCURRENCY:-24}
 SEED=${SCALE_SEED:-7}
 REPEAT=${SCALE_REPEAT:-3}
+ENDPOINT=${SCALE_ENDPOINT:-/v1/chat/completions}
 KV_PAGES=${SCALE_KV_PAGES:-2000}
 REPLICA_ARGS=(--set kv.page_size=16 --set kv.num_pages="$KV_PAGES")
 WORK=$(mktemp -d /tmp/pagoda_scale.XXXXXX)
@@ -64,7 +67,7 @@ NUM_PROMPTS=$((CONVERSATIONS * TURNS * 2))
 WORKLOAD=(--workload conversation --prompt-form words --prefix-len "${SCALE_PREFIX_LEN:-16}" --num-groups 4
   --first-input-len "${SCALE_FIRST_INPUT_LEN:-288}" --input-len "${SCALE_INPUT_LEN:-32}"
   --output-len "${SCALE_OUTPUT_LEN:-32}" --ignore-eos --turns "$TURNS" --num-conversations "$CONVERSATIONS"
-  --num-prompts "$NUM_PROMPTS" --max-concurrency "$CONCURRENCY" --no-progress)
+  --num-prompts "$NUM_PROMPTS" --max-concurrency "$CONCURRENCY" --endpoint "$ENDPOINT" --no-progress)
 
 # run_bench NAME SEED URL [BENCH FLAGS...]: the workload against URL; appends
 # "NAME HIT_RATE TTFT_P50 FAILED LOADS..." to WORK/runs.txt, the hit rate from

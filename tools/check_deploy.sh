@@ -51,6 +51,13 @@ if not errors:
     stop = int(m.group(1)) * (60 if m.group(2) == "m" else 1) if m else 0
     if stop <= grace:
         errors.append("pagoda's stop_grace_period (%ss) must exceed its drain (%ss)" % (stop, grace))
+    per_client = int(env.get("PAGODA_SERVER_MAX_CONNECTIONS_PER_CLIENT", 64))
+    cfg = open("deploy/haproxy/haproxy.cfg").read()
+    maxconn = int(re.search(r"default-server .*\bmaxconn (\d+)", cfg).group(1))
+    pool = int(re.search(r"default-server .*\bpool-max-conn (\d+)", cfg).group(1))
+    if per_client <= maxconn + pool:
+        errors.append("replicas allow %d connections per client, the balancer may open %d + %d idle + checks"
+                      % (per_client, maxconn, pool))
     if "ports" in s["pagoda"]:
         errors.append("replicas publish ports: clients would bypass the balancer")
     mounts = " ".join(s["haproxy"].get("volumes", []) + s["prometheus"].get("volumes", []))

@@ -6,7 +6,13 @@ What is checked, and why:
   metadata.name, with a kind/apiVersion pair from KNOWN (a typo such as
   policy/v1beta1 is caught here, not by the API server);
 - kustomization.yaml lists exactly the resource files of the folder, so
-  `kubectl apply -k` applies all of them;
+  `kubectl apply -k` applies all of them, and not prometheus-adapter-rules.yaml
+  (ADAPTER_RULES), a snippet to merge into the adapter's own config: applied
+  as a ConfigMap it would replace the adapter's whole rule set;
+- no resource sets metadata.namespace (`kubectl apply -k deploy/k8s -n NS`
+  rejects an object whose namespace differs from -n);
+- no spec.replicas on a Deployment an HPA scales (every apply would reset the
+  count and drain the replicas the HPA added);
 - the Deployment's selector matches its pod labels, and so do the Services'
   and the PDB's selectors (a mismatch routes to nothing, silently); the
   Services' targetPort, PAGODA_SERVER_PORT and the prometheus.io/port
@@ -18,8 +24,8 @@ What is checked, and why:
 - requests == limits for cpu and memory with a whole cpu count (Guaranteed QoS:
   exclusive cores under the static CPU manager), and PAGODA_ENGINE_THREADS
   equals that count;
-- the HPA scales this Deployment on a Pods metric that a rule of the adapter
-  ConfigMap serves and pagoda exports (quoted in server/metrics_text.cpp).
+- the HPA scales this Deployment on a Pods metric that a rule of
+  ADAPTER_RULES serves and pagoda exports (quoted in server/metrics_text.cpp).
 Usage: python3 tools/check_k8s.py [REPO_ROOT [MANIFEST_DIR]]
 (MANIFEST_DIR defaults to REPO_ROOT/deploy/k8s; ctest runs it as
 deploy.k8s_manifests). Exit status 0 = all checks passed, 1 = a problem.
@@ -43,15 +49,19 @@ KNOWN = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
 }
+# Not a resource: a document {rules: [...]} in the adapter's config format.
+ADAPTER_RULES = "prometheus-adapter-rules.yaml"
 MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 def load(manifest_dir, errors):
-    """[(file name, document)] of every *.yaml in the folder."""
+    """[(file name, document)] of every *.yaml in the folder but ADAPTER_RULES."""
     docs = []
     for path in sorted(glob.glob(os.path.join(manifest_dir, "*.yaml"))):
         name = os.path.basename(path)
+        if name == ADAPTER_RULES:
+            continue
         try:
             with open(path, encoding="utf-8") as f:
                 found = [d for d in yaml.safe_load_all(f) if d is not None]
@@ -73,6 +83,27 @@ def load(manifest_dir, errors):
                 continue
             docs.append((name, d))
     return docs
+
+
+def load_rules(manifest_dir, errors):
+    """The rules list of ADAPTER_RULES (a plain {rules: [...]} document, no kind)."""
+    path = os.path.join(manifest_dir, ADAPTER_RULES)
+    if not os.path.exists(path):
+        errors.append(f"{ADAPTER_RULES} is missing (the adapter rule that serves the HPA's metric)")
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = [d for d in yaml.safe_load_all(f) if d is not None]
+    except yaml.YAMLError as e:
+        errors.append(f"{ADAPTER_RULES}: does not parse: {e}")
+        return []
+    if len(found) != 1 or not isinstance(found[0], dict) or not isinstance(found[0].get("rules"), list):
+        errors.append(f"{ADAPTER_RULES}: must be one document with a \"rules:\" list (the adapter's config format)")
+        return []
+    if "kind" in found[0] or "apiVersion" in found[0]:
+        errors.append(f"{ADAPTER_RULES}: must not be a Kubernetes object (applied, it would replace "
+                      f"the adapter's config); keep just the rules")
+    return found[0]["rules"]
 
 
 def of_kind(docs, kind):
@@ -107,11 +138,21 @@ def check_kustomization(manifest_dir, docs, errors):
         return
     fname, k = kust[0]
     listed = set(k.get("resources") or [])
-    present = {os.path.basename(p) for p in glob.glob(os.path.join(manifest_dir, "*.yaml"))} - {fname}
+    present = {os.path.basename(p) for p in glob.glob(os.path.join(manifest_dir, "*.yaml"))} - {fname, ADAPTER_RULES}
+    if ADAPTER_RULES in listed:
+        errors.append(f"{fname}: lists {ADAPTER_RULES}, a snippet for the adapter's own config, not a resource")
+        listed.discard(ADAPTER_RULES)
     for f in sorted(present - listed):
         errors.append(f"{fname}: {f} is in the folder but not listed under resources")
     for f in sorted(listed - present):
         errors.append(f"{fname}: lists {f}, which is not in the folder")
+    if k.get("namespace"):
+        errors.append(f"{fname}: sets namespace {k['namespace']}; leave it to kubectl -n")
+    for f, d in docs:
+        ns = (d.get("metadata") or {}).get("namespace")
+        if ns:
+            errors.append(f"{f}: {d['kind']} {d['metadata']['name']} sets namespace {ns}; "
+                          f"`kubectl apply -k deploy/k8s -n NS` rejects it, leave it to -n")
 
 
 def check_selectors(docs, labels, port_ids, errors):
@@ -179,12 +220,7 @@ def check_container(f, spec, c, errors):
         errors.append(f"{f}: PAGODA_ENGINE_THREADS {env.get('PAGODA_ENGINE_THREADS')} is not the cpu count {cpus}")
 
 
-def check_hpa(root, docs, errors):
-    rules = []
-    for _, d in of_kind(docs, "ConfigMap"):
-        text = (d.get("data") or {}).get("config.yaml")
-        if text:
-            rules += (yaml.safe_load(text) or {}).get("rules", [])
+def check_hpa(root, docs, rules, errors):
     with open(os.path.join(root, "server", "metrics_text.cpp"), encoding="utf-8") as m:
         exported = m.read()
     deployments = {d["metadata"]["name"] for _, d in of_kind(docs, "Deployment")}
@@ -192,13 +228,18 @@ def check_hpa(root, docs, errors):
         target = (d.get("spec") or {}).get("scaleTargetRef") or {}
         if target.get("kind") != "Deployment" or target.get("name") not in deployments:
             errors.append(f"{f}: HPA scaleTargetRef {target} is not a Deployment of this folder")
+        for df, dep in of_kind(docs, "Deployment"):
+            if dep["metadata"]["name"] == target.get("name") and "replicas" in (dep.get("spec") or {}):
+                errors.append(f"{df}: Deployment {target.get('name')} sets spec.replicas "
+                              f"{dep['spec']['replicas']} but HPA {d['metadata']['name']} ({f}) scales it: "
+                              f"every apply would reset the count; leave the floor to minReplicas")
         pods = [m for m in (d.get("spec") or {}).get("metrics", []) if m.get("type") == "Pods"]
         if not pods:
             errors.append(f"{f}: HPA has no Pods metric (it should scale on the queue, pagoda_requests_waiting)")
         for metric in pods:
             name = metric["pods"]["metric"]["name"]
             if not any(name in str(r.get("seriesQuery", "")) + str((r.get("name") or {}).get("as", "")) for r in rules):
-                errors.append(f"{f}: HPA metric {name} is not served by any rule of the adapter ConfigMap")
+                errors.append(f"{f}: HPA metric {name} is not served by any rule of {ADAPTER_RULES}")
             if f'"{name}"' not in exported:
                 errors.append(f"{f}: HPA metric {name} is not exported by pagoda (not in server/metrics_text.cpp)")
 
@@ -236,16 +277,18 @@ def main():
                 check_container(f, pod.get("spec") or {}, c, errors)
             except (KeyError, TypeError, AttributeError, ValueError) as e:
                 errors.append(f"{f}: container {c.get('name')} has an unexpected shape: {type(e).__name__}: {e}")
+    rules = load_rules(manifest_dir, errors)
     try:
-        check_hpa(root, docs, errors)
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
+        check_hpa(root, docs, rules, errors)
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as e:
         errors.append(f"HPA/adapter check failed: {type(e).__name__}: {e}")
     for e in errors:
         print("FAIL", e)
     if errors:
         print(f"k8s manifests: {len(errors)} problem(s) in {manifest_dir}")
         return 1
-    print(f"k8s manifests: {len(docs)} documents in {len(files)} files, all checks passed")
+    print(f"k8s manifests: {len(docs)} documents in {len(files) - 1} files, {len(rules)} adapter rule(s) "
+          f"in {ADAPTER_RULES}, all checks passed")
     return 0
 
 

@@ -110,6 +110,13 @@ Status finish_config(BenchFlags& f) {
   if (!(c.timeout_s > 0)) return Status::invalid_argument("--timeout must be > 0");
   if (!(f.max_failed_ratio >= 0 && f.max_failed_ratio <= 1))
     return Status::invalid_argument("--max-failed-ratio must be from 0 to 1");
+  // Turn t+1 of a conversation is request i + N: it is sent after turn t
+  // ended only while fewer than N requests are in flight.
+  if (c.workload.kind == bench::WorkloadKind::kConversation &&
+      (c.max_concurrency == 0 || c.max_concurrency >= c.workload.num_conversations))
+    return Status::invalid_argument("--workload conversation needs --max-concurrency below --num-conversations (" +
+                                    std::to_string(c.workload.num_conversations) +
+                                    "), so that each turn is sent after the previous turn of its conversation ended");
   using Progress = bench::BenchConfig::Progress;
   c.progress = f.no_progress ? Progress::kOff : ::isatty(STDOUT_FILENO) ? Progress::kTerminal : Progress::kLines;
   // Fresh prompts unless a seed is asked for: the same prompts as an earlier

@@ -182,7 +182,10 @@ TEST_CASE("bench: a conversation's turns extend each other; conversations and sy
   CHECK(next.session == "conversation-0-3");  // slot 0's second conversation
   CHECK(next.turn == 0);
   CHECK(next.ids != a.ids);
-  CHECK(w->at(7).ids == w->at(7).ids);  // a pure function of i
+  // A pure function of i: another Workload asked in another order agrees.
+  auto again = Workload::create(spec);
+  REQUIRE(again.is_ok());
+  for (size_t i : {23, 7, 0, 12, 5}) CHECK(again->at(i).ids == w->at(i).ids);
 
   // Words: chat messages (system, then user/assistant turns ending with a
   // user turn), and the same text one message per line for completions.
