@@ -32,7 +32,9 @@ WORK=$(mktemp -d /tmp/pagoda_drill.XXXXXX)
 # shellcheck source=deploy/lib.sh
 source "$ROOT/deploy/lib.sh"
 bench_pid=""
-trap '[[ -n $bench_pid ]] && kill "$bench_pid" 2>/dev/null; cleanup_all; rm -rf "$WORK"' EXIT
+# (Each step of the trap must not fail: under set -e a failing one would end
+# it before the replicas are stopped.)
+trap 'if [[ -n $bench_pid ]]; then kill "$bench_pid" 2>/dev/null || true; fi; cleanup_all; rm -rf "$WORK"' EXIT
 ensure_haproxy
 
 # The replica (rN) that answers each of 30 probe sessions, one per line.

@@ -24,12 +24,22 @@ ensure_haproxy() {
 
 replica_port() { echo $((BASE + $1)); }
 
+# Fails when something already listens on PORT (a server left over from an
+# earlier run would otherwise answer in place of the one being started).
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    say "port $1 is already in use (a server left over from an earlier run?)"
+    return 1
+  fi
+}
+
 # start_replica I: replica I (1-based) on port BASE+I, one compute thread,
 # named rI, logging to WORK/replicaI.log; waits until that process (not a
 # leftover of an earlier run on the port) answers /load as rI.
 start_replica() {
   local i=$1 port deadline=$((SECONDS + 30))
   port=$(replica_port "$i")
+  port_free "$port" || return 1
   "$BIN" serve --model "$MODEL" --tokenizer "$TOKENIZER" --host 127.0.0.1 --port "$port" --threads 1 \
     --set server.replica_id="r$i" --set server.shutdown_grace_s=20 --set logging.level=warn \
     --set server.max_connections_per_client=256 "${REPLICA_ARGS[@]}" >>"$WORK/replica$i.log" 2>&1 &
@@ -63,6 +73,7 @@ start_lb() {
   for ((i = 1; i <= REPLICAS; i++)); do env+=("PAGODA_REPLICA_$i=127.0.0.1:$(replica_port "$i")"); done
   [[ $mode == roundrobin ]] && env+=("PAGODA_LB_ROUND_ROBIN=1")
   [[ $mode == random ]] && env+=("PAGODA_LB_RANDOM=1")
+  port_free "$LB_PORT" && port_free "$STATS_PORT" || return 1
   env "${env[@]}" haproxy -c -q -f "$HERE/haproxy/haproxy.cfg" >&2
   env "${env[@]}" haproxy -db -f "$HERE/haproxy/haproxy.cfg" >>"$WORK/haproxy.log" 2>&1 &
   LB_PID=$!
@@ -85,6 +96,7 @@ lb_up_count() {
 wait_lb_up() {  # COUNT SECONDS
   local deadline=$((SECONDS + $2))
   until [[ $(lb_up_count) -eq $1 ]]; do
+    kill -0 "$LB_PID" 2>/dev/null || { say "HAProxy exited:"; tail -5 "$WORK/haproxy.log" >&2; return 1; }
     ((SECONDS < deadline)) || { say "HAProxy does not see $1 replicas UP"; return 1; }
     sleep 0.2
   done

@@ -144,7 +144,7 @@ TEST_CASE("bench: JSONL prompts are read, cycled and validated", "[bench][worklo
   CHECK_FALSE(Workload::create(spec).is_ok());
 }
 
-TEST_CASE("bench: a conversation's turns extend each other; conversations and system prompts differ",
+TEST_CASE("bench: a conversation's turns extend each other, and conversations and system prompts differ",
           "[bench][workload]") {
   WorkloadSpec spec;
   spec.kind = WorkloadKind::kConversation;
