@@ -101,7 +101,9 @@ struct HttpServer::Impl {
     stream.socket().close(ec);
   }
 
-  asio::awaitable<void> refuse(beast::tcp_stream& stream, const HttpReply& reply, unsigned version = 11) {
+  // Every refusal names the replica (X-Pagoda-Replica), as the API's answers do.
+  asio::awaitable<void> refuse(beast::tcp_stream& stream, HttpReply reply, unsigned version = 11) {
+    reply.replica = config.server.replica_id;
     co_await write_reply(stream, ReplyFraming{version, false, false, ms(config.server.header_timeout_s)}, reply);
     co_await linger_close(stream);
   }

@@ -327,6 +327,12 @@ TEST_CASE("server e2e: behind a balancer: /load, X-Pagoda-Replica, pagoda_replic
   CHECK(no_key.replica == "replica-7");
   const std::string metrics = http_request(port, http::verb::get, "/metrics").body;
   CHECK(metrics.find("pagoda_replica_info{replica=\"replica-7\",version=\"") != std::string::npos);
+  // The HTTP layer's own refusals name the replica too: 431 for too many header fields.
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (int i = 0; i < 150; ++i) fields.emplace_back("X-Field-" + std::to_string(i), "v");
+  HttpResult too_many = post(port, "/v1/completions", json{{"prompt", "Once"}}.dump(), fields);
+  CHECK(too_many.status == 431);
+  CHECK(too_many.replica == "replica-7");
 
   // A request running while SIGTERM drains: /load says "draining" with the
   // request still counted, and the request finishes.
