@@ -54,16 +54,13 @@ ConfigField string_field(std::string path, Ref<std::string> ref, std::string all
 // A name that goes into HTTP headers and metric labels: printable ASCII
 // without spaces, at most 128 characters, or "".
 ConfigField name_field(std::string path, Ref<std::string> ref, std::string allowed) {
-  ConfigField f{path, allowed, nullptr, nullptr};
-  f.assign = [path, ref, allowed](const YAML::Node& n, ServerConfig& c) -> Status {
-    if (!n.IsScalar()) return bad(path, n, allowed);
-    const std::string& v = n.Scalar();
-    if (v.size() > 128 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch > ' ' && ch < 127; }))
+  ConfigField f = string_field(path, ref, allowed);
+  f.assign = [path, allowed, as_string = f.assign](const YAML::Node& n, ServerConfig& c) -> Status {
+    const auto printable = [](char ch) { return ch > ' ' && ch < 127; };
+    if (n.IsScalar() && (n.Scalar().size() > 128 || !std::all_of(n.Scalar().begin(), n.Scalar().end(), printable)))
       return bad(path, n, allowed);
-    ref(c) = v;
-    return Status::ok();
+    return as_string(n, c);
   };
-  f.read = [ref](const ServerConfig& c) { return YAML::Node(get(ref, c)); };
   return f;
 }
 

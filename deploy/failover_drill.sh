@@ -94,7 +94,7 @@ start_replica "$DRAINED"
 wait_lb_up "$REPLICAS" 15
 probe_map >"$WORK/map_after"
 moved_back=$(diff -q "$WORK/map_before" "$WORK/map_after" >/dev/null && echo true || echo false)
-restarted_hits=$(replica_metric "$KILLED" pagoda_prefix_cache_hits_tokens_total)
+restarted_hits=$(replica_metrics "$KILLED" pagoda_prefix_cache_hits_tokens_total)
 
 # Streams the killed replica was sending when it died: HAProxy's termination
 # state "SD" on that server.

@@ -33,16 +33,18 @@ port_free() {
   fi
 }
 
-# start_replica I: replica I (1-based) on port BASE+I, one compute thread,
-# named rI, logging to WORK/replicaI.log; waits until that process (not a
+# start_replica I [FLAGS...]: replica I (1-based) on port BASE+I, one
+# compute thread, named rI, REPLICA_ARGS then FLAGS (a later --set of a key
+# wins), logging to WORK/replicaI.log; waits until that process (not a
 # leftover of an earlier run on the port) answers /load as rI.
 start_replica() {
   local i=$1 port deadline=$((SECONDS + 30))
+  shift
   port=$(replica_port "$i")
   port_free "$port" || return 1
   "$BIN" serve --model "$MODEL" --tokenizer "$TOKENIZER" --host 127.0.0.1 --port "$port" --threads 1 \
     --set server.replica_id="r$i" --set server.shutdown_grace_s=20 --set logging.level=warn \
-    --set server.max_connections_per_client=256 "${REPLICA_ARGS[@]}" >>"$WORK/replica$i.log" 2>&1 &
+    --set server.max_connections_per_client=256 "${REPLICA_ARGS[@]}" "$@" >>"$WORK/replica$i.log" 2>&1 &
   REPLICA_PID[$i]=$!
   until curl -fsS "http://127.0.0.1:$port/load" 2>/dev/null | grep -q "\"replica\":\"r$i\".*\"status\":\"ok\""; do
     kill -0 "${REPLICA_PID[$i]}" 2>/dev/null || { say "replica $i exited:"; tail -5 "$WORK/replica$i.log" >&2; return 1; }
@@ -102,10 +104,16 @@ wait_lb_up() {  # COUNT SECONDS
   done
 }
 
-# The sum of every sample of metric NAME on replica I (0 if it is down).
-replica_metric() {  # I NAME
-  curl -fsS "http://127.0.0.1:$(replica_port "$1")/metrics" 2>/dev/null |
-    awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s + 0 }'
+# One scrape of replica I: for each NAME, the sum of its samples over all
+# label sets, on one line, space-separated (0s if it is down).
+replica_metrics() {  # I NAME...
+  local port
+  port=$(replica_port "$1")
+  shift
+  curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk -v names="$*" '
+    BEGIN { k = split(names, name, " ") }
+    { for (j = 1; j <= k; j++) if ($1 == name[j] || index($1, name[j] "{") == 1) s[j] += $NF }
+    END { for (j = 1; j <= k; j++) printf "%.0f%s", s[j] + 0, (j < k ? " " : "\n") }'
 }
 
 cleanup_all() {

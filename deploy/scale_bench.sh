@@ -77,12 +77,12 @@ run_bench() {
   shift 3
   "$BIN" bench serve --url "$url" "${WORKLOAD[@]}" --seed "$seed" "$@" --result-file "$WORK/$name.json" \
     >"$WORK/$name.txt" 2>&1 || true
-  local hits=0 queries=0 loads=""
+  local hits=0 queries=0 loads="" h q n
   for ((i = 1; i <= REPLICAS; i++)); do
     [[ -n ${REPLICA_PID[$i]:-} ]] || continue
-    hits=$((hits + $(replica_metric "$i" pagoda_prefix_cache_hits_tokens_total)))
-    queries=$((queries + $(replica_metric "$i" pagoda_prefix_cache_queries_tokens_total)))
-    loads="$loads $(replica_metric "$i" pagoda_requests_finished_total)"
+    read -r h q n < <(replica_metrics "$i" pagoda_prefix_cache_hits_tokens_total \
+      pagoda_prefix_cache_queries_tokens_total pagoda_requests_finished_total)
+    hits=$((hits + h)) queries=$((queries + q)) loads="$loads $n"
   done
   if [[ ! -s $WORK/$name.json ]]; then
     say "$name: bench serve wrote no result:"
@@ -104,18 +104,13 @@ EOF
 # balancer. MODE single: one replica with the cluster's total KV, reached
 # directly, the hit rate every replica could have at best.
 phase() {
-  local name=$1 mode=$2 k saved
+  local name=$1 mode=$2 k
   shift 2
   for ((k = 0; k < REPEAT; k++)); do
     if [[ $mode == single ]]; then
-      saved=$REPLICAS
-      REPLICAS=1
-      REPLICA_ARGS=(--set kv.page_size=16 --set kv.num_pages=$((KV_PAGES * saved)))
-      start_replica 1
+      start_replica 1 --set kv.num_pages=$((KV_PAGES * REPLICAS))
       run_bench "$name" $((SEED + k)) "http://127.0.0.1:$(replica_port 1)" "$@"
-      stop_replicas
-      REPLICAS=$saved
-      REPLICA_ARGS=(--set kv.page_size=16 --set kv.num_pages="$KV_PAGES")
+      stop_replica 1 KILL
     else
       start_replicas
       start_lb "$mode"

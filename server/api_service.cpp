@@ -30,12 +30,6 @@ ReplyFraming framing_of(const HttpRequest& req, double write_timeout_s) {
                       std::chrono::milliseconds(static_cast<int64_t>(write_timeout_s * 1000))};
 }
 
-asio::awaitable<bool> send_error(beast::tcp_stream& stream, const HttpRequest& req, const HttpReply& reply,
-                                 double write_timeout_s) {
-  const bool written = co_await write_reply(stream, framing_of(req, write_timeout_s), reply);
-  co_return (written && req.keep_alive());
-}
-
 ApiError from_status(const Status& st) {
   switch (st.code()) {
     case StatusCode::kInvalidArgument:
@@ -165,15 +159,14 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
   if (auto refusal = refuse_header(req, match)) return std::move(*refusal);
   switch (match.route) {
     case ApiRoute::kHealth: {
-      const char* state = !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
+      const char* state = serving_state();
       return {std::string(state) == "ok" ? http::status::ok : http::status::service_unavailable,
               dump({{"status", state}})};
     }
     case ApiRoute::kLoad: {
       const EngineStats& st = engine_->stats();
-      const char* state = !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
       return {http::status::ok, dump({{"replica", config_.server.replica_id},
-                                      {"status", state},
+                                      {"status", serving_state()},
                                       {"running", static_cast<int64_t>(st.requests_running.value())},
                                       {"waiting", static_cast<int64_t>(st.requests_waiting.value())},
                                       {"kv_usage", st.kv_usage().usage_ratio}})};
@@ -274,6 +267,22 @@ void finish_access(const Request& request, const RequestDelta& last, AccessRecor
 
 }  // namespace
 
+const char* ApiService::serving_state() const {
+  return !ready_ ? "loading" : (engine_->draining() ? "draining" : "ok");
+}
+
+asio::awaitable<bool> ApiService::send(beast::tcp_stream& stream, const HttpRequest& req, HttpReply reply) const {
+  reply.replica = config_.server.replica_id;
+  co_return co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
+}
+
+asio::awaitable<bool> ApiService::send_error(beast::tcp_stream& stream, const HttpRequest& req,
+                                             const ApiError& e) const {
+  HttpReply reply = error_reply(e);  // named: see generate()
+  const bool written = co_await send(stream, req, std::move(reply));
+  co_return (written && req.keep_alive());
+}
+
 asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& stream) {
   AccessRecord access = start_access(req, stream);
   bool gen = false;
@@ -292,9 +301,7 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
     keep = co_await generate(req, stream, kind, &access);
   } else {
     access.status = static_cast<int>(reply.status);
-    keep =
-        co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), with_replica(std::move(reply))) &&
-        req.keep_alive();
+    keep = co_await send(stream, req, std::move(reply)) && req.keep_alive();
   }
   log_access(access);
   co_return keep;
@@ -354,11 +361,11 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (Status st = engine_->check_admission(); !st.is_ok()) {
     err = from_status(st);
     access->status = err.status;
-    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, err);
   }
   if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) {
     access->status = err.status;
-    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, err);
   }
   if (config_.logging.log_prompts && spdlog::should_log(spdlog::level::info)) {  // access records log at info
     access->prompt = tokenizer_->decode(prompt);
@@ -371,7 +378,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (Status st = engine_->submit(request); !st.is_ok()) {
     err = from_status(st);
     access->status = err.status;
-    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, err);
   }
   access->request_id = response_id(kind, request->id);
   DisconnectWatch watch(*channel, stream.socket(), request);
@@ -404,7 +411,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
     err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
     access->status = err.status;
-    co_return co_await send_error(stream, req, with_replica(error_reply(err)), config_.server.idle_timeout_s);
+    co_return co_await send_error(stream, req, err);
   }
   json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
   json logprobs = nullptr;
@@ -421,8 +428,8 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"model", model_.name},
                      {"choices", json::array({choice})},
                      {"usage", usage_json(last)}};
-  const HttpReply reply = with_replica({http::status::ok, dump(body)});
-  const bool written = co_await write_reply(stream, framing_of(req, config_.server.idle_timeout_s), reply);
+  HttpReply reply{http::status::ok, dump(body)};  // named: GCC 12 miscompiles a braced temporary co_await argument
+  const bool written = co_await send(stream, req, std::move(reply));
   access->status = written ? 200 : 499;
   co_return (written && req.keep_alive());
 }

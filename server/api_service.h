@@ -70,11 +70,14 @@ class ApiService final : public HttpHandler {
                                                std::shared_ptr<class DeltaChannel> channel,
                                                const std::string& echo_text, AccessRecord* access);
   bool authorized(const HttpRequest& req) const;
-  // `reply` with the X-Pagoda-Replica header (server.replica_id).
-  HttpReply with_replica(HttpReply reply) const {
-    reply.replica = config_.server.replica_id;
-    return reply;
-  }
+  // "ok", "draining" (after SIGTERM) or "loading": what /health and /load say.
+  const char* serving_state() const;
+  // Writes a whole reply to `req`, with X-Pagoda-Replica (server.replica_id)
+  // and the idle timeout as its deadline; true when it was written.
+  boost::asio::awaitable<bool> send(boost::beast::tcp_stream& stream, const HttpRequest& req, HttpReply reply) const;
+  // Writes the error's reply; true when the connection may carry another request.
+  boost::asio::awaitable<bool> send_error(boost::beast::tcp_stream& stream, const HttpRequest& req,
+                                          const ApiError& e) const;
   std::string token_text(int32_t id) const;
   std::string response_id(ApiKind kind, RequestId id) const;
 

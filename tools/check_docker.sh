@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of docker/ (no Docker engine runs on our machines): every
 # path the Dockerfile COPYs exists, it installs packages only through
-# tools/packages.sh (the one package list), and compose.yaml parses.
+# tools/packages.sh (the one package list), and the pagoda services of
+# compose.yaml and compose.scale.yaml wait out the drain and check /health.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fails=0
@@ -33,7 +34,13 @@ except ImportError:
     print("skip compose.yaml parse: python3-yaml missing"); sys.exit(0)
 d = yaml.safe_load(open("docker/compose.yaml"))
 assert "services" in d and d["services"], "compose.yaml has no services"
-for name, svc in d["services"].items():
+# The pagoda services of both compose files (compose.scale.yaml's others are
+# the balancer and Prometheus: tools/check_deploy.sh checks those).
+scale = yaml.safe_load(open("docker/compose.scale.yaml"))["services"]
+pagoda = dict(d["services"], **{"compose.scale.yaml " + n: s for n, s in scale.items()
+                                if s.get("image") == "pagoda:latest"})
+assert len(pagoda) > len(d["services"]), "compose.scale.yaml has no pagoda:latest service"
+for name, svc in pagoda.items():
     env = svc.get("environment", {})
     grace = float(env.get("PAGODA_SERVER_SHUTDOWN_GRACE_S", 30))
     stop = svc.get("stop_grace_period", "10s")
@@ -43,7 +50,7 @@ for name, svc in d["services"].items():
     assert stop_s > grace, f"{name}: stop_grace_period {stop_s}s is not longer than server.shutdown_grace_s {grace}s"
     test = " ".join(svc.get("healthcheck", {}).get("test", []))
     assert "/health" in test and "PAGODA_SERVER_PORT" in test, f"{name}: healthcheck must call /health on PAGODA_SERVER_PORT"
-print("ok   compose.yaml parses:", ", ".join(d["services"]), "(grace periods and healthchecks agree)")
+print("ok   compose files parse:", ", ".join(pagoda), "(grace periods and healthchecks agree)")
 PY
 echo "docker static check: $fails failed"
 [[ $fails -eq 0 ]]
