@@ -309,7 +309,17 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(const ServerConfig& config, HttpHandler* handler)
     : impl_(std::make_unique<Impl>(config, handler)) {}
-HttpServer::~HttpServer() = default;
+HttpServer::~HttpServer() {
+  const bool shutting_down = impl_->signalled.load();
+  impl_.reset();
+  // The signal set restored the default actions as it went: a SIGTERM repeated
+  // during the rest of the exit (an impatient supervisor) must not turn a clean
+  // exit into death by signal.
+  if (shutting_down) {
+    std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGINT, SIG_IGN);
+  }
+}
 
 Result<tcp::endpoint> listen_endpoint(const std::string& host, int port) {
   const auto p = static_cast<unsigned short>(port);
