@@ -226,8 +226,8 @@ std::vector<ConfigField> build_fields() {
   // model
   f.push_back(path_field(
       "model.path", [](ServerConfig & c) -> auto& { return c.model.path; }, "a file or directory path"));
-  f.push_back(
-      enum_field("model.format", [](ServerConfig & c) -> auto& { return c.model.format; }, {"auto", "llama2c", "hf"}));
+  f.push_back(enum_field("model.format", [](ServerConfig & c) -> auto& { return c.model.format; },
+                         {"auto", "llama2c", "hf", "gguf"}));
   f.push_back(path_field(
       "model.tokenizer", [](ServerConfig & c) -> auto& { return c.model.tokenizer; },
       "a file path, or \"\" to find it beside the model"));

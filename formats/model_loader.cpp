@@ -3,8 +3,10 @@
 #include <filesystem>
 #include <system_error>
 
+#include "formats/gguf_reader.h"
 #include "formats/hf_reader.h"
 #include "formats/llama2c_reader.h"
+#include "gguf/gguf_file.h"
 
 namespace pagoda {
 
@@ -12,7 +14,8 @@ Result<ModelFormat> parse_model_format(const std::string& name) {
   if (name == "auto") return ModelFormat::kAuto;
   if (name == "llama2c") return ModelFormat::kLlama2c;
   if (name == "hf") return ModelFormat::kHf;
-  return Status::invalid_argument("model format '" + name + "' is not known; allowed: auto, llama2c, hf");
+  if (name == "gguf") return ModelFormat::kGguf;
+  return Status::invalid_argument("model format '" + name + "' is not known; allowed: auto, llama2c, hf, gguf");
 }
 
 Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format) {
@@ -29,7 +32,7 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
       }
       format = ModelFormat::kHf;
     } else {
-      format = ModelFormat::kLlama2c;
+      format = is_gguf_file(path) ? ModelFormat::kGguf : ModelFormat::kLlama2c;
     }
   }
   switch (format) {
@@ -41,6 +44,8 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
                                         ": format hf needs a model directory "
                                         "(config.json + model.safetensors)");
       return HfReader().read(path);
+    case ModelFormat::kGguf:
+      return GgufReader().read(path);
     case ModelFormat::kAuto:
       break;
   }

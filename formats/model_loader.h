@@ -11,12 +11,13 @@
 namespace pagoda {
 
 enum class ModelFormat {
-  kAuto,     // a regular file -> llama2c; a directory with config.json -> hf
+  kAuto,     // a GGUF file -> gguf; another regular file -> llama2c; a directory with config.json -> hf
   kLlama2c,  // Karpathy's llama2.c checkpoint
   kHf,       // Hugging Face directory (config.json + safetensors), see hf_reader.h
+  kGguf,     // llama.cpp's GGUF file, see gguf_reader.h
 };
 
-// Parses "auto" | "llama2c" | "hf"; the error lists the allowed values.
+// Parses "auto" | "llama2c" | "hf" | "gguf"; the error lists the allowed values.
 Result<ModelFormat> parse_model_format(const std::string& name);
 
 // Loads the model at `path`. Errors name the path and what is wrong.

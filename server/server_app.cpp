@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
+#include "gguf/gguf_file.h"
 #include "kvpool/kv_plan.h"
 #include "scheduler/engine_loop.h"
 #include "scheduler/llama_runner.h"
@@ -75,12 +76,13 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   impl->model = std::shared_ptr<const LoadedModel>(std::move(loaded).value());
   const ModelConfig& mc = impl->model->config;
 
-  // "" = beside the model: the model directory itself (Hugging Face), or the
-  // checkpoint file's folder.
+  // "" = beside the model: the model directory itself (Hugging Face), the
+  // GGUF file itself (it carries its vocabulary), or the checkpoint file's folder.
   std::string tok_path = c.model.tokenizer;
   if (tok_path.empty())
-    tok_path = std::filesystem::is_directory(c.model.path) ? c.model.path
-                                                           : std::filesystem::path(c.model.path).parent_path().string();
+    tok_path = std::filesystem::is_directory(c.model.path) || is_gguf_file(c.model.path)
+                   ? c.model.path
+                   : std::filesystem::path(c.model.path).parent_path().string();
   auto tok = load_tokenizer(tok_path);
   if (!tok) return Status(tok.status().code(), "config key 'model.tokenizer': " + tok.status().message());
   impl->tokenizer = std::shared_ptr<const Tokenizer>(std::move(tok).value());

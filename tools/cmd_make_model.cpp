@@ -6,12 +6,18 @@
 // `--from FILE.bin --format hf --out DIR [--hf-dtype f32|bf16]` converts a
 // llama2.c checkpoint (say stories260K) to a Hugging Face directory that
 // computes the same function.
+// `--format gguf [--quant f32|f16|q8_0|q4_0]` writes a GGUF file (llama.cpp's
+// layout, no vocabulary) of a preset (the same weights as the llama2.c file
+// of that seed) or of --from any model pagoda loads.
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
+#include "formats/gguf_model_writer.h"
 #include "formats/hf_writer.h"
 #include "formats/llama2c_reader.h"
+#include "formats/model_loader.h"
 #include "formats/model_writer.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
@@ -29,7 +35,47 @@ struct MakeModelFlags {
   std::string family = "llama2";
   int shards = 1;
   std::string hf_dtype = "f32";
+  std::string quant = "f32";
 };
+
+// The GGUF variant: converts `from` (a model file or directory) or, when it
+// is empty, a preset written first as a temporary llama2.c file.
+int make_gguf(const MakeModelFlags& f) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string source = f.from;
+  const std::string temp = f.out + ".llama2c.part";
+  if (source.empty()) {
+    auto config = model_preset(f.preset);
+    if (!config) {
+      print_error(config.status().message());
+      return kExitConfigError;
+    }
+    if (Status st = write_random_llama2c(*config, temp, f.seed); !st) {
+      print_error(st.message());
+      return kExitFailure;
+    }
+    source = temp;
+  }
+  auto model = load_model(source);
+  if (source == temp) std::remove(temp.c_str());
+  if (!model) {
+    print_error(model.status().message());
+    return kExitFailure;
+  }
+  const ModelConfig& config = model.value()->config;
+  auto written = write_gguf_model(config, model.value()->weights, f.quant, f.out);
+  if (!written) {
+    print_error(written.status().message());
+    return kExitFailure;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "wrote " << f.out << ": GGUF " << f.quant << " from " << (f.from.empty() ? "preset " + f.preset : f.from)
+            << ", " << config.summary() << ", " << written->bytes << " bytes in " << secs << " s\n";
+  if (!written->fallbacks.empty())
+    std::cout << written->fallbacks.size() << " tensors written as f16 (rows not a multiple of 32), e.g. "
+              << written->fallbacks.front() << "\n";
+  return kExitOk;
+}
 
 // The HF variant of make-model; returns the exit code.
 int make_hf(const MakeModelFlags& f, const ModelConfig& shape) {
@@ -87,13 +133,15 @@ void register_make_model(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("make-model", "Write a random-weight llama2.c checkpoint of a preset shape");
   auto flags = std::make_shared<MakeModelFlags>();
   auto* preset = cmd->add_option("--preset", flags->preset, "Model shape")->check(CLI::IsMember(model_preset_names()));
-  auto* from = cmd->add_option("--from", flags->from, "Convert this llama2.c checkpoint instead (with --format hf)")
-                   ->check(CLI::ExistingFile);
+  auto* from =
+      cmd->add_option("--from", flags->from,
+                      "Convert this checkpoint instead (llama2.c with --format hf; any model with --format gguf)")
+          ->check(CLI::ExistingPath);
   preset->excludes(from);
   cmd->add_option("--out", flags->out, "Output file (written as FILE.part, then renamed); a directory for --format hf")
       ->required();
-  cmd->add_option("--format", flags->format, "llama2c (one .bin file) or hf (a directory)")
-      ->check(CLI::IsMember({"llama2c", "hf"}))
+  cmd->add_option("--format", flags->format, "llama2c (one .bin file), hf (a directory) or gguf (one file)")
+      ->check(CLI::IsMember({"llama2c", "hf", "gguf"}))
       ->capture_default_str();
   cmd->add_option("--family", flags->family, "For --format hf: llama2, llama3 (rope_scaling) or qwen2 (biases, tied)")
       ->check(CLI::IsMember(hf_family_names()))
@@ -104,8 +152,20 @@ void register_make_model(CLI::App& app, int* exit_code) {
   cmd->add_option("--hf-dtype", flags->hf_dtype, "For --format hf: tensor dtype")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
+  cmd->add_option("--quant", flags->quant, "For --format gguf: how matrices are stored (norms stay f32)")
+      ->check(CLI::IsMember(gguf_quant_names()))
+      ->capture_default_str();
   cmd->add_option("--seed", flags->seed, "RNG seed; the same seed gives identical bytes")->capture_default_str();
   cmd->callback([flags, exit_code] {
+    if (flags->quant != "f32" && flags->format != "gguf") {
+      print_error("--quant needs --format gguf");
+      *exit_code = kExitConfigError;
+      return;
+    }
+    if (flags->format == "gguf" && (!flags->from.empty() || !flags->preset.empty())) {
+      *exit_code = make_gguf(*flags);
+      return;
+    }
     if (!flags->from.empty()) {
       *exit_code = convert_to_hf(*flags);
       return;

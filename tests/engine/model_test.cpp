@@ -1,7 +1,8 @@
 // The whole model: stories260K reproduces its reference text byte for byte;
 // a sequence's logits in a mixed batch equal its logits alone; chunked
 // prefill equals whole prefill; decode after a prefix hit equals decode
-// without it; MHA / GQA / MQA models all batch correctly.
+// without it; MHA / GQA / MQA models all batch correctly; the GGUF files
+// llama.cpp made give its greedy output token for token.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "engine/kernels/kernels.h"
 #include "engine/model/llama_model.h"
@@ -311,4 +313,35 @@ TEST_CASE("bf16 and int8 weights stay close to f32 and f16/int8 KV to f32 KV") {
                     << range);
     CHECK(diff <= v.rel * range);
   }
+}
+
+TEST_CASE("GGUF files made by llama.cpp: greedy output equals llama.cpp's, token for token") {
+  // llama.cpp's own greedy continuations (../shared/gguf/README.md): for the
+  // quantized files, after dequantizing them to F32, which is what loading
+  // them into f32 weights computes.
+  const std::string dir = std::string(PAGODA_SOURCE_DIR) + "/../shared/gguf/";
+  const nlohmann::json ref = nlohmann::json::parse(read_file(dir + "llamacpp-greedy-once-upon-a-time.json"));
+  auto tok = load_tokenizer(model_file("tok512.bin"));
+  REQUIRE(tok.is_ok());
+  const std::vector<int32_t> prompt = (*tok)->encode(ref["prompt"].get<std::string>(), true);
+  const int64_t total = int64_t(prompt.size()) + ref["n_predict"].get<int64_t>();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"stories260K-f32.gguf", "stories260K-f32.gguf"},
+      {"stories260K-q4_k_m.gguf",
+       "stories260K-q4_k_m.gguf dequantized to f32 (llama-quantize --allow-requantize ... F32), then run"},
+      {"stories260K-q6_k.gguf", "stories260K-q6_k.gguf dequantized to f32, then run"},
+  };
+  for (const auto& [file, key] : cases) {
+    INFO(file);
+    Harness h(dir + file);
+    const std::vector<int32_t> out = greedy(h, prompt, total);
+    const std::vector<int32_t> generated(out.begin() + int64_t(prompt.size()), out.end());
+    CHECK((*tok)->decode(generated) == ref["outputs"][key].get<std::string>());
+  }
+  // The f32 file holds the llama2.c checkpoint's numbers: the same logits, bit for bit.
+  Harness bin(model_file("stories260K.bin"));
+  Harness gguf(dir + "stories260K-f32.gguf");
+  const std::vector<int32_t> tokens = greedy(bin, prompt, int64_t(prompt.size()) + 8);
+  const std::vector<float> a = alone(bin, tokens, 3), b = alone(gguf, tokens, 3);
+  CHECK(max_abs_diff(a.data(), b.data(), int64_t(a.size())) == 0.0);
 }

@@ -1,0 +1,179 @@
+// The GGUF model reader: a file make-model writes from stories260K reads back
+// to the same weights (f32 exactly, f16/q8_0/q4_0 within their rounding);
+// `model.format: auto` finds GGUF by its magic; each thing a model file can
+// get wrong (architecture, a missing, mis-shaped, unreadable or unknown
+// tensor, partial RoPE, Llama 3.1's rope_freqs) is an error naming it.
+// (llama.cpp's own files against its greedy output: tests/engine/model_test.)
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "formats/gguf_model_writer.h"
+#include "formats/gguf_reader.h"
+#include "formats/model_loader.h"
+#include "gguf/gguf_writer.h"
+
+using namespace pagoda;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string stories_bin() { return std::string(PAGODA_SOURCE_DIR) + "/models/stories260K.bin"; }
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Largest |a - b| over the n floats of two weight arrays.
+double max_diff(const float* a, const float* b, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+// What a damaged tiny model changes: the metadata and tensors before writing.
+struct TinyModel {
+  std::string arch = "llama";
+  uint32_t rope_dims = 8;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
+  std::vector<GgmlType> types;
+};
+
+// A 1-layer llama (dim 32, hidden 64, 4 heads of 8, 2 kv heads, vocab 16).
+TinyModel tiny_model() {
+  TinyModel m;
+  auto add = [&](const std::string& name, std::vector<int64_t> dims) {
+    m.tensors.emplace_back(name, std::move(dims));
+    m.types.push_back(GgmlType::kF32);
+  };
+  add("token_embd.weight", {32, 16});
+  add("output_norm.weight", {32});
+  for (const char* n : {"attn_norm", "ffn_norm"}) add(std::string("blk.0.") + n + ".weight", {32});
+  add("blk.0.attn_q.weight", {32, 32});
+  add("blk.0.attn_k.weight", {32, 16});
+  add("blk.0.attn_v.weight", {32, 16});
+  add("blk.0.attn_output.weight", {32, 32});
+  add("blk.0.ffn_gate.weight", {32, 64});
+  add("blk.0.ffn_up.weight", {32, 64});
+  add("blk.0.ffn_down.weight", {64, 32});
+  return m;
+}
+
+Status read_tiny(const TinyModel& m) {
+  GgufWriter w;
+  w.add_string("general.architecture", m.arch);
+  const std::string a = m.arch + ".";
+  w.add_uint32(a + "embedding_length", 32);
+  w.add_uint32(a + "feed_forward_length", 64);
+  w.add_uint32(a + "block_count", 1);
+  w.add_uint32(a + "attention.head_count", 4);
+  w.add_uint32(a + "attention.head_count_kv", 2);
+  w.add_uint32(a + "context_length", 64);
+  w.add_uint32(a + "rope.dimension_count", m.rope_dims);
+  w.add_uint32(a + "vocab_size", 16);
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    int64_t n = 1;
+    for (int64_t d : m.tensors[i].second) n *= d;
+    const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(m.types[i]));
+    std::vector<uint8_t> bytes(static_cast<size_t>(n / info->block_elements * info->block_bytes));
+    for (size_t k = 0; k < bytes.size(); ++k) bytes[k] = m.types[i] == GgmlType::kF32 ? (k % 4 == 3 ? 0x3C : 0) : 0x11;
+    w.add_tensor(m.tensors[i].first, m.tensors[i].second, m.types[i], bytes);
+  }
+  const std::string path = (fs::temp_directory_path() / "pagoda_gguf_reader_tiny.gguf").string();
+  REQUIRE(w.write(path).is_ok());
+  auto model = load_model(path);
+  fs::remove(path);
+  return model ? Status::ok() : model.status();
+}
+
+}  // namespace
+
+TEST_CASE("gguf reader: stories260K written by make-model reads back to its weights", "[gguf]") {
+  auto bin = load_model(stories_bin());
+  REQUIRE(bin.is_ok());
+  const ModelConfig& c = (*bin)->config;
+  const std::string path = (fs::temp_directory_path() / "pagoda_gguf_reader_stories.gguf").string();
+  // quant -> the largest weight error allowed.
+  for (const auto& [quant, bound] :
+       std::vector<std::pair<std::string, double>>{{"f32", 0.0}, {"f16", 1e-3}, {"q8_0", 2e-2}, {"q4_0", 0.25}}) {
+    INFO(quant);
+    auto written = write_gguf_model(c, (*bin)->weights, quant, path);
+    REQUIRE(written.is_ok());
+    // ffn_down's rows are 172 wide: not a multiple of 32, so f16 for the block types.
+    CHECK(written->fallbacks.size() == (quant == "q8_0" || quant == "q4_0" ? 5u : 0u));
+    auto g = load_model(path);  // format auto: found by the magic
+    REQUIRE(g.is_ok());
+    const ModelConfig& gc = (*g)->config;
+    CHECK(gc.summary() == c.summary());
+    const ModelWeights& a = (*bin)->weights;
+    const ModelWeights& b = (*g)->weights;
+    CHECK(max_diff(a.token_embedding, b.token_embedding, c.vocab_size * c.dim) <= bound);
+    CHECK(max_diff(a.rms_final, b.rms_final, c.dim) == 0.0);
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      CHECK(max_diff(a.layers[l].wq, b.layers[l].wq, c.q_dim() * c.dim) <= bound);
+      CHECK(max_diff(a.layers[l].wk, b.layers[l].wk, c.kv_dim() * c.dim) <= bound);
+      CHECK(max_diff(a.layers[l].w1, b.layers[l].w1, c.hidden_dim * c.dim) <= bound);
+      CHECK(max_diff(a.layers[l].w2, b.layers[l].w2, c.hidden_dim * c.dim) <= std::min(bound, 1e-3));
+      CHECK(max_diff(a.layers[l].rms_att, b.layers[l].rms_att, c.dim) == 0.0);
+    }
+    auto explicit_format = load_model(path, ModelFormat::kGguf);
+    CHECK(explicit_format.is_ok());
+  }
+  fs::remove(path);
+  // The llama2.c reader refuses a GGUF it is forced onto (it is not one).
+  CHECK(!load_model(std::string(PAGODA_SOURCE_DIR) + "/../shared/gguf/stories260K-f32.gguf", ModelFormat::kLlama2c)
+             .is_ok());
+}
+
+TEST_CASE("gguf reader: each kind of wrong model is an error naming the key or tensor", "[gguf]") {
+  REQUIRE(read_tiny(tiny_model()).is_ok());
+  auto fails_with = [](const std::function<void(TinyModel&)>& damage, const std::string& part) {
+    TinyModel m = tiny_model();
+    damage(m);
+    const Status st = read_tiny(m);
+    INFO(st.message());
+    CHECK(!st.is_ok());
+    CHECK(contains(st.message(), part));
+  };
+  fails_with([](TinyModel& m) { m.arch = "phi3"; }, "GGUF architecture 'phi3' is not one pagoda runs (llama, qwen2)");
+  fails_with([](TinyModel& m) { m.tensors.erase(m.tensors.begin() + 4), m.types.pop_back(); },
+             "tensor 'blk.0.attn_q.weight' is missing");
+  fails_with(
+      [](TinyModel& m) {
+        m.tensors[5].second = {32, 8};
+      },
+      "tensor 'blk.0.attn_k.weight' has shape [32, 8] (ggml order), the model's config needs [32, 16]");
+  fails_with(
+      [](TinyModel& m) {
+        m.tensors.emplace_back("blk.0.attn_q_norm.weight", std::vector<int64_t>{8});
+        m.types.push_back(GgmlType::kF32);
+      },
+      "tensor 'blk.0.attn_q_norm.weight' is not one a llama model uses");
+  fails_with(
+      [](TinyModel& m) {
+        m.tensors.emplace_back("rope_freqs.weight", std::vector<int64_t>{4});
+        m.types.push_back(GgmlType::kF32);
+      },
+      "'rope_freqs.weight'");
+  fails_with([](TinyModel& m) { m.rope_dims = 4; }, "'llama.rope.dimension_count' = 4 rotates part of each head");
+}
+
+TEST_CASE("gguf reader: a tensor type pagoda cannot dequantize is named with the tensor", "[gguf]") {
+  // A model whose rows are 256 wide, so a K type fits: its q3_K embedding.
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  for (const auto& [k, v] : std::vector<std::pair<std::string, uint32_t>>{{"llama.embedding_length", 256},
+                                                                          {"llama.feed_forward_length", 256},
+                                                                          {"llama.block_count", 1},
+                                                                          {"llama.attention.head_count", 32},
+                                                                          {"llama.vocab_size", 4}})
+    w.add_uint32(k, v);
+  w.add_tensor("token_embd.weight", {256, 4}, GgmlType::kQ3_K, std::vector<uint8_t>(4 * 110));
+  const std::string path = (fs::temp_directory_path() / "pagoda_gguf_reader_q3.gguf").string();
+  REQUIRE(w.write(path).is_ok());
+  auto model = load_model(path);
+  fs::remove(path);
+  REQUIRE(!model.is_ok());
+  CHECK(contains(model.status().message(), "tensor 'token_embd.weight' has type q3_K, which pagoda does not read"));
+}
