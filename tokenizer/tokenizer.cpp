@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tokenizer/tokenizer_gguf.h"
 #include "tokenizer/tokenizer_hf.h"
 #include "tokenizer/tokenizer_llama2c.h"
 #include "tokenizer/tokenizer_sentencepiece.h"
@@ -55,6 +56,9 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path) {
   char head[64] = {};
   in.read(head, sizeof head);
   const std::streamsize n = in.gcount();
+  // A GGUF file (llama.cpp's model container): the vocabulary in its metadata.
+  if ((n >= 4 && std::string_view(head, 4) == "GGUF") || fs::path(path).extension() == ".gguf")
+    return upcast(GgufTokenizer::load(path));
   // tokenizer.json: a JSON object.
   for (std::streamsize i = 0; i < n; ++i) {
     const char c = head[i];

@@ -3,9 +3,10 @@
 // One implementation per file format: Llama2cTokenizer (tokenizer_llama2c.h)
 // reads llama2.c's tokenizer.bin, HfTokenizer (tokenizer_hf.h) a Hugging
 // Face tokenizer.json, SentencePieceTokenizer (tokenizer_sentencepiece.h) a
-// SentencePiece tokenizer.model; load_tokenizer() picks one. A loaded tokenizer is
-// immutable: every const method is thread-safe, so one instance serves all
-// HTTP threads and the engine thread at once.
+// SentencePiece tokenizer.model, GgufTokenizer (tokenizer_gguf.h) the
+// vocabulary in a GGUF file's metadata; load_tokenizer() picks one. A loaded
+// tokenizer is immutable: every const method is thread-safe, so one instance
+// serves all HTTP threads and the engine thread at once.
 #pragma once
 
 #include <cstdint>
@@ -75,9 +76,9 @@ class Tokenizer {
 };
 
 // Loads the tokenizer at `path`: a Hugging Face tokenizer.json, a
-// SentencePiece tokenizer.model, a llama2.c tokenizer.bin (told apart by
-// content), or a model directory (its tokenizer.json, else tokenizer.model,
-// else tokenizer.bin). Errors name the file and the problem (NotFound,
+// SentencePiece tokenizer.model, a llama2.c tokenizer.bin, a GGUF file (its
+// tokenizer.ggml.* metadata; told apart by content), or a model directory
+// (its tokenizer.json, else tokenizer.model, else tokenizer.bin). Errors name the file and the problem (NotFound,
 // DataLoss for truncated or corrupt, InvalidArgument for unsupported parts).
 Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& path);
 
