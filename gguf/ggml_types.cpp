@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/float16.h"
+
 namespace pagoda {
 namespace {
 
@@ -232,29 +234,7 @@ uint64_t ggml_row_bytes(GgmlType type, int64_t elements) {
   return static_cast<uint64_t>(elements / info->block_elements) * static_cast<uint64_t>(info->block_bytes);
 }
 
-float ggml_f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1F;
-  uint32_t mantissa = h & 0x3FF;
-  uint32_t bits;
-  if (exponent == 0x1F) {
-    bits = sign | 0x7F800000u | (mantissa << 13);  // inf / nan
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {  // subnormal: normalize
-    int e = -1;
-    do {
-      ++e;
-      mantissa <<= 1;
-    } while ((mantissa & 0x400) == 0);
-    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mantissa & 0x3FF) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+float ggml_f16_to_f32(uint16_t h) { return f16_to_f32(h); }
 
 float ggml_bf16_to_f32(uint16_t h) {
   const uint32_t bits = static_cast<uint32_t>(h) << 16;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/float16.h"
 #include "gguf/gguf_file.h"
 
 namespace pagoda {
@@ -26,28 +27,6 @@ void put_string(std::vector<uint8_t>& out, const std::string& s) {
 
 void pad(std::vector<uint8_t>& out) {
   while (out.size() % kAlignment != 0) out.push_back(0);
-}
-
-// IEEE half of `f`, rounded to nearest even (as F16C and ggml's
-// GGML_FP32_TO_FP16 round).
-uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000);
-  const uint32_t abs = x & 0x7FFFFFFF;
-  if (abs > 0x7F800000) return sign | 0x7E00;   // NaN
-  if (abs >= 0x477FF000) return sign | 0x7C00;  // rounds to infinity
-  if (abs >= 0x38800000) {                      // normal half
-    uint32_t h = (((abs >> 23) - 112) << 10) | ((abs & 0x7FFFFF) >> 13);
-    const uint32_t rest = abs & 0x1FFF;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1) != 0)) ++h;
-    return static_cast<uint16_t>(sign | h);
-  }
-  // Subnormal half: a multiple of 2^-24, rounded to nearest even (exact
-  // scaling by a power of two, then the default rounding mode).
-  float a;
-  std::memcpy(&a, &abs, 4);
-  return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f)));
 }
 
 void put_f16(std::vector<uint8_t>& out, float v) { put<uint16_t>(out, f32_to_f16(v)); }

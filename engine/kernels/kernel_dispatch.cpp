@@ -1,4 +1,4 @@
-// The public kernel functions (kernels.h, quantize.h, gemv.h, amx_gemm.h,
+// The public kernel functions (kernels.h, quantize.h, gemv.h, q4_gemv.h, amx_gemm.h,
 // paged_attention.h, sampler_math.h) forward to the table of the chosen instruction-set
 // level; this file chooses it. Compiled once, for the baseline.
 #include <atomic>
@@ -131,6 +131,14 @@ void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t
   active_kernels().gemv_s8_fn(w, kp, x, m, n_out, x_scale, w_scale, comp, y, ldy, p0, p1);
 }
 }  // namespace gemv
+
+namespace q4 {
+bool vector_kernel() { return active_kernels().q4_vector; }
+void panels(const uint8_t* w, int64_t n_groups, const int8_t* xq, const float* xsum, const float* x_scale, int64_t m,
+            int64_t n_out, float* y, int64_t ldy, int64_t p0, int64_t p1) {
+  active_kernels().q4_panels_fn(w, n_groups, xq, xsum, x_scale, m, n_out, y, ldy, p0, p1);
+}
+}  // namespace q4
 
 namespace sampler_math {
 float max_value(const float* x, size_t n) { return active_kernels().sampler_max_fn(x, n); }

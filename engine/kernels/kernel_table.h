@@ -2,7 +2,7 @@
 // pointers. Every kernel source is compiled once per level (isa_begin.h);
 // each level's copy fills its table (register_kernels in each source,
 // kernel_table_fill.cpp), and kernel_dispatch.cpp points the public
-// functions of kernels.h, quantize.h, gemv.h, amx_gemm.h,
+// functions of kernels.h, quantize.h, gemv.h, q4_gemv.h, amx_gemm.h,
 // paged_attention.h and sampler_math.h at the table of the level chosen at start-up.
 //
 // select_kernel_isa() chooses the level: the best the CPU supports unless a
@@ -18,6 +18,7 @@
 #include "engine/kernels/attention/paged_attention.h"
 #include "engine/kernels/gemv.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/q4_gemv.h"
 #include "engine/kernels/quantize.h"
 #include "engine/kernels/sampler_math.h"
 
@@ -47,6 +48,9 @@ struct KernelTable {
   decltype(&gemv::bf16_panels) gemv_bf16_fn = nullptr;
   decltype(&gemv::bf16_panels_f32x) gemv_bf16_f32x_fn = nullptr;
   decltype(&gemv::s8_panels) gemv_s8_fn = nullptr;
+  // q4_gemv.h (q4_vector: whether the 4-bit kernel is vectorized)
+  bool q4_vector = false;
+  decltype(&q4::panels) q4_panels_fn = nullptr;
   // amx_gemm.h (null below the amx level)
   decltype(&amx::s8_panels) amx_s8_fn = nullptr;
   decltype(&amx::bf16_panels) amx_bf16_fn = nullptr;

@@ -15,6 +15,11 @@ PAGODA_ISA_NAMESPACE_BEGIN
 void register_kernels(KernelTable& table);  // gemv.cpp
 PAGODA_ISA_NAMESPACE_END
 }  // namespace gemv
+namespace q4 {
+PAGODA_ISA_NAMESPACE_BEGIN
+void register_kernels(KernelTable& table);  // q4_gemv.cpp
+PAGODA_ISA_NAMESPACE_END
+}  // namespace q4
 namespace amx {
 PAGODA_ISA_NAMESPACE_BEGIN
 void register_kernels(KernelTable& table);  // amx_gemm.cpp
@@ -36,6 +41,7 @@ const KernelTable& PAGODA_ISA_TABLE() {
     PAGODA_ISA_NS::register_quantize_kernels(t);
     PAGODA_ISA_NS::register_attention_kernels(t);
     gemv::PAGODA_ISA_NS::register_kernels(t);
+    q4::PAGODA_ISA_NS::register_kernels(t);
     amx::PAGODA_ISA_NS::register_kernels(t);
     sampler_math::PAGODA_ISA_NS::register_kernels(t);
     return t;

@@ -18,6 +18,8 @@
 #include "engine/kernels/dnnl_context.h"
 #include "engine/kernels/gemv.h"
 #include "engine/kernels/kernel_table.h"
+#include "engine/kernels/q4_gemv.h"
+#include "engine/kernels/q4_weights.h"
 #include "engine/kernels/quantize.h"
 #include "engine/kernels/simd.h"
 
@@ -71,6 +73,8 @@ int64_t default_gemv_max_m(WeightDtype dtype) {
     case WeightDtype::kInt8:
       if (amx::available()) return 4;
       return gemv::vector_s8() ? Linear::kMaxBucket : 8;
+    case WeightDtype::kInt4:
+      return Linear::kMaxBucket;  // only the q4 kernels read these weights
   }
   return 0;
 }
@@ -93,6 +97,8 @@ int64_t vnni_group(WeightDtype dtype) {
       return 2;
     case WeightDtype::kInt8:
       return 4;
+    case WeightDtype::kInt4:  // not oneDNN's (run_q4)
+      break;
   }
   return 1;
 }
@@ -131,6 +137,8 @@ const char* weight_dtype_name(WeightDtype dtype) {
       return "bf16";
     case WeightDtype::kInt8:
       return "int8";
+    case WeightDtype::kInt4:
+      return "int4";
   }
   return "unknown";
 }
@@ -139,7 +147,8 @@ Result<WeightDtype> parse_weight_dtype(const std::string& name) {
   if (name == "f32") return WeightDtype::kF32;
   if (name == "bf16") return WeightDtype::kBF16;
   if (name == "int8") return WeightDtype::kInt8;
-  return Status::invalid_argument("weight dtype '" + name + "' is not known; allowed: f32, bf16, int8");
+  if (name == "int4") return WeightDtype::kInt4;
+  return Status::invalid_argument("weight dtype '" + name + "' is not known; allowed: f32, bf16, int8, int4");
 }
 
 int64_t Linear::bucket_for(int64_t m, WeightDtype dtype) {
@@ -167,8 +176,9 @@ struct Linear::Impl {
   bool panel_layout = false;
   int64_t kp = 0;  // padded K of the panel layout
   int64_t n_panels = 0;
-  int64_t gemv_max_m = 0;  // M <= this runs the panel kernels (gemv.h)
-  int64_t amx_max_m = 0;   // else M <= this runs the AMX tile kernel (int8, bf16)
+  std::unique_ptr<Q4Weights> q4;  // int4: the q4 panel weights (q4_gemv.h); no oneDNN
+  int64_t gemv_max_m = 0;         // M <= this runs the panel kernels (gemv.h)
+  int64_t amx_max_m = 0;          // else M <= this runs the AMX tile kernel (int8, bf16)
 
   dt src_dt() const {
     switch (dtype) {
@@ -178,6 +188,8 @@ struct Linear::Impl {
         return dt::bf16;
       case WeightDtype::kInt8:
         return dt::u8;
+      case WeightDtype::kInt4:
+        break;
     }
     return dt::f32;
   }
@@ -186,6 +198,7 @@ struct Linear::Impl {
   void run_chunk(const float* x, int64_t m, float* y);
   void run_gemv(const float* x, int64_t m, float* y);
   void run_amx(const float* x, int64_t m, float* y);
+  void run_q4(const float* x, int64_t m, float* y);
   void set_amx_max_m(int64_t max_m) {
     const bool ok = panel_layout && dtype != WeightDtype::kF32 && amx::available();
     amx_max_m = ok ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
@@ -201,8 +214,12 @@ Linear::~Linear() = default;
 int64_t Linear::in_features() const { return impl_->in; }
 int64_t Linear::out_features() const { return impl_->out; }
 WeightDtype Linear::dtype() const { return impl_->dtype; }
-int64_t Linear::weight_bytes() const { return static_cast<int64_t>(impl_->packed.get_desc().get_size()); }
+int64_t Linear::weight_bytes() const {
+  if (impl_->q4) return impl_->q4->bytes();
+  return static_cast<int64_t>(impl_->packed.get_desc().get_size());
+}
 std::string Linear::impl_name(int64_t m) const {
+  if (impl_->q4) return "gemv:q4_panels";
   const int64_t chunk = std::min(m, kMaxBucket);
   if (chunk <= impl_->gemv_max_m) {
     return std::string("gemv:panels_") + weight_dtype_name(impl_->dtype);
@@ -250,6 +267,14 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
       p += b.rows * in;
     }
     w = stacked.data();
+  }
+
+  if (dtype == WeightDtype::kInt4) {
+    auto q4 = Q4Weights::quantize(w, out, in);
+    if (!q4) return q4.status();
+    impl->q4 = std::make_unique<Q4Weights>(std::move(q4).value());
+    impl->gemv_max_m = kMaxBucket;
+    return Linear(std::move(impl));
   }
 
   // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major
@@ -359,6 +384,11 @@ int64_t Linear::amx_max_m() const { return impl_->amx_max_m; }
 
 void Linear::forward(const float* x, int64_t m, float* y) {
   if (m <= 0) return;
+  if (impl_->q4) {
+    for (int64_t done = 0; done < m; done += kMaxBucket)
+      impl_->run_q4(x + done * impl_->in, std::min(kMaxBucket, m - done), y + done * impl_->out);
+    return;
+  }
   try {
     for (int64_t done = 0; done < m; done += kMaxBucket) {
       const int64_t rows = std::min(kMaxBucket, m - done);
@@ -414,6 +444,8 @@ void Linear::Impl::run_chunk(const float* x, int64_t m, float* y) {
       dst = ctx.scratch(DnnlContext::kDst, bm * out * sizeof(int32_t));
       break;
     }
+    case WeightDtype::kInt4:  // never reaches oneDNN (run_q4)
+      return;
   }
   b.src.set_data_handle(src);
   b.dst.set_data_handle(dst);
@@ -470,6 +502,8 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
         std::memset(s + k, 128, static_cast<size_t>(kpad - k));
         break;
       }
+      case WeightDtype::kInt4:  // run_q4
+        break;
     }
   };
   if (convert) {
@@ -509,8 +543,43 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
         gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n, x_scale,
                         w_scale.data(), w_comp.data(), y, n, p0, p1);
         break;
+      case WeightDtype::kInt4:  // run_q4
+        break;
     }
   }
+}
+
+void Linear::Impl::run_q4(const float* x, int64_t m, float* y) {
+  DnnlContext& ctx = DnnlContext::get();
+  const int64_t groups = q4->n_groups(), kpad = groups * q4::kGroup, k = in;
+  auto* xq = static_cast<int8_t*>(ctx.scratch(DnnlContext::kSrc, m * kpad));
+  auto* xsum = static_cast<float*>(ctx.scratch(DnnlContext::kDst, m * groups * sizeof(float)));
+  auto* x_scale = static_cast<float*>(ctx.scratch(DnnlContext::kRowScale, m * sizeof(float)));
+  const int64_t np = q4->n_panels();
+  const int nt =
+      q4->bytes() * m >= kGemvParallelBytes ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), np)) : 1;
+  auto quantize_row = [&](int64_t r) {
+    int8_t* q = xq + r * kpad;
+    int32_t row_sum = 0;
+    quantize_rows_s8(x + r * k, 1, k, q, x_scale + r, &row_sum);
+    std::memset(q + k, 0, static_cast<size_t>(kpad - k));
+    for (int64_t g = 0; g < groups; ++g) {
+      int32_t sum = 0;
+      for (int64_t i = 0; i < q4::kGroup; ++i) sum += q[g * q4::kGroup + i];
+      xsum[r * groups + g] = static_cast<float>(sum);
+    }
+  };
+  if (m * k >= kParallelConvertValues && nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < m; ++r) quantize_row(r);
+  } else {
+    for (int64_t r = 0; r < m; ++r) quantize_row(r);
+  }
+  const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
+  const uint8_t* w = q4->data();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t p0 = 0; p0 < np; p0 += run)
+    q4::panels(w, groups, xq, xsum, x_scale, m, out, y, out, p0, std::min(np, p0 + run));
 }
 
 void Linear::Impl::run_amx(const float* x, int64_t m, float* y) {

@@ -8,6 +8,9 @@
 //          each activation row quantized on the fly to u8 with zero point 128
 //          (scale_x[m] = max|x[m,:]|/127); s32 accumulation; the output is
 //          (acc[m,n] - 128 * sum_k Wq[n,k]) * scale_x[m] * scale_w[n].
+//   kInt4  4-bit weights in groups of 32 along `in` with an f16 scale and min
+//          per group and output (q4_weights.h); activation rows quantized to
+//          s8; every M runs the q4 panel kernels (q4_gemv.h), not oneDNN.
 //
 // Weights are packed once into oneDNN's preferred layout (format_tag::any +
 // reorder). Matmul primitives are created for fixed batch-size buckets
@@ -45,10 +48,10 @@
 
 namespace pagoda {
 
-enum class WeightDtype { kF32, kBF16, kInt8 };
+enum class WeightDtype { kF32, kBF16, kInt8, kInt4 };
 
 const char* weight_dtype_name(WeightDtype dtype);
-// Parses "f32" | "bf16" | "int8"; the error lists the allowed values.
+// Parses "f32" | "bf16" | "int8" | "int4"; the error lists the allowed values.
 Result<WeightDtype> parse_weight_dtype(const std::string& name);
 
 // One row-block of a (possibly fused) weight: `rows` rows of `in` floats.

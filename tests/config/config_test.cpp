@@ -46,7 +46,7 @@ TEST_CASE("bad configs fail with a message naming the key and what is allowed") 
       {"kv: [1, 2]\n", {}, "config section 'kv' must be a mapping"},
       {"kvcache:\n  page_size: 16\n", {}, "unknown config section 'kvcache'"},
       {"modle:\n  path: x\n", {}, "unknown config section 'modle' (did you mean 'model'?)"},
-      {"model:\n  weight_dtype: fp16\n", {}, "'model.weight_dtype': got 'fp16', expected one of f32, bf16, int8"},
+      {"model:\n  weight_dtype: fp16\n", {}, "'model.weight_dtype': got 'fp16', expected one of f32, bf16, int8, int4"},
       {"model:\n  format: ggml\n", {}, "'model.format': got 'ggml', expected one of auto, llama2c, hf, gguf"},
       {"model:\n  max_model_len: 1.5\n", {}, "'model.max_model_len': got '1.5', expected an integer"},
       {"model:\n  path: [a, b]\n", {}, "'model.path': got [a, b]"},

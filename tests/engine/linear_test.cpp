@@ -1,7 +1,8 @@
 // Linear (oneDNN matmul, the panel kernels of gemv.h and, with AMX, the tile
 // kernels)
 // against a plain triple loop, for f32, bf16 and int8 weights, several batch
-// sizes and shapes, and fused weights.
+// sizes and shapes, and fused weights; int4 (q4 panels) against an emulation
+// of its arithmetic and its quantization against the step it promises.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "engine/kernels/gemv.h"
 #include "engine/kernels/linear.h"
+#include "engine/kernels/q4_weights.h"
 #include "engine/kernels/quantize.h"
 #include "tests/engine/isa_levels.h"
 
@@ -117,6 +119,9 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t 
         break;
       case WeightDtype::kInt8:
         tol = 1.001 * bound[i] + 1e-5 * mag[i] + 1e-6;
+        break;
+      case WeightDtype::kInt4:  // tested against its emulation below
+        FAIL("check_linear: int4 has its own test");
         break;
     }
     worst = std::max(worst, err / (tol > 0 ? tol : 1));
@@ -323,6 +328,76 @@ TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[line
       }
     }
   }
+}
+
+TEST_CASE("int4 Linear equals an emulation of its documented arithmetic", "[linear]") {
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
+  // Shapes: K not a multiple of 32 (zero padding), N not a multiple of 64
+  // (a partial panel), a model-sized K; M across the 4-row passes.
+  for (const auto& [N, K] : {std::pair<int64_t, int64_t>{96, 200}, {197, 1024}, {64, 32}}) {
+    const auto w = random_vec(N * K, 0.05f, 7);
+    auto packed = Q4Weights::quantize(w.data(), N, K);
+    REQUIRE(packed.is_ok());
+    auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt4);
+    REQUIRE(lin.is_ok());
+    CHECK(lin->impl_name(1) == "gemv:q4_panels");
+    CHECK(lin->weight_bytes() == packed->bytes());
+    for (int64_t M : {1, 3, 4, 5, 9, 17}) {
+      INFO("N " << N << " K " << K << " M " << M);
+      auto x = random_vec(M * K, 2.0f, 8 + uint32_t(M));
+      if (M >= 3) std::fill(x.begin() + K, x.begin() + 2 * K, 0.0f);  // an all-zero row
+      std::vector<int8_t> qx(M * K);
+      std::vector<float> sx(M);
+      std::vector<int32_t> rowsum(M);
+      quantize_rows_s8(x.data(), M, K, qx.data(), sx.data(), rowsum.data());
+      std::vector<float> y(M * N, -1.0f);
+      lin->forward(x.data(), M, y.data());
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          double expect = 0, mag = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const double p = double(qx[m * K + k]) * double(packed->value(n, k));
+            expect += p;
+            mag += std::fabs(p);
+          }
+          expect *= sx[m];
+          mag *= sx[m];
+          REQUIRE(std::fabs(y[m * N + n] - expect) <= 1e-5 * mag + 1e-7);
+        }
+      }
+    }
+    // The quantization: every weight within half a step of its group's
+    // (f16) scale, plus the f16 rounding of the group's min.
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t g = 0; g * 32 < K; ++g) {
+        float lo = 0, hi = 0;  // padding zeros belong to a partial group
+        if ((g + 1) * 32 <= K) lo = hi = w[n * K + g * 32];
+        for (int64_t k = g * 32; k < std::min(K, (g + 1) * 32); ++k) {
+          lo = std::min(lo, w[n * K + k]);
+          hi = std::max(hi, w[n * K + k]);
+        }
+        const double step = (hi - lo) / 15.0, slack = std::ldexp(std::fabs(lo) + std::fabs(hi), -10);
+        for (int64_t k = g * 32; k < std::min(K, (g + 1) * 32); ++k)
+          REQUIRE(std::fabs(packed->value(n, k) - w[n * K + k]) <= step / 2 * 1.01 + slack);
+      }
+    }
+  }
+}
+
+TEST_CASE("int4 kernels give the same bits at every instruction-set level", "[linear]") {
+  const int64_t N = 130, K = 320, M = 6;
+  const auto w = random_vec(N * K, 0.05f, 9);
+  const auto x = random_vec(M * K, 1.0f, 10);
+  std::vector<std::vector<float>> results;
+  for (IsaLevel level : testing::test_isa_levels()) {
+    const testing::IsaLevelScope isa(level);
+    auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt4);
+    REQUIRE(lin.is_ok());
+    std::vector<float> y(M * N);
+    lin->forward(x.data(), M, y.data());
+    results.push_back(y);
+  }
+  for (size_t i = 1; i < results.size(); ++i) CHECK(results[i] == results[0]);
 }
 
 TEST_CASE("quantize helpers", "[linear]") {

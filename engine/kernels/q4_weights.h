@@ -1,0 +1,47 @@
+// Q4Weights: one weight matrix W [out, in] in the q4 panel layout of
+// q4_gemv.h (4-bit quants in groups of 32 along `in`, an f16 scale and min
+// per group and output column), built by quantizing f32 weights or from
+// groups a caller supplies (an exact repack of a GGUF file's 4-bit blocks).
+//
+// Owns its packed bytes (in the shared weights arena). Immutable after
+// building, so concurrent reads are safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "common/status.h"
+
+namespace pagoda {
+
+class Q4Weights {
+ public:
+  // Fills one group: the 32 quants (0..15) of output column n for k in
+  // [32 g, 32 g + 32), and their f16 scale and min (w = scale * q + min).
+  // Called for every (n, g) with n < out and 32 g < in, from several threads.
+  using GroupSource = std::function<void(int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min)>;
+
+  // W [out, in] quantized asymmetrically per group: min = the group's
+  // minimum, scale = (max - min) / 15, both rounded to f16, then
+  // q = round((w - min) / scale) clamped to [0, 15]. K beyond `in` (when
+  // in % 32 != 0) is zero.
+  static Result<Q4Weights> quantize(const float* w, int64_t out, int64_t in);
+  // W from groups given by `source` (in % 32 must be 0).
+  static Result<Q4Weights> build(int64_t out, int64_t in, const GroupSource& source);
+
+  const uint8_t* data() const { return static_cast<const uint8_t*>(buffer_.get()); }
+  int64_t out() const { return out_; }
+  int64_t in() const { return in_; }
+  int64_t n_groups() const { return n_groups_; }
+  int64_t n_panels() const { return n_panels_; }
+  int64_t bytes() const { return n_panels_ * n_groups_ * 1280; }
+  // The weight W[n, k] as the kernel computes it (scale * q + min), for tests.
+  float value(int64_t n, int64_t k) const;
+
+ private:
+  std::shared_ptr<void> buffer_;
+  int64_t out_ = 0, in_ = 0, n_groups_ = 0, n_panels_ = 0;
+};
+
+}  // namespace pagoda
