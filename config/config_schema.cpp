@@ -233,7 +233,7 @@ std::vector<ConfigField> build_fields() {
       "a file path, or \"\" to find it beside the model"));
   // Aliases: the names vLLM's --dtype and --kv-cache-dtype take.
   f.push_back(enum_field("model.weight_dtype", [](ServerConfig & c) -> auto& { return c.model.weight_dtype; },
-                         {"f32", "bf16", "int8", "int4"},
+                         {"auto", "f32", "bf16", "int8", "int4"},
                          {{"float32", "f32"}, {"float", "f32"}, {"bfloat16", "bf16"}}));
   f.push_back(int_field(
       "model.max_model_len", [](ServerConfig & c) -> auto& { return c.model.max_model_len; }, 0, 1 << 20));

@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "common/float16.h"
 #include "gguf/gguf_file.h"
 
 namespace pagoda {
@@ -114,6 +115,25 @@ Result<ModelConfig> read_config(const GgufFile& file, const std::string& arch) {
   return c;
 }
 
+// The weight dtype of the precision class a ggml type belongs to (for
+// model.weight_dtype auto).
+WeightDtype precision_class(GgmlType t) {
+  switch (t) {
+    case GgmlType::kF32:
+      return WeightDtype::kF32;
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+      return WeightDtype::kBF16;
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ2_K:
+      return WeightDtype::kInt4;
+    default:
+      return WeightDtype::kInt8;  // q8_0, q5_0, q5_1, q5_K, q6_K
+  }
+}
+
 // Turns the file's tensors into float32 views, checking each one's shape.
 class TensorLoader {
  public:
@@ -143,7 +163,7 @@ class TensorLoader {
     used_.insert(name);
     // The data section is aligned to >= 32 bytes and the mapping to a page,
     // so an F32 tensor is a float array in place.
-    if (t->type == GgmlType::kF32) return reinterpret_cast<const float*>(t->data);
+    if (t->type == GgmlType::kF32) return remember(reinterpret_cast<const float*>(t->data), *t, rows);
     std::vector<float> v(static_cast<size_t>(t->elements));
     const int64_t row = t->dims[0];
     const int64_t n_rows = t->elements / row;
@@ -151,10 +171,33 @@ class TensorLoader {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(t->type, t->data + r * row_bytes, row, v.data() + r * row);
     model_->owned_arrays.push_back(std::move(v));  // the buffer does not move
-    return model_->owned_arrays.back().data();
+    return remember(model_->owned_arrays.back().data(), *t, rows);
   }
 
   bool used(const std::string& name) const { return used_.count(name) > 0; }
+
+ private:
+  // Records how a matrix (rows > 0) is stored: its precision class, and for
+  // 4-bit types its groups (read from the mapping, which the model keeps).
+  const float* remember(const float* view, const GgufTensorInfo& t, int64_t rows) {
+    if (rows == 0) return view;
+    StoredMatrix& s = model_->stored[view];
+    s.precision = precision_class(t.type);
+    if (t.type == GgmlType::kQ4_0 || t.type == GgmlType::kQ4_1 || t.type == GgmlType::kQ4_K) {
+      const uint8_t* data = t.data;
+      const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
+      const GgmlType type = t.type;
+      // q4_0 and q4_1 scales and mins are f16 values already (exact);
+      // q4_K's d * sc and dmin * m round to f16 here.
+      s.q4 = [data, row_bytes, type](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
+        float sc = 0, mn = 0;
+        ggml_q4_group(type, data + static_cast<uint64_t>(n) * row_bytes, g, q, &sc, &mn);
+        *scale = f32_to_f16(sc);
+        *min = f32_to_f16(mn);
+      };
+    }
+    return view;
+  }
 
  private:
   const GgufFile& file_;

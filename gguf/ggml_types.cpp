@@ -243,6 +243,39 @@ float ggml_bf16_to_f32(uint16_t h) {
   return f;
 }
 
+bool ggml_q4_group(GgmlType type, const uint8_t* row, int64_t g, uint8_t* q, float* scale, float* min) {
+  switch (type) {
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1: {
+      const bool has_min = type == GgmlType::kQ4_1;
+      const uint8_t* b = row + g * (has_min ? 20 : 18);
+      const float d = ggml_f16_to_f32(load_u16(b));
+      *scale = d;
+      *min = has_min ? ggml_f16_to_f32(load_u16(b + 2)) : -8.0f * d;
+      const uint8_t* qs = b + (has_min ? 4 : 2);
+      for (int j = 0; j < kQK / 2; ++j) {
+        q[j] = qs[j] & 0x0F;
+        q[j + kQK / 2] = qs[j] >> 4;
+      }
+      return true;
+    }
+    case GgmlType::kQ4_K: {
+      const uint8_t* b = row + (g / 8) * 144;
+      const int sub = static_cast<int>(g % 8);
+      uint8_t sc, m;
+      scale_min_k4(sub, b + 4, &sc, &m);
+      *scale = ggml_f16_to_f32(load_u16(b)) * sc;
+      *min = -(ggml_f16_to_f32(load_u16(b + 2)) * m);
+      // Sub-blocks 2c and 2c+1 share the 32 bytes of chunk c: low and high nibbles.
+      const uint8_t* qs = b + 16 + 32 * (sub / 2);
+      for (int l = 0; l < 32; ++l) q[l] = sub % 2 == 0 ? (qs[l] & 0x0F) : (qs[l] >> 4);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 void ggml_dequantize(GgmlType type, const uint8_t* src, int64_t elements, float* dst) {
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
   const int64_t blocks = elements / info->block_elements;

@@ -71,6 +71,13 @@ uint64_t ggml_row_bytes(GgmlType type, int64_t elements);
 float ggml_f16_to_f32(uint16_t h);
 float ggml_bf16_to_f32(uint16_t h);
 
+// Group g (32 consecutive weights) of a row stored as q4_0, q4_1 or q4_K, as
+// 4-bit quants q[0..32) in [0, 15] with the float scale and min that give
+// each weight as scale * q + min, in the float operations ggml's
+// dequantization performs (q4_0: min = -8 d; q4_K: scale = d * sc,
+// min = -(dmin * m) of the group's sub-block). False for other types.
+bool ggml_q4_group(GgmlType type, const uint8_t* row, int64_t g, uint8_t* q, float* scale, float* min);
+
 // Dequantizes `elements` weights (a multiple of the type's block size) of a
 // dequantizable `type` from `src` into `dst`.
 void ggml_dequantize(GgmlType type, const uint8_t* src, int64_t elements, float* dst);

@@ -91,7 +91,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
                                     std::to_string(impl->tokenizer->vocab_size()) + " tokens but the model has " +
                                     std::to_string(mc.vocab_size));
 
-  auto wdt = parse_weight_dtype(c.model.weight_dtype);
+  auto wdt = parse_weight_choice(c.model.weight_dtype);
   if (!wdt) return Status::invalid_argument("config key 'model.weight_dtype': " + wdt.status().message());
   auto kv = plan_server_kv(c, mc);
   if (!kv) return kv.status();

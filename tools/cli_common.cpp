@@ -16,7 +16,7 @@ const std::vector<KeyFlag>& serve_key_flags() {
       {"--tokenizer", "model.tokenizer", "Tokenizer file"},
       {"--served-model-name", "model.name", "Model id in the API"},
       {"--max-model-len", "model.max_model_len", "Prompt + output tokens per request"},
-      {"--dtype", "model.weight_dtype", "Weight dtype: f32 | bf16 | int8"},
+      {"--dtype", "model.weight_dtype", "Weight dtype: auto | f32 | bf16 | int8 | int4"},
       {"--kv-cache-dtype", "kv.dtype", "KV dtype: f32 | bf16 | f16 | int8 | int4"},
       {"--block-size", "kv.page_size", "Tokens per KV page"},
       {"--max-num-seqs", "scheduler.max_num_seqs", "Sequences in one engine step"},

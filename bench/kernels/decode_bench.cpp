@@ -6,7 +6,7 @@
 // decodes: its other B - 1 sequences decode one token each and the last one
 // computes N prompt tokens after its `--context` (a prefix-cache hit).
 //
-//   decode_bench --model FILE [--dtype f32|bf16|int8] [--kv f32|bf16|f16|int8|int4]
+//   decode_bench --model FILE [--dtype auto|f32|bf16|int8|int4] [--kv f32|bf16|f16|int8|int4]
 //                [--batches 1,4,16,32,64] [--context 128] [--steps 16] [--runs 5]
 //                [--bandwidth-gbs 29] [--peak-gflops G]
 //
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   std::string model_path, dtype = "f32", kv_dtype = "f32", batches = "1,4,16,32,64";
   int context = 128, steps = 16, runs = 5, prefill = 512, mixed = 0;
   double bandwidth_gbs = 29, peak_gflops = 0;  // 0: the dtype's default above
-  app.add_option("--model", model_path, "llama2.c checkpoint")->required();
+  app.add_option("--model", model_path, "model file (llama2.c, GGUF) or Hugging Face directory")->required();
   app.add_option("--dtype", dtype, "weight dtype");
   app.add_option("--kv", kv_dtype, "KV dtype");
   app.add_option("--batches", batches, "batch sizes");
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<const LoadedModel> model(std::move(loaded).value());
   const ModelConfig& c = model->config;
-  auto wdt = parse_weight_dtype(dtype);
+  auto wdt = parse_weight_choice(dtype);  // auto: as the file stores each matrix
   auto kdt = parse_kv_dtype(kv_dtype);
   if (!wdt || !kdt) {
     std::fprintf(stderr, "bad --dtype or --kv\n");

@@ -270,7 +270,15 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   }
 
   if (dtype == WeightDtype::kInt4) {
-    auto q4 = Q4Weights::quantize(w, out, in);
+    const bool stored = std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4 != nullptr; });
+    auto q4 = stored ? Q4Weights::build(out, in,
+                                        [blocks](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
+                                          for (const WeightBlock& b : blocks) {
+                                            if (n < b.rows) return (*b.q4)(n, g, q, scale, min);
+                                            n -= b.rows;
+                                          }
+                                        })
+                     : Q4Weights::quantize(w, out, in);
     if (!q4) return q4.status();
     impl->q4 = std::make_unique<Q4Weights>(std::move(q4).value());
     impl->gemv_max_m = kMaxBucket;

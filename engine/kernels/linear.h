@@ -45,6 +45,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "engine/kernels/q4_weights.h"
 
 namespace pagoda {
 
@@ -58,6 +59,10 @@ Result<WeightDtype> parse_weight_dtype(const std::string& name);
 struct WeightBlock {
   const float* data = nullptr;  // [rows, in], row-major; read only during create()
   int64_t rows = 0;
+  // int4: the block's 4-bit groups as its file stores them (a GGUF q4_0,
+  // q4_1 or q4_K tensor), packed as they are instead of re-quantizing
+  // `data`; used when every block of the Linear has one. Read only during create().
+  const Q4Weights::GroupSource* q4 = nullptr;
 };
 
 class Linear {

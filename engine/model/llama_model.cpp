@@ -2,35 +2,84 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace pagoda {
 
-Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const LoadedModel> model, WeightDtype dtype,
-                                                       KvStorage* kv) {
+namespace {
+
+// Higher is more precise: a fused matrix takes the most precise of its parts.
+int precision_rank(WeightDtype d) {
+  switch (d) {
+    case WeightDtype::kInt4:
+      return 0;
+    case WeightDtype::kInt8:
+      return 1;
+    case WeightDtype::kBF16:
+      return 2;
+    case WeightDtype::kF32:
+      return 3;
+  }
+  return 3;
+}
+
+// One Linear of `parts` (stacked rows, `in` columns) in `dtype`, or in its
+// parts' stored precision when `dtype` is nullopt.
+Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<WeightBlock> parts, int64_t in,
+                           std::optional<WeightDtype> dtype) {
+  std::vector<WeightBlock> blocks(parts);
+  WeightDtype d = dtype.value_or(WeightDtype::kInt4);
+  for (WeightBlock& b : blocks) {
+    const auto it = model.stored.find(b.data);
+    const StoredMatrix* stored = it == model.stored.end() ? nullptr : &it->second;
+    if (!dtype) {
+      const WeightDtype own = stored ? stored->precision : WeightDtype::kF32;
+      if (precision_rank(own) > precision_rank(d)) d = own;
+    }
+    if (stored && stored->q4) b.q4 = &stored->q4;
+  }
+  auto linear = Linear::create_fused(blocks, in, d);
+  // bf16 kernels need AVX-512; auto then keeps the f32 values.
+  if (!linear && !dtype && d == WeightDtype::kBF16) return Linear::create_fused(blocks, in, WeightDtype::kF32);
+  return linear;
+}
+
+}  // namespace
+
+Result<std::optional<WeightDtype>> parse_weight_choice(const std::string& name) {
+  if (name == "auto") return std::optional<WeightDtype>();
+  auto d = parse_weight_dtype(name);
+  if (!d)
+    return Status::invalid_argument("weight dtype '" + name + "' is not known; allowed: auto, f32, bf16, int8, int4");
+  return std::optional<WeightDtype>(*d);
+}
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const LoadedModel> model,
+                                                       std::optional<WeightDtype> dtype, KvStorage* kv) {
   const ModelConfig& c = model->config;
   const KvLayout& lay = kv->layout();
   if (lay.num_layers != c.n_layers || lay.num_kv_heads != c.n_kv_heads || lay.head_dim != c.head_dim)
     return Status::invalid_argument("KV storage shape (layers " + std::to_string(lay.num_layers) + ", kv heads " +
                                     std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
                                     ") does not match the model (" + c.summary() + ")");
+  const LoadedModel& m = *model;
   std::vector<Layer> layers;
   layers.reserve(static_cast<size_t>(c.n_layers));
-  for (const LayerWeights& w : model->weights.layers) {
-    const WeightBlock qkv_blocks[] = {{w.wq, c.q_dim()}, {w.wk, c.kv_dim()}, {w.wv, c.kv_dim()}};
-    auto qkv = Linear::create_fused(qkv_blocks, c.dim, dtype);
+  for (const LayerWeights& w : m.weights.layers) {
+    auto qkv = make_linear(m, {{w.wq, c.q_dim()}, {w.wk, c.kv_dim()}, {w.wv, c.kv_dim()}}, c.dim, dtype);
     if (!qkv) return qkv.status();
-    auto wo = Linear::create(w.wo, c.dim, c.q_dim(), dtype);
+    auto wo = make_linear(m, {{w.wo, c.dim}}, c.q_dim(), dtype);
     if (!wo) return wo.status();
-    const WeightBlock gu_blocks[] = {{w.w1, c.hidden_dim}, {w.w3, c.hidden_dim}};
-    auto gate_up = Linear::create_fused(gu_blocks, c.dim, dtype);
+    auto gate_up = make_linear(m, {{w.w1, c.hidden_dim}, {w.w3, c.hidden_dim}}, c.dim, dtype);
     if (!gate_up) return gate_up.status();
-    auto down = Linear::create(w.w2, c.dim, c.hidden_dim, dtype);
+    auto down = make_linear(m, {{w.w2, c.dim}}, c.hidden_dim, dtype);
     if (!down) return down.status();
     layers.push_back(
         Layer{std::move(qkv).value(), std::move(wo).value(), std::move(gate_up).value(), std::move(down).value()});
   }
-  auto cls = Linear::create(model->weights.classifier, c.vocab_size, c.dim, dtype);
+  auto cls = make_linear(m, {{m.weights.classifier, c.vocab_size}}, c.dim, dtype);
   if (!cls) return cls.status();
   return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
 }

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -39,12 +40,20 @@ struct BatchInput {
   std::vector<BatchSequence> seqs;
 };
 
+// Parses model.weight_dtype: "auto" (nullopt: each matrix as its file stores
+// it) or a WeightDtype name; the error lists the allowed values.
+Result<std::optional<WeightDtype>> parse_weight_choice(const std::string& name);
+
 class LlamaModel {
  public:
-  // Packs the weights of `model` in `dtype` for matmuls. `kv` must have the
-  // model's layers, KV heads and head_dim, and outlive the LlamaModel.
-  static Result<std::unique_ptr<LlamaModel>> create(std::shared_ptr<const LoadedModel> model, WeightDtype dtype,
-                                                    KvStorage* kv);
+  // Packs the weights of `model` in `dtype` for matmuls; nullopt ("auto")
+  // keeps each matrix in the precision class its file stores it in
+  // (LoadedModel::stored; f32 when not listed, bf16 as f32 where the CPU has
+  // no bf16 kernels), a fused matrix in the highest of its parts'. int4
+  // matrices whose file holds 4-bit groups are packed as stored. `kv` must
+  // have the model's layers, KV heads and head_dim, and outlive the LlamaModel.
+  static Result<std::unique_ptr<LlamaModel>> create(std::shared_ptr<const LoadedModel> model,
+                                                    std::optional<WeightDtype> dtype, KvStorage* kv);
 
   // Runs one step. On success `logits` holds one row of vocab_size floats per
   // sequence with want_logits, in sequence order. Errors (bad positions, a

@@ -10,10 +10,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/mapped_file.h"
 #include "common/status.h"
+#include "engine/kernels/linear.h"
+#include "engine/kernels/q4_weights.h"
 #include "engine/model/model_config.h"
 
 namespace pagoda {
@@ -44,6 +47,16 @@ struct ModelWeights {
   const float* classifier = nullptr;       // [vocab, dim]; == token_embedding when tied
 };
 
+// How a checkpoint stores one weight matrix (GGUF files say per tensor), for
+// model.weight_dtype auto and for exact 4-bit packing.
+struct StoredMatrix {
+  // The weight dtype of the file's precision class: f32 (f32), bf16 (f16,
+  // bf16), int8 (q8_0, q5_*, q6_K), int4 (q4_*, q4_K, q2_K).
+  WeightDtype precision = WeightDtype::kF32;
+  // q4_0, q4_1, q4_K: the groups as stored (Linear packs them as they are).
+  Q4Weights::GroupSource q4;
+};
+
 // A model in memory: its config, the weight views, and whatever backs them
 // (a read-only file mapping and/or owned float buffers). Immutable after
 // loading, so concurrent reads are safe; movable only through unique_ptr.
@@ -54,6 +67,9 @@ struct LoadedModel {
   std::unique_ptr<MappedFile> file;                     // backs views into the file
   std::vector<std::unique_ptr<MappedFile>> more_files;  // further shards, if any
   std::vector<std::vector<float>> owned_arrays;         // backs converted arrays, if any
+  // Per matrix (keyed by its view in `weights`), how the file stores it;
+  // empty for formats whose matrices are all f32/bf16 floats.
+  std::unordered_map<const float*, StoredMatrix> stored;
 };
 
 // Reads one checkpoint format. Stateless implementations; a reader may be

@@ -11,6 +11,7 @@
 
 #include "config/config_schema.h"
 #include "engine/kernels/linear.h"
+#include "engine/model/llama_model.h"
 #include "formats/model_loader.h"
 #include "kvpool/kv_dtype.h"
 
@@ -53,11 +54,16 @@ TEST_CASE("config choices: the schema allows exactly the names the owning module
   check_same_names<KvDtype>(
       "kv.dtype", {KvDtype::kF32, KvDtype::kBF16, KvDtype::kF16, KvDtype::kInt8, KvDtype::kInt4},
       [](const std::string& s) { return parse_kv_dtype(s); }, kv_dtype_name);
-  check_same_names<WeightDtype>(
-      "model.weight_dtype", {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8},
-      [](const std::string& s) { return parse_weight_dtype(s); }, weight_dtype_name);
+  // model.weight_dtype: "auto" (the file's precision per matrix) and every WeightDtype.
+  std::vector<std::string> weight_names = {"auto"};
+  for (WeightDtype d : {WeightDtype::kF32, WeightDtype::kBF16, WeightDtype::kInt8, WeightDtype::kInt4})
+    weight_names.push_back(weight_dtype_name(d));
+  CHECK(allowed_values("model.weight_dtype") == weight_names);
+  for (const std::string& v : weight_names) CHECK(parse_weight_choice(v).is_ok());
+  CHECK(!parse_weight_choice("auto").value().has_value());
+  CHECK_FALSE(parse_weight_choice("int3").is_ok());
   const std::vector<std::string> formats = allowed_values("model.format");
-  CHECK(formats == std::vector<std::string>{"auto", "llama2c", "hf"});
+  CHECK(formats == std::vector<std::string>{"auto", "llama2c", "hf", "gguf"});
   for (const std::string& v : formats) CHECK(parse_model_format(v).is_ok());
   CHECK_FALSE(parse_model_format("gguf-or-anything-else").is_ok());
   CHECK(allowed_values("scheduler.policy") == std::vector<std::string>{"fcfs", "priority"});

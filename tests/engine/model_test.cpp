@@ -3,9 +3,11 @@
 // prefill equals whole prefill; decode after a prefix hit equals decode
 // without it; MHA / GQA / MQA models all batch correctly; the GGUF files
 // llama.cpp made give its greedy output token for token.
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -45,8 +47,8 @@ struct Harness {
   std::unique_ptr<LlamaModel> model;
   int32_t next_page = 1;
 
-  Harness(const std::string& path, WeightDtype wdt = WeightDtype::kF32, KvDtype kdt = KvDtype::kF32, int page_size = 16,
-          int64_t num_pages = 512) {
+  Harness(const std::string& path, std::optional<WeightDtype> wdt = WeightDtype::kF32, KvDtype kdt = KvDtype::kF32,
+          int page_size = 16, int64_t num_pages = 512) {
     auto m = load_model(path);
     REQUIRE(m.is_ok());
     loaded = std::shared_ptr<const LoadedModel>(std::move(m).value());
@@ -344,4 +346,40 @@ TEST_CASE("GGUF files made by llama.cpp: greedy output equals llama.cpp's, token
   const std::vector<int32_t> tokens = greedy(bin, prompt, int64_t(prompt.size()) + 8);
   const std::vector<float> a = alone(bin, tokens, 3), b = alone(gguf, tokens, 3);
   CHECK(max_abs_diff(a.data(), b.data(), int64_t(a.size())) == 0.0);
+}
+
+TEST_CASE("GGUF quantized files with weight_dtype auto stay as close to the file's numbers as llama.cpp's kernels") {
+  // The measure: how many characters of greedy output agree with the file's
+  // exact meaning (llama.cpp's run of the file dequantized to F32). auto runs
+  // these files' q5_0 / q8_0 tensors on the int8 kernels and f16 on bf16 (f32
+  // without AVX-512); llama.cpp's own quantized run is the bar.
+  const std::string dir = std::string(PAGODA_SOURCE_DIR) + "/../shared/gguf/";
+  const nlohmann::json ref = nlohmann::json::parse(read_file(dir + "llamacpp-greedy-once-upon-a-time.json"));
+  auto tok = load_tokenizer(dir + "stories260K-f32.gguf");
+  REQUIRE(tok.is_ok());
+  const std::vector<int32_t> prompt = (*tok)->encode(ref["prompt"].get<std::string>(), true);
+  const int64_t total = int64_t(prompt.size()) + ref["n_predict"].get<int64_t>();
+  auto agree = [](const std::string& a, const std::string& b) {
+    size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+  };
+  const std::vector<std::array<std::string, 3>> cases = {
+      {"stories260K-q4_k_m.gguf",
+       "stories260K-q4_k_m.gguf dequantized to f32 (llama-quantize --allow-requantize ... F32), then run",
+       "stories260K-q4_k_m.gguf (llama.cpp computing in its quantized kernels)"},
+      {"stories260K-q6_k.gguf", "stories260K-q6_k.gguf dequantized to f32, then run",
+       "stories260K-q6_k.gguf (llama.cpp computing in its quantized kernels)"},
+  };
+  for (const auto& [file, exact_key, llamacpp_key] : cases) {
+    INFO(file);
+    Harness h(dir + file, std::nullopt);
+    const std::vector<int32_t> out = greedy(h, prompt, total);
+    const std::string ours = (*tok)->decode(std::vector<int32_t>(out.begin() + int64_t(prompt.size()), out.end()));
+    const std::string exact = ref["outputs"][exact_key].get<std::string>();
+    const std::string llamacpp = ref["outputs"][llamacpp_key].get<std::string>();
+    INFO("ours agree with exact for " << agree(ours, exact) << " chars, llama.cpp's quantized run for "
+                                      << agree(llamacpp, exact));
+    CHECK(agree(ours, exact) >= agree(llamacpp, exact));
+  }
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/kernels/q4_weights.h"
 #include "formats/gguf_model_writer.h"
 #include "formats/gguf_reader.h"
 #include "formats/model_loader.h"
@@ -176,4 +177,33 @@ TEST_CASE("gguf reader: a tensor type pagoda cannot dequantize is named with the
   fs::remove(path);
   REQUIRE(!model.is_ok());
   CHECK(contains(model.status().message(), "tensor 'token_embd.weight' has type q3_K, which pagoda does not read"));
+}
+
+TEST_CASE("gguf reader: q4_0 tensors pack into the q4 kernels' layout exactly as stored", "[gguf]") {
+  auto bin = load_model(stories_bin());
+  REQUIRE(bin.is_ok());
+  const ModelConfig& c = (*bin)->config;
+  const std::string path = (fs::temp_directory_path() / "pagoda_gguf_reader_q4.gguf").string();
+  REQUIRE(write_gguf_model(c, (*bin)->weights, "q4_0", path).is_ok());
+  auto g = load_model(path);
+  REQUIRE(g.is_ok());
+  const LoadedModel& m = **g;
+  const LayerWeights& l = m.weights.layers[0];
+  // wq [q_dim, dim] is q4_0; ffn_down (rows of 172) fell back to f16.
+  REQUIRE(m.stored.count(l.wq) == 1);
+  CHECK(m.stored.at(l.wq).precision == WeightDtype::kInt4);
+  REQUIRE(m.stored.at(l.wq).q4);
+  CHECK(m.stored.at(l.w2).precision == WeightDtype::kBF16);
+  CHECK(!m.stored.at(l.w2).q4);
+  // Every value the q4 kernels will use equals the dequantized weight: the
+  // embedding (the tied classifier) and wq.
+  const auto same = [&](const float* view, int64_t rows, int64_t cols) {
+    auto packed = Q4Weights::build(rows, cols, m.stored.at(view).q4);
+    REQUIRE(packed.is_ok());
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < cols; ++k) REQUIRE(packed->value(n, k) == view[n * cols + k]);
+  };
+  same(m.weights.token_embedding, c.vocab_size, c.dim);
+  same(l.wq, c.q_dim(), c.dim);
+  fs::remove(path);
 }

@@ -234,9 +234,14 @@ TEST_CASE("load_model format selection", "[model_loader]") {
   CHECK(load_model(stories_path(), ModelFormat::kLlama2c).is_ok());
   CHECK(*parse_model_format("hf") == ModelFormat::kHf);
   CHECK(*parse_model_format("auto") == ModelFormat::kAuto);
-  auto bad = parse_model_format("gguf");
+  CHECK(*parse_model_format("gguf") == ModelFormat::kGguf);
+  auto bad = parse_model_format("ggml");
   REQUIRE_FALSE(bad.is_ok());
-  CHECK(contains(bad.status().message(), "llama2c"));
+  CHECK(contains(bad.status().message(), "llama2c, hf, gguf"));
+  // A GGUF file forced through the GGUF reader needs to be one.
+  auto not_gguf = load_model(stories_path(), ModelFormat::kGguf);
+  REQUIRE_FALSE(not_gguf.is_ok());
+  CHECK(contains(not_gguf.status().message(), "not a GGUF file"));
 }
 
 TEST_CASE("ModelConfig validation names the field", "[model_config]") {

@@ -413,3 +413,31 @@ TEST_CASE("ggml: k-quants dequantize to d * scale * q - dmin * min from super-bl
     for (int i = 0; i < 256; ++i) CHECK(y[size_t(i)] == d * float(sc[i / 16]) * float(q[i]) - dmin * float(mn[i / 16]));
   }
 }
+
+TEST_CASE("ggml: q4_0, q4_1 and q4_K groups give scale * q + min equal to the dequantized weights bit for bit",
+          "[gguf]") {
+  std::mt19937 rng(3);
+  for (const GgmlType t : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K}) {
+    const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t));
+    const int64_t n = 512;
+    std::vector<uint8_t> row(static_cast<size_t>(n / info->block_elements * info->block_bytes));
+    for (uint8_t& b : row) b = static_cast<uint8_t>(rng());
+    // Finite, moderate f16 scales: bytes of the d / dmin fields below 0x3C00 (1.0).
+    for (size_t blk = 0; blk < row.size(); blk += static_cast<size_t>(info->block_bytes))
+      for (size_t f = 0; f < (t == GgmlType::kQ4_0 ? 1u : 2u); ++f) row[blk + 2 * f + 1] &= 0x3B;
+    const std::vector<float> y = dequantize(t, row, n);
+    for (int64_t g = 0; g < n / 32; ++g) {
+      uint8_t q[32];
+      float scale = 0, min = 0;
+      REQUIRE(ggml_q4_group(t, row.data(), g, q, &scale, &min));
+      for (int i = 0; i < 32; ++i) {
+        INFO(ggml_type_name(static_cast<uint32_t>(t)) << " group " << g << " element " << i);
+        REQUIRE(q[i] <= 15);
+        REQUIRE(scale * float(q[i]) + min == y[size_t(g * 32 + i)]);
+      }
+    }
+  }
+  uint8_t q[32];
+  float s, m;
+  CHECK_FALSE(ggml_q4_group(GgmlType::kQ8_0, nullptr, 0, q, &s, &m));
+}
