@@ -13,7 +13,6 @@
 //         size its shape and dtype imply;
 //   0xF1: config.json text through parse_hf_config; an accepted config must
 //         give a model shape that validates.
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -24,6 +23,7 @@
 #include "formats/llama2c_reader.h"
 #include "formats/safetensors.h"
 #include "fuzz/fuzz_check.h"
+#include "fuzz/memory_file.h"
 #include "tokenizer/tokenizer_llama2c.h"
 
 using namespace pagoda;
@@ -58,18 +58,7 @@ void check_header(const uint8_t* data, size_t size) {
   FUZZ_CHECK(std::memcmp(&back, &h, sizeof h) == 0);
 }
 
-// The bytes as an in-memory file; returns its descriptor (the caller closes it).
-int memory_file(const uint8_t* data, size_t size) {
-  const int fd = memfd_create("pagoda-fuzz-model", 0);
-  FUZZ_CHECK(fd >= 0);
-  size_t written = 0;
-  while (written < size) {
-    const ssize_t n = ::write(fd, data + written, size - written);
-    FUZZ_CHECK(n > 0);
-    written += static_cast<size_t>(n);
-  }
-  return fd;
-}
+using fuzz::memory_file;
 
 void check_checkpoint(const uint8_t* data, size_t size) {
   const int fd = memory_file(data, size);

@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-20}
-targets=(http_request api_request config tokenizer model_file)
+targets=(http_request api_request config tokenizer model_file gguf)
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DPAGODA_FUZZ=ON \
   -DPAGODA_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
@@ -17,8 +17,11 @@ trap 'rm -rf "$scratch"' EXIT
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t"
-  if build/fuzz/fuzz/fuzz_$t -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 \
-      -artifact_prefix="$scratch/" "$scratch/$t" "fuzz/corpus/$t" >"$scratch/$t.log" 2>&1; then
+  # fuzz_gguf is also seeded with the GGUF files llama.cpp made (never copied here).
+  extra=()
+  [[ "$t" == gguf && -d ../shared/gguf ]] && extra=(../shared/gguf)
+  if build/fuzz/fuzz/fuzz_"$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 \
+      -artifact_prefix="$scratch/" "$scratch/$t" "fuzz/corpus/$t" "${extra[@]}" >"$scratch/$t.log" 2>&1; then
     echo "fuzz $t: ok ($(grep -o 'Done [0-9]* runs' "$scratch/$t.log" || grep -o '#[0-9]*.*DONE' "$scratch/$t.log" | tail -1))"
   else
     echo "fuzz $t: FAILED"
