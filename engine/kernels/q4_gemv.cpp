@@ -13,7 +13,7 @@ namespace pagoda::q4 {
 PAGODA_ISA_NAMESPACE_BEGIN
 namespace {
 
-constexpr int kMaxRows = 8;               // rows per pass over a panel (8 float + 8 integer accumulators)
+constexpr int kMaxRows = 4;               // rows per pass over a panel (4 x 4 integer accumulators)
 constexpr int64_t kPrefetchBytes = 4096;  // software prefetch distance in a panel
 
 inline int32_t load_i32(const void* p) {
@@ -84,17 +84,54 @@ void panel_rows_stream(const uint8_t* wp, int64_t n_groups, const int8_t* xq, in
   for (int j = 0; j < 4; ++j) store_rows<R>(acc[j], x_scale, y, ldy, j * kVector, cols);
 }
 
-// R (<= 8) rows over one panel, one 16-column vector at a time through all
-// groups (the panel is re-read from cache for each vector): 2R registers,
-// and the unpacked nibbles serve all R rows.
+// R (<= 4) rows over one panel, reading it once in order: each broadcast of
+// 4 activation bytes serves the panel's four 16-column vectors (the dot
+// products of a group for R rows x 64 columns stay in 4R registers); the
+// float sums live in a small array in L1.
 template <int R>
-void panel_rows_wide(const uint8_t* wp, int64_t n_groups, const int8_t* xq, int64_t ldx, const float* xsum,
-                     const float* x_scale, float* y, int64_t ldy, int64_t cols) {
-  for (int j = 0; j < 4 && j * kVector < cols; ++j) {
+void panel_rows_multi(const uint8_t* wp, int64_t n_groups, const int8_t* xq, int64_t ldx, const float* xsum,
+                      const float* x_scale, float* y, int64_t ldy, int64_t cols) {
+  alignas(64) float sums[R][kPanel] = {};
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* gp = wp + g * kPanelGroupBytes;
+    for (int64_t line = 0; line < kPanelGroupBytes; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(gp) + kPrefetchBytes + line, _MM_HINT_T0);
+    const int8_t* xg = xq + g * kGroup;
+    __m512i dot[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < 4; ++j) dot[r][j] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      __m512i x_lo[R], x_hi[R];
+      for (int r = 0; r < R; ++r) {
+        x_lo[r] = _mm512_set1_epi32(load_i32(xg + r * ldx + 8 * c));
+        x_hi[r] = _mm512_set1_epi32(load_i32(xg + r * ldx + 8 * c + 4));
+      }
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_loadu_si512(gp + j * kBlockBytes + 64 * c);
+        const __m512i lo = _mm512_and_si512(v, nibble);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+        for (int r = 0; r < R; ++r) {
+          dot[r][j] = _mm512_dpbusd_epi32(dot[r][j], lo, x_lo[r]);
+          dot[r][j] = _mm512_dpbusd_epi32(dot[r][j], hi, x_hi[r]);
+        }
+      }
+    }
+    for (int j = 0; j < 4; ++j) {
+      const uint8_t* b = gp + j * kBlockBytes;
+      const __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 256)));
+      const __m512 min = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 288)));
+      for (int r = 0; r < R; ++r) {
+        __m512 a = _mm512_load_ps(sums[r] + j * kVector);
+        a = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot[r][j]), a);
+        a = _mm512_fmadd_ps(min, _mm512_set1_ps(xsum[r * n_groups + g]), a);
+        _mm512_store_ps(sums[r] + j * kVector, a);
+      }
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
     __m512 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < n_groups; ++g)
-      block_rows<R>(wp + g * kPanelGroupBytes + j * kBlockBytes, xq + g * kGroup, ldx, xsum + g, n_groups, acc);
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_load_ps(sums[r] + j * kVector);
     store_rows<R>(acc, x_scale, y, ldy, j * kVector, cols);
   }
 }
@@ -102,10 +139,10 @@ void panel_rows_wide(const uint8_t* wp, int64_t n_groups, const int8_t* xq, int6
 template <int R>
 void panel_rows(const uint8_t* wp, int64_t n_groups, const int8_t* xq, int64_t ldx, const float* xsum,
                 const float* x_scale, float* y, int64_t ldy, int64_t cols) {
-  if constexpr (R <= 4) {
+  if constexpr (R == 1) {
     panel_rows_stream<R>(wp, n_groups, xq, ldx, xsum, x_scale, y, ldy, cols);
   } else {
-    panel_rows_wide<R>(wp, n_groups, xq, ldx, xsum, x_scale, y, ldy, cols);
+    panel_rows_multi<R>(wp, n_groups, xq, ldx, xsum, x_scale, y, ldy, cols);
   }
 }
 #else
@@ -165,20 +202,8 @@ void panels(const uint8_t* w, int64_t n_groups, const int8_t* xq, const float* x
         case 3:
           panel_rows<3>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
           break;
-        case 4:
-          panel_rows<4>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
-          break;
-        case 5:
-          panel_rows<5>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
-          break;
-        case 6:
-          panel_rows<6>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
-          break;
-        case 7:
-          panel_rows<7>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
-          break;
         default:
-          panel_rows<8>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
+          panel_rows<4>(wp, n_groups, xr, ldx, sr, x_scale + r, yp + r * ldy, ldy, cols);
           break;
       }
     }

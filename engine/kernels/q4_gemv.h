@@ -21,7 +21,10 @@
 // unsigned operand) and the float steps in that order with FMAs, so the
 // vector and scalar paths give the same bits.
 //
-// Pure functions; thread-safe on disjoint outputs (callers split panels).
+// One row streams its panel once in order (memory-bound decode); 2-4 rows
+// share each unpacked weight vector and each activation broadcast across
+// the panel's four column vectors. Pure functions; thread-safe on disjoint
+// outputs (callers split panels).
 #pragma once
 
 #include <cstdint>
