@@ -164,14 +164,14 @@ class TensorLoader {
     // The data section is aligned to >= 32 bytes and the mapping to a page,
     // so an F32 tensor is a float array in place.
     if (t->type == GgmlType::kF32) return remember(reinterpret_cast<const float*>(t->data), *t, rows);
-    std::vector<float> v(static_cast<size_t>(t->elements));
+    auto v = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(t->elements));
     const int64_t row = t->dims[0];
     const int64_t n_rows = t->elements / row;
     const uint64_t row_bytes = ggml_row_bytes(t->type, row);
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(t->type, t->data + r * row_bytes, row, v.data() + r * row);
-    model_->owned_arrays.push_back(std::move(v));  // the buffer does not move
-    return remember(model_->owned_arrays.back().data(), *t, rows);
+    for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(t->type, t->data + r * row_bytes, row, v.get() + r * row);
+    model_->owned_arrays.push_back(std::move(v));
+    return remember(model_->owned_arrays.back().get(), *t, rows);
   }
 
   bool used(const std::string& name) const { return used_.count(name) > 0; }

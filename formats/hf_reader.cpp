@@ -133,10 +133,10 @@ class WeightLoader {
  private:
   template <typename Fill>
   const float* own(int64_t n, Fill fill) {
-    std::vector<float> v(static_cast<size_t>(n));
-    fill(v.data());
-    model_->owned_arrays.push_back(std::move(v));  // the buffer does not move
-    return model_->owned_arrays.back().data();
+    auto v = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n));
+    fill(v.get());
+    model_->owned_arrays.push_back(std::move(v));
+    return model_->owned_arrays.back().get();
   }
 
   const TensorSet& set_;

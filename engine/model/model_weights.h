@@ -66,7 +66,9 @@ struct LoadedModel {
   ModelWeights weights;
   std::unique_ptr<MappedFile> file;                     // backs views into the file
   std::vector<std::unique_ptr<MappedFile>> more_files;  // further shards, if any
-  std::vector<std::vector<float>> owned_arrays;         // backs converted arrays, if any
+  // Back converted arrays, if any (allocated uninitialized: the converting
+  // threads fault their pages in, a zero fill first would cost as much again).
+  std::vector<std::unique_ptr<float[]>> owned_arrays;
   // Per matrix (keyed by its view in `weights`), how the file stores it;
   // empty for formats whose matrices are all f32/bf16 floats.
   std::unordered_map<const float*, StoredMatrix> stored;
