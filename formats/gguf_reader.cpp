@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <set>
 #include <vector>
 
@@ -134,17 +135,26 @@ WeightDtype precision_class(GgmlType t) {
   }
 }
 
-// Turns the file's tensors into float32 views, checking each one's shape.
+bool is_q4(GgmlType t) { return t == GgmlType::kQ4_0 || t == GgmlType::kQ4_1 || t == GgmlType::kQ4_K; }
+
+// Turns the file's tensors into float32 views, checking each one's shape,
+// and records how each matrix is stored (LoadedModel::stored).
 class TensorLoader {
  public:
-  TensorLoader(const GgufFile& file, LoadedModel* model) : file_(file), model_(model) {}
+  TensorLoader(const GgufFile& file, LoadedModel* model, bool expand_4bit)
+      : file_(file), model_(model), expand_4bit_(expand_4bit) {}
 
-  // The tensor `name` of shape [rows, cols] (ggml: dims {cols, rows}); a
-  // vector when rows == 0. Optional tensors give nullptr when absent.
-  Result<const float*> get(const std::string& name, int64_t rows, int64_t cols, bool optional = false) {
+  // Sets *field to the tensor `name` of shape [rows, cols] (ggml: dims
+  // {cols, rows}), a vector when rows == 0; optional tensors leave nullptr
+  // when absent. `partners`: the tensors fused with this one into one
+  // Linear; a 4-bit matrix stays unexpanded (null view, groups only) when
+  // expand_4bit is off, every partner is 4-bit too and `read_as_floats`
+  // (the embedding, whose rows the forward pass reads) is not set.
+  Status take(const float** field, const std::string& name, int64_t rows, int64_t cols, bool optional = false,
+              std::initializer_list<std::string> partners = {}, bool read_as_floats = false) {
     const GgufTensorInfo* t = file_.find_tensor(name);
     if (t == nullptr) {
-      if (optional) return static_cast<const float*>(nullptr);
+      if (optional) return Status::ok();
       return Status::invalid_argument(file_.path() + ": tensor '" + name + "' is missing");
     }
     const std::vector<int64_t> want = rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
@@ -161,47 +171,55 @@ class TensorLoader {
                                       ", which pagoda does not read (it reads f32, f16, bf16, q4_0, q4_1, q5_0, "
                                       "q5_1, q8_0, q2_K, q4_K, q5_K, q6_K)");
     used_.insert(name);
+    if (rows > 0) remember(field, *t);
+    bool expand = expand_4bit_ || read_as_floats || rows == 0 || !is_q4(t->type);
+    for (const std::string& p : partners) {
+      const GgufTensorInfo* pt = file_.find_tensor(p);
+      expand |= pt == nullptr || !is_q4(pt->type);
+    }
+    if (!expand) return Status::ok();  // the groups in `stored` are all there is
     // The data section is aligned to >= 32 bytes and the mapping to a page,
     // so an F32 tensor is a float array in place.
-    if (t->type == GgmlType::kF32) return remember(reinterpret_cast<const float*>(t->data), *t, rows);
+    if (t->type == GgmlType::kF32) {
+      *field = reinterpret_cast<const float*>(t->data);
+      return Status::ok();
+    }
     auto v = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(t->elements));
     const int64_t row = t->dims[0];
     const int64_t n_rows = t->elements / row;
     const uint64_t row_bytes = ggml_row_bytes(t->type, row);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(t->type, t->data + r * row_bytes, row, v.get() + r * row);
+    *field = v.get();
     model_->owned_arrays.push_back(std::move(v));
-    return remember(model_->owned_arrays.back().get(), *t, rows);
+    return Status::ok();
   }
 
   bool used(const std::string& name) const { return used_.count(name) > 0; }
 
  private:
-  // Records how a matrix (rows > 0) is stored: its precision class, and for
+  // Records how the matrix at *field is stored: its precision class, and for
   // 4-bit types its groups (read from the mapping, which the model keeps).
-  const float* remember(const float* view, const GgufTensorInfo& t, int64_t rows) {
-    if (rows == 0) return view;
-    StoredMatrix& s = model_->stored[view];
+  void remember(const float** field, const GgufTensorInfo& t) {
+    StoredMatrix& s = model_->stored[field];
     s.precision = precision_class(t.type);
-    if (t.type == GgmlType::kQ4_0 || t.type == GgmlType::kQ4_1 || t.type == GgmlType::kQ4_K) {
-      const uint8_t* data = t.data;
-      const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
-      const GgmlType type = t.type;
-      // q4_0 and q4_1 scales and mins are f16 values already (exact);
-      // q4_K's d * sc and dmin * m round to f16 here.
-      s.q4 = [data, row_bytes, type](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
-        float sc = 0, mn = 0;
-        ggml_q4_group(type, data + static_cast<uint64_t>(n) * row_bytes, g, q, &sc, &mn);
-        *scale = f32_to_f16(sc);
-        *min = f32_to_f16(mn);
-      };
-    }
-    return view;
+    if (!is_q4(t.type)) return;
+    const uint8_t* data = t.data;
+    const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
+    const GgmlType type = t.type;
+    // q4_0 and q4_1 scales and mins are f16 values already (exact); q4_K's
+    // d * sc and dmin * m round to f16 here.
+    s.q4 = [data, row_bytes, type](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
+      float sc = 0, mn = 0;
+      ggml_q4_group(type, data + static_cast<uint64_t>(n) * row_bytes, g, q, &sc, &mn);
+      *scale = f32_to_f16(sc);
+      *min = f32_to_f16(mn);
+    };
   }
 
- private:
   const GgufFile& file_;
   LoadedModel* model_;
+  bool expand_4bit_;
   std::set<std::string> used_;
 };
 
@@ -228,41 +246,41 @@ Result<std::unique_ptr<LoadedModel>> GgufReader::read(const std::string& path) c
   auto model = std::make_unique<LoadedModel>();
   model->path = path;
   model->config = c;
-  const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
-  TensorLoader tensors(*file, model.get());
+  const int64_t dim = c.dim, hidden = c.hidden_dim, kv = c.kv_dim();
+  TensorLoader tensors(*file, model.get(), expand_4bit_);
   ModelWeights& w = model->weights;
-#define PAGODA_TAKE(target, ...)        \
-  do {                                  \
-    auto t_ = tensors.get(__VA_ARGS__); \
-    if (!t_) return t_.status();        \
-    (target) = *t_;                     \
-  } while (0)
-  PAGODA_TAKE(w.token_embedding, "token_embd.weight", c.vocab_size, dim);
-  PAGODA_TAKE(w.rms_final, "output_norm.weight", 0, dim);
-  w.classifier = w.token_embedding;
-  if (!c.tied_classifier) PAGODA_TAKE(w.classifier, "output.weight", c.vocab_size, dim);
+  // The embedding is read row by row at run time: always expanded.
+  PAGODA_RETURN_IF_ERROR(tensors.take(&w.token_embedding, "token_embd.weight", c.vocab_size, dim, false, {}, true));
+  PAGODA_RETURN_IF_ERROR(tensors.take(&w.rms_final, "output_norm.weight", 0, dim));
+  if (c.tied_classifier) {
+    w.classifier = w.token_embedding;
+    model->stored[&w.classifier] = model->stored.at(&w.token_embedding);
+  } else {
+    PAGODA_RETURN_IF_ERROR(tensors.take(&w.classifier, "output.weight", c.vocab_size, dim));
+  }
   w.layers.resize(static_cast<size_t>(c.n_layers));
   for (int64_t i = 0; i < c.n_layers; ++i) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
     const std::string p = "blk." + std::to_string(i) + ".";
-    PAGODA_TAKE(l.rms_att, p + "attn_norm.weight", 0, dim);
-    PAGODA_TAKE(l.wq, p + "attn_q.weight", q, dim);
-    PAGODA_TAKE(l.wk, p + "attn_k.weight", kv, dim);
-    PAGODA_TAKE(l.wv, p + "attn_v.weight", kv, dim);
-    PAGODA_TAKE(l.wo, p + "attn_output.weight", dim, q);
-    PAGODA_TAKE(l.rms_ffn, p + "ffn_norm.weight", 0, dim);
-    PAGODA_TAKE(l.w1, p + "ffn_gate.weight", hidden, dim);
-    PAGODA_TAKE(l.w2, p + "ffn_down.weight", dim, hidden);
-    PAGODA_TAKE(l.w3, p + "ffn_up.weight", hidden, dim);
-    PAGODA_TAKE(l.bq, p + "attn_q.bias", 0, q, true);
-    PAGODA_TAKE(l.bk, p + "attn_k.bias", 0, kv, true);
-    PAGODA_TAKE(l.bv, p + "attn_v.bias", 0, kv, true);
+    const std::string q = p + "attn_q.weight", k = p + "attn_k.weight", v = p + "attn_v.weight";
+    const std::string gate = p + "ffn_gate.weight", up = p + "ffn_up.weight";
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.rms_att, p + "attn_norm.weight", 0, dim));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wq, q, c.q_dim(), dim, false, {k, v}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wk, k, kv, dim, false, {q, v}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wv, v, kv, dim, false, {q, k}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wo, p + "attn_output.weight", dim, c.q_dim()));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.rms_ffn, p + "ffn_norm.weight", 0, dim));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w1, gate, hidden, dim, false, {up}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w2, p + "ffn_down.weight", dim, hidden));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w3, up, hidden, dim, false, {gate}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.bq, p + "attn_q.bias", 0, c.q_dim(), true));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.bk, p + "attn_k.bias", 0, kv, true));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.bv, p + "attn_v.bias", 0, kv, true));
     const int biases = (l.bq != nullptr) + (l.bk != nullptr) + (l.bv != nullptr);
     if (biases != 0 && biases != 3)
       return Status::invalid_argument(path + ": layer " + std::to_string(i) +
                                       " has some of attn_q/k/v.bias but not all three");
   }
-#undef PAGODA_TAKE
   // A tensor the model does not use (Qwen3's q/k norms, a layer beyond
   // block_count) means a different computation: refused, never ignored.
   for (const GgufTensorInfo& t : file->tensors())

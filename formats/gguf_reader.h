@@ -25,8 +25,16 @@ namespace pagoda {
 // ModelReader for GGUF files. Stateless; thread-safe.
 class GgufReader final : public ModelReader {
  public:
+  // expand_4bit false: a q4_0 / q4_1 / q4_K matrix whose fused partners (q,
+  // k, v; gate, up) are 4-bit too gets no f32 copy: its view is null and
+  // LoadedModel::stored holds its groups, which is all int4 Linears read
+  // (for model.weight_dtype auto and int4; the embedding is always expanded).
+  explicit GgufReader(bool expand_4bit = true) : expand_4bit_(expand_4bit) {}
   const char* name() const override { return "gguf"; }
   Result<std::unique_ptr<LoadedModel>> read(const std::string& path) const override;
+
+ private:
+  bool expand_4bit_;
 };
 
 }  // namespace pagoda

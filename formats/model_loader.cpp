@@ -18,7 +18,8 @@ Result<ModelFormat> parse_model_format(const std::string& name) {
   return Status::invalid_argument("model format '" + name + "' is not known; allowed: auto, llama2c, hf, gguf");
 }
 
-Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format) {
+Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format,
+                                                const LoadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -45,7 +46,7 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
                                         "(config.json + model.safetensors)");
       return HfReader().read(path);
     case ModelFormat::kGguf:
-      return GgufReader().read(path);
+      return GgufReader(options.expand_4bit).read(path);
     case ModelFormat::kAuto:
       break;
   }

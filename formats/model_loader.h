@@ -20,7 +20,14 @@ enum class ModelFormat {
 // Parses "auto" | "llama2c" | "hf" | "gguf"; the error lists the allowed values.
 Result<ModelFormat> parse_model_format(const std::string& name);
 
+struct LoadOptions {
+  // false: 4-bit GGUF matrices that only int4 Linears will read keep no f32
+  // copy (GgufReader); for servers whose weight dtype is auto or int4.
+  bool expand_4bit = true;
+};
+
 // Loads the model at `path`. Errors name the path and what is wrong.
-Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format = ModelFormat::kAuto);
+Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFormat format = ModelFormat::kAuto,
+                                                const LoadOptions& options = {});
 
 }  // namespace pagoda

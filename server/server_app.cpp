@@ -71,7 +71,12 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
 
   auto format = parse_model_format(c.model.format);
   if (!format) return Status::invalid_argument("config key 'model.format': " + format.status().message());
-  auto loaded = load_model(c.model.path, *format);
+  auto choice = parse_weight_choice(c.model.weight_dtype);
+  if (!choice) return Status::invalid_argument("config key 'model.weight_dtype': " + choice.status().message());
+  // auto and int4 read 4-bit GGUF matrices as stored: no f32 copies.
+  LoadOptions load_options;
+  load_options.expand_4bit = choice->has_value() && **choice != WeightDtype::kInt4;
+  auto loaded = load_model(c.model.path, *format, load_options);
   if (!loaded) return Status(loaded.status().code(), "config key 'model.path': " + loaded.status().message());
   impl->model = std::shared_ptr<const LoadedModel>(std::move(loaded).value());
   const ModelConfig& mc = impl->model->config;
@@ -91,8 +96,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
                                     std::to_string(impl->tokenizer->vocab_size()) + " tokens but the model has " +
                                     std::to_string(mc.vocab_size));
 
-  auto wdt = parse_weight_choice(c.model.weight_dtype);
-  if (!wdt) return Status::invalid_argument("config key 'model.weight_dtype': " + wdt.status().message());
+  const std::optional<WeightDtype> wdt = *choice;
   auto kv = plan_server_kv(c, mc);
   if (!kv) return kv.status();
   const KvPlan* plan = &kv->plan;
@@ -105,9 +109,9 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
     if (Status st = impl->storage->prefault(); !st)
       return Status::resource_exhausted("config key 'kv.prefault': " + st.message());
   }
-  auto llama = LlamaModel::create(impl->model, *wdt, impl->storage.get());
+  auto llama = LlamaModel::create(impl->model, wdt, impl->storage.get());
   // bf16 matmuls exist only from AVX-512 up: Linear says so as invalid_argument.
-  if (!llama && llama.status().code() == StatusCode::kInvalidArgument && *wdt == WeightDtype::kBF16)
+  if (!llama && llama.status().code() == StatusCode::kInvalidArgument && wdt == WeightDtype::kBF16)
     return Status::invalid_argument("config key 'model.weight_dtype': " + llama.status().message());
   if (!llama) return llama.status();
   impl->llama = std::move(llama).value();

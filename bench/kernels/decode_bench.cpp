@@ -67,14 +67,17 @@ int main(int argc, char** argv) {
   app.add_option("--peak-gflops", peak_gflops, "GEMM peak for the weight dtype (default: its reference peak)");
   CLI11_PARSE(app, argc, argv);
 
-  auto loaded = load_model(model_path);
+  auto wdt = parse_weight_choice(dtype);  // auto: as the file stores each matrix
+  // auto and int4 read 4-bit GGUF matrices as stored, as the server does.
+  LoadOptions load_options;
+  load_options.expand_4bit = wdt.is_ok() && wdt->has_value() && **wdt != WeightDtype::kInt4;
+  auto loaded = load_model(model_path, ModelFormat::kAuto, load_options);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());
     return 1;
   }
   std::shared_ptr<const LoadedModel> model(std::move(loaded).value());
   const ModelConfig& c = model->config;
-  auto wdt = parse_weight_choice(dtype);  // auto: as the file stores each matrix
   auto kdt = parse_kv_dtype(kv_dtype);
   if (!wdt || !kdt) {
     std::fprintf(stderr, "bad --dtype or --kv\n");

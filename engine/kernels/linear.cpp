@@ -239,8 +239,10 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   if (blocks.empty()) return Status::invalid_argument("Linear: no weight blocks");
   if (in <= 0) return Status::invalid_argument("Linear: in_features must be positive");
   int64_t out = 0;
+  const bool stored = dtype == WeightDtype::kInt4 &&
+                      std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4 != nullptr; });
   for (const auto& b : blocks) {
-    if (b.data == nullptr || b.rows <= 0) {
+    if ((b.data == nullptr && !stored) || b.rows <= 0) {
       return Status::invalid_argument("Linear: every weight block needs data and rows > 0");
     }
     out += b.rows;
@@ -256,6 +258,20 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   impl->out = out;
   impl->dtype = dtype;
 
+  // 4-bit groups as the file stores them: no f32 needed.
+  if (stored) {
+    auto q4 = Q4Weights::build(out, in, [blocks](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
+      for (const WeightBlock& b : blocks) {
+        if (n < b.rows) return (*b.q4)(n, g, q, scale, min);
+        n -= b.rows;
+      }
+    });
+    if (!q4) return q4.status();
+    impl->q4 = std::make_unique<Q4Weights>(std::move(q4).value());
+    impl->gemv_max_m = kMaxBucket;
+    return Linear(std::move(impl));
+  }
+
   // The whole weight as one f32 [out, in] array (a view when not fused).
   std::vector<float> stacked;
   const float* w = blocks[0].data;
@@ -270,15 +286,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   }
 
   if (dtype == WeightDtype::kInt4) {
-    const bool stored = std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4 != nullptr; });
-    auto q4 = stored ? Q4Weights::build(out, in,
-                                        [blocks](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
-                                          for (const WeightBlock& b : blocks) {
-                                            if (n < b.rows) return (*b.q4)(n, g, q, scale, min);
-                                            n -= b.rows;
-                                          }
-                                        })
-                     : Q4Weights::quantize(w, out, in);
+    auto q4 = Q4Weights::quantize(w, out, in);
     if (!q4) return q4.status();
     impl->q4 = std::make_unique<Q4Weights>(std::move(q4).value());
     impl->gemv_max_m = kMaxBucket;

@@ -61,7 +61,8 @@ struct WeightBlock {
   int64_t rows = 0;
   // int4: the block's 4-bit groups as its file stores them (a GGUF q4_0,
   // q4_1 or q4_K tensor), packed as they are instead of re-quantizing
-  // `data`; used when every block of the Linear has one. Read only during create().
+  // `data`; used when every block of the Linear has one (`data` may then be
+  // null). Read only during create().
   const Q4Weights::GroupSource* q4 = nullptr;
 };
 

@@ -25,21 +25,34 @@ int precision_rank(WeightDtype d) {
   return 3;
 }
 
+// One matrix of a Linear: the address of its pointer in LoadedModel::weights
+// (the key of LoadedModel::stored) and its rows.
+struct Part {
+  const float* const* field;
+  int64_t rows;
+};
+
 // One Linear of `parts` (stacked rows, `in` columns) in `dtype`, or in its
 // parts' stored precision when `dtype` is nullopt.
-Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<WeightBlock> parts, int64_t in,
+Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part> parts, int64_t in,
                            std::optional<WeightDtype> dtype) {
-  std::vector<WeightBlock> blocks(parts);
+  std::vector<WeightBlock> blocks;
   WeightDtype d = dtype.value_or(WeightDtype::kInt4);
-  for (WeightBlock& b : blocks) {
-    const auto it = model.stored.find(b.data);
+  for (const Part& p : parts) {
+    WeightBlock b{*p.field, p.rows};
+    const auto it = model.stored.find(p.field);
     const StoredMatrix* stored = it == model.stored.end() ? nullptr : &it->second;
     if (!dtype) {
       const WeightDtype own = stored ? stored->precision : WeightDtype::kF32;
       if (precision_rank(own) > precision_rank(d)) d = own;
     }
     if (stored && stored->q4) b.q4 = &stored->q4;
+    blocks.push_back(b);
   }
+  for (const WeightBlock& b : blocks)
+    if (b.data == nullptr && (d != WeightDtype::kInt4 || b.q4 == nullptr))
+      return Status::internal("a weight matrix was loaded only as 4-bit groups but runs as " +
+                              std::string(weight_dtype_name(d)) + " (load the model with expand_4bit)");
   auto linear = Linear::create_fused(blocks, in, d);
   // bf16 kernels need AVX-512; auto then keeps the f32 values.
   if (!linear && !dtype && d == WeightDtype::kBF16) return Linear::create_fused(blocks, in, WeightDtype::kF32);
@@ -68,18 +81,18 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
   std::vector<Layer> layers;
   layers.reserve(static_cast<size_t>(c.n_layers));
   for (const LayerWeights& w : m.weights.layers) {
-    auto qkv = make_linear(m, {{w.wq, c.q_dim()}, {w.wk, c.kv_dim()}, {w.wv, c.kv_dim()}}, c.dim, dtype);
+    auto qkv = make_linear(m, {{&w.wq, c.q_dim()}, {&w.wk, c.kv_dim()}, {&w.wv, c.kv_dim()}}, c.dim, dtype);
     if (!qkv) return qkv.status();
-    auto wo = make_linear(m, {{w.wo, c.dim}}, c.q_dim(), dtype);
+    auto wo = make_linear(m, {{&w.wo, c.dim}}, c.q_dim(), dtype);
     if (!wo) return wo.status();
-    auto gate_up = make_linear(m, {{w.w1, c.hidden_dim}, {w.w3, c.hidden_dim}}, c.dim, dtype);
+    auto gate_up = make_linear(m, {{&w.w1, c.hidden_dim}, {&w.w3, c.hidden_dim}}, c.dim, dtype);
     if (!gate_up) return gate_up.status();
-    auto down = make_linear(m, {{w.w2, c.dim}}, c.hidden_dim, dtype);
+    auto down = make_linear(m, {{&w.w2, c.dim}}, c.hidden_dim, dtype);
     if (!down) return down.status();
     layers.push_back(
         Layer{std::move(qkv).value(), std::move(wo).value(), std::move(gate_up).value(), std::move(down).value()});
   }
-  auto cls = make_linear(m, {{m.weights.classifier, c.vocab_size}}, c.dim, dtype);
+  auto cls = make_linear(m, {{&m.weights.classifier, c.vocab_size}}, c.dim, dtype);
   if (!cls) return cls.status();
   return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
 }

@@ -69,9 +69,11 @@ struct LoadedModel {
   // Back converted arrays, if any (allocated uninitialized: the converting
   // threads fault their pages in, a zero fill first would cost as much again).
   std::vector<std::unique_ptr<float[]>> owned_arrays;
-  // Per matrix (keyed by its view in `weights`), how the file stores it;
-  // empty for formats whose matrices are all f32/bf16 floats.
-  std::unordered_map<const float*, StoredMatrix> stored;
+  // Per matrix, keyed by the address of its pointer in `weights`
+  // (&weights.layers[i].wq, &weights.classifier), how the file stores it;
+  // empty for formats whose matrices are all f32/bf16 floats. A matrix whose
+  // view is null exists only as StoredMatrix::q4 (GgufReader, expand_4bit off).
+  std::unordered_map<const float* const*, StoredMatrix> stored;
 };
 
 // Reads one checkpoint format. Stateless implementations; a reader may be

@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "engine/kernels/q4_weights.h"
+#include "engine/model/llama_model.h"
 #include "formats/gguf_model_writer.h"
 #include "formats/gguf_reader.h"
 #include "formats/model_loader.h"
 #include "gguf/gguf_writer.h"
+#include "kvpool/kv_storage.h"
 
 using namespace pagoda;
 namespace fs = std::filesystem;
@@ -190,20 +192,63 @@ TEST_CASE("gguf reader: q4_0 tensors pack into the q4 kernels' layout exactly as
   const LoadedModel& m = **g;
   const LayerWeights& l = m.weights.layers[0];
   // wq [q_dim, dim] is q4_0; ffn_down (rows of 172) fell back to f16.
-  REQUIRE(m.stored.count(l.wq) == 1);
-  CHECK(m.stored.at(l.wq).precision == WeightDtype::kInt4);
-  REQUIRE(m.stored.at(l.wq).q4);
-  CHECK(m.stored.at(l.w2).precision == WeightDtype::kBF16);
-  CHECK(!m.stored.at(l.w2).q4);
+  REQUIRE(m.stored.count(&l.wq) == 1);
+  CHECK(m.stored.at(&l.wq).precision == WeightDtype::kInt4);
+  REQUIRE(m.stored.at(&l.wq).q4);
+  CHECK(m.stored.at(&l.w2).precision == WeightDtype::kBF16);
+  CHECK(!m.stored.at(&l.w2).q4);
   // Every value the q4 kernels will use equals the dequantized weight: the
   // embedding (the tied classifier) and wq.
-  const auto same = [&](const float* view, int64_t rows, int64_t cols) {
-    auto packed = Q4Weights::build(rows, cols, m.stored.at(view).q4);
+  const auto same = [&](const float* const* field, int64_t rows, int64_t cols) {
+    const float* view = *field;
+    auto packed = Q4Weights::build(rows, cols, m.stored.at(field).q4);
     REQUIRE(packed.is_ok());
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k) REQUIRE(packed->value(n, k) == view[n * cols + k]);
   };
-  same(m.weights.token_embedding, c.vocab_size, c.dim);
-  same(l.wq, c.q_dim(), c.dim);
+  same(&m.weights.token_embedding, c.vocab_size, c.dim);
+  same(&l.wq, c.q_dim(), c.dim);
+
+  // Loaded for int4 only (no f32 copies of 4-bit matrices): wq, wk, wv and
+  // wo have no view (ffn_gate/up too; ffn_down is f16, expanded), the
+  // embedding keeps one, and with weight_dtype auto the model computes the
+  // same logits as from the expanded load.
+  LoadOptions packed_only;
+  packed_only.expand_4bit = false;
+  auto lean = load_model(path, ModelFormat::kAuto, packed_only);
+  REQUIRE(lean.is_ok());
+  const LayerWeights& ll = (*lean)->weights.layers[0];
+  CHECK(ll.wq == nullptr);
+  CHECK(ll.wo == nullptr);
+  CHECK(ll.w1 == nullptr);
+  CHECK(ll.w2 != nullptr);
+  CHECK((*lean)->weights.token_embedding != nullptr);
+  CHECK((*lean)->owned_arrays.size() < m.owned_arrays.size());
+  auto logits = [](std::shared_ptr<const LoadedModel> model, std::optional<WeightDtype> dtype) {
+    const ModelConfig& mc = model->config;
+    auto kv = KvStorage::create({int(mc.n_layers), int(mc.n_kv_heads), int(mc.head_dim), 16, KvDtype::kF32}, 4);
+    REQUIRE(kv.is_ok());
+    auto lm = LlamaModel::create(model, dtype, kv->get());
+    REQUIRE(lm.is_ok());
+    const std::vector<int32_t> table = {1};
+    BatchInput in;
+    in.tokens = {1, 403, 407, 261, 378};
+    in.seqs.push_back({0, 5, table, true});
+    std::vector<float> out;
+    REQUIRE((*lm)->forward(in, &out).is_ok());
+    return out;
+  };
+  const std::shared_ptr<const LoadedModel> full_model(std::move(g).value());
+  const std::vector<float> expected = logits(full_model, std::nullopt);
+  CHECK(logits(std::shared_ptr<const LoadedModel>(std::move(lean).value()), std::nullopt) == expected);
+  // Forcing another dtype on such a model is a clear error, not a crash.
+  auto lean2 = load_model(path, ModelFormat::kAuto, packed_only);
+  REQUIRE(lean2.is_ok());
+  const std::shared_ptr<const LoadedModel> lean_model(std::move(lean2).value());
+  auto kv = KvStorage::create({int(c.n_layers), int(c.n_kv_heads), int(c.head_dim), 16, KvDtype::kF32}, 4);
+  REQUIRE(kv.is_ok());
+  auto wrong = LlamaModel::create(lean_model, WeightDtype::kInt8, kv->get());
+  REQUIRE(!wrong.is_ok());
+  CHECK(contains(wrong.status().message(), "only as 4-bit groups"));
   fs::remove(path);
 }
