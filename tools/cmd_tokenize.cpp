@@ -1,6 +1,7 @@
 // `pagoda tokenize --tokenizer PATH [--no-bos] [--no-special] TEXT`: print
 // TEXT's token ids as a JSON array. PATH is a tokenizer.json, a
-// tokenizer.model, a llama2.c tokenizer.bin or a model directory. With
+// tokenizer.model, a llama2.c tokenizer.bin, a GGUF file (its vocabulary) or
+// a model directory. With
 // --jsonl, read one JSON string per stdin line and print one array per line
 // (blank lines are skipped).
 #include <iostream>
@@ -41,7 +42,7 @@ void register_tokenize(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("tokenize", "Print the token ids of TEXT (or of each --jsonl line) as JSON");
   auto f = std::make_shared<TokenizeFlags>();
   cmd->add_option("--tokenizer", f->tokenizer,
-                  "tokenizer.json, tokenizer.model, llama2.c tokenizer.bin, or a model directory")
+                  "tokenizer.json, tokenizer.model, llama2.c tokenizer.bin, a GGUF file, or a model directory")
       ->required();
   cmd->add_flag("--no-bos", f->no_bos, "Do not add the tokenizer's BOS (and other post-processor tokens)");
   cmd->add_flag("--no-special", f->no_special,
