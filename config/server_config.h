@@ -15,8 +15,8 @@
 namespace pagoda {
 
 struct ModelSection {
-  std::string path = "models/stories260K.bin";  // checkpoint file or model directory
-  std::string format = "auto";                  // auto | llama2c | hf
+  std::string path = "models/stories260K.bin";  // checkpoint file (llama2.c, GGUF) or model directory
+  std::string format = "auto";                  // auto | llama2c | hf | gguf
   std::string tokenizer = "models/tok512.bin";  // tokenizer file; "" = found beside the model
   std::string weight_dtype = "auto";            // auto (the file's precision) | f32 | bf16 | int8 | int4
   int64_t max_model_len = 0;                    // prompt + output tokens; 0 = the model's maximum

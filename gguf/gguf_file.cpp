@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <new>
 
 namespace pagoda {
 namespace {
@@ -10,6 +11,10 @@ namespace {
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read little-endian
 constexpr int kMaxDims = 4;              // GGML_MAX_DIMS
 constexpr uint64_t kMaxNameBytes = 4096;
+// Metadata arrays are widened in memory (integers to 8 bytes, strings to
+// std::string): a cap keeps a hostile file's arrays from asking for many
+// times its size. Real files' largest arrays are vocabularies (< 1M entries).
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 24;
 
 // Reads little-endian values from a byte span, refusing to step past its end.
 class ByteReader {
@@ -206,6 +211,9 @@ Status read_value(ByteReader& r, GgufValue* out, const std::string& key, const s
   const uint64_t min_bytes = out->array_type == GgufValueType::kString ? 8 : scalar_bytes(out->array_type);
   if (count > r.remaining() / min_bytes)
     return r.truncated(what + ": an array of " + std::to_string(count) + " elements");
+  if (count > kMaxArrayElements)
+    return Status::invalid_argument(file + ": GGUF key '" + key + "' is an array of " + std::to_string(count) +
+                                    " elements, more than pagoda reads (" + std::to_string(kMaxArrayElements) + ")");
   const auto n = static_cast<size_t>(count);
   if (out->array_type == GgufValueType::kString) {
     out->strings.resize(n);
@@ -285,14 +293,22 @@ Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->name_ = path;
   file->file_ = std::move(*mapped);
-  PAGODA_RETURN_IF_ERROR(file->parse_all({file->file_->data(), file->file_->size()}));
+  PAGODA_RETURN_IF_ERROR(file->parse_checked({file->file_->data(), file->file_->size()}));
   return file;
+}
+
+Status GgufFile::parse_checked(std::span<const uint8_t> bytes) {
+  try {
+    return parse_all(bytes);
+  } catch (const std::bad_alloc&) {
+    return Status::resource_exhausted(name_ + ": out of memory reading the GGUF metadata");
+  }
 }
 
 Result<std::unique_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes, std::string name) {
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->name_ = std::move(name);
-  PAGODA_RETURN_IF_ERROR(file->parse_all(bytes));
+  PAGODA_RETURN_IF_ERROR(file->parse_checked(bytes));
   return file;
 }
 
@@ -328,8 +344,10 @@ Status GgufFile::parse_all(std::span<const uint8_t> bytes) {
   }
   if (const GgufValue* a = find("general.alignment")) {
     const std::optional<int64_t> v = is_integer(a->type) ? as_int64(*a) : std::nullopt;
-    if (!v || *v <= 0 || *v > (1 << 20) || (*v & (*v - 1)) != 0)
-      return Status(StatusCode::kDataLoss, name_ + ": GGUF key 'general.alignment' must be a power of two up to 2^20");
+    // The format asks for a multiple of 8; f32 tensors are used in place as floats.
+    if (!v || *v < 8 || *v > (1 << 20) || (*v & (*v - 1)) != 0)
+      return Status(StatusCode::kDataLoss,
+                    name_ + ": GGUF key 'general.alignment' must be a power of two from 8 to 2^20");
     alignment_ = static_cast<uint64_t>(*v);
   }
 

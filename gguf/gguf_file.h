@@ -112,6 +112,7 @@ class GgufFile {
  private:
   GgufFile() = default;
   Status parse_all(std::span<const uint8_t> bytes);
+  Status parse_checked(std::span<const uint8_t> bytes);  // parse_all, out of memory as an error
 
   std::unique_ptr<MappedFile> file_;
   std::string name_;

@@ -75,7 +75,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   if (!choice) return Status::invalid_argument("config key 'model.weight_dtype': " + choice.status().message());
   // auto and int4 read 4-bit GGUF matrices as stored: no f32 copies.
   LoadOptions load_options;
-  load_options.expand_4bit = choice->has_value() && **choice != WeightDtype::kInt4;
+  load_options.expand_4bit = !reads_4bit_as_stored(*choice);
   auto loaded = load_model(c.model.path, *format, load_options);
   if (!loaded) return Status(loaded.status().code(), "config key 'model.path': " + loaded.status().message());
   impl->model = std::shared_ptr<const LoadedModel>(std::move(loaded).value());

@@ -61,7 +61,10 @@ Result<std::unique_ptr<GgufTokenizer>> GgufTokenizer::from_gguf(const GgufFile& 
   auto model = f.get_string("tokenizer.ggml.model");
   if (!model) return model.status();
   if (!model->has_value())
-    return Status::invalid_argument(f.path() + ": no tokenizer.ggml.model (the file carries no tokenizer)");
+    return Status::invalid_argument(
+        f.path() +
+        ": no tokenizer.ggml.model (the file carries no vocabulary, as make-model's GGUF files do: give a tokenizer, "
+        "model.tokenizer or --tokenizer)");
   std::unique_ptr<GgufTokenizer> tok(new GgufTokenizer());
   if (**model == "gpt2") {
     tok->spm_kind_ = false;

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   auto wdt = parse_weight_choice(dtype);  // auto: as the file stores each matrix
   // auto and int4 read 4-bit GGUF matrices as stored, as the server does.
   LoadOptions load_options;
-  load_options.expand_4bit = wdt.is_ok() && wdt->has_value() && **wdt != WeightDtype::kInt4;
+  load_options.expand_4bit = !wdt.is_ok() || !reads_4bit_as_stored(*wdt);
   auto loaded = load_model(model_path, ModelFormat::kAuto, load_options);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());

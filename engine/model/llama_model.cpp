@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/kernels/q4_gemv.h"
+
 namespace pagoda {
 
 namespace {
@@ -49,6 +51,9 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
     if (stored && stored->q4) b.q4 = &stored->q4;
     blocks.push_back(b);
   }
+  // Without the vector int4 kernel (no AVX512_VNNI) auto runs 4-bit matrices
+  // on the int8 kernels instead of the scalar int4 path.
+  if (!dtype && d == WeightDtype::kInt4 && !reads_4bit_as_stored(std::nullopt)) d = WeightDtype::kInt8;
   for (const WeightBlock& b : blocks)
     if (b.data == nullptr && (d != WeightDtype::kInt4 || b.q4 == nullptr))
       return Status::internal("a weight matrix was loaded only as 4-bit groups but runs as " +
@@ -60,6 +65,10 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
 }
 
 }  // namespace
+
+bool reads_4bit_as_stored(std::optional<WeightDtype> choice) {
+  return choice == WeightDtype::kInt4 || (!choice && q4::vector_kernel());
+}
 
 Result<std::optional<WeightDtype>> parse_weight_choice(const std::string& name) {
   if (name == "auto") return std::optional<WeightDtype>();

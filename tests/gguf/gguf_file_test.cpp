@@ -223,6 +223,29 @@ TEST_CASE("gguf: every kind of damage is a clear error, never a crash", "[gguf]"
     GgufWriter a = small_writer();
     a.add_uint32("general.alignment", 24);
     CHECK(contains(parse_status(a.bytes()).message(), "power of two"));
+    GgufWriter two = small_writer();  // f32 tensors would not be float-aligned
+    two.add_uint32("general.alignment", 2);
+    CHECK(contains(parse_status(two.bytes()).message(), "power of two from 8"));
+  }
+  SECTION("a metadata array longer than pagoda reads") {
+    // 2^24 + 1 bools in a file that holds them: refused before widening.
+    GgufWriter w;
+    std::vector<uint8_t> b = w.bytes();
+    std::vector<uint8_t> kv;
+    const std::string key = "huge";
+    const uint64_t n = (uint64_t{1} << 24) + 1;
+    auto put = [&](const void* p, size_t len) { kv.insert(kv.end(), (const uint8_t*)p, (const uint8_t*)p + len); };
+    const uint64_t klen = key.size();
+    const uint32_t array = 9, boolean = 7;
+    put(&klen, 8);
+    put(key.data(), key.size());
+    put(&array, 4);
+    put(&boolean, 4);
+    put(&n, 8);
+    kv.resize(kv.size() + n, 1);
+    put_u64(b, 16, 1);  // one key/value
+    b.insert(b.begin() + 24, kv.begin(), kv.end());
+    CHECK(contains(parse_status(b).message(), "more than pagoda reads"));
   }
   SECTION("random byte damage never crashes") {
     std::mt19937 rng(7);
