@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "gguf/gguf_file.h"
+#include "tokenizer/piece_text.h"
 #include "tokenizer/tokenizer_bytelevel.h"
 
 namespace pagoda {
@@ -19,31 +20,6 @@ constexpr std::string_view kEndOfTurn[] = {"<|eot_id|>",    "<|im_end|>", "<|end
 
 // isspace() in the C locale, as llama.cpp strips around special tokens.
 bool c_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-// "<0xAB>" -> 0xAB, or -1.
-int byte_piece_value(std::string_view s) {
-  if (s.size() != 6 || s.substr(0, 3) != "<0x" || s[5] != '>') return -1;
-  int v = 0;
-  for (char c : s.substr(3, 2)) {
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else return -1;
-  }
-  return v;
-}
-
-std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  std::string out;
-  size_t pos = 0;
-  for (size_t hit; (hit = s.find(from, pos)) != std::string_view::npos; pos = hit + from.size()) {
-    out.append(s.substr(pos, hit - pos));
-    out.append(to);
-  }
-  out.append(s.substr(pos));
-  return out;
-}
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/piece_text.h"
 #include "tokenizer/tokenizer_bytelevel.h"
 #include "tokenizer/tokenizer_utf8.h"
 
@@ -21,27 +22,6 @@ constexpr std::string_view kMeta = "\xE2\x96\x81";  // U+2581
 const json& at(const void* p) { return *static_cast<const json*>(p); }
 
 bool ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-// "<0xAB>" -> 0xAB, or -1.
-int byte_piece_value(std::string_view s) {
-  if (s.size() != 6 || s.substr(0, 3) != "<0x" || s[5] != '>') return -1;
-  int v = 0;
-  for (char c : s.substr(3, 2)) {
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else return -1;
-  }
-  return v;
-}
-
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  if (from.empty()) return s;
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
-    s.replace(pos, from.size(), to);
-  return s;
-}
 
 }  // namespace
 

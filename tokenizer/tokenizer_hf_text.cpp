@@ -4,6 +4,8 @@
 #include <unicode/unistr.h>
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/piece_text.h"
+
 namespace pagoda {
 
 using nlohmann::json;
@@ -15,18 +17,6 @@ constexpr std::string_view kMeta = "\xE2\x96\x81";  // U+2581, SentencePiece's s
 // GPT-2's pre-tokenizer pattern, used by ByteLevel with use_regex.
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  if (from.empty()) return std::string(s);
-  std::string out;
-  size_t pos = 0;
-  for (size_t hit; (hit = s.find(from, pos)) != std::string_view::npos; pos = hit + from.size()) {
-    out.append(s.substr(pos, hit - pos));
-    out.append(to);
-  }
-  out.append(s.substr(pos));
-  return out;
-}
 
 bool is_ascii(std::string_view s) {
   for (char c : s)
