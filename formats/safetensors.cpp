@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/float16.h"
 #include "engine/kernels/simd.h"
 
 namespace pagoda {
@@ -240,38 +241,13 @@ void bf16_chunk(const uint16_t* in, int64_t n, float* out) {
   }
 }
 
-float f16_scalar(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t man = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13);  // inf / NaN
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (man << 13);  // normal: rebias 15 -> 127
-  } else if (man == 0) {
-    bits = sign;  // zero
-  } else {
-    // Subnormal: value = man * 2^-24; normalize into an f32.
-    int e = -1;
-    do {
-      ++e;
-      man <<= 1;
-    } while ((man & 0x400u) == 0);
-    bits = sign | static_cast<uint32_t>(112 - e) << 23 | ((man & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 void f16_chunk(const uint16_t* in, int64_t n, float* out) {
   int64_t i = 0;
 #if defined(__AVX512F__)
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i))));
 #endif
-  for (; i < n; ++i) out[i] = f16_scalar(in[i]);
+  for (; i < n; ++i) out[i] = f16_to_f32(in[i]);
 }
 
 template <typename Chunk>

@@ -258,19 +258,22 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   impl->out = out;
   impl->dtype = dtype;
 
-  // 4-bit groups as the file stores them: no f32 needed.
-  if (stored) {
-    auto q4 = Q4Weights::build(out, in, [blocks](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
-      for (const WeightBlock& b : blocks) {
-        if (n < b.rows) return (*b.q4)(n, g, q, scale, min);
-        n -= b.rows;
-      }
-    });
+  // int4 runs on its own packed weights (q4_weights.h), never oneDNN.
+  auto int4_linear = [&impl](Result<Q4Weights> q4) -> Result<Linear> {
     if (!q4) return q4.status();
     impl->q4 = std::make_unique<Q4Weights>(std::move(q4).value());
     impl->gemv_max_m = kMaxBucket;
     return Linear(std::move(impl));
-  }
+  };
+  // 4-bit groups as the file stores them: no f32 needed.
+  if (stored)
+    return int4_linear(
+        Q4Weights::build(out, in, [blocks](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
+          for (const WeightBlock& b : blocks) {
+            if (n < b.rows) return (*b.q4)(n, g, q, scale, min);
+            n -= b.rows;
+          }
+        }));
 
   // The whole weight as one f32 [out, in] array (a view when not fused).
   std::vector<float> stacked;
@@ -285,13 +288,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     w = stacked.data();
   }
 
-  if (dtype == WeightDtype::kInt4) {
-    auto q4 = Q4Weights::quantize(w, out, in);
-    if (!q4) return q4.status();
-    impl->q4 = std::make_unique<Q4Weights>(std::move(q4).value());
-    impl->gemv_max_m = kMaxBucket;
-    return Linear(std::move(impl));
-  }
+  if (dtype == WeightDtype::kInt4) return int4_linear(Q4Weights::quantize(w, out, in));
 
   // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major
   // array is exactly that in format "ba".

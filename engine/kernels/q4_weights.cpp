@@ -48,8 +48,14 @@ Result<Q4Weights> Q4Weights::build(int64_t out, int64_t in, const GroupSource& s
   if (!w.buffer_)
     return Status::resource_exhausted("Q4Weights: out of memory for " + std::to_string(w.bytes()) + " bytes");
   auto* base = static_cast<uint8_t*>(w.buffer_.get());
-  std::memset(base, 0, static_cast<size_t>(w.bytes()));  // padding columns: scale 0, min 0
   const int64_t groups = w.n_groups_;
+  // Every byte of a real column's slots is written below (by the threads,
+  // which fault the pages in); only a partial last panel's padding columns
+  // need zeros (scale 0, min 0).
+  if (out % q4::kPanel != 0) {
+    const int64_t panel_bytes = groups * q4::kPanelGroupBytes;
+    std::memset(base + (w.n_panels_ - 1) * panel_bytes, 0, static_cast<size_t>(panel_bytes));
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < out; ++n) {
     uint8_t q[q4::kGroup];

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "common/status.h"
+#include "engine/kernels/q4_gemv.h"
 
 namespace pagoda {
 
@@ -35,7 +36,7 @@ class Q4Weights {
   int64_t in() const { return in_; }
   int64_t n_groups() const { return n_groups_; }
   int64_t n_panels() const { return n_panels_; }
-  int64_t bytes() const { return n_panels_ * n_groups_ * 1280; }
+  int64_t bytes() const { return n_panels_ * n_groups_ * q4::kPanelGroupBytes; }
   // The weight W[n, k] as the kernel computes it (scale * q + min), for tests.
   float value(int64_t n, int64_t k) const;
 
