@@ -111,12 +111,46 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
       r.detok =
           std::make_unique<StreamingDetokenizer>(*tokenizer_, r.tokens[static_cast<size_t>(r.num_prompt_tokens - 1)]);
     }
+    if (r.grammar && !apply_grammar(r, logits)) continue;
     const std::span<const int32_t> all(r.tokens);
     SampleResult res = sampler_.sample(std::span<const float>(logits, static_cast<size_t>(vocab)), r.sampling, *r.rng,
                                        all.first(static_cast<size_t>(r.num_prompt_tokens)),
                                        all.subspan(static_cast<size_t>(r.num_prompt_tokens)));
+    if (r.grammar && !r.grammar->accept(res.token)) {
+      finish_request(r, FinishReason::kError,
+                     Status::internal("structured output: the sampled token " + std::to_string(res.token) +
+                                      " is not one the grammar allows"),
+                     Clock::now());
+      continue;
+    }
     append_token(r, res);
   }
+}
+
+bool EngineCore::apply_grammar(Request& r, float* logits) {
+  if (Status status = r.grammar->fill_mask(grammar_mask_); !status) {
+    finish_request(r, FinishReason::kError, std::move(status), Clock::now());
+    return false;
+  }
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const int32_t vocab = limits_.vocab_size;
+  bool any_text = false;
+  for (int32_t id = 0; id < vocab; ++id) {
+    if (!structured::mask_allows(grammar_mask_, id)) {
+      logits[id] = ninf;
+    } else if (!contains(tokenizer_->eos_ids(), id)) {
+      any_text = true;
+    }
+  }
+  if (!any_text) {
+    // Only EOS (or nothing) is left: the output is complete. It ends as
+    // stop even when EOS is ignored or masked by min_tokens, since no other
+    // token could follow.
+    r.text += r.detok->flush();
+    finish_request(r, FinishReason::kStop, Status::ok(), Clock::now());
+    return false;
+  }
+  return true;
 }
 
 void EngineCore::append_token(Request& r, const SampleResult& res) {

@@ -58,6 +58,10 @@ class EngineCore {
   void emit(Request& r, bool final, Status error = Status::ok());
   void finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now);
   void mask_stop_tokens(const Request& r, float* logits) const;
+  // Sets the logits of the tokens r.grammar rejects to -inf. False when the
+  // request ended instead: its grammar is complete (only EOS is left) or
+  // failed.
+  bool apply_grammar(Request& r, float* logits);
   // Running and waiting counts and KV usage into the stats' gauges: after
   // anything that changes them, before the client can hear of it.
   void publish_gauges();
@@ -71,6 +75,7 @@ class EngineCore {
   const RequestLimits limits_;
   Sampler sampler_;
   std::vector<float> logits_;
+  structured::TokenMask grammar_mask_;
 };
 
 }  // namespace pagoda

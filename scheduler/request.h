@@ -22,6 +22,7 @@
 #include "common/request_id.h"
 #include "common/status.h"
 #include "engine/sampler/sampler.h"
+#include "structured/compiled_grammar.h"
 #include "tokenizer/detokenizer.h"
 
 namespace pagoda {
@@ -91,6 +92,10 @@ class Request {
   int priority = 0;        // policy "priority": lower runs first
   std::string cache_salt;  // requests with different salts never share KV pages
   std::shared_ptr<RequestSink> sink;
+  // Structured output: the grammar the generated tokens must follow (its
+  // token mask is applied before sampling). Set before submit; advanced on
+  // the engine thread only.
+  std::unique_ptr<structured::GrammarMatcher> grammar;
 
   // ---- any thread ----
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }

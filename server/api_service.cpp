@@ -104,6 +104,8 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
     : config_(config), model_(std::move(model)), engine_(engine), tokenizer_(std::move(tokenizer)),
       api_keys_(std::move(api_keys)), chat_template_(chat_template_or_plain(config.server.chat_template)) {
   limits_.max_model_len = model_.max_model_len;
+  grammars_ =
+      std::make_unique<structured::GrammarCache>(structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries);
 }
 
 bool ApiService::authorized(const HttpRequest& req) const {
@@ -375,6 +377,17 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());
   request->priority = api.priority;
   request->cache_salt = api.cache_salt;
+  if (api.grammar) {
+    // Compiled here, on the I/O thread, so the engine thread never waits for
+    // it; a repeated spec is a cache lookup.
+    auto compiled = grammars_->get(*api.grammar);
+    if (!compiled) {
+      err = api_error(400, compiled.status().message(), "invalid_value", api.grammar_field);
+      access->status = err.status;
+      co_return co_await send_error(stream, req, err);
+    }
+    request->grammar = std::make_unique<structured::GrammarMatcher>(std::move(compiled).value());
+  }
   if (Status st = engine_->submit(request); !st.is_ok()) {
     err = from_status(st);
     access->status = err.status;

@@ -25,6 +25,7 @@
 #include "server/api_routes.h"
 #include "server/http_server.h"
 #include "server/openai_protocol.h"
+#include "structured/grammar_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pagoda {
@@ -86,6 +87,9 @@ class ApiService final : public HttpHandler {
   EngineLoop* engine_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::vector<std::string> api_keys_;
+  // Compiled structured-output grammars by spec, for this tokenizer (thread-safe).
+  std::unique_ptr<structured::GrammarCache> grammars_;
+  static constexpr size_t kGrammarCacheEntries = 256;
   ChatTemplate chat_template_;
   ApiLimits limits_;
   std::atomic<bool> ready_{false};

@@ -1,5 +1,7 @@
 #include "server/openai_protocol.h"
 
+#include "server/structured_request.h"
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -298,8 +300,23 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
   }
   Checker c(body, err);
   const auto& known = kind == ApiKind::kChat ? chat_fields() : completion_fields();
-  for (const auto& item : body.items())
+  bool structured = false;
+  for (const auto& item : body.items()) {
+    if (structured_request_fields().count(item.key())) {
+      structured = true;
+      continue;
+    }
     if (!known.count(item.key())) return c.fail(item.key(), "unknown field '" + item.key() + "'");
+  }
+  if (structured) {
+    // Parsed again keeping key order: a schema's property order is the output's.
+    auto spec = parse_structured_request(nlohmann::ordered_json::parse(body_text));
+    if (!spec) return c.fail(spec.status().field(), spec.status().message());
+    out->grammar = std::move(spec).value();
+    for (const std::string& field : structured_request_fields()) {
+      if (out->grammar && body.contains(field) && !body[field].is_null()) out->grammar_field = field;
+    }
+  }
 
   if (!c.string("model", 256, &out->model)) return false;
   if (kind == ApiKind::kCompletion ? !parse_prompt(body, c, lim, out) : !parse_messages(body, c, lim, out))

@@ -19,6 +19,7 @@
 #include "engine/sampler/sampler.h"
 #include "scheduler/request.h"
 #include "server/api_error.h"
+#include "structured/grammar_spec.h"
 
 namespace pagoda {
 
@@ -47,6 +48,10 @@ struct ApiRequest {
   int priority = 0;
   std::string cache_salt;
   std::string user;
+  // Structured output (response_format, guided_*, ...): the grammar the
+  // output must follow, and the request field that asked for it.
+  std::optional<structured::GrammarSpec> grammar;
+  std::string grammar_field;
 };
 
 // Parses a request body; on failure fills `error` (status 400, named param).

@@ -1,0 +1,101 @@
+#include "structured/compiled_grammar.h"
+
+namespace pagoda::structured {
+
+CompiledGrammar::CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie)
+    : grammar_(std::move(grammar)), trie_(std::move(trie)), automaton_(grammar_) {
+  MutexLock lock(mutex_);
+  initial_ = automaton_.initial();
+}
+
+Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
+  const size_t words = (static_cast<size_t>(trie_->vocab_size()) + 63) / 64;
+  MutexLock lock(mutex_);
+  if (auto it = mask_cache_.find(state); it != mask_cache_.end()) {
+    mask = it->second;
+    return Status::ok();
+  }
+  mask.assign(words, 0);
+  walk(state, mask);
+  if (automaton_.overflowed()) {
+    return Status::resource_exhausted("structured output: the grammar's matcher outgrew its limits");
+  }
+  if (mask_cache_bytes_ + words * 8 <= kMaskCacheBytes) {
+    mask_cache_.emplace(state, mask);
+    mask_cache_bytes_ += words * 8;
+  }
+  return Status::ok();
+}
+
+void CompiledGrammar::walk(StateId state, TokenMask& mask) {
+  const std::vector<TokenTrie::Node>& nodes = trie_->nodes();
+  const std::vector<ByteSet>& subtree_bytes = trie_->subtree_bytes();
+  const std::vector<int32_t>& ids = trie_->token_ids();
+  walk_states_.resize(trie_->max_depth() + 1);
+  StateId* states = walk_states_.data();
+  states[0] = state;
+  const size_t count = nodes.size();
+  for (size_t i = 0; i < count;) {
+    const TokenTrie::Node& node = nodes[i];
+    const StateId parent = states[node.depth - 1];
+    // A large subtree whose every byte loops on the parent's state (string
+    // contents, digits): all its tokens are allowed, without walking it.
+    if (node.subtree_end - i >= kSkipSubtreeNodes && automaton_.loops_on_all(parent, subtree_bytes[i])) {
+      for (uint32_t t = node.subtree_tokens_begin; t < node.subtree_tokens_end; ++t) {
+        const auto id = static_cast<uint32_t>(ids[t]);
+        mask[id >> 6] |= uint64_t{1} << (id & 63);
+      }
+      i = node.subtree_end;
+      continue;
+    }
+    const StateId next = automaton_.next(parent, node.byte);
+    if (next == GrammarAutomaton::kDead) {
+      i = node.subtree_end;
+      continue;
+    }
+    states[node.depth] = next;
+    for (uint32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
+      const auto id = static_cast<uint32_t>(ids[t]);
+      mask[id >> 6] |= uint64_t{1} << (id & 63);
+    }
+    ++i;
+  }
+  if (automaton_.accepting(state)) {
+    for (int32_t id : trie_->eos_ids()) {
+      if (id >= 0 && id < trie_->vocab_size()) mask[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
+    }
+  }
+}
+
+CompiledGrammar::StateId CompiledGrammar::advance(StateId state, int32_t id) {
+  if (trie_->is_eos(id)) return accepting(state) ? state : GrammarAutomaton::kDead;
+  const std::string_view bytes = trie_->token_bytes(id);
+  if (bytes.empty()) return GrammarAutomaton::kDead;
+  return advance_bytes(state, bytes);
+}
+
+CompiledGrammar::StateId CompiledGrammar::advance_bytes(StateId state, std::string_view bytes) {
+  MutexLock lock(mutex_);
+  return automaton_.advance(state, bytes);
+}
+
+bool CompiledGrammar::accepting(StateId state) {
+  MutexLock lock(mutex_);
+  return automaton_.accepting(state);
+}
+
+std::pair<size_t, size_t> CompiledGrammar::automaton_size() {
+  MutexLock lock(mutex_);
+  return {automaton_.state_count(), automaton_.frame_count()};
+}
+
+bool GrammarMatcher::accept(int32_t id) {
+  if (finished_) return false;
+  const CompiledGrammar::StateId next = grammar_->advance(state_, id);
+  if (next == GrammarAutomaton::kDead) return false;
+  if (grammar_->trie().is_eos(id)) finished_ = true;
+  state_ = next;
+  return true;
+}
+
+}  // namespace pagoda::structured

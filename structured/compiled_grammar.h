@@ -1,0 +1,101 @@
+// CompiledGrammar and GrammarMatcher: token masks for one grammar and one
+// tokenizer.
+//
+// CompiledGrammar owns a validated Grammar, the GrammarAutomaton built lazily
+// over it and a cache of token masks per automaton state, all behind one
+// mutex: thread-safe, shared by every request that uses the same grammar with
+// the same tokenizer (the cache, structured/grammar_cache.h, hands it out).
+// A mask is computed by walking the TokenTrie in depth-first order with the
+// automaton, skipping each subtree whose first byte is rejected; EOS is
+// allowed exactly when the grammar may end.
+//
+// GrammarMatcher is one sequence's position in a CompiledGrammar: a state id.
+// It belongs to one request (not thread-safe by itself; its CompiledGrammar is).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/mutex.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "structured/grammar.h"
+#include "structured/grammar_automaton.h"
+#include "structured/token_trie.h"
+
+namespace pagoda::structured {
+
+// A vocabulary-sized bit set: bit t set = token t allowed.
+using TokenMask = std::vector<uint64_t>;
+
+class CompiledGrammar {
+ public:
+  using StateId = GrammarAutomaton::StateId;
+  // Cached masks per grammar beyond which new ones are computed, not kept.
+  static constexpr size_t kMaskCacheBytes = size_t{64} << 20;
+  // Subtrees of the vocabulary trie at least this large are tested whole
+  // against the self-loop bytes of the state above them.
+  static constexpr uint32_t kSkipSubtreeNodes = 16;
+
+  CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie);
+  CompiledGrammar(const CompiledGrammar&) = delete;  // the automaton refers to grammar_
+  CompiledGrammar& operator=(const CompiledGrammar&) = delete;
+
+  StateId initial() const { return initial_; }
+  const TokenTrie& trie() const { return *trie_; }
+  const Grammar& grammar() const { return grammar_; }
+
+  // Sets `mask` (resized to the vocabulary) to the tokens allowed in
+  // `state`. An error when the automaton outgrew its limits.
+  Status fill_mask(StateId state, TokenMask& mask);
+  // The state after token `id`; GrammarAutomaton::kDead when the grammar
+  // rejects it. EOS ids: kDead unless the grammar may end (then the state
+  // itself).
+  StateId advance(StateId state, int32_t id);
+  StateId advance_bytes(StateId state, std::string_view bytes);
+  bool accepting(StateId state);
+  // Size of the lazily built automaton so far (states, frames).
+  std::pair<size_t, size_t> automaton_size();
+
+ private:
+  void walk(StateId state, TokenMask& mask) REQUIRES(mutex_);
+
+  const Grammar grammar_;
+  const std::shared_ptr<const TokenTrie> trie_;
+  Mutex mutex_;
+  GrammarAutomaton automaton_ GUARDED_BY(mutex_);
+  std::unordered_map<StateId, TokenMask> mask_cache_ GUARDED_BY(mutex_);
+  size_t mask_cache_bytes_ GUARDED_BY(mutex_) = 0;
+  std::vector<StateId> walk_states_ GUARDED_BY(mutex_);
+  StateId initial_ = GrammarAutomaton::kDead;
+};
+
+inline bool mask_allows(const TokenMask& mask, int32_t id) {
+  return id >= 0 && static_cast<size_t>(id >> 6) < mask.size() &&
+         ((mask[static_cast<size_t>(id >> 6)] >> (id & 63)) & 1);
+}
+
+class GrammarMatcher {
+ public:
+  explicit GrammarMatcher(std::shared_ptr<CompiledGrammar> grammar)
+      : grammar_(std::move(grammar)), state_(grammar_->initial()) {}
+
+  Status fill_mask(TokenMask& mask) { return grammar_->fill_mask(state_, mask); }
+  // Advances by token `id`; false (and no change) when the grammar rejects it.
+  bool accept(int32_t id);
+  // Whether the grammar may end here (EOS allowed).
+  bool can_end() { return grammar_->accepting(state_); }
+  // Whether the grammar is complete and nothing more may follow.
+  bool finished() const { return finished_; }
+  const CompiledGrammar& grammar() const { return *grammar_; }
+
+ private:
+  std::shared_ptr<CompiledGrammar> grammar_;
+  CompiledGrammar::StateId state_;
+  bool finished_ = false;
+};
+
+}  // namespace pagoda::structured

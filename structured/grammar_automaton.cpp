@@ -1,0 +1,167 @@
+#include "structured/grammar_automaton.h"
+
+#include <algorithm>
+
+namespace pagoda::structured {
+
+namespace {
+
+size_t mix(size_t h, uint64_t v) {
+  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  return h;
+}
+
+}  // namespace
+
+size_t GrammarAutomaton::FrameHash::operator()(const Frame& f) const {
+  size_t h = mix(0, f.rule);
+  h = mix(h, f.alternative);
+  h = mix(h, f.position);
+  return mix(h, static_cast<uint32_t>(f.parent));
+}
+
+bool GrammarAutomaton::FrameEqual::operator()(const Frame& a, const Frame& b) const {
+  return a.rule == b.rule && a.alternative == b.alternative && a.position == b.position && a.parent == b.parent;
+}
+
+size_t GrammarAutomaton::StackSetHash::operator()(const std::vector<int32_t>& v) const {
+  size_t h = v.size();
+  for (int32_t x : v) h = mix(h, static_cast<uint32_t>(x));
+  return h;
+}
+
+GrammarAutomaton::GrammarAutomaton(const Grammar& grammar) : grammar_(grammar) {
+  intern_state({}, false);  // kDead
+  std::vector<int32_t> starts;
+  const uint32_t root = grammar.root();
+  for (uint32_t a = 0; a < grammar.rules()[root].alternatives.size(); ++a) {
+    starts.push_back(grammar.rules()[root].alternatives[a].empty() ? -1 : intern_frame(root, a, 0, -1));
+  }
+  std::vector<int32_t> stacks;
+  bool accepting = false;
+  close(starts, stacks, accepting);
+  initial_ = intern_state(stacks, accepting);
+}
+
+int32_t GrammarAutomaton::intern_frame(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent) {
+  const Frame frame{rule, alternative, position, parent};
+  auto [it, inserted] = frame_index_.try_emplace(frame, static_cast<int32_t>(frames_.size()));
+  if (inserted) frames_.push_back(frame);
+  return it->second;
+}
+
+int32_t GrammarAutomaton::continuation(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent) {
+  const Sequence& seq = grammar_.rules()[rule].alternatives[alternative];
+  if (position + 1 == seq.size()) return parent;
+  return intern_frame(rule, alternative, position + 1, parent);
+}
+
+void GrammarAutomaton::close(const std::vector<int32_t>& starts, std::vector<int32_t>& out, bool& accepting) {
+  ++visit_epoch_;
+  work_.assign(starts.begin(), starts.end());
+  while (!work_.empty()) {
+    const int32_t id = work_.back();
+    work_.pop_back();
+    if (id < 0) {
+      accepting = true;
+      continue;
+    }
+    if (visit_mark_.size() <= static_cast<size_t>(id)) visit_mark_.resize(frames_.size() * 2 + 16, 0);
+    if (visit_mark_[static_cast<size_t>(id)] == visit_epoch_) continue;
+    visit_mark_[static_cast<size_t>(id)] = visit_epoch_;
+
+    const Frame frame = frames_[static_cast<size_t>(id)];
+    const Element element = grammar_.rules()[frame.rule].alternatives[frame.alternative][frame.position];
+    if (element.kind == Element::Kind::kBytes) {
+      out.push_back(id);
+      continue;
+    }
+    const int32_t after = continuation(frame.rule, frame.alternative, frame.position, frame.parent);
+    const Rule& callee = grammar_.rules()[element.index];
+    for (uint32_t a = 0; a < callee.alternatives.size(); ++a) {
+      work_.push_back(callee.alternatives[a].empty() ? after : intern_frame(element.index, a, 0, after));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+GrammarAutomaton::StateId GrammarAutomaton::intern_state(const std::vector<int32_t>& stacks, bool accepting) {
+  auto& index = state_index_[accepting ? 1 : 0];
+  if (auto it = index.find(stacks); it != index.end()) return it->second;
+  const auto id = static_cast<StateId>(accepting_.size());
+  index.emplace(stacks, id);
+  state_stacks_.push_back(stacks);
+  accepting_.push_back(accepting ? 1 : 0);
+  loop_bytes_.emplace_back();
+  no_loop_bytes_.emplace_back();
+  transitions_.resize(transitions_.size() + 256, id == kDead ? kDead : -1);
+  return id;
+}
+
+bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {
+  const auto s = static_cast<size_t>(state);
+  if (bytes.is_subset_of(loop_bytes_[s])) return true;
+  if (!no_loop_bytes_[s].is_disjoint_from(bytes)) return false;
+  for (int b = 0; b < 256; ++b) {
+    const auto byte = static_cast<uint8_t>(b);
+    if (!bytes.contains(byte) || loop_bytes_[s].contains(byte)) continue;
+    if (next(state, byte) != state) {
+      no_loop_bytes_[s].add(byte);
+      return false;
+    }
+    loop_bytes_[s].add(byte);
+  }
+  return true;
+}
+
+GrammarAutomaton::StateId GrammarAutomaton::compute_next(StateId state, uint8_t byte) {
+  if (frames_.size() > kMaxFrames || accepting_.size() > kMaxStates) {
+    overflowed_ = true;
+    return kDead;
+  }
+  // The bytes that match exactly the same frames as `byte` lead to the same
+  // state: find them (the intersection of each frame's set or its
+  // complement) and fill all their transitions at once.
+  ByteSet same_frames = ByteSet::all();
+  starts_.clear();
+  for (int32_t id : state_stacks_[static_cast<size_t>(state)]) {
+    const Frame frame = frames_[static_cast<size_t>(id)];
+    const Element element = grammar_.rules()[frame.rule].alternatives[frame.alternative][frame.position];
+    const ByteSet& set = grammar_.byte_sets()[element.index];
+    if (set.contains(byte)) {
+      same_frames.intersect(set);
+      starts_.push_back(continuation(frame.rule, frame.alternative, frame.position, frame.parent));
+    } else {
+      same_frames.subtract(set);
+    }
+  }
+  StateId result = kDead;
+  if (!starts_.empty()) {
+    stacks_.clear();
+    bool accepting = false;
+    close(starts_, stacks_, accepting);
+    result = intern_state(stacks_, accepting);
+  }
+  int32_t* row = &transitions_[static_cast<size_t>(state) * 256];
+  for (int b = 0; b < 256; ++b) {
+    if (same_frames.contains(static_cast<uint8_t>(b))) row[b] = result;
+  }
+  return result;
+}
+
+GrammarAutomaton::StateId GrammarAutomaton::advance(StateId state, std::string_view bytes) {
+  for (char c : bytes) {
+    if (state == kDead) return kDead;
+    state = next(state, static_cast<uint8_t>(c));
+  }
+  return state;
+}
+
+bool grammar_matches(const Grammar& grammar, std::string_view text) {
+  GrammarAutomaton automaton(grammar);
+  const GrammarAutomaton::StateId end = automaton.advance(automaton.initial(), text);
+  return end != GrammarAutomaton::kDead && automaton.accepting(end);
+}
+
+}  // namespace pagoda::structured

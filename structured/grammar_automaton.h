@@ -1,0 +1,103 @@
+// GrammarAutomaton: runs a Grammar over bytes.
+//
+// The grammar is a pushdown automaton; a configuration is the set of live
+// parse stacks (frames of rule, alternative, position, shared through a
+// hash-consed parent chain). Configurations are interned into dense state ids
+// and each (state, byte) transition is memoized the first time it is taken,
+// so the automaton becomes a deterministic one built lazily: a walk over the
+// vocabulary's byte trie costs one table lookup per byte once warm.
+//
+// Owns the frames, states and transition table; refers to the Grammar, which
+// must outlive it and have passed validate(). Not thread-safe: next() grows
+// the tables. CompiledGrammar (compiled_grammar.h) puts it behind a mutex.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "structured/grammar.h"
+
+namespace pagoda::structured {
+
+class GrammarAutomaton {
+ public:
+  using StateId = int32_t;
+  static constexpr StateId kDead = 0;  // no stack left: every byte is rejected
+  // Limits on the lazily built tables; past them next() answers kDead and
+  // overflowed() turns true (the caller reports an error, never a wrong mask).
+  static constexpr size_t kMaxFrames = 4'000'000;
+  static constexpr size_t kMaxStates = 1'000'000;
+
+  explicit GrammarAutomaton(const Grammar& grammar);
+
+  StateId initial() const { return initial_; }
+  // The state after `byte`; kDead when no stack accepts it.
+  StateId next(StateId state, uint8_t byte) {
+    const int32_t known = transitions_[static_cast<size_t>(state) * 256 + byte];
+    return known >= 0 ? known : compute_next(state, byte);
+  }
+  // The state after all of `bytes` (kDead as soon as one is rejected).
+  StateId advance(StateId state, std::string_view bytes);
+  // Whether the grammar may end in `state`.
+  bool accepting(StateId state) const { return accepting_[static_cast<size_t>(state)] != 0; }
+  // Whether every byte of `bytes` leads from `state` back to itself. Takes
+  // only the transitions it needs, stopping at the first byte that does not
+  // loop; what it learns about the state is kept for the next question.
+  bool loops_on_all(StateId state, const ByteSet& bytes);
+  bool overflowed() const { return overflowed_; }
+  size_t state_count() const { return accepting_.size(); }
+  size_t frame_count() const { return frames_.size(); }
+
+ private:
+  struct Frame {
+    uint32_t rule;
+    uint32_t alternative;
+    uint32_t position;
+    int32_t parent;  // frame to continue with when this sequence ends; -1: the root
+  };
+  struct FrameHash {
+    size_t operator()(const Frame& f) const;
+  };
+  struct FrameEqual {
+    bool operator()(const Frame& a, const Frame& b) const;
+  };
+  struct StackSetHash {
+    size_t operator()(const std::vector<int32_t>& v) const;
+  };
+
+  int32_t intern_frame(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent);
+  // Sets `out` to the frames reachable from `starts` that wait on a byte
+  // (sorted, unique; -1 in `starts` is the root's end and sets `accepting`),
+  // expanding rule references and popping finished sequences.
+  void close(const std::vector<int32_t>& starts, std::vector<int32_t>& out, bool& accepting);
+  // The frame after the element at (rule, alternative, position) of `frame`,
+  // or its parent when that element was the sequence's last (a tail call).
+  int32_t continuation(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent);
+  StateId intern_state(const std::vector<int32_t>& stacks, bool accepting);
+  StateId compute_next(StateId state, uint8_t byte);
+
+  const Grammar& grammar_;
+  std::vector<Frame> frames_;
+  std::unordered_map<Frame, int32_t, FrameHash, FrameEqual> frame_index_;
+  std::vector<std::vector<int32_t>> state_stacks_;  // per state: sorted frames waiting on a byte
+  std::vector<uint8_t> accepting_;
+  std::unordered_map<std::vector<int32_t>, StateId, StackSetHash> state_index_[2];  // by accepting
+  std::vector<int32_t> transitions_;  // state * 256 + byte -> state, -1 unknown
+  StateId initial_ = kDead;
+  bool overflowed_ = false;
+  std::vector<ByteSet> loop_bytes_;     // per state: bytes known to lead back to it
+  std::vector<ByteSet> no_loop_bytes_;  // per state: bytes known to lead elsewhere
+  // scratch for compute_next() and close()
+  std::vector<int32_t> starts_;
+  std::vector<int32_t> stacks_;
+  std::vector<int32_t> work_;
+  std::vector<uint32_t> visit_mark_;
+  uint32_t visit_epoch_ = 0;
+};
+
+// Whether `grammar` (validated) matches all of `text`.
+bool grammar_matches(const Grammar& grammar, std::string_view text);
+
+}  // namespace pagoda::structured

@@ -1,0 +1,35 @@
+#include "structured/grammar_cache.h"
+
+namespace pagoda::structured {
+
+Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& spec, bool* hit) {
+  std::string key = spec.cache_key();
+  {
+    MutexLock lock(mutex_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      entries_.splice(entries_.begin(), entries_, it->second);
+      if (hit != nullptr) *hit = true;
+      return it->second->second;
+    }
+  }
+  if (hit != nullptr) *hit = false;
+  Result<Grammar> grammar = compile_grammar_spec(spec);
+  if (!grammar) return grammar.status();
+  auto compiled = std::make_shared<CompiledGrammar>(std::move(grammar).value(), trie_);
+  MutexLock lock(mutex_);
+  if (auto it = index_.find(key); it != index_.end()) return it->second->second;
+  entries_.emplace_front(key, compiled);
+  index_.emplace(std::move(key), entries_.begin());
+  while (entries_.size() > capacity_) {
+    index_.erase(entries_.back().first);
+    entries_.pop_back();
+  }
+  return compiled;
+}
+
+size_t GrammarCache::size() const {
+  MutexLock lock(mutex_);
+  return entries_.size();
+}
+
+}  // namespace pagoda::structured

@@ -1,0 +1,39 @@
+// GrammarCache: compiled grammars by (spec, tokenizer), least recently used
+// out first, so a schema sent with every request compiles once and its
+// automaton and token masks stay warm. Thread-safe (one mutex; compiling
+// happens outside it, so two threads may compile the same spec at once and
+// the first to finish is kept).
+#pragma once
+
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/mutex.h"
+#include "common/status.h"
+#include "structured/compiled_grammar.h"
+#include "structured/grammar_spec.h"
+#include "structured/token_trie.h"
+
+namespace pagoda::structured {
+
+class GrammarCache {
+ public:
+  GrammarCache(std::shared_ptr<const TokenTrie> trie, size_t capacity) : trie_(std::move(trie)), capacity_(capacity) {}
+
+  // The compiled grammar of `spec`; `hit` (optional) tells whether it was cached.
+  Result<std::shared_ptr<CompiledGrammar>> get(const GrammarSpec& spec, bool* hit = nullptr);
+  size_t size() const;
+
+ private:
+  using Entry = std::pair<std::string, std::shared_ptr<CompiledGrammar>>;
+  const std::shared_ptr<const TokenTrie> trie_;
+  const size_t capacity_;
+  mutable Mutex mutex_;
+  std::list<Entry> entries_ GUARDED_BY(mutex_);  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_ GUARDED_BY(mutex_);
+};
+
+}  // namespace pagoda::structured
