@@ -57,13 +57,31 @@ int32_t GrammarAutomaton::continuation(uint32_t rule, uint32_t alternative, uint
 }
 
 void GrammarAutomaton::close(const std::vector<int32_t>& starts, std::vector<int32_t>& out, bool& accepting) {
+  for (int32_t start : starts) {
+    if (start < 0) {
+      accepting = true;
+      continue;
+    }
+    const Closure c = closure_of(start);
+    accepting = accepting || c.accepting;
+    out.insert(out.end(), closure_pool_.begin() + c.begin, closure_pool_.begin() + c.end);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+const GrammarAutomaton::Closure& GrammarAutomaton::closure_of(int32_t start) {
+  if (closures_.size() <= static_cast<size_t>(start)) closures_.resize(frames_.size() * 2 + 16);
+  if (closures_[static_cast<size_t>(start)].known) return closures_[static_cast<size_t>(start)];
+  Closure c;
+  c.begin = static_cast<uint32_t>(closure_pool_.size());
   ++visit_epoch_;
-  work_.assign(starts.begin(), starts.end());
+  work_.assign(1, start);
   while (!work_.empty()) {
     const int32_t id = work_.back();
     work_.pop_back();
     if (id < 0) {
-      accepting = true;
+      c.accepting = true;
       continue;
     }
     if (visit_mark_.size() <= static_cast<size_t>(id)) visit_mark_.resize(frames_.size() * 2 + 16, 0);
@@ -73,7 +91,7 @@ void GrammarAutomaton::close(const std::vector<int32_t>& starts, std::vector<int
     const Frame frame = frames_[static_cast<size_t>(id)];
     const Element element = grammar_.rules()[frame.rule].alternatives[frame.alternative][frame.position];
     if (element.kind == Element::Kind::kBytes) {
-      out.push_back(id);
+      closure_pool_.push_back(id);
       continue;
     }
     const int32_t after = continuation(frame.rule, frame.alternative, frame.position, frame.parent);
@@ -82,8 +100,11 @@ void GrammarAutomaton::close(const std::vector<int32_t>& starts, std::vector<int
       work_.push_back(callee.alternatives[a].empty() ? after : intern_frame(element.index, a, 0, after));
     }
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  c.end = static_cast<uint32_t>(closure_pool_.size());
+  c.known = true;
+  if (closures_.size() <= static_cast<size_t>(start)) closures_.resize(frames_.size() * 2 + 16);
+  closures_[static_cast<size_t>(start)] = c;
+  return closures_[static_cast<size_t>(start)];
 }
 
 GrammarAutomaton::StateId GrammarAutomaton::intern_state(const std::vector<int32_t>& stacks, bool accepting) {

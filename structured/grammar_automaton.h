@@ -72,6 +72,15 @@ class GrammarAutomaton {
   // (sorted, unique; -1 in `starts` is the root's end and sets `accepting`),
   // expanding rule references and popping finished sequences.
   void close(const std::vector<int32_t>& starts, std::vector<int32_t>& out, bool& accepting);
+  // The closure of one frame, computed once and kept: [begin, end) in
+  // closure_pool_, and whether the root can end from it.
+  struct Closure {
+    uint32_t begin = 0;
+    uint32_t end = 0;
+    bool accepting = false;
+    bool known = false;
+  };
+  const Closure& closure_of(int32_t frame);
   // The frame after the element at (rule, alternative, position) of `frame`,
   // or its parent when that element was the sequence's last (a tail call).
   int32_t continuation(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent);
@@ -89,6 +98,8 @@ class GrammarAutomaton {
   bool overflowed_ = false;
   std::vector<ByteSet> loop_bytes_;     // per state: bytes known to lead back to it
   std::vector<ByteSet> no_loop_bytes_;  // per state: bytes known to lead elsewhere
+  std::vector<Closure> closures_;       // per frame
+  std::vector<int32_t> closure_pool_;
   // scratch for compute_next() and close()
   std::vector<int32_t> starts_;
   std::vector<int32_t> stacks_;

@@ -263,6 +263,7 @@ void Sampler::fill_logprobs(const SamplingParams& params, SampleResult& result) 
   cand_.clear();
   for (size_t i = 0; i < n; ++i) {
     const float l = work_[i];
+    if (!(l > -std::numeric_limits<float>::infinity())) continue;  // banned (logit_bias, a grammar's mask)
     if (cand_.size() == k && !(l > cand_.back().weight)) continue;
     if (cand_.size() == k) cand_.pop_back();
     auto pos = std::find_if(cand_.begin(), cand_.end(), [l](const Candidate& c) { return l > c.weight; });

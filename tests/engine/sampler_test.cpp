@@ -390,3 +390,19 @@ TEST_CASE("sampler_math kernels match plain loops", "[sampler]") {
     CHECK(sampler_math::sum(out.data(), n) == Approx(ref_sum).epsilon(1e-6));
   }
 }
+
+TEST_CASE("top logprobs leave out banned tokens (-inf logits, as a grammar's mask makes them)") {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const std::vector<float> logits = {ninf, 1.0f, ninf, 0.5f, ninf};
+  SamplingParams p;
+  p.temperature = 0;
+  p.logprobs = 4;
+  Sampler s;
+  RequestRng rng(1);
+  const SampleResult r = s.sample(logits, p, rng, {}, {});
+  CHECK(r.token == 1);
+  REQUIRE(r.top_logprobs.size() == 2);
+  CHECK(r.top_logprobs[0].first == 1);
+  CHECK(r.top_logprobs[1].first == 3);
+  for (const auto& [id, lp] : r.top_logprobs) CHECK(std::isfinite(lp));
+}
