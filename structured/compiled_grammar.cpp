@@ -16,9 +16,13 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
     return Status::ok();
   }
   mask.assign(words, 0);
+  automaton_.begin_budget();
   walk(state, mask);
   if (automaton_.overflowed()) {
-    return Status::resource_exhausted("structured output: the grammar's matcher outgrew its limits");
+    return Status::resource_exhausted(
+        "structured output: the grammar is too ambiguous to follow (its matcher needed more than " +
+        std::to_string(GrammarAutomaton::kMaxNewStatesPerMask) + " new states for one token, or " +
+        std::to_string(GrammarAutomaton::kMaxStates) + " in all)");
   }
   if (mask_cache_bytes_ + words * 8 <= kMaskCacheBytes) {
     mask_cache_.emplace(state, mask);

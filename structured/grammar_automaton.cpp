@@ -137,7 +137,7 @@ bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {
 }
 
 GrammarAutomaton::StateId GrammarAutomaton::compute_next(StateId state, uint8_t byte) {
-  if (frames_.size() > kMaxFrames || accepting_.size() > kMaxStates) {
+  if (frames_.size() > kMaxFrames || accepting_.size() > kMaxStates || accepting_.size() >= budget_end_) {
     overflowed_ = true;
     return kDead;
   }

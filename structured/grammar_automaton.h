@@ -29,6 +29,10 @@ class GrammarAutomaton {
   // overflowed() turns true (the caller reports an error, never a wrong mask).
   static constexpr size_t kMaxFrames = 4'000'000;
   static constexpr size_t kMaxStates = 1'000'000;
+  // New states one token mask may create (begin_budget()): a grammar so
+  // ambiguous that one step would need more stalls the batch, so it fails
+  // instead (overflowed()).
+  static constexpr size_t kMaxNewStatesPerMask = 8192;
 
   explicit GrammarAutomaton(const Grammar& grammar);
 
@@ -47,6 +51,8 @@ class GrammarAutomaton {
   // loop; what it learns about the state is kept for the next question.
   bool loops_on_all(StateId state, const ByteSet& bytes);
   bool overflowed() const { return overflowed_; }
+  // Starts counting new states against kMaxNewStatesPerMask.
+  void begin_budget() { budget_end_ = accepting_.size() + kMaxNewStatesPerMask; }
   size_t state_count() const { return accepting_.size(); }
   size_t frame_count() const { return frames_.size(); }
 
@@ -96,6 +102,7 @@ class GrammarAutomaton {
   std::vector<int32_t> transitions_;  // state * 256 + byte -> state, -1 unknown
   StateId initial_ = kDead;
   bool overflowed_ = false;
+  size_t budget_end_ = SIZE_MAX;        // state count at which compute_next() gives up
   std::vector<ByteSet> loop_bytes_;     // per state: bytes known to lead back to it
   std::vector<ByteSet> no_loop_bytes_;  // per state: bytes known to lead elsewhere
   std::vector<Closure> closures_;       // per frame
