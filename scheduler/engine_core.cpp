@@ -71,7 +71,9 @@ bool EngineCore::step(Clock::time_point now) {
     }
   }
   const auto t0 = Clock::now();
+  std::future<void> masks = start_grammar_masks(out);
   Status st = runner_->run(out, *kv_, &logits_);
+  if (masks.valid()) masks.get();
   if (!st.is_ok()) {
     for (const ScheduledSeq& s : out.seqs)
       finish_request(*s.request, FinishReason::kError, Status::internal("model step failed: " + st.message()), now);
@@ -127,16 +129,28 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
   }
 }
 
+std::future<void> EngineCore::start_grammar_masks(const SchedulerOutput& out) {
+  std::vector<Request*> constrained;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (s.sample && s.request->grammar) constrained.push_back(s.request);
+  }
+  if (constrained.empty()) return {};
+  return std::async(std::launch::async, [constrained = std::move(constrained)] {
+    for (Request* r : constrained) r->grammar_mask_status = r->grammar->fill_mask(r->grammar_mask);
+  });
+}
+
 bool EngineCore::apply_grammar(Request& r, float* logits) {
-  if (Status status = r.grammar->fill_mask(grammar_mask_); !status) {
-    finish_request(r, FinishReason::kError, std::move(status), Clock::now());
+  if (!r.grammar_mask_status) {
+    finish_request(r, FinishReason::kError, r.grammar_mask_status, Clock::now());
     return false;
   }
+  const structured::TokenMask& mask = r.grammar_mask;
   const float ninf = -std::numeric_limits<float>::infinity();
   const int32_t vocab = limits_.vocab_size;
   bool any_text = false;
   for (int32_t id = 0; id < vocab; ++id) {
-    if (!structured::mask_allows(grammar_mask_, id)) {
+    if (!structured::mask_allows(mask, id)) {
       logits[id] = ninf;
     } else if (!contains(tokenizer_->eos_ids(), id)) {
       any_text = true;

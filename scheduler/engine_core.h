@@ -10,6 +10,7 @@
 // except validate() and limits(), which read only the immutable RequestLimits.
 #pragma once
 
+#include <future>
 #include <memory>
 #include <vector>
 
@@ -58,9 +59,13 @@ class EngineCore {
   void emit(Request& r, bool final, Status error = Status::ok());
   void finish_request(Request& r, FinishReason reason, Status status, Clock::time_point now);
   void mask_stop_tokens(const Request& r, float* logits) const;
-  // Sets the logits of the tokens r.grammar rejects to -inf. False when the
-  // request ended instead: its grammar is complete (only EOS is left) or
-  // failed.
+  // Starts computing the token masks of the step's constrained sequences on
+  // another thread (they need only the state after the last sampled token),
+  // so they overlap the forward pass; an invalid future when there are none.
+  std::future<void> start_grammar_masks(const SchedulerOutput& out);
+  // Sets the logits of the tokens r.grammar_mask bans to -inf. False when
+  // the request ended instead: its grammar is complete (only EOS is left)
+  // or failed.
   bool apply_grammar(Request& r, float* logits);
   // Running and waiting counts and KV usage into the stats' gauges: after
   // anything that changes them, before the client can hear of it.
@@ -75,7 +80,6 @@ class EngineCore {
   const RequestLimits limits_;
   Sampler sampler_;
   std::vector<float> logits_;
-  structured::TokenMask grammar_mask_;
 };
 
 }  // namespace pagoda

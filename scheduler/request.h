@@ -96,6 +96,10 @@ class Request {
   // token mask is applied before sampling). Set before submit; advanced on
   // the engine thread only.
   std::unique_ptr<structured::GrammarMatcher> grammar;
+  // This step's token mask of `grammar` and how computing it went: written
+  // by the engine's mask task while the forward pass runs, read after it.
+  structured::TokenMask grammar_mask;
+  Status grammar_mask_status;
 
   // ---- any thread ----
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }

@@ -385,9 +385,10 @@ class GbnfParser {
     } else {
       Sequence repeated = grammar_.repeat(body, static_cast<uint32_t>(min), static_cast<uint32_t>(max));
       repeated_elements_ += repeated.size();
-      if (repeated_elements_ > Grammar::kMaxElements) {
-        return error_at(
-            here, "grammar too large: its repetitions add over " + std::to_string(Grammar::kMaxElements) + " elements");
+      if (repeated_elements_ > Grammar::kMaxElements || grammar_.element_count() > Grammar::kMaxElements ||
+          grammar_.rules().size() > Grammar::kMaxRules) {
+        return error_at(here, "grammar too large at this repetition (over " + std::to_string(Grammar::kMaxElements) +
+                                  " elements or " + std::to_string(Grammar::kMaxRules) + " rules)");
       }
       out.insert(out.end(), repeated.begin(), repeated.end());
     }

@@ -257,6 +257,8 @@ TEST_CASE("gbnf: more syntax errors") {
   CHECK_THAT(parse_error("root ::= \"a\"{2"), Catch::Contains("expected a count, ',' or '}'"));
   CHECK_THAT(parse_error("root ::= \"a\"{99999999999}"),
              Catch::Contains("line 1, column 13: repetition count too large"));
+  CHECK_THAT(parse_error("root ::= \"a\"{1500000} \"b\"{1500000}"),
+             Catch::Contains("line 1, column 26: grammar too large"));
   CHECK_THAT(parse_error(R"(root ::= "\uD800")"), Catch::Contains("U+D800 is not a Unicode scalar value"));
   CHECK_THAT(parse_error("root ::= \"\xFF\""), Catch::Contains("invalid UTF-8"));
   CHECK_THAT(parse_error("root_1 ::= \"a\""), Catch::Contains("line 1, column 5: expected '::='"));
