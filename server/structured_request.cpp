@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "structured/json_schema_compiler.h"
+
 namespace pagoda {
 
 namespace {
@@ -19,12 +21,20 @@ Result<json> schema_value(const json& value, const std::string& field) {
   if (value.is_object() || value.is_boolean()) return value;
   if (value.is_string()) {
     json parsed = json::parse(value.get<std::string>(), nullptr, false);
+    if (!parsed.is_discarded() && structured::json_nesting_exceeds(parsed, structured::kMaxSchemaJsonDepth))
+      return field_error(field, "'" + field + "' is nested more than " +
+                                    std::to_string(structured::kMaxSchemaJsonDepth) + " levels deep");
     if (!parsed.is_discarded() && (parsed.is_object() || parsed.is_boolean())) return parsed;
   }
   return field_error(field, "'" + field + "' must be a JSON Schema (an object, or a string holding one)");
 }
 
 Result<Spec> json_schema_spec(const json& value, const std::string& field, bool strict) {
+  // Checked first, before anything walks the schema recursively (copying
+  // it, or dumping it for the cache key, would exhaust the stack).
+  if (structured::json_nesting_exceeds(value, structured::kMaxSchemaJsonDepth))
+    return field_error(field, "'" + field + "' is nested more than " + std::to_string(structured::kMaxSchemaJsonDepth) +
+                                  " levels deep");
   auto schema = schema_value(value, field);
   if (!schema) return schema.status();
   GrammarSpec spec;

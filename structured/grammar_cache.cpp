@@ -1,8 +1,15 @@
 #include "structured/grammar_cache.h"
 
+#include "structured/json_schema_compiler.h"
+
 namespace pagoda::structured {
 
 Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& spec, bool* hit) {
+  // The key dumps the schema recursively: refuse a hostile depth first.
+  if (spec.kind == GrammarSpec::Kind::kJsonSchema && json_nesting_exceeds(spec.schema, kMaxSchemaJsonDepth)) {
+    return Status::invalid_argument("json_schema: the schema is nested more than " +
+                                    std::to_string(kMaxSchemaJsonDepth) + " JSON levels deep");
+  }
   std::string key = spec.cache_key();
   {
     MutexLock lock(mutex_);

@@ -35,6 +35,7 @@ constexpr bool kIntegerZeroFraction = false;
 // Limits that keep a hostile schema from building an enormous grammar.
 constexpr uint32_t kMaxRepeat = 100'000;   // minLength / maxLength / minItems / maxItems
 constexpr int kMaxRefDepth = 32;           // $ref resolutions nested inside one merge
+constexpr long kMaxNesting = 256;          // JSON pointer segments below the root schema
 constexpr size_t kMaxAlternatives = 4096;  // anyOf options after merging
 constexpr size_t kMaxObjectStates = 20'000;
 
@@ -339,6 +340,12 @@ class Compiler {
 
   NodePtr translate(const Json& schema, const std::string& where) {
     if (schema.is_boolean()) return schema.get<bool>() ? any_ : never_;
+    // Bounds the recursion (and the pointer strings it copies) on a hostile
+    // schema nested thousands deep.
+    if (std::count(where.begin(), where.end(), '/') > kMaxNesting) {
+      fail("the schema is nested more than " + std::to_string(kMaxNesting) + " levels deep at " +
+           at(where.substr(0, 200)) + "...");
+    }
     if (!schema.is_object()) fail("the schema at " + at(where) + " is not an object or a boolean");
     refuse_unsupported_keywords(schema, where);
 
@@ -798,7 +805,8 @@ class Compiler {
       const NodePtr& other = a->kind == Kind::kAnyOf ? b : a;
       auto result = make(Kind::kAnyOf, many->where);
       for (const NodePtr& option : many->options) {
-        NodePtr merged = intersect(option, other, depth);
+        // Keep the arguments' order: the merged object lists a's properties first.
+        NodePtr merged = many == a ? intersect(option, other, depth) : intersect(other, option, depth);
         if (merged->kind != Kind::kNever) result->options.push_back(merged);
         if (result->options.size() > kMaxAlternatives) unsupported("anyOf", many->where, "too many alternatives");
       }
@@ -1043,6 +1051,43 @@ class Compiler {
 
   // ----- disjointness (oneOf) -------------------------------------------------
 
+  // Whether some string satisfies both string nodes (true when unsure).
+  bool strings_overlap(const Node& a, const Node& b) {
+    std::vector<StringPattern> patterns;
+    for (const Node* node : {&a, &b}) {
+      for (const std::string& pattern : node->patterns) patterns.push_back({pattern, true});
+      if (!node->format.empty()) patterns.push_back({format_pattern(node->format).pattern, false});
+    }
+    Grammar scratch;
+    Result<Element> element = string_intersection(scratch, patterns, std::max(a.min_length, b.min_length),
+                                                  std::min(a.max_length, b.max_length));
+    if (!element.is_ok()) return true;
+    return productive(scratch, *element);
+  }
+
+  // Whether `element` of `grammar` matches some text.
+  static bool productive(const Grammar& grammar, Element element) {
+    const std::vector<Rule>& rules = grammar.rules();
+    std::vector<bool> rule_productive(rules.size(), false);
+    auto element_productive = [&](const Element& e) {
+      return e.kind == Element::Kind::kBytes ? !grammar.byte_sets()[e.index].empty() : bool(rule_productive[e.index]);
+    };
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (size_t r = 0; r < rules.size(); ++r) {
+        if (rule_productive[r]) continue;
+        for (const Sequence& alternative : rules[r].alternatives) {
+          if (std::all_of(alternative.begin(), alternative.end(), element_productive)) {
+            rule_productive[r] = true;
+            changed = true;
+            break;
+          }
+        }
+      }
+    }
+    return element_productive(element);
+  }
+
   // Whether no value satisfies both (false when unsure).
   bool disjoint(const NodePtr& a, const NodePtr& b, int depth) {
     if (depth > kMaxRefDepth) return false;
@@ -1068,8 +1113,11 @@ class Compiler {
         };
         return below(a->upper, b->lower) || below(b->upper, a->lower);
       }
-      case Kind::kString:
-        return a->max_length < b->min_length || b->max_length < a->min_length;
+      case Kind::kString: {
+        if (a->max_length < b->min_length || b->max_length < a->min_length) return true;
+        if (a->patterns.empty() && a->format.empty() && b->patterns.empty() && b->format.empty()) return false;
+        return !strings_overlap(*a, *b);
+      }
       case Kind::kArray: {
         if (a->max_items < b->min_items || b->max_items < a->min_items) return true;
         const size_t n = std::max(a->prefix_items.size(), b->prefix_items.size());
@@ -1623,24 +1671,35 @@ class Compiler {
       extra_member = extra_members.size() == 1 ? grammar_.choice({extra_members[0]}, "member")
                                                : grammar_.choice(std::move(extra_members), "member");
     }
+    // Rules are created on first reference and filled from a worklist, so
+    // the depth of C++ recursion does not grow with the counts.
     std::map<uint32_t, uint32_t> extra_rules;
-    std::function<Element(uint32_t)> extra_state = [&](uint32_t c) -> Element {
+    std::vector<uint32_t> extra_pending;
+    auto extra_state = [&](uint32_t c) -> Element {
       auto it = extra_rules.find(c);
-      if (it != extra_rules.end()) return Grammar::ref(it->second);
-      const uint32_t rule = grammar_.add_rule("members");
-      extra_rules.emplace(c, rule);
-      if (c >= min) grammar_.add_alternative(rule, {});
-      if (extra_member && (max == kUnbounded || c < max)) {
-        Sequence sequence = c == 0 ? Sequence{} : comma;
-        sequence.push_back(*extra_member);
-        sequence.push_back(extra_state(next_count(c)));
-        grammar_.add_alternative(rule, std::move(sequence));
+      if (it == extra_rules.end()) {
+        it = extra_rules.emplace(c, grammar_.add_rule("members")).first;
+        extra_pending.push_back(c);
       }
-      return Grammar::ref(rule);
+      return Grammar::ref(it->second);
+    };
+    auto fill_extra_states = [&] {
+      while (!extra_pending.empty()) {
+        const uint32_t c = extra_pending.back();
+        extra_pending.pop_back();
+        const uint32_t rule = extra_rules.at(c);
+        if (c >= min) grammar_.add_alternative(rule, {});
+        if (extra_member && (max == kUnbounded || c < max)) {
+          Sequence sequence = c == 0 ? Sequence{} : comma;
+          sequence.push_back(*extra_member);
+          sequence.push_back(extra_state(next_count(c)));
+          grammar_.add_alternative(rule, std::move(sequence));
+        }
+      }
     };
 
     Element body;
-    if (listed.size() <= kAnyOrderProperties && listed.size() > 1) {
+    if (options_.any_order_properties && listed.size() <= kAnyOrderProperties && listed.size() > 1) {
       // Any order: state = the set of listed members already written.
       std::map<uint32_t, uint32_t> mask_rules;
       uint32_t required_mask = 0;
@@ -1667,12 +1726,21 @@ class Compiler {
     } else {
       // In order: state = (next listed index, count so far).
       std::map<std::pair<size_t, uint32_t>, uint32_t> rules;
-      std::function<Element(size_t, uint32_t)> state = [&](size_t i, uint32_t c) -> Element {
+      std::vector<std::pair<size_t, uint32_t>> pending;
+      auto state = [&](size_t i, uint32_t c) -> Element {
         if (i == listed.size()) return extra_state(c);
         auto it = rules.find({i, c});
-        if (it != rules.end()) return Grammar::ref(it->second);
-        const uint32_t rule = grammar_.add_rule("members");
-        rules.emplace(std::make_pair(i, c), rule);
+        if (it == rules.end()) {
+          it = rules.emplace(std::make_pair(i, c), grammar_.add_rule("members")).first;
+          pending.emplace_back(i, c);
+        }
+        return Grammar::ref(it->second);
+      };
+      body = state(0, 0);
+      while (!pending.empty()) {
+        const auto [i, c] = pending.back();
+        pending.pop_back();
+        const uint32_t rule = rules.at({i, c});
         if (!listed[i].required) grammar_.add_alternative(rule, {state(i + 1, c)});
         if (max == kUnbounded || c < max) {
           Sequence sequence = c == 0 ? Sequence{} : comma;
@@ -1680,10 +1748,9 @@ class Compiler {
           sequence.push_back(state(i + 1, next_count(c)));
           grammar_.add_alternative(rule, std::move(sequence));
         }
-        return Grammar::ref(rule);
-      };
-      body = state(0, 0);
+      }
     }
+    fill_extra_states();
     Sequence sequence{grammar_.byte('{')};
     ws(sequence);
     sequence.push_back(body);
@@ -1711,7 +1778,25 @@ class Compiler {
 
 }  // namespace
 
+bool json_nesting_exceeds(const nlohmann::ordered_json& value, size_t limit) {
+  // Iterative, so a hostile document cannot exhaust the stack here either.
+  std::vector<std::pair<const nlohmann::ordered_json*, size_t>> pending{{&value, 1}};
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured()) continue;
+    if (depth > limit) return true;
+    for (const auto& child : *node) pending.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
+
 Result<Grammar> compile_json_schema(const nlohmann::ordered_json& schema, const JsonSchemaOptions& options) {
+  // Every pass below recurses over the schema: bound its depth first.
+  if (json_nesting_exceeds(schema, kMaxSchemaJsonDepth)) {
+    return Status::invalid_argument("json_schema: the schema is nested more than " +
+                                    std::to_string(kMaxSchemaJsonDepth) + " JSON levels deep");
+  }
   try {
     Compiler compiler(schema, options);
     return compiler.compile();

@@ -10,8 +10,9 @@
 // Where exactness would be expensive the grammar accepts a documented subset
 // of the valid texts instead (it may refuse some valid texts):
 //   - object members come in the order of `properties` (then `required`
-//     names not listed there, then any other keys); objects with at most
-//     kAnyOrderProperties listed properties accept them in any order;
+//     names not listed there, then any other keys); with the option
+//     any_order_properties, objects with at most kAnyOrderProperties listed
+//     properties accept them in any order;
 //     extra keys (additionalProperties) are written the way json.dumps
 //     writes them (raw UTF-8, short escapes, \u00XX for other controls);
 //   - const / enum values are written in their canonical compact form;
@@ -49,12 +50,24 @@ struct JsonSchemaOptions {
   // unless additionalProperties says otherwise.
   bool strict = false;
   enum class Whitespace { kCompact, kFlexible } whitespace = Whitespace::kCompact;
+  // Objects with at most kAnyOrderProperties listed properties accept them
+  // in any order (each once). Off: the order of `properties`, as OpenAI's
+  // structured outputs write them.
+  bool any_order_properties = false;
 };
 
 // Most whitespace characters between two tokens with Whitespace::kFlexible.
 inline constexpr uint32_t kMaxWhitespace = 64;
-// Objects with at most this many listed properties take them in any order.
+// With any_order_properties, objects with at most this many listed
+// properties take them in any order.
 inline constexpr size_t kAnyOrderProperties = 4;
+
+// Deepest JSON nesting (arrays and objects) of a schema compile_json_schema
+// takes; deeper ones are refused before any recursive pass.
+inline constexpr size_t kMaxSchemaJsonDepth = 512;
+// Whether `value` nests arrays and objects more than `limit` levels deep
+// (iterative: safe on any document).
+bool json_nesting_exceeds(const nlohmann::ordered_json& value, size_t limit);
 
 // The grammar of the JSON texts valid under `schema` (validated). Property
 // order is the order of `properties` in `schema`, so pass an ordered_json

@@ -63,3 +63,15 @@ TEST_CASE("two grammars in one request are refused, naming the second") {
   // response_format text asks for nothing, so a guided field beside it is fine.
   CHECK(parse(R"({"response_format":{"type":"text"},"guided_regex":"a"})").value()->kind == GrammarSpec::Kind::kRegex);
 }
+
+TEST_CASE("a schema nested thousands deep is refused before anything recurses over it") {
+  std::string deep = R"({"guided_json":)";
+  for (int i = 0; i < 100000; ++i) deep += R"({"x":)";
+  deep += "1";
+  for (int i = 0; i < 100000; ++i) deep += "}";
+  deep += "}";
+  auto r = parse_structured_request(nlohmann::ordered_json::parse(deep));
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().field() == "guided_json");
+  CHECK_THAT(r.status().message(), Catch::Contains("nested more than"));
+}

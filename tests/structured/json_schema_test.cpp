@@ -76,11 +76,15 @@ TEST_CASE("json_schema: objects") {
           R"({"name":"a","other":1,"age":3})", R"({"age":3,"name":"a"})", R"({"name":"a",})"});
   // An extra key may not be a listed one (its value would escape its schema).
   expect(person, {}, {R"({"name":"a","x":null,"age":"s"})"});
-  // Small property sets in any order, each at most once.
-  expect(
-      R"({"properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a"], "additionalProperties": false})",
-      {R"({"a":1,"b":"x"})", R"({"b":"x","a":1})", R"({"a":1})"},
-      {R"({"b":"x"})", R"({"a":1,"a":2})", R"({"a":1,"c":2})", R"({"b":"x","a":1,"b":"y"})"});
+  // Schema order by default; with any_order_properties, small property sets
+  // in any order, each at most once.
+  const std::string two =
+      R"({"properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a"], "additionalProperties": false})";
+  expect(two, {R"({"a":1,"b":"x"})", R"({"a":1})"}, {R"({"b":"x","a":1})", R"({"b":"x"})"});
+  JsonSchemaOptions any_order;
+  any_order.any_order_properties = true;
+  expect(two, {R"({"a":1,"b":"x"})", R"({"b":"x","a":1})", R"({"a":1})"},
+         {R"({"b":"x"})", R"({"a":1,"a":2})", R"({"a":1,"c":2})", R"({"b":"x","a":1,"b":"y"})"}, any_order);
   // additionalProperties as a schema; strict mode.
   expect(R"({"properties": {"a": {}}, "additionalProperties": {"type": "integer"}})", {R"({"a":"s","b":1})", "{}"},
          {R"({"a":1,"b":"s"})"});
@@ -162,6 +166,9 @@ TEST_CASE("json_schema: enum, const, combinators") {
   expect(R"({"const": "x"})", {R"("x")"}, {R"("y")"});
   expect(R"({"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 3}]})", {R"("s")", "3"}, {"2", "null"});
   expect(R"({"oneOf": [{"type": "string"}, {"type": "integer"}]})", {R"("s")", "3"}, {"null"});
+  // Disjoint string languages (checked through the automaton product).
+  expect(R"({"oneOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "hostname"}]})",
+         {R"("10.0.0.1")", R"("example.com")"}, {R"("-x")"});
   CHECK(compile_error(R"({"oneOf": [{"type": "string"}, {"maxLength": 3}]})").find("'oneOf' at /oneOf") !=
         std::string::npos);
   expect(R"({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
@@ -303,3 +310,23 @@ TEST_CASE("json_schema: MaskBench schemas, byte level") {
 
 }  // namespace
 }  // namespace pagoda::structured
+
+TEST_CASE("json_schema: a schema nested thousands deep is refused quickly") {
+  std::string deep;
+  for (int i = 0; i < 20000; ++i) deep += R"({"type":"array","items":)";
+  deep += R"({"type":"integer"})";
+  for (int i = 0; i < 20000; ++i) deep += "}";
+  const auto start = std::chrono::steady_clock::now();
+  auto grammar = pagoda::structured::compile_json_schema(nlohmann::ordered_json::parse(deep));
+  REQUIRE_FALSE(grammar.is_ok());
+  CHECK_THAT(grammar.status().message(), Catch::Contains("nested more than"));
+  // Deep but within the JSON limit: refused by the schema-level limit.
+  std::string medium;
+  for (int i = 0; i < 300; ++i) medium += R"({"items":)";
+  medium += "{}";
+  for (int i = 0; i < 300; ++i) medium += "}";
+  auto refused = pagoda::structured::compile_json_schema(nlohmann::ordered_json::parse(medium));
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("nested more than"));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
