@@ -7,6 +7,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <regex>
 #include <sstream>
 
 #include "tests/server/server_process.h"
@@ -546,4 +548,60 @@ TEST_CASE("server e2e: 429s for a full queue and preemptions are warned about") 
     CHECK(log.find("refused with 429 in the last") != std::string::npos);
     CHECK(log.find("the server is overloaded") != std::string::npos);
   }
+}
+
+TEST_CASE("server e2e: structured outputs in a batch with free requests follow their grammars") {
+  ServerProcess server(18653);
+  const int port = server.port();
+  const std::string schema =
+      R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},"age":{"type":"integer","minimum":0,"maximum":99}},"required":["name","age"],"additionalProperties":false})";
+  // Constrained and unconstrained requests at once, so they share steps.
+  std::vector<std::future<HttpResult>> results;
+  for (int i = 0; i < 8; ++i) {
+    std::string body;
+    if (i % 4 == 0) {
+      body = R"({"prompt":"Once upon a time","max_tokens":150,"seed":)" + std::to_string(i) +
+             R"(,"response_format":{"type":"json_schema","json_schema":{"name":"p","schema":)" + schema + "}}}";
+    } else if (i % 4 == 1) {
+      body = R"({"prompt":"Once","max_tokens":30,"seed":)" + std::to_string(i) +
+             R"(,"guided_regex":"[0-9]{3}-[a-z]{2,4}"})";
+    } else if (i % 4 == 2) {
+      body = R"({"prompt":"Once","max_tokens":10,"guided_choice":["red","green","blue"],"seed":)" + std::to_string(i) +
+             "}";
+    } else {
+      body = R"({"prompt":"Once upon a time","max_tokens":40,"temperature":0})";
+    }
+    results.push_back(std::async(std::launch::async, [port, body] { return post(port, "/v1/completions", body); }));
+  }
+  for (int i = 0; i < 8; ++i) {
+    HttpResult r = results[static_cast<size_t>(i)].get();
+    REQUIRE(r.status == 200);
+    const json choice = r.json()["choices"][0];
+    const std::string text = choice["text"].get<std::string>();
+    INFO("request " << i << ": " << text);
+    if (i % 4 == 0) {
+      REQUIRE(choice["finish_reason"] == "stop");
+      const json value = json::parse(text);
+      CHECK(value.size() == 2);
+      CHECK(value["name"].is_string());
+      CHECK(value["age"].is_number_integer());
+      CHECK(value["age"].get<int>() >= 0);
+      CHECK(value["age"].get<int>() <= 99);
+    } else if (i % 4 == 1) {
+      CHECK(std::regex_match(text, std::regex("[0-9]{3}-[a-z]{2,4}")));
+    } else if (i % 4 == 2) {
+      CHECK((text == "red" || text == "green" || text == "blue"));
+    } else {
+      CHECK(text == completion_text(port, "Once upon a time", 40));  // unconstrained: as alone
+    }
+  }
+  // A schema the engine cannot honour, and a grammar that cannot finish in max_tokens.
+  HttpResult bad = post(
+      port, "/v1/completions",
+      R"({"prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"array","uniqueItems":true}}}})");
+  CHECK(bad.status == 400);
+  CHECK(bad.json()["error"]["param"] == "response_format");
+  HttpResult cut = post(port, "/v1/completions", R"({"prompt":"x","max_tokens":3,"guided_regex":"[a-z]{20}"})");
+  REQUIRE(cut.status == 200);
+  CHECK(cut.json()["choices"][0]["finish_reason"] == "length");
 }
