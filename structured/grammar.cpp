@@ -14,29 +14,6 @@ constexpr uint32_t kSurrogateLast = 0xDFFF;
 
 int utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
 
-void encode_utf8(uint32_t cp, uint8_t* out) {
-  switch (utf8_length(cp)) {
-    case 1:
-      out[0] = static_cast<uint8_t>(cp);
-      break;
-    case 2:
-      out[0] = static_cast<uint8_t>(0xC0 | (cp >> 6));
-      out[1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-      break;
-    case 3:
-      out[0] = static_cast<uint8_t>(0xE0 | (cp >> 12));
-      out[1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-      out[2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-      break;
-    default:
-      out[0] = static_cast<uint8_t>(0xF0 | (cp >> 18));
-      out[1] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
-      out[2] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-      out[3] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-      break;
-  }
-}
-
 // Splits [first, last] (same UTF-8 length, no surrogates) until each piece
 // is a product of per-byte ranges.
 void split_same_length(uint32_t first, uint32_t last, std::vector<Utf8Range>& out) {
@@ -56,12 +33,12 @@ void split_same_length(uint32_t first, uint32_t last, std::vector<Utf8Range>& ou
       }
     }
   }
-  uint8_t a[4];
-  uint8_t b[4];
-  encode_utf8(first, a);
-  encode_utf8(last, b);
+  std::string a;
+  std::string b;
+  append_utf8(a, first);
+  append_utf8(b, last);
   Utf8Range range;
-  for (int i = 0; i < n; ++i) range.bytes.emplace_back(a[i], b[i]);
+  for (int i = 0; i < n; ++i) range.bytes.emplace_back(static_cast<uint8_t>(a[i]), static_cast<uint8_t>(b[i]));
   out.push_back(std::move(range));
 }
 
@@ -111,6 +88,24 @@ std::string byte_set_text(const ByteSet& set) {
 }
 
 }  // namespace
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
 
 void ByteSet::add_range(uint8_t first, uint8_t last) {
   for (int b = first; b <= last; ++b) add(static_cast<uint8_t>(b));

@@ -144,6 +144,9 @@ class Grammar {
   bool too_large_ = false;  // a repeat() stopped at the size limit
 };
 
+// Appends code point `cp` (at most 10FFFF) to `out` as UTF-8.
+void append_utf8(std::string& out, uint32_t cp);
+
 // Appends to `out` the UTF-8 byte sequences (each a list of byte ranges) that
 // together match exactly the code points of [first, last] (no surrogates).
 struct Utf8Range {

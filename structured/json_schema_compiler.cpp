@@ -1502,7 +1502,9 @@ class Compiler {
       std::vector<uint32_t> used;
       for (auto& [cp, next] : trie[t].children) {
         used.push_back(cp);
-        std::string encoded = string_content(encode_codepoint(cp));
+        std::string character;
+        append_utf8(character, cp);
+        std::string encoded = string_content(character);
         Sequence sequence = grammar_.literal(encoded);
         sequence.push_back(Grammar::ref(rules[next]));
         grammar_.add_alternative(rules[t], std::move(sequence));
@@ -1512,26 +1514,6 @@ class Compiler {
       grammar_.add_alternative(rules[t], std::move(other));
     }
     return grammar_.choice({{grammar_.byte('"'), Grammar::ref(rules[0])}}, "key");
-  }
-
-  static std::string encode_codepoint(uint32_t cp) {
-    std::string out;
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    return out;
   }
 
   // One string character in canonical form, other than the code points in

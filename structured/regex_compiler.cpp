@@ -71,24 +71,6 @@ bool ranges_contain(const Ranges& ranges, uint32_t cp) {
   return false;
 }
 
-void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // ECMAScript's class escapes.
 Ranges digit_ranges() { return {{'0', '9'}}; }
 Ranges word_ranges() { return {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}}; }
@@ -154,7 +136,7 @@ int hex_value(uint32_t c) {
 
 std::string quoted_char(uint32_t c) {
   std::string out;
-  append_utf8(c, out);
+  append_utf8(out, c);
   return out;
 }
 
@@ -928,7 +910,7 @@ class Emitter {
       const uint32_t cp = ranges[0].first;
       if (!options_.json_string || (cp >= 0x20 && cp != '"' && cp != '\\' && cp != '/')) {
         std::string text;
-        append_utf8(cp, text);
+        append_utf8(text, cp);
         return grammar_.literal(text);
       }
     }
