@@ -67,9 +67,9 @@ std::shared_ptr<const TokenTrie> TokenTrie::build(const Tokenizer& tokenizer) {
   // Bytes of each subtree: children come after their parent, so one pass
   // from the end adds each finished subtree into its parent's.
   trie->subtree_bytes_.assign(nodes.size(), ByteSet());
-  for (size_t n = nodes.size(); n-- > 0;) {
-    trie->subtree_bytes_[n].add(nodes[n].byte);
-    if (parents[n] >= 0) trie->subtree_bytes_[static_cast<size_t>(parents[n])].add_all(trie->subtree_bytes_[n]);
+  for (size_t k = nodes.size(); k-- > 0;) {
+    trie->subtree_bytes_[k].add(nodes[k].byte);
+    if (parents[k] >= 0) trie->subtree_bytes_[static_cast<size_t>(parents[k])].add_all(trie->subtree_bytes_[k]);
   }
   trie->token_ids_ = std::move(ids);
   return trie;
