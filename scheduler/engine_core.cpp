@@ -141,6 +141,12 @@ std::future<void> EngineCore::start_grammar_masks(const SchedulerOutput& out) {
 }
 
 bool EngineCore::apply_grammar(Request& r, float* logits) {
+  if (r.grammar->finished()) {
+    // EOS was sampled and kept (ignore_eos): the grammar is complete.
+    r.text += r.detok->flush();
+    finish_request(r, FinishReason::kStop, Status::ok(), Clock::now());
+    return false;
+  }
   if (!r.grammar_mask_status) {
     finish_request(r, FinishReason::kError, r.grammar_mask_status, Clock::now());
     return false;
@@ -157,11 +163,19 @@ bool EngineCore::apply_grammar(Request& r, float* logits) {
     }
   }
   if (!any_text) {
-    // Only EOS (or nothing) is left: the output is complete. It ends as
-    // stop even when EOS is ignored or masked by min_tokens, since no other
-    // token could follow.
+    // Only EOS (or nothing) is left. When the grammar may end here the
+    // output is complete: stop, even when EOS is ignored or masked by
+    // min_tokens, since no other token could follow. Otherwise no token of
+    // this vocabulary can continue it: an error, never an invalid output
+    // reported as complete.
     r.text += r.detok->flush();
-    finish_request(r, FinishReason::kStop, Status::ok(), Clock::now());
+    if (r.grammar->can_end()) {
+      finish_request(r, FinishReason::kStop, Status::ok(), Clock::now());
+    } else {
+      finish_request(r, FinishReason::kError,
+                     Status::internal("structured output: no token of the vocabulary can continue the grammar here"),
+                     Clock::now());
+    }
     return false;
   }
   return true;

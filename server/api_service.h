@@ -89,7 +89,7 @@ class ApiService final : public HttpHandler {
   std::vector<std::string> api_keys_;
   // Compiled structured-output grammars by spec, for this tokenizer (thread-safe).
   std::unique_ptr<structured::GrammarCache> grammars_;
-  static constexpr size_t kGrammarCacheEntries = 256;
+  static constexpr size_t kGrammarCacheEntries = 64;
   ChatTemplate chat_template_;
   ApiLimits limits_;
   std::atomic<bool> ready_{false};

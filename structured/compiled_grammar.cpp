@@ -6,6 +6,7 @@ CompiledGrammar::CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTri
     : grammar_(std::move(grammar)), trie_(std::move(trie)), automaton_(grammar_) {
   MutexLock lock(mutex_);
   initial_ = automaton_.initial();
+  start_overflowed_ = automaton_.overflowed();
 }
 
 Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
@@ -21,8 +22,9 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
   if (automaton_.overflowed()) {
     return Status::resource_exhausted(
         "structured output: the grammar is too ambiguous to follow (its matcher needed more than " +
-        std::to_string(GrammarAutomaton::kMaxNewStatesPerMask) + " new states for one token, or " +
-        std::to_string(GrammarAutomaton::kMaxStates) + " in all)");
+        std::to_string(GrammarAutomaton::kMaxNewStatesPerMask) + " new states or " +
+        std::to_string(GrammarAutomaton::kMaxNewFramesPerMask) + " new frames for one token, or " +
+        std::to_string(GrammarAutomaton::kMaxStates) + " states in all)");
   }
   if (mask_cache_bytes_ + words * 8 <= kMaskCacheBytes) {
     mask_cache_.emplace(state, mask);

@@ -35,7 +35,7 @@ class CompiledGrammar {
  public:
   using StateId = GrammarAutomaton::StateId;
   // Cached masks per grammar beyond which new ones are computed, not kept.
-  static constexpr size_t kMaskCacheBytes = size_t{64} << 20;
+  static constexpr size_t kMaskCacheBytes = size_t{16} << 20;
   // Subtrees of the vocabulary trie at least this large are tested whole
   // against the self-loop bytes of the state above them.
   static constexpr uint32_t kSkipSubtreeNodes = 16;
@@ -45,6 +45,9 @@ class CompiledGrammar {
   CompiledGrammar& operator=(const CompiledGrammar&) = delete;
 
   StateId initial() const { return initial_; }
+  // Whether even the start state outgrew the matcher's limits (the grammar
+  // cannot be served; GrammarCache refuses it).
+  bool start_overflowed() const { return start_overflowed_; }
   const TokenTrie& trie() const { return *trie_; }
   const Grammar& grammar() const { return grammar_; }
 
@@ -71,6 +74,7 @@ class CompiledGrammar {
   size_t mask_cache_bytes_ GUARDED_BY(mutex_) = 0;
   std::vector<StateId> walk_states_ GUARDED_BY(mutex_);
   StateId initial_ = GrammarAutomaton::kDead;
+  bool start_overflowed_ = false;
 };
 
 inline bool mask_allows(const TokenMask& mask, int32_t id) {

@@ -39,7 +39,9 @@ GrammarAutomaton::GrammarAutomaton(const Grammar& grammar) : grammar_(grammar) {
   }
   std::vector<int32_t> stacks;
   bool accepting = false;
+  frame_budget_end_ = kMaxNewFramesPerMask;  // the start state is bounded like one mask
   close(starts, stacks, accepting);
+  frame_budget_end_ = SIZE_MAX;
   initial_ = intern_state(stacks, accepting);
 }
 
@@ -93,6 +95,14 @@ const GrammarAutomaton::Closure& GrammarAutomaton::closure_of(int32_t start) {
     if (element.kind == Element::Kind::kBytes) {
       closure_pool_.push_back(id);
       continue;
+    }
+    if (frames_.size() >= frame_budget_end_ || frames_.size() >= kMaxFrames) {
+      // Give up: the partial closure is dropped, never memoized.
+      overflowed_ = true;
+      work_.clear();
+      closure_pool_.resize(c.begin);
+      static const Closure kEmpty;
+      return kEmpty;
     }
     const int32_t after = continuation(frame.rule, frame.alternative, frame.position, frame.parent);
     const Rule& callee = grammar_.rules()[element.index];
@@ -162,6 +172,7 @@ GrammarAutomaton::StateId GrammarAutomaton::compute_next(StateId state, uint8_t 
     stacks_.clear();
     bool accepting = false;
     close(starts_, stacks_, accepting);
+    if (overflowed_) return kDead;  // a closure gave up: nothing is memoized
     result = intern_state(stacks_, accepting);
   }
   int32_t* row = &transitions_[static_cast<size_t>(state) * 256];

@@ -27,12 +27,17 @@ class GrammarAutomaton {
   static constexpr StateId kDead = 0;  // no stack left: every byte is rejected
   // Limits on the lazily built tables; past them next() answers kDead and
   // overflowed() turns true (the caller reports an error, never a wrong mask).
-  static constexpr size_t kMaxFrames = 4'000'000;
-  static constexpr size_t kMaxStates = 1'000'000;
+  // (a state's transition row is 1 KiB: 200k states are 200 MiB at most.)
+  static constexpr size_t kMaxFrames = 2'000'000;
+  static constexpr size_t kMaxStates = 200'000;
   // New states one token mask may create (begin_budget()): a grammar so
   // ambiguous that one step would need more stalls the batch, so it fails
   // instead (overflowed()).
   static constexpr size_t kMaxNewStatesPerMask = 8192;
+  // Frames one mask (or the start state) may create: a grammar whose
+  // closures grow exponentially (a rule that two alternatives start with,
+  // nested) stops here instead of exhausting memory.
+  static constexpr size_t kMaxNewFramesPerMask = 200'000;
 
   explicit GrammarAutomaton(const Grammar& grammar);
 
@@ -51,8 +56,14 @@ class GrammarAutomaton {
   // loop; what it learns about the state is kept for the next question.
   bool loops_on_all(StateId state, const ByteSet& bytes);
   bool overflowed() const { return overflowed_; }
-  // Starts counting new states against kMaxNewStatesPerMask.
-  void begin_budget() { budget_end_ = accepting_.size() + kMaxNewStatesPerMask; }
+  // Starts counting new states and frames against the per-mask budgets;
+  // clears an overflow of the previous budget (what it left is never
+  // memoized), but not of the global limits.
+  void begin_budget() {
+    budget_end_ = accepting_.size() + kMaxNewStatesPerMask;
+    frame_budget_end_ = frames_.size() + kMaxNewFramesPerMask;
+    overflowed_ = frames_.size() >= kMaxFrames || accepting_.size() >= kMaxStates;
+  }
   size_t state_count() const { return accepting_.size(); }
   size_t frame_count() const { return frames_.size(); }
 
@@ -103,6 +114,7 @@ class GrammarAutomaton {
   StateId initial_ = kDead;
   bool overflowed_ = false;
   size_t budget_end_ = SIZE_MAX;        // state count at which compute_next() gives up
+  size_t frame_budget_end_ = SIZE_MAX;  // frame count at which closure_of() gives up
   std::vector<ByteSet> loop_bytes_;     // per state: bytes known to lead back to it
   std::vector<ByteSet> no_loop_bytes_;  // per state: bytes known to lead elsewhere
   std::vector<Closure> closures_;       // per frame

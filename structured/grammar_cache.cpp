@@ -23,6 +23,10 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
   Result<Grammar> grammar = compile_grammar_spec(spec);
   if (!grammar) return grammar.status();
   auto compiled = std::make_shared<CompiledGrammar>(std::move(grammar).value(), trie_);
+  if (compiled->start_overflowed()) {
+    return Status::invalid_argument("grammar: too ambiguous to follow (its start alone needs more than " +
+                                    std::to_string(GrammarAutomaton::kMaxNewFramesPerMask) + " parser frames)");
+  }
   MutexLock lock(mutex_);
   if (auto it = index_.find(key); it != index_.end()) return it->second->second;
   entries_.emplace_front(key, compiled);

@@ -55,6 +55,33 @@ std::string at(const std::string& where) { return where.empty() ? "/" : where; }
   fail(message);
 }
 
+// Bounds a hostile schema's cost: recursion depth through the compiler's
+// recursive passes (a long $ref chain, a $ref cycle under `not`) and the
+// total work of merging and emitting (allOf over recursive definitions).
+constexpr int kMaxRecursion = 1000;
+constexpr long kMaxWork = 500'000;
+
+class RecursionGuard {
+ public:
+  RecursionGuard(int& depth, long& work, const std::string& where) : depth_(depth) {
+    if (++depth_ > kMaxRecursion) {
+      --depth_;
+      fail("the schema nests or chains references more than " + std::to_string(kMaxRecursion) + " deep at " +
+           at(where.substr(0, 200)));
+    }
+    if (++work > kMaxWork) {
+      --depth_;
+      fail("the schema is too complex to compile (over " + std::to_string(kMaxWork) + " steps)");
+    }
+  }
+  ~RecursionGuard() { --depth_; }
+  RecursionGuard(const RecursionGuard&) = delete;
+  RecursionGuard& operator=(const RecursionGuard&) = delete;
+
+ private:
+  int& depth_;
+};
+
 std::string escape_pointer_token(const std::string& token) {
   std::string out;
   for (char c : token) {
@@ -339,6 +366,7 @@ class Compiler {
   // ----- translation ---------------------------------------------------------
 
   NodePtr translate(const Json& schema, const std::string& where) {
+    RecursionGuard guard(recursion_, work_, where);
     if (schema.is_boolean()) return schema.get<bool>() ? any_ : never_;
     // Bounds the recursion (and the pointer strings it copies) on a hostile
     // schema nested thousands deep.
@@ -709,6 +737,7 @@ class Compiler {
 
   // `node` without the values of types in `excluded`.
   NodePtr restrict_types(const NodePtr& node, uint32_t excluded, const std::string& where) {
+    RecursionGuard guard(recursion_, work_, where);
     if (excluded & kTypeNumber) excluded |= kTypeInteger;  // integers are numbers
     switch (node->kind) {
       case Kind::kAny: {
@@ -793,6 +822,7 @@ class Compiler {
   // ----- merging (allOf) -----------------------------------------------------
 
   NodePtr intersect(const NodePtr& a, const NodePtr& b, int depth = 0) {
+    RecursionGuard guard(recursion_, work_, a->where);
     if (depth > kMaxRefDepth) unsupported("$ref", a->where, "recursive references under allOf");
     if (a->kind == Kind::kAny || b->kind == Kind::kNever) return b;
     if (b->kind == Kind::kAny || a->kind == Kind::kNever) return a;
@@ -945,6 +975,7 @@ class Compiler {
   }
 
   Tri check(const Json& value, const NodePtr& node, int depth) {
+    RecursionGuard guard(recursion_, work_, node->where);
     if (depth > kMaxRefDepth) return Tri::kUnknown;
     const Node& n = *node;
     switch (n.kind) {
@@ -1273,6 +1304,7 @@ class Compiler {
   Element emit(const NodePtr& node) {
     auto it = emitted_.find(node.get());
     if (it != emitted_.end()) return it->second;
+    RecursionGuard guard(recursion_, work_, node->where);
     Element element = emit_uncached(node);
     emitted_.emplace(node.get(), element);
     return element;
@@ -1742,6 +1774,8 @@ class Compiler {
 
   const Json& document_;
   JsonSchemaOptions options_;
+  int recursion_ = 0;  // RecursionGuard: current depth and total steps
+  long work_ = 0;
   Grammar grammar_;
   NodePtr any_;
   NodePtr never_;

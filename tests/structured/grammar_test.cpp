@@ -212,3 +212,21 @@ TEST_CASE("nested recursion: balanced brackets") {
   CHECK_FALSE(grammar_matches(g, "[x]]"));
   CHECK(g.to_string().find("value") != std::string::npos);
 }
+
+TEST_CASE("a grammar whose closures grow exponentially overflows instead of exhausting memory") {
+  // a_i ::= a_(i+1) "x" | a_(i+1) "y": 2^40 start stacks if nothing stopped it.
+  Grammar g;
+  const int n = 40;
+  std::vector<uint32_t> rules;
+  for (int i = 0; i <= n; ++i) rules.push_back(g.add_rule("a" + std::to_string(i)));
+  for (int i = 0; i < n; ++i) {
+    g.add_alternative(rules[static_cast<size_t>(i)], {Grammar::ref(rules[static_cast<size_t>(i) + 1]), g.byte('x')});
+    g.add_alternative(rules[static_cast<size_t>(i)], {Grammar::ref(rules[static_cast<size_t>(i) + 1]), g.byte('y')});
+  }
+  g.add_alternative(rules[static_cast<size_t>(n)], {g.byte('z')});
+  g.set_root(rules[0]);
+  REQUIRE(g.validate().is_ok());
+  GrammarAutomaton automaton(g);
+  CHECK(automaton.overflowed());
+  CHECK(automaton.frame_count() <= GrammarAutomaton::kMaxNewFramesPerMask + 64);
+}

@@ -330,3 +330,37 @@ TEST_CASE("json_schema: a schema nested thousands deep is refused quickly") {
   CHECK_THAT(refused.status().message(), Catch::Contains("nested more than"));
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }
+
+TEST_CASE("json_schema: hostile reference chains and merges are refused without a crash") {
+  using pagoda::structured::compile_json_schema;
+  // A $ref cycle under `not`.
+  auto cycle = compile_json_schema(nlohmann::ordered_json::parse(
+      R"({"$defs":{"a":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a","not":{"type":"string"}})"));
+  CHECK_FALSE(cycle.is_ok());
+  // A chain of 25,000 references (each a short pointer, so no nesting limit sees it).
+  nlohmann::ordered_json chain;
+  for (int i = 0; i < 25000; ++i)
+    chain["$defs"]["a" + std::to_string(i)] = {{"$ref", "#/$defs/a" + std::to_string(i + 1)}};
+  chain["$defs"]["a25000"] = {{"type", "null"}};
+  chain["$ref"] = "#/$defs/a0";
+  auto long_chain = compile_json_schema(chain);
+  REQUIRE_FALSE(long_chain.is_ok());
+  CHECK_THAT(long_chain.status().message(), Catch::Contains("more than"));
+  // allOf of two recursive definitions, 4 properties a level: exponential if merged naively.
+  nlohmann::ordered_json merge;
+  for (const char* p : {"t", "u"}) {
+    for (int i = 0; i <= 12; ++i) {
+      nlohmann::ordered_json next =
+          i < 12 ? nlohmann::ordered_json{{"$ref", std::string("#/$defs/") + p + std::to_string(i + 1)}}
+                 : nlohmann::ordered_json{{"type", "null"}};
+      nlohmann::ordered_json props;
+      for (const char* k : {"a", "b", "c", "d"}) props[k] = next;
+      merge["$defs"][std::string(p) + std::to_string(i)] = {{"type", "object"}, {"properties", props}};
+    }
+  }
+  merge["allOf"] = {{{"$ref", "#/$defs/t0"}}, {{"$ref", "#/$defs/u0"}}};
+  const auto start = std::chrono::steady_clock::now();
+  auto merged = compile_json_schema(merge);
+  CHECK_FALSE(merged.is_ok());
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
