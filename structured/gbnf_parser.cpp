@@ -505,75 +505,23 @@ class GbnfParser {
   // cycle of "may start with" references (or the repetition that made an unnamed one).
   Status locate(const Status& status) const {
     if (status.message().find("left-recursive") == std::string::npos) return unplaced(status);
-    const std::vector<Rule>& rules = grammar_.rules();
-    const size_t n = rules.size();
-    std::vector<uint8_t> nullable(n, 0);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t r = 0; r < n; ++r) {
-        if (nullable[r]) continue;
-        for (const Sequence& sequence : rules[r].alternatives) {
-          if (std::all_of(sequence.begin(), sequence.end(),
-                          [&](const Element& e) { return e.kind == Element::Kind::kRule && nullable[e.index]; })) {
-            nullable[r] = 1;
-            changed = true;
-            break;
-          }
-        }
-      }
-    }
-    std::vector<std::vector<uint32_t>> starts(n);
-    for (size_t r = 0; r < n; ++r) {
-      for (const Sequence& sequence : rules[r].alternatives) {
-        for (const Element& e : sequence) {
-          if (e.kind != Element::Kind::kRule || e.index >= n) break;
-          starts[r].push_back(e.index);
-          if (!nullable[e.index]) break;
-        }
-      }
-    }
+    const std::vector<uint32_t> cycle = grammar_.left_recursive_cycle();
+    if (cycle.empty()) return unplaced(status);
     std::unordered_map<uint32_t, const std::string*> user_names;
     for (const auto& [name, entry] : names_) user_names.emplace(entry.id, &name);
-
-    // Iterative depth-first search (0 new, 1 on the path, 2 done).
-    std::vector<uint8_t> color(n, 0);
-    std::vector<std::pair<uint32_t, size_t>> path;
-    for (size_t r0 = 0; r0 < n; ++r0) {
-      if (color[r0] != 0) continue;
-      color[r0] = 1;
-      path.emplace_back(static_cast<uint32_t>(r0), 0);
-      while (!path.empty()) {
-        auto& [rule, next_edge] = path.back();
-        if (next_edge == starts[rule].size()) {
-          color[rule] = 2;
-          path.pop_back();
-          continue;
-        }
-        const uint32_t target = starts[rule][next_edge++];
-        if (color[target] == 0) {
-          color[target] = 1;
-          path.emplace_back(target, 0);
-          continue;
-        }
-        if (color[target] != 1) continue;
-        // The cycle is the path from `target` on.
-        size_t first = path.size() - 1;
-        while (path[first].first != target) --first;
-        for (size_t i = first; i < path.size(); ++i) {
-          if (auto it = user_names.find(path[i].first); it != user_names.end()) {
-            return error_at(
-                names_.find(*it->second)->second.defined_at,
-                "rule '" + *it->second + "' is left-recursive (it can reach itself before matching a character)");
-          }
-        }
-        const size_t origin = target < rule_origin_.size() ? rule_origin_[target] : kNone;
-        if (origin != kNone) {
-          return error_at(origin,
-                          "left recursion: this repeats something that can match the empty string, so it can "
-                          "reach itself before matching a character");
-        }
-        return unplaced(status);
+    for (uint32_t rule : cycle) {
+      if (auto it = user_names.find(rule); it != user_names.end()) {
+        return error_at(
+            names_.find(*it->second)->second.defined_at,
+            "rule '" + *it->second + "' is left-recursive (it can reach itself before matching a character)");
       }
+    }
+    const uint32_t target = cycle.front();
+    const size_t origin = target < rule_origin_.size() ? rule_origin_[target] : kNone;
+    if (origin != kNone) {
+      return error_at(origin,
+                      "left recursion: this repeats something that can match the empty string, so it can "
+                      "reach itself before matching a character");
     }
     return unplaced(status);
   }

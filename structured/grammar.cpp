@@ -282,6 +282,14 @@ Status Grammar::validate() const {
       }
     }
   }
+  if (const std::vector<uint32_t> cycle = left_recursive_cycle(); !cycle.empty()) {
+    return Status::invalid_argument("grammar: rule '" + rules_[cycle.front()].name +
+                                    "' is left-recursive (it can reach itself before matching a byte)");
+  }
+  return Status::ok();
+}
+
+std::vector<uint32_t> Grammar::left_recursive_cycle() const {
   // Nullable rules, by fixpoint.
   std::vector<uint8_t> nullable(rules_.size(), 0);
   for (bool changed = true; changed;) {
@@ -327,8 +335,11 @@ Status Grammar::validate() const {
       }
       const uint32_t target = starts[rule][next_edge++];
       if (color[target] == 1) {
-        return Status::invalid_argument("grammar: rule '" + rules_[target].name +
-                                        "' is left-recursive (it can reach itself before matching a byte)");
+        size_t first = path.size() - 1;
+        while (path[first].first != target) --first;
+        std::vector<uint32_t> cycle;
+        for (size_t k = first; k < path.size(); ++k) cycle.push_back(path[k].first);
+        return cycle;
       }
       if (color[target] == 0) {
         color[target] = 1;
@@ -336,7 +347,7 @@ Status Grammar::validate() const {
       }
     }
   }
-  return Status::ok();
+  return {};
 }
 
 std::string Grammar::to_string() const {

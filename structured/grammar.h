@@ -130,6 +130,10 @@ class Grammar {
   // within the limits, and no left recursion (a rule that can reach itself
   // before consuming a byte). Errors name the rule.
   Status validate() const;
+  // The rules of one left-recursive cycle (each may start with the next,
+  // the last with the first), or empty when there is none. Expects element
+  // indices in range (validate() checks them first).
+  std::vector<uint32_t> left_recursive_cycle() const;
 
   // GBNF-like text of every rule, for tests and debugging.
   std::string to_string() const;
