@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <bit>
 #include <cctype>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,30 +57,45 @@ std::string at(const std::string& where) { return where.empty() ? "/" : where; }
 }
 
 // Bounds a hostile schema's cost: recursion depth through the compiler's
-// recursive passes (a long $ref chain, a $ref cycle under `not`) and the
-// total work of merging and emitting (allOf over recursive definitions).
+// recursive passes (a long $ref chain, a $ref cycle under `not`), the stack
+// those passes use (frames are several times larger under the sanitizers, so
+// a depth that fits in Release can overflow there), and the total work of
+// merging and emitting (allOf over recursive definitions).
 constexpr int kMaxRecursion = 1000;
+constexpr uintptr_t kMaxStackBytes = 2u << 20;  // of the caller's (at least 8 MiB) stack
 constexpr long kMaxWork = 500'000;
+
+// The compiler's running totals, checked by RecursionGuard.
+struct CompileBudget {
+  uintptr_t stack_base = 0;  // frame address where compilation started
+  int depth = 0;
+  long work = 0;
+};
 
 class RecursionGuard {
  public:
-  RecursionGuard(int& depth, long& work, const std::string& where) : depth_(depth) {
-    if (++depth_ > kMaxRecursion) {
-      --depth_;
+  RecursionGuard(CompileBudget& budget, const std::string& where) : budget_(budget) {
+    const auto frame = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    const uintptr_t used = budget_.stack_base > frame ? budget_.stack_base - frame : 0;  // the stack grows down
+    if (budget_.depth + 1 > kMaxRecursion || used > kMaxStackBytes) {
+      if (used > kMaxStackBytes) {
+        fail("the schema is nested more than " + std::to_string(budget_.depth) +
+             " levels deep (counting $ref links) at " + at(where.substr(0, 200)));
+      }
       fail("the schema nests or chains references more than " + std::to_string(kMaxRecursion) + " deep at " +
            at(where.substr(0, 200)));
     }
-    if (++work > kMaxWork) {
-      --depth_;
+    if (++budget_.work > kMaxWork) {
       fail("the schema is too complex to compile (over " + std::to_string(kMaxWork) + " steps)");
     }
+    ++budget_.depth;
   }
-  ~RecursionGuard() { --depth_; }
+  ~RecursionGuard() { --budget_.depth; }
   RecursionGuard(const RecursionGuard&) = delete;
   RecursionGuard& operator=(const RecursionGuard&) = delete;
 
  private:
-  int& depth_;
+  CompileBudget& budget_;
 };
 
 std::string escape_pointer_token(const std::string& token) {
@@ -242,6 +258,7 @@ class Compiler {
   }
 
   Grammar compile() {
+    budget_.stack_base = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     NodePtr root = translate(document_, "");
     if (root->kind == Kind::kNever) fail("the schema admits no value");
     Element element = emit(root);
@@ -366,7 +383,7 @@ class Compiler {
   // ----- translation ---------------------------------------------------------
 
   NodePtr translate(const Json& schema, const std::string& where) {
-    RecursionGuard guard(recursion_, work_, where);
+    RecursionGuard guard(budget_, where);
     if (schema.is_boolean()) return schema.get<bool>() ? any_ : never_;
     // Bounds the recursion (and the pointer strings it copies) on a hostile
     // schema nested thousands deep.
@@ -737,7 +754,7 @@ class Compiler {
 
   // `node` without the values of types in `excluded`.
   NodePtr restrict_types(const NodePtr& node, uint32_t excluded, const std::string& where) {
-    RecursionGuard guard(recursion_, work_, where);
+    RecursionGuard guard(budget_, where);
     if (excluded & kTypeNumber) excluded |= kTypeInteger;  // integers are numbers
     switch (node->kind) {
       case Kind::kAny: {
@@ -822,7 +839,7 @@ class Compiler {
   // ----- merging (allOf) -----------------------------------------------------
 
   NodePtr intersect(const NodePtr& a, const NodePtr& b, int depth = 0) {
-    RecursionGuard guard(recursion_, work_, a->where);
+    RecursionGuard guard(budget_, a->where);
     if (depth > kMaxRefDepth) unsupported("$ref", a->where, "recursive references under allOf");
     if (a->kind == Kind::kAny || b->kind == Kind::kNever) return b;
     if (b->kind == Kind::kAny || a->kind == Kind::kNever) return a;
@@ -975,7 +992,7 @@ class Compiler {
   }
 
   Tri check(const Json& value, const NodePtr& node, int depth) {
-    RecursionGuard guard(recursion_, work_, node->where);
+    RecursionGuard guard(budget_, node->where);
     if (depth > kMaxRefDepth) return Tri::kUnknown;
     const Node& n = *node;
     switch (n.kind) {
@@ -1304,7 +1321,7 @@ class Compiler {
   Element emit(const NodePtr& node) {
     auto it = emitted_.find(node.get());
     if (it != emitted_.end()) return it->second;
-    RecursionGuard guard(recursion_, work_, node->where);
+    RecursionGuard guard(budget_, node->where);
     Element element = emit_uncached(node);
     emitted_.emplace(node.get(), element);
     return element;
@@ -1774,8 +1791,7 @@ class Compiler {
 
   const Json& document_;
   JsonSchemaOptions options_;
-  int recursion_ = 0;  // RecursionGuard: current depth and total steps
-  long work_ = 0;
+  CompileBudget budget_;  // RecursionGuard's depth, stack and step totals
   Grammar grammar_;
   NodePtr any_;
   NodePtr never_;
