@@ -304,6 +304,8 @@ std::vector<ConfigField> build_fields() {
       "a name of up to 128 printable ASCII characters without spaces, or \"\" (the host name and port)"));
   f.push_back(enum_field("server.chat_template", [](ServerConfig & c) -> auto& { return c.server.chat_template; },
                          {"auto", "llama2", "chatml", "plain", "llama3", "mistral", "zephyr"}));
+  f.push_back(enum_field("server.tool_call_parser", [](ServerConfig & c) -> auto& { return c.server.tool_call_parser; },
+                         {"auto", "hermes", "llama3_json", "mistral", "json"}));
   // engine
   f.push_back(int_field(
       "engine.threads", [](ServerConfig & c) -> auto& { return c.engine.threads; }, 0, 1024));

@@ -59,6 +59,7 @@ struct ServerSection {
   double idle_timeout_s = 60;               // keep-alive idle time before closing
   double shutdown_grace_s = 30;             // time in-flight requests get on SIGTERM
   std::string chat_template = "auto";       // auto | llama2 | chatml | plain | llama3 | mistral | zephyr
+  std::string tool_call_parser = "auto";    // auto (from the chat template) | hermes | llama3_json | mistral | json
   std::string replica_id = "";              // names this replica (/metrics, /load, X-Pagoda-Replica); "" = host:port
   bool operator==(const ServerSection&) const = default;
 };

@@ -11,6 +11,7 @@
 #include "server/delta_channel.h"
 #include "server/http_reply.h"
 #include "server/metrics_text.h"
+#include "server/tool_call_reply.h"
 
 namespace pagoda {
 
@@ -104,6 +105,8 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
     : config_(config), model_(std::move(model)), engine_(engine), tokenizer_(std::move(tokenizer)),
       api_keys_(std::move(api_keys)), chat_template_(chat_template_or_plain(config.server.chat_template)) {
   limits_.max_model_len = model_.max_model_len;
+  auto format = parse_tool_call_format(config.server.tool_call_parser);
+  tool_call_format_ = format ? format.value() : detect_tool_call_format(tokenizer_->chat_template());
   grammars_ =
       std::make_unique<structured::GrammarCache>(structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries);
 }
@@ -328,7 +331,21 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
                      "model_not_found", "model");
     return false;
   }
-  if (kind == ApiKind::kChat) {
+  if (!api->ignored_fields.empty()) {
+    std::string names;
+    for (const std::string& f : api->ignored_fields) names += (names.empty() ? "'" : ", '") + f + "'";
+    spdlog::warn("{} ignores unknown field(s) {}", std::string(req.target()), names);
+  }
+  if (kind == ApiKind::kChat && api->tools) {
+    // tool_choice none: the tools are not shown to the model at all.
+    const bool offered = api->tools->choice != ToolChoice::kNone;
+    *prompt = render_chat(api->messages, chat_template_, *tokenizer_, true,
+                          offered ? api->tools->tools : nlohmann::ordered_json());
+    if (auto forced = forced_tool_call_grammar(*api->tools)) {
+      api->grammar = std::move(forced);
+      api->grammar_field = "tool_choice";
+    }
+  } else if (kind == ApiKind::kChat) {
     *prompt = render_chat(api->messages, chat_template_, *tokenizer_);
   } else if (api->prompt_text) {
     *prompt = tokenizer_->encode(*api->prompt_text, true);
@@ -427,13 +444,25 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     co_return co_await send_error(stream, req, err);
   }
   json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
+  json message = {{"role", "assistant"}, {"content", text}};
+  if (kind == ApiKind::kChat && api.tools && api.tools->choice != ToolChoice::kNone) {
+    ToolCallReply reply(*api.tools, tool_call_format_);
+    std::vector<json> ignored;
+    std::string content = reply.feed(text, &ignored);
+    content += reply.finish(&ignored);
+    if (!reply.calls().empty()) {
+      message["content"] = content.empty() ? json(nullptr) : json(content);
+      message["tool_calls"] = reply.calls_json();
+      if (reply.finished_with_calls() && last.finish == FinishReason::kStop) choice["finish_reason"] = "tool_calls";
+    }
+  }
   json logprobs = nullptr;
   if (api.sampling.logprobs > 0)
     logprobs = kind == ApiKind::kChat ? chat_logprobs_json(lps, [&](int32_t id) { return token_text(id); })
                                       : completion_logprobs_json(
                                             lps, [&](int32_t id) { return token_text(id); }, echo_text.size());
   choice["logprobs"] = logprobs;
-  if (kind == ApiKind::kChat) choice["message"] = {{"role", "assistant"}, {"content", text}};
+  if (kind == ApiKind::kChat) choice["message"] = std::move(message);
   else choice["text"] = text;
   const json body = {{"id", response_id(kind, request->id)},
                      {"object", kind == ApiKind::kChat ? "chat.completion" : "text_completion"},
@@ -504,6 +533,9 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     ok = co_await send(echo_chunk);
     text_offset = echo_text.size();
   }
+  std::unique_ptr<ToolCallReply> tool_reply;
+  if (chat && api.tools && api.tools->choice != ToolChoice::kNone)
+    tool_reply = std::make_unique<ToolCallReply>(*api.tools, tool_call_format_);
   RequestDelta last;
   bool done = false;
   while (ok && !done) {
@@ -522,13 +554,35 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
           lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); })
                     : completion_logprobs_json(
                           d.logprobs, [&](int32_t t) { return token_text(t); }, text_offset);
-        json choice = {
-            {"index", 0}, {"logprobs", lp}, {"finish_reason", failed ? json(nullptr) : finish_reason_json(d.finish)}};
-        if (chat) choice["delta"] = d.text.empty() ? json::object() : json{{"content", d.text}};
-        else choice["text"] = d.text;
+        json finish = failed ? json(nullptr) : finish_reason_json(d.finish);
+        // A chat delta is its content and, with tools, the tool-call pieces
+        // (one chunk each, as OpenAI streams them); the finish reason goes
+        // on the last chunk.
+        std::vector<json> deltas;
+        if (chat && tool_reply) {
+          std::vector<json> calls;
+          std::string shown = tool_reply->feed(d.text, &calls);
+          if (done && !failed) {
+            shown += tool_reply->finish(&calls);
+            if (tool_reply->finished_with_calls() && d.finish == FinishReason::kStop) finish = "tool_calls";
+          }
+          if (!shown.empty()) deltas.push_back({{"content", shown}});
+          for (json& call : calls) deltas.push_back({{"tool_calls", json::array({std::move(call)})}});
+        } else if (chat && !d.text.empty()) {
+          deltas.push_back({{"content", d.text}});
+        }
+        if (deltas.empty()) deltas.push_back(json::object());
+        for (size_t k = 0; ok && k < deltas.size(); ++k) {
+          const bool last_chunk = k + 1 == deltas.size();
+          json choice = {{"index", 0},
+                         {"logprobs", k == 0 ? lp : json(nullptr)},
+                         {"finish_reason", last_chunk ? finish : json(nullptr)}};
+          if (chat) choice["delta"] = std::move(deltas[k]);
+          else choice["text"] = d.text;
+          const std::string payload = chunk(std::move(choice));
+          ok = co_await send(payload);
+        }
         text_offset += d.text.size();
-        const std::string payload = chunk(std::move(choice));
-        ok = co_await send(payload);
       }
       if (done) last = std::move(d);
     }

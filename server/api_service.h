@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "chat/tool_call_parser.h"
 #include "scheduler/engine_loop.h"
 #include "server/access_log.h"
 #include "server/api_routes.h"
@@ -91,6 +92,9 @@ class ApiService final : public HttpHandler {
   std::unique_ptr<structured::GrammarCache> grammars_;
   static constexpr size_t kGrammarCacheEntries = 64;
   ChatTemplate chat_template_;
+  // How a reply's tool calls are written: server.tool_call_parser, or for
+  // auto the format the model's chat template names.
+  ToolCallFormat tool_call_format_ = ToolCallFormat::kJson;
   ApiLimits limits_;
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> next_id_{1};

@@ -1,6 +1,7 @@
 #include "server/openai_protocol.h"
 
 #include "server/structured_request.h"
+#include "server/tool_request.h"
 
 #include <algorithm>
 #include <cmath>
@@ -183,6 +184,49 @@ bool parse_prompt(const json& body, Checker& c, const ApiLimits& lim, ApiRequest
   return c.fail("prompt", "'prompt' must be a string or an array of token ids");
 }
 
+// An assistant turn's `tool_calls` and a tool message's `tool_call_id`
+// (and the optional `name` of either).
+bool parse_tool_fields(const json& m, const std::string& where, Checker& c, ChatMessage* out) {
+  if (m.contains("name") && !m["name"].is_null()) {
+    if (!m["name"].is_string()) return c.fail(where + ".name", where + ".name must be a string");
+    out->name = m["name"].get<std::string>();
+  }
+  if (out->role == "tool") {
+    if (!m.contains("tool_call_id") || !m["tool_call_id"].is_string())
+      return c.fail(where + ".tool_call_id",
+                    where + ".tool_call_id is required in a tool message: the id of the call it answers");
+    out->tool_call_id = m["tool_call_id"].get<std::string>();
+  }
+  if (!m.contains("tool_calls") || m["tool_calls"].is_null()) {
+    if (out->content_null) return c.fail(where + ".content", where + ".content may be null only with 'tool_calls'");
+    return true;
+  }
+  const std::string field = where + ".tool_calls";
+  if (out->role != "assistant") return c.fail(field, "only assistant messages have 'tool_calls'");
+  const json& calls = m["tool_calls"];
+  if (!calls.is_array()) return c.fail(field, field + " must be an array");
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const json& call = calls[k];
+    const std::string at = field + "[" + std::to_string(k) + "]";
+    if (!call.is_object() || !call.contains("function") || !call["function"].is_object())
+      return c.fail(at, at + " must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+    if (call.contains("type") && call["type"] != "function")
+      return c.fail(at + ".type", at + ".type must be \"function\"");
+    const json& f = call["function"];
+    if (!f.contains("name") || !f["name"].is_string())
+      return c.fail(at + ".function.name", at + ".function.name must be a string");
+    ChatToolCall parsed;
+    parsed.name = f["name"].get<std::string>();
+    if (call.contains("id") && call["id"].is_string()) parsed.id = call["id"].get<std::string>();
+    if (!f.contains("arguments") || f["arguments"].is_null()) parsed.arguments = "{}";
+    else if (f["arguments"].is_string()) parsed.arguments = f["arguments"].get<std::string>();
+    else if (f["arguments"].is_object()) parsed.arguments = f["arguments"].dump();
+    else return c.fail(at + ".function.arguments", at + ".function.arguments must be a JSON string");
+    out->tool_calls.push_back(std::move(parsed));
+  }
+  return true;
+}
+
 bool parse_messages(const json& body, Checker& c, const ApiLimits& lim, ApiRequest* out) {
   if (!body.contains("messages") || !body["messages"].is_array())
     return c.fail("messages", "'messages' is required: an array of {role, content} objects");
@@ -195,13 +239,15 @@ bool parse_messages(const json& body, Checker& c, const ApiLimits& lim, ApiReque
     const std::string where = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) return c.fail(where, where + " must be an object with 'role' and 'content'");
     if (!m.contains("role") || !m["role"].is_string())
-      return c.fail(where + ".role", where + ".role must be one of system, user, assistant");
+      return c.fail(where + ".role", where + ".role must be one of system, developer, user, assistant, tool");
     const std::string role = m["role"].get<std::string>();
-    if (role != "system" && role != "user" && role != "assistant" && role != "developer")
-      return c.fail(where + ".role", where + ".role must be one of system, user, assistant (got '" + role + "')");
-    std::string content;
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
+      return c.fail(where + ".role",
+                    where + ".role must be one of system, developer, user, assistant, tool (got '" + role + "')");
+    ChatMessage message;
+    message.role = role == "developer" ? "system" : role;
     if (m.contains("content") && m["content"].is_string()) {
-      content = m["content"].get<std::string>();
+      message.content = m["content"].get<std::string>();
     } else if (m.contains("content") && m["content"].is_array()) {
       // Content parts: only text parts are supported.
       for (const json& part : m["content"]) {
@@ -210,12 +256,15 @@ bool parse_messages(const json& body, Checker& c, const ApiLimits& lim, ApiReque
                                part["text"].is_string();
         if (!text_part)
           return c.fail(where + ".content", where + ".content parts must be {\"type\": \"text\", \"text\": ...}");
-        content += part["text"].get<std::string>();
+        message.content += part["text"].get<std::string>();
       }
+    } else if (role == "assistant" && (!m.contains("content") || m["content"].is_null())) {
+      message.content_null = true;  // an assistant turn that only calls tools
     } else {
       return c.fail(where + ".content", where + ".content must be a string");
     }
-    out->messages.push_back({role == "developer" ? "system" : role, std::move(content)});
+    if (!parse_tool_fields(m, where, c, &message)) return false;
+    out->messages.push_back(std::move(message));
   }
   return true;
 }
@@ -301,20 +350,39 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
   Checker c(body, err);
   const auto& known = kind == ApiKind::kChat ? chat_fields() : completion_fields();
   bool structured = false;
+  bool tools = false;
   for (const auto& item : body.items()) {
     if (structured_request_fields().count(item.key())) {
       structured = true;
-      continue;
+    } else if (kind == ApiKind::kChat && tool_request_fields().count(item.key())) {
+      tools = true;
+    } else if (!known.count(item.key())) {
+      // Accepted and ignored, as vLLM does: SDKs send fields such as
+      // `store` or `metadata` that change nothing here.
+      out->ignored_fields.push_back(item.key().substr(0, 64));
     }
-    if (!known.count(item.key())) return c.fail(item.key(), "unknown field '" + item.key() + "'");
   }
-  if (structured) {
-    // Parsed again keeping key order: a schema's property order is the output's.
-    auto spec = parse_structured_request(nlohmann::ordered_json::parse(body_text));
-    if (!spec) return c.fail(spec.status().field(), spec.status().message());
-    out->grammar = std::move(spec).value();
-    for (const std::string& field : structured_request_fields()) {
-      if (out->grammar && body.contains(field) && !body[field].is_null()) out->grammar_field = field;
+  if (structured || tools) {
+    // Parsed again keeping key order: a schema's property order is the
+    // output's, and a template prints tools as they were sent.
+    const auto ordered = nlohmann::ordered_json::parse(body_text);
+    if (structured) {
+      auto spec = parse_structured_request(ordered);
+      if (!spec) return c.fail(spec.status().field(), spec.status().message());
+      out->grammar = std::move(spec).value();
+      for (const std::string& field : structured_request_fields()) {
+        if (out->grammar && body.contains(field) && !body[field].is_null()) out->grammar_field = field;
+      }
+    }
+    if (tools) {
+      auto request = parse_tool_request(ordered);
+      if (!request) return c.fail(request.status().field(), request.status().message());
+      out->tools = std::move(request).value();
+      const bool forced =
+          out->tools && (out->tools->choice == ToolChoice::kRequired || out->tools->choice == ToolChoice::kNamed);
+      if (forced && out->grammar)
+        return c.fail("tool_choice", "a required or named 'tool_choice' cannot be combined with '" +
+                                         out->grammar_field + "': the call's arguments follow the function's schema");
     }
   }
 

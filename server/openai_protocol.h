@@ -3,7 +3,8 @@
 // the response, stream-chunk and error JSON.
 //
 // Validation is strict and every rejection names the offending field (`param`)
-// and what is allowed. Limits that protect the server (stop strings, logit
+// and what is allowed; top-level fields a route does not know are accepted
+// and listed in ApiRequest::ignored_fields. Limits that protect the server (stop strings, logit
 // bias size, logprobs, message count) are in ApiLimits. Free functions, no
 // shared state: thread-safe.
 #pragma once
@@ -19,6 +20,7 @@
 #include "engine/sampler/sampler.h"
 #include "scheduler/request.h"
 #include "server/api_error.h"
+#include "server/tool_request.h"
 #include "structured/grammar_spec.h"
 
 namespace pagoda {
@@ -52,6 +54,11 @@ struct ApiRequest {
   // output must follow, and the request field that asked for it.
   std::optional<structured::GrammarSpec> grammar;
   std::string grammar_field;
+  // Chat tool calling: the tools offered and tool_choice; nullopt when none.
+  std::optional<ToolRequest> tools;
+  // Top-level fields the route does not know, accepted and ignored (the
+  // service logs them once per request).
+  std::vector<std::string> ignored_fields;
 };
 
 // Parses a request body; on failure fills `error` (status 400, named param).

@@ -605,3 +605,122 @@ TEST_CASE("server e2e: structured outputs in a batch with free requests follow t
   REQUIRE(cut.status == 200);
   CHECK(cut.json()["choices"][0]["finish_reason"] == "length");
 }
+
+TEST_CASE("server e2e: tool calls forced by tool_choice follow the function's schema, whole and streamed") {
+  ServerProcess server(18654);
+  const int port = server.port();
+  const json tools = json::parse(R"([
+    {"type":"function","function":{"name":"get_weather","parameters":{"type":"object",
+      "properties":{"city":{"type":"string","maxLength":10},"unit":{"enum":["c","f"]}},
+      "required":["city","unit"],"additionalProperties":false}}},
+    {"type":"function","function":{"name":"get_time","parameters":{"type":"object",
+      "properties":{"zone":{"enum":["UTC","CET"]}},"required":["zone"],"additionalProperties":false}}}])");
+  // A conversation with an earlier call and its result, and fields SDKs send that change nothing here.
+  const json messages = json::parse(R"([
+    {"role":"user","content":"Weather in Oslo?"},
+    {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+      "function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\",\"unit\":\"c\"}"}}]},
+    {"role":"tool","tool_call_id":"call_1","content":"4 degrees"},
+    {"role":"user","content":[{"type":"text","text":"And the time?"}]}])");
+  auto check_weather_args = [](const std::string& arguments) {
+    INFO(arguments);
+    const json args = json::parse(arguments);
+    CHECK(args.size() == 2);
+    CHECK(args["city"].is_string());
+    CHECK(args["city"].get<std::string>().size() <= 10);
+    CHECK((args["unit"] == "c" || args["unit"] == "f"));
+  };
+  SECTION("named function: the message holds one call, finish_reason stop") {
+    json body = {{"messages", messages},
+                 {"tools", tools},
+                 {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
+                 {"max_tokens", 200},
+                 {"seed", 3},
+                 {"store", true},
+                 {"metadata", {{"k", "v"}}}};
+    HttpResult r = post(port, "/v1/chat/completions", body.dump());
+    REQUIRE(r.status == 200);
+    const json choice = r.json()["choices"][0];
+    CHECK(choice["finish_reason"] == "stop");
+    CHECK(choice["message"]["content"].is_null());
+    REQUIRE(choice["message"]["tool_calls"].size() == 1);
+    const json call = choice["message"]["tool_calls"][0];
+    CHECK(call["type"] == "function");
+    CHECK(call["id"].get<std::string>().rfind("call_", 0) == 0);
+    CHECK(call["function"]["name"] == "get_weather");
+    check_weather_args(call["function"]["arguments"].get<std::string>());
+  }
+  SECTION("required: calls to the offered functions, finish_reason tool_calls") {
+    for (int seed = 0; seed < 4; ++seed) {
+      json body = {{"messages", messages}, {"tools", tools}, {"tool_choice", "required"},
+                   {"max_tokens", 300},    {"seed", seed},   {"parallel_tool_calls", false}};
+      HttpResult r = post(port, "/v1/chat/completions", body.dump());
+      REQUIRE(r.status == 200);
+      const json choice = r.json()["choices"][0];
+      INFO(choice.dump());
+      if (choice["finish_reason"] == "length") continue;  // a random model may ramble within the grammar
+      CHECK(choice["finish_reason"] == "tool_calls");
+      REQUIRE(choice["message"]["tool_calls"].size() == 1);
+      const json call = choice["message"]["tool_calls"][0];
+      if (call["function"]["name"] == "get_weather") {
+        check_weather_args(call["function"]["arguments"].get<std::string>());
+      } else {
+        CHECK(call["function"]["name"] == "get_time");
+        const json args = json::parse(call["function"]["arguments"].get<std::string>());
+        CHECK((args["zone"] == "UTC" || args["zone"] == "CET"));
+      }
+    }
+  }
+  SECTION("streamed named call: id and name first, then the arguments in pieces") {
+    json body = {{"messages", messages},
+                 {"tools", tools},
+                 {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
+                 {"max_tokens", 200},
+                 {"seed", 3},
+                 {"stream", true}};
+    HttpResult r = post(port, "/v1/chat/completions", body.dump());
+    REQUIRE(r.status == 200);
+    bool done = false;
+    std::string arguments, name, id, finish;
+    int pieces = 0;
+    for (const json& e : sse_events(r.body, &done)) {
+      const json& choice = e["choices"][0];
+      if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"].get<std::string>();
+      if (!choice["delta"].contains("tool_calls")) continue;
+      for (const json& d : choice["delta"]["tool_calls"]) {
+        CHECK(d["index"] == 0);
+        if (d.contains("id")) {
+          CHECK(id.empty());  // once, first
+          CHECK(arguments.empty());
+          id = d["id"].get<std::string>();
+          name = d["function"]["name"].get<std::string>();
+        }
+        arguments += d["function"]["arguments"].get<std::string>();
+        ++pieces;
+      }
+    }
+    CHECK(done);
+    CHECK(finish == "stop");
+    CHECK(name == "get_weather");
+    CHECK(id.rfind("call_", 0) == 0);
+    CHECK(pieces > 2);
+    check_weather_args(arguments);
+  }
+  SECTION("bad tool requests name the field") {
+    HttpResult no_tools =
+        post(port, "/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})");
+    CHECK(no_tools.status == 400);
+    CHECK(no_tools.json()["error"]["param"] == "tool_choice");
+    HttpResult no_id =
+        post(port, "/v1/chat/completions", R"({"messages":[{"role":"tool","content":"4 degrees"}],"max_tokens":2})");
+    CHECK(no_id.status == 400);
+    CHECK(no_id.json()["error"]["param"] == "messages[0].tool_call_id");
+    json both = {{"messages", messages},
+                 {"tools", tools},
+                 {"tool_choice", "required"},
+                 {"response_format", {{"type", "json_object"}}}};
+    HttpResult conflict = post(port, "/v1/chat/completions", both.dump());
+    CHECK(conflict.status == 400);
+    CHECK(conflict.json()["error"]["param"] == "tool_choice");
+  }
+}
