@@ -1,5 +1,6 @@
 #include "chat/chat_template.h"
 
+#include "chat/chat_context.h"
 #include "chat/jinja.h"
 
 namespace pagoda {
@@ -57,7 +58,26 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\n\r") - b + 1);
 }
 
-std::vector<Item> builtin(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, bool gen) {
+// An assistant turn's tool calls as JSON objects, one per line after its
+// content (chatml: each in <tool_call> tags); other messages: the content.
+std::string builtin_content(const ChatMessage& m, ChatTemplate tmpl) {
+  std::string text = m.content_null ? "" : m.content;
+  for (const ChatToolCall& c : m.tool_calls) {
+    const JinjaValue call(
+        JinjaDict{{"name", JinjaValue(c.name)}, {"arguments", chat_tool_arguments_value(c.arguments)}});
+    if (!text.empty()) text += '\n';
+    text += tmpl == ChatTemplate::kChatMl ? "<tool_call>\n" + call.to_json() + "\n</tool_call>" : call.to_json();
+  }
+  return text;
+}
+
+std::vector<Item> builtin(const std::vector<ChatMessage>& input, ChatTemplate tmpl, bool gen) {
+  // Tool calls become content; tool results take the family's role for them.
+  std::vector<ChatMessage> messages = input;
+  for (ChatMessage& m : messages) {
+    m.content = builtin_content(m, tmpl);
+    if (m.role == "tool" && tmpl == ChatTemplate::kLlama3) m.role = "ipython";
+  }
   std::vector<Item> out;
   auto text = [&](std::string s) { out.push_back({Item::kText, std::move(s)}); };
   switch (tmpl) {
@@ -96,6 +116,8 @@ std::vector<Item> builtin(const std::vector<ChatMessage>& messages, ChatTemplate
         if (m.role == "system") {
           if (!system.empty()) system += "\n\n";
           system += m.content;
+        } else if (m.role == "tool") {
+          text("[TOOL_RESULTS]" + m.content + "[/TOOL_RESULTS]");
         } else if (m.role == "assistant") {
           text(m.content);
           out.push_back({Item::kEos, ""});
@@ -147,25 +169,6 @@ std::string items_text(const std::vector<Item>& items, ChatTemplate tmpl) {
   return s;
 }
 
-JinjaValue context(const std::vector<ChatMessage>& messages, const Tokenizer& tok, bool gen) {
-  JinjaList msgs;
-  for (const ChatMessage& m : messages)
-    msgs.emplace_back(JinjaDict{{"role", JinjaValue(m.role)}, {"content", JinjaValue(m.content)}});
-  const std::string bos = tok.bos_id() >= 0 ? std::string(tok.token_text(tok.bos_id())) : "";
-  const std::string eos = tok.eos_ids().empty() ? "" : std::string(tok.token_text(tok.eos_ids().front()));
-  return JinjaValue(JinjaDict{{"messages", JinjaValue(msgs)},
-                              {"add_generation_prompt", JinjaValue(gen)},
-                              {"bos_token", JinjaValue(bos)},
-                              {"eos_token", JinjaValue(eos)}});
-}
-
-// The model's own template rendered, or an error.
-Result<std::string> render_model_template(const std::vector<ChatMessage>& messages, const Tokenizer& tok, bool gen) {
-  auto t = JinjaTemplate::parse(tok.chat_template());
-  if (!t) return t.status();
-  return t->render(context(messages, tok, gen));
-}
-
 // Which built-in family to use when the model template is not used.
 ChatTemplate fallback_family(ChatTemplate tmpl, const Tokenizer& tok) {
   if (tmpl != ChatTemplate::kAuto) return tmpl;
@@ -180,10 +183,28 @@ bool tokenizer_adds_bos(const Tokenizer& tok) {
 
 }  // namespace
 
+Result<std::string> render_jinja_chat_template(std::string_view source, const std::vector<ChatMessage>& messages,
+                                               bool add_generation_prompt, const nlohmann::ordered_json& tools,
+                                               const std::string& bos_token, const std::string& eos_token) {
+  auto t = JinjaTemplate::parse(source);
+  if (!t) return t.status();
+  auto ctx = chat_template_context(messages, tools, add_generation_prompt, bos_token, eos_token);
+  if (!ctx) return ctx.status();
+  return t->render(*ctx);
+}
+
+Result<std::string> render_model_chat_template(const std::vector<ChatMessage>& messages, const Tokenizer& tok,
+                                               bool add_generation_prompt, const nlohmann::ordered_json& tools) {
+  if (tok.chat_template().empty()) return Status::invalid_argument("the model has no chat template");
+  const std::string bos = tok.bos_id() >= 0 ? std::string(tok.token_text(tok.bos_id())) : "";
+  const std::string eos = tok.eos_ids().empty() ? "" : std::string(tok.token_text(tok.eos_ids().front()));
+  return render_jinja_chat_template(tok.chat_template(), messages, add_generation_prompt, tools, bos, eos);
+}
+
 std::string render_chat_prompt(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, const Tokenizer& tokenizer,
-                               bool add_generation_prompt, ChatTemplate* used) {
+                               bool add_generation_prompt, ChatTemplate* used, const nlohmann::ordered_json& tools) {
   if (tmpl == ChatTemplate::kAuto && !tokenizer.chat_template().empty()) {
-    auto text = render_model_template(messages, tokenizer, add_generation_prompt);
+    auto text = render_model_chat_template(messages, tokenizer, add_generation_prompt, tools);
     if (text) {
       if (used) *used = ChatTemplate::kAuto;
       return std::move(text).value();
@@ -195,12 +216,13 @@ std::string render_chat_prompt(const std::vector<ChatMessage>& messages, ChatTem
 }
 
 std::vector<int32_t> render_chat(const std::vector<ChatMessage>& messages, ChatTemplate tmpl,
-                                 const Tokenizer& tokenizer, bool add_generation_prompt) {
+                                 const Tokenizer& tokenizer, bool add_generation_prompt,
+                                 const nlohmann::ordered_json& tools) {
   const EncodeOptions text_opts{/*add_bos=*/false, /*parse_special=*/true};
   std::vector<int32_t> ids;
   bool done = false;
   if (tmpl == ChatTemplate::kAuto && !tokenizer.chat_template().empty()) {
-    auto text = render_model_template(messages, tokenizer, add_generation_prompt);
+    auto text = render_model_chat_template(messages, tokenizer, add_generation_prompt, tools);
     if (text) {
       ids = tokenizer.encode_with(*text, text_opts);
       done = true;

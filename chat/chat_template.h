@@ -3,7 +3,9 @@
 // `auto` uses the model's own template (Tokenizer::chat_template(), the
 // Jinja source from tokenizer_config.json or chat_template.jinja), rendered
 // by JinjaTemplate (chat/jinja.h) as transformers' apply_chat_template
-// would, with messages, add_generation_prompt, bos_token and eos_token.
+// would, with messages (tool calls and tool results as the OpenAI API has
+// them), tools, add_generation_prompt, bos_token and eos_token
+// (chat/chat_context.h).
 // If that template fails to parse or render (an unsupported construct, or
 // raise_exception such as "roles must alternate"), the family is recognised
 // from its text and the built-in rendering below is used; an unrecognised
@@ -18,6 +20,12 @@
 //            put before the first user message, separated by a blank line)
 //   zephyr:  <|user|>\ncontent</s>\n ... <|assistant|>\n  (TinyLlama chat)
 //   plain:   the contents joined by newlines (base models such as stories260K)
+// In the built-in families an assistant turn's tool calls follow its content
+// as JSON, {"name": ..., "arguments": {...}}, one per line (chatml: each in
+// <tool_call>...</tool_call>, as Qwen and Hermes write them); a tool result is
+// a turn of role "tool" (llama3: "ipython"; mistral: [TOOL_RESULTS]...
+// [/TOOL_RESULTS]; llama2: a user turn). The tools list itself is shown only
+// by a model's own template.
 //
 // Rendered text becomes ids with special-token parsing on, so
 // "<|im_start|>" or "<|eot_id|>" become their special ids. BOS: when the
@@ -30,6 +38,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "chat/chat_message.h"
 #include "common/status.h"
@@ -52,13 +62,28 @@ ChatTemplate detect_chat_template_family(std::string_view jinja);
 // tokens as text; a built-in family's BOS/EOS as in render_chat_text()),
 // ending where the assistant's answer begins when `add_generation_prompt`.
 // `*used` (optional) tells which rendering ran: kAuto for the model's own
-// Jinja template, else the built-in family.
+// Jinja template, else the built-in family. `tools`: the request's tools
+// array, or null when it has none.
 std::string render_chat_prompt(const std::vector<ChatMessage>& messages, ChatTemplate tmpl, const Tokenizer& tokenizer,
-                               bool add_generation_prompt = true, ChatTemplate* used = nullptr);
+                               bool add_generation_prompt = true, ChatTemplate* used = nullptr,
+                               const nlohmann::ordered_json& tools = nullptr);
 
 // The prompt ids (see the BOS rule above).
 std::vector<int32_t> render_chat(const std::vector<ChatMessage>& messages, ChatTemplate tmpl,
-                                 const Tokenizer& tokenizer, bool add_generation_prompt = true);
+                                 const Tokenizer& tokenizer, bool add_generation_prompt = true,
+                                 const nlohmann::ordered_json& tools = nullptr);
+
+// The model's own template (Tokenizer::chat_template()) rendered with its
+// BOS and EOS text, with no fallback: InvalidArgument when the tokenizer has
+// no template or it fails to parse or render (raise_exception included).
+Result<std::string> render_model_chat_template(const std::vector<ChatMessage>& messages, const Tokenizer& tokenizer,
+                                               bool add_generation_prompt, const nlohmann::ordered_json& tools);
+
+// Any Jinja chat template `source` rendered as transformers would, with the
+// given BOS and EOS text.
+Result<std::string> render_jinja_chat_template(std::string_view source, const std::vector<ChatMessage>& messages,
+                                               bool add_generation_prompt, const nlohmann::ordered_json& tools,
+                                               const std::string& bos_token, const std::string& eos_token);
 
 // A built-in family's text with no tokenizer (BOS/EOS written as <s> and
 // </s>, or <|begin_of_text|> for llama3; the BOS that render_chat() adds

@@ -53,17 +53,25 @@ using jinja_ast::EK;
 using jinja_ast::Expr;
 using jinja_ast::ExprPtr;
 
-enum class NK { kText, kOut, kIf, kFor, kSet, kBreak, kContinue, kBody };
+enum class NK { kText, kOut, kIf, kFor, kSet, kBreak, kContinue, kBody, kMacro, kSetBlock, kFilterBlock };
+
+// Nesting limits for hostile templates (a template comes from a model file):
+// expressions and statement blocks nested deeper are a parse error, macro
+// calls nested deeper a render error. Real chat templates nest a few levels.
+constexpr int kMaxExprDepth = 100;
+constexpr int kMaxBlockDepth = 100;
+constexpr int kMaxCallDepth = 100;
 
 struct JinjaTemplate::Node {
   NK kind;
-  std::string text;                                                 // kText
-  ExprPtr expr;                                                     // kOut, kSet value, kFor iterable
-  std::vector<std::string> vars;                                    // kFor loop vars; kSet: {name} or {name, attr}
-  ExprPtr cond;                                                     // kFor inline filter
+  std::string text;               // kText; kMacro: the macro's name
+  ExprPtr expr;                   // kOut, kSet value, kFor iterable; kFilterBlock: the filter (args[0] unused)
+  std::vector<std::string> vars;  // kFor loop vars; kSet/kSetBlock: {name} or {name, attr}; kMacro: parameters
+  std::vector<ExprPtr> defaults;  // kMacro: one per parameter (null: required)
+  ExprPtr cond;                   // kFor inline filter
   std::vector<std::pair<ExprPtr, std::unique_ptr<Node>>> branches;  // kIf
   std::unique_ptr<Node> else_body;                                  // kIf, kFor
-  std::unique_ptr<Node> body;                                       // kFor
+  std::unique_ptr<Node> body;                                       // kFor, kMacro, kSetBlock, kFilterBlock
   std::vector<std::unique_ptr<Node>> children;                      // kBody
 };
 

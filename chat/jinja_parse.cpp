@@ -190,6 +190,20 @@ class ExprParser {
   ExprParser(std::vector<Tok> toks, size_t pos) : t_(std::move(toks)), pos_(pos) {}
 
   Result<ExprPtr> parse_expr() { return ternary(); }
+  // After '{% filter': NAME or NAME(args), as a filter node whose input
+  // (args[0]) is a placeholder.
+  Result<ExprPtr> filter_spec() {
+    auto n = name();
+    if (!n) return n.status();
+    auto e = make(EK::kFilter, *n);
+    e->args.push_back(make(EK::kLit));
+    if (is_op("(")) {
+      skip();
+      Status s = call_args(e.get());
+      if (!s.is_ok()) return s;
+    }
+    return e;
+  }
   bool at_end() const { return t_[k_].kind == Tok::kEnd; }
   bool is_name(const char* n) const { return t_[k_].kind == Tok::kName && t_[k_].s == n; }
   bool is_op(const char* o) const { return t_[k_].kind == Tok::kOp && t_[k_].s == o; }
@@ -230,7 +244,19 @@ class ExprParser {
   if (!var##_r) return var##_r.status(); \
   ExprPtr var = std::move(var##_r).value()
 
+  // Counts the nesting of the recursive rules below (parentheses, lists,
+  // call arguments, unary chains) against kMaxExprDepth.
+  struct DepthGuard {
+    explicit DepthGuard(int* d) : d_(d) { ++*d_; }
+    ~DepthGuard() { --*d_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+    int* d_;
+  };
+
   Result<ExprPtr> ternary() {
+    DepthGuard guard(&depth_);
+    if (depth_ > kMaxExprDepth) return err("expression nested too deeply");
     PAGODA_TRY(a, or_expr());
     if (!is_name("if")) return a;
     skip();
@@ -267,6 +293,8 @@ class ExprParser {
     return a;
   }
   Result<ExprPtr> not_expr() {
+    DepthGuard guard(&depth_);
+    if (depth_ > kMaxExprDepth) return err("expression nested too deeply");
     if (is_name("not")) {
       skip();
       PAGODA_TRY(a, not_expr());
@@ -326,6 +354,8 @@ class ExprParser {
     return a;
   }
   Result<ExprPtr> unary() {
+    DepthGuard guard(&depth_);
+    if (depth_ > kMaxExprDepth) return err("expression nested too deeply");
     if (is_op("-")) {
       skip();
       PAGODA_TRY(a, unary());
@@ -523,6 +553,7 @@ class ExprParser {
   std::vector<Tok> t_;
   size_t k_ = 0;
   size_t pos_;
+  int depth_ = 0;
 };
 
 Result<ExprPtr> parse_full_expr(const std::string& s, size_t pos) {
@@ -544,6 +575,15 @@ class StmtParser {
   // Parses until a statement whose keyword is in `ends` (left unconsumed,
   // returned in *end_kw) or the end of input (only when ends is empty).
   Result<NodePtr> body(const std::vector<std::string>& ends, std::string* end_kw) {
+    if (depth_ >= kMaxBlockDepth) return syntax("blocks nested too deeply", i_ < c_.size() ? c_[i_].pos : 0);
+    ++depth_;
+    auto r = body_inner(ends, end_kw);
+    --depth_;
+    return r;
+  }
+
+ private:
+  Result<NodePtr> body_inner(const std::vector<std::string>& ends, std::string* end_kw) {
     auto node = std::make_unique<Node>();
     node->kind = NK::kBody;
     while (i_ < c_.size()) {
@@ -584,7 +624,6 @@ class StmtParser {
     return node;
   }
 
- private:
   // The statement chunk currently at i_ (an end keyword): its parser.
   Result<ExprParser> current() {
     const Chunk& ch = c_[i_++];
@@ -669,6 +708,15 @@ class StmtParser {
         if (!a) return a.status();
         n->vars.push_back(*a);
       }
+      if (p.at_end()) {  // {% set name %}...{% endset %}: the body's text
+        n->kind = NK::kSetBlock;
+        std::string end;
+        auto b = body({"endset"}, &end);
+        if (!b) return b.status();
+        ++i_;
+        n->body = std::move(b).value();
+        return n;
+      }
       if (!p.is_op("=")) return p.err("only '{% set name = value %}' is supported");
       p.skip();
       auto e = p.parse_expr();
@@ -679,6 +727,51 @@ class StmtParser {
     }
     if (kw == "break" || kw == "continue") {
       n->kind = kw == "break" ? NK::kBreak : NK::kContinue;
+      return n;
+    }
+    if (kw == "macro") {
+      n->kind = NK::kMacro;
+      auto name = p.name();
+      if (!name) return name.status();
+      n->text = *name;
+      Status s = p.expect_op("(");
+      if (!s.is_ok()) return s;
+      while (!p.is_op(")")) {
+        auto param = p.name();
+        if (!param) return param.status();
+        n->vars.push_back(*param);
+        ExprPtr dflt;
+        if (p.is_op("=")) {
+          p.skip();
+          auto d = p.parse_expr();
+          if (!d) return d.status();
+          dflt = std::move(d).value();
+        }
+        n->defaults.push_back(std::move(dflt));
+        if (!p.is_op(",")) break;
+        p.skip();
+      }
+      s = p.expect_op(")");
+      if (!s.is_ok()) return s;
+      if (!p.at_end()) return p.err("unexpected text in {% macro %}");
+      std::string end;
+      auto b = body({"endmacro"}, &end);
+      if (!b) return b.status();
+      ++i_;
+      n->body = std::move(b).value();
+      return n;
+    }
+    if (kw == "filter") {  // {% filter name(args) %}...{% endfilter %}
+      n->kind = NK::kFilterBlock;
+      auto f = p.filter_spec();
+      if (!f) return f.status();
+      if (!p.at_end()) return p.err("unexpected text in {% filter %}");
+      n->expr = std::move(f).value();
+      std::string end;
+      auto b = body({"endfilter"}, &end);
+      if (!b) return b.status();
+      ++i_;
+      n->body = std::move(b).value();
       return n;
     }
     if (kw == "generation") {  // transformers' marker for assistant tokens: render the body
@@ -693,12 +786,26 @@ class StmtParser {
 
   std::vector<Chunk> c_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
 
 Result<JinjaTemplate> JinjaTemplate::parse(std::string_view source) {
-  auto chunks = chunk(source);
+  // As Jinja2's lexer: newlines become "\n" and one final newline is dropped
+  // (keep_trailing_newline=False).
+  std::string src;
+  src.reserve(source.size());
+  for (size_t i = 0; i < source.size(); ++i) {
+    if (source[i] != '\r') {
+      src.push_back(source[i]);
+      continue;
+    }
+    src.push_back('\n');
+    if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+  }
+  if (!src.empty() && src.back() == '\n') src.pop_back();
+  auto chunks = chunk(src);
   if (!chunks) return chunks.status();
   StmtParser p(std::move(chunks).value());
   std::string end;

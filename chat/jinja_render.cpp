@@ -1,10 +1,10 @@
-// JinjaTemplate::render: walks the syntax tree with scopes, filters, tests
-// and globals.
+// JinjaTemplate::render: walks the syntax tree with scopes, macros and
+// globals; the filters, tests and methods are in jinja_builtins.cpp.
 #include "chat/jinja.h"
 #include "chat/jinja_ast.h"
+#include "chat/jinja_builtins.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <ctime>
 #include <map>
@@ -13,170 +13,32 @@ namespace pagoda {
 
 namespace {
 
-// ---- evaluation --------------------------------------------------------------------
+namespace jb = jinja_builtins;
+using jb::Args;
+using jb::Kwargs;
 
 enum class Flow { kNormal, kBreak, kContinue };
 
-Status rt_error(const std::string& what) { return Status::invalid_argument("chat template: " + what); }
+// Bounds on the work a hostile template can make one render do.
+constexpr size_t kMaxOutputBytes = size_t{64} << 20;
+constexpr int64_t kMaxSteps = 10'000'000;
 
-std::string type_name(const JinjaValue& v) {
-  if (v.is_undefined()) return "undefined";
-  if (v.is_none()) return "none";
-  if (v.is_bool()) return "bool";
-  if (v.is_number()) return "number";
-  if (v.is_string()) return "string";
-  if (v.is_list()) return "list";
-  if (v.is_dict()) return "dict";
-  return "function";
+Status rt_error(const std::string& what) { return jb::error(what); }
+
+JinjaValue markup(std::string s) {
+  JinjaValue v(std::move(s));
+  v.tag = JinjaTag::kMarkup;
+  return v;
 }
 
-std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right) {
-  auto is_strip = [&](char c) {
-    return chars.empty() ? std::isspace(static_cast<unsigned char>(c)) != 0 : chars.find(c) != std::string::npos;
-  };
-  size_t b = 0, e = s.size();
-  if (left)
-    while (b < e && is_strip(s[b])) ++b;
-  if (right)
-    while (e > b && is_strip(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
+bool is_markup(const JinjaValue& v) { return v.is_string() && v.tag == JinjaTag::kMarkup; }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  if (from.empty()) return s;
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
-    s.replace(pos, from.size(), to);
-  return s;
-}
-
-std::string title_case(const std::string& s) {
-  std::string out = s;
-  bool start = true;
-  for (char& c : out) {
-    if (std::isalpha(static_cast<unsigned char>(c))) {
-      c = static_cast<char>(start ? std::toupper(static_cast<unsigned char>(c))
-                                  : std::tolower(static_cast<unsigned char>(c)));
-      start = false;
-    } else {
-      start = true;
-    }
-  }
-  return out;
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
-using Args = std::vector<JinjaValue>;
-using Kwargs = std::vector<std::pair<std::string, JinjaValue>>;
-
-JinjaValue arg(const Args& a, const Kwargs& kw, size_t i, const char* name, JinjaValue dflt = {}) {
-  for (const auto& [k, v] : kw)
-    if (k == name) return v;
-  return i < a.size() ? a[i] : dflt;
-}
-
-Result<JinjaList> as_list(const JinjaValue& v) {
-  if (v.is_list()) return v.list();
-  if (v.is_dict()) {
-    JinjaList l;
-    for (const auto& kv : v.dict()) l.emplace_back(kv.first);
-    return l;
-  }
-  if (v.is_string()) {
-    JinjaList l;
-    for (char c : v.str()) l.emplace_back(std::string(1, c));
-    return l;
-  }
-  if (v.is_undefined() || v.is_none()) return JinjaList{};
-  return rt_error("cannot iterate over a " + type_name(v));
-}
-
-// A string's or dict's method, bound to `self`; undefined if none.
-JinjaValue method(const JinjaValue& self, const std::string& name) {
-  if (self.is_string()) {
-    const std::string s = self.str();
-    if (name == "strip" || name == "lstrip" || name == "rstrip")
-      return JinjaValue::function([s, name](Args& a, Kwargs&) -> Result<JinjaValue> {
-        const std::string chars = !a.empty() && a[0].is_string() ? a[0].str() : "";
-        return JinjaValue(strip_chars(s, chars, name != "rstrip", name != "lstrip"));
-      });
-    if (name == "upper")
-      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(upper(s)); });
-    if (name == "lower")
-      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(lower(s)); });
-    if (name == "title")
-      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> { return JinjaValue(title_case(s)); });
-    if (name == "capitalize")
-      return JinjaValue::function([s](Args&, Kwargs&) -> Result<JinjaValue> {
-        std::string r = lower(s);
-        if (!r.empty()) r[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r[0])));
-        return JinjaValue(r);
-      });
-    if (name == "startswith" || name == "endswith")
-      return JinjaValue::function([s, name](Args& a, Kwargs&) -> Result<JinjaValue> {
-        if (a.empty() || !a[0].is_string()) return rt_error(name + "() needs a string");
-        const std::string& x = a[0].str();
-        const bool r =
-            x.size() <= s.size() &&
-            (name == "startswith" ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0);
-        return JinjaValue(r);
-      });
-    if (name == "replace")
-      return JinjaValue::function([s](Args& a, Kwargs&) -> Result<JinjaValue> {
-        if (a.size() < 2 || !a[0].is_string() || !a[1].is_string()) return rt_error("replace() needs two strings");
-        return JinjaValue(replace_all(s, a[0].str(), a[1].str()));
-      });
-    if (name == "split")
-      return JinjaValue::function([s](Args& a, Kwargs&) -> Result<JinjaValue> {
-        JinjaList out;
-        if (a.empty() || a[0].is_none()) {
-          size_t i = 0;
-          while (i < s.size()) {
-            while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-            size_t j = i;
-            while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) ++j;
-            if (j > i) out.emplace_back(s.substr(i, j - i));
-            i = j;
-          }
-          return JinjaValue(out);
-        }
-        if (!a[0].is_string() || a[0].str().empty()) return rt_error("split() needs a non-empty separator");
-        const std::string& sep = a[0].str();
-        size_t pos = 0;
-        for (size_t hit; (hit = s.find(sep, pos)) != std::string::npos; pos = hit + sep.size())
-          out.emplace_back(s.substr(pos, hit - pos));
-        out.emplace_back(s.substr(pos));
-        return JinjaValue(out);
-      });
-  }
-  if (self.is_dict()) {
-    if (name == "items" || name == "keys" || name == "values")
-      return JinjaValue::function([self, name](Args&, Kwargs&) -> Result<JinjaValue> {
-        JinjaList out;
-        for (const auto& [k, v] : self.dict()) {
-          if (name == "items") out.emplace_back(JinjaList{JinjaValue(k), v});
-          else if (name == "keys") out.emplace_back(k);
-          else out.push_back(v);
-        }
-        return JinjaValue(out);
-      });
-    if (name == "get")
-      return JinjaValue::function([self](Args& a, Kwargs&) -> Result<JinjaValue> {
-        if (a.empty() || !a[0].is_string()) return rt_error("get() needs a key");
-        JinjaValue v = self.get(a[0].str());
-        if (v.is_undefined()) return a.size() > 1 ? a[1] : JinjaValue(nullptr);
-        return v;
-      });
-  }
-  return {};
+// The dotted name an expression reads ("message.tool_calls"), for messages.
+std::string expr_name(const Expr& e) {
+  if (e.kind == EK::kVar) return e.name;
+  if (e.kind == EK::kAttr) return expr_name(*e.args[0]) + "." + e.name;
+  if (e.kind == EK::kIndex) return expr_name(*e.args[0]) + "[...]";
+  return "value";
 }
 
 class Renderer {
@@ -192,18 +54,23 @@ class Renderer {
       const std::string fmt = !a.empty() && a[0].is_string() ? a[0].str() : "%Y-%m-%d";
       const std::time_t now = std::time(nullptr);
       std::tm tm{};
-      gmtime_r(&now, &tm);
-      char buf[128];
+      localtime_r(&now, &tm);  // transformers: datetime.now().strftime(fmt), local time
+      char buf[256];
       const size_t n = std::strftime(buf, sizeof buf, fmt.c_str(), &tm);
       return JinjaValue(std::string(buf, n));
     });
-    g["namespace"] = JinjaValue::function([](Args&, Kwargs& kw) -> Result<JinjaValue> {
-      JinjaDict d;
-      for (auto& [k, v] : kw) d.emplace_back(k, v);
-      return JinjaValue(d);
+    g["namespace"] = JinjaValue::function([](Args& a, Kwargs& kw) -> Result<JinjaValue> {
+      JinjaValue ns(JinjaDict{});
+      ns.tag = JinjaTag::kNamespace;
+      if (!a.empty() && a[0].is_dict())
+        for (const auto& [k, v] : a[0].dict()) ns.set(k, v);
+      for (auto& [k, v] : kw) ns.set(k, v);
+      return ns;
     });
     g["range"] = JinjaValue::function([](Args& a, Kwargs&) -> Result<JinjaValue> {
       int64_t start = 0, stop = 0, step = 1;
+      for (const JinjaValue& x : a)
+        if (!x.is_int()) return rt_error("range() needs integers");
       if (a.size() == 1) stop = a[0].integer();
       else if (a.size() >= 2) start = a[0].integer(), stop = a[1].integer();
       if (a.size() >= 3) step = a[2].integer();
@@ -212,20 +79,28 @@ class Renderer {
       for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) l.emplace_back(i);
       return JinjaValue(l);
     });
+    g["dict"] = JinjaValue::function([](Args& a, Kwargs& kw) -> Result<JinjaValue> {
+      JinjaValue d(JinjaDict{});
+      if (!a.empty() && a[0].is_dict())
+        for (const auto& [k, v] : a[0].dict()) d.set(k, v);
+      for (auto& [k, v] : kw) d.set(k, v);
+      return d;
+    });
     if (context.is_dict())
       for (const auto& [k, v] : context.dict()) g[k] = v;
   }
 
   Status render(const Node& n, std::string* out, Flow* flow) {
+    if (++steps_ > kMaxSteps) return rt_error("the template runs too long");
     switch (n.kind) {
       case NK::kText:
         *out += n.text;
-        return Status::ok();
+        return check_size(*out);
       case NK::kOut: {
         auto v = eval(*n.expr);
         if (!v) return v.status();
         *out += v->to_output();
-        return Status::ok();
+        return check_size(*out);
       }
       case NK::kBody:
         for (const auto& c : n.children) {
@@ -243,15 +118,37 @@ class Renderer {
       case NK::kSet: {
         auto v = eval(*n.expr);
         if (!v) return v.status();
-        if (n.vars.size() == 1) {
-          scopes_.back()[n.vars[0]] = *v;
-          return Status::ok();
-        }
-        JinjaValue ns = lookup(n.vars[0]);
-        if (!ns.is_dict()) return rt_error("cannot set an attribute of '" + n.vars[0] + "' (not a namespace)");
-        ns.set(n.vars[1], *v);
-        return Status::ok();
+        return assign(n.vars, std::move(v).value());
       }
+      case NK::kSetBlock: {
+        auto text = capture(*n.body);
+        if (!text) return text.status();
+        return assign(n.vars, JinjaValue(std::move(text).value()));
+      }
+      case NK::kFilterBlock: {
+        auto text = capture(*n.body);
+        if (!text) return text.status();
+        Args args;
+        for (size_t i = 1; i < n.expr->args.size(); ++i) {
+          auto v = eval(*n.expr->args[i]);
+          if (!v) return v.status();
+          args.push_back(std::move(v).value());
+        }
+        Kwargs kwargs;
+        for (const auto& [k, x] : n.expr->kwargs) {
+          auto v = eval(*x);
+          if (!v) return v.status();
+          kwargs.emplace_back(k, std::move(v).value());
+        }
+        auto r = jb::filter(n.expr->name, JinjaValue(std::move(text).value()), args, kwargs);
+        if (!r) return r.status();
+        *out += r->to_output();
+        return check_size(*out);
+      }
+      case NK::kMacro:
+        scopes_.back()[n.text] = JinjaValue::function(
+            [this, node = &n](Args& a, Kwargs& kw) -> Result<JinjaValue> { return call_macro(*node, a, kw); });
+        return Status::ok();
       case NK::kBreak:
         *flow = Flow::kBreak;
         return Status::ok();
@@ -265,14 +162,79 @@ class Renderer {
   }
 
  private:
+  Status check_size(const std::string& out) const {
+    return out.size() > kMaxOutputBytes ? rt_error("the rendered text is too long") : Status::ok();
+  }
+
+  // {% set name = v %} or {% set ns.attr = v %}.
+  Status assign(const std::vector<std::string>& vars, JinjaValue v) {
+    if (vars.size() == 1) {
+      scopes_.back()[vars[0]] = std::move(v);
+      return Status::ok();
+    }
+    JinjaValue ns = lookup(vars[0]);
+    if (!ns.is_dict() || ns.tag != JinjaTag::kNamespace)
+      return rt_error("cannot assign attribute on non-namespace object '" + vars[0] + "'");
+    ns.set(vars[1], std::move(v));
+    return Status::ok();
+  }
+
+  // A block's output as a string (set blocks, filter blocks, macro bodies).
+  Result<std::string> capture(const Node& body) {
+    std::string text;
+    Flow flow = Flow::kNormal;
+    Status s = render(body, &text, &flow);
+    if (!s.is_ok()) return s;
+    return text;
+  }
+
+  // A macro call: a scope of its own above the globals (top-level names are
+  // visible, the caller's locals are not), parameters bound by position,
+  // then by name, then to their defaults (undefined without one).
+  Result<JinjaValue> call_macro(const Node& m, Args& a, Kwargs& kw) {
+    if (static_cast<int>(frames_.size()) >= kMaxCallDepth) return rt_error("macro calls nested too deeply");
+    if (a.size() > m.vars.size())
+      return rt_error("macro '" + m.text + "' takes not more than " + std::to_string(m.vars.size()) + " argument(s)");
+    for (const auto& [k, v] : kw)
+      if (std::find(m.vars.begin(), m.vars.end(), k) == m.vars.end())
+        return rt_error("macro '" + m.text + "' takes no keyword argument '" + k + "'");
+    scopes_.emplace_back();
+    frames_.push_back(scopes_.size() - 1);
+    Status st = Status::ok();
+    for (size_t i = 0; i < m.vars.size() && st.is_ok(); ++i) {
+      JinjaValue v;
+      bool given = false;
+      if (i < a.size()) {
+        v = a[i];
+        given = true;
+      }
+      for (const auto& [k, x] : kw)
+        if (k == m.vars[i]) {
+          v = x;
+          given = true;
+        }
+      if (!given && m.defaults[i]) {
+        auto d = eval(*m.defaults[i]);
+        if (!d) st = d.status();
+        else v = std::move(d).value();
+      }
+      scopes_.back()[m.vars[i]] = std::move(v);
+    }
+    Result<std::string> text = st.is_ok() ? capture(*m.body) : Result<std::string>(st);
+    frames_.pop_back();
+    scopes_.pop_back();
+    if (!text) return text.status();
+    return JinjaValue(std::move(text).value());
+  }
+
   Status render_for(const Node& n, std::string* out) {
     auto it = eval(*n.expr);
     if (!it) return it.status();
     JinjaList items;
-    if (it->is_dict() && n.vars.size() == 2) {
+    if (it->is_dict() && it->tag != JinjaTag::kNamespace && n.vars.size() == 2) {
       for (const auto& [k, v] : it->dict()) items.emplace_back(JinjaList{JinjaValue(k), v});
     } else {
-      auto l = as_list(*it);
+      auto l = jb::iterate(*it);
       if (!l) return l.status();
       items = std::move(l).value();
     }
@@ -286,18 +248,21 @@ class Renderer {
       for (size_t k = 0; k < n.vars.size(); ++k) scopes_.back()[n.vars[k]] = item.list()[k];
       return Status::ok();
     };
+    Status st = Status::ok();
     if (n.cond) {  // "for x in xs if cond": filter first, so loop.* counts the kept items
       JinjaList kept;
       for (const JinjaValue& item : items) {
-        Status s = bind(item);
-        if (!s.is_ok()) return s;
+        st = bind(item);
+        if (!st.is_ok()) break;
         auto c = eval(*n.cond);
-        if (!c) return c.status();
+        if (!c) {
+          st = c.status();
+          break;
+        }
         if (c->truthy()) kept.push_back(item);
       }
       items = std::move(kept);
     }
-    Status st = Status::ok();
     for (size_t i = 0; i < items.size() && st.is_ok(); ++i) {
       st = bind(items[i]);
       if (!st.is_ok()) break;
@@ -309,8 +274,14 @@ class Renderer {
                      {"length", JinjaValue(len)},
                      {"revindex", JinjaValue(len - idx)},
                      {"revindex0", JinjaValue(len - idx - 1)},
+                     {"depth", JinjaValue(1)},
+                     {"depth0", JinjaValue(0)},
                      {"previtem", i > 0 ? items[i - 1] : JinjaValue()},
-                     {"nextitem", idx + 1 < len ? items[i + 1] : JinjaValue()}};
+                     {"nextitem", idx + 1 < len ? items[i + 1] : JinjaValue()},
+                     {"cycle", JinjaValue::function([idx](Args& a, Kwargs&) -> Result<JinjaValue> {
+                        if (a.empty()) return rt_error("loop.cycle() needs at least one value");
+                        return a[static_cast<size_t>(idx) % a.size()];
+                      })}};
       scopes_.back()["loop"] = JinjaValue(loop);
       Flow flow = Flow::kNormal;
       st = render(*n.body, out, &flow);
@@ -325,10 +296,17 @@ class Renderer {
     return Status::ok();
   }
 
+  // Innermost scope first, down to the current macro's own scope, then the
+  // globals.
   JinjaValue lookup(const std::string& name) const {
-    for (auto s = scopes_.rbegin(); s != scopes_.rend(); ++s) {
-      auto f = s->find(name);
-      if (f != s->end()) return f->second;
+    const size_t base = frames_.empty() ? 0 : frames_.back();
+    for (size_t s = scopes_.size(); s-- > base;) {
+      auto f = scopes_[s].find(name);
+      if (f != scopes_[s].end()) return f->second;
+    }
+    if (base > 0) {
+      auto f = scopes_[0].find(name);
+      if (f != scopes_[0].end()) return f->second;
     }
     return {};
   }
@@ -342,81 +320,56 @@ class Renderer {
       case EK::kAttr: {
         auto o = eval(*e.args[0]);
         if (!o) return o;
-        if (o->is_dict()) {
-          JinjaValue v = o->get(e.name);
-          if (!v.is_undefined()) return v;
-        }
-        return method(*o, e.name);
+        if (o->is_undefined()) return rt_error("'" + expr_name(*e.args[0]) + "' is undefined");
+        if (o->is_dict() && !jb::has_method(*o, e.name)) return o->get(e.name);
+        return jb::method(*o, e.name);
       }
       case EK::kIndex: {
         auto o = eval(*e.args[0]);
         if (!o) return o;
         auto k = eval(*e.args[1]);
         if (!k) return k;
+        if (o->is_undefined()) return rt_error("'" + expr_name(*e.args[0]) + "' is undefined");
         if (o->is_dict() && k->is_string()) {
           JinjaValue v = o->get(k->str());
-          return v.is_undefined() ? method(*o, k->str()) : v;
+          return v.is_undefined() ? jb::method(*o, k->str()) : v;
         }
-        if ((o->is_list() || o->is_string()) && k->is_int()) {
-          const int64_t n =
-              o->is_list() ? static_cast<int64_t>(o->list().size()) : static_cast<int64_t>(o->str().size());
+        if (o->is_list() && o->tag != JinjaTag::kGenerator && k->is_int()) {
+          const int64_t n = static_cast<int64_t>(o->list().size());
           int64_t i = k->integer();
           if (i < 0) i += n;
           if (i < 0 || i >= n) return JinjaValue();
-          if (o->is_list()) return o->list()[i];
-          return JinjaValue(std::string(1, o->str()[i]));
+          return o->list()[static_cast<size_t>(i)];
         }
+        if (o->is_string() && k->is_int()) {
+          const std::vector<std::string> chars = jb::utf8_chars(o->str());
+          const int64_t n = static_cast<int64_t>(chars.size());
+          int64_t i = k->integer();
+          if (i < 0) i += n;
+          if (i < 0 || i >= n) return JinjaValue();
+          return JinjaValue(chars[static_cast<size_t>(i)]);
+        }
+        if (k->is_string()) return jb::method(*o, k->str());
         return JinjaValue();
       }
-      case EK::kSlice: {
-        auto o = eval(*e.args[0]);
-        if (!o) return o;
-        int64_t parts[3] = {0, 0, 1};
-        bool given[3] = {false, false, false};
-        for (int p = 0; p < 3; ++p) {
-          if (!e.args[1 + p]) continue;
-          auto v = eval(*e.args[1 + p]);
-          if (!v) return v;
-          if (v->is_none()) continue;
-          if (!v->is_int()) return rt_error("slice bounds must be integers");
-          parts[p] = v->integer();
-          given[p] = true;
-        }
-        const int64_t step = parts[2];
-        if (step == 0) return rt_error("slice step cannot be zero");
-        const bool is_str = o->is_string();
-        if (!is_str && !o->is_list()) return JinjaValue();
-        const int64_t n = is_str ? static_cast<int64_t>(o->str().size()) : static_cast<int64_t>(o->list().size());
-        auto norm = [&](int64_t v, bool g, int64_t dflt) {
-          if (!g) return dflt;
-          if (v < 0) v += n;
-          return step > 0 ? std::clamp<int64_t>(v, 0, n) : std::clamp<int64_t>(v, -1, n - 1);
-        };
-        const int64_t b = norm(parts[0], given[0], step > 0 ? 0 : n - 1);
-        const int64_t en = norm(parts[1], given[1], step > 0 ? n : -1);
-        JinjaList l;
-        std::string s;
-        for (int64_t i = b; step > 0 ? i < en : i > en; i += step) {
-          if (is_str) s.push_back(o->str()[i]);
-          else l.push_back(o->list()[i]);
-        }
-        return is_str ? JinjaValue(s) : JinjaValue(l);
-      }
+      case EK::kSlice:
+        return slice(e);
       case EK::kCall: {
         auto f = eval_applied(e);
         if (!f) return f.status();
-        if (!f->subject.is_function()) return rt_error("calling something that is not a function");
+        if (!f->subject.is_function())
+          return rt_error("'" + expr_name(*e.args[0]) + "' is not callable (" + jb::type_name(f->subject) + ")");
         return f->subject.fn()(f->args, f->kwargs);
       }
       case EK::kFilter: {
         auto in = eval_applied(e);
         if (!in) return in.status();
-        return filter(e.name, in->subject, in->args, in->kwargs);
+        return jb::filter(e.name, in->subject, in->args, in->kwargs);
       }
       case EK::kTest: {
         auto in = eval_applied(e);
         if (!in) return in.status();
-        auto r = test(e.name, in->subject, in->args);
+        auto r = jb::test(e.name, in->subject, in->args);
         if (!r) return r.status();
         return JinjaValue(*r != e.negated);
       }
@@ -425,7 +378,7 @@ class Renderer {
         if (!v) return v;
         if (v->is_int()) return JinjaValue(-v->integer());
         if (v->is_number()) return JinjaValue(-v->number());
-        return rt_error("cannot negate a " + type_name(*v));
+        return rt_error("bad operand type for unary -: '" + jb::type_name(*v) + "'");
       }
       case EK::kNot: {
         auto v = eval(*e.args[0]);
@@ -471,6 +424,43 @@ class Renderer {
     return JinjaValue();
   }
 
+  Result<JinjaValue> slice(const Expr& e) {
+    auto o = eval(*e.args[0]);
+    if (!o) return o;
+    if (o->is_undefined()) return rt_error("'" + expr_name(*e.args[0]) + "' is undefined");
+    int64_t parts[3] = {0, 0, 1};
+    bool given[3] = {false, false, false};
+    for (int p = 0; p < 3; ++p) {
+      if (!e.args[1 + p]) continue;
+      auto v = eval(*e.args[1 + p]);
+      if (!v) return v;
+      if (v->is_none()) continue;
+      if (!v->is_int()) return rt_error("slice bounds must be integers");
+      parts[p] = v->integer();
+      given[p] = true;
+    }
+    const int64_t step = parts[2];
+    if (step == 0) return rt_error("slice step cannot be zero");
+    const bool is_str = o->is_string();
+    if (!is_str && (!o->is_list() || o->tag == JinjaTag::kGenerator)) return JinjaValue();
+    const std::vector<std::string> chars = is_str ? jb::utf8_chars(o->str()) : std::vector<std::string>{};
+    const int64_t n = is_str ? static_cast<int64_t>(chars.size()) : static_cast<int64_t>(o->list().size());
+    auto norm = [&](int64_t v, bool g, int64_t dflt) {
+      if (!g) return dflt;
+      if (v < 0) v += n;
+      return step > 0 ? std::clamp<int64_t>(v, 0, n) : std::clamp<int64_t>(v, -1, n - 1);
+    };
+    const int64_t b = norm(parts[0], given[0], step > 0 ? 0 : n - 1);
+    const int64_t en = norm(parts[1], given[1], step > 0 ? n : -1);
+    JinjaList l;
+    std::string s;
+    for (int64_t i = b; step > 0 ? i < en : i > en; i += step) {
+      if (is_str) s += chars[static_cast<size_t>(i)];
+      else l.push_back(o->list()[static_cast<size_t>(i)]);
+    }
+    return is_str ? JinjaValue(s) : JinjaValue(l);
+  }
+
   // A call, filter or test node evaluated: args[0] (the function, or the
   // value filtered or tested) and the remaining positional and keyword args.
   struct Applied {
@@ -506,227 +496,77 @@ class Renderer {
     if (op == "!=") return JinjaValue(!a.equals(b));
     if (op == "~") return JinjaValue(a.to_output() + b.to_output());
     if (op == "in" || op == "not in") {
-      bool r = false;
-      if (b.is_string() && a.is_string()) r = b.str().find(a.str()) != std::string::npos;
-      else if (b.is_list())
-        r = std::any_of(b.list().begin(), b.list().end(), [&](const JinjaValue& x) { return x.equals(a); });
-      else if (b.is_dict() && a.is_string()) r = !b.get(a.str()).is_undefined();
-      else if (!b.is_undefined() && !b.is_none()) return rt_error("'in' needs a string, list or dict on the right");
-      return JinjaValue(op == "in" ? r : !r);
+      auto r = jb::test("in", a, {b});
+      if (!r) return r.status();
+      return JinjaValue(op == "in" ? *r : !*r);
     }
     if (op == "<" || op == ">" || op == "<=" || op == ">=") {
-      int c;
-      if (a.is_number() && b.is_number()) c = a.number() < b.number() ? -1 : a.number() > b.number() ? 1 : 0;
-      else if (a.is_string() && b.is_string()) c = a.str().compare(b.str());
-      else return rt_error("cannot compare a " + type_name(a) + " with a " + type_name(b));
-      return JinjaValue(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
+      auto r = jb::test(op, a, {b});
+      if (!r) return r.status();
+      return JinjaValue(*r);
     }
+    auto as_num = [](const JinjaValue& v) {  // Python: bool is an int
+      return v.is_bool() ? JinjaValue(static_cast<int64_t>(std::get<bool>(v.v))) : v;
+    };
+    const JinjaValue x = as_num(a), y = as_num(b);
     if (op == "+") {
-      if (a.is_string() && b.is_string()) return JinjaValue(a.str() + b.str());
-      if (a.is_list() && b.is_list()) {
+      if (a.is_string() && b.is_string()) {
+        // markupsafe: Markup + str escapes the str, and so does str + Markup.
+        if (is_markup(a) || is_markup(b))
+          return markup((is_markup(a) ? a.str() : jb::escape_html(a.str())) +
+                        (is_markup(b) ? b.str() : jb::escape_html(b.str())));
+        return JinjaValue(a.str() + b.str());
+      }
+      if (a.is_list() && b.is_list() && a.tag != JinjaTag::kGenerator && b.tag != JinjaTag::kGenerator) {
         JinjaList l = a.list();
         l.insert(l.end(), b.list().begin(), b.list().end());
         return JinjaValue(l);
       }
     }
-    if (a.is_number() && b.is_number()) {
-      const bool ints = a.is_int() && b.is_int();
-      if (op == "+") return ints ? JinjaValue(a.integer() + b.integer()) : JinjaValue(a.number() + b.number());
-      if (op == "-") return ints ? JinjaValue(a.integer() - b.integer()) : JinjaValue(a.number() - b.number());
-      if (op == "*") return ints ? JinjaValue(a.integer() * b.integer()) : JinjaValue(a.number() * b.number());
-      if (b.number() == 0) return rt_error("division by zero");
-      if (op == "/") return JinjaValue(a.number() / b.number());
+    if (x.is_number() && y.is_number()) {
+      const bool ints = x.is_int() && y.is_int();
+      if (op == "+") return ints ? JinjaValue(x.integer() + y.integer()) : JinjaValue(x.number() + y.number());
+      if (op == "-") return ints ? JinjaValue(x.integer() - y.integer()) : JinjaValue(x.number() - y.number());
+      if (op == "*") return ints ? JinjaValue(x.integer() * y.integer()) : JinjaValue(x.number() * y.number());
+      if (y.number() == 0) return rt_error("division by zero");
+      if (op == "/") return JinjaValue(x.number() / y.number());
       if (op == "//") {
         if (ints) {
-          int64_t q = a.integer() / b.integer();
-          if ((a.integer() % b.integer() != 0) && ((a.integer() < 0) != (b.integer() < 0))) --q;
+          int64_t q = x.integer() / y.integer();
+          if ((x.integer() % y.integer() != 0) && ((x.integer() < 0) != (y.integer() < 0))) --q;
           return JinjaValue(q);
         }
-        return JinjaValue(std::floor(a.number() / b.number()));
+        return JinjaValue(std::floor(x.number() / y.number()));
       }
       if (op == "%") {
         if (ints) {
-          int64_t m = a.integer() % b.integer();
-          if (m != 0 && ((m < 0) != (b.integer() < 0))) m += b.integer();
+          int64_t m = x.integer() % y.integer();
+          if (m != 0 && ((m < 0) != (y.integer() < 0))) m += y.integer();
           return JinjaValue(m);
         }
-        return JinjaValue(a.number() - b.number() * std::floor(a.number() / b.number()));
+        return JinjaValue(x.number() - y.number() * std::floor(x.number() / y.number()));
       }
     }
-    if (op == "*" && a.is_string() && b.is_int()) {
-      std::string s;
-      for (int64_t i = 0; i < b.integer() && i < 100000; ++i) s += a.str();
-      return JinjaValue(s);
-    }
-    return rt_error("unsupported operands for '" + op + "': " + type_name(a) + " and " + type_name(b));
-  }
-
-  Result<JinjaValue> filter(const std::string& f, const JinjaValue& in, const Args& a, const Kwargs& kw) {
-    if (f == "trim") return JinjaValue(strip_chars(in.to_output(), "", true, true));
-    if (f == "length" || f == "count") {
-      if (in.is_string()) return JinjaValue(static_cast<int64_t>(in.str().size()));
-      if (in.is_list()) return JinjaValue(static_cast<int64_t>(in.list().size()));
-      if (in.is_dict()) return JinjaValue(static_cast<int64_t>(in.dict().size()));
-      return JinjaValue(0);
-    }
-    if (f == "tojson") {
-      const JinjaValue ind = arg(a, kw, 0, "indent");
-      return JinjaValue(in.to_json(ind.is_int() ? static_cast<int>(ind.integer()) : -1));
-    }
-    if (f == "upper") return JinjaValue(upper(in.to_output()));
-    if (f == "lower") return JinjaValue(lower(in.to_output()));
-    if (f == "title") return JinjaValue(title_case(in.to_output()));
-    if (f == "capitalize") {
-      std::string r = lower(in.to_output());
-      if (!r.empty()) r[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r[0])));
-      return JinjaValue(r);
-    }
-    if (f == "default" || f == "d") {
-      const bool boolean = arg(a, kw, 1, "boolean", JinjaValue(false)).truthy();
-      if (in.is_undefined() || (boolean && !in.truthy())) return arg(a, kw, 0, "default_value", JinjaValue(""));
-      return in;
-    }
-    if (f == "first" || f == "last") {
-      auto l = as_list(in);
-      if (!l) return l.status();
-      if (l->empty()) return JinjaValue();
-      return f == "first" ? l->front() : l->back();
-    }
-    if (f == "join") {
-      auto l = as_list(in);
-      if (!l) return l.status();
-      const std::string sep = arg(a, kw, 0, "d", JinjaValue("")).to_output();
-      std::string out;
-      for (size_t i = 0; i < l->size(); ++i) {
-        if (i) out += sep;
-        out += (*l)[i].to_output();
+    if (op == "*" && (a.is_string() || (a.is_list() && a.tag != JinjaTag::kGenerator)) && y.is_int()) {
+      const int64_t times = std::min<int64_t>(y.integer(), 100000);
+      if (a.is_string()) {
+        std::string s;
+        for (int64_t i = 0; i < times && s.size() <= kMaxOutputBytes; ++i) s += a.str();
+        return JinjaValue(s);
       }
-      return JinjaValue(out);
+      JinjaList l;
+      for (int64_t i = 0; i < times && l.size() <= 1000000; ++i) l.insert(l.end(), a.list().begin(), a.list().end());
+      return JinjaValue(l);
     }
-    if (f == "string" || f == "safe" || f == "e" || f == "escape") return JinjaValue(in.to_output());
-    if (f == "int") {
-      if (in.is_number()) return JinjaValue(in.integer());
-      if (in.is_string()) {
-        try {
-          return JinjaValue(static_cast<int64_t>(std::stoll(in.str())));
-        } catch (...) {
-          return JinjaValue(0);
-        }
-      }
-      return JinjaValue(0);
-    }
-    if (f == "float") {
-      if (in.is_number()) return JinjaValue(in.number());
-      try {
-        return JinjaValue(std::stod(in.to_output()));
-      } catch (...) {
-        return JinjaValue(0.0);
-      }
-    }
-    if (f == "abs" && in.is_number())
-      return in.is_int() ? JinjaValue(static_cast<int64_t>(std::llabs(in.integer())))
-                         : JinjaValue(std::fabs(in.number()));
-    if (f == "round" && in.is_number()) return JinjaValue(std::round(in.number()));
-    if (f == "list") {
-      auto l = as_list(in);
-      if (!l) return l.status();
-      return JinjaValue(*l);
-    }
-    if (f == "reverse") {
-      if (in.is_string()) return JinjaValue(std::string(in.str().rbegin(), in.str().rend()));
-      auto l = as_list(in);
-      if (!l) return l.status();
-      std::reverse(l->begin(), l->end());
-      return JinjaValue(*l);
-    }
-    if (f == "unique") {
-      auto l = as_list(in);
-      if (!l) return l.status();
-      JinjaList out;
-      for (const auto& x : *l)
-        if (std::none_of(out.begin(), out.end(), [&](const JinjaValue& y) { return y.equals(x); })) out.push_back(x);
-      return JinjaValue(out);
-    }
-    if (f == "items") {
-      if (!in.is_dict()) return rt_error("items needs a dict");
-      Args none;
-      Kwargs nokw;
-      return method(in, "items").fn()(none, nokw);
-    }
-    if (f == "replace") {
-      if (a.size() < 2) return rt_error("replace needs two arguments");
-      return JinjaValue(replace_all(in.to_output(), a[0].to_output(), a[1].to_output()));
-    }
-    if (f == "selectattr" || f == "rejectattr") {
-      auto l = as_list(in);
-      if (!l) return l.status();
-      if (a.empty() || !a[0].is_string()) return rt_error(f + " needs an attribute name");
-      JinjaList out;
-      for (const auto& x : *l) {
-        const JinjaValue v = x.get(a[0].str());
-        bool keep;
-        if (a.size() < 2) {
-          keep = v.truthy();
-        } else {
-          Args rest(a.begin() + 2, a.end());
-          auto r = test(a[1].to_output(), v, rest);
-          if (!r) return r.status();
-          keep = *r;
-        }
-        if (keep == (f == "selectattr")) out.push_back(x);
-      }
-      return JinjaValue(out);
-    }
-    if (f == "map") {
-      auto l = as_list(in);
-      if (!l) return l.status();
-      const JinjaValue attr = arg(a, kw, 99, "attribute");
-      JinjaList out;
-      for (const auto& x : *l) {
-        if (attr.is_string()) out.push_back(x.get(attr.str()));
-        else if (!a.empty() && a[0].is_string()) {
-          auto r = filter(a[0].str(), x, Args(a.begin() + 1, a.end()), {});
-          if (!r) return r;
-          out.push_back(*r);
-        } else return rt_error("map needs attribute= or a filter name");
-      }
-      return JinjaValue(out);
-    }
-    return rt_error("unsupported filter '" + f + "'");
-  }
-
-  Result<bool> test(const std::string& t, const JinjaValue& v, const Args& a) {
-    if (t == "defined") return !v.is_undefined();
-    if (t == "undefined") return v.is_undefined();
-    if (t == "none") return v.is_none();
-    if (t == "string") return v.is_string();
-    if (t == "number") return v.is_number();
-    if (t == "integer") return v.is_int();
-    if (t == "float") return v.is_number() && !v.is_int();
-    if (t == "boolean") return v.is_bool();
-    if (t == "true") return v.is_bool() && std::get<bool>(v.v);
-    if (t == "false") return v.is_bool() && !std::get<bool>(v.v);
-    if (t == "mapping") return v.is_dict();
-    if (t == "iterable") return v.is_list() || v.is_dict() || v.is_string();
-    if (t == "sequence") return v.is_list() || v.is_string();
-    if (t == "callable") return v.is_function();
-    if (t == "odd" || t == "even") return v.is_int() && (v.integer() % 2 != 0) == (t == "odd");
-    if (t == "eq" || t == "equalto" || t == "==") return !a.empty() && v.equals(a[0]);
-    if (t == "ne" || t == "!=") return a.empty() || !v.equals(a[0]);
-    if (t == "in") {
-      if (a.empty()) return false;
-      if (a[0].is_list())
-        return std::any_of(a[0].list().begin(), a[0].list().end(), [&](const JinjaValue& x) { return x.equals(v); });
-      if (a[0].is_string() && v.is_string()) return a[0].str().find(v.str()) != std::string::npos;
-      if (a[0].is_dict() && v.is_string()) return !a[0].get(v.str()).is_undefined();
-      return false;
-    }
-    if (t == "divisibleby")
-      return !a.empty() && v.is_int() && a[0].is_int() && a[0].integer() != 0 && v.integer() % a[0].integer() == 0;
-    return rt_error("unsupported test '" + t + "'");
+    if (a.is_undefined() || b.is_undefined())
+      return rt_error("'" + expr_name(*e.args[a.is_undefined() ? 0 : 1]) + "' is undefined");
+    return rt_error("unsupported operand types for " + op + ": '" + jb::type_name(a) + "' and '" + jb::type_name(b) +
+                    "'");
   }
 
   std::vector<std::map<std::string, JinjaValue>> scopes_;
+  std::vector<size_t> frames_;  // the first scope of each macro call in progress
+  int64_t steps_ = 0;
 };
 
 }  // namespace

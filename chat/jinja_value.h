@@ -1,5 +1,10 @@
 // JinjaValue: the dynamic values of the Jinja subset used by chat templates
-// (undefined, none, bool, int, float, string, list, dict, callable).
+// (undefined, none, bool, int, float, string, list, dict, callable), with
+// the Python behaviour Jinja2 gives them: str() and repr() text, json.dumps
+// text, ==. A tag marks the Python types that behave differently from their
+// plain counterparts: Markup strings (the 'safe' filter: '+' escapes the
+// other operand), generators (what map/select/items return: not
+// JSON-serializable, no length) and namespaces (attributes may be set).
 // Lists and dicts are shared (copying a value copies a pointer), as in
 // Python; dicts keep insertion order (tojson prints keys in that order).
 // Values are not thread-safe when shared; each render builds its own.
@@ -26,10 +31,28 @@ using JinjaFunction = std::function<Result<JinjaValue>(std::vector<JinjaValue>& 
 
 struct JinjaUndefined {};
 
+enum class JinjaTag : uint8_t {
+  kPlain,
+  kMarkup,     // a string: markupsafe.Markup
+  kGenerator,  // a list: a one-pass iterator in Jinja2 (map, select, items, ...)
+  kNamespace,  // a dict: namespace(...)
+};
+
+// json.dumps options (transformers' tojson filter passes them through).
+struct JinjaJsonStyle {
+  bool pretty = false;          // indent given (even 0): newlines
+  std::string indent;           // per level, when pretty
+  std::string item_sep = ", ";  // "," when pretty, unless separators= says
+  std::string key_sep = ": ";
+  bool sort_keys = false;
+  bool ensure_ascii = false;
+};
+
 struct JinjaValue {
   std::variant<JinjaUndefined, std::nullptr_t, bool, int64_t, double, std::string, std::shared_ptr<JinjaList>,
                std::shared_ptr<JinjaDict>, std::shared_ptr<JinjaFunction>>
       v;
+  JinjaTag tag = JinjaTag::kPlain;
 
   JinjaValue() = default;
   JinjaValue(std::nullptr_t) : v(nullptr) {}
@@ -68,10 +91,15 @@ struct JinjaValue {
   bool truthy() const;
   // What {{ value }} prints (Python's str(): None, True, 1.5, lists as repr).
   std::string to_output() const;
+  // Python's repr() (strings quoted as Python quotes them).
+  std::string repr() const;
   // JSON text as Python's json.dumps(ensure_ascii=False) writes it: ", " and
   // ": " separators, or newlines and `indent` spaces when indent >= 0.
   std::string to_json(int indent = -1) const;
-  // Python ==.
+  // json.dumps with `style`; InvalidArgument for what json.dumps refuses
+  // (undefined, functions, generators, namespaces, nesting beyond 512).
+  Result<std::string> to_json(const JinjaJsonStyle& style) const;
+  // Python == (dicts by content, whatever the key order).
   bool equals(const JinjaValue& o) const;
   // Dict lookup; undefined when missing or not a dict.
   JinjaValue get(const std::string& key) const;

@@ -16,6 +16,7 @@ void register_tokenize(CLI::App& app, int* exit_code);
 void register_bench(CLI::App& app, int* exit_code);
 void register_info(CLI::App& app, int* exit_code);
 void register_structured(CLI::App& app, int* exit_code);
+void register_chat_template(CLI::App& app, int* exit_code);
 
 // `pagoda --version`: the version, the build (portable or native), the CPU
 // and the kernel levels it supports.

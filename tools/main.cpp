@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   pagoda::cli::register_kv_plan(app, &exit_code);
   pagoda::cli::register_tokenize(app, &exit_code);
   pagoda::cli::register_structured(app, &exit_code);
+  pagoda::cli::register_chat_template(app, &exit_code);
   pagoda::cli::register_bench(app, &exit_code);
   pagoda::cli::register_info(app, &exit_code);
   const std::vector<std::string> args(argv + 1, argv + argc);

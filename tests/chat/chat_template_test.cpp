@@ -239,7 +239,7 @@ TEST_CASE("jinja: errors are Status, not crashes") {
         std::string::npos);
   CHECK(!render_error("{% if true %}x").is_ok());  // missing endif
   CHECK(!render_error("{{ 1 + }}").is_ok());
-  CHECK(!render_error("{% macro m() %}{% endmacro %}").is_ok());
+  CHECK(!render_error("{% include 'other.jinja' %}").is_ok());
   CHECK(!render_error("{{ x|no_such_filter }}").is_ok());
   CHECK(!render_error("{{ 'a' - 1 }}").is_ok());
   CHECK(!render_error("{{ 1 // 0 }}").is_ok());
@@ -336,11 +336,11 @@ TEST_CASE("chat: Llama 3, Llama 2, Mistral and Qwen2.5 templates") {
 TEST_CASE("chat: a template that cannot run falls back to its family, else plain") {
   const auto c = conv({{"user", "Hi"}});
   ChatTemplate used = ChatTemplate::kAuto;
-  TemplateOnlyTokenizer chatml_like("{% macro x() %}{% endmacro %}<|im_start|>", "", "");
+  TemplateOnlyTokenizer chatml_like("{% include 'x' %}<|im_start|>", "", "");
   CHECK(render_chat_prompt(c, ChatTemplate::kAuto, chatml_like, true, &used) ==
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   CHECK(used == ChatTemplate::kChatMl);
-  TemplateOnlyTokenizer unknown("{% macro x() %}{% endmacro %}", "", "");
+  TemplateOnlyTokenizer unknown("{% include 'x' %}", "", "");
   CHECK(render_chat_prompt(conv({{"system", "S"}, {"user", "Hi"}}), ChatTemplate::kAuto, unknown, true, &used) ==
         "S\nHi");
   CHECK(used == ChatTemplate::kPlain);
