@@ -1,23 +1,43 @@
 // JinjaTemplate: the subset of Jinja2 that Hugging Face chat templates use,
-// rendered the way transformers' apply_chat_template does (trim_blocks,
-// lstrip_blocks, loop controls; no autoescape).
+// rendered the way transformers' apply_chat_template does (Jinja2 3.1's
+// ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks, loop
+// controls; no autoescape; newlines normalised and one final newline
+// dropped). Every template of ../shared/chat-templates renders byte for
+// byte as Jinja2 does (tests/chat/template_parity_test.sh).
 //
-// Supported: text, {{ }}, {% %}, {# #} with '-' whitespace control;
-// if/elif/else, for (one or two loop variables, inline 'if' filter, else,
-// loop.index/index0/first/last/length/revindex/previtem/nextitem),
-// break/continue, set (also ns.attr = ...), generation blocks (rendered as
-// their body); literals (strings, numbers, true/false/none in either case,
-// lists, dicts), + - * / // % ~, comparisons, and/or/not, in/not in,
-// 'a if c else b', attribute and subscript access, slices with steps,
-// calls; filters trim, length/count, tojson(indent), upper, lower, title,
-// capitalize, default/d, first, last, join, string, int, float, list,
-// items, replace, safe, abs, round, reverse, unique, selectattr/rejectattr,
-// map(attribute=); tests defined, undefined, none, string, number,
-// integer, float, boolean, mapping, iterable, sequence, true, false, odd,
-// even, eq/equalto/==, in; string methods strip/lstrip/rstrip/split/
-// startswith/endswith/upper/lower/title/capitalize/replace; dict methods
-// items/keys/values/get; globals raise_exception, strftime_now, namespace,
-// range. Anything else is a parse or render error (Status), never a crash.
+// Supported: text, {{ }}, {% %}, {# #} with '-' and '+' whitespace control;
+// if/elif/else, for (one or more loop variables, inline 'if' filter, else,
+// loop.index/index0/first/last/length/revindex/revindex0/previtem/nextitem/
+// cycle/depth), break/continue, set (also ns.attr = ..., and the block form
+// {% set x %}...{% endset %}), {% filter f(args) %}...{% endfilter %}, macros
+// with defaults and keyword arguments (a macro sees its parameters and the
+// template's top-level names; recursion allowed), generation blocks
+// (rendered as their body); literals (strings, ints, floats with exponents,
+// true/false/none in either case, lists, tuples, dicts), + - * / // % ~,
+// comparisons, and/or/not, in/not in, 'a if c else b', attribute and
+// subscript access (an attribute of an undefined value is an error, a dict's
+// methods come before its keys for '.name'), slices with steps (by
+// characters), calls; filters trim, length/count, tojson (transformers':
+// ensure_ascii, indent, separators, sort_keys), indent(width, first, blank),
+// upper, lower, title, capitalize, default/d, first, last, join, string,
+// safe, e/escape, int, float, list, items, dictsort, sort, min, max, sum,
+// replace, abs, round, reverse, unique, wordcount, attr, select/reject,
+// selectattr/rejectattr, map(attribute= or a filter); tests defined,
+// undefined, none, string, number, integer, float, boolean, mapping,
+// iterable, sequence, callable, escaped, lower, upper, true, false, odd,
+// even, divisibleby, eq/equalto/==, ne, lt/le/gt/ge, sameas, in; string
+// methods strip/lstrip/rstrip/split/rsplit/splitlines/join/find/count/index/
+// startswith/endswith/upper/lower/title/capitalize/replace/isdigit/...; dict
+// methods items/keys/values/get/copy (mutating ones are unsafe, an error, as
+// in the immutable sandbox); list index/count; globals raise_exception,
+// strftime_now (local time), namespace, range, dict. Values print as Python
+// prints them (repr of containers, floats, True/None), Markup from |safe
+// escapes what '+' adds to it, and generators (map, select, items, ...) are
+// not JSON-serializable. Anything else (include, import, call blocks,
+// recursive loops, '%' formatting, ...) is a parse or render error (Status),
+// never a crash; so is nesting beyond kMaxExprDepth/kMaxBlockDepth, macro
+// calls nested beyond kMaxCallDepth (jinja_ast.h), and a render that runs
+// over 10 million steps or 64 MiB of output.
 //
 // Immutable after parse(); render() is const and thread-safe (each call has
 // its own scopes). Copies share the parsed tree.

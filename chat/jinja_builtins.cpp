@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 
 namespace pagoda::jinja_builtins {
@@ -103,6 +104,12 @@ JinjaValue arg(const Args& a, const Kwargs& kw, size_t i, const char* name, Jinj
   return i < a.size() ? a[i] : dflt;
 }
 
+JinjaValue tuple(JinjaList items) {
+  JinjaValue v(std::move(items));
+  v.tag = JinjaTag::kTuple;
+  return v;
+}
+
 JinjaValue generator(JinjaList items) {
   JinjaValue v(std::move(items));
   v.tag = JinjaTag::kGenerator;
@@ -154,8 +161,8 @@ JinjaValue attribute_of(const JinjaValue& x, const JinjaValue& path) {
     const size_t dot = p.find('.', start);
     const std::string part = p.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    if (digits && cur.is_list()) {
-      const size_t i = std::stoul(part);
+    size_t i = 0;
+    if (digits && cur.is_list() && std::from_chars(part.data(), part.data() + part.size(), i).ec == std::errc()) {
       cur = i < cur.list().size() ? cur.list()[i] : JinjaValue();
     } else {
       cur = cur.get(part);
@@ -301,7 +308,7 @@ Result<JinjaValue> dictsort(const JinjaValue& in, const Args& a, const Kwargs& k
   const bool reverse = arg(a, kw, 2, "reverse", JinjaValue(false)).truthy();
   if (by != "key" && by != "value") return error("dictsort: by must be 'key' or 'value'");
   JinjaList pairs;
-  for (const auto& [k, v] : in.dict()) pairs.emplace_back(JinjaList{JinjaValue(k), v});
+  for (const auto& [k, v] : in.dict()) pairs.push_back(tuple({JinjaValue(k), v}));
   Args sort_args{JinjaValue(reverse), JinjaValue(case_sensitive), JinjaValue(by == "key" ? 0 : 1)};
   return sorted(JinjaValue(std::move(pairs)), sort_args, {});
 }
@@ -564,7 +571,7 @@ JinjaValue method(const JinjaValue& self, const std::string& name) {
       return fn([self, name](Args&, Kwargs&) -> Result<JinjaValue> {
         JinjaList out;
         for (const auto& [k, v] : self.dict()) {
-          if (name == "items") out.emplace_back(JinjaList{JinjaValue(k), v});
+          if (name == "items") out.push_back(tuple({JinjaValue(k), v}));
           else if (name == "keys") out.emplace_back(k);
           else out.push_back(v);
         }
@@ -730,7 +737,7 @@ Result<JinjaValue> filter(const std::string& f, const JinjaValue& in, const Args
     if (in.is_undefined()) return generator({});
     if (!in.is_dict() || in.tag == JinjaTag::kNamespace) return error("Can only get item pairs from a mapping.");
     JinjaList out;
-    for (const auto& [k, v] : in.dict()) out.emplace_back(JinjaList{JinjaValue(k), v});
+    for (const auto& [k, v] : in.dict()) out.push_back(tuple({JinjaValue(k), v}));
     return generator(std::move(out));
   }
   if (f == "dictsort") return dictsort(in, a, kw);

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 
@@ -113,17 +115,28 @@ Result<std::vector<Tok>> lex(const std::string& s, size_t pos) {
     } else if (std::isdigit(static_cast<unsigned char>(c))) {
       size_t j = i;
       while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+      bool is_float = false;
       if (j + 1 < s.size() && s[j] == '.' && std::isdigit(static_cast<unsigned char>(s[j + 1]))) {
+        is_float = true;
         ++j;
         while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
-        Tok t{Tok::kFloat, s.substr(i, j - i)};
-        t.f = std::stod(t.s);
-        out.push_back(t);
-      } else {
-        Tok t{Tok::kInt, s.substr(i, j - i)};
-        t.i = std::stoll(t.s);
-        out.push_back(t);
       }
+      if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {  // an exponent: 1e16, 1.5e-7
+        size_t k = j + 1;
+        if (k < s.size() && (s[k] == '+' || s[k] == '-')) ++k;
+        if (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]))) {
+          while (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]))) ++k;
+          j = k;
+          is_float = true;
+        }
+      }
+      Tok t{Tok::kInt, s.substr(i, j - i)};
+      // No exceptions: an integer beyond int64 becomes a float, 1e999 infinity.
+      if (is_float || std::from_chars(t.s.data(), t.s.data() + t.s.size(), t.i).ec != std::errc()) {
+        t.kind = Tok::kFloat;
+        t.f = std::strtod(t.s.c_str(), nullptr);
+      }
+      out.push_back(t);
       i = j;
     } else if (c == '\'' || c == '"') {
       std::string v;
@@ -501,8 +514,8 @@ class ExprParser {
     if (t.kind == Tok::kOp && t.s == "(") {
       skip();
       PAGODA_TRY(a, parse_expr());
-      if (is_op(",")) {  // tuple: a list
-        auto l = make(EK::kList);
+      if (is_op(",")) {  // a tuple: a list tagged as one
+        auto l = make(EK::kList, "tuple");
         l->args.push_back(std::move(a));
         while (is_op(",")) {
           skip();

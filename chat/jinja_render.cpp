@@ -404,7 +404,9 @@ class Renderer {
           if (!v) return v;
           l.push_back(*v);
         }
-        return JinjaValue(l);
+        JinjaValue r(std::move(l));
+        if (e.name == "tuple") r.tag = JinjaTag::kTuple;
+        return r;
       }
       case EK::kDict: {
         JinjaValue d{JinjaDict{}};
@@ -517,10 +519,12 @@ class Renderer {
                         (is_markup(b) ? b.str() : jb::escape_html(b.str())));
         return JinjaValue(a.str() + b.str());
       }
-      if (a.is_list() && b.is_list() && a.tag != JinjaTag::kGenerator && b.tag != JinjaTag::kGenerator) {
+      if (a.is_list() && b.is_list() && a.tag != JinjaTag::kGenerator && a.tag == b.tag) {  // list+list, tuple+tuple
         JinjaList l = a.list();
         l.insert(l.end(), b.list().begin(), b.list().end());
-        return JinjaValue(l);
+        JinjaValue r(std::move(l));
+        r.tag = a.tag;
+        return r;
       }
     }
     if (x.is_number() && y.is_number()) {

@@ -30,25 +30,32 @@ std::string float_text(double d) {
   std::string digits = sci.substr(0, e_pos);
   digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
   const int exp = std::atoi(sci.c_str() + e_pos + 1);
-  std::string out;
+  // (appends only: GCC 12 warns falsely (-Wrestrict) on "literal" + string)
+  std::string out = sign;
   if (exp >= -4 && exp < 16) {
     if (exp >= 0) {
-      if (digits.size() < static_cast<size_t>(exp) + 1)
-        digits.append(static_cast<size_t>(exp) + 1 - digits.size(), '0');
-      out = digits.substr(0, static_cast<size_t>(exp) + 1) + ".";
-      const std::string frac = digits.substr(static_cast<size_t>(exp) + 1);
-      out += frac.empty() ? "0" : frac;
+      const size_t int_digits = static_cast<size_t>(exp) + 1;
+      if (digits.size() < int_digits) digits.append(int_digits - digits.size(), '0');
+      out.append(digits, 0, int_digits);
+      out.push_back('.');
+      if (digits.size() > int_digits) out.append(digits, int_digits, std::string::npos);
+      else out.push_back('0');
     } else {
-      out = "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+      out.append("0.");
+      out.append(static_cast<size_t>(-exp - 1), '0');
+      out.append(digits);
     }
   } else {
-    out = digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
+    out.push_back(digits[0]);
+    if (digits.size() > 1) {
+      out.push_back('.');
+      out.append(digits, 1, std::string::npos);
+    }
     char e[16];
     std::snprintf(e, sizeof e, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-    out += e;
+    out.append(e);
   }
-  return sign + out;
+  return out;
 }
 
 std::string number_text(const JinjaValue& x) {
@@ -235,12 +242,14 @@ void repr_rec(const JinjaValue& x, int depth, std::string* out) {
   } else if (x.is_list() && x.tag == JinjaTag::kGenerator) {
     *out += "<generator object>";
   } else if (x.is_list()) {
-    out->push_back('[');
+    const bool tuple = x.tag == JinjaTag::kTuple;
+    out->push_back(tuple ? '(' : '[');
     for (size_t i = 0; i < x.list().size(); ++i) {
       if (i) *out += ", ";
       repr_rec(x.list()[i], depth + 1, out);
     }
-    out->push_back(']');
+    if (tuple && x.list().size() == 1) out->push_back(',');
+    out->push_back(tuple ? ')' : ']');
   } else if (x.is_dict()) {
     *out += x.tag == JinjaTag::kNamespace ? "<Namespace {" : "{";
     for (size_t i = 0; i < x.dict().size(); ++i) {
@@ -268,6 +277,7 @@ bool equals_rec(const JinjaValue& a, const JinjaValue& o, int depth) {
   if (a.is_undefined() || o.is_undefined()) return a.is_undefined() && o.is_undefined();
   if (a.is_list() && o.is_list()) {
     if (a.tag == JinjaTag::kGenerator || o.tag == JinjaTag::kGenerator) return &a.list() == &o.list();
+    if ((a.tag == JinjaTag::kTuple) != (o.tag == JinjaTag::kTuple)) return false;
     if (a.list().size() != o.list().size()) return false;
     for (size_t i = 0; i < a.list().size(); ++i)
       if (!equals_rec(a.list()[i], o.list()[i], depth + 1)) return false;
@@ -322,7 +332,7 @@ std::string JinjaValue::to_json(int indent) const {
   if (indent >= 0) {
     st.pretty = true;
     st.indent.assign(static_cast<size_t>(indent), ' ');
-    st.item_sep = ",";
+    st.item_sep.resize(1);  // "," (an assignment of "," trips GCC 12's -Wrestrict)
   }
   auto r = to_json(st);
   return r ? std::move(r).value() : "null";

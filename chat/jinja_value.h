@@ -4,7 +4,8 @@
 // text, ==. A tag marks the Python types that behave differently from their
 // plain counterparts: Markup strings (the 'safe' filter: '+' escapes the
 // other operand), generators (what map/select/items return: not
-// JSON-serializable, no length) and namespaces (attributes may be set).
+// JSON-serializable, no length), tuples (printed in parentheses, never equal
+// to a list) and namespaces (attributes may be set).
 // Lists and dicts are shared (copying a value copies a pointer), as in
 // Python; dicts keep insertion order (tojson prints keys in that order).
 // Values are not thread-safe when shared; each render builds its own.
@@ -36,6 +37,7 @@ enum class JinjaTag : uint8_t {
   kMarkup,     // a string: markupsafe.Markup
   kGenerator,  // a list: a one-pass iterator in Jinja2 (map, select, items, ...)
   kNamespace,  // a dict: namespace(...)
+  kTuple,      // a list: a Python tuple (dict items, dictsort pairs, (a, b) literals)
 };
 
 // json.dumps options (transformers' tojson filter passes them through).

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/chat_context.h"
 #include "chat/chat_template.h"
 #include "chat/jinja.h"
 #include "tokenizer/tokenizer.h"
@@ -247,6 +248,88 @@ TEST_CASE("jinja: errors are Status, not crashes") {
   CHECK(!render_error("{{ x").is_ok());
 }
 
+// Expected texts below are what Jinja2 3.1.6 renders in transformers'
+// environment (tests/chat/render_reference.py).
+TEST_CASE("jinja: macros, set and filter blocks") {
+  CHECK(render("{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('a') }} {{ "
+               "greet('b', punct='?') }} {{ greet() }}") == "Hi a! Hi b? Hi !");
+  CHECK(render("{% macro fact(n) %}{% if n > 1 %}{{ n }}*{{ fact(n - 1) }}{% else %}1{% endif %}{% endmacro %}{{ "
+               "fact(4) }}") == "4*3*2*1");
+  // A macro sees the template's top-level names and may change a namespace.
+  CHECK(render("{% set ns = namespace(x=1) %}{% macro bump() %}{% set ns.x = ns.x + 1 %}{% endmacro %}{{ bump() }}{{ "
+               "bump() }}{{ ns.x }}") == "3");
+  CHECK(render("{% set block %}\n  a {{ 1 + 1 }}\n{% endset %}[{{ block }}]{% filter upper %}x{{ 'y' }}{% endfilter "
+               "%}") == "[  a 2\n]XY");
+  CHECK(!render_error("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}").is_ok());
+  CHECK(!render_error("{% macro m(a) %}{% endmacro %}{{ m(b=1) }}").is_ok());
+}
+
+TEST_CASE("jinja: Python text of values, Markup, tuples and generators") {
+  CHECK(render("{{ 0.1 }} {{ 1e16 }} {{ 1.5e-7 }} {{ 123456789.0 }} {{ 1/3 }} {{ -0.0 }} {{ 2.5|round }} {{ "
+               "3.5|round }}") == "0.1 1e+16 1.5e-07 123456789.0 0.3333333333333333 -0.0 2.0 4.0");
+  CHECK(render("{{ {'a': \"it's\", 'b': [none, false, 'x\\ny']} }}|{{ ['\"'] }}|{{ {'a': 1}|string }}") ==
+        "{'a': \"it's\", 'b': [None, False, 'x\\ny']}|['\"']|{'a': 1}");
+  // Markup + str escapes the str; ~ does not.
+  CHECK(render("{{ ('<' | safe) + '<&>' }}|{{ '<' + ('\"' | safe) }}|{{ ('a' | safe) ~ '<' }}") ==
+        "<&lt;&amp;&gt;|&lt;\"|a<");
+  CHECK(render("{{ {'b': 2, 'A': 1}|dictsort }}|{{ 'one two, three'|wordcount }}|{{ [3, 1, 2]|sort|list }}|{{ [1, 2, "
+               "3]|sum }}|{{ [3, 1]|max }}") == "[('A', 1), ('b', 2)]|3|[1, 2, 3]|6|3");
+  const JinjaValue ctx(JinjaDict{{"xs", JinjaValue(JinjaList{"a", "b"})}, {"x", JinjaValue(JinjaDict{{"k", 1}})}});
+  CHECK(render("{{ undefined_thing is iterable }}{{ none is iterable }}{{ x|items|list }}{{ (xs|map('upper'))|list "
+               "}}{{ xs|select('equalto','a')|list }}",
+               ctx) == "TrueFalse[('k', 1)]['A', 'B']['a']");
+  CHECK(render("{{ 'héllo'|length }}{{ 'héllo'[1] }}{{ 'héllo'[::-1] }}{{ 'héllo'|reverse }}") == "5éolléholléh");
+  CHECK(render("{% for x in xs %}{{ loop.cycle('o', 'e') }}{% endfor %}", ctx) == "oe");
+  CHECK(render("{{ 'a,b,,c'.split(',', 1) }}{{ '  a  b '.split() }}{{ 'x'.join(['1','2']) }}{{ 'abc'.find('c') }}{{ "
+               "'aXbX'.count('X') }}") == "['a', 'b,,c']['a', 'b']1x222");
+  // Dicts compare by content; `.items` is the method even with an "items" key.
+  const JinjaValue dicts(JinjaDict{{"m", JinjaValue(JinjaDict{{"a", 1}, {"b", 2}})},
+                                   {"n", JinjaValue(JinjaDict{{"b", 2}, {"a", 1}})},
+                                   {"d", JinjaValue(JinjaDict{{"items", "I"}, {"x", 1}})}});
+  CHECK(render("{{ m == n }}{{ m == {'a': 1} }}{% for k, v in d.items() %}{{ k }}{% endfor %}{{ d['items'] }}",
+               dicts) == "TrueFalseitemsxI");
+  // Newlines normalised, one final newline dropped (keep_trailing_newline=False).
+  CHECK(render("a\r\nb\n") == "a\nb");
+}
+
+TEST_CASE("jinja: tojson and indent as transformers has them") {
+  CHECK(render("{{ {'b': 1, 'a': [1.5, none, true]} | tojson(sort_keys=true) }}|{{ [1, 2] | tojson(indent=2) }}|{{ "
+               "{'k': 'é'} | tojson(separators=[',', ':']) }}|{{ 'é' | tojson(true) }}") ==
+        "{\"a\": [1.5, null, true], \"b\": 1}|[\n  1,\n  2\n]|{\"k\":\"é\"}|\"\\u00e9\"");
+  CHECK(render("{{ 'line1\\nline2\\n\\nline4'|indent(2) }}|{{ 'a\\nb'|indent(4, first=true) }}|{{ "
+               "'a\\n\\nb'|indent(2, blank=true) }}") == "line1\n  line2\n\n  line4|    a\n    b|a\n  \n  b");
+}
+
+TEST_CASE("jinja: what Jinja2 refuses is an error here too") {
+  const JinjaValue ctx(JinjaDict{{"xs", JinjaValue(JinjaList{"a"})}});
+  for (const char* src :
+       {"{{ u.x }}", "{{ u['x'] }}", "{{ u + 'a' }}", "{{ x|tojson }}", "{{ none|list }}",
+        "{% for x in none %}{% endfor %}", "{{ (xs|map('upper'))|tojson }}", "{% set d = {} %}{% set d.x = 1 %}",
+        "{{ 1|length }}", "{{ xs.append(1) }}", "{{ 'a' ~ u.b }}", "{{ 'a' + 1 }}", "{{ 'a' + none }}"}) {
+    INFO(src);
+    CHECK(!render_error(src, ctx).is_ok());
+  }
+}
+
+TEST_CASE("jinja: hostile templates end in errors, not crashes") {
+  // Expressions and blocks nested beyond the limits, unbounded macro recursion, runaway loops.
+  CHECK(!render_error("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").is_ok());
+  CHECK(!render_error("{{ " + std::string(5000, '[') + std::string(5000, ']') + " }}").is_ok());
+  CHECK(render("{{ 99999999999999999999 > 1 }}{{ 1e999 > 1 }}") == "TrueTrue");
+  CHECK(!render_error("{{ " + std::string(5000, '-') + "1 }}").is_ok());
+  std::string nested;
+  for (int i = 0; i < 2000; ++i) nested += "{% if true %}";
+  for (int i = 0; i < 2000; ++i) nested += "{% endif %}";
+  CHECK(!render_error(nested).is_ok());
+  CHECK(render_error("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").message().find("nested too deeply") !=
+        std::string::npos);
+  CHECK(!render_error("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}").is_ok());
+  CHECK(!render_error("{% set ns = namespace(s='x' * 100000) %}{% for i in range(100000) %}{{ ns.s }}{% endfor %}")
+             .is_ok());
+  // A namespace that holds itself prints and compares without looping forever.
+  CHECK(render_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}{{ ns == ns }}").is_ok());
+}
+
 // ---- real templates against reference renderings and ids ----------------------------
 
 TEST_CASE("chat: SmolLM2 and TinyLlama templates match the reference text and ids") {
@@ -378,4 +461,40 @@ TEST_CASE("chat: llama2.c tokenizer with the built-in llama2 family gets one BOS
   CHECK(ids == expected);
   // auto with no model template: plain, with BOS.
   CHECK(render_chat(c, ChatTemplate::kAuto, **tok) == (*tok)->encode("Hi\nHello\nBye", true));
+}
+
+TEST_CASE("chat: tool calls and tool results in the template context and the built-in families") {
+  ChatMessage call{"assistant", "", true, {{"call_1", "get_weather", "{\"city\": \"Paris\", \"days\": 2}"}}, "", ""};
+  ChatMessage bad_args{"assistant", "Sure.", false, {{"call_2", "f", "not json"}}, "", ""};
+  ChatMessage result{"tool", "21 C", false, {}, "call_1", "get_weather"};
+  // Only the keys a client sends; arguments parsed into an object (kept as text when not JSON).
+  CHECK(chat_message_value(ChatMessage{"user", "Hi", false, {}, "", ""}).repr() == "{'role': 'user', 'content': 'Hi'}");
+  CHECK(chat_message_value(call).repr() ==
+        "{'role': 'assistant', 'content': None, 'tool_calls': [{'id': 'call_1', 'type': 'function', 'function': "
+        "{'name': 'get_weather', 'arguments': {'city': 'Paris', 'days': 2}}}]}");
+  CHECK(chat_message_value(bad_args).get("tool_calls").list()[0].get("function").get("arguments").str() == "not json");
+  CHECK(chat_message_value(result).repr() ==
+        "{'role': 'tool', 'content': '21 C', 'tool_call_id': 'call_1', 'name': 'get_weather'}");
+  const nlohmann::ordered_json tools = nlohmann::ordered_json::parse(
+      R"([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])");
+  auto ctx = chat_template_context({call}, tools, true, "<s>", "</s>");
+  REQUIRE(ctx.is_ok());
+  CHECK(ctx->get("tools").to_json() ==
+        "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": "
+        "\"object\"}}}]");
+  CHECK(chat_template_context({call}, nullptr, true, "", "")->get("tools").is_none());
+  CHECK(!chat_template_context({call}, nlohmann::ordered_json::object(), true, "", "").is_ok());
+
+  const std::vector<ChatMessage> conv{{"user", "Weather?", false, {}, "", ""}, call, result};
+  CHECK(render_chat_text(conv, ChatTemplate::kChatMl) ==
+        "<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", "
+        "\"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call><|im_end|>\n<|im_start|>tool\n21 "
+        "C<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(render_chat_text(conv, ChatTemplate::kLlama3, false) ==
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWeather?<|eot_id|><|start_header_id|>assistant<|"
+        "end_header_id|>\n\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": "
+        "2}}<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n21 C<|eot_id|>");
+  CHECK(render_chat_text({conv[0], bad_args}, ChatTemplate::kMistral) ==
+        "<s>[INST] Weather? [/INST]Sure.\n{\"name\": \"f\", \"arguments\": \"not json\"}</s>");
+  CHECK(render_chat_text({result}, ChatTemplate::kMistral) == "<s>[TOOL_RESULTS]21 C[/TOOL_RESULTS]");
 }
