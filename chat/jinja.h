@@ -35,9 +35,9 @@
 // escapes what '+' adds to it, and generators (map, select, items, ...) are
 // not JSON-serializable. Anything else (include, import, call blocks,
 // recursive loops, '%' formatting, ...) is a parse or render error (Status),
-// never a crash; so is nesting beyond kMaxExprDepth/kMaxBlockDepth, macro
-// calls nested beyond kMaxCallDepth (jinja_ast.h), and a render that runs
-// over 10 million steps or 64 MiB of output.
+// never a crash; so is nesting beyond the limits of jinja_ast.h (expression
+// recursion and tree height, blocks, macro calls, render frames), and a
+// render that runs over 10 million steps or 64 MiB of output.
 //
 // Immutable after parse(); render() is const and thread-safe (each call has
 // its own scopes). Copies share the parsed tree.

@@ -45,6 +45,7 @@ struct Expr {
   std::vector<ExprPtr> args;  // operands / positional arguments (the object first)
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   bool negated = false;  // kTest
+  int depth = 1;         // height of this subtree (bounded by kMaxExprTreeDepth)
 };
 
 }  // namespace jinja_ast
@@ -61,6 +62,11 @@ enum class NK { kText, kOut, kIf, kFor, kSet, kBreak, kContinue, kBody, kMacro, 
 constexpr int kMaxExprDepth = 100;
 constexpr int kMaxBlockDepth = 100;
 constexpr int kMaxCallDepth = 100;
+// A chain such as a.b.b.b... or 1+1+1+... is parsed by a loop, not by
+// recursion, but evaluating and freeing it recurses: trees are kept this low.
+constexpr int kMaxExprTreeDepth = 256;
+// Render and evaluation frames nested at once (blocks in macros in blocks ...).
+constexpr int kMaxRenderDepth = 1000;
 
 struct JinjaTemplate::Node {
   NK kind;

@@ -238,6 +238,17 @@ class ExprParser {
   }
 
  private:
+  // Sets e's depth from its operands; an error beyond kMaxExprTreeDepth.
+  Status seal(Expr* e) const {
+    int d = 0;
+    for (const auto& x : e->args)
+      if (x) d = std::max(d, x->depth);
+    for (const auto& kv : e->kwargs)
+      if (kv.second) d = std::max(d, kv.second->depth);
+    e->depth = d + 1;
+    return e->depth > kMaxExprTreeDepth ? err("expression nested too deeply") : Status::ok();
+  }
+
   static ExprPtr make(EK k, std::string name = {}) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
@@ -285,6 +296,7 @@ class ExprParser {
     e->args.push_back(std::move(c));
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
+    if (Status sealed = seal(e.get()); !sealed.is_ok()) return sealed;
     return e;
   }
   Result<ExprPtr> or_expr() {
@@ -293,6 +305,7 @@ class ExprParser {
       skip();
       PAGODA_TRY(b, and_expr());
       a = binary(EK::kOr, std::move(a), std::move(b));
+      if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
     }
     return a;
   }
@@ -302,6 +315,7 @@ class ExprParser {
       skip();
       PAGODA_TRY(b, not_expr());
       a = binary(EK::kAnd, std::move(a), std::move(b));
+      if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
     }
     return a;
   }
@@ -313,6 +327,7 @@ class ExprParser {
       PAGODA_TRY(a, not_expr());
       auto e = make(EK::kNot);
       e->args.push_back(std::move(a));
+      if (Status sealed = seal(e.get()); !sealed.is_ok()) return sealed;
       return e;
     }
     return compare();
@@ -335,6 +350,7 @@ class ExprParser {
       }
       PAGODA_TRY(b, concat());
       a = binary(EK::kBin, std::move(a), std::move(b), op);
+      if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
     }
   }
   Result<ExprPtr> concat() {
@@ -343,6 +359,7 @@ class ExprParser {
       skip();
       PAGODA_TRY(b, additive());
       a = binary(EK::kBin, std::move(a), std::move(b), "~");
+      if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
     }
     return a;
   }
@@ -353,6 +370,7 @@ class ExprParser {
       skip();
       PAGODA_TRY(b, multiplicative());
       a = binary(EK::kBin, std::move(a), std::move(b), op);
+      if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
     }
     return a;
   }
@@ -363,6 +381,7 @@ class ExprParser {
       skip();
       PAGODA_TRY(b, unary());
       a = binary(EK::kBin, std::move(a), std::move(b), op);
+      if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
     }
     return a;
   }
@@ -374,6 +393,7 @@ class ExprParser {
       PAGODA_TRY(a, unary());
       auto e = make(EK::kNeg);
       e->args.push_back(std::move(a));
+      if (Status sealed = seal(e.get()); !sealed.is_ok()) return sealed;
       return e;
     }
     if (is_op("+")) skip();
@@ -408,6 +428,7 @@ class ExprParser {
         auto e = make(EK::kAttr, *n);
         e->args.push_back(std::move(a));
         a = std::move(e);
+        if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
       } else if (is_op("[")) {
         skip();
         ExprPtr parts[3];
@@ -432,6 +453,7 @@ class ExprParser {
         if (!slice && !parts[0]) return err("empty subscript");
         for (int p = 0; p < (slice ? 3 : 1); ++p) e->args.push_back(std::move(parts[p]));
         a = std::move(e);
+        if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
       } else if (is_op("(")) {
         skip();
         auto e = make(EK::kCall);
@@ -439,6 +461,7 @@ class ExprParser {
         Status s = call_args(e.get());
         if (!s.is_ok()) return s;
         a = std::move(e);
+        if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
       } else if (is_op("|")) {
         skip();
         auto n = name();
@@ -451,6 +474,7 @@ class ExprParser {
           if (!s.is_ok()) return s;
         }
         a = std::move(e);
+        if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
       } else if (is_name("is")) {
         skip();
         auto e = make(EK::kTest);
@@ -478,6 +502,7 @@ class ExprParser {
           e->args.push_back(std::move(arg));
         }
         a = std::move(e);
+        if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
       } else {
         return a;
       }
@@ -524,6 +549,7 @@ class ExprParser {
           l->args.push_back(std::move(b));
         }
         a = std::move(l);
+        if (Status sealed = seal(a.get()); !sealed.is_ok()) return sealed;
       }
       Status s = expect_op(")");
       if (!s.is_ok()) return s;
@@ -540,6 +566,7 @@ class ExprParser {
       }
       Status s = expect_op("]");
       if (!s.is_ok()) return s;
+      if (Status sealed = seal(l.get()); !sealed.is_ok()) return sealed;
       return l;
     }
     if (t.kind == Tok::kOp && t.s == "{") {
@@ -557,6 +584,7 @@ class ExprParser {
       }
       Status s = expect_op("}");
       if (!s.is_ok()) return s;
+      if (Status sealed = seal(d.get()); !sealed.is_ok()) return sealed;
       return d;
     }
     return err("expected a value");

@@ -41,6 +41,19 @@ std::string expr_name(const Expr& e) {
   return "value";
 }
 
+// Counts the render and evaluation frames nested at once.
+class NestGuard {
+ public:
+  explicit NestGuard(int* depth) : depth_(depth) { ++*depth_; }
+  ~NestGuard() { --*depth_; }
+  NestGuard(const NestGuard&) = delete;
+  NestGuard& operator=(const NestGuard&) = delete;
+  bool too_deep() const { return *depth_ > kMaxRenderDepth; }
+
+ private:
+  int* depth_;
+};
+
 class Renderer {
  public:
   explicit Renderer(const JinjaValue& context) {
@@ -92,6 +105,8 @@ class Renderer {
 
   Status render(const Node& n, std::string* out, Flow* flow) {
     if (++steps_ > kMaxSteps) return rt_error("the template runs too long");
+    const NestGuard nest(&depth_);
+    if (nest.too_deep()) return rt_error("blocks and macro calls nested too deeply");
     switch (n.kind) {
       case NK::kText:
         *out += n.text;
@@ -312,6 +327,8 @@ class Renderer {
   }
 
   Result<JinjaValue> eval(const Expr& e) {
+    const NestGuard nest(&depth_);
+    if (nest.too_deep()) return rt_error("expressions and macro calls nested too deeply");
     switch (e.kind) {
       case EK::kLit:
         return e.lit;
@@ -571,6 +588,7 @@ class Renderer {
   std::vector<std::map<std::string, JinjaValue>> scopes_;
   std::vector<size_t> frames_;  // the first scope of each macro call in progress
   int64_t steps_ = 0;
+  int depth_ = 0;  // render() and eval() frames in progress
 };
 
 }  // namespace

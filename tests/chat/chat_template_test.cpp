@@ -316,6 +316,26 @@ TEST_CASE("jinja: hostile templates end in errors, not crashes") {
   CHECK(!render_error("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").is_ok());
   CHECK(!render_error("{{ " + std::string(5000, '[') + std::string(5000, ']') + " }}").is_ok());
   CHECK(render("{{ 99999999999999999999 > 1 }}{{ 1e999 > 1 }}") == "TrueTrue");
+  // Long chains are built by loops, not recursion: refused before they grow deep.
+  std::string chain = "{{ a";
+  for (int i = 0; i < 100000; ++i) chain += ".b";
+  CHECK(render_error(chain + " }}").message().find("nested too deeply") != std::string::npos);
+  std::string sum = "{{ 1";
+  for (int i = 0; i < 100000; ++i) sum += "+1";
+  CHECK(!render_error(sum + " }}").is_ok());
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 100000; ++i) filters += "|trim";
+  CHECK(!render_error(filters + " }}").is_ok());
+  std::string ok_sum = "{{ 1";  // a long but reasonable chain still renders
+  for (int i = 0; i < 200; ++i) ok_sum += "+1";
+  CHECK(render(ok_sum + " }}") == "201");
+  // Blocks inside recursive macro calls, 99 x 99 deep: stopped by the frame limit.
+  std::string deep = "{% macro f(n) %}";
+  for (int i = 0; i < 99; ++i) deep += "{% if true %}";
+  deep += "{{ f(n + 1) }}";
+  for (int i = 0; i < 99; ++i) deep += "{% endif %}";
+  deep += "{% endmacro %}{{ f(0) }}";
+  CHECK(render_error(deep).message().find("nested too deeply") != std::string::npos);
   CHECK(!render_error("{{ " + std::string(5000, '-') + "1 }}").is_ok());
   std::string nested;
   for (int i = 0; i < 2000; ++i) nested += "{% if true %}";
