@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!s.empty() && static_cast<int>(s.size()) <= limits.max_stop_string_bytes);
   FUZZ_CHECK(static_cast<int>(req.stop.stop_token_ids.size()) <= limits.max_stop_strings);
   FUZZ_CHECK(static_cast<int>(req.sampling.logit_bias.size()) <= limits.max_logit_bias);
-  FUZZ_CHECK(req.sampling.logprobs >= 0 && req.sampling.logprobs <= SamplingParams::kMaxLogprobs);
+  FUZZ_CHECK(req.sampling.logprobs >= -1 && req.sampling.logprobs <= SamplingParams::kMaxLogprobs);
   FUZZ_CHECK(!req.include_usage || req.stream);
   // What the engine checks next; any answer is fine, a crash is not.
   (void)req.sampling.validate(512);

@@ -193,7 +193,7 @@ void EngineCore::append_token(Request& r, const SampleResult& res) {
     stats_->inter_token_latency.observe(seconds(t - r.times.last_token));
   }
   r.times.last_token = t;
-  if (r.sampling.logprobs > 0) r.pending_logprobs.push_back({tok, res.logprob, res.top_logprobs});
+  if (r.sampling.logprobs >= 0) r.pending_logprobs.push_back({tok, res.logprob, res.top_logprobs});
 
   FinishReason reason = FinishReason::kNone;
   const bool eos = !r.stop.ignore_eos && contains(tokenizer_->eos_ids(), tok);

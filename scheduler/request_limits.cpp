@@ -26,12 +26,14 @@ Status validate_request(const RequestLimits& limits, const Request& r) {
   const int64_t max_tokens = r.stop.max_tokens;
   if (max_tokens < 1)
     return invalid("max_tokens", "max_tokens must be at least 1 (got " + std::to_string(max_tokens) + ")");
+  // Named for what the client can change: the prompt when it alone fills
+  // the context, else max_tokens.
   if (prompt + max_tokens > limits.max_model_len)
-    return invalid("prompt", "this model's maximum context length is " + std::to_string(limits.max_model_len) +
-                                 " tokens, but the request has " + std::to_string(prompt) +
-                                 " prompt tokens and asks for " + std::to_string(max_tokens) + " more (" +
-                                 std::to_string(prompt + max_tokens) +
-                                 " in all): shorten the prompt or lower max_tokens");
+    return invalid(prompt >= limits.max_model_len ? "prompt" : "max_tokens",
+                   "this model's maximum context length is " + std::to_string(limits.max_model_len) +
+                       " tokens, but the request has " + std::to_string(prompt) + " prompt tokens and asks for " +
+                       std::to_string(max_tokens) + " more (" + std::to_string(prompt + max_tokens) +
+                       " in all): shorten the prompt or lower max_tokens");
   if (!limits.chunked_prefill && prompt > limits.max_num_batched_tokens)
     return invalid("prompt", "the prompt has " + std::to_string(prompt) + " tokens but one step takes at most " +
                                  std::to_string(limits.max_num_batched_tokens) +

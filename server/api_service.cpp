@@ -198,7 +198,7 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
   }
   const json card = {{"id", model_.name},
                      {"object", "model"},
-                     {"created", 0},
+                     {"created", started_at_},
                      {"owned_by", "pagoda"},
                      {"max_model_len", model_.max_model_len}};
   switch (match.route) {
@@ -223,6 +223,12 @@ HttpReply ApiService::tokenize_route(const HttpRequest& req, bool tokenize) cons
   json body = json::parse(req.body(), nullptr, false);
   if (body.is_discarded() || !body.is_object())
     return error_reply(api_error(400, "the request body must be a JSON object", "invalid_json"));
+  if (body.contains("model") && body["model"].is_string() && !body["model"].get<std::string>().empty() &&
+      body["model"].get<std::string>() != model_.name) {
+    const std::string asked = body["model"].get<std::string>().substr(0, 256);
+    return error_reply(api_error(404, "model '" + asked + "' does not exist (this server serves '" + model_.name + "')",
+                                 "model_not_found", "model"));
+  }
   if (tokenize) {
     if (!body.contains("prompt") || !body["prompt"].is_string())
       return error_reply(api_error(400, "'prompt' must be a string", "invalid_value", "prompt"));
@@ -457,7 +463,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     }
   }
   json logprobs = nullptr;
-  if (api.sampling.logprobs > 0)
+  if (api.sampling.logprobs >= 0)
     logprobs = kind == ApiKind::kChat ? chat_logprobs_json(lps, [&](int32_t id) { return token_text(id); })
                                       : completion_logprobs_json(
                                             lps, [&](int32_t id) { return token_text(id); }, echo_text.size());
@@ -550,7 +556,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
       const bool failed = d.finish == FinishReason::kError || d.finish == FinishReason::kAbort;
       if (!d.text.empty() || !d.logprobs.empty() || (done && !failed)) {
         json lp = nullptr;
-        if (api.sampling.logprobs > 0)
+        if (api.sampling.logprobs >= 0)
           lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); })
                     : completion_logprobs_json(
                           d.logprobs, [&](int32_t t) { return token_text(t); }, text_offset);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,7 @@ class ApiService final : public HttpHandler {
   // auto the format the model's chat template names.
   ToolCallFormat tool_call_format_ = ToolCallFormat::kJson;
   ApiLimits limits_;
+  const int64_t started_at_ = static_cast<int64_t>(std::time(nullptr));  // /v1/models' "created"
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> next_id_{1};
   std::function<int64_t()> connections_;

@@ -422,7 +422,8 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
   if (!parse_logit_bias(body, c, lim, out)) return false;
 
   if (kind == ApiKind::kCompletion) {
-    int64_t lp = 0;
+    // logprobs: 0 still returns each chosen token's logprob.
+    int64_t lp = -1;
     if (!c.integer("logprobs", 0, SamplingParams::kMaxLogprobs, &lp)) return false;
     s.logprobs = static_cast<int32_t>(lp);
     if (!c.boolean("echo", &out->echo)) return false;
@@ -435,9 +436,9 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
     if (!c.boolean("logprobs", &want)) return false;
     if (!c.integer("top_logprobs", 0, SamplingParams::kMaxLogprobs, &top)) return false;
     if (top > 0 && !want) return c.fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
-    // Chat asks for logprobs as a flag; the sampler's count covers the top-n
-    // list (at least 1 so the chosen token's logprob is computed).
-    s.logprobs = want ? static_cast<int32_t>(std::max<int64_t>(top, 1)) : 0;
+    // Chat asks for logprobs as a flag; without top_logprobs each token's
+    // top_logprobs list is empty, as OpenAI's is.
+    s.logprobs = want ? static_cast<int32_t>(top) : -1;
   }
   int64_t n = 1;
   if (!c.integer("n", 1, 1, &n)) {

@@ -67,9 +67,9 @@ Status SamplingParams::validate(int32_t vocab_size) const {
                                    " must be a number or -inf (to ban it), not NaN or +inf");
     }
   }
-  if (logprobs < 0 || logprobs > kMaxLogprobs) {
-    return bad("logprobs",
-               "logprobs must be in [0, " + std::to_string(kMaxLogprobs) + "], got " + std::to_string(logprobs));
+  if (logprobs < -1 || logprobs > kMaxLogprobs) {
+    return bad("logprobs", "logprobs must be -1 (off) or in [0, " + std::to_string(kMaxLogprobs) + "], got " +
+                               std::to_string(logprobs));
   }
   return Status::ok();
 }
@@ -247,7 +247,7 @@ int32_t Sampler::draw(const SamplingParams& params, RequestRng& rng) {
 }
 
 void Sampler::fill_logprobs(const SamplingParams& params, SampleResult& result) {
-  if (params.logprobs <= 0 || result.token < 0) {
+  if (params.logprobs < 0 || result.token < 0) {
     result.logprob = std::numeric_limits<float>::quiet_NaN();
     return;
   }
@@ -261,7 +261,7 @@ void Sampler::fill_logprobs(const SamplingParams& params, SampleResult& result) 
   // first, lower id first on ties since ids arrive in order).
   const size_t k = std::min(static_cast<size_t>(params.logprobs), n);
   cand_.clear();
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; k > 0 && i < n; ++i) {
     const float l = work_[i];
     if (!(l > -std::numeric_limits<float>::infinity())) continue;  // banned (logit_bias, a grammar's mask)
     if (cand_.size() == k && !(l > cand_.back().weight)) continue;

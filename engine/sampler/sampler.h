@@ -31,7 +31,7 @@ struct SamplingParams {
   float presence_penalty = 0.0f;        // [-2, 2]; output tokens only
   float frequency_penalty = 0.0f;       // [-2, 2]; output tokens only
   std::map<int32_t, float> logit_bias;  // id -> added to its logit (-inf bans)
-  int32_t logprobs = 0;                 // top-n logprobs to return; 0 = off
+  int32_t logprobs = -1;                // -1 = off; 0 = the chosen token's logprob; n = also the top n
 
   static constexpr int32_t kMaxLogprobs = 20;
   static constexpr float kGreedyBelow = 1e-5f;
@@ -63,7 +63,7 @@ class RequestRng {
 struct SampleResult {
   int32_t token = -1;
   // Logprob of `token` and the top-n (id, logprob), most likely first, when
-  // params.logprobs > 0 (else NaN and empty). These are log-softmax of the
+  // params.logprobs >= 0 (n = params.logprobs; else NaN and empty). These are log-softmax of the
   // processed logits: after logit_bias and penalties, divided by the
   // temperature (1 when greedy), before min-p/top-k/top-p truncation.
   float logprob = 0.0f;

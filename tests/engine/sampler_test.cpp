@@ -406,3 +406,18 @@ TEST_CASE("top logprobs leave out banned tokens (-inf logits, as a grammar's mas
   CHECK(r.top_logprobs[1].first == 3);
   for (const auto& [id, lp] : r.top_logprobs) CHECK(std::isfinite(lp));
 }
+
+TEST_CASE("sampler: logprobs 0 gives the chosen token's logprob and no alternatives, -1 gives none") {
+  const std::vector<float> logits = {0.5f, 2.0f, 1.0f};
+  SamplingParams p;
+  p.temperature = 0;
+  Sampler s;
+  RequestRng rng(1);
+  CHECK(std::isnan(s.sample(logits, p, rng, {}, {}).logprob));  // default: off
+  p.logprobs = 0;
+  const SampleResult r = s.sample(logits, p, rng, {}, {});
+  CHECK(r.token == 1);
+  CHECK(r.top_logprobs.empty());
+  const double z = std::log(std::exp(0.5) + std::exp(2.0) + std::exp(1.0));
+  CHECK(r.logprob == Approx(2.0 - z).epsilon(1e-5));
+}

@@ -180,6 +180,9 @@ TEST_CASE("max_tokens, min_tokens and the model length") {
   REQUIRE_FALSE(st.is_ok());
   CHECK_THAT(st.message(), Catch::Contains("maximum context length is 512") && Catch::Contains("500 prompt tokens") &&
                                Catch::Contains("100 more"));
+  CHECK(st.field() == "max_tokens");  // the prompt fits: max_tokens is what to lower
+  auto prompt_too_long = make_request(3, std::vector<int32_t>(600, 5), 10, sink);
+  CHECK(e.core->validate(*prompt_too_long).field() == "prompt");
 }
 
 TEST_CASE("a cancelled request is ended at the next step and its pages are freed") {

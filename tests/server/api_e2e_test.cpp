@@ -100,6 +100,21 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(ej["choices"][0]["logprobs"]["tokens"].size() == 5);
   CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][0].size() == 2);
   CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][0].get<double>() <= 0.0);
+  // logprobs 0: each chosen token's logprob, no alternatives.
+  HttpResult zero = post(port, "/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 4, "logprobs": 0})");
+  REQUIRE(zero.status == 200);
+  const json zl = zero.json()["choices"][0]["logprobs"];
+  REQUIRE(zl["token_logprobs"].size() == 4);
+  CHECK(zl["token_logprobs"][3].get<double>() <= 0.0);
+  CHECK(zl["top_logprobs"][3].empty());
+  // Chat logprobs without top_logprobs: the chosen tokens' logprobs and empty top_logprobs lists.
+  HttpResult chat_lp = post(port, "/v1/chat/completions",
+                            R"({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "logprobs": true})");
+  REQUIRE(chat_lp.status == 200);
+  const json cl = chat_lp.json()["choices"][0]["logprobs"]["content"];
+  REQUIRE(cl.size() == 3);
+  CHECK(cl[0]["logprob"].get<double>() <= 0.0);
+  CHECK(cl[0]["top_logprobs"].empty());
 
   // Chat: non-streaming and streaming (role first).
   HttpResult chat =
@@ -142,10 +157,21 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(by_ids.json()["choices"][0]["text"] == text);
   HttpResult detok = post(port, "/detokenize", json{{"tokens", ids}}.dump());
   CHECK(detok.json()["prompt"] == "Once upon a time");
+  HttpResult other_model = post(port, "/tokenize", R"({"model": "gpt-4o", "prompt": "Once"})");
+  CHECK(other_model.status == 404);
+  CHECK(other_model.json()["error"]["code"] == "model_not_found");
+  CHECK(post(port, "/tokenize", R"({"model": "stories260K", "prompt": "Once"})").status == 200);
+  // max_tokens beyond the context is named as the field to lower.
+  const int64_t context = http_request(port, http::verb::get, "/v1/models").json()["data"][0]["max_model_len"];
+  HttpResult too_many = post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", context}}.dump());
+  CHECK(too_many.status == 400);
+  CHECK(too_many.json()["error"]["param"] == "max_tokens");
 
-  // Models.
+  // Models: "created" is when this server started (a real time, not 0).
   HttpResult models = http_request(port, http::verb::get, "/v1/models");
   CHECK(models.json()["data"][0]["id"] == "stories260K");
+  CHECK(models.json()["data"][0]["created"].get<int64_t>() > 1700000000);
+  CHECK(models.json()["data"][0]["created"].get<int64_t>() <= static_cast<int64_t>(std::time(nullptr)));
   CHECK(http_request(port, http::verb::get, "/v1/models/stories260K").status == 200);
   CHECK(http_request(port, http::verb::get, "/v1/models/other").status == 404);
   CHECK(server.terminate() == 0);
