@@ -515,13 +515,15 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     else co_await asio::async_write(stream, asio::buffer(event), asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
   };
-  auto chunk = [&](json choice) {
+  // With continuous_usage_stats, each chunk carries the usage so far (`usage`
+  // is the delta it belongs to); else null until the final usage chunk.
+  auto chunk = [&](json choice, const RequestDelta* usage = nullptr) {
     json j = {{"id", id},
               {"object", chat ? "chat.completion.chunk" : "text_completion"},
               {"created", created},
               {"model", model_.name},
               {"choices", json::array({std::move(choice)})}};
-    if (api.include_usage) j["usage"] = nullptr;
+    if (api.include_usage) j["usage"] = api.continuous_usage && usage ? usage_json(*usage) : json(nullptr);
     return dump(j);
   };
   bool ok = !ec;
@@ -585,7 +587,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
                          {"finish_reason", last_chunk ? finish : json(nullptr)}};
           if (chat) choice["delta"] = std::move(deltas[k]);
           else choice["text"] = d.text;
-          const std::string payload = chunk(std::move(choice));
+          const std::string payload = chunk(std::move(choice), &d);
           ok = co_await send(payload);
         }
         text_offset += d.text.size();

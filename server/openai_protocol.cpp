@@ -367,12 +367,9 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
     // output's, and a template prints tools as they were sent.
     const auto ordered = nlohmann::ordered_json::parse(body_text);
     if (structured) {
-      auto spec = parse_structured_request(ordered);
+      auto spec = parse_structured_request(ordered, &out->grammar_field);
       if (!spec) return c.fail(spec.status().field(), spec.status().message());
       out->grammar = std::move(spec).value();
-      for (const std::string& field : structured_request_fields()) {
-        if (out->grammar && body.contains(field) && !body[field].is_null()) out->grammar_field = field;
-      }
     }
     if (tools) {
       auto request = parse_tool_request(ordered);
@@ -456,6 +453,12 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
       if (!so["include_usage"].is_boolean())
         return c.fail("stream_options.include_usage", "'stream_options.include_usage' must be true or false");
       out->include_usage = so["include_usage"].get<bool>();
+    }
+    if (so.contains("continuous_usage_stats")) {
+      if (!so["continuous_usage_stats"].is_boolean())
+        return c.fail("stream_options.continuous_usage_stats",
+                      "'stream_options.continuous_usage_stats' must be true or false");
+      out->continuous_usage = so["continuous_usage_stats"].get<bool>() && out->include_usage;
     }
     if (!out->stream) return c.fail("stream_options", "'stream_options' is only allowed with 'stream': true");
   }

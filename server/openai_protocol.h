@@ -45,8 +45,9 @@ struct ApiRequest {
   SamplingParams sampling;
   StopParams stop;
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
-  bool echo = false;           // completions: prepend the prompt to the text
+  bool include_usage = false;     // stream_options.include_usage
+  bool continuous_usage = false;  // and continuous_usage_stats (vLLM's): usage so far on every chunk
+  bool echo = false;              // completions: prepend the prompt to the text
   int priority = 0;
   std::string cache_salt;
   std::string user;

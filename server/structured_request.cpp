@@ -140,7 +140,7 @@ const std::set<std::string>& structured_request_fields() {
   return fields;
 }
 
-Result<std::optional<GrammarSpec>> parse_structured_request(const json& body) {
+Result<std::optional<GrammarSpec>> parse_structured_request(const json& body, std::string* field) {
   std::vector<std::pair<std::string, Spec>> asked;
   auto take = [&](const char* field, Result<Spec> spec) -> Status {
     if (!spec) return spec.status();
@@ -170,6 +170,7 @@ Result<std::optional<GrammarSpec>> parse_structured_request(const json& body) {
                        "'" + asked[0].first + "' and '" + asked[1].first + "' both constrain the output: send one");
   }
   if (asked.empty()) return Spec();
+  if (field) *field = asked[0].first;
   return std::move(asked[0].second);
 }
 

@@ -89,6 +89,20 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(streamed_text(port, "Once upon a time", 60, &usage) == text);
   CHECK(usage["completion_tokens"] == 60);
   CHECK(usage["total_tokens"] == usage["prompt_tokens"].get<int>() + 60);
+  // continuous_usage_stats: every chunk carries the usage so far.
+  HttpResult continuous = post(port, "/v1/completions",
+                               R"({"prompt": "Once upon a time", "max_tokens": 6, "stream": true,
+               "stream_options": {"include_usage": true, "continuous_usage_stats": true}})");
+  REQUIRE(continuous.status == 200);
+  bool continuous_done = false;
+  int64_t last_completion = 0;
+  for (const json& e : sse_events(continuous.body, &continuous_done)) {
+    REQUIRE(e["usage"].is_object());
+    CHECK(e["usage"]["completion_tokens"].get<int64_t>() >= last_completion);
+    last_completion = e["usage"]["completion_tokens"].get<int64_t>();
+  }
+  CHECK(continuous_done);
+  CHECK(last_completion == 6);
 
   // Echo and logprobs.
   HttpResult echo =

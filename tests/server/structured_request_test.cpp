@@ -62,6 +62,12 @@ TEST_CASE("two grammars in one request are refused, naming the second") {
   CHECK(error_field(R"({"response_format":{"type":"json_object"},"guided_regex":"a"})") == "guided_regex");
   // response_format text asks for nothing, so a guided field beside it is fine.
   CHECK(parse(R"({"response_format":{"type":"text"},"guided_regex":"a"})").value()->kind == GrammarSpec::Kind::kRegex);
+  // ... and the field named as the grammar's is the one that asked for it.
+  std::string field;
+  auto guided = parse_structured_request(
+      nlohmann::ordered_json::parse(R"({"response_format":{"type":"text"},"guided_regex":"a"})"), &field);
+  REQUIRE(guided.is_ok());
+  CHECK(field == "guided_regex");
 }
 
 TEST_CASE("a schema nested thousands deep is refused before anything recurses over it") {
