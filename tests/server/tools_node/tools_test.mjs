@@ -41,17 +41,16 @@ function checkWeather(args) {
   assert.ok(["c", "f"].includes(args.unit), `unit ${args.unit}`);
 }
 
-// openai: a forced call, whole.
-const forced = await client.chat.completions.create({
+// openai: a forced call, whole (with fields pagoda ignores).
+const forcedWeather = {
   model,
   messages: [{ role: "user", content: "Weather in Oslo?" }],
   tools,
   tool_choice: { type: "function", function: { name: "get_weather" } },
   max_tokens: 200,
   seed: 1,
-  store: false,
-  metadata: { test: "tools" },
-});
+};
+const forced = await client.chat.completions.create({ ...forcedWeather, store: false, metadata: { test: "tools" } });
 const call = forced.choices[0].message.tool_calls[0];
 assert.equal(call.type, "function");
 assert.equal(call.function.name, "get_weather");
@@ -60,14 +59,7 @@ checkWeather(JSON.parse(call.function.arguments));
 console.log("openai: forced call", call.function.arguments);
 
 // openai: the same streamed, accumulated by the SDK's own stream helper.
-const stream = client.beta.chat.completions.stream({
-  model,
-  messages: [{ role: "user", content: "Weather in Oslo?" }],
-  tools,
-  tool_choice: { type: "function", function: { name: "get_weather" } },
-  max_tokens: 200,
-  seed: 1,
-});
+const stream = client.beta.chat.completions.stream(forcedWeather);
 let argumentDeltas = 0;
 stream.on("chunk", (chunk) => {
   if (chunk.choices[0]?.delta?.tool_calls) argumentDeltas++;
