@@ -22,23 +22,31 @@ std::string strip_chars(const std::string& s, const JinjaValue& chars, bool left
   return s.substr(b, e - b);
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to, int64_t count) {
+// Python's str.replace; an error when the result would pass the text limit.
+Result<std::string> replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+  const Status too_long = Status::invalid_argument("chat template: replace: the text would be too long");
+  std::string out;
   if (from.empty()) {  // Python inserts `to` around every character
-    std::string out;
     int64_t n = 0;
     for (const std::string& ch : utf8_chars(s)) {
       if (count < 0 || n++ < count) out += to;
       out += ch;
+      if (out.size() > kMaxJinjaTextBytes) return too_long;
     }
     if (count < 0 || n < count) out += to;
     return out;
   }
+  // Built anew (in-place replacement is quadratic on long texts).
+  size_t done = 0;
   int64_t n = 0;
-  for (size_t pos = 0; (count < 0 || n < count) && (pos = s.find(from, pos)) != std::string::npos; ++n) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
+  for (size_t pos; (count < 0 || n < count) && (pos = s.find(from, done)) != std::string::npos; ++n) {
+    out.append(s, done, pos - done);
+    out += to;
+    done = pos + from.size();
+    if (out.size() > kMaxJinjaTextBytes) return too_long;
   }
-  return s;
+  out.append(s, done, std::string::npos);
+  return out;
 }
 
 std::string lower(std::string s) {
@@ -207,6 +215,7 @@ Result<JinjaValue> indent(const JinjaValue& in, const Args& a, const Kwargs& kw)
     ind.assign(static_cast<size_t>(width.integer()), ' ');
   else if (!width.is_int()) return error("indent: width must be a number or a string");
   const std::vector<std::string> lines = split_lines(in.to_output() + "\n");
+  if (lines.size() * ind.size() > kMaxJinjaTextBytes) return error("indent: the text would be too long");
   std::string rv;
   if (blank) {
     for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + ind : "") + lines[i];
@@ -373,7 +382,9 @@ JinjaValue string_method(const std::string& s, const std::string& name) {
   if (name == "replace")
     return fn([s](Args& a, Kwargs&) -> Result<JinjaValue> {
       if (a.size() < 2 || !a[0].is_string() || !a[1].is_string()) return error("replace() needs two strings");
-      return JinjaValue(replace_all(s, a[0].str(), a[1].str(), a.size() > 2 && a[2].is_int() ? a[2].integer() : -1));
+      auto replaced = replace_all(s, a[0].str(), a[1].str(), a.size() > 2 && a[2].is_int() ? a[2].integer() : -1);
+      if (!replaced) return replaced.status();
+      return JinjaValue(std::move(replaced).value());
     });
   if (name == "split" || name == "rsplit")
     return fn([s, name](Args& a, Kwargs& kw) -> Result<JinjaValue> {
@@ -747,8 +758,10 @@ Result<JinjaValue> filter(const std::string& f, const JinjaValue& in, const Args
   if (f == "replace") {
     if (a.size() < 2) return error("replace needs two arguments");
     const JinjaValue count = arg(a, kw, 2, "count");
-    return soft_str(
-        in, replace_all(in.to_output(), a[0].to_output(), a[1].to_output(), count.is_int() ? count.integer() : -1));
+    auto replaced =
+        replace_all(in.to_output(), a[0].to_output(), a[1].to_output(), count.is_int() ? count.integer() : -1);
+    if (!replaced) return replaced.status();
+    return soft_str(in, std::move(replaced).value());
   }
   if (f == "indent") return indent(in, a, kw);
   if (f == "wordcount") return JinjaValue(static_cast<int64_t>(word_count(in.to_output())));

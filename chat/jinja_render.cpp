@@ -20,7 +20,7 @@ using jb::Kwargs;
 enum class Flow { kNormal, kBreak, kContinue };
 
 // Bounds on the work a hostile template can make one render do.
-constexpr size_t kMaxOutputBytes = size_t{64} << 20;
+constexpr size_t kMaxOutputBytes = kMaxJinjaTextBytes;
 constexpr int64_t kMaxSteps = 10'000'000;
 
 Status rt_error(const std::string& what) { return jb::error(what); }

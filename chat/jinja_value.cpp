@@ -138,6 +138,7 @@ void json_string(const std::string& s, bool ensure_ascii, std::string* out) {
 
 Status json_rec(const JinjaValue& x, const JinjaJsonStyle& st, int depth, std::string* out) {
   if (depth > kMaxNesting) return Status::invalid_argument("chat template: tojson: nesting too deep");
+  if (out->size() > kMaxJinjaTextBytes) return Status::invalid_argument("chat template: tojson: the text is too long");
   auto newline = [&](int d) {
     if (!st.pretty) return;
     out->push_back('\n');
@@ -231,7 +232,7 @@ void string_repr(const std::string& s, std::string* out) {
 }
 
 void repr_rec(const JinjaValue& x, int depth, std::string* out) {
-  if (depth > kMaxNesting) {
+  if (depth > kMaxNesting || out->size() > kMaxJinjaTextBytes) {  // cut short; the render's output limit refuses it
     *out += "...";
     return;
   }

@@ -11,6 +11,7 @@
 // Values are not thread-safe when shared; each render builds its own.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,6 +23,11 @@
 #include "common/status.h"
 
 namespace pagoda {
+
+// The longest text one render may build: its output, and any one string
+// made on the way (tojson, repr, indent), so a hostile template or request
+// data cannot grow memory without bound.
+constexpr size_t kMaxJinjaTextBytes = size_t{64} << 20;
 
 struct JinjaValue;
 using JinjaList = std::vector<JinjaValue>;

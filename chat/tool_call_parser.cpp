@@ -206,18 +206,26 @@ ToolCallFormat detect_tool_call_format(std::string_view source) {
   return ToolCallFormat::kJson;
 }
 
-ParsedToolCalls parse_tool_calls(std::string_view text, ToolCallFormat format) {
+ParsedToolCalls parse_tool_calls(std::string_view text, ToolCallFormat format, const std::set<std::string>& functions) {
+  ParsedToolCalls parsed;
   switch (format) {
     case ToolCallFormat::kHermes:
-      return parse_hermes(text);
+      parsed = parse_hermes(text);
+      break;
     case ToolCallFormat::kLlama3Json:
-      return parse_llama3(text);
+      parsed = parse_llama3(text);
+      break;
     case ToolCallFormat::kMistral:
-      return parse_mistral(text);
+      parsed = parse_mistral(text);
+      break;
     case ToolCallFormat::kJson:
-      return parse_generic(text);
+      parsed = parse_generic(text);
+      break;
   }
-  return as_content(text);
+  for (const ChatToolCall& call : parsed.calls) {
+    if (!functions.empty() && !functions.count(call.name)) return as_content(text);
+  }
+  return parsed;
 }
 
 std::string ToolCallStreamer::feed(std::string_view delta) {
@@ -268,7 +276,7 @@ std::string ToolCallStreamer::feed(std::string_view delta) {
 }
 
 ParsedToolCalls ToolCallStreamer::finish() {
-  ParsedToolCalls parsed = parse_tool_calls(text_, format_);
+  ParsedToolCalls parsed = parse_tool_calls(text_, format_, functions_);
   ParsedToolCalls rest;
   if (parsed.calls.empty()) {
     rest.content = text_.substr(released_);

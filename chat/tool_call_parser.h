@@ -11,8 +11,9 @@
 //                bare JSON array of calls at the start is one too)
 //   json:        the generic fallback: the output is one call object
 //                ({"name", "arguments" or "parameters"}) or an array of them
-// Text before the first call stays content; a call that is not valid JSON
-// leaves the whole output as content (nothing is invented).
+// Text before the first call stays content; a call that is not valid JSON,
+// or that names a function the request did not offer, leaves the whole
+// output as content (nothing is invented).
 //
 // ToolCallStreamer holds back, while a reply streams, the text that may be
 // the start of a call, so content deltas never show call markup.
@@ -21,8 +22,10 @@
 // response and is not synchronized.
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "chat/chat_message.h"
@@ -46,14 +49,17 @@ struct ParsedToolCalls {
   std::string content;
   std::vector<ChatToolCall> calls;
 };
-ParsedToolCalls parse_tool_calls(std::string_view text, ToolCallFormat format);
+// `functions`: the names the request offered; empty accepts any name.
+ParsedToolCalls parse_tool_calls(std::string_view text, ToolCallFormat format,
+                                 const std::set<std::string>& functions = {});
 
 // Splits a streamed reply: content that is certainly not part of a call is
 // released as it arrives; from the first possible call marker on, the text
 // is held until finish() parses it.
 class ToolCallStreamer {
  public:
-  explicit ToolCallStreamer(ToolCallFormat format) : format_(format) {}
+  explicit ToolCallStreamer(ToolCallFormat format, std::set<std::string> functions = {})
+      : format_(format), functions_(std::move(functions)) {}
 
   // Appends a delta; returns the content that can be shown now.
   std::string feed(std::string_view delta);
@@ -62,9 +68,10 @@ class ToolCallStreamer {
 
  private:
   ToolCallFormat format_;
-  std::string text_;      // the whole reply so far
-  size_t released_ = 0;   // bytes of text_ already returned as content
-  bool in_call_ = false;  // a call marker was seen: hold everything
+  std::set<std::string> functions_;  // offered names (empty: any)
+  std::string text_;                 // the whole reply so far
+  size_t released_ = 0;              // bytes of text_ already returned as content
+  bool in_call_ = false;             // a call marker was seen: hold everything
 };
 
 }  // namespace pagoda

@@ -72,6 +72,24 @@ json usage_json(const RequestDelta& d) {
           {"prompt_tokens_details", {{"cached_tokens", d.cached_tokens}}}};
 }
 
+// server.tool_call_parser resolved: a named format, or for auto the one the
+// chat template in use teaches (a built-in family's, or the model's own).
+ToolCallFormat resolve_tool_call_format(const std::string& name, ChatTemplate tmpl, const Tokenizer& tokenizer) {
+  if (auto format = parse_tool_call_format(name)) return format.value();
+  switch (tmpl) {
+    case ChatTemplate::kChatMl:
+      return ToolCallFormat::kHermes;  // its tool calls are <tool_call> blocks
+    case ChatTemplate::kLlama3:
+      return ToolCallFormat::kLlama3Json;
+    case ChatTemplate::kMistral:
+      return ToolCallFormat::kMistral;
+    case ChatTemplate::kAuto:
+      return detect_tool_call_format(tokenizer.chat_template());
+    default:
+      return ToolCallFormat::kJson;
+  }
+}
+
 // server.chat_template as parsed; the config check has already refused a
 // bad name, so the fallback is never taken in practice.
 ChatTemplate chat_template_or_plain(const std::string& name) {
@@ -105,8 +123,7 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
     : config_(config), model_(std::move(model)), engine_(engine), tokenizer_(std::move(tokenizer)),
       api_keys_(std::move(api_keys)), chat_template_(chat_template_or_plain(config.server.chat_template)) {
   limits_.max_model_len = model_.max_model_len;
-  auto format = parse_tool_call_format(config.server.tool_call_parser);
-  tool_call_format_ = format ? format.value() : detect_tool_call_format(tokenizer_->chat_template());
+  tool_call_format_ = resolve_tool_call_format(config.server.tool_call_parser, chat_template_, *tokenizer_);
   grammars_ =
       std::make_unique<structured::GrammarCache>(structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries);
 }
@@ -338,15 +355,22 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
     return false;
   }
   if (!api->ignored_fields.empty()) {
+    // At most 8 names, control characters replaced: one honest line per request.
     std::string names;
-    for (const std::string& f : api->ignored_fields) names += (names.empty() ? "'" : ", '") + f + "'";
+    for (size_t i = 0; i < std::min<size_t>(api->ignored_fields.size(), 8); ++i) {
+      std::string name = api->ignored_fields[i];
+      for (char& ch : name)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+      names += (names.empty() ? "'" : ", '") + name + "'";
+    }
+    if (api->ignored_fields.size() > 8) names += " and " + std::to_string(api->ignored_fields.size() - 8) + " more";
     spdlog::warn("{} ignores unknown field(s) {}", std::string(req.target()), names);
   }
   if (kind == ApiKind::kChat && api->tools) {
     // tool_choice none: the tools are not shown to the model at all.
+    static const nlohmann::ordered_json kNoTools;
     const bool offered = api->tools->choice != ToolChoice::kNone;
-    *prompt = render_chat(api->messages, chat_template_, *tokenizer_, true,
-                          offered ? api->tools->tools : nlohmann::ordered_json());
+    *prompt = render_chat(api->messages, chat_template_, *tokenizer_, true, offered ? api->tools->tools : kNoTools);
     if (auto forced = forced_tool_call_grammar(*api->tools)) {
       api->grammar = std::move(forced);
       api->grammar_field = "tool_choice";
@@ -579,6 +603,8 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
         } else if (chat && !d.text.empty()) {
           deltas.push_back({{"content", d.text}});
         }
+        // Text held back (a possible call) sends nothing until it is known.
+        if (deltas.empty() && chat && lp.is_null() && !done) continue;
         if (deltas.empty()) deltas.push_back(json::object());
         for (size_t k = 0; ok && k < deltas.size(); ++k) {
           const bool last_chunk = k + 1 == deltas.size();

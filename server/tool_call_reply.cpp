@@ -10,7 +10,11 @@ using nlohmann::json;
 
 std::string new_tool_call_id() {
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
   std::uniform_int_distribution<size_t> pick(0, sizeof(kAlphabet) - 2);
   std::string id = "call_";
   for (int i = 0; i < 24; ++i) id += kAlphabet[pick(rng)];
@@ -18,7 +22,8 @@ std::string new_tool_call_id() {
 }
 
 ToolCallReply::ToolCallReply(const ToolRequest& request, ToolCallFormat format)
-    : choice_(request.choice), function_(request.function), streamer_(format) {}
+    : choice_(request.choice), function_(request.function), parallel_calls_(request.parallel_calls),
+      streamer_(format, request.function_names()) {}
 
 void ToolCallReply::add_call(ChatToolCall call, std::vector<json>* call_deltas) {
   call.id = new_tool_call_id();
@@ -69,6 +74,7 @@ std::string ToolCallReply::finish(std::vector<json>* call_deltas) {
       break;
   }
   ParsedToolCalls rest = streamer_.finish();
+  if (!parallel_calls_ && rest.calls.size() > 1) rest.calls.resize(1);  // parallel_tool_calls: false
   for (ChatToolCall& call : rest.calls) add_call(std::move(call), call_deltas);
   return std::move(rest.content);
 }

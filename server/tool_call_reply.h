@@ -4,7 +4,8 @@
 // deltas (`delta.tool_calls[i]` with `index`; the id and name come first).
 //
 // With tool_choice `auto` the model's own format is parsed (ToolCallStreamer,
-// chat/tool_call_parser.h); `required` output is the JSON array of
+// chat/tool_call_parser.h; calls to functions not offered stay content, and
+// with parallel_tool_calls false only the first call is kept); `required` output is the JSON array of
 // {"name", "parameters"} the forced grammar allows; a named function's output
 // is its arguments object, streamed as it is generated.
 //
@@ -44,6 +45,7 @@ class ToolCallReply {
 
   ToolChoice choice_;
   std::string function_;  // kNamed
+  bool parallel_calls_;
   ToolCallStreamer streamer_;
   std::string forced_text_;  // kRequired: the JSON array so far
   std::vector<ChatToolCall> calls_;

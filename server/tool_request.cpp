@@ -59,14 +59,20 @@ const Json* find_function(const Json& tools, const std::string& name) {
   return nullptr;
 }
 
-// Points every local "$ref" ("#...") of `schema` below `prefix`, for a
-// schema embedded at that JSON pointer of a larger one.
+// Points every JSON-pointer "$ref" ("#" or "#/...") of `schema` below
+// `prefix`, for a schema embedded at that pointer of a larger one. Values
+// that are data, not schemas (const, enum, default, examples), are left alone.
 void rebase_refs(Json& schema, const std::string& prefix) {
   if (schema.is_object()) {
     for (auto& [key, value] : schema.items()) {
+      if (key == "const" || key == "enum" || key == "default" || key == "examples") continue;
+      const bool schema_map = key == "properties" || key == "patternProperties" || key == "$defs" ||
+                              key == "definitions" || key == "dependentSchemas";
       if (key == "$ref" && value.is_string()) {
         const std::string ref = value.get<std::string>();
-        if (!ref.empty() && ref[0] == '#') value = "#" + prefix + ref.substr(1);
+        if (ref == "#" || ref.starts_with("#/")) value = "#" + prefix + ref.substr(1);
+      } else if (schema_map && value.is_object()) {
+        for (auto& item : value.items()) rebase_refs(item.value(), prefix);  // any name, even "default"
       } else {
         rebase_refs(value, prefix);
       }
@@ -84,6 +90,12 @@ Json ToolRequest::parameters_of(const std::string& name) const {
   const Json* f = find_function(tools, name);
   if (f == nullptr || !f->contains("parameters") || (*f)["parameters"].is_null()) return Json{{"type", "object"}};
   return (*f)["parameters"];
+}
+
+std::set<std::string> ToolRequest::function_names() const {
+  std::set<std::string> names;
+  for (const Json& t : tools) names.insert(t["function"]["name"].get<std::string>());
+  return names;
 }
 
 const std::set<std::string>& tool_request_fields() {

@@ -27,6 +27,8 @@ struct ToolRequest {
 
   // The `parameters` schema of function `name` ({"type":"object"} when it has none).
   nlohmann::ordered_json parameters_of(const std::string& name) const;
+  // The offered functions' names.
+  std::set<std::string> function_names() const;
 };
 
 // The top-level fields this reads (for the chat route's list of known fields).

@@ -118,6 +118,19 @@ TEST_CASE("tool calls: the generic JSON fallback") {
   CHECK(pagoda::parse_tool_calls(R"({"answer": 42})", ToolCallFormat::kJson).calls.empty());
   CHECK(pagoda::parse_tool_calls("[]", ToolCallFormat::kJson).calls.empty());
   CHECK(pagoda::parse_tool_calls("plain text", ToolCallFormat::kJson).content == "plain text");
+  // A JSON answer that happens to have a "name" is not a call to a function the request did not offer.
+  const std::string person = R"({"name": "Alice", "age": 30})";
+  auto answer = pagoda::parse_tool_calls(person, ToolCallFormat::kJson, {"get_weather"});
+  CHECK(answer.calls.empty());
+  CHECK(answer.content == person);
+  CHECK(pagoda::parse_tool_calls(R"({"name": "get_weather", "arguments": {}})", ToolCallFormat::kJson, {"get_weather"})
+            .calls.size() == 1);
+  std::string shown;
+  pagoda::ToolCallStreamer streamer(ToolCallFormat::kJson, {"get_weather"});
+  shown += streamer.feed(person);
+  auto rest = streamer.finish();
+  CHECK(rest.calls.empty());
+  CHECK(shown + rest.content == person);
 }
 
 TEST_CASE("tool calls: formats by name and from templates") {

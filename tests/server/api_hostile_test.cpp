@@ -8,6 +8,15 @@ using nlohmann::json;
 
 namespace {
 
+// {"a":{"a":...1...}} nested `depth` levels.
+std::string nested_object(int depth) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += R"({"a":)";
+  s += "1";
+  s += std::string(static_cast<size_t>(depth), '}');
+  return s;
+}
+
 struct Hostile {
   const char* name;
   std::string target;
@@ -52,6 +61,10 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
       {"min_p above one", C, R"({"prompt": "hi", "min_p": 2})", 400, "min_p"},
       {"presence_penalty out of range", C, R"({"prompt": "hi", "presence_penalty": 5})", 400, "presence_penalty"},
       {"repetition_penalty zero", C, R"({"prompt": "hi", "repetition_penalty": 0})", 400, "repetition_penalty"},
+      {"tools nested 5,000 deep", CH,
+       R"({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": )" +
+           nested_object(5000) + "}}]}",
+       400, ""},
       {"deprecated functions", CH, R"({"messages": [{"role": "user", "content": "hi"}], "functions": [{"name": "f"}]})",
        400, "functions"},
       {"n = 2", C, R"({"prompt": "hi", "n": 2})", 400, "n"},
@@ -67,7 +80,7 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
       {"seed as string", C, R"({"prompt": "hi", "seed": "x"})", 400, "seed"},
       {"min_tokens above max_tokens", C, R"({"prompt": "hi", "max_tokens": 3, "min_tokens": 9})", 400, "min_tokens"},
       {"prompt longer than the model", C, long_ids(600), 400, "prompt"},
-      {"prompt plus max_tokens beyond the model", C, R"({"prompt": "hi", "max_tokens": 511})", 400, "prompt"},
+      {"prompt plus max_tokens beyond the model", C, R"({"prompt": "hi", "max_tokens": 511})", 400, "max_tokens"},
       {"prompt token id outside vocab", C, R"({"prompt": [1, 99999]})", 400, "prompt"},
       {"stop_token_ids outside vocab", C, R"({"prompt": "hi", "stop_token_ids": [100000]})", 400, "stop_token_ids"},
       {"unknown model", C, R"({"prompt": "hi", "model": "gpt-4"})", 404, "model"},

@@ -22,7 +22,14 @@ const char* kTools = R"("tools":[
    "type":"object","properties":{"zone":{"$ref":"#/$defs/zone"}},"required":["zone"],"additionalProperties":false}}}])";
 
 Result<std::optional<ToolRequest>> parse(const std::string& rest) {
-  return parse_tool_request(Json::parse("{" + std::string(kTools) + (rest.empty() ? "" : "," + rest) + "}"));
+  std::string body = "{";
+  body += kTools;
+  if (!rest.empty()) {
+    body += ',';
+    body += rest;
+  }
+  body += '}';
+  return parse_tool_request(Json::parse(body));
 }
 
 std::string error_field(const std::string& body) {
@@ -106,6 +113,22 @@ TEST_CASE("tools: a required call's grammar is an array of calls to the tools") 
       one, R"([{"name":"get_time","parameters":{"zone":"UTC"}},{"name":"get_time","parameters":{"zone":"UTC"}}])"));
 }
 
+TEST_CASE("tools: references inside a required call's schemas are rebased, data is not") {
+  auto request = parse_tool_request(Json::parse(R"({"tool_choice":"required","tools":[
+    {"type":"function","function":{"name":"f","parameters":{"$defs":{"id":{"type":"string","maxLength":3}},
+      "type":"object","properties":{"default":{"$ref":"#/$defs/id"},"tag":{"enum":["#/$defs/id"]}},
+      "required":["default","tag"],"additionalProperties":false}}}]})"));
+  REQUIRE(request.is_ok());
+  auto spec = forced_tool_call_grammar(*request.value());
+  REQUIRE(spec.has_value());
+  const Json& props = spec->schema["items"]["anyOf"][0]["properties"]["parameters"]["properties"];
+  CHECK(props["default"]["$ref"] == "#/items/anyOf/0/properties/parameters/$defs/id");  // a property named "default"
+  CHECK(props["tag"]["enum"][0] == "#/$defs/id");                                       // data kept as sent
+  const structured::Grammar g = forced_grammar(*request.value());
+  CHECK(structured::grammar_matches(g, R"([{"name":"f","parameters":{"default":"abc","tag":"#/$defs/id"}}])"));
+  CHECK_FALSE(structured::grammar_matches(g, R"([{"name":"f","parameters":{"default":"abcd","tag":"#/$defs/id"}}])"));
+}
+
 TEST_CASE("tools: replies become content and tool_calls") {
   SECTION("auto: the model's format parsed, finish reason tool_calls") {
     ToolCallReply reply(*parse("").value(), ToolCallFormat::kHermes);
@@ -152,6 +175,16 @@ TEST_CASE("tools: replies become content and tool_calls") {
     CHECK(deltas.size() == 4);
     CHECK(deltas[2]["index"] == 1);
     CHECK(reply.finished_with_calls());
+  }
+  SECTION("auto with parallel_tool_calls false: only the first call") {
+    ToolCallReply reply(*parse(R"("parallel_tool_calls":false)").value(), ToolCallFormat::kHermes);
+    std::vector<nlohmann::json> deltas;
+    reply.feed(R"(<tool_call>{"name": "get_time", "arguments": {"zone": "UTC"}}</tool_call>)"
+               R"(<tool_call>{"name": "get_time", "arguments": {"zone": "CET"}}</tool_call>)",
+               &deltas);
+    reply.finish(&deltas);
+    REQUIRE(reply.calls().size() == 1);
+    CHECK(reply.calls()[0].arguments == R"({"zone":"UTC"})");
   }
   SECTION("auto with prose only: all content, no calls") {
     ToolCallReply reply(*parse("").value(), ToolCallFormat::kHermes);
