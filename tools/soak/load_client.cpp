@@ -110,7 +110,7 @@ Shot make_shot(std::mt19937_64& rng, double disconnect_p, double malformed_p, in
       const int which = static_cast<int>(rng() % 4);
       if (which == 0) s.body = body.dump().substr(0, 10);  // truncated JSON
       else if (which == 1) s.body = json{{"prompt", "hi"}, {"max_tokens", -3}}.dump();
-      else if (which == 2) s.body = json{{"prompt", "hi"}, {"bogus_field", 1}}.dump();
+      else if (which == 2) s.body = json{{"prompt", "hi"}, {"temperature", "hot"}}.dump();  // a wrong type
       else s.body = "\xff\xfe not json";
       s.target = "/v1/completions";
     } else {
