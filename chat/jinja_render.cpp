@@ -56,6 +56,12 @@ class NestGuard {
 
 class Renderer {
  public:
+  ~Renderer() {
+    for (const JinjaValue& ns : namespaces_) ns.dict().clear();
+  }
+  Renderer(const Renderer&) = delete;  // its functions hold `this`
+  Renderer& operator=(const Renderer&) = delete;
+
   explicit Renderer(const JinjaValue& context) {
     scopes_.emplace_back();
     auto& g = scopes_.back();
@@ -72,9 +78,10 @@ class Renderer {
       const size_t n = std::strftime(buf, sizeof buf, fmt.c_str(), &tm);
       return JinjaValue(std::string(buf, n));
     });
-    g["namespace"] = JinjaValue::function([](Args& a, Kwargs& kw) -> Result<JinjaValue> {
+    g["namespace"] = JinjaValue::function([this](Args& a, Kwargs& kw) -> Result<JinjaValue> {
       JinjaValue ns(JinjaDict{});
       ns.tag = JinjaTag::kNamespace;
+      namespaces_.push_back(ns);
       if (!a.empty() && a[0].is_dict())
         for (const auto& [k, v] : a[0].dict()) ns.set(k, v);
       for (auto& [k, v] : kw) ns.set(k, v);
@@ -586,6 +593,10 @@ class Renderer {
   }
 
   std::vector<std::map<std::string, JinjaValue>> scopes_;
+  // Every namespace this render made, emptied when it ends: namespaces are
+  // the only mutable values, and one may hold itself (ns.me = ns), a cycle
+  // of shared pointers that would otherwise never be freed.
+  std::vector<JinjaValue> namespaces_;
   std::vector<size_t> frames_;  // the first scope of each macro call in progress
   int64_t steps_ = 0;
   int depth_ = 0;  // render() and eval() frames in progress
