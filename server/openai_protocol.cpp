@@ -1,5 +1,6 @@
 #include "server/openai_protocol.h"
 
+#include "common/json_nesting.h"
 #include "server/structured_request.h"
 #include "server/tool_request.h"
 
@@ -26,19 +27,6 @@ json finish_reason_json(FinishReason reason) {
 namespace {
 
 constexpr size_t kMaxBodyNesting = 600;
-
-// Iterative, so a hostile body cannot exhaust the stack here.
-bool nesting_exceeds(const json& value, size_t limit) {
-  std::vector<std::pair<const json*, size_t>> pending{{&value, 1}};
-  while (!pending.empty()) {
-    auto [node, depth] = pending.back();
-    pending.pop_back();
-    if (!node->is_structured()) continue;
-    if (depth > limit) return true;
-    for (const json& child : *node) pending.emplace_back(&child, depth + 1);
-  }
-  return false;
-}
 
 // Collects the first error; every check returns false once one is set.
 class Checker {
@@ -365,7 +353,7 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
   Checker c(body, err);
   // Copying, dumping and rendering recurse over the body: bound its depth
   // (a schema may nest 512 levels below response_format's 3).
-  if (nesting_exceeds(body, kMaxBodyNesting))
+  if (json_nesting_exceeds(body, kMaxBodyNesting))
     return c.fail("", "the request body is nested more than " + std::to_string(kMaxBodyNesting) + " levels deep");
   const auto& known = kind == ApiKind::kChat ? chat_fields() : completion_fields();
   bool structured = false;

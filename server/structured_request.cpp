@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "common/json_nesting.h"
 #include "structured/json_schema_compiler.h"
 
 namespace pagoda {
@@ -21,7 +22,7 @@ Result<json> schema_value(const json& value, const std::string& field) {
   if (value.is_object() || value.is_boolean()) return value;
   if (value.is_string()) {
     json parsed = json::parse(value.get<std::string>(), nullptr, false);
-    if (!parsed.is_discarded() && structured::json_nesting_exceeds(parsed, structured::kMaxSchemaJsonDepth))
+    if (!parsed.is_discarded() && json_nesting_exceeds(parsed, structured::kMaxSchemaJsonDepth))
       return field_error(field, "'" + field + "' is nested more than " +
                                     std::to_string(structured::kMaxSchemaJsonDepth) + " levels deep");
     if (!parsed.is_discarded() && (parsed.is_object() || parsed.is_boolean())) return parsed;
@@ -32,7 +33,7 @@ Result<json> schema_value(const json& value, const std::string& field) {
 Result<Spec> json_schema_spec(const json& value, const std::string& field, bool strict) {
   // Checked first, before anything walks the schema recursively (copying
   // it, or dumping it for the cache key, would exhaust the stack).
-  if (structured::json_nesting_exceeds(value, structured::kMaxSchemaJsonDepth))
+  if (json_nesting_exceeds(value, structured::kMaxSchemaJsonDepth))
     return field_error(field, "'" + field + "' is nested more than " + std::to_string(structured::kMaxSchemaJsonDepth) +
                                   " levels deep");
   auto schema = schema_value(value, field);
@@ -140,7 +141,7 @@ const std::set<std::string>& structured_request_fields() {
   return fields;
 }
 
-Result<std::optional<GrammarSpec>> parse_structured_request(const json& body, std::string* field) {
+Result<std::optional<GrammarSpec>> parse_structured_request(const json& body, std::string* asked_field) {
   std::vector<std::pair<std::string, Spec>> asked;
   auto take = [&](const char* field, Result<Spec> spec) -> Status {
     if (!spec) return spec.status();
@@ -170,7 +171,7 @@ Result<std::optional<GrammarSpec>> parse_structured_request(const json& body, st
                        "'" + asked[0].first + "' and '" + asked[1].first + "' both constrain the output: send one");
   }
   if (asked.empty()) return Spec();
-  if (field) *field = asked[0].first;
+  if (asked_field) *asked_field = asked[0].first;
   return std::move(asked[0].second);
 }
 

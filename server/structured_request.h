@@ -20,11 +20,11 @@ namespace pagoda {
 const std::set<std::string>& structured_request_fields();
 
 // The grammar the body asks for, nullopt when none (or response_format
-// text), and in `*field` (optional) the request field that asked for it.
+// text), and in `*asked_field` (optional) the request field that asked for it.
 // Errors are InvalidArgument with field() naming the request field;
 // asking for two at once is an error. The body is parsed keeping key order,
 // since a schema's property order is the order the output follows.
 Result<std::optional<structured::GrammarSpec>> parse_structured_request(const nlohmann::ordered_json& body,
-                                                                        std::string* field = nullptr);
+                                                                        std::string* asked_field = nullptr);
 
 }  // namespace pagoda

@@ -1,5 +1,6 @@
 #include "structured/grammar_cache.h"
 
+#include "common/json_nesting.h"
 #include "structured/json_schema_compiler.h"
 
 namespace pagoda::structured {

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/json_nesting.h"
 #include "structured/grammar_automaton.h"
 #include "structured/json_schema_formats.h"
 #include "structured/json_schema_numbers.h"
@@ -1809,19 +1810,6 @@ class Compiler {
 };
 
 }  // namespace
-
-bool json_nesting_exceeds(const nlohmann::ordered_json& value, size_t limit) {
-  // Iterative, so a hostile document cannot exhaust the stack here either.
-  std::vector<std::pair<const nlohmann::ordered_json*, size_t>> pending{{&value, 1}};
-  while (!pending.empty()) {
-    auto [node, depth] = pending.back();
-    pending.pop_back();
-    if (!node->is_structured()) continue;
-    if (depth > limit) return true;
-    for (const auto& child : *node) pending.emplace_back(&child, depth + 1);
-  }
-  return false;
-}
 
 Result<Grammar> compile_json_schema(const nlohmann::ordered_json& schema, const JsonSchemaOptions& options) {
   // Every pass below recurses over the schema: bound its depth first.

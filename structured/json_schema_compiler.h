@@ -65,9 +65,6 @@ inline constexpr size_t kAnyOrderProperties = 4;
 // Deepest JSON nesting (arrays and objects) of a schema compile_json_schema
 // takes; deeper ones are refused before any recursive pass.
 inline constexpr size_t kMaxSchemaJsonDepth = 512;
-// Whether `value` nests arrays and objects more than `limit` levels deep
-// (iterative: safe on any document).
-bool json_nesting_exceeds(const nlohmann::ordered_json& value, size_t limit);
 
 // The grammar of the JSON texts valid under `schema` (validated). Property
 // order is the order of `properties` in `schema`, so pass an ordered_json
