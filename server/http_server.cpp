@@ -1,5 +1,6 @@
 #include "server/http_server.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -11,6 +12,7 @@
 
 #include "server/client_limiter.h"
 #include "server/connection_registry.h"
+#include "server/signal_pipe.h"
 
 namespace pagoda {
 
@@ -69,7 +71,7 @@ struct HttpServer::Impl {
   Impl(const ServerConfig& c, HttpHandler* h)
       : config(c), handler(h), max_connections(c.server.max_connections),
         per_client(c.server.max_connections_per_client), io(static_cast<int>(c.server.io_threads)), acceptor(io),
-        signals(io) {}
+        signal_reader(io) {}
 
   ServerConfig config;
   HttpHandler* handler;
@@ -86,7 +88,9 @@ struct HttpServer::Impl {
   std::function<void(int)> on_signal;
   asio::io_context io;
   tcp::acceptor acceptor;
-  asio::signal_set signals;
+  SignalPipe signal_pipe;
+  asio::posix::stream_descriptor signal_reader;  // a duplicate of signal_pipe's read end
+  unsigned char signal_bytes[16];
 
   // Closes after a refusal: stop sending, then read and drop what the client
   // still sends (for up to a second), so the close does not reset the
@@ -287,38 +291,37 @@ struct HttpServer::Impl {
   }
 
   void wait_for_signal() {
-    signals.async_wait([this](const beast::error_code& e, int sig) {
+    signal_reader.async_read_some(asio::buffer(signal_bytes), [this](const beast::error_code& e, size_t n) {
       if (e) return;
-      if (sig == SIGHUP) {
-        spdlog::warn("signal {} (SIGHUP) received: ignored, pagoda keeps serving (SIGTERM drains and stops it)", sig);
-      } else if (signalled.exchange(true)) {
-        spdlog::info("signal {} received again: already shutting down", sig);
-      } else {
-        spdlog::info("signal {} received: shutting down gracefully", sig);
-        if (on_signal) on_signal(sig);
-        else {
-          draining = true;
-          accepting = false;
-          io.stop();
-        }
-      }
+      for (size_t i = 0; i < n; ++i) on_signal_received(signal_bytes[i]);
       wait_for_signal();
     });
+  }
+
+  void on_signal_received(int sig) {
+    if (sig == SIGHUP) {
+      spdlog::warn("signal {} (SIGHUP) received: ignored, pagoda keeps serving (SIGTERM drains and stops it)", sig);
+    } else if (signalled.exchange(true)) {
+      spdlog::info("signal {} received again: already shutting down", sig);
+    } else {
+      spdlog::info("signal {} received: shutting down gracefully", sig);
+      if (on_signal) on_signal(sig);
+      else {
+        draining = true;
+        accepting = false;
+        io.stop();
+      }
+    }
   }
 };
 
 HttpServer::HttpServer(const ServerConfig& config, HttpHandler* handler)
     : impl_(std::make_unique<Impl>(config, handler)) {}
 HttpServer::~HttpServer() {
-  const bool shutting_down = impl_->signalled.load();
-  impl_.reset();
-  // The signal set restored the default actions as it went: a SIGTERM repeated
-  // during the rest of the exit (an impatient supervisor) must not turn a clean
-  // exit into death by signal.
-  if (shutting_down) {
-    std::signal(SIGTERM, SIG_IGN);
-    std::signal(SIGINT, SIG_IGN);
-  }
+  // Once shutting down, the signals stay ignored (one sigaction each, no gap
+  // with the default action): a SIGTERM repeated during the rest of the exit
+  // (an impatient supervisor) must not turn a clean exit into death by signal.
+  impl_->signal_pipe.release(impl_->signalled.load());
 }
 
 Result<tcp::endpoint> listen_endpoint(const std::string& host, int port) {
@@ -380,9 +383,10 @@ Status HttpServer::start() {
   PAGODA_RETURN_IF_ERROR(open_listener(impl_->acceptor, *resolved, s.host));
   const std::string where = resolved->address().to_string() + ":" + std::to_string(resolved->port());
   if (where != s.host + ":" + std::to_string(s.port)) spdlog::info("server.host '{}' resolved to {}", s.host, where);
-  impl_->signals.add(SIGINT);
-  impl_->signals.add(SIGTERM);
-  impl_->signals.add(SIGHUP);
+  PAGODA_RETURN_IF_ERROR(impl_->signal_pipe.open({SIGINT, SIGTERM, SIGHUP}));
+  const int reader = ::fcntl(impl_->signal_pipe.read_fd(), F_DUPFD_CLOEXEC, 0);
+  if (reader < 0) return Status::unavailable("cannot duplicate the signal pipe's descriptor");
+  impl_->signal_reader.assign(reader);
   impl_->wait_for_signal();
   asio::co_spawn(impl_->io, impl_->accept_loop(), log_exception("the accept loop"));
   return Status::ok();
@@ -410,7 +414,7 @@ void HttpServer::stop() {
   asio::post(impl_->io, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
-    impl_->signals.cancel(ec);
+    impl_->signal_reader.cancel(ec);
     impl_->io.stop();
   });
 }

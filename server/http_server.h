@@ -1,6 +1,6 @@
 // HttpServer: the HTTP/1.1 transport on Boost.Asio/Beast.
 //
-// Owns the io_context, its I/O threads, the listening socket, the signal set
+// Owns the io_context, its I/O threads, the listening socket, the signal pipe
 // and the registry of open connections. Each connection is one C++20
 // coroutine on its own strand: read a request through a RequestReader
 // (every limit on every byte, see request_reader.h; `100 Continue` once the
