@@ -65,6 +65,18 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// The usage of a response whose choices share one prompt: the prompt (and
+// its cached part) once, the completion tokens of every choice.
+json response_usage(const std::vector<const RequestDelta*>& lasts) {
+  int64_t completion = 0;
+  for (const RequestDelta* d : lasts) completion += d->completion_tokens;
+  const RequestDelta& first = *lasts.front();
+  return {{"prompt_tokens", first.prompt_tokens},
+          {"completion_tokens", completion},
+          {"total_tokens", first.prompt_tokens + completion},
+          {"prompt_tokens_details", {{"cached_tokens", first.cached_tokens}}}};
+}
+
 json usage_json(const RequestDelta& d) {
   return {{"prompt_tokens", d.prompt_tokens},
           {"completion_tokens", d.completion_tokens},
@@ -421,43 +433,65 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     if (access->prompt.size() > kMaxLoggedPrompt) access->prompt.resize(kMaxLoggedPrompt);  // may cut a character
   }
   auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
-  auto request = std::make_shared<Request>(next_id_++, std::move(prompt), api.sampling, api.stop, channel->make_sink());
-  request->priority = api.priority;
-  request->cache_salt = api.cache_salt;
+  // One request per choice. The first is submitted now; the others once it
+  // has produced its first token, so its prefill is done and they find the
+  // prompt's pages in the prefix cache (one prefill for all n).
+  std::vector<std::shared_ptr<Request>> requests;
+  std::shared_ptr<structured::CompiledGrammar> compiled;
   if (api.grammar) {
     // Compiled here, on the I/O thread, so the engine thread never waits for
     // it; a repeated spec is a cache lookup.
-    auto compiled = grammars_->get(*api.grammar);
-    if (!compiled) {
-      err = api_error(400, compiled.status().message(), "invalid_value", api.grammar_field);
+    auto got = grammars_->get(*api.grammar);
+    if (!got) {
+      err = api_error(400, got.status().message(), "invalid_value", api.grammar_field);
       access->status = err.status;
       co_return co_await send_error(stream, req, err);
     }
-    request->grammar = std::make_unique<structured::GrammarMatcher>(std::move(compiled).value());
+    compiled = std::move(got).value();
   }
-  if (Status st = engine_->submit(request); !st.is_ok()) {
+  for (int i = 0; i < api.n; ++i) {
+    SamplingParams sampling = api.sampling;
+    if (sampling.seed) *sampling.seed += static_cast<uint64_t>(i);  // n different, reproducible samples
+    auto request = std::make_shared<Request>(next_id_++, prompt, sampling, api.stop, channel->make_sink(i));
+    request->priority = api.priority;
+    request->cache_salt = api.cache_salt;
+    if (compiled) request->grammar = std::make_unique<structured::GrammarMatcher>(compiled);
+    requests.push_back(std::move(request));
+  }
+  if (Status st = engine_->submit(requests.front()); !st.is_ok()) {
     err = from_status(st);
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
   }
-  access->request_id = response_id(kind, request->id);
-  DisconnectWatch watch(*channel, stream.socket(), request);
-  if (api.stream) co_return co_await stream_response(req, stream, api, request, channel, echo_text, access);
+  access->request_id = response_id(kind, requests.front()->id);
+  DisconnectWatch watch(*channel, stream.socket(), requests);
+  if (api.stream) co_return co_await stream_response(req, stream, api, requests, channel, echo_text, access);
 
   // Non-streaming: gather everything, then answer once.
-  std::string text = echo_text;
-  std::vector<TokenLogprob> lps;
-  RequestDelta last;
-  for (bool done = false; !done;) {
+  std::vector<ChoiceResult> results(requests.size());
+  for (ChoiceResult& r : results) r.text = echo_text;
+  size_t finished = 0;
+  bool siblings_submitted = requests.size() == 1;
+  Status failure;
+  while (finished < results.size() && failure.is_ok()) {
     co_await channel->wait();
     if (channel->client_gone()) break;
     while (!channel->empty()) {
-      RequestDelta d = channel->pop();
-      text += d.text;
-      lps.insert(lps.end(), std::make_move_iterator(d.logprobs.begin()), std::make_move_iterator(d.logprobs.end()));
+      int index = 0;
+      RequestDelta d = channel->pop(&index);
+      if (!siblings_submitted) {
+        siblings_submitted = true;
+        failure = submit_siblings(requests);
+      }
+      ChoiceResult& r = results[static_cast<size_t>(index)];
+      r.text += d.text;
+      r.logprobs.insert(r.logprobs.end(), std::make_move_iterator(d.logprobs.begin()),
+                        std::make_move_iterator(d.logprobs.end()));
       if (d.finish != FinishReason::kNone) {
-        done = true;
-        last = std::move(d);
+        ++finished;
+        if ((d.finish == FinishReason::kError || d.finish == FinishReason::kAbort) && failure.is_ok())
+          failure = d.error.is_ok() ? Status::unavailable("the request was aborted") : d.error;
+        r.last = std::move(d);
       }
     }
   }
@@ -467,51 +501,73 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     access->finish_reason = "client_gone";
     co_return false;
   }
-  finish_access(*request, last, access);
-  if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
-    err = from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error);
+  finish_access(*requests.front(), results.front().last, access);
+  if (!failure.is_ok()) {
+    err = from_status(failure);
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
   }
-  json choice = {{"index", 0}, {"finish_reason", finish_reason_json(last.finish)}};
-  json message = {{"role", "assistant"}, {"content", text}};
-  if (kind == ApiKind::kChat && api.tools && api.tools->choice != ToolChoice::kNone) {
-    ToolCallReply reply(*api.tools, tool_call_format_);
-    std::vector<json> ignored;
-    std::string content = reply.feed(text, &ignored);
-    content += reply.finish(&ignored);
-    if (!reply.calls().empty()) {
-      message["content"] = content.empty() ? json(nullptr) : json(content);
-      message["tool_calls"] = reply.calls_json();
-      if (reply.finished_with_calls() && last.finish == FinishReason::kStop) choice["finish_reason"] = "tool_calls";
-    }
+  json choices = json::array();
+  std::vector<const RequestDelta*> lasts;
+  for (size_t i = 0; i < results.size(); ++i) {
+    choices.push_back(choice_json(api, static_cast<int>(i), results[i], echo_text));
+    lasts.push_back(&results[i].last);
   }
-  json logprobs = nullptr;
-  if (api.sampling.logprobs >= 0)
-    logprobs = kind == ApiKind::kChat ? chat_logprobs_json(lps, [&](int32_t id) { return token_text(id); })
-                                      : completion_logprobs_json(
-                                            lps, [&](int32_t id) { return token_text(id); }, echo_text.size());
-  choice["logprobs"] = logprobs;
-  if (kind == ApiKind::kChat) choice["message"] = std::move(message);
-  else choice["text"] = text;
-  const json body = {{"id", response_id(kind, request->id)},
+  const json body = {{"id", response_id(kind, requests.front()->id)},
                      {"object", kind == ApiKind::kChat ? "chat.completion" : "text_completion"},
                      {"created", static_cast<int64_t>(std::time(nullptr))},
                      {"model", model_.name},
-                     {"choices", json::array({choice})},
-                     {"usage", usage_json(last)}};
+                     {"choices", std::move(choices)},
+                     {"usage", response_usage(lasts)}};
   HttpReply reply{http::status::ok, dump(body)};  // named: GCC 12 miscompiles a braced temporary co_await argument
   const bool written = co_await send(stream, req, std::move(reply));
   access->status = written ? 200 : 499;
   co_return (written && req.keep_alive());
 }
 
+Status ApiService::submit_siblings(const std::vector<std::shared_ptr<Request>>& requests) const {
+  for (size_t i = 1; i < requests.size(); ++i) {
+    if (Status st = engine_->submit(requests[i]); !st.is_ok()) return st;
+  }
+  return Status::ok();
+}
+
+json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResult& r,
+                             const std::string& echo_text) const {
+  const bool chat = api.kind == ApiKind::kChat;
+  json choice = {{"index", index}, {"finish_reason", finish_reason_json(r.last.finish)}};
+  json logprobs = nullptr;
+  if (api.sampling.logprobs >= 0)
+    logprobs = chat ? chat_logprobs_json(r.logprobs, [&](int32_t id) { return token_text(id); })
+                    : completion_logprobs_json(
+                          r.logprobs, [&](int32_t id) { return token_text(id); }, echo_text.size());
+  choice["logprobs"] = logprobs;
+  if (!chat) {
+    choice["text"] = r.text;
+    return choice;
+  }
+  json message = {{"role", "assistant"}, {"content", r.text}};
+  if (api.tools && api.tools->choice != ToolChoice::kNone) {
+    ToolCallReply reply(*api.tools, tool_call_format_);
+    std::vector<json> ignored;
+    std::string content = reply.feed(r.text, &ignored);
+    content += reply.finish(&ignored);
+    if (!reply.calls().empty()) {
+      message["content"] = content.empty() ? json(nullptr) : json(content);
+      message["tool_calls"] = reply.calls_json();
+      if (reply.finished_with_calls() && r.last.finish == FinishReason::kStop) choice["finish_reason"] = "tool_calls";
+    }
+  }
+  choice["message"] = std::move(message);
+  return choice;
+}
+
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
-                                                  std::shared_ptr<Request> request,
+                                                  std::vector<std::shared_ptr<Request>> requests,
                                                   std::shared_ptr<DeltaChannel> channel, const std::string& echo_text,
                                                   AccessRecord* access) {
   const bool chat = api.kind == ApiKind::kChat;
-  const std::string id = response_id(api.kind, request->id);
+  const std::string id = response_id(api.kind, requests.front()->id);
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   const auto write_timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.server.idle_timeout_s * 1000));
 
@@ -551,52 +607,70 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     return dump(j);
   };
   bool ok = !ec;
-  if (ok && chat) {
-    const std::string first = chunk({{"index", 0},
+  for (int i = 0; ok && chat && i < api.n; ++i) {
+    const std::string first = chunk({{"index", i},
                                      {"delta", {{"role", "assistant"}, {"content", ""}}},
                                      {"logprobs", nullptr},
                                      {"finish_reason", nullptr}});
     ok = co_await send(first);
   }
-  size_t text_offset = 0;
-  if (ok && !echo_text.empty()) {
-    const std::string echo_chunk =
-        chunk({{"index", 0}, {"text", echo_text}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
-    ok = co_await send(echo_chunk);
-    text_offset = echo_text.size();
+  // Per choice: the text offset of its logprobs (completions), its
+  // tool-call reply, its last delta.
+  struct StreamChoice {
+    size_t text_offset = 0;
+    std::unique_ptr<ToolCallReply> tools;
+    RequestDelta last;
+  };
+  std::vector<StreamChoice> choices(requests.size());
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (ok && !echo_text.empty()) {
+      const std::string echo_chunk = chunk(
+          {{"index", static_cast<int>(i)}, {"text", echo_text}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
+      ok = co_await send(echo_chunk);
+      choices[i].text_offset = echo_text.size();
+    }
+    if (chat && api.tools && api.tools->choice != ToolChoice::kNone)
+      choices[i].tools = std::make_unique<ToolCallReply>(*api.tools, tool_call_format_);
   }
-  std::unique_ptr<ToolCallReply> tool_reply;
-  if (chat && api.tools && api.tools->choice != ToolChoice::kNone)
-    tool_reply = std::make_unique<ToolCallReply>(*api.tools, tool_call_format_);
-  RequestDelta last;
-  bool done = false;
-  while (ok && !done) {
+  size_t finished = 0;
+  bool siblings_submitted = requests.size() == 1;
+  Status failure;
+  while (ok && finished < choices.size() && failure.is_ok()) {
     co_await channel->wait();
     if (channel->client_gone()) {
       ok = false;
       break;
     }
-    while (ok && !channel->empty()) {
-      RequestDelta d = channel->pop();
-      done = d.finish != FinishReason::kNone;
+    while (ok && !channel->empty() && failure.is_ok()) {
+      int index = 0;
+      RequestDelta d = channel->pop(&index);
+      if (!siblings_submitted) {
+        siblings_submitted = true;
+        failure = submit_siblings(requests);
+      }
+      StreamChoice& sc = choices[static_cast<size_t>(index)];
+      const bool done = d.finish != FinishReason::kNone;
       const bool failed = d.finish == FinishReason::kError || d.finish == FinishReason::kAbort;
+      if (done) ++finished;
+      if (failed && failure.is_ok())
+        failure = d.error.is_ok() ? Status::unavailable("the request was aborted") : d.error;
       if (!d.text.empty() || !d.logprobs.empty() || (done && !failed)) {
         json lp = nullptr;
         if (api.sampling.logprobs >= 0)
           lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); })
                     : completion_logprobs_json(
-                          d.logprobs, [&](int32_t t) { return token_text(t); }, text_offset);
+                          d.logprobs, [&](int32_t t) { return token_text(t); }, sc.text_offset);
         json finish = failed ? json(nullptr) : finish_reason_json(d.finish);
         // A chat delta is its content and, with tools, the tool-call pieces
         // (one chunk each, as OpenAI streams them); the finish reason goes
         // on the last chunk.
         std::vector<json> deltas;
-        if (chat && tool_reply) {
+        if (chat && sc.tools) {
           std::vector<json> calls;
-          std::string shown = tool_reply->feed(d.text, &calls);
+          std::string shown = sc.tools->feed(d.text, &calls);
           if (done && !failed) {
-            shown += tool_reply->finish(&calls);
-            if (tool_reply->finished_with_calls() && d.finish == FinishReason::kStop) finish = "tool_calls";
+            shown += sc.tools->finish(&calls);
+            if (sc.tools->finished_with_calls() && d.finish == FinishReason::kStop) finish = "tool_calls";
           }
           if (!shown.empty()) deltas.push_back({{"content", shown}});
           for (json& call : calls) deltas.push_back({{"tool_calls", json::array({std::move(call)})}});
@@ -608,7 +682,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
         if (deltas.empty()) deltas.push_back(json::object());
         for (size_t k = 0; ok && k < deltas.size(); ++k) {
           const bool last_chunk = k + 1 == deltas.size();
-          json choice = {{"index", 0},
+          json choice = {{"index", index},
                          {"logprobs", k == 0 ? lp : json(nullptr)},
                          {"finish_reason", last_chunk ? finish : json(nullptr)}};
           if (chat) choice["delta"] = std::move(deltas[k]);
@@ -616,30 +690,31 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
           const std::string payload = chunk(std::move(choice), &d);
           ok = co_await send(payload);
         }
-        text_offset += d.text.size();
+        sc.text_offset += d.text.size();
       }
-      if (done) last = std::move(d);
+      if (done) sc.last = std::move(d);
     }
   }
   channel->stop_watching();
   access->status = header_sent ? 200 : 499;  // 200 went out with the headers
   if (!ok) {
     access->finish_reason = "client_gone";
-    request->cancel();  // the client is gone: free its pages at the next step
+    for (const auto& request : requests) request->cancel();  // the client is gone: free the pages at the next step
     co_return false;
   }
-  finish_access(*request, last, access);
-  if (last.finish == FinishReason::kError || last.finish == FinishReason::kAbort) {
-    const std::string payload =
-        dump(error_json(from_status(last.error.is_ok() ? Status::unavailable("the request was aborted") : last.error)));
+  finish_access(*requests.front(), choices.front().last, access);
+  if (!failure.is_ok()) {
+    const std::string payload = dump(error_json(from_status(failure)));
     ok = co_await send(payload);
   } else if (api.include_usage) {
+    std::vector<const RequestDelta*> lasts;
+    for (const StreamChoice& sc : choices) lasts.push_back(&sc.last);
     const std::string payload = dump({{"id", id},
                                       {"object", chat ? "chat.completion.chunk" : "text_completion"},
                                       {"created", created},
                                       {"model", model_.name},
                                       {"choices", json::array()},
-                                      {"usage", usage_json(last)}});
+                                      {"usage", response_usage(lasts)}});
     ok = co_await send(payload);
   }
   const std::string done_marker = "[DONE]";

@@ -38,6 +38,13 @@ struct ServedModel {
   int32_t vocab_size = 0;
 };
 
+// What one choice of a non-streamed response gathered.
+struct ChoiceResult {
+  std::string text;  // echo first, when asked for
+  std::vector<TokenLogprob> logprobs;
+  RequestDelta last;  // its final delta (finish reason, usage)
+};
+
 class ApiService final : public HttpHandler {
  public:
   ApiService(const ServerConfig& config, ServedModel model, EngineLoop* engine,
@@ -69,9 +76,14 @@ class ApiService final : public HttpHandler {
   boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind,
                                         AccessRecord* access);
   boost::asio::awaitable<bool> stream_response(HttpRequest& req, boost::beast::tcp_stream& stream,
-                                               const ApiRequest& api, std::shared_ptr<Request> request,
+                                               const ApiRequest& api, std::vector<std::shared_ptr<Request>> requests,
                                                std::shared_ptr<class DeltaChannel> channel,
                                                const std::string& echo_text, AccessRecord* access);
+  // Submits the choices after the first (n > 1), once the first has prefilled.
+  Status submit_siblings(const std::vector<std::shared_ptr<Request>>& requests) const;
+  // One element of a non-streamed response's "choices".
+  nlohmann::json choice_json(const ApiRequest& api, int index, const ChoiceResult& result,
+                             const std::string& echo_text) const;
   bool authorized(const HttpRequest& req) const;
   // "ok", "draining" (after SIGTERM) or "loading": what /health and /load say.
   const char* serving_state() const;

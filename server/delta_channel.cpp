@@ -9,19 +9,23 @@ namespace asio = boost::asio;
 // Posts each delta to the channel's strand. Thread-safe.
 class DeltaSink final : public RequestSink {
  public:
-  DeltaSink(DeltaChannel::Executor ex, std::weak_ptr<DeltaChannel> channel) : ex_(ex), channel_(std::move(channel)) {}
+  DeltaSink(DeltaChannel::Executor ex, std::weak_ptr<DeltaChannel> channel, int choice)
+      : ex_(ex), channel_(std::move(channel)), choice_(choice) {}
   void on_delta(RequestDelta delta) override {
-    asio::post(ex_, [weak = channel_, d = std::move(delta)]() mutable {
-      if (auto ch = weak.lock()) ch->push(std::move(d));
+    asio::post(ex_, [weak = channel_, choice = choice_, d = std::move(delta)]() mutable {
+      if (auto ch = weak.lock()) ch->push(choice, std::move(d));
     });
   }
 
  private:
   DeltaChannel::Executor ex_;
   std::weak_ptr<DeltaChannel> channel_;
+  int choice_;
 };
 
-std::shared_ptr<RequestSink> DeltaChannel::make_sink() { return std::make_shared<DeltaSink>(ex_, weak_from_this()); }
+std::shared_ptr<RequestSink> DeltaChannel::make_sink(int choice) {
+  return std::make_shared<DeltaSink>(ex_, weak_from_this(), choice);
+}
 
 asio::awaitable<void> DeltaChannel::wait() {
   while (queue_.empty() && !client_gone_) {
@@ -31,9 +35,9 @@ asio::awaitable<void> DeltaChannel::wait() {
   }
 }
 
-void DeltaChannel::watch_disconnect(asio::ip::tcp::socket& socket, std::shared_ptr<Request> request) {
+void DeltaChannel::watch_disconnect(asio::ip::tcp::socket& socket, std::vector<std::shared_ptr<Request>> requests) {
   socket_ = &socket;
-  request_ = std::move(request);
+  requests_ = std::move(requests);
   watching_ = true;
   wait_readable();
 }
@@ -53,7 +57,7 @@ void DeltaChannel::check_peer() {
   pollfd p{socket_->native_handle(), POLLIN | POLLRDHUP, 0};
   const int n = ::poll(&p, 1, 0);
   if (n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-    request_->cancel();
+    for (const auto& request : requests_) request->cancel();
     client_gone_ = true;
     timer_.cancel();
     return;

@@ -1,6 +1,6 @@
-// DeltaChannel: carries a request's deltas from the engine thread to the
-// connection coroutine that serves it, and watches that connection for the
-// client going away.
+// DeltaChannel: carries the deltas of a response's requests (one per choice:
+// n > 1 has several) from the engine thread to the connection coroutine that
+// serves them, and watches that connection for the client going away.
 //
 // The engine calls the RequestSink side (DeltaSink::on_delta) from its own
 // thread; that only posts to the connection's strand, where the delta is
@@ -17,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -32,30 +33,33 @@ class DeltaChannel : public std::enable_shared_from_this<DeltaChannel> {
 
   explicit DeltaChannel(Executor ex) : ex_(ex), timer_(ex), poll_timer_(ex) {}
 
-  // The RequestSink to hand to the engine; holds only a weak reference.
-  std::shared_ptr<RequestSink> make_sink();
+  // The RequestSink to hand to the engine for choice `choice`; holds only a
+  // weak reference.
+  std::shared_ptr<RequestSink> make_sink(int choice = 0);
 
   // Waits until at least one delta is queued or the client went away.
   boost::asio::awaitable<void> wait();
   bool empty() const { return queue_.empty(); }
-  RequestDelta pop() {
-    RequestDelta d = std::move(queue_.front());
+  // The oldest delta, and in `*choice` (optional) the choice it belongs to.
+  RequestDelta pop(int* choice = nullptr) {
+    if (choice) *choice = queue_.front().first;
+    RequestDelta d = std::move(queue_.front().second);
     queue_.pop_front();
     return d;
   }
 
-  // Starts watching `socket` for the client leaving; cancels `request` then.
+  // Starts watching `socket` for the client leaving; cancels `requests` then.
   // The socket must outlive the watch: end it with stop_watching (or let a
   // DisconnectWatch do it).
-  void watch_disconnect(boost::asio::ip::tcp::socket& socket, std::shared_ptr<Request> request);
+  void watch_disconnect(boost::asio::ip::tcp::socket& socket, std::vector<std::shared_ptr<Request>> requests);
   // Stops watching (before the socket is read again or destroyed).
   void stop_watching();
   bool client_gone() const { return client_gone_; }
 
  private:
   friend class DeltaSink;
-  void push(RequestDelta d) {
-    queue_.push_back(std::move(d));
+  void push(int choice, RequestDelta d) {
+    queue_.emplace_back(choice, std::move(d));
     timer_.cancel();
   }
   void wait_readable();
@@ -64,33 +68,34 @@ class DeltaChannel : public std::enable_shared_from_this<DeltaChannel> {
   Executor ex_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer poll_timer_;
-  std::deque<RequestDelta> queue_;
+  std::deque<std::pair<int, RequestDelta>> queue_;  // (choice, delta)
   boost::asio::ip::tcp::socket* socket_ = nullptr;  // while watching_
-  std::shared_ptr<Request> request_;
+  std::vector<std::shared_ptr<Request>> requests_;
   bool watching_ = false;
   bool client_gone_ = false;
 };
 
-// Watches a connection for the life of the scope that serves its request.
-// Leaving the scope also cancels the request: however the serving ends (an
+// Watches a connection for the life of the scope that serves its requests.
+// Leaving the scope also cancels them: however the serving ends (an
 // exception, a failed write), nothing keeps generating for nobody. (Cancelling
 // a finished request does nothing.)
 class DisconnectWatch {
  public:
-  DisconnectWatch(DeltaChannel& channel, boost::asio::ip::tcp::socket& socket, std::shared_ptr<Request> request)
-      : channel_(channel), request_(request) {
-    channel_.watch_disconnect(socket, std::move(request));
+  DisconnectWatch(DeltaChannel& channel, boost::asio::ip::tcp::socket& socket,
+                  std::vector<std::shared_ptr<Request>> requests)
+      : channel_(channel), requests_(requests) {
+    channel_.watch_disconnect(socket, std::move(requests));
   }
   ~DisconnectWatch() {
     channel_.stop_watching();
-    request_->cancel();
+    for (const auto& request : requests_) request->cancel();
   }
   DisconnectWatch(const DisconnectWatch&) = delete;
   DisconnectWatch& operator=(const DisconnectWatch&) = delete;
 
  private:
   DeltaChannel& channel_;
-  std::shared_ptr<Request> request_;
+  std::vector<std::shared_ptr<Request>> requests_;
 };
 
 }  // namespace pagoda

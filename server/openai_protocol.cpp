@@ -445,10 +445,8 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
     s.logprobs = want ? static_cast<int32_t>(top) : -1;
   }
   int64_t n = 1;
-  if (!c.integer("n", 1, 1, &n)) {
-    err->message = "'n' must be 1: pagoda returns one choice per request (send several requests instead)";
-    return false;
-  }
+  if (!c.integer("n", 1, lim.max_choices, &n)) return false;
+  out->n = static_cast<int>(n);
   if (!c.boolean("stream", &out->stream)) return false;
   if (c.has("stream_options")) {
     const json& so = body["stream_options"];

@@ -34,6 +34,7 @@ struct ApiLimits {
   int max_logit_bias = 1024;
   int max_messages = 1024;
   int max_prompt_ids = 1 << 20;
+  int max_choices = 16;  // n
 };
 
 struct ApiRequest {
@@ -44,6 +45,7 @@ struct ApiRequest {
   std::vector<ChatMessage> messages;       // chat
   SamplingParams sampling;
   StopParams stop;
+  int n = 1;  // choices, each its own request sharing the prompt
   bool stream = false;
   bool include_usage = false;     // stream_options.include_usage
   bool continuous_usage = false;  // and continuous_usage_stats (vLLM's): usage so far on every chunk

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "tests/server/server_process.h"
@@ -769,4 +770,68 @@ TEST_CASE("server e2e: tool calls forced by tool_choice follow the function's sc
     CHECK(conflict.status == 400);
     CHECK(conflict.json()["error"]["param"] == "tool_choice");
   }
+}
+
+TEST_CASE("server e2e: n choices share one prefill and equal their requests alone") {
+  ServerProcess server(18656);
+  const int port = server.port();
+  std::string prompt = "Once upon a time, there was a little girl named Lily.";
+  for (int i = 0; i < 4; ++i) prompt += " She loved to play outside in the park with her friends.";
+  const json body = {{"prompt", prompt}, {"max_tokens", 12}, {"temperature", 1.0}, {"seed", 40}, {"n", 3}};
+  HttpResult r = post(port, "/v1/completions", body.dump());
+  REQUIRE(r.status == 200);
+  const json j = r.json();
+  REQUIRE(j["choices"].size() == 3);
+  const int64_t prompt_tokens = j["usage"]["prompt_tokens"];
+  CHECK(j["usage"]["completion_tokens"] == 36);  // every choice's tokens, the prompt once
+  CHECK(j["usage"]["total_tokens"] == prompt_tokens + 36);
+  // The first choice prefilled the prompt; the other two found it in the prefix cache.
+  CHECK(server.metric("pagoda_prefix_cache_hits_tokens_total") >= 2.0 * double(prompt_tokens - 16));
+  std::set<std::string> texts;
+  for (int i = 0; i < 3; ++i) {
+    const json& c = j["choices"][static_cast<size_t>(i)];
+    CHECK(c["index"] == i);
+    texts.insert(c["text"].get<std::string>());
+    // Choice i is what seed + i gives alone.
+    json alone = body;
+    alone["n"] = 1;
+    alone["seed"] = 40 + i;
+    HttpResult a = post(port, "/v1/completions", alone.dump());
+    CHECK(a.json()["choices"][0]["text"] == c["text"]);
+  }
+  CHECK(texts.size() == 3);  // different samples
+
+  // Streamed chat: each choice gets its role chunk, its own text and its finish reason.
+  json chat = {
+      {"messages", {{{"role", "user"}, {"content", "Tell me a story"}}}}, {"max_tokens", 8}, {"seed", 5}, {"n", 2}};
+  HttpResult whole = post(port, "/v1/chat/completions", chat.dump());
+  REQUIRE(whole.status == 200);
+  chat["stream"] = true;
+  chat["stream_options"] = {{"include_usage", true}};
+  HttpResult streamed = post(port, "/v1/chat/completions", chat.dump());
+  REQUIRE(streamed.status == 200);
+  bool done = false;
+  std::vector<std::string> text(2), finish(2);
+  std::vector<int> roles(2, 0);
+  json usage;
+  for (const json& e : sse_events(streamed.body, &done)) {
+    if (e["choices"].empty()) {
+      usage = e["usage"];
+      continue;
+    }
+    const json& c = e["choices"][0];
+    const size_t i = c["index"].get<size_t>();
+    REQUIRE(i < 2);
+    if (c["delta"].contains("role")) ++roles[i];
+    if (c["delta"].contains("content")) text[i] += c["delta"]["content"].get<std::string>();
+    if (!c["finish_reason"].is_null()) finish[i] = c["finish_reason"].get<std::string>();
+  }
+  CHECK(done);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(roles[i] == 1);
+    CHECK(text[i] == whole.json()["choices"][i]["message"]["content"]);
+    CHECK(finish[i] == whole.json()["choices"][i]["finish_reason"]);
+  }
+  CHECK(usage["completion_tokens"] == whole.json()["usage"]["completion_tokens"]);
+  CHECK(server.terminate() == 0);
 }

@@ -67,7 +67,7 @@ TEST_CASE("server: malformed and hostile requests get named 4xx errors and the s
        400, ""},
       {"deprecated functions", CH, R"({"messages": [{"role": "user", "content": "hi"}], "functions": [{"name": "f"}]})",
        400, "functions"},
-      {"n = 2", C, R"({"prompt": "hi", "n": 2})", 400, "n"},
+      {"n = 17", C, R"({"prompt": "hi", "n": 17})", 400, "n"},
       {"stream not a bool", C, R"({"prompt": "hi", "stream": "yes"})", 400, "stream"},
       {"stream_options without stream", C, R"({"prompt": "hi", "stream_options": {"include_usage": true}})", 400,
        "stream_options"},

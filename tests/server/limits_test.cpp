@@ -165,7 +165,7 @@ TEST_CASE("limits: request fields are capped (stop strings, logit_bias, logprobs
   for (int i = 0; i < 1025; ++i) bias[std::to_string(i)] = 1;  // 1024 entries at most
   CHECK(param_of({{"prompt", "hi"}, {"logit_bias", bias}}) == "logit_bias");
   CHECK(param_of({{"prompt", "hi"}, {"logprobs", 21}}) == "logprobs");
-  CHECK(param_of({{"prompt", "hi"}, {"n", 2}}) == "n");
+  CHECK(param_of({{"prompt", "hi"}, {"n", 17}}) == "n");
   CHECK(param_of({{"prompt", "hi"}, {"max_tokens", 513}}) == "max_tokens");
   // At the limits: accepted.
   stops.erase(stops.begin());

@@ -1,5 +1,6 @@
 // The official OpenAI client against pagoda: completions, streaming
-// completions, chat, streaming chat, and an error. Exits non-zero on failure.
+// completions, chat, streaming chat, n: 2 (plain and streamed), and an
+// error. Exits non-zero on failure.
 import OpenAI from 'openai';
 import assert from 'node:assert/strict';
 
@@ -36,6 +37,27 @@ const cs = await client.chat.completions.create({ model, messages: [{ role: 'use
 for await (const chunk of cs) chatStreamed += chunk.choices[0]?.delta?.content ?? '';
 assert.equal(chatStreamed, chat.choices[0].message.content);
 
+// n: 2 -- two choices, each what its seed gives alone; streamed, the SDK's
+// stream helper puts the interleaved chunks back together by index.
+const two = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 12, seed: 3, n: 2 });
+assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
+assert.equal(two.usage.completion_tokens, 24);
+for (const i of [0, 1]) {
+  const alone = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 12, seed: 3 + i });
+  assert.equal(two.choices[i].text, alone.choices[0].text);
+}
+const twoChat = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Once upon a time' }],
+                                                       max_tokens: 10, seed: 8, n: 2 });
+const runner = client.beta.chat.completions.stream({ model, messages: [{ role: 'user', content: 'Once upon a time' }],
+                                                     max_tokens: 10, seed: 8, n: 2 });
+const merged = await runner.finalChatCompletion();
+assert.equal(merged.choices.length, 2);
+for (const i of [0, 1]) {
+  assert.equal(merged.choices[i].index, i);
+  assert.equal(merged.choices[i].message.content, twoChat.choices[i].message.content);
+  assert.equal(merged.choices[i].finish_reason, twoChat.choices[i].finish_reason);
+}
+
 await assert.rejects(client.completions.create({ model, prompt: 'hi', temperature: 9 }),
                      (e) => e.status === 400 && /temperature/.test(e.message));
-console.log('openai client: completions, streaming, chat, streaming chat, errors: ok');
+console.log('openai client: completions, streaming, chat, streaming chat, n: 2, errors: ok');
