@@ -34,9 +34,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(req.kind == kind);
   if (kind == ApiKind::kCompletion) {
-    FUZZ_CHECK(req.prompt_text.has_value() != !req.prompt_ids.empty());
-    FUZZ_CHECK(static_cast<int64_t>(req.prompt_ids.size()) <= limits.max_prompt_ids);
-    for (int32_t id : req.prompt_ids) FUZZ_CHECK(id >= 0);
+    FUZZ_CHECK(!req.prompts.empty() && static_cast<int64_t>(req.prompts.size()) * req.n <= limits.max_prompts);
+    int64_t ids = 0;
+    for (const CompletionPrompt& p : req.prompts) {
+      FUZZ_CHECK(p.text.has_value() != !p.ids.empty());
+      for (int32_t id : p.ids) FUZZ_CHECK(id >= 0);
+      ids += static_cast<int64_t>(p.ids.size());
+    }
+    FUZZ_CHECK(ids <= limits.max_prompt_ids);
     FUZZ_CHECK(req.stop.max_tokens >= 1 && req.stop.max_tokens <= limits.max_model_len);
   } else {
     FUZZ_CHECK(!req.messages.empty() && static_cast<int>(req.messages.size()) <= limits.max_messages);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api_routes.h"
+#include "server/choice_fanout.h"
 #include "server/delta_channel.h"
 #include "server/http_reply.h"
 #include "server/metrics_text.h"
@@ -65,16 +66,21 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-// The usage of a response whose choices share one prompt: the prompt (and
-// its cached part) once, the completion tokens of every choice.
-json response_usage(const std::vector<const RequestDelta*>& lasts) {
-  int64_t completion = 0;
-  for (const RequestDelta* d : lasts) completion += d->completion_tokens;
-  const RequestDelta& first = *lasts.front();
-  return {{"prompt_tokens", first.prompt_tokens},
+// The usage of a response (its choices' last deltas in choice order, `n`
+// per prompt): each prompt (and its cached part) once, the completion
+// tokens of every choice.
+json response_usage(const std::vector<const RequestDelta*>& lasts, int n) {
+  int64_t prompt = 0, cached = 0, completion = 0;
+  for (size_t i = 0; i < lasts.size(); ++i) {
+    completion += lasts[i]->completion_tokens;
+    if (i % static_cast<size_t>(n) != 0) continue;
+    prompt += lasts[i]->prompt_tokens;
+    cached += lasts[i]->cached_tokens;
+  }
+  return {{"prompt_tokens", prompt},
           {"completion_tokens", completion},
-          {"total_tokens", first.prompt_tokens + completion},
-          {"prompt_tokens_details", {{"cached_tokens", first.cached_tokens}}}};
+          {"total_tokens", prompt + completion},
+          {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 json usage_json(const RequestDelta& d) {
@@ -347,10 +353,10 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
   co_return keep;
 }
 
-bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
-                         std::string* echo_text, ApiError* err) const {
+bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<ResponsePrompt>* prompts,
+                         ApiError* err) const {
   try {
-    return build_prompt(req, kind, api, prompt, echo_text, err);
+    return build_prompt(req, kind, api, prompts, err);
   } catch (const std::exception& e) {
     spdlog::error("{} {} failed: {}", std::string(req.method_string()), std::string(req.target()), e.what());
     *err = api_error(500, "internal error", "internal_error", "", "server_error");
@@ -358,8 +364,8 @@ bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, 
   }
 }
 
-bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
-                              std::string* echo_text, ApiError* err) const {
+bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api,
+                              std::vector<ResponsePrompt>* prompts, ApiError* err) const {
   if (!parse_api_request(req.body(), kind, limits_, api, err)) return false;
   if (!api->model.empty() && api->model != model_.name) {
     *err = api_error(404, "model '" + api->model + "' does not exist (this server serves '" + model_.name + "')",
@@ -378,30 +384,37 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
     if (api->ignored_fields.size() > 8) names += " and " + std::to_string(api->ignored_fields.size() - 8) + " more";
     spdlog::warn("{} ignores unknown field(s) {}", std::string(req.target()), names);
   }
+  prompts->clear();
   if (kind == ApiKind::kChat && api->tools) {
     // tool_choice none: the tools are not shown to the model at all.
     static const nlohmann::ordered_json kNoTools;
     const bool offered = api->tools->choice != ToolChoice::kNone;
-    *prompt = render_chat(api->messages, chat_template_, *tokenizer_, true, offered ? api->tools->tools : kNoTools);
+    prompts->push_back(
+        {render_chat(api->messages, chat_template_, *tokenizer_, true, offered ? api->tools->tools : kNoTools), ""});
     if (auto forced = forced_tool_call_grammar(*api->tools)) {
       api->grammar = std::move(forced);
       api->grammar_field = "tool_choice";
     }
   } else if (kind == ApiKind::kChat) {
-    *prompt = render_chat(api->messages, chat_template_, *tokenizer_);
-  } else if (api->prompt_text) {
-    *prompt = tokenizer_->encode(*api->prompt_text, true);
-    *echo_text = *api->prompt_text;
+    prompts->push_back({render_chat(api->messages, chat_template_, *tokenizer_), ""});
   } else {
-    *prompt = api->prompt_ids;  // ids outside the vocabulary: refused by the engine's validate_request
-    *echo_text = tokenizer_->decode(*prompt);
+    for (const CompletionPrompt& p : api->prompts) {
+      ResponsePrompt& out = prompts->emplace_back();
+      if (p.text) {
+        out.ids = tokenizer_->encode(*p.text, true);
+        if (api->echo) out.echo = *p.text;
+      } else {
+        out.ids = p.ids;  // ids outside the vocabulary: refused by the engine's validate_request
+        if (api->echo) out.echo = tokenizer_->decode(out.ids);
+      }
+    }
   }
-  if (!api->echo) echo_text->clear();
-  if (api->stop.max_tokens < 0) {
-    api->stop.max_tokens = model_.max_model_len - static_cast<int64_t>(prompt->size());
+  if (api->stop.max_tokens < 0) {  // chat: one prompt
+    const std::vector<int32_t>& prompt = prompts->front().ids;
+    api->stop.max_tokens = model_.max_model_len - static_cast<int64_t>(prompt.size());
     if (api->stop.max_tokens < 1) {
       *err = api_error(400,
-                       "the prompt has " + std::to_string(prompt->size()) +
+                       "the prompt has " + std::to_string(prompt.size()) +
                            " tokens, which leaves no room in this model's maximum context length of " +
                            std::to_string(model_.max_model_len),
                        "context_length_exceeded", kind == ApiKind::kChat ? "messages" : "prompt");
@@ -415,8 +428,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                                            AccessRecord* access) {
   ApiRequest api;
   ApiError err;
-  std::vector<int32_t> prompt;
-  std::string echo_text;
+  std::vector<ResponsePrompt> prompts;
   // Refuse before parsing and tokenizing when the queue is full or the
   // server drains: under overload a refusal must stay cheap.
   if (Status st = engine_->check_admission(); !st.is_ok()) {
@@ -424,19 +436,14 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
   }
-  if (!prepare(req, kind, &api, &prompt, &echo_text, &err)) {
+  if (!prepare(req, kind, &api, &prompts, &err)) {
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
   }
   if (config_.logging.log_prompts && spdlog::should_log(spdlog::level::info)) {  // access records log at info
-    access->prompt = tokenizer_->decode(prompt);
+    access->prompt = tokenizer_->decode(prompts.front().ids);
     if (access->prompt.size() > kMaxLoggedPrompt) access->prompt.resize(kMaxLoggedPrompt);  // may cut a character
   }
-  auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
-  // One request per choice. The first is submitted now; the others once it
-  // has produced its first token, so its prefill is done and they find the
-  // prompt's pages in the prefix cache (one prefill for all n).
-  std::vector<std::shared_ptr<Request>> requests;
   std::shared_ptr<structured::CompiledGrammar> compiled;
   if (api.grammar) {
     // Compiled here, on the I/O thread, so the engine thread never waits for
@@ -449,50 +456,48 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     }
     compiled = std::move(got).value();
   }
-  for (int i = 0; i < api.n; ++i) {
-    SamplingParams sampling = api.sampling;
-    if (sampling.seed) *sampling.seed += static_cast<uint64_t>(i);  // n different, reproducible samples
-    auto request = std::make_shared<Request>(next_id_++, prompt, sampling, api.stop, channel->make_sink(i));
-    request->priority = api.priority;
-    request->cache_salt = api.cache_salt;
-    if (compiled) request->grammar = std::make_unique<structured::GrammarMatcher>(compiled);
-    requests.push_back(std::move(request));
+  // One request per choice: sample i of prompt p is choice p * n + i.
+  auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
+  std::vector<std::shared_ptr<Request>> requests;
+  for (const ResponsePrompt& prompt : prompts) {
+    for (int i = 0; i < api.n; ++i) {
+      SamplingParams sampling = api.sampling;
+      if (sampling.seed) *sampling.seed += static_cast<uint64_t>(i);  // n different, reproducible samples
+      const int index = static_cast<int>(requests.size());
+      auto request = std::make_shared<Request>(next_id_++, prompt.ids, sampling, api.stop, channel->make_sink(index));
+      request->priority = api.priority;
+      request->cache_salt = api.cache_salt;
+      if (compiled) request->grammar = std::make_unique<structured::GrammarMatcher>(compiled);
+      requests.push_back(std::move(request));
+    }
   }
-  if (Status st = engine_->submit(requests.front()); !st.is_ok()) {
+  ChoiceFanout fanout(requests, api.n, [this](std::shared_ptr<Request> r) { return engine_->submit(std::move(r)); });
+  if (Status st = fanout.submit_first(); !st.is_ok()) {
+    for (const auto& r : requests) r->cancel();  // the prompts already submitted
     err = from_status(st);
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
   }
   access->request_id = response_id(kind, requests.front()->id);
   DisconnectWatch watch(*channel, stream.socket(), requests);
-  if (api.stream) co_return co_await stream_response(req, stream, api, requests, channel, echo_text, access);
+  if (api.stream) co_return co_await stream_response(req, stream, api, prompts, fanout, channel, access);
 
   // Non-streaming: gather everything, then answer once.
   std::vector<ChoiceResult> results(requests.size());
-  for (ChoiceResult& r : results) r.text = echo_text;
-  size_t finished = 0;
-  bool siblings_submitted = requests.size() == 1;
-  Status failure;
-  while (finished < results.size() && failure.is_ok()) {
+  for (size_t i = 0; i < results.size(); ++i)
+    results[i].text = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))].echo;
+  while (!fanout.done()) {
     co_await channel->wait();
     if (channel->client_gone()) break;
     while (!channel->empty()) {
       int index = 0;
       RequestDelta d = channel->pop(&index);
-      if (!siblings_submitted) {
-        siblings_submitted = true;
-        failure = submit_siblings(requests);
-      }
+      fanout.on_delta(index, d);
       ChoiceResult& r = results[static_cast<size_t>(index)];
       r.text += d.text;
       r.logprobs.insert(r.logprobs.end(), std::make_move_iterator(d.logprobs.begin()),
                         std::make_move_iterator(d.logprobs.end()));
-      if (d.finish != FinishReason::kNone) {
-        ++finished;
-        if ((d.finish == FinishReason::kError || d.finish == FinishReason::kAbort) && failure.is_ok())
-          failure = d.error.is_ok() ? Status::unavailable("the request was aborted") : d.error;
-        r.last = std::move(d);
-      }
+      if (d.finish != FinishReason::kNone) r.last = std::move(d);
     }
   }
   channel->stop_watching();
@@ -502,15 +507,16 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     co_return false;
   }
   finish_access(*requests.front(), results.front().last, access);
-  if (!failure.is_ok()) {
-    err = from_status(failure);
+  if (!fanout.failure().is_ok()) {
+    err = from_status(fanout.failure());
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
   }
   json choices = json::array();
   std::vector<const RequestDelta*> lasts;
   for (size_t i = 0; i < results.size(); ++i) {
-    choices.push_back(choice_json(api, static_cast<int>(i), results[i], echo_text));
+    const size_t echo_size = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))].echo.size();
+    choices.push_back(choice_json(api, static_cast<int>(i), results[i], echo_size));
     lasts.push_back(&results[i].last);
   }
   const json body = {{"id", response_id(kind, requests.front()->id)},
@@ -518,29 +524,21 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
                      {"created", static_cast<int64_t>(std::time(nullptr))},
                      {"model", model_.name},
                      {"choices", std::move(choices)},
-                     {"usage", response_usage(lasts)}};
+                     {"usage", response_usage(lasts, api.n)}};
   HttpReply reply{http::status::ok, dump(body)};  // named: GCC 12 miscompiles a braced temporary co_await argument
   const bool written = co_await send(stream, req, std::move(reply));
   access->status = written ? 200 : 499;
   co_return (written && req.keep_alive());
 }
 
-Status ApiService::submit_siblings(const std::vector<std::shared_ptr<Request>>& requests) const {
-  for (size_t i = 1; i < requests.size(); ++i) {
-    if (Status st = engine_->submit(requests[i]); !st.is_ok()) return st;
-  }
-  return Status::ok();
-}
-
-json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResult& r,
-                             const std::string& echo_text) const {
+json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResult& r, size_t echo_size) const {
   const bool chat = api.kind == ApiKind::kChat;
   json choice = {{"index", index}, {"finish_reason", finish_reason_json(r.last.finish)}};
   json logprobs = nullptr;
   if (api.sampling.logprobs >= 0)
     logprobs = chat ? chat_logprobs_json(r.logprobs, [&](int32_t id) { return token_text(id); })
                     : completion_logprobs_json(
-                          r.logprobs, [&](int32_t id) { return token_text(id); }, echo_text.size());
+                          r.logprobs, [&](int32_t id) { return token_text(id); }, echo_size);
   choice["logprobs"] = logprobs;
   if (!chat) {
     choice["text"] = r.text;
@@ -563,10 +561,10 @@ json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResul
 }
 
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
-                                                  std::vector<std::shared_ptr<Request>> requests,
-                                                  std::shared_ptr<DeltaChannel> channel, const std::string& echo_text,
-                                                  AccessRecord* access) {
+                                                  const std::vector<ResponsePrompt>& prompts, ChoiceFanout& fanout,
+                                                  std::shared_ptr<DeltaChannel> channel, AccessRecord* access) {
   const bool chat = api.kind == ApiKind::kChat;
+  const auto& requests = fanout.requests();
   const std::string id = response_id(api.kind, requests.front()->id);
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   const auto write_timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.server.idle_timeout_s * 1000));
@@ -607,7 +605,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     return dump(j);
   };
   bool ok = !ec;
-  for (int i = 0; ok && chat && i < api.n; ++i) {
+  for (int i = 0; ok && chat && i < static_cast<int>(requests.size()); ++i) {
     const std::string first = chunk({{"index", i},
                                      {"delta", {{"role", "assistant"}, {"content", ""}}},
                                      {"logprobs", nullptr},
@@ -623,6 +621,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   };
   std::vector<StreamChoice> choices(requests.size());
   for (size_t i = 0; i < choices.size(); ++i) {
+    const std::string& echo_text = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))].echo;
     if (ok && !echo_text.empty()) {
       const std::string echo_chunk = chunk(
           {{"index", static_cast<int>(i)}, {"text", echo_text}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
@@ -632,28 +631,19 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     if (chat && api.tools && api.tools->choice != ToolChoice::kNone)
       choices[i].tools = std::make_unique<ToolCallReply>(*api.tools, tool_call_format_);
   }
-  size_t finished = 0;
-  bool siblings_submitted = requests.size() == 1;
-  Status failure;
-  while (ok && finished < choices.size() && failure.is_ok()) {
+  while (ok && !fanout.done()) {
     co_await channel->wait();
     if (channel->client_gone()) {
       ok = false;
       break;
     }
-    while (ok && !channel->empty() && failure.is_ok()) {
+    while (ok && !channel->empty() && fanout.failure().is_ok()) {
       int index = 0;
       RequestDelta d = channel->pop(&index);
-      if (!siblings_submitted) {
-        siblings_submitted = true;
-        failure = submit_siblings(requests);
-      }
+      fanout.on_delta(index, d);
       StreamChoice& sc = choices[static_cast<size_t>(index)];
       const bool done = d.finish != FinishReason::kNone;
       const bool failed = d.finish == FinishReason::kError || d.finish == FinishReason::kAbort;
-      if (done) ++finished;
-      if (failed && failure.is_ok())
-        failure = d.error.is_ok() ? Status::unavailable("the request was aborted") : d.error;
       if (!d.text.empty() || !d.logprobs.empty() || (done && !failed)) {
         json lp = nullptr;
         if (api.sampling.logprobs >= 0)
@@ -703,8 +693,8 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     co_return false;
   }
   finish_access(*requests.front(), choices.front().last, access);
-  if (!failure.is_ok()) {
-    const std::string payload = dump(error_json(from_status(failure)));
+  if (!fanout.failure().is_ok()) {
+    const std::string payload = dump(error_json(from_status(fanout.failure())));
     ok = co_await send(payload);
   } else if (api.include_usage) {
     std::vector<const RequestDelta*> lasts;
@@ -714,7 +704,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
                                       {"created", created},
                                       {"model", model_.name},
                                       {"choices", json::array()},
-                                      {"usage", response_usage(lasts)}});
+                                      {"usage", response_usage(lasts, api.n)}});
     ok = co_await send(payload);
   }
   const std::string done_marker = "[DONE]";

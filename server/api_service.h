@@ -38,6 +38,12 @@ struct ServedModel {
   int32_t vocab_size = 0;
 };
 
+// One prompt of a response, tokenized, and its text when echo asks for it.
+struct ResponsePrompt {
+  std::vector<int32_t> ids;
+  std::string echo;
+};
+
 // What one choice of a non-streamed response gathered.
 struct ChoiceResult {
   std::string text;  // echo first, when asked for
@@ -68,22 +74,20 @@ class ApiService final : public HttpHandler {
   // Parses, checks the model name, builds the prompt and resolves max_tokens
   // (build_prompt); an exception on the way is a 500, never a dropped
   // connection.
-  bool prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
-               std::string* echo_text, ApiError* err) const;
-  bool build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<int32_t>* prompt,
-                    std::string* echo_text, ApiError* err) const;
+  bool prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<ResponsePrompt>* prompts,
+               ApiError* err) const;
+  bool build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<ResponsePrompt>* prompts,
+                    ApiError* err) const;
   // Both fill *access (status, id, tokens, finish reason) as they go.
   boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind,
                                         AccessRecord* access);
   boost::asio::awaitable<bool> stream_response(HttpRequest& req, boost::beast::tcp_stream& stream,
-                                               const ApiRequest& api, std::vector<std::shared_ptr<Request>> requests,
-                                               std::shared_ptr<class DeltaChannel> channel,
-                                               const std::string& echo_text, AccessRecord* access);
-  // Submits the choices after the first (n > 1), once the first has prefilled.
-  Status submit_siblings(const std::vector<std::shared_ptr<Request>>& requests) const;
-  // One element of a non-streamed response's "choices".
-  nlohmann::json choice_json(const ApiRequest& api, int index, const ChoiceResult& result,
-                             const std::string& echo_text) const;
+                                               const ApiRequest& api, const std::vector<ResponsePrompt>& prompts,
+                                               class ChoiceFanout& fanout, std::shared_ptr<class DeltaChannel> channel,
+                                               AccessRecord* access);
+  // One element of a non-streamed response's "choices" (`echo_size`: the
+  // bytes of echoed prompt its text starts with).
+  nlohmann::json choice_json(const ApiRequest& api, int index, const ChoiceResult& result, size_t echo_size) const;
   bool authorized(const HttpRequest& req) const;
   // "ok", "draining" (after SIGTERM) or "loading": what /health and /load say.
   const char* serving_state() const;

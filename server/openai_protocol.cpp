@@ -158,33 +158,50 @@ const std::set<std::string>& chat_fields() {
   return f;
 }
 
+constexpr const char* kPromptShapes =
+    "'prompt' must be a string, an array of token ids, or an array of strings or of token-id arrays";
+
+// One prompt of a batch (or the only one): a string or token ids.
+bool parse_one_prompt(const json& p, Checker& c, const ApiLimits& lim, CompletionPrompt* out) {
+  if (p.is_string()) {
+    out->text = p.get<std::string>();
+    if (out->text->empty()) return c.fail("prompt", "'prompt' must not be empty");
+    return true;
+  }
+  if (!p.is_array()) return c.fail("prompt", kPromptShapes);
+  if (p.empty()) return c.fail("prompt", "'prompt' must not be empty");
+  if (static_cast<int64_t>(p.size()) > lim.max_prompt_ids)
+    return c.fail("prompt", "'prompt' has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
+  for (const json& t : p) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+      return c.fail("prompt", "'prompt' as an array must hold non-negative integer token ids");
+    out->ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return true;
+}
+
+// `prompt`: a string, token ids, or a batch: an array of strings or of
+// token-id arrays.
 bool parse_prompt(const json& body, Checker& c, const ApiLimits& lim, ApiRequest* out) {
   if (!body.contains("prompt") || body["prompt"].is_null()) return c.fail("prompt", "'prompt' is required");
   const json& p = body["prompt"];
-  if (p.is_string()) {
-    out->prompt_text = p.get<std::string>();
-    if (out->prompt_text->empty()) return c.fail("prompt", "'prompt' must not be empty");
-    return true;
+  const bool batch = p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array());
+  if (!batch) {
+    out->prompts.emplace_back();
+    return parse_one_prompt(p, c, lim, &out->prompts.back());
   }
-  if (p.is_array()) {
-    if (p.empty()) return c.fail("prompt", "'prompt' must not be empty");
-    if (p.size() == 1 && p[0].is_string()) {
-      out->prompt_text = p[0].get<std::string>();
-      if (out->prompt_text->empty()) return c.fail("prompt", "'prompt' must not be empty");
-      return true;
-    }
-    if (p[0].is_string())
-      return c.fail("prompt", "a batch of several prompts is not supported: send one request per prompt");
-    if (static_cast<int64_t>(p.size()) > lim.max_prompt_ids)
-      return c.fail("prompt", "'prompt' has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
-    for (const json& t : p) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
-        return c.fail("prompt", "'prompt' as an array must hold non-negative integer token ids");
-      out->prompt_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
-    return true;
+  if (static_cast<int64_t>(p.size()) > lim.max_prompts)
+    return c.fail("prompt", "a batch of " + std::to_string(p.size()) + " prompts is over the limit of " +
+                                std::to_string(lim.max_prompts));
+  int64_t total_ids = 0;
+  for (const json& one : p) {
+    out->prompts.emplace_back();
+    if (!parse_one_prompt(one, c, lim, &out->prompts.back())) return false;
+    total_ids += static_cast<int64_t>(out->prompts.back().ids.size());
+    if (total_ids > lim.max_prompt_ids)
+      return c.fail("prompt", "the batch has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
   }
-  return c.fail("prompt", "'prompt' must be a string or an array of token ids");
+  return true;
 }
 
 // An assistant turn's `tool_calls` and a tool message's `tool_call_id`
@@ -447,6 +464,10 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
   int64_t n = 1;
   if (!c.integer("n", 1, lim.max_choices, &n)) return false;
   out->n = static_cast<int>(n);
+  if (static_cast<int64_t>(out->prompts.size()) * n > lim.max_prompts)
+    return c.fail("n", "a batch of " + std::to_string(out->prompts.size()) + " prompts with n = " + std::to_string(n) +
+                           " asks for " + std::to_string(static_cast<int64_t>(out->prompts.size()) * n) +
+                           " choices, over the limit of " + std::to_string(lim.max_prompts));
   if (!c.boolean("stream", &out->stream)) return false;
   if (c.has("stream_options")) {
     const json& so = body["stream_options"];

@@ -35,17 +35,24 @@ struct ApiLimits {
   int max_messages = 1024;
   int max_prompt_ids = 1 << 20;
   int max_choices = 16;  // n
+  int max_prompts = 64;  // completions: prompts in one batch; prompts x n too
+};
+
+// One prompt of a completions request: text, or token ids.
+struct CompletionPrompt {
+  std::optional<std::string> text;
+  std::vector<int32_t> ids;  // when there is no text
 };
 
 struct ApiRequest {
   ApiKind kind = ApiKind::kCompletion;
-  std::string model;                       // "" = the served model
-  std::optional<std::string> prompt_text;  // completions: prompt as text
-  std::vector<int32_t> prompt_ids;         // completions: prompt as token ids
-  std::vector<ChatMessage> messages;       // chat
+  std::string model;  // "" = the served model
+  // completions: one prompt, or a batch (a choice per prompt, times n)
+  std::vector<CompletionPrompt> prompts;
+  std::vector<ChatMessage> messages;  // chat
   SamplingParams sampling;
   StopParams stop;
-  int n = 1;  // choices, each its own request sharing the prompt
+  int n = 1;  // choices per prompt, each its own request sharing the prompt
   bool stream = false;
   bool include_usage = false;     // stream_options.include_usage
   bool continuous_usage = false;  // and continuous_usage_stats (vLLM's): usage so far on every chunk

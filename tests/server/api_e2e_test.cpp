@@ -835,3 +835,66 @@ TEST_CASE("server e2e: n choices share one prefill and equal their requests alon
   CHECK(usage["completion_tokens"] == whole.json()["usage"]["completion_tokens"]);
   CHECK(server.terminate() == 0);
 }
+
+TEST_CASE("server e2e: a batch of prompts gets a choice per prompt and sample, each equal to its request alone") {
+  ServerProcess server(18657);
+  const int port = server.port();
+  const std::vector<std::string> texts = {"Once upon a time", "The little dog", "Lily and Ben went to the park"};
+  json body = {{"prompt", texts}, {"max_tokens", 10}, {"temperature", 1.0}, {"seed", 11}, {"n", 2}, {"echo", true}};
+  HttpResult r = post(port, "/v1/completions", body.dump());
+  REQUIRE(r.status == 200);
+  const json j = r.json();
+  REQUIRE(j["choices"].size() == 6);
+  int64_t prompt_tokens = 0;
+  for (size_t p = 0; p < texts.size(); ++p) {
+    for (int i = 0; i < 2; ++i) {
+      const json& c = j["choices"][p * 2 + static_cast<size_t>(i)];
+      CHECK(c["index"] == p * 2 + static_cast<size_t>(i));
+      const std::string text = c["text"];
+      CHECK(text.rfind(texts[p], 0) == 0);  // echo: its own prompt first
+      const json alone = {
+          {"prompt", texts[p]}, {"max_tokens", 10}, {"temperature", 1.0}, {"seed", 11 + i}, {"echo", true}};
+      const json a = post(port, "/v1/completions", alone.dump()).json();
+      CHECK(a["choices"][0]["text"] == text);
+      if (i == 0) prompt_tokens += a["usage"]["prompt_tokens"].get<int64_t>();
+    }
+  }
+  CHECK(j["usage"]["prompt_tokens"] == prompt_tokens);  // each prompt once
+  CHECK(j["usage"]["completion_tokens"] == 60);
+
+  // Token-id prompts, streamed: the chunks of every choice, by index, give the same texts.
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string& t : texts) {
+    const json tok = post(port, "/tokenize", json{{"prompt", t}}.dump()).json();
+    ids.push_back(tok["tokens"].get<std::vector<int32_t>>());
+  }
+  body = {{"prompt", ids}, {"max_tokens", 10}, {"temperature", 1.0}, {"seed", 11}, {"n", 2}, {"stream", true}};
+  HttpResult streamed = post(port, "/v1/completions", body.dump());
+  REQUIRE(streamed.status == 200);
+  bool done = false;
+  std::vector<std::string> got(6);
+  for (const json& e : sse_events(streamed.body, &done)) {
+    const size_t i = e["choices"][0]["index"].get<size_t>();
+    REQUIRE(i < 6);
+    got[i] += e["choices"][0]["text"].get<std::string>();
+  }
+  CHECK(done);
+  for (size_t i = 0; i < 6; ++i) {
+    const std::string whole = j["choices"][i]["text"];
+    CHECK(whole.size() > texts[i / 2].size());
+    CHECK(got[i] == whole.substr(texts[i / 2].size()));  // the same samples, without the echo
+  }
+
+  // The batch limits name their field.
+  HttpResult too_many = post(port, "/v1/completions", json{{"prompt", std::vector<std::string>(65, "hi")}}.dump());
+  CHECK(too_many.status == 400);
+  CHECK(too_many.json()["error"]["param"] == "prompt");
+  HttpResult too_many_choices =
+      post(port, "/v1/completions", json{{"prompt", std::vector<std::string>(8, "hi")}, {"n", 9}}.dump());
+  CHECK(too_many_choices.status == 400);
+  CHECK(too_many_choices.json()["error"]["param"] == "n");
+  HttpResult mixed = post(port, "/v1/completions", json{{"prompt", json::array({"hi", 5})}}.dump());
+  CHECK(mixed.status == 400);
+  CHECK(mixed.json()["error"]["param"] == "prompt");
+  CHECK(server.terminate() == 0);
+}
