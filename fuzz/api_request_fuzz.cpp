@@ -42,10 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ids += static_cast<int64_t>(p.ids.size());
     }
     FUZZ_CHECK(ids <= limits.max_prompt_ids);
-    FUZZ_CHECK(req.stop.max_tokens >= 1 && req.stop.max_tokens <= limits.max_model_len);
+    FUZZ_CHECK(req.stop.max_tokens >= (req.engine_prompt_logprobs >= 0 ? 0 : 1) &&
+               req.stop.max_tokens <= limits.max_model_len);
   } else {
     FUZZ_CHECK(!req.messages.empty() && static_cast<int>(req.messages.size()) <= limits.max_messages);
-    FUZZ_CHECK(req.stop.max_tokens == -1 || (req.stop.max_tokens >= 1 && req.stop.max_tokens <= limits.max_model_len));
+    FUZZ_CHECK(req.stop.max_tokens == -1 || (req.stop.max_tokens >= (req.engine_prompt_logprobs >= 0 ? 0 : 1) &&
+                                             req.stop.max_tokens <= limits.max_model_len));
   }
   FUZZ_CHECK(req.stop.min_tokens >= 0 && req.stop.min_tokens <= limits.max_model_len);
   FUZZ_CHECK(req.stop.max_tokens < 0 || req.stop.min_tokens <= req.stop.max_tokens);

@@ -103,10 +103,16 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
   const int64_t vocab = limits_.vocab_size;
   int64_t row = 0;
   for (const ScheduledSeq& s : out.seqs) {
-    if (!s.sample) continue;
     Request& r = *s.request;
-    float* logits = logits_.data() + row * vocab;
-    ++row;
+    const int64_t rows = s.prompt_logits ? s.num_new_tokens : (s.sample ? 1 : 0);
+    if (s.prompt_logits) score_prompt(r, r.num_computed_tokens - s.num_new_tokens, logits_.data() + row * vocab, rows);
+    row += rows;
+    if (!s.sample) continue;
+    float* logits = logits_.data() + (row - 1) * vocab;
+    if (r.stop.max_tokens == 0) {  // the prompt only: scored, nothing generated
+      finish_request(r, FinishReason::kLength, Status::ok(), Clock::now());
+      continue;
+    }
     if (r.num_output_tokens() < r.stop.min_tokens) mask_stop_tokens(r, logits);
     if (!r.rng) {
       r.rng = RequestRng::from_optional(r.sampling.seed);
@@ -126,6 +132,20 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
       continue;
     }
     append_token(r, res);
+  }
+}
+
+void EngineCore::score_prompt(Request& r, int64_t first_pos, const float* logits, int64_t rows) {
+  const int64_t vocab = limits_.vocab_size;
+  for (int64_t j = 0; j < rows; ++j) {
+    const int64_t target = first_pos + j + 1;  // the token row j predicts
+    if (target >= r.num_prompt_tokens) break;
+    if (target != r.prompt_scored + 1) continue;  // scored before a preemption
+    const int32_t token = r.tokens[static_cast<size_t>(target)];
+    SampleResult res = sampler_.score(std::span<const float>(logits + j * vocab, static_cast<size_t>(vocab)), token,
+                                      r.prompt_logprobs);
+    r.prompt_lps.push_back({token, res.logprob, std::move(res.top_logprobs), res.rank});
+    r.prompt_scored = target;
   }
 }
 
@@ -232,12 +252,15 @@ void EngineCore::emit(Request& r, bool final, Status error) {
   r.tokens_sent = r.num_output_tokens();
   d.logprobs = std::move(r.pending_logprobs);
   r.pending_logprobs.clear();
+
   d.finish = r.finish;
   d.error = std::move(error);
   d.prompt_tokens = r.num_prompt_tokens;
   d.completion_tokens = r.num_output_tokens();
   d.cached_tokens = r.num_cached_tokens;
   if (!final && d.text.empty() && d.token_ids.empty()) return;
+  d.prompt_logprobs = std::move(r.prompt_lps);  // all of them by the first delta
+  r.prompt_lps.clear();
   if (r.sink) r.sink->on_delta(std::move(d));
 }
 

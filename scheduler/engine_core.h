@@ -54,6 +54,9 @@ class EngineCore {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:
+  // Scores the prompt tokens that `rows` rows of logits predict, the first
+  // row being position `first_pos`'s (prompt logprobs).
+  void score_prompt(Request& r, int64_t first_pos, const float* logits, int64_t rows);
   void sample_and_update(const SchedulerOutput& out);
   void append_token(Request& r, const SampleResult& res);
   void emit(Request& r, bool final, Status error = Status::ok());

@@ -9,7 +9,7 @@ Status LlamaRunner::run(const SchedulerOutput& step, const KvCacheManager& kv, s
     const Request& r = *s.request;
     const auto begin = r.tokens.begin() + r.num_computed_tokens;
     batch_.tokens.insert(batch_.tokens.end(), begin, begin + s.num_new_tokens);
-    batch_.seqs.push_back({r.num_computed_tokens, s.num_new_tokens, kv.page_table(r.id), s.sample});
+    batch_.seqs.push_back({r.num_computed_tokens, s.num_new_tokens, kv.page_table(r.id), s.sample, s.prompt_logits});
   }
   return model_->forward(batch_, logits);
 }

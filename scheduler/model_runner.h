@@ -18,8 +18,9 @@ class ModelRunner {
   virtual ~ModelRunner() = default;
   virtual int32_t vocab_size() const = 0;
   // Computes every scheduled token (K/V into each request's pages) and fills
-  // `logits` with one vocab_size row per sequence with sample = true, in
-  // order.
+  // `logits` with vocab_size rows, in order: one per sequence with
+  // sample = true (its last token's), or with prompt_logits = true one per
+  // token it computes.
   virtual Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits) = 0;
 };
 

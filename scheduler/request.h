@@ -39,7 +39,7 @@ const char* finish_reason_name(FinishReason reason);  // "stop", "length", "abor
 
 // When and how to stop generating.
 struct StopParams {
-  int64_t max_tokens = 16;              // generated tokens at most (>= 1)
+  int64_t max_tokens = 16;              // generated tokens at most (0: only score the prompt)
   int64_t min_tokens = 0;               // EOS and stop tokens are masked until this many
   bool ignore_eos = false;              // keep going past EOS
   std::vector<int32_t> stop_token_ids;  // extra tokens that stop (not in the text)
@@ -50,6 +50,7 @@ struct TokenLogprob {
   int32_t token = 0;
   float logprob = 0;
   std::vector<std::pair<int32_t, float>> top;  // most likely first
+  int32_t rank = 0;                            // prompt tokens: 1 + the tokens more likely
 };
 
 // What the engine tells a request's owner after a step (or at its end).
@@ -57,6 +58,7 @@ struct RequestDelta {
   std::string text;                           // new text: whole UTF-8 characters, stop strings cut
   std::vector<int32_t> token_ids;             // tokens behind this delta
   std::vector<TokenLogprob> logprobs;         // one per token when logprobs were asked for
+  std::vector<TokenLogprob> prompt_logprobs;  // first delta, when asked: prompt tokens 1.. (token 0 has none)
   FinishReason finish = FinishReason::kNone;  // set on the last delta only
   Status error;                               // with kError: what went wrong (Unavailable = retry)
   int64_t prompt_tokens = 0;                  // usage, filled on every delta
@@ -91,6 +93,12 @@ class Request {
   StopParams stop;
   int priority = 0;        // policy "priority": lower runs first
   std::string cache_salt;  // requests with different salts never share KV pages
+  // Prompt logprobs: each prompt token's logprob under the model, with the
+  // top `prompt_logprobs` (-1: not asked). Such a request computes its
+  // whole prompt (no prefix-cache hits), in chunks of at most
+  // kMaxPromptLogitRows tokens.
+  int32_t prompt_logprobs = -1;
+  static constexpr int64_t kMaxPromptLogitRows = 256;
   std::shared_ptr<RequestSink> sink;
   // Structured output: the grammar the generated tokens must follow (its
   // token mask is applied before sampling). Set before submit; advanced on
@@ -120,10 +128,14 @@ class Request {
   int64_t tokens_sent = 0;                      // output tokens already delivered
   bool queue_time_recorded = false;
   std::vector<TokenLogprob> pending_logprobs;
+  std::vector<TokenLogprob> prompt_lps;  // scored prompt tokens not yet delivered
+  int64_t prompt_scored = 0;             // prompt tokens 1..prompt_scored are scored
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
   bool finished() const { return state == RequestState::kFinished; }
+  // Prompt tokens still to score (prompt logprobs asked for).
+  bool needs_prompt_logits() const { return prompt_logprobs >= 0 && prompt_scored < num_prompt_tokens - 1; }
 
  private:
   std::atomic<bool> cancelled_{false};

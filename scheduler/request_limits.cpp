@@ -24,8 +24,10 @@ Status validate_request(const RequestLimits& limits, const Request& r) {
     if (t < 0 || t >= limits.vocab_size)
       return invalid("prompt", "prompt token id " + std::to_string(t) + vocabulary(limits.vocab_size));
   const int64_t max_tokens = r.stop.max_tokens;
-  if (max_tokens < 1)
-    return invalid("max_tokens", "max_tokens must be at least 1 (got " + std::to_string(max_tokens) + ")");
+  // 0 only scores the prompt (prompt logprobs).
+  if (max_tokens < (r.prompt_logprobs >= 0 ? 0 : 1))
+    return invalid("max_tokens", "max_tokens must be at least 1 (got " + std::to_string(max_tokens) +
+                                     "; 0 only with echo and logprobs, or prompt_logprobs)");
   // Named for what the client can change: the prompt when it alone fills
   // the context, else max_tokens.
   if (prompt + max_tokens > limits.max_model_len)
@@ -34,7 +36,7 @@ Status validate_request(const RequestLimits& limits, const Request& r) {
                        " tokens, but the request has " + std::to_string(prompt) + " prompt tokens and asks for " +
                        std::to_string(max_tokens) + " more (" + std::to_string(prompt + max_tokens) +
                        " in all): shorten the prompt or lower max_tokens");
-  if (!limits.chunked_prefill && prompt > limits.max_num_batched_tokens)
+  if (!limits.chunked_prefill && r.prompt_logprobs < 0 && prompt > limits.max_num_batched_tokens)
     return invalid("prompt", "the prompt has " + std::to_string(prompt) + " tokens but one step takes at most " +
                                  std::to_string(limits.max_num_batched_tokens) +
                                  " (scheduler.max_num_batched_tokens, with chunked_prefill off)");

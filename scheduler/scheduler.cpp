@@ -39,6 +39,14 @@ void Scheduler::enqueue(std::shared_ptr<Request> request, bool front) {
 
 void Scheduler::add(std::shared_ptr<Request> request) { enqueue(std::move(request), false); }
 
+int64_t Scheduler::step_tokens(const Request& r) const {
+  const int64_t left = r.num_tokens() - r.num_computed_tokens;
+  // A step's logits for every token cost a vocabulary row each: bounded.
+  return r.needs_prompt_logits() ? std::min(left, Request::kMaxPromptLogitRows) : left;
+}
+
+bool Scheduler::may_chunk(const Request& r) const { return config_.chunked_prefill || r.prompt_logprobs >= 0; }
+
 void Scheduler::preempt(const std::shared_ptr<Request>& victim) {
   kv_->free(victim->id, /*preempted=*/true);
   victim->num_computed_tokens = 0;
@@ -59,9 +67,9 @@ SchedulerOutput Scheduler::schedule() {
   for (const std::shared_ptr<Request>& req : snapshot) {
     if (budget <= 0) break;
     if (req->state != RequestState::kRunning) continue;  // preempted earlier this step
-    int64_t num_new = req->num_tokens() - req->num_computed_tokens;
+    int64_t num_new = step_tokens(*req);
     if (num_new > budget) {
-      if (!config_.chunked_prefill) continue;
+      if (!may_chunk(*req)) continue;
       num_new = budget;
     }
     if (num_new <= 0) continue;
@@ -83,7 +91,7 @@ SchedulerOutput Scheduler::schedule() {
     }
     if (self_preempted) continue;
     const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
-    out.seqs.push_back({req.get(), num_new, sample});
+    out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits()});
     out.num_tokens += num_new;
     budget -= num_new;
     scheduled.push_back(req.get());
@@ -116,20 +124,26 @@ SchedulerOutput Scheduler::schedule() {
       // Sized with a probe of the prefix cache, so that a deferred request
       // holds no pages and counts no lookup; it is looked up when it runs,
       // seeing the pages cached meanwhile.
-      const int64_t cached = fresh ? kv_->probe_prefix(req->tokens, req->cache_salt) : req->num_computed_tokens;
+      const int64_t cached = !fresh                      ? req->num_computed_tokens
+                             : req->prompt_logprobs >= 0 ? 0
+                                                         : kv_->probe_prefix(req->tokens, req->cache_salt);
       if (std::min(req->num_tokens() - cached, budget) > decode_tokens + config_.prefill_join_tokens) break;
     }
     if (fresh) {
       // Prefix lookup over the whole known sequence (prompt, plus output
       // already generated before a preemption).
-      const int64_t hit = kv_->lookup_prefix(req->id, req->tokens, req->cache_salt);
+      // prompt logprobs need every prompt token computed: no hits (the
+      // empty lookup still records the salt for the pages it caches).
+      const int64_t hit = kv_->lookup_prefix(
+          req->id, req->prompt_logprobs >= 0 ? std::span<const int32_t>() : std::span<const int32_t>(req->tokens),
+          req->cache_salt);
       req->num_computed_tokens = hit;
       if (req->num_preemptions == 0) req->num_cached_tokens = hit;
     }
-    int64_t num_new = req->num_tokens() - req->num_computed_tokens;
+    int64_t num_new = step_tokens(*req);
     bool admit = true;
     if (num_new > budget) {
-      admit = config_.chunked_prefill;
+      admit = may_chunk(*req);
       num_new = budget;
     }
     if (!admit || !kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
@@ -145,7 +159,7 @@ SchedulerOutput Scheduler::schedule() {
     if (req->times.first_scheduled == Clock::time_point{}) req->times.first_scheduled = Clock::now();
     running_.push_back(req);
     const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
-    out.seqs.push_back({req.get(), num_new, sample});
+    out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits()});
     out.num_tokens += num_new;
     budget -= num_new;
     count(num_new);

@@ -48,6 +48,7 @@ struct ScheduledSeq {
   Request* request = nullptr;
   int64_t num_new_tokens = 0;  // tokens computed this step, from num_computed_tokens
   bool sample = false;         // this step computes its last known token: sample the next
+  bool prompt_logits = false;  // logits for every token of this step (prompt logprobs)
 };
 
 struct SchedulerOutput {
@@ -83,6 +84,10 @@ class Scheduler {
  private:
   // True if a should be preempted before b (lower priority, later arrival).
   bool worse(const Request& a, const Request& b) const;
+  // Tokens `r` would compute in a step with budget to spare.
+  int64_t step_tokens(const Request& r) const;
+  // Whether `r`'s tokens may be split over steps.
+  bool may_chunk(const Request& r) const;
   void preempt(const std::shared_ptr<Request>& victim);
   // Inserts by policy: fcfs keeps arrival order; priority keeps (priority, arrival).
   void enqueue(std::shared_ptr<Request> request, bool front);

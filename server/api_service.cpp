@@ -159,6 +159,10 @@ bool ApiService::authorized(const HttpRequest& req) const {
   return ok;
 }
 
+std::string ApiService::logprob_token(const ApiRequest& api, int32_t id) const {
+  return api.tokens_as_ids ? "token_id:" + std::to_string(id) : token_text(id);
+}
+
 std::string ApiService::token_text(int32_t id) const { return std::string(tokenizer_->decode_piece(id)); }
 
 std::string ApiService::response_id(ApiKind kind, RequestId id) const {
@@ -467,6 +471,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
       auto request = std::make_shared<Request>(next_id_++, prompt.ids, sampling, api.stop, channel->make_sink(index));
       request->priority = api.priority;
       request->cache_salt = api.cache_salt;
+      request->prompt_logprobs = api.engine_prompt_logprobs;
       if (compiled) request->grammar = std::make_unique<structured::GrammarMatcher>(compiled);
       requests.push_back(std::move(request));
     }
@@ -497,6 +502,7 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
       r.text += d.text;
       r.logprobs.insert(r.logprobs.end(), std::make_move_iterator(d.logprobs.begin()),
                         std::make_move_iterator(d.logprobs.end()));
+      if (!d.prompt_logprobs.empty()) r.prompt_logprobs = std::move(d.prompt_logprobs);
       if (d.finish != FinishReason::kNone) r.last = std::move(d);
     }
   }
@@ -515,8 +521,8 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   json choices = json::array();
   std::vector<const RequestDelta*> lasts;
   for (size_t i = 0; i < results.size(); ++i) {
-    const size_t echo_size = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))].echo.size();
-    choices.push_back(choice_json(api, static_cast<int>(i), results[i], echo_size));
+    const ResponsePrompt& prompt = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))];
+    choices.push_back(choice_json(api, static_cast<int>(i), results[i], prompt));
     lasts.push_back(&results[i].last);
   }
   const json body = {{"id", response_id(kind, requests.front()->id)},
@@ -531,15 +537,17 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   co_return (written && req.keep_alive());
 }
 
-json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResult& r, size_t echo_size) const {
+json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResult& r,
+                             const ResponsePrompt& prompt) const {
   const bool chat = api.kind == ApiKind::kChat;
   json choice = {{"index", index}, {"finish_reason", finish_reason_json(r.last.finish)}};
   json logprobs = nullptr;
   if (api.sampling.logprobs >= 0)
-    logprobs = chat ? chat_logprobs_json(r.logprobs, [&](int32_t id) { return token_text(id); })
+    logprobs = chat ? chat_logprobs_json(r.logprobs, [&](int32_t id) { return logprob_token(api, id); })
                     : completion_logprobs_json(
-                          r.logprobs, [&](int32_t id) { return token_text(id); }, echo_size);
+                          r.logprobs, [&](int32_t id) { return logprob_token(api, id); }, prompt.echo.size());
   choice["logprobs"] = logprobs;
+  add_prompt_logprobs(api, prompt, r.prompt_logprobs, choice);
   if (!chat) {
     choice["text"] = r.text;
     return choice;
@@ -558,6 +566,20 @@ json ApiService::choice_json(const ApiRequest& api, int index, const ChoiceResul
   }
   choice["message"] = std::move(message);
   return choice;
+}
+
+void ApiService::add_prompt_logprobs(const ApiRequest& api, const ResponsePrompt& prompt,
+                                     const std::vector<TokenLogprob>& prompt_logprobs, json& choice) const {
+  auto text_of = [&](int32_t id) { return logprob_token(api, id); };
+  if (api.echo_logprobs && !prompt.ids.empty()) {
+    json echoed = completion_prompt_logprobs_json(prompt.ids.front(), prompt_logprobs, text_of, api.sampling.logprobs);
+    if (choice.contains("logprobs") && choice["logprobs"].is_object())
+      for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"})
+        for (json& v : choice["logprobs"][key]) echoed[key].push_back(std::move(v));
+    choice["logprobs"] = std::move(echoed);
+  }
+  if (api.prompt_logprobs >= 0)
+    choice["prompt_logprobs"] = vllm_prompt_logprobs_json(prompt_logprobs, text_of, api.prompt_logprobs);
 }
 
 asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_stream& stream, const ApiRequest& api,
@@ -618,11 +640,17 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     size_t text_offset = 0;
     std::unique_ptr<ToolCallReply> tools;
     RequestDelta last;
+    bool prompt_chunk_due = false;  // the echo and prompt logprobs wait for its first delta
   };
+  // With prompt logprobs asked for, the echo and the prompt's logprobs go in
+  // one chunk when the choice's first delta brings them; else the echo goes
+  // at once.
+  const bool prompt_scored = api.engine_prompt_logprobs >= 0;
   std::vector<StreamChoice> choices(requests.size());
   for (size_t i = 0; i < choices.size(); ++i) {
     const std::string& echo_text = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))].echo;
-    if (ok && !echo_text.empty()) {
+    choices[i].prompt_chunk_due = prompt_scored;
+    if (ok && !echo_text.empty() && !prompt_scored) {
       const std::string echo_chunk = chunk(
           {{"index", static_cast<int>(i)}, {"text", echo_text}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
       ok = co_await send(echo_chunk);
@@ -644,12 +672,23 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
       StreamChoice& sc = choices[static_cast<size_t>(index)];
       const bool done = d.finish != FinishReason::kNone;
       const bool failed = d.finish == FinishReason::kError || d.finish == FinishReason::kAbort;
+      if (sc.prompt_chunk_due && !failed) {
+        sc.prompt_chunk_due = false;
+        const ResponsePrompt& prompt = prompts[static_cast<size_t>(fanout.prompt_of(index))];
+        json first = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+        if (chat) first["delta"] = json::object();
+        else first["text"] = prompt.echo;
+        add_prompt_logprobs(api, prompt, d.prompt_logprobs, first);
+        const std::string payload = chunk(std::move(first));
+        ok = co_await send(payload);
+        sc.text_offset = prompt.echo.size();
+      }
       if (!d.text.empty() || !d.logprobs.empty() || (done && !failed)) {
         json lp = nullptr;
         if (api.sampling.logprobs >= 0)
-          lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return token_text(t); })
+          lp = chat ? chat_logprobs_json(d.logprobs, [&](int32_t t) { return logprob_token(api, t); })
                     : completion_logprobs_json(
-                          d.logprobs, [&](int32_t t) { return token_text(t); }, sc.text_offset);
+                          d.logprobs, [&](int32_t t) { return logprob_token(api, t); }, sc.text_offset);
         json finish = failed ? json(nullptr) : finish_reason_json(d.finish);
         // A chat delta is its content and, with tools, the tool-call pieces
         // (one chunk each, as OpenAI streams them); the finish reason goes

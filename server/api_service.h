@@ -48,7 +48,8 @@ struct ResponsePrompt {
 struct ChoiceResult {
   std::string text;  // echo first, when asked for
   std::vector<TokenLogprob> logprobs;
-  RequestDelta last;  // its final delta (finish reason, usage)
+  std::vector<TokenLogprob> prompt_logprobs;  // prompt tokens 1.., when asked for
+  RequestDelta last;                          // its final delta (finish reason, usage)
 };
 
 class ApiService final : public HttpHandler {
@@ -85,9 +86,15 @@ class ApiService final : public HttpHandler {
                                                const ApiRequest& api, const std::vector<ResponsePrompt>& prompts,
                                                class ChoiceFanout& fanout, std::shared_ptr<class DeltaChannel> channel,
                                                AccessRecord* access);
-  // One element of a non-streamed response's "choices" (`echo_size`: the
-  // bytes of echoed prompt its text starts with).
-  nlohmann::json choice_json(const ApiRequest& api, int index, const ChoiceResult& result, size_t echo_size) const;
+  // One element of a non-streamed response's "choices" (its text starts
+  // with `prompt`'s echo, when asked for).
+  nlohmann::json choice_json(const ApiRequest& api, int index, const ChoiceResult& result,
+                             const ResponsePrompt& prompt) const;
+  // The prompt logprobs asked for, in the fields of `choice`: completions'
+  // echoed logprobs (the generated ones, when present, are appended after)
+  // and vLLM's prompt_logprobs.
+  void add_prompt_logprobs(const ApiRequest& api, const ResponsePrompt& prompt,
+                           const std::vector<TokenLogprob>& prompt_logprobs, nlohmann::json& choice) const;
   bool authorized(const HttpRequest& req) const;
   // "ok", "draining" (after SIGTERM) or "loading": what /health and /load say.
   const char* serving_state() const;
@@ -98,6 +105,9 @@ class ApiService final : public HttpHandler {
   boost::asio::awaitable<bool> send_error(boost::beast::tcp_stream& stream, const HttpRequest& req,
                                           const ApiError& e) const;
   std::string token_text(int32_t id) const;
+  // A token as logprobs name it: its text, or "token_id:<id>" with vLLM's
+  // return_tokens_as_token_ids.
+  std::string logprob_token(const ApiRequest& api, int32_t id) const;
   std::string response_id(ApiKind kind, RequestId id) const;
 
   ServerConfig config_;

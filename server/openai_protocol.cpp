@@ -125,6 +125,8 @@ const std::set<std::string>& completion_fields() {
                                           "cache_salt",
                                           "user",
                                           "logit_bias",
+                                          "prompt_logprobs",
+                                          "return_tokens_as_token_ids",
                                           "suffix"};
   return f;
 }
@@ -154,7 +156,9 @@ const std::set<std::string>& chat_fields() {
                                           "priority",
                                           "cache_salt",
                                           "user",
-                                          "logit_bias"};
+                                          "logit_bias",
+                                          "prompt_logprobs",
+                                          "return_tokens_as_token_ids"};
   return f;
 }
 
@@ -416,8 +420,9 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
   out->stop.max_tokens = kind == ApiKind::kCompletion ? 16 : -1;
   // Chat takes max_completion_tokens (OpenAI's newer name) over max_tokens;
   // both are validated when both are sent.
-  if (!c.integer("max_tokens", 1, lim.max_model_len, &out->stop.max_tokens)) return false;
-  if (kind == ApiKind::kChat && !c.integer("max_completion_tokens", 1, lim.max_model_len, &out->stop.max_tokens))
+  // 0 only scores the prompt: checked below, once echo and logprobs are known.
+  if (!c.integer("max_tokens", 0, lim.max_model_len, &out->stop.max_tokens)) return false;
+  if (kind == ApiKind::kChat && !c.integer("max_completion_tokens", 0, lim.max_model_len, &out->stop.max_tokens))
     return false;
   if (!c.integer("min_tokens", 0, lim.max_model_len, &out->stop.min_tokens)) return false;
   if (out->stop.max_tokens > 0 && out->stop.min_tokens > out->stop.max_tokens)
@@ -487,6 +492,22 @@ bool parse_request_fields(const std::string& body_text, ApiKind kind, const ApiL
       out->continuous_usage = so["continuous_usage_stats"].get<bool>() && out->include_usage;
     }
     if (!out->stream) return c.fail("stream_options", "'stream_options' is only allowed with 'stream': true");
+  }
+  // Prompt logprobs: vLLM's prompt_logprobs (both routes), or the legacy
+  // echo with logprobs (completions); the larger top-k serves both.
+  int64_t plp = -1;
+  if (!c.integer("prompt_logprobs", 0, SamplingParams::kMaxLogprobs, &plp)) return false;
+  out->prompt_logprobs = static_cast<int32_t>(plp);
+  if (!c.boolean("return_tokens_as_token_ids", &out->tokens_as_ids)) return false;
+  out->echo_logprobs = kind == ApiKind::kCompletion && out->echo && s.logprobs >= 0;
+  if (out->echo_logprobs) out->engine_prompt_logprobs = std::max<int32_t>(out->prompt_logprobs, s.logprobs);
+  else out->engine_prompt_logprobs = out->prompt_logprobs;
+  if (out->stop.max_tokens == 0 && out->engine_prompt_logprobs < 0) {
+    const char* field =
+        kind == ApiKind::kChat && c.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    return c.fail(field, std::string("'") + field +
+                             "' must be at least 1 (0 only scores the prompt: with 'echo' and 'logprobs', or "
+                             "'prompt_logprobs')");
   }
   int64_t prio = 0;
   if (!c.integer("priority", -1000000, 1000000, &prio)) return false;

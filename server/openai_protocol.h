@@ -54,9 +54,13 @@ struct ApiRequest {
   StopParams stop;
   int n = 1;  // choices per prompt, each its own request sharing the prompt
   bool stream = false;
-  bool include_usage = false;     // stream_options.include_usage
-  bool continuous_usage = false;  // and continuous_usage_stats (vLLM's): usage so far on every chunk
-  bool echo = false;              // completions: prepend the prompt to the text
+  bool include_usage = false;           // stream_options.include_usage
+  bool continuous_usage = false;        // and continuous_usage_stats (vLLM's): usage so far on every chunk
+  bool echo = false;                    // completions: prepend the prompt to the text
+  int32_t prompt_logprobs = -1;         // vLLM's prompt_logprobs: top-k of each prompt token (-1: not asked)
+  bool echo_logprobs = false;           // completions: echo with logprobs, so the prompt tokens' come first
+  int32_t engine_prompt_logprobs = -1;  // what the engine computes for both (Request::prompt_logprobs)
+  bool tokens_as_ids = false;           // vLLM's return_tokens_as_token_ids: logprobs name "token_id:<id>"
   int priority = 0;
   std::string cache_salt;
   std::string user;
@@ -96,6 +100,54 @@ nlohmann::json completion_logprobs_json(const std::vector<TokenLogprob>& lps, To
     text_offset += t.size();
   }
   return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+// Completions' legacy logprobs of an echoed prompt (echo with logprobs):
+// the first token has null for its logprob and its top; the top lists keep
+// `top_n` entries. `lps` scores prompt tokens 1.. (Request::prompt_logprobs).
+template <typename TokenText>
+nlohmann::json completion_prompt_logprobs_json(int32_t first_token, const std::vector<TokenLogprob>& lps,
+                                               TokenText token_text, int32_t top_n) {
+  nlohmann::json tokens = nlohmann::json::array(), token_lps = nlohmann::json::array(), tops = nlohmann::json::array(),
+                 offsets = nlohmann::json::array();
+  size_t offset = 0;
+  auto add = [&](int32_t token, nlohmann::json lp, nlohmann::json top) {
+    const std::string t = token_text(token);
+    tokens.push_back(t);
+    token_lps.push_back(std::move(lp));
+    tops.push_back(std::move(top));
+    offsets.push_back(offset);
+    offset += t.size();
+  };
+  add(first_token, nullptr, nullptr);
+  for (const TokenLogprob& lp : lps) {
+    nlohmann::json top = nlohmann::json::object();
+    for (size_t i = 0; i < lp.top.size() && i < static_cast<size_t>(top_n); ++i)
+      top[token_text(lp.top[i].first)] = lp.top[i].second;
+    add(lp.token, lp.logprob, std::move(top));
+  }
+  return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+// vLLM's prompt_logprobs: null for the first prompt token, then per token
+// {"<id>": {"logprob", "rank", "decoded_token"}} for the token itself and
+// the top `top_n` (rank 1 = most likely).
+template <typename TokenText>
+nlohmann::json vllm_prompt_logprobs_json(const std::vector<TokenLogprob>& lps, TokenText token_text, int32_t top_n) {
+  nlohmann::json out = nlohmann::json::array({nullptr});
+  for (const TokenLogprob& lp : lps) {
+    nlohmann::json entry = nlohmann::json::object();
+    entry[std::to_string(lp.token)] = {
+        {"logprob", lp.logprob}, {"rank", lp.rank}, {"decoded_token", token_text(lp.token)}};
+    for (size_t i = 0; i < lp.top.size() && i < static_cast<size_t>(top_n); ++i) {
+      const int32_t id = lp.top[i].first;
+      if (id == lp.token) continue;
+      entry[std::to_string(id)] = {
+          {"logprob", lp.top[i].second}, {"rank", static_cast<int64_t>(i) + 1}, {"decoded_token", token_text(id)}};
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
 }
 
 template <typename TokenText>

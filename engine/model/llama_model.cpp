@@ -158,7 +158,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
   const ModelWeights& w = model_->weights;
   int64_t T = static_cast<int64_t>(batch.tokens.size());  // rows; the last layer keeps n_out
   int64_t n_out = 0;                                      // rows whose logits are taken
-  for (const BatchSequence& s : batch.seqs) n_out += s.want_logits ? 1 : 0;
+  for (const BatchSequence& s : batch.seqs) n_out += s.logit_rows();
   const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hid = c.hidden_dim;
   const int64_t qkv_w = qd + 2 * kvd;
   const int64_t P = kv_->layout().page_size;
@@ -235,7 +235,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
   }
 
   // Final norm and classifier for the rows kept: the last token of each
-  // sampling sequence, in batch order.
+  // sampling sequence (every token of one that wants all), in batch order.
   logits->resize(static_cast<size_t>(n_out * c.vocab_size));
   if (n_out == 0) return Status::ok();
   grow(sel_, n_out * dim);
@@ -245,20 +245,25 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
 }
 
 void LlamaModel::keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim) {
-  // Row k takes the last row of the k-th sampling sequence; k never exceeds
-  // that row, so copying forward in place is safe.
+  // Rows k.. take the last logit_rows() rows of each sequence that wants
+  // logits; k never exceeds the row it copies, so copying forward in
+  // place, in order, is safe.
   attn_seqs_.clear();
   int64_t row = 0, k = 0;
   for (const BatchSequence& s : batch.seqs) {
     row += s.n_tokens;
-    if (!s.want_logits) continue;
-    const int64_t last = row - 1;
-    if (last != k) {
-      std::memcpy(qkv_.data() + k * qkv_w, qkv_.data() + last * qkv_w, static_cast<size_t>(qkv_w) * sizeof(float));
-      std::memcpy(x_.data() + k * dim, x_.data() + last * dim, static_cast<size_t>(dim) * sizeof(float));
+    const int64_t m = s.logit_rows();
+    if (m == 0) continue;
+    const int64_t first = row - m;
+    if (first != k) {
+      for (int64_t i = 0; i < m; ++i) {
+        std::memcpy(qkv_.data() + (k + i) * qkv_w, qkv_.data() + (first + i) * qkv_w,
+                    static_cast<size_t>(qkv_w) * sizeof(float));
+        std::memcpy(x_.data() + (k + i) * dim, x_.data() + (first + i) * dim, static_cast<size_t>(dim) * sizeof(float));
+      }
     }
-    attn_seqs_.push_back(AttentionSeq{s.page_table, s.first_pos + s.n_tokens - 1, 1, k});
-    ++k;
+    attn_seqs_.push_back(AttentionSeq{s.page_table, s.first_pos + s.n_tokens - m, m, k});
+    k += m;
   }
 }
 

@@ -33,6 +33,8 @@ struct BatchSequence {
   int64_t n_tokens = 0;                 // tokens this step (a prefill chunk, or 1)
   std::span<const int32_t> page_table;  // pages holding positions 0 .. first_pos + n_tokens - 1
   bool want_logits = false;             // logits for its last token
+  bool all_logits = false;              // logits for every token of this step (prompt logprobs)
+  int64_t logit_rows() const { return all_logits ? n_tokens : (want_logits ? 1 : 0); }
 };
 
 struct BatchInput {
@@ -61,8 +63,9 @@ class LlamaModel {
   static Result<std::unique_ptr<LlamaModel>> create(std::shared_ptr<const LoadedModel> model,
                                                     std::optional<WeightDtype> dtype, KvStorage* kv);
 
-  // Runs one step. On success `logits` holds one row of vocab_size floats per
-  // sequence with want_logits, in sequence order. Errors (bad positions, a
+  // Runs one step. On success `logits` holds logit_rows() rows of
+  // vocab_size floats per sequence (its last token's, or with all_logits
+  // every token's), in sequence order. Errors (bad positions, a
   // page table too short, token ids out of range) leave KV untouched.
   Status forward(const BatchInput& batch, std::vector<float>* logits);
 

@@ -295,4 +295,18 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
   return result;
 }
 
+SampleResult Sampler::score(std::span<const float> logits, int32_t token, int32_t top_n) {
+  SampleResult result;
+  if (logits.empty() || token < 0 || static_cast<size_t>(token) >= logits.size()) return result;
+  work_.assign(logits.begin(), logits.end());
+  result.token = token;
+  SamplingParams params;
+  params.logprobs = top_n;
+  fill_logprobs(params, result);
+  const float mine = work_[static_cast<size_t>(token)];
+  result.rank = 1;
+  for (float l : work_) result.rank += l > mine ? 1 : 0;
+  return result;
+}
+
 }  // namespace pagoda

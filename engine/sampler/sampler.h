@@ -68,6 +68,7 @@ struct SampleResult {
   // temperature (1 when greedy), before min-p/top-k/top-p truncation.
   float logprob = 0.0f;
   std::vector<std::pair<int32_t, float>> top_logprobs;
+  int32_t rank = 0;  // score() only: 1 + the number of tokens more likely than `token`
 };
 
 // Picks the next token from one row of logits. Owns scratch buffers reused
@@ -80,6 +81,11 @@ class Sampler {
   // NaN after processing, returns the argmax of the raw logits.
   SampleResult sample(std::span<const float> logits, const SamplingParams& params, RequestRng& rng,
                       std::span<const int32_t> prompt_tokens, std::span<const int32_t> generated_tokens);
+  // The logprob of a given `token` under the raw `logits` (their log-softmax,
+  // no sampling parameters applied), its rank, and the top `top_n`: how
+  // prompt tokens are scored. The same numbers sample() reports for a token
+  // drawn with temperature 1 (or greedy), no penalties and no logit_bias.
+  SampleResult score(std::span<const float> logits, int32_t token, int32_t top_n);
 
  private:
   void apply_penalties(const SamplingParams& params, std::span<const int32_t> prompt_tokens,

@@ -112,9 +112,13 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   REQUIRE(echo.status == 200);
   const json ej = echo.json();
   CHECK(ej["choices"][0]["text"].get<std::string>().rfind("Once upon a time", 0) == 0);
-  CHECK(ej["choices"][0]["logprobs"]["tokens"].size() == 5);
-  CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][0].size() == 2);
-  CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][0].get<double>() <= 0.0);
+  // The prompt's 5 tokens first (the first has no logprob), then the 5 generated.
+  CHECK(ej["choices"][0]["logprobs"]["tokens"].size() == 10);
+  CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][0].is_null());
+  CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][1].size() == 2);
+  CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][1].get<double>() <= 0.0);
+  CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][5].size() == 2);
+  CHECK(ej["choices"][0]["logprobs"]["text_offset"][5] == 16);  // the first generated token's, after the echo
   // logprobs 0: each chosen token's logprob, no alternatives.
   HttpResult zero = post(port, "/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 4, "logprobs": 0})");
   REQUIRE(zero.status == 200);
@@ -896,5 +900,91 @@ TEST_CASE("server e2e: a batch of prompts gets a choice per prompt and sample, e
   HttpResult mixed = post(port, "/v1/completions", json{{"prompt", json::array({"hi", 5})}}.dump());
   CHECK(mixed.status == 400);
   CHECK(mixed.json()["error"]["param"] == "prompt");
+  CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("server e2e: echoed prompt logprobs equal the logprobs the same tokens get when generated") {
+  ServerProcess server(18658);
+  const int port = server.port();
+  // Generate 40 tokens greedily, with each token's logprob and top 3, the
+  // tokens named by id (vLLM's return_tokens_as_token_ids).
+  const json gen = post(port, "/v1/completions",
+                        json{{"prompt", "Once upon a time"},
+                             {"max_tokens", 40},
+                             {"temperature", 0},
+                             {"logprobs", 3},
+                             {"return_tokens_as_token_ids", true}}
+                            .dump())
+                       .json();
+  const json& glp = gen["choices"][0]["logprobs"];
+  std::vector<int32_t> ids =
+      post(port, "/tokenize", json{{"prompt", "Once upon a time"}}.dump()).json()["tokens"].get<std::vector<int32_t>>();
+  const size_t prompt_len = ids.size();
+  REQUIRE(glp["tokens"].size() == 40);
+  for (const json& t : glp["tokens"]) {
+    const std::string name = t;
+    REQUIRE(name.rfind("token_id:", 0) == 0);
+    ids.push_back(std::stoi(name.substr(9)));
+  }
+
+  // Score prompt + generated tokens: max_tokens 0 with echo and logprobs.
+  const json body = {
+      {"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 3}, {"return_tokens_as_token_ids", true}};
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass is not served from the prefix cache
+    HttpResult r = post(port, "/v1/completions", body.dump());
+    REQUIRE(r.status == 200);
+    const json j = r.json();
+    const json& c = j["choices"][0];
+    CHECK(c["finish_reason"] == "length");
+    CHECK(j["usage"]["completion_tokens"] == 0);
+    CHECK(j["usage"]["prompt_tokens_details"]["cached_tokens"] == 0);
+    const json& lp = c["logprobs"];
+    REQUIRE(lp["token_logprobs"].size() == ids.size());
+    CHECK(lp["token_logprobs"][0].is_null());
+    CHECK(lp["top_logprobs"][0].is_null());
+    for (size_t i = 0; i < 40; ++i) {
+      const size_t k = prompt_len + i;
+      CHECK(lp["tokens"][k] == glp["tokens"][i]);
+      CHECK(std::abs(lp["token_logprobs"][k].get<double>() - glp["token_logprobs"][i].get<double>()) < 2e-3);
+      REQUIRE(lp["top_logprobs"][k].size() == 3);
+      for (const auto& [text, v] : glp["top_logprobs"][i].items()) {
+        REQUIRE(lp["top_logprobs"][k].contains(text));
+        CHECK(std::abs(lp["top_logprobs"][k][text].get<double>() - v.get<double>()) < 2e-3);
+      }
+    }
+  }
+
+  // vLLM's prompt_logprobs, on a prompt of 400 tokens (two steps: at most
+  // 256 logit rows each), then generation.
+  std::vector<int32_t> long_ids = {ids[0]};  // BOS, then the sequence above repeated
+  while (long_ids.size() < 400) long_ids.insert(long_ids.end(), ids.begin() + 1, ids.end());
+  long_ids.resize(400);
+  HttpResult scored =
+      post(port, "/v1/completions",
+           json{{"prompt", long_ids}, {"max_tokens", 2}, {"prompt_logprobs", 1}, {"temperature", 0}}.dump());
+  REQUIRE(scored.status == 200);
+  const json v = scored.json();
+  const json& plp = v["choices"][0]["prompt_logprobs"];
+  REQUIRE(plp.size() == 400);
+  CHECK(plp[0].is_null());
+  for (size_t k = 1; k < 400; ++k) {
+    const json& entry = plp[k];
+    REQUIRE(entry.contains(std::to_string(long_ids[k])));
+    const json& mine = entry[std::to_string(long_ids[k])];
+    CHECK(mine["logprob"].get<double>() <= 0.0);
+    CHECK(mine["rank"].get<int>() >= 1);
+    if (mine["rank"] == 1) CHECK(entry.size() == 1);  // the token is the top 1 itself
+  }
+  // The first repetition is the sequence scored above: the same scores
+  // (the step boundary at 256 falls later).
+  for (size_t i = 0; i < 40; ++i)
+    CHECK(std::abs(plp[prompt_len + i][std::to_string(long_ids[prompt_len + i])]["logprob"].get<double>() -
+                   glp["token_logprobs"][i].get<double>()) < 2e-3);
+  CHECK(v["choices"][0]["text"].get<std::string>().size() > 0);
+
+  // max_tokens 0 without anything to score is refused, naming the field.
+  HttpResult zero = post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 0}}.dump());
+  CHECK(zero.status == 400);
+  CHECK(zero.json()["error"]["param"] == "max_tokens");
   CHECK(server.terminate() == 0);
 }
