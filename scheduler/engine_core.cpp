@@ -74,6 +74,13 @@ bool EngineCore::step(Clock::time_point now) {
   std::future<void> masks = start_grammar_masks(out);
   Status st = runner_->run(out, *kv_, &logits_);
   if (masks.valid()) masks.get();
+  if (st.is_ok()) {  // the rows sample_and_update reads
+    int64_t rows = 0;
+    for (const ScheduledSeq& s : out.seqs) rows += s.prompt_logits ? s.num_new_tokens : (s.sample ? 1 : 0);
+    if (static_cast<int64_t>(logits_.size()) < rows * limits_.vocab_size)
+      st = Status::internal("the model runner returned " + std::to_string(logits_.size()) + " logits for " +
+                            std::to_string(rows) + " rows");
+  }
   if (!st.is_ok()) {
     for (const ScheduledSeq& s : out.seqs)
       finish_request(*s.request, FinishReason::kError, Status::internal("model step failed: " + st.message()), now);

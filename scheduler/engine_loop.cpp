@@ -46,6 +46,18 @@ Status EngineLoop::submit(std::shared_ptr<Request> request) {
   return Status::ok();
 }
 
+Status EngineLoop::submit_sibling(std::shared_ptr<Request> request) {
+  PAGODA_RETURN_IF_ERROR(core_->validate(*request));
+  {
+    MutexLock lock(mu_);
+    if (stop_requested_) return Status::unavailable("the engine has stopped");
+    inbox_.push_back(std::move(request));
+    unfinished_++;
+  }
+  cv_.notify_one();
+  return Status::ok();
+}
+
 void EngineLoop::begin_drain() { draining_ = true; }
 
 bool EngineLoop::wait_idle(std::chrono::milliseconds timeout) {

@@ -37,6 +37,10 @@ class EngineLoop {
   void start();
   // Admits a request or says why not. Never blocks on the engine's step.
   Status submit(std::shared_ptr<Request> request) EXCLUDES(mu_);
+  // Admits a later choice of a response whose first request was admitted
+  // (n > 1): neither a drain nor a full queue refuses it, as the response
+  // was accepted whole; a stopped engine or an invalid request still does.
+  Status submit_sibling(std::shared_ptr<Request> request) EXCLUDES(mu_);
   // What submit() would answer about admission right now (draining, stopped,
   // queue full), without a request: the server asks first, so a refusal under
   // overload costs no body parsing or tokenizing. submit() checks again.

@@ -95,8 +95,8 @@ class Request {
   std::string cache_salt;  // requests with different salts never share KV pages
   // Prompt logprobs: each prompt token's logprob under the model, with the
   // top `prompt_logprobs` (-1: not asked). Such a request computes its
-  // whole prompt (no prefix-cache hits), in chunks of at most
-  // kMaxPromptLogitRows tokens.
+  // whole prompt (no prefix-cache hits), in chunks: a step scores at most
+  // kMaxPromptLogitRows prompt tokens over all requests.
   int32_t prompt_logprobs = -1;
   static constexpr int64_t kMaxPromptLogitRows = 256;
   std::shared_ptr<RequestSink> sink;

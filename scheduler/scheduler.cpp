@@ -39,10 +39,11 @@ void Scheduler::enqueue(std::shared_ptr<Request> request, bool front) {
 
 void Scheduler::add(std::shared_ptr<Request> request) { enqueue(std::move(request), false); }
 
-int64_t Scheduler::step_tokens(const Request& r) const {
+int64_t Scheduler::step_tokens(const Request& r, int64_t logit_rows_left) const {
   const int64_t left = r.num_tokens() - r.num_computed_tokens;
-  // A step's logits for every token cost a vocabulary row each: bounded.
-  return r.needs_prompt_logits() ? std::min(left, Request::kMaxPromptLogitRows) : left;
+  // A token scored in the prompt costs a vocabulary-sized row of logits: a
+  // step holds at most kMaxPromptLogitRows of them, over all requests.
+  return r.needs_prompt_logits() ? std::min(left, logit_rows_left) : left;
 }
 
 bool Scheduler::may_chunk(const Request& r) const { return config_.chunked_prefill || r.prompt_logprobs >= 0; }
@@ -59,6 +60,7 @@ void Scheduler::preempt(const std::shared_ptr<Request>& victim) {
 SchedulerOutput Scheduler::schedule() {
   SchedulerOutput out;
   int64_t budget = config_.max_num_batched_tokens;
+  int64_t logit_rows_left = Request::kMaxPromptLogitRows;
   std::vector<Request*> scheduled;
 
   // 1. Running requests, oldest first. Iterate over a snapshot: preemption
@@ -67,7 +69,7 @@ SchedulerOutput Scheduler::schedule() {
   for (const std::shared_ptr<Request>& req : snapshot) {
     if (budget <= 0) break;
     if (req->state != RequestState::kRunning) continue;  // preempted earlier this step
-    int64_t num_new = step_tokens(*req);
+    int64_t num_new = step_tokens(*req, logit_rows_left);
     if (num_new > budget) {
       if (!may_chunk(*req)) continue;
       num_new = budget;
@@ -92,6 +94,7 @@ SchedulerOutput Scheduler::schedule() {
     if (self_preempted) continue;
     const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
     out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits()});
+    if (req->needs_prompt_logits()) logit_rows_left -= num_new;
     out.num_tokens += num_new;
     budget -= num_new;
     scheduled.push_back(req.get());
@@ -124,9 +127,9 @@ SchedulerOutput Scheduler::schedule() {
       // Sized with a probe of the prefix cache, so that a deferred request
       // holds no pages and counts no lookup; it is looked up when it runs,
       // seeing the pages cached meanwhile.
-      const int64_t cached = !fresh                      ? req->num_computed_tokens
-                             : req->prompt_logprobs >= 0 ? 0
-                                                         : kv_->probe_prefix(req->tokens, req->cache_salt);
+      const int64_t cached = !fresh                       ? req->num_computed_tokens
+                             : req->needs_prompt_logits() ? 0
+                                                          : kv_->probe_prefix(req->tokens, req->cache_salt);
       if (std::min(req->num_tokens() - cached, budget) > decode_tokens + config_.prefill_join_tokens) break;
     }
     if (fresh) {
@@ -135,12 +138,13 @@ SchedulerOutput Scheduler::schedule() {
       // prompt logprobs need every prompt token computed: no hits (the
       // empty lookup still records the salt for the pages it caches).
       const int64_t hit = kv_->lookup_prefix(
-          req->id, req->prompt_logprobs >= 0 ? std::span<const int32_t>() : std::span<const int32_t>(req->tokens),
+          req->id, req->needs_prompt_logits() ? std::span<const int32_t>() : std::span<const int32_t>(req->tokens),
           req->cache_salt);
       req->num_computed_tokens = hit;
       if (req->num_preemptions == 0) req->num_cached_tokens = hit;
     }
-    int64_t num_new = step_tokens(*req);
+    if (req->needs_prompt_logits() && logit_rows_left == 0) break;  // no logit rows left this step
+    int64_t num_new = step_tokens(*req, logit_rows_left);
     bool admit = true;
     if (num_new > budget) {
       admit = may_chunk(*req);
@@ -160,6 +164,7 @@ SchedulerOutput Scheduler::schedule() {
     running_.push_back(req);
     const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
     out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits()});
+    if (req->needs_prompt_logits()) logit_rows_left -= num_new;
     out.num_tokens += num_new;
     budget -= num_new;
     count(num_new);

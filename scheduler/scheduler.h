@@ -84,8 +84,9 @@ class Scheduler {
  private:
   // True if a should be preempted before b (lower priority, later arrival).
   bool worse(const Request& a, const Request& b) const;
-  // Tokens `r` would compute in a step with budget to spare.
-  int64_t step_tokens(const Request& r) const;
+  // Tokens `r` would compute in a step with token budget to spare and
+  // `logit_rows_left` prompt-logit rows left.
+  int64_t step_tokens(const Request& r, int64_t logit_rows_left) const;
   // Whether `r`'s tokens may be split over steps.
   bool may_chunk(const Request& r) const;
   void preempt(const std::shared_ptr<Request>& victim);

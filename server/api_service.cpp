@@ -13,6 +13,7 @@
 #include "server/http_reply.h"
 #include "server/metrics_text.h"
 #include "server/tool_call_reply.h"
+#include "tokenizer/detokenizer.h"
 
 namespace pagoda {
 
@@ -476,9 +477,10 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
       requests.push_back(std::move(request));
     }
   }
-  ChoiceFanout fanout(requests, api.n, [this](std::shared_ptr<Request> r) { return engine_->submit(std::move(r)); });
-  if (Status st = fanout.submit_first(); !st.is_ok()) {
-    for (const auto& r : requests) r->cancel();  // the prompts already submitted
+  ChoiceFanout fanout(
+      requests, api.n, [this](std::shared_ptr<Request> r) { return engine_->submit(std::move(r)); },
+      [this](std::shared_ptr<Request> r) { return engine_->submit_sibling(std::move(r)); });
+  if (Status st = fanout.submit_first(); !st.is_ok()) {  // the prompts already submitted are cancelled
     err = from_status(st);
     access->status = err.status;
     co_return co_await send_error(stream, req, err);
@@ -512,7 +514,8 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     access->finish_reason = "client_gone";
     co_return false;
   }
-  finish_access(*requests.front(), results.front().last, access);
+  // Choice 0's request is read only once it finished (else the engine may still write it).
+  if (fanout.first_finished()) finish_access(*requests.front(), results.front().last, access);
   if (!fanout.failure().is_ok()) {
     err = from_status(fanout.failure());
     access->status = err.status;
@@ -525,12 +528,15 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     choices.push_back(choice_json(api, static_cast<int>(i), results[i], prompt));
     lasts.push_back(&results[i].last);
   }
-  const json body = {{"id", response_id(kind, requests.front()->id)},
-                     {"object", kind == ApiKind::kChat ? "chat.completion" : "text_completion"},
-                     {"created", static_cast<int64_t>(std::time(nullptr))},
-                     {"model", model_.name},
-                     {"choices", std::move(choices)},
-                     {"usage", response_usage(lasts, api.n)}};
+  json body = {{"id", response_id(kind, requests.front()->id)},
+               {"object", kind == ApiKind::kChat ? "chat.completion" : "text_completion"},
+               {"created", static_cast<int64_t>(std::time(nullptr))},
+               {"model", model_.name},
+               {"choices", std::move(choices)},
+               {"usage", response_usage(lasts, api.n)}};
+  if (kind == ApiKind::kChat && api.prompt_logprobs >= 0)  // vLLM: on the response, the prompt being shared
+    body["prompt_logprobs"] = vllm_prompt_logprobs_json(
+        results.front().prompt_logprobs, [&](int32_t id) { return logprob_token(api, id); }, api.prompt_logprobs);
   HttpReply reply{http::status::ok, dump(body)};  // named: GCC 12 miscompiles a braced temporary co_await argument
   const bool written = co_await send(stream, req, std::move(reply));
   access->status = written ? 200 : 499;
@@ -572,13 +578,24 @@ void ApiService::add_prompt_logprobs(const ApiRequest& api, const ResponsePrompt
                                      const std::vector<TokenLogprob>& prompt_logprobs, json& choice) const {
   auto text_of = [&](int32_t id) { return logprob_token(api, id); };
   if (api.echo_logprobs && !prompt.ids.empty()) {
-    json echoed = completion_prompt_logprobs_json(prompt.ids.front(), prompt_logprobs, text_of, api.sampling.logprobs);
+    // Each prompt token's offset in the echoed text, as the detokenizer
+    // writes it (no BOS text, no dummy-prefix space); the generated tokens'
+    // offsets follow the echo.
+    std::vector<size_t> offsets;
+    StreamingDetokenizer detok(*tokenizer_);
+    size_t at = 0;
+    for (int32_t id : prompt.ids) {
+      offsets.push_back(std::min(at, prompt.echo.size()));
+      at += detok.push(id).size();
+    }
+    json echoed =
+        completion_prompt_logprobs_json(prompt.ids.front(), prompt_logprobs, text_of, api.sampling.logprobs, offsets);
     if (choice.contains("logprobs") && choice["logprobs"].is_object())
       for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"})
         for (json& v : choice["logprobs"][key]) echoed[key].push_back(std::move(v));
     choice["logprobs"] = std::move(echoed);
   }
-  if (api.prompt_logprobs >= 0)
+  if (api.prompt_logprobs >= 0 && api.kind == ApiKind::kCompletion)  // chat: on the response (vLLM)
     choice["prompt_logprobs"] = vllm_prompt_logprobs_json(prompt_logprobs, text_of, api.prompt_logprobs);
 }
 
@@ -617,12 +634,13 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
   };
   // With continuous_usage_stats, each chunk carries the usage so far (`usage`
   // is the delta it belongs to); else null until the final usage chunk.
-  auto chunk = [&](json choice, const RequestDelta* usage = nullptr) {
+  auto chunk = [&](json choice, const RequestDelta* usage = nullptr, json prompt_logprobs = nullptr) {
     json j = {{"id", id},
               {"object", chat ? "chat.completion.chunk" : "text_completion"},
               {"created", created},
               {"model", model_.name},
               {"choices", json::array({std::move(choice)})}};
+    if (!prompt_logprobs.is_null()) j["prompt_logprobs"] = std::move(prompt_logprobs);
     if (api.include_usage) j["usage"] = api.continuous_usage && usage ? usage_json(*usage) : json(nullptr);
     return dump(j);
   };
@@ -679,9 +697,13 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
         if (chat) first["delta"] = json::object();
         else first["text"] = prompt.echo;
         add_prompt_logprobs(api, prompt, d.prompt_logprobs, first);
-        const std::string payload = chunk(std::move(first));
-        ok = co_await send(payload);
         sc.text_offset = prompt.echo.size();
+        json chat_prompt_logprobs = nullptr;  // chat: on the chunk, as on vLLM's response
+        if (chat && api.prompt_logprobs >= 0)
+          chat_prompt_logprobs = vllm_prompt_logprobs_json(
+              d.prompt_logprobs, [&](int32_t t) { return logprob_token(api, t); }, api.prompt_logprobs);
+        const std::string payload = chunk(std::move(first), nullptr, std::move(chat_prompt_logprobs));
+        ok = co_await send(payload);
       }
       if (!d.text.empty() || !d.logprobs.empty() || (done && !failed)) {
         json lp = nullptr;
@@ -731,7 +753,7 @@ asio::awaitable<bool> ApiService::stream_response(HttpRequest& req, beast::tcp_s
     for (const auto& request : requests) request->cancel();  // the client is gone: free the pages at the next step
     co_return false;
   }
-  finish_access(*requests.front(), choices.front().last, access);
+  if (fanout.first_finished()) finish_access(*requests.front(), choices.front().last, access);
   if (!fanout.failure().is_ok()) {
     const std::string payload = dump(error_json(from_status(fanout.failure())));
     ok = co_await send(payload);

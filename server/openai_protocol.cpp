@@ -165,20 +165,21 @@ const std::set<std::string>& chat_fields() {
 constexpr const char* kPromptShapes =
     "'prompt' must be a string, an array of token ids, or an array of strings or of token-id arrays";
 
-// One prompt of a batch (or the only one): a string or token ids.
-bool parse_one_prompt(const json& p, Checker& c, const ApiLimits& lim, CompletionPrompt* out) {
+// One prompt of a batch (or the only one): a string or token ids. `name`
+// says which in the errors ('prompt', or 'prompt[i]' in a batch).
+bool parse_one_prompt(const json& p, Checker& c, const ApiLimits& lim, const std::string& name, CompletionPrompt* out) {
   if (p.is_string()) {
     out->text = p.get<std::string>();
-    if (out->text->empty()) return c.fail("prompt", "'prompt' must not be empty");
+    if (out->text->empty()) return c.fail("prompt", name + " must not be empty");
     return true;
   }
   if (!p.is_array()) return c.fail("prompt", kPromptShapes);
-  if (p.empty()) return c.fail("prompt", "'prompt' must not be empty");
+  if (p.empty()) return c.fail("prompt", name + " must not be empty");
   if (static_cast<int64_t>(p.size()) > lim.max_prompt_ids)
-    return c.fail("prompt", "'prompt' has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
+    return c.fail("prompt", name + " has more than " + std::to_string(lim.max_prompt_ids) + " token ids");
   for (const json& t : p) {
     if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
-      return c.fail("prompt", "'prompt' as an array must hold non-negative integer token ids");
+      return c.fail("prompt", name + " as an array must hold non-negative integer token ids");
     out->ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
   }
   return true;
@@ -192,7 +193,7 @@ bool parse_prompt(const json& body, Checker& c, const ApiLimits& lim, ApiRequest
   const bool batch = p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array());
   if (!batch) {
     out->prompts.emplace_back();
-    return parse_one_prompt(p, c, lim, &out->prompts.back());
+    return parse_one_prompt(p, c, lim, "'prompt'", &out->prompts.back());
   }
   if (static_cast<int64_t>(p.size()) > lim.max_prompts)
     return c.fail("prompt", "a batch of " + std::to_string(p.size()) + " prompts is over the limit of " +
@@ -200,7 +201,8 @@ bool parse_prompt(const json& body, Checker& c, const ApiLimits& lim, ApiRequest
   int64_t total_ids = 0;
   for (const json& one : p) {
     out->prompts.emplace_back();
-    if (!parse_one_prompt(one, c, lim, &out->prompts.back())) return false;
+    const std::string name = "'prompt[" + std::to_string(out->prompts.size() - 1) + "]'";
+    if (!parse_one_prompt(one, c, lim, name, &out->prompts.back())) return false;
     total_ids += static_cast<int64_t>(out->prompts.back().ids.size());
     if (total_ids > lim.max_prompt_ids)
       return c.fail("prompt", "the batch has more than " + std::to_string(lim.max_prompt_ids) + " token ids");

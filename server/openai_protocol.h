@@ -104,20 +104,20 @@ nlohmann::json completion_logprobs_json(const std::vector<TokenLogprob>& lps, To
 
 // Completions' legacy logprobs of an echoed prompt (echo with logprobs):
 // the first token has null for its logprob and its top; the top lists keep
-// `top_n` entries. `lps` scores prompt tokens 1.. (Request::prompt_logprobs).
+// `top_n` entries. `lps` scores prompt tokens 1.. (Request::prompt_logprobs);
+// `offsets` holds each prompt token's text_offset in the echoed text.
 template <typename TokenText>
 nlohmann::json completion_prompt_logprobs_json(int32_t first_token, const std::vector<TokenLogprob>& lps,
-                                               TokenText token_text, int32_t top_n) {
+                                               TokenText token_text, int32_t top_n,
+                                               const std::vector<size_t>& offsets) {
   nlohmann::json tokens = nlohmann::json::array(), token_lps = nlohmann::json::array(), tops = nlohmann::json::array(),
-                 offsets = nlohmann::json::array();
-  size_t offset = 0;
+                 text_offsets = nlohmann::json::array();
   auto add = [&](int32_t token, nlohmann::json lp, nlohmann::json top) {
-    const std::string t = token_text(token);
-    tokens.push_back(t);
+    const size_t k = tokens.size();
+    tokens.push_back(token_text(token));
     token_lps.push_back(std::move(lp));
     tops.push_back(std::move(top));
-    offsets.push_back(offset);
-    offset += t.size();
+    text_offsets.push_back(k < offsets.size() ? offsets[k] : (offsets.empty() ? 0 : offsets.back()));
   };
   add(first_token, nullptr, nullptr);
   for (const TokenLogprob& lp : lps) {
@@ -126,7 +126,7 @@ nlohmann::json completion_prompt_logprobs_json(int32_t first_token, const std::v
       top[token_text(lp.top[i].first)] = lp.top[i].second;
     add(lp.token, lp.logprob, std::move(top));
   }
-  return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+  return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", text_offsets}};
 }
 
 // vLLM's prompt_logprobs: null for the first prompt token, then per token

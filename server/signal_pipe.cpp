@@ -71,8 +71,17 @@ void SignalPipe::release(bool keep_ignored) {
   saved_.clear();
   if (read_fd_ < 0) return;
   g_write_fd.store(-1);
+  // A handler already running on another thread may still write to the
+  // descriptor it loaded: point it at /dev/null rather than close it, so
+  // its number is never reused by a file or socket that byte would land in.
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, write_fd_);
+    ::close(null_fd);
+  } else {
+    ::close(write_fd_);
+  }
   ::close(read_fd_);
-  ::close(write_fd_);
   read_fd_ = write_fd_ = -1;
 }
 

@@ -36,7 +36,8 @@ class SignalPipe {
   int read_fd() const { return read_fd_; }
   // Uninstalls the handlers and closes the pipe: each signal gets SIG_IGN
   // when `keep_ignored` (the process is shutting down), else the action it
-  // had before open().
+  // had before open(). The write end's descriptor stays open on /dev/null
+  // (one per open(), for a handler still running elsewhere).
   void release(bool keep_ignored);
 
  private:

@@ -118,7 +118,12 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
   CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][1].size() == 2);
   CHECK(ej["choices"][0]["logprobs"]["token_logprobs"][1].get<double>() <= 0.0);
   CHECK(ej["choices"][0]["logprobs"]["top_logprobs"][5].size() == 2);
-  CHECK(ej["choices"][0]["logprobs"]["text_offset"][5] == 16);  // the first generated token's, after the echo
+  // Offsets index the returned text: "Once" at 0 (BOS has no text, the
+  // dummy-prefix space is dropped), " time" at 11, the first generated token
+  // right after the echo.
+  CHECK(ej["choices"][0]["logprobs"]["text_offset"][1] == 0);
+  CHECK(ej["choices"][0]["logprobs"]["text_offset"][4] == 11);
+  CHECK(ej["choices"][0]["logprobs"]["text_offset"][5] == 16);
   // logprobs 0: each chosen token's logprob, no alternatives.
   HttpResult zero = post(port, "/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 4, "logprobs": 0})");
   REQUIRE(zero.status == 200);
@@ -975,12 +980,44 @@ TEST_CASE("server e2e: echoed prompt logprobs equal the logprobs the same tokens
     CHECK(mine["rank"].get<int>() >= 1);
     if (mine["rank"] == 1) CHECK(entry.size() == 1);  // the token is the top 1 itself
   }
-  // The first repetition is the sequence scored above: the same scores
-  // (the step boundary at 256 falls later).
+  // Past the 256-row step boundary: the most likely token at position L
+  // (rank 1 in prompt_logprobs) is the one greedy generation from the first
+  // L tokens picks, with the same logprob.
+  for (size_t L : {257, 300, 399}) {
+    const json g = post(port, "/v1/completions",
+                        json{{"prompt", std::vector<int32_t>(long_ids.begin(), long_ids.begin() + L)},
+                             {"max_tokens", 1},
+                             {"temperature", 0},
+                             {"logprobs", 0},
+                             {"return_tokens_as_token_ids", true}}
+                            .dump())
+                       .json();
+    const std::string name = g["choices"][0]["logprobs"]["tokens"][0];
+    const std::string top_id = name.substr(9);
+    INFO("position " << L);
+    REQUIRE(plp[L].contains(top_id));
+    CHECK(plp[L][top_id]["rank"] == 1);
+    CHECK(std::abs(plp[L][top_id]["logprob"].get<double>() -
+                   g["choices"][0]["logprobs"]["token_logprobs"][0].get<double>()) < 2e-3);
+  }
+  // The first repetition is the sequence scored above: the same scores.
   for (size_t i = 0; i < 40; ++i)
     CHECK(std::abs(plp[prompt_len + i][std::to_string(long_ids[prompt_len + i])]["logprob"].get<double>() -
                    glp["token_logprobs"][i].get<double>()) < 2e-3);
   CHECK(v["choices"][0]["text"].get<std::string>().size() > 0);
+
+  // Chat: vLLM puts prompt_logprobs on the response (the choices share the prompt).
+  const json chat = post(port, "/v1/chat/completions",
+                         json{{"messages", {{{"role", "user"}, {"content", "Once upon a time"}}}},
+                              {"max_tokens", 2},
+                              {"n", 2},
+                              {"prompt_logprobs", 0}}
+                             .dump())
+                        .json();
+  REQUIRE(chat["prompt_logprobs"].is_array());
+  CHECK(chat["prompt_logprobs"].size() == chat["usage"]["prompt_tokens"]);
+  CHECK(chat["prompt_logprobs"][0].is_null());
+  CHECK_FALSE(chat["choices"][0].contains("prompt_logprobs"));
 
   // max_tokens 0 without anything to score is refused, naming the field.
   HttpResult zero = post(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 0}}.dump());
