@@ -1086,7 +1086,10 @@ class Compiler {
           }
           if (!merge(check(*it, p.schema, depth))) return Tri::kNo;
         }
-        for (auto& [key, sub] : value.items()) {
+        for (const auto& item : value.items()) {
+          // Named, not bound: Debian's clang 14 cannot capture a structured binding.
+          const std::string& key = item.key();
+          const Json& sub = item.value();
           const bool listed =
               std::any_of(n.properties.begin(), n.properties.end(), [&](const Property& p) { return p.name == key; });
           if (!listed && !merge(check(sub, extra_value(n, key), depth))) return Tri::kNo;
