@@ -239,6 +239,8 @@ std::vector<ConfigField> build_fields() {
       "model.max_model_len", [](ServerConfig & c) -> auto& { return c.model.max_model_len; }, 0, 1 << 20));
   f.push_back(string_field(
       "model.name", [](ServerConfig & c) -> auto& { return c.model.name; }));
+  f.push_back(
+      enum_field("model.pooling", [](ServerConfig & c) -> auto& { return c.model.pooling; }, {"last", "mean", "cls"}));
   // kv
   f.push_back(int_choice_field("kv.page_size", [](ServerConfig & c) -> auto& { return c.kv.page_size; },
                                {8, 16, 32, 64, 128, 256}));

@@ -21,6 +21,7 @@ struct ModelSection {
   std::string weight_dtype = "auto";            // auto (the file's precision) | f32 | bf16 | int8 | int4
   int64_t max_model_len = 0;                    // prompt + output tokens; 0 = the model's maximum
   std::string name = "";                        // what /v1/models reports; "" = file or directory stem
+  std::string pooling = "last";                 // /v1/embeddings: last | mean | cls (of the final hidden states)
   bool operator==(const ModelSection&) const = default;
 };
 

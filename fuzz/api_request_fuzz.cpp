@@ -1,6 +1,6 @@
 // Fuzz target: an OpenAI request body -> validated parameters.
-// Input: byte 0 picks the route (bit 0: chat, else completions), the rest is
-// the JSON body. parse_api_request must either reject with a 4xx naming a
+// Input: byte 0 picks the route (bit 1: embeddings, else bit 0: chat, else
+// completions), the rest is the JSON body. parse_api_request must either reject with a 4xx naming a
 // message, or accept a request whose every field is within the limits; an
 // accepted request's SamplingParams::validate must not crash, and the error
 // JSON must serialize. A rejection must come from a field check, not from
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fuzz/fuzz_check.h"
+#include "server/embedding_request.h"
 #include "server/openai_protocol.h"
 
 using namespace pagoda;
@@ -17,6 +18,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const ApiKind kind = (data[0] & 1) ? ApiKind::kChat : ApiKind::kCompletion;
   const std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
+  if (data[0] & 2) {  // /v1/embeddings
+    EmbeddingLimits lim;
+    lim.max_ids = 4096;
+    lim.hidden_size = 64;
+    lim.max_model_len = 512;
+    EmbeddingRequest er;
+    std::vector<std::string> ignored;
+    ApiError e;
+    if (!parse_embedding_request(body, lim, &er, &ignored, &e)) {
+      FUZZ_CHECK(e.status >= 400 && e.status < 500 && !e.message.empty());
+      return 0;
+    }
+    FUZZ_CHECK(!er.inputs.empty() && static_cast<int>(er.inputs.size()) <= lim.max_inputs);
+    for (const CompletionPrompt& p : er.inputs) {
+      FUZZ_CHECK(p.text.has_value() != !p.ids.empty());
+      FUZZ_CHECK(static_cast<int64_t>(p.ids.size()) <= lim.max_model_len);
+    }
+    FUZZ_CHECK(!er.dimensions || (*er.dimensions >= 1 && *er.dimensions <= lim.hidden_size));
+    std::vector<float> v(64, 0.125f);
+    (void)embedding_item(0, v, er).dump();
+    return 0;
+  }
   ApiLimits limits;
   limits.max_model_len = 512;
   limits.max_prompt_ids = 4096;

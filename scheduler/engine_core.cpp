@@ -72,14 +72,21 @@ bool EngineCore::step(Clock::time_point now) {
   }
   const auto t0 = Clock::now();
   std::future<void> masks = start_grammar_masks(out);
-  Status st = runner_->run(out, *kv_, &logits_);
+  Status st = runner_->run(out, *kv_, &logits_, &hidden_);
   if (masks.valid()) masks.get();
   if (st.is_ok()) {  // the rows sample_and_update reads
-    int64_t rows = 0;
-    for (const ScheduledSeq& s : out.seqs) rows += s.prompt_logits ? s.num_new_tokens : (s.sample ? 1 : 0);
+    int64_t rows = 0, hidden_rows = 0;
+    for (const ScheduledSeq& s : out.seqs) {
+      rows += s.prompt_logits ? s.num_new_tokens : (s.sample ? 1 : 0);
+      hidden_rows += s.hidden ? s.num_new_tokens : 0;
+    }
     if (static_cast<int64_t>(logits_.size()) < rows * limits_.vocab_size)
       st = Status::internal("the model runner returned " + std::to_string(logits_.size()) + " logits for " +
                             std::to_string(rows) + " rows");
+    else if (static_cast<int64_t>(hidden_.size()) < hidden_rows * runner_->hidden_size() ||
+             (hidden_rows > 0 && runner_->hidden_size() == 0))
+      st = Status::internal("the model runner returned " + std::to_string(hidden_.size()) + " hidden floats for " +
+                            std::to_string(hidden_rows) + " rows");
   }
   if (!st.is_ok()) {
     for (const ScheduledSeq& s : out.seqs)
@@ -108,15 +115,21 @@ void EngineCore::mask_stop_tokens(const Request& r, float* logits) const {
 
 void EngineCore::sample_and_update(const SchedulerOutput& out) {
   const int64_t vocab = limits_.vocab_size;
-  int64_t row = 0;
+  int64_t row = 0, hidden_row = 0;
   for (const ScheduledSeq& s : out.seqs) {
     Request& r = *s.request;
+    if (s.hidden) {
+      pool_hidden(r, r.num_computed_tokens - s.num_new_tokens, hidden_.data() + hidden_row * runner_->hidden_size(),
+                  s.num_new_tokens);
+      hidden_row += s.num_new_tokens;
+    }
     const int64_t rows = s.prompt_logits ? s.num_new_tokens : (s.sample ? 1 : 0);
     if (s.prompt_logits) score_prompt(r, r.num_computed_tokens - s.num_new_tokens, logits_.data() + row * vocab, rows);
     row += rows;
     if (!s.sample) continue;
     float* logits = logits_.data() + (row - 1) * vocab;
-    if (r.stop.max_tokens == 0) {  // the prompt only: scored, nothing generated
+    if (r.stop.max_tokens == 0) {  // the prompt only: scored or pooled, nothing generated
+      if (r.wants_hidden()) finish_embedding(r);
       finish_request(r, FinishReason::kLength, Status::ok(), Clock::now());
       continue;
     }
@@ -140,6 +153,38 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
     }
     append_token(r, res);
   }
+}
+
+void EngineCore::pool_hidden(Request& r, int64_t first_pos, const float* rows, int64_t n) {
+  const int64_t dim = runner_->hidden_size();
+  // Position 0 starts (or, after a preemption, restarts) the sum.
+  if (r.pooled.empty() || first_pos == 0) r.pooled.assign(static_cast<size_t>(dim), 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t pos = first_pos + j;
+    if (pos >= r.num_prompt_tokens) break;
+    const float* row = rows + j * dim;
+    const bool take = r.pooling == Pooling::kMean || (r.pooling == Pooling::kCls && pos == 0) ||
+                      (r.pooling == Pooling::kLast && pos == r.num_prompt_tokens - 1);
+    if (!take) continue;
+    if (r.pooling == Pooling::kMean) {
+      for (int64_t i = 0; i < dim; ++i) r.pooled[static_cast<size_t>(i)] += row[i];
+    } else {
+      std::copy(row, row + dim, r.pooled.begin());
+    }
+  }
+}
+
+void EngineCore::finish_embedding(Request& r) {
+  std::vector<float> v = std::move(r.pooled);
+  r.pooled.clear();
+  if (r.pooling == Pooling::kMean && r.num_prompt_tokens > 0)
+    for (float& x : v) x /= static_cast<float>(r.num_prompt_tokens);
+  double norm = 0;
+  for (float x : v) norm += static_cast<double>(x) * x;
+  norm = std::sqrt(norm);
+  if (norm > 0)
+    for (float& x : v) x = static_cast<float>(x / norm);
+  r.embedding = std::move(v);
 }
 
 void EngineCore::score_prompt(Request& r, int64_t first_pos, const float* logits, int64_t rows) {
@@ -268,6 +313,8 @@ void EngineCore::emit(Request& r, bool final, Status error) {
   if (!final && d.text.empty() && d.token_ids.empty()) return;
   d.prompt_logprobs = std::move(r.prompt_lps);  // all of them by the first delta
   r.prompt_lps.clear();
+  d.embedding = std::move(r.embedding);
+  r.embedding.clear();
   if (r.sink) r.sink->on_delta(std::move(d));
 }
 

@@ -57,6 +57,11 @@ class EngineCore {
   // Scores the prompt tokens that `rows` rows of logits predict, the first
   // row being position `first_pos`'s (prompt logprobs).
   void score_prompt(Request& r, int64_t first_pos, const float* logits, int64_t rows);
+  // Embeddings: folds `n` hidden rows, the first being position
+  // `first_pos`'s, into r.pooled; finish_embedding makes r.embedding of it
+  // (the mean divided out, L2-normalized).
+  void pool_hidden(Request& r, int64_t first_pos, const float* rows, int64_t n);
+  static void finish_embedding(Request& r);
   void sample_and_update(const SchedulerOutput& out);
   void append_token(Request& r, const SampleResult& res);
   void emit(Request& r, bool final, Status error = Status::ok());
@@ -83,6 +88,7 @@ class EngineCore {
   const RequestLimits limits_;
   Sampler sampler_;
   std::vector<float> logits_;
+  std::vector<float> hidden_;  // this step's final hidden states (embeddings)
 };
 
 }  // namespace pagoda

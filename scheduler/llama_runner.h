@@ -15,7 +15,9 @@ class LlamaRunner final : public ModelRunner {
  public:
   explicit LlamaRunner(LlamaModel* model) : model_(model) {}
   int32_t vocab_size() const override { return static_cast<int32_t>(model_->config().vocab_size); }
-  Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits) override;
+  int64_t hidden_size() const override { return model_->config().dim; }
+  Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits,
+             std::vector<float>* hidden) override;
 
  private:
   LlamaModel* model_;

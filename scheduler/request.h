@@ -46,6 +46,10 @@ struct StopParams {
   std::vector<std::string> stop;        // stop strings (not in the returned text)
 };
 
+// Embeddings: how a request's final hidden states (after the final norm)
+// become one vector. kNone: a generation request.
+enum class Pooling { kNone, kLast, kMean, kCls };
+
 struct TokenLogprob {
   int32_t token = 0;
   float logprob = 0;
@@ -59,6 +63,7 @@ struct RequestDelta {
   std::vector<int32_t> token_ids;             // tokens behind this delta
   std::vector<TokenLogprob> logprobs;         // one per token when logprobs were asked for
   std::vector<TokenLogprob> prompt_logprobs;  // first delta, when asked: prompt tokens 1.. (token 0 has none)
+  std::vector<float> embedding;               // embeddings: the pooled, L2-normalized state (final delta)
   FinishReason finish = FinishReason::kNone;  // set on the last delta only
   Status error;                               // with kError: what went wrong (Unavailable = retry)
   int64_t prompt_tokens = 0;                  // usage, filled on every delta
@@ -98,6 +103,10 @@ class Request {
   // whole prompt (no prefix-cache hits), in chunks: a step scores at most
   // kMaxPromptLogitRows prompt tokens over all requests.
   int32_t prompt_logprobs = -1;
+  // Embeddings: pool the prompt's final hidden states into `embedding`
+  // (with max_tokens 0: nothing is generated). kMean and kCls need every
+  // prompt token computed, so they take no prefix-cache hits.
+  Pooling pooling = Pooling::kNone;
   static constexpr int64_t kMaxPromptLogitRows = 256;
   std::shared_ptr<RequestSink> sink;
   // Structured output: the grammar the generated tokens must follow (its
@@ -130,10 +139,18 @@ class Request {
   std::vector<TokenLogprob> pending_logprobs;
   std::vector<TokenLogprob> prompt_lps;  // scored prompt tokens not yet delivered
   int64_t prompt_scored = 0;             // prompt tokens 1..prompt_scored are scored
+  std::vector<float> pooled;             // embeddings: the sum (kMean) or the chosen row so far
+  std::vector<float> embedding;          // embeddings: the result, for the final delta
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
   bool finished() const { return state == RequestState::kFinished; }
+  // Whether its steps return final hidden states (embeddings).
+  bool wants_hidden() const { return pooling != Pooling::kNone; }
+  // Whether every prompt token must be computed (no prefix-cache hits).
+  bool computes_whole_prompt() const {
+    return needs_prompt_logits() || pooling == Pooling::kMean || pooling == Pooling::kCls;
+  }
   // Prompt tokens still to score (prompt logprobs asked for).
   bool needs_prompt_logits() const { return prompt_logprobs >= 0 && prompt_scored < num_prompt_tokens - 1; }
 

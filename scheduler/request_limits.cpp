@@ -25,7 +25,7 @@ Status validate_request(const RequestLimits& limits, const Request& r) {
       return invalid("prompt", "prompt token id " + std::to_string(t) + vocabulary(limits.vocab_size));
   const int64_t max_tokens = r.stop.max_tokens;
   // 0 only scores the prompt (prompt logprobs).
-  if (max_tokens < (r.prompt_logprobs >= 0 ? 0 : 1))
+  if (max_tokens < (r.prompt_logprobs >= 0 || r.wants_hidden() ? 0 : 1))
     return invalid("max_tokens", "max_tokens must be at least 1 (got " + std::to_string(max_tokens) +
                                      "; 0 only with echo and logprobs, or prompt_logprobs)");
   // Named for what the client can change: the prompt when it alone fills

@@ -93,7 +93,7 @@ SchedulerOutput Scheduler::schedule() {
     }
     if (self_preempted) continue;
     const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
-    out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits()});
+    out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits(), req->wants_hidden()});
     if (req->needs_prompt_logits()) logit_rows_left -= num_new;
     out.num_tokens += num_new;
     budget -= num_new;
@@ -127,18 +127,19 @@ SchedulerOutput Scheduler::schedule() {
       // Sized with a probe of the prefix cache, so that a deferred request
       // holds no pages and counts no lookup; it is looked up when it runs,
       // seeing the pages cached meanwhile.
-      const int64_t cached = !fresh                       ? req->num_computed_tokens
-                             : req->needs_prompt_logits() ? 0
-                                                          : kv_->probe_prefix(req->tokens, req->cache_salt);
+      const int64_t cached = !fresh                         ? req->num_computed_tokens
+                             : req->computes_whole_prompt() ? 0
+                                                            : kv_->probe_prefix(req->tokens, req->cache_salt);
       if (std::min(req->num_tokens() - cached, budget) > decode_tokens + config_.prefill_join_tokens) break;
     }
     if (fresh) {
       // Prefix lookup over the whole known sequence (prompt, plus output
       // already generated before a preemption).
-      // prompt logprobs need every prompt token computed: no hits (the
-      // empty lookup still records the salt for the pages it caches).
+      // Prompt logprobs and mean/cls pooling need every prompt token
+      // computed: no hits (the empty lookup still records the salt for the
+      // pages it caches).
       const int64_t hit = kv_->lookup_prefix(
-          req->id, req->needs_prompt_logits() ? std::span<const int32_t>() : std::span<const int32_t>(req->tokens),
+          req->id, req->computes_whole_prompt() ? std::span<const int32_t>() : std::span<const int32_t>(req->tokens),
           req->cache_salt);
       req->num_computed_tokens = hit;
       if (req->num_preemptions == 0) req->num_cached_tokens = hit;
@@ -163,7 +164,7 @@ SchedulerOutput Scheduler::schedule() {
     if (req->times.first_scheduled == Clock::time_point{}) req->times.first_scheduled = Clock::now();
     running_.push_back(req);
     const bool sample = req->num_computed_tokens + num_new == req->num_tokens();
-    out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits()});
+    out.seqs.push_back({req.get(), num_new, sample, req->needs_prompt_logits(), req->wants_hidden()});
     if (req->needs_prompt_logits()) logit_rows_left -= num_new;
     out.num_tokens += num_new;
     budget -= num_new;

@@ -49,6 +49,7 @@ struct ScheduledSeq {
   int64_t num_new_tokens = 0;  // tokens computed this step, from num_computed_tokens
   bool sample = false;         // this step computes its last known token: sample the next
   bool prompt_logits = false;  // logits for every token of this step (prompt logprobs)
+  bool hidden = false;         // the final hidden state of every token of this step (embeddings)
 };
 
 struct SchedulerOutput {

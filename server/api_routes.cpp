@@ -20,6 +20,7 @@ RouteMatch match_route(boost::beast::http::verb method, boost::beast::string_vie
     want = verb::post;
     if (p == "/v1/completions") m.route = ApiRoute::kCompletions;
     else if (p == "/v1/chat/completions") m.route = ApiRoute::kChatCompletions;
+    else if (p == "/v1/embeddings") m.route = ApiRoute::kEmbeddings;
     else if (p == "/tokenize") m.route = ApiRoute::kTokenize;
     else if (p == "/detokenize") m.route = ApiRoute::kDetokenize;
   }

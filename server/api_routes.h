@@ -23,6 +23,7 @@ enum class ApiRoute {
   kModel,            // GET /v1/models/{id}
   kCompletions,      // POST /v1/completions
   kChatCompletions,  // POST /v1/chat/completions
+  kEmbeddings,       // POST /v1/embeddings
   kTokenize,         // POST /tokenize
   kDetokenize,       // POST /detokenize
 };

@@ -10,6 +10,7 @@
 #include "server/api_routes.h"
 #include "server/choice_fanout.h"
 #include "server/delta_channel.h"
+#include "server/embedding_request.h"
 #include "server/http_reply.h"
 #include "server/metrics_text.h"
 #include "server/tool_call_reply.h"
@@ -143,6 +144,9 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
       api_keys_(std::move(api_keys)), chat_template_(chat_template_or_plain(config.server.chat_template)) {
   limits_.max_model_len = model_.max_model_len;
   tool_call_format_ = resolve_tool_call_format(config.server.tool_call_parser, chat_template_, *tokenizer_);
+  pooling_ = config.model.pooling == "mean"  ? Pooling::kMean
+             : config.model.pooling == "cls" ? Pooling::kCls
+                                             : Pooling::kLast;
   grammars_ =
       std::make_unique<structured::GrammarCache>(structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries);
 }
@@ -255,7 +259,9 @@ HttpReply ApiService::route(const HttpRequest& req, bool* generate, ApiKind* kin
       break;
   }
   *generate = true;
-  *kind = match.route == ApiRoute::kChatCompletions ? ApiKind::kChat : ApiKind::kCompletion;
+  *kind = match.route == ApiRoute::kChatCompletions ? ApiKind::kChat
+          : match.route == ApiRoute::kEmbeddings    ? ApiKind::kEmbedding
+                                                    : ApiKind::kCompletion;
   return {};
 }
 
@@ -349,13 +355,27 @@ asio::awaitable<bool> ApiService::handle(HttpRequest& req, beast::tcp_stream& st
   }
   bool keep = false;
   if (gen) {
-    keep = co_await generate(req, stream, kind, &access);
+    if (kind == ApiKind::kEmbedding) keep = co_await embed(req, stream, &access);
+    else keep = co_await generate(req, stream, kind, &access);
   } else {
     access.status = static_cast<int>(reply.status);
     keep = co_await send(stream, req, std::move(reply)) && req.keep_alive();
   }
   log_access(access);
   co_return keep;
+}
+
+void ApiService::warn_ignored_fields(const HttpRequest& req, const std::vector<std::string>& fields) const {
+  // At most 8 names, control characters replaced: one honest line per request.
+  std::string names;
+  for (size_t i = 0; i < std::min<size_t>(fields.size(), 8); ++i) {
+    std::string name = fields[i];
+    for (char& ch : name)
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    names += (names.empty() ? "'" : ", '") + name + "'";
+  }
+  if (fields.size() > 8) names += " and " + std::to_string(fields.size() - 8) + " more";
+  spdlog::warn("{} ignores unknown field(s) {}", std::string(req.target()), names);
 }
 
 bool ApiService::prepare(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<ResponsePrompt>* prompts,
@@ -377,18 +397,7 @@ bool ApiService::build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* 
                      "model_not_found", "model");
     return false;
   }
-  if (!api->ignored_fields.empty()) {
-    // At most 8 names, control characters replaced: one honest line per request.
-    std::string names;
-    for (size_t i = 0; i < std::min<size_t>(api->ignored_fields.size(), 8); ++i) {
-      std::string name = api->ignored_fields[i];
-      for (char& ch : name)
-        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-      names += (names.empty() ? "'" : ", '") + name + "'";
-    }
-    if (api->ignored_fields.size() > 8) names += " and " + std::to_string(api->ignored_fields.size() - 8) + " more";
-    spdlog::warn("{} ignores unknown field(s) {}", std::string(req.target()), names);
-  }
+  if (!api->ignored_fields.empty()) warn_ignored_fields(req, api->ignored_fields);
   prompts->clear();
   if (kind == ApiKind::kChat && api->tools) {
     // tool_choice none: the tools are not shown to the model at all.
@@ -538,6 +547,94 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     body["prompt_logprobs"] = vllm_prompt_logprobs_json(
         results.front().prompt_logprobs, [&](int32_t id) { return logprob_token(api, id); }, api.prompt_logprobs);
   HttpReply reply{http::status::ok, dump(body)};  // named: GCC 12 miscompiles a braced temporary co_await argument
+  const bool written = co_await send(stream, req, std::move(reply));
+  access->status = written ? 200 : 499;
+  co_return (written && req.keep_alive());
+}
+
+asio::awaitable<bool> ApiService::embed(HttpRequest& req, beast::tcp_stream& stream, AccessRecord* access) {
+  ApiError err;
+  EmbeddingRequest er;
+  if (Status st = engine_->check_admission(); !st.is_ok()) {
+    err = from_status(st);
+    access->status = err.status;
+    co_return co_await send_error(stream, req, err);
+  }
+  EmbeddingLimits lim;
+  lim.max_ids = limits_.max_prompt_ids;
+  lim.hidden_size = model_.hidden_size;
+  lim.max_model_len = model_.max_model_len;
+  std::vector<std::string> ignored;
+  if (!parse_embedding_request(req.body(), lim, &er, &ignored, &err)) {
+    access->status = err.status;
+    co_return co_await send_error(stream, req, err);
+  }
+  if (!ignored.empty()) warn_ignored_fields(req, ignored);
+  if (!er.model.empty() && er.model != model_.name) {
+    err = api_error(404, "model '" + er.model + "' does not exist (this server serves '" + model_.name + "')",
+                    "model_not_found", "model");
+    access->status = err.status;
+    co_return co_await send_error(stream, req, err);
+  }
+  // One request per input, all submitted at once (one batch of prefills),
+  // each generating nothing: its pooled final hidden state is the answer.
+  auto channel = std::make_shared<DeltaChannel>(stream.get_executor());
+  std::vector<std::shared_ptr<Request>> requests;
+  StopParams stop;
+  stop.max_tokens = 0;
+  for (const CompletionPrompt& in : er.inputs) {
+    std::vector<int32_t> ids = in.text ? tokenizer_->encode(*in.text, true) : in.ids;
+    const int index = static_cast<int>(requests.size());
+    auto request =
+        std::make_shared<Request>(next_id_++, std::move(ids), SamplingParams{}, stop, channel->make_sink(index));
+    request->pooling = pooling_;
+    requests.push_back(std::move(request));
+  }
+  ChoiceFanout fanout(
+      requests, 1, [this](std::shared_ptr<Request> r) { return engine_->submit(std::move(r)); },
+      [this](std::shared_ptr<Request> r) { return engine_->submit_sibling(std::move(r)); });
+  if (Status st = fanout.submit_first(); !st.is_ok()) {
+    err = from_status(st);
+    if (err.param == "prompt") err.param = "input";
+    access->status = err.status;
+    co_return co_await send_error(stream, req, err);
+  }
+  DisconnectWatch watch(*channel, stream.socket(), requests);
+  std::vector<RequestDelta> lasts(requests.size());
+  while (!fanout.done()) {
+    co_await channel->wait();
+    if (channel->client_gone()) break;
+    while (!channel->empty()) {
+      int index = 0;
+      RequestDelta d = channel->pop(&index);
+      fanout.on_delta(index, d);
+      if (d.finish != FinishReason::kNone) lasts[static_cast<size_t>(index)] = std::move(d);
+    }
+  }
+  channel->stop_watching();
+  if (channel->client_gone()) {
+    access->status = 499;
+    access->finish_reason = "client_gone";
+    co_return false;
+  }
+  if (!fanout.failure().is_ok()) {
+    err = from_status(fanout.failure());
+    access->status = err.status;
+    co_return co_await send_error(stream, req, err);
+  }
+  json data = json::array();
+  int64_t prompt_tokens = 0;
+  for (size_t i = 0; i < lasts.size(); ++i) {
+    prompt_tokens += lasts[i].prompt_tokens;
+    data.push_back(embedding_item(static_cast<int>(i), std::move(lasts[i].embedding), er));
+  }
+  access->prompt_tokens = prompt_tokens;
+  access->finish_reason = "stop";
+  const json body = {{"object", "list"},
+                     {"data", std::move(data)},
+                     {"model", model_.name},
+                     {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+  HttpReply reply{http::status::ok, dump(body)};  // named: see generate()
   const bool written = co_await send(stream, req, std::move(reply));
   access->status = written ? 200 : 499;
   co_return (written && req.keep_alive());

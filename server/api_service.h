@@ -36,6 +36,7 @@ struct ServedModel {
   std::string name;           // the id clients use in "model"
   int64_t max_model_len = 0;  // prompt + output tokens
   int32_t vocab_size = 0;
+  int64_t hidden_size = 0;  // floats per embedding (the model's dim)
 };
 
 // One prompt of a response, tokenized, and its text when echo asks for it.
@@ -79,6 +80,10 @@ class ApiService final : public HttpHandler {
                ApiError* err) const;
   bool build_prompt(const HttpRequest& req, ApiKind kind, ApiRequest* api, std::vector<ResponsePrompt>* prompts,
                     ApiError* err) const;
+  // One warning line naming the unknown fields a request sent.
+  void warn_ignored_fields(const HttpRequest& req, const std::vector<std::string>& fields) const;
+  // POST /v1/embeddings: one prefill-only request per input, pooled.
+  boost::asio::awaitable<bool> embed(HttpRequest& req, boost::beast::tcp_stream& stream, AccessRecord* access);
   // Both fill *access (status, id, tokens, finish reason) as they go.
   boost::asio::awaitable<bool> generate(HttpRequest& req, boost::beast::tcp_stream& stream, ApiKind kind,
                                         AccessRecord* access);
@@ -122,6 +127,7 @@ class ApiService final : public HttpHandler {
   // How a reply's tool calls are written: server.tool_call_parser, or for
   // auto the format the model's chat template names.
   ToolCallFormat tool_call_format_ = ToolCallFormat::kJson;
+  Pooling pooling_ = Pooling::kLast;  // model.pooling, for /v1/embeddings
   ApiLimits limits_;
   const int64_t started_at_ = static_cast<int64_t>(std::time(nullptr));  // /v1/models' "created"
   std::atomic<bool> ready_{false};

@@ -25,7 +25,9 @@
 
 namespace pagoda {
 
-enum class ApiKind { kCompletion, kChat };
+// The work routes: the two generation routes, and /v1/embeddings (its own
+// parser, server/embedding_request.h).
+enum class ApiKind { kCompletion, kChat, kEmbedding };
 
 struct ApiLimits {
   int64_t max_model_len = 0;  // the engine's (set by the server; no default here)

@@ -144,6 +144,7 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   served.name = c.model.name.empty() ? std::filesystem::path(c.model.path).stem().string() : c.model.name;
   served.max_model_len = max_model_len;
   served.vocab_size = static_cast<int32_t>(mc.vocab_size);
+  served.hidden_size = mc.dim;
   impl->api = std::make_unique<ApiService>(c, served, impl->engine.get(), impl->tokenizer, std::move(keys).value());
   impl->http = std::make_unique<HttpServer>(c, impl->api.get());
   HttpServer* http = impl->http.get();

@@ -152,13 +152,17 @@ Status LlamaModel::check_batch(const BatchInput& batch) const {
   return Status::ok();
 }
 
-Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) {
+Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits, std::vector<float>* hidden) {
   PAGODA_RETURN_IF_ERROR(check_batch(batch));
   const ModelConfig& c = model_->config;
   const ModelWeights& w = model_->weights;
   int64_t T = static_cast<int64_t>(batch.tokens.size());  // rows; the last layer keeps n_out
-  int64_t n_out = 0;                                      // rows whose logits are taken
-  for (const BatchSequence& s : batch.seqs) n_out += s.logit_rows();
+  int64_t n_out = 0;                                      // rows kept through the last layer
+  int64_t n_logits = 0;                                   // of which rows whose logits are taken
+  for (const BatchSequence& s : batch.seqs) {
+    n_out += s.kept_rows();
+    n_logits += s.logit_rows();
+  }
   const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hid = c.hidden_dim;
   const int64_t qkv_w = qd + 2 * kvd;
   const int64_t P = kv_->layout().page_size;
@@ -234,13 +238,28 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits) 
     add_inplace(x_.data(), proj_.data(), T * dim);
   }
 
-  // Final norm and classifier for the rows kept: the last token of each
-  // sampling sequence (every token of one that wants all), in batch order.
-  logits->resize(static_cast<size_t>(n_out * c.vocab_size));
+  // Final norm for the rows kept, in batch order; the hidden states asked
+  // for; the classifier for the logit rows (the last of each sequence's).
+  logits->resize(static_cast<size_t>(n_logits * c.vocab_size));
+  if (hidden) hidden->clear();
   if (n_out == 0) return Status::ok();
   grow(sel_, n_out * dim);
   rmsnorm(x_.data(), w.rms_final, n_out, dim, c.rms_eps, sel_.data());
-  classifier_.forward(sel_.data(), n_out, logits->data());
+  if (hidden != nullptr || n_logits < n_out) {
+    int64_t k = 0, j = 0;  // kept row, logit row
+    for (const BatchSequence& s : batch.seqs) {
+      const int64_t kept = s.kept_rows(), lr = s.logit_rows();
+      if (hidden != nullptr && s.want_hidden)
+        hidden->insert(hidden->end(), sel_.data() + k * dim, sel_.data() + (k + kept) * dim);
+      // Compact the logit rows to the front (j <= k + kept - lr: forward copies are safe).
+      for (int64_t i = 0; i < lr; ++i, ++j)
+        if (j != k + kept - lr + i)
+          std::memmove(sel_.data() + j * dim, sel_.data() + (k + kept - lr + i) * dim,
+                       static_cast<size_t>(dim) * sizeof(float));
+      k += kept;
+    }
+  }
+  if (n_logits > 0) classifier_.forward(sel_.data(), n_logits, logits->data());
   return Status::ok();
 }
 
@@ -252,7 +271,7 @@ void LlamaModel::keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_
   int64_t row = 0, k = 0;
   for (const BatchSequence& s : batch.seqs) {
     row += s.n_tokens;
-    const int64_t m = s.logit_rows();
+    const int64_t m = s.kept_rows();
     if (m == 0) continue;
     const int64_t first = row - m;
     if (first != k) {

@@ -34,7 +34,10 @@ struct BatchSequence {
   std::span<const int32_t> page_table;  // pages holding positions 0 .. first_pos + n_tokens - 1
   bool want_logits = false;             // logits for its last token
   bool all_logits = false;              // logits for every token of this step (prompt logprobs)
+  bool want_hidden = false;             // the final hidden state of every token of this step (embeddings)
   int64_t logit_rows() const { return all_logits ? n_tokens : (want_logits ? 1 : 0); }
+  // Rows kept through the last layer: the logit rows are the last of them.
+  int64_t kept_rows() const { return want_hidden ? n_tokens : logit_rows(); }
 };
 
 struct BatchInput {
@@ -65,9 +68,11 @@ class LlamaModel {
 
   // Runs one step. On success `logits` holds logit_rows() rows of
   // vocab_size floats per sequence (its last token's, or with all_logits
-  // every token's), in sequence order. Errors (bad positions, a
+  // every token's), in sequence order, and `hidden` (when given) n_tokens
+  // rows of dim floats per sequence with want_hidden: the final-norm states
+  // the classifier would read. Errors (bad positions, a
   // page table too short, token ids out of range) leave KV untouched.
-  Status forward(const BatchInput& batch, std::vector<float>* logits);
+  Status forward(const BatchInput& batch, std::vector<float>* logits, std::vector<float>* hidden = nullptr);
 
   const ModelConfig& config() const { return model_->config; }
   // Bytes of packed weights streamed per step (embedding rows not counted).

@@ -71,8 +71,10 @@ class FakeRunner final : public ModelRunner {
  public:
   explicit FakeRunner(int32_t vocab, uint64_t eos_every = 0) : vocab_(vocab), eos_every_(eos_every) {}
   int32_t vocab_size() const override { return vocab_; }
-  Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits) override {
+  Status run(const SchedulerOutput& step, const KvCacheManager& kv, std::vector<float>* logits,
+             std::vector<float>* hidden) override {
     logits->clear();
+    hidden->clear();
     steps++;
     for (const ScheduledSeq& s : step.seqs) {
       const Request& r = *s.request;

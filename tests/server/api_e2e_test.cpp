@@ -4,8 +4,10 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <regex>
@@ -1024,4 +1026,113 @@ TEST_CASE("server e2e: echoed prompt logprobs equal the logprobs the same tokens
   CHECK(zero.status == 400);
   CHECK(zero.json()["error"]["param"] == "max_tokens");
   CHECK(server.terminate() == 0);
+}
+
+namespace {
+double l2(const json& v) {
+  double s = 0;
+  for (const json& x : v) s += x.get<double>() * x.get<double>();
+  return std::sqrt(s);
+}
+}  // namespace
+
+TEST_CASE("server e2e: embeddings are normalized pooled states, equal alone and in a batch, as floats or base64") {
+  ServerProcess server(18659);
+  const int port = server.port();
+  const std::vector<std::string> texts = {"Once upon a time", "The little dog ran to the park", "Lily"};
+  HttpResult r = post(port, "/v1/embeddings", json{{"input", texts}, {"model", "stories260K"}}.dump());
+  REQUIRE(r.status == 200);
+  const json j = r.json();
+  CHECK(j["object"] == "list");
+  CHECK(j["model"] == "stories260K");
+  REQUIRE(j["data"].size() == 3);
+  int64_t tokens = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const json& item = j["data"][i];
+    CHECK(item["object"] == "embedding");
+    CHECK(item["index"] == i);
+    REQUIRE(item["embedding"].size() == 64);  // stories260K's dim
+    CHECK(std::abs(l2(item["embedding"]) - 1.0) < 1e-4);
+    // The same input alone, as text and as token ids: the same vector.
+    const json alone = post(port, "/v1/embeddings", json{{"input", texts[i]}}.dump()).json();
+    const json ids = post(port, "/tokenize", json{{"prompt", texts[i]}}.dump()).json()["tokens"];
+    tokens += static_cast<int64_t>(ids.size());
+    const json by_ids = post(port, "/v1/embeddings", json{{"input", ids}}.dump()).json();
+    for (size_t k = 0; k < 64; ++k) {
+      CHECK(std::abs(alone["data"][0]["embedding"][k].get<double>() - item["embedding"][k].get<double>()) < 1e-5);
+      CHECK(by_ids["data"][0]["embedding"][k] == alone["data"][0]["embedding"][k]);
+    }
+  }
+  CHECK(j["usage"]["prompt_tokens"] == tokens);
+  CHECK(j["usage"]["total_tokens"] == tokens);
+  CHECK(j["data"][0]["embedding"] != j["data"][1]["embedding"]);
+
+  // dimensions: the first d values, renormalized; base64: the same float32s.
+  const json d16 = post(port, "/v1/embeddings", json{{"input", texts[0]}, {"dimensions", 16}}.dump()).json();
+  const json& full = j["data"][0]["embedding"];
+  double n16 = 0;
+  for (size_t k = 0; k < 16; ++k) n16 += full[k].get<double>() * full[k].get<double>();
+  REQUIRE(d16["data"][0]["embedding"].size() == 16);
+  for (size_t k = 0; k < 16; ++k)
+    CHECK(std::abs(d16["data"][0]["embedding"][k].get<double>() - full[k].get<double>() / std::sqrt(n16)) < 1e-5);
+  const json b64 = post(port, "/v1/embeddings", json{{"input", texts[0]}, {"encoding_format", "base64"}}.dump()).json();
+  const std::string enc = b64["data"][0]["embedding"];
+  CHECK(enc.size() == (64 * 4 + 2) / 3 * 4);
+  // Decode and compare (standard alphabet, padding).
+  std::string bytes;
+  int bits = 0;
+  uint32_t acc = 0;
+  for (char ch : enc) {
+    const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char* at = std::strchr(table, ch);
+    if (ch == '=' || at == nullptr) break;
+    acc = (acc << 6) | static_cast<uint32_t>(at - table);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  REQUIRE(bytes.size() == 64 * 4);
+  for (size_t k = 0; k < 64; ++k) {
+    float f = 0;
+    std::memcpy(&f, bytes.data() + 4 * k, 4);
+    CHECK(static_cast<double>(f) == Approx(full[k].get<double>()).margin(1e-5));
+  }
+
+  // Errors name their field; the server keeps serving.
+  CHECK(post(port, "/v1/embeddings", json{{"input", ""}}.dump()).json()["error"]["param"] == "input");
+  CHECK(post(port, "/v1/embeddings", json{{"input", json::array({"a", 5})}}.dump()).json()["error"]["param"] ==
+        "input");
+  CHECK(post(port, "/v1/embeddings", json{{"input", "a"}, {"dimensions", 65}}.dump()).json()["error"]["param"] ==
+        "dimensions");
+  CHECK(
+      post(port, "/v1/embeddings", json{{"input", "a"}, {"encoding_format", "hex"}}.dump()).json()["error"]["param"] ==
+      "encoding_format");
+  HttpResult other = post(port, "/v1/embeddings", json{{"input", "a"}, {"model", "gpt-4"}}.dump());
+  CHECK(other.status == 404);
+  HttpResult too_long = post(port, "/v1/embeddings", json{{"input", std::vector<int32_t>(600, 5)}}.dump());
+  CHECK(too_long.status == 400);
+  CHECK(too_long.json()["error"]["param"] == "input");
+  CHECK(server.metric("pagoda_kv_usage_ratio") == 0.0);  // every request gave its pages back
+  CHECK(server.terminate() == 0);
+}
+
+TEST_CASE("server e2e: embeddings pooled by mean and by cls differ from last and stay normalized") {
+  const std::vector<std::string> poolings = {"last", "mean", "cls"};
+  std::vector<json> got;
+  int port_offset = 0;
+  for (const std::string& pooling : poolings) {
+    ServerProcess server(18660 + port_offset++, {"--set", "model.pooling=" + pooling});
+    const json j =
+        post(server.port(), "/v1/embeddings", json{{"input", {"Once upon a time", "Once upon a time"}}}.dump()).json();
+    REQUIRE(j["data"].size() == 2);
+    CHECK(std::abs(l2(j["data"][0]["embedding"]) - 1.0) < 1e-4);
+    CHECK(j["data"][0]["embedding"] == j["data"][1]["embedding"]);  // the second may hit the prefix cache (last)
+    got.push_back(j["data"][0]["embedding"]);
+    CHECK(server.terminate() == 0);
+  }
+  CHECK(got[0] != got[1]);
+  CHECK(got[0] != got[2]);
+  CHECK(got[1] != got[2]);
 }

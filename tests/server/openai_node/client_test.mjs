@@ -1,6 +1,6 @@
 // The official OpenAI client against pagoda: completions, streaming
-// completions, chat, streaming chat, n: 2 (plain and streamed), and an
-// error. Exits non-zero on failure.
+// completions, chat, streaming chat, n: 2 (plain and streamed),
+// embeddings (base64 and float), and an error. Exits non-zero on failure.
 import OpenAI from 'openai';
 import assert from 'node:assert/strict';
 
@@ -58,6 +58,17 @@ for (const i of [0, 1]) {
   assert.equal(merged.choices[i].finish_reason, twoChat.choices[i].finish_reason);
 }
 
+// Embeddings: the SDK asks for base64 and decodes it; floats when asked.
+const emb = await client.embeddings.create({ model, input: ['Once upon a time', 'Lily'] });
+assert.equal(emb.data.length, 2);
+assert.equal(emb.data[1].index, 1);
+assert.equal(emb.data[0].embedding.length, 64);
+const norm = Math.sqrt(emb.data[0].embedding.reduce((a, x) => a + x * x, 0));
+assert.ok(Math.abs(norm - 1) < 1e-4, `norm ${norm}`);
+const floats = await client.embeddings.create({ model, input: 'Once upon a time', encoding_format: 'float' });
+for (let k = 0; k < 64; ++k) assert.ok(Math.abs(floats.data[0].embedding[k] - emb.data[0].embedding[k]) < 1e-5);
+assert.ok(emb.usage.prompt_tokens > 0);
+
 await assert.rejects(client.completions.create({ model, prompt: 'hi', temperature: 9 }),
                      (e) => e.status === 400 && /temperature/.test(e.message));
-console.log('openai client: completions, streaming, chat, streaming chat, n: 2, errors: ok');
+console.log('openai client: completions, streaming, chat, streaming chat, n: 2, embeddings, errors: ok');
