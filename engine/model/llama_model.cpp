@@ -264,9 +264,9 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits, 
 }
 
 void LlamaModel::keep_output_rows(const BatchInput& batch, int64_t qkv_w, int64_t dim) {
-  // Rows k.. take the last logit_rows() rows of each sequence that wants
-  // logits; k never exceeds the row it copies, so copying forward in
-  // place, in order, is safe.
+  // Rows k.. take the last kept_rows() rows of each sequence (its logit
+  // rows, or all its rows when it wants hidden states); k never exceeds
+  // the row it copies, so copying forward in place, in order, is safe.
   attn_seqs_.clear();
   int64_t row = 0, k = 0;
   for (const BatchSequence& s : batch.seqs) {
