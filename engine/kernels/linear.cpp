@@ -54,6 +54,13 @@ constexpr int64_t kMaxInt8In = 65536;
 // kernels on one thread (a parallel region costs more than the work).
 constexpr int64_t kGemvParallelBytes = 256 << 10;
 
+// Runs of consecutive panels per thread for calls of up to 4 rows. Handing
+// out one panel at a time interleaved the threads' panels and broke each
+// thread's stream of consecutive bytes at every panel: the batch-1 step
+// read its weights at ~35 GB/s; in runs of half a thread's share, ~43 GB/s
+// (bench-200m int4 and int8 on an AMD EPYC Zen 5, BENCHMARKS.md (b)).
+constexpr int64_t kGemvRunsPerThread = 2;
+
 // Activation values from which the panel kernels convert / quantize the rows
 // on all threads (8 rows of 1024).
 constexpr int64_t kParallelConvertValues = 8192;
@@ -529,12 +536,14 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
       for (int64_t r = 0; r < m; ++r) convert_row(r);
     }
   }
-  // Panels (64 columns x all of K: 16-256 KB each) handed out dynamically:
-  // on a shared machine one thread is often descheduled for a while, and a
-  // static split would make the whole call wait for it. Above 4 rows, in
-  // runs of consecutive panels, so the chunked kernels' prefetch of the
-  // next chunk crosses into a panel the same thread computes.
-  const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
+  // Panels (64 columns x all of K: 16-256 KB each) handed out dynamically
+  // in runs of consecutive panels: on a shared machine one thread is often
+  // descheduled for a while, and a static split would make the whole call
+  // wait for it. Up to 4 rows (memory-bound), kGemvRunsPerThread runs per
+  // thread, so each thread streams long stretches of consecutive bytes;
+  // above, runs of a quarter, so the chunked kernels' prefetch of the next
+  // chunk crosses into a panel the same thread computes.
+  const int64_t run = std::max<int64_t>(1, np / ((m > 4 ? 4 : kGemvRunsPerThread) * nt));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
   for (int64_t p0 = 0; p0 < np; p0 += run) {
     const int64_t p1 = std::min(np, p0 + run);
@@ -588,7 +597,8 @@ void Linear::Impl::run_q4(const float* x, int64_t m, float* y) {
   } else {
     for (int64_t r = 0; r < m; ++r) quantize_row(r);
   }
-  const int64_t run = m > 4 ? std::max<int64_t>(1, np / (4 * nt)) : 1;
+  // Runs of panels as in run_gemv.
+  const int64_t run = std::max<int64_t>(1, np / ((m > 4 ? 4 : kGemvRunsPerThread) * nt));
   const uint8_t* w = q4->data();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
   for (int64_t p0 = 0; p0 < np; p0 += run)
