@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -322,6 +323,29 @@ void finish_access(const Request& request, const RequestDelta& last, AccessRecor
     a->ttft_s = std::chrono::duration<double>(request.times.first_token - request.times.arrival).count();
 }
 
+// Waits for the deltas of a fan-out's requests until all have finished,
+// handing each to `on_delta` after the fan-out has seen it. False when the
+// client went away first (marked in the access record). The channel stops
+// watching the socket either way.
+asio::awaitable<bool> gather_deltas(DeltaChannel& channel, ChoiceFanout& fanout,
+                                    const std::function<void(int, RequestDelta&)>& on_delta, AccessRecord* access) {
+  while (!fanout.done()) {
+    co_await channel.wait();
+    if (channel.client_gone()) break;
+    while (!channel.empty()) {
+      int index = 0;
+      RequestDelta d = channel.pop(&index);
+      fanout.on_delta(index, d);
+      on_delta(index, d);
+    }
+  }
+  channel.stop_watching();
+  if (!channel.client_gone()) co_return true;
+  access->status = 499;
+  access->finish_reason = "client_gone";
+  co_return false;
+}
+
 }  // namespace
 
 const char* ApiService::serving_state() const {
@@ -502,27 +526,15 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   std::vector<ChoiceResult> results(requests.size());
   for (size_t i = 0; i < results.size(); ++i)
     results[i].text = prompts[static_cast<size_t>(fanout.prompt_of(static_cast<int>(i)))].echo;
-  while (!fanout.done()) {
-    co_await channel->wait();
-    if (channel->client_gone()) break;
-    while (!channel->empty()) {
-      int index = 0;
-      RequestDelta d = channel->pop(&index);
-      fanout.on_delta(index, d);
-      ChoiceResult& r = results[static_cast<size_t>(index)];
-      r.text += d.text;
-      r.logprobs.insert(r.logprobs.end(), std::make_move_iterator(d.logprobs.begin()),
-                        std::make_move_iterator(d.logprobs.end()));
-      if (!d.prompt_logprobs.empty()) r.prompt_logprobs = std::move(d.prompt_logprobs);
-      if (d.finish != FinishReason::kNone) r.last = std::move(d);
-    }
-  }
-  channel->stop_watching();
-  if (channel->client_gone()) {
-    access->status = 499;
-    access->finish_reason = "client_gone";
-    co_return false;
-  }
+  const std::function<void(int, RequestDelta&)> collect = [&results](int index, RequestDelta& d) {
+    ChoiceResult& r = results[static_cast<size_t>(index)];
+    r.text += d.text;
+    r.logprobs.insert(r.logprobs.end(), std::make_move_iterator(d.logprobs.begin()),
+                      std::make_move_iterator(d.logprobs.end()));
+    if (!d.prompt_logprobs.empty()) r.prompt_logprobs = std::move(d.prompt_logprobs);
+    if (d.finish != FinishReason::kNone) r.last = std::move(d);
+  };
+  if (!co_await gather_deltas(*channel, fanout, collect, access)) co_return false;
   // Choice 0's request is read only once it finished (else the engine may still write it).
   if (fanout.first_finished()) finish_access(*requests.front(), results.front().last, access);
   if (!fanout.failure().is_ok()) {
@@ -601,22 +613,10 @@ asio::awaitable<bool> ApiService::embed(HttpRequest& req, beast::tcp_stream& str
   }
   DisconnectWatch watch(*channel, stream.socket(), requests);
   std::vector<RequestDelta> lasts(requests.size());
-  while (!fanout.done()) {
-    co_await channel->wait();
-    if (channel->client_gone()) break;
-    while (!channel->empty()) {
-      int index = 0;
-      RequestDelta d = channel->pop(&index);
-      fanout.on_delta(index, d);
-      if (d.finish != FinishReason::kNone) lasts[static_cast<size_t>(index)] = std::move(d);
-    }
-  }
-  channel->stop_watching();
-  if (channel->client_gone()) {
-    access->status = 499;
-    access->finish_reason = "client_gone";
-    co_return false;
-  }
+  const std::function<void(int, RequestDelta&)> keep_last = [&lasts](int index, RequestDelta& d) {
+    if (d.finish != FinishReason::kNone) lasts[static_cast<size_t>(index)] = std::move(d);
+  };
+  if (!co_await gather_deltas(*channel, fanout, keep_last, access)) co_return false;
   if (!fanout.failure().is_ok()) {
     err = from_status(fanout.failure());
     access->status = err.status;

@@ -43,7 +43,6 @@ class ChoiceFanout {
   // Whether choice 0 has finished (its request's fields are then final).
   bool first_finished() const { return first_finished_; }
   const std::vector<std::shared_ptr<Request>>& requests() const { return requests_; }
-  size_t size() const { return requests_.size(); }
   int prompt_of(int index) const { return index / n_; }
   bool first_of_prompt(int index) const { return index % n_ == 0; }
 
