@@ -137,21 +137,29 @@ WeightDtype precision_class(GgmlType t) {
 
 bool is_q4(GgmlType t) { return t == GgmlType::kQ4_0 || t == GgmlType::kQ4_1 || t == GgmlType::kQ4_K; }
 
+// The exact f32 values of a tensor of `type` at `data` (`elements` values in
+// rows of `row`) into `out`, rows on all threads.
+void dequantize(GgmlType type, const uint8_t* data, int64_t row, int64_t elements, float* out) {
+  const int64_t n_rows = elements / row;
+  const uint64_t row_bytes = ggml_row_bytes(type, row);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(type, data + r * row_bytes, row, out + r * row);
+}
+
 // Turns the file's tensors into float32 views, checking each one's shape,
 // and records how each matrix is stored (LoadedModel::stored).
 class TensorLoader {
  public:
-  TensorLoader(const GgufFile& file, LoadedModel* model, bool expand_4bit)
-      : file_(file), model_(model), expand_4bit_(expand_4bit) {}
+  TensorLoader(const GgufFile& file, LoadedModel* model, bool expand_matrices)
+      : file_(file), model_(model), expand_matrices_(expand_matrices) {}
 
   // Sets *field to the tensor `name` of shape [rows, cols] (ggml: dims
   // {cols, rows}), a vector when rows == 0; optional tensors leave nullptr
-  // when absent. `partners`: the tensors fused with this one into one
-  // Linear; a 4-bit matrix stays unexpanded (null view, groups only) when
-  // expand_4bit is off, every partner is 4-bit too and `read_as_floats`
-  // (the embedding, whose rows the forward pass reads) is not set.
+  // when absent. With expand_matrices off, a matrix stored in any type but
+  // f32 keeps a null view (LoadedModel::stored says how to expand it), unless
+  // `read_as_floats` (the embedding, whose rows the forward pass reads).
   Status take(const float** field, const std::string& name, int64_t rows, int64_t cols, bool optional = false,
-              std::initializer_list<std::string> partners = {}, bool read_as_floats = false) {
+              bool read_as_floats = false) {
     const GgufTensorInfo* t = file_.find_tensor(name);
     if (t == nullptr) {
       if (optional) return Status::ok();
@@ -172,24 +180,15 @@ class TensorLoader {
                                       "q5_1, q8_0, q2_K, q4_K, q5_K, q6_K)");
     used_.insert(name);
     if (rows > 0) remember(field, *t);
-    bool expand = expand_4bit_ || read_as_floats || rows == 0 || !is_q4(t->type);
-    for (const std::string& p : partners) {
-      const GgufTensorInfo* pt = file_.find_tensor(p);
-      expand |= pt == nullptr || !is_q4(pt->type);
-    }
-    if (!expand) return Status::ok();  // the groups in `stored` are all there is
     // The data section is aligned to >= 32 bytes and the mapping to a page,
     // so an F32 tensor is a float array in place.
     if (t->type == GgmlType::kF32) {
       *field = reinterpret_cast<const float*>(t->data);
       return Status::ok();
     }
+    if (!expand_matrices_ && rows > 0 && !read_as_floats) return Status::ok();  // expanded when packed
     auto v = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(t->elements));
-    const int64_t row = t->dims[0];
-    const int64_t n_rows = t->elements / row;
-    const uint64_t row_bytes = ggml_row_bytes(t->type, row);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(t->type, t->data + r * row_bytes, row, v.get() + r * row);
+    dequantize(t->type, t->data, t->dims[0], t->elements, v.get());
     *field = v.get();
     model_->owned_arrays.push_back(std::move(v));
     return Status::ok();
@@ -203,6 +202,12 @@ class TensorLoader {
   void remember(const float** field, const GgufTensorInfo& t) {
     StoredMatrix& s = model_->stored[field];
     s.precision = precision_class(t.type);
+    if (t.type != GgmlType::kF32) {
+      // `data` points into the mapping, which the model keeps.
+      s.expand = [type = t.type, data = t.data, row = t.dims[0], elements = t.elements](float* out) {
+        dequantize(type, data, row, elements, out);
+      };
+    }
     if (!is_q4(t.type)) return;
     const uint8_t* data = t.data;
     const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
@@ -219,7 +224,7 @@ class TensorLoader {
 
   const GgufFile& file_;
   LoadedModel* model_;
-  bool expand_4bit_;
+  bool expand_matrices_;
   std::set<std::string> used_;
 };
 
@@ -247,10 +252,10 @@ Result<std::unique_ptr<LoadedModel>> GgufReader::read(const std::string& path) c
   model->path = path;
   model->config = c;
   const int64_t dim = c.dim, hidden = c.hidden_dim, kv = c.kv_dim();
-  TensorLoader tensors(*file, model.get(), expand_4bit_);
+  TensorLoader tensors(*file, model.get(), expand_matrices_);
   ModelWeights& w = model->weights;
   // The embedding is read row by row at run time: always expanded.
-  PAGODA_RETURN_IF_ERROR(tensors.take(&w.token_embedding, "token_embd.weight", c.vocab_size, dim, false, {}, true));
+  PAGODA_RETURN_IF_ERROR(tensors.take(&w.token_embedding, "token_embd.weight", c.vocab_size, dim, false, true));
   PAGODA_RETURN_IF_ERROR(tensors.take(&w.rms_final, "output_norm.weight", 0, dim));
   if (c.tied_classifier) {
     w.classifier = w.token_embedding;
@@ -265,14 +270,14 @@ Result<std::unique_ptr<LoadedModel>> GgufReader::read(const std::string& path) c
     const std::string q = p + "attn_q.weight", k = p + "attn_k.weight", v = p + "attn_v.weight";
     const std::string gate = p + "ffn_gate.weight", up = p + "ffn_up.weight";
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.rms_att, p + "attn_norm.weight", 0, dim));
-    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wq, q, c.q_dim(), dim, false, {k, v}));
-    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wk, k, kv, dim, false, {q, v}));
-    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wv, v, kv, dim, false, {q, k}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wq, q, c.q_dim(), dim));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wk, k, kv, dim));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.wv, v, kv, dim));
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.wo, p + "attn_output.weight", dim, c.q_dim()));
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.rms_ffn, p + "ffn_norm.weight", 0, dim));
-    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w1, gate, hidden, dim, false, {up}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w1, gate, hidden, dim));
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.w2, p + "ffn_down.weight", dim, hidden));
-    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w3, up, hidden, dim, false, {gate}));
+    PAGODA_RETURN_IF_ERROR(tensors.take(&l.w3, up, hidden, dim));
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.bq, p + "attn_q.bias", 0, c.q_dim(), true));
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.bk, p + "attn_k.bias", 0, kv, true));
     PAGODA_RETURN_IF_ERROR(tensors.take(&l.bv, p + "attn_v.bias", 0, kv, true));

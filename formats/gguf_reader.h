@@ -25,16 +25,17 @@ namespace pagoda {
 // ModelReader for GGUF files. Stateless; thread-safe.
 class GgufReader final : public ModelReader {
  public:
-  // expand_4bit false: a q4_0 / q4_1 / q4_K matrix whose fused partners (q,
-  // k, v; gate, up) are 4-bit too gets no f32 copy: its view is null and
-  // LoadedModel::stored holds its groups, which is all int4 Linears read
-  // (for model.weight_dtype auto and int4; the embedding is always expanded).
-  explicit GgufReader(bool expand_4bit = true) : expand_4bit_(expand_4bit) {}
+  // expand_matrices false: a matrix stored in any type but f32 gets no f32
+  // copy: its view is null, and LoadedModel::stored holds how to expand it
+  // (StoredMatrix::expand) and, for q4_0 / q4_1 / q4_K, its groups, which
+  // int4 Linears read as they are. The embedding is always expanded (its
+  // rows are read at run time); f32 tensors are views into the mapping.
+  explicit GgufReader(bool expand_matrices = true) : expand_matrices_(expand_matrices) {}
   const char* name() const override { return "gguf"; }
   Result<std::unique_ptr<LoadedModel>> read(const std::string& path) const override;
 
  private:
-  bool expand_4bit_;
+  bool expand_matrices_;
 };
 
 }  // namespace pagoda

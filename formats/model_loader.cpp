@@ -46,7 +46,7 @@ Result<std::unique_ptr<LoadedModel>> load_model(const std::string& path, ModelFo
                                         "(config.json + model.safetensors)");
       return HfReader().read(path);
     case ModelFormat::kGguf:
-      return GgufReader(options.expand_4bit).read(path);
+      return GgufReader(options.expand_matrices).read(path);
     case ModelFormat::kAuto:
       break;
   }

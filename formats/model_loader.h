@@ -21,9 +21,11 @@ enum class ModelFormat {
 Result<ModelFormat> parse_model_format(const std::string& name);
 
 struct LoadOptions {
-  // false: 4-bit GGUF matrices that only int4 Linears will read keep no f32
-  // copy (GgufReader); for servers whose weight dtype is auto or int4.
-  bool expand_4bit = true;
+  // false: quantized and f16/bf16 GGUF matrices keep no f32 copy
+  // (GgufReader): LlamaModel packs 4-bit ones from their groups and expands
+  // the others one Linear at a time (StoredMatrix::expand). For engines;
+  // true for tools that read the float views.
+  bool expand_matrices = true;
 };
 
 // Loads the model at `path`. Errors name the path and what is wrong.

@@ -73,9 +73,9 @@ Result<std::unique_ptr<ServerApp>> ServerApp::assemble(const ServerConfig& confi
   if (!format) return Status::invalid_argument("config key 'model.format': " + format.status().message());
   auto choice = parse_weight_choice(c.model.weight_dtype);
   if (!choice) return Status::invalid_argument("config key 'model.weight_dtype': " + choice.status().message());
-  // auto and int4 read 4-bit GGUF matrices as stored: no f32 copies.
+  // GGUF matrices keep no f32 copies: LlamaModel packs them one at a time.
   LoadOptions load_options;
-  load_options.expand_4bit = !reads_4bit_as_stored(*choice);
+  load_options.expand_matrices = false;
   auto loaded = load_model(c.model.path, *format, load_options);
   if (!loaded) return Status(loaded.status().code(), "config key 'model.path': " + loaded.status().message());
   impl->model = std::shared_ptr<const LoadedModel>(std::move(loaded).value());

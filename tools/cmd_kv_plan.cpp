@@ -75,8 +75,8 @@ int kv_plan(const KvPlanFlags& f) {
       print_error("config key 'model.format': " + format.status().message());
       return kExitConfigError;
     }
-    LoadOptions lean;  // only the shape is needed: 4-bit matrices need no f32 copy
-    lean.expand_4bit = false;
+    LoadOptions lean;  // only the shape is needed: GGUF matrices need no f32 copy
+    lean.expand_matrices = false;
     auto model = load_model(cfg.model.path, *format, lean);
     if (!model) {
       print_error(std::string(f.config.given("--model") ? "--model" : "config key 'model.path'") + ": " +

@@ -68,9 +68,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   auto wdt = parse_weight_choice(dtype);  // auto: as the file stores each matrix
-  // auto and int4 read 4-bit GGUF matrices as stored, as the server does.
+  // GGUF matrices keep no f32 copies, as the server loads them.
   LoadOptions load_options;
-  load_options.expand_4bit = !wdt.is_ok() || !reads_4bit_as_stored(*wdt);
+  load_options.expand_matrices = false;
   auto loaded = load_model(model_path, ModelFormat::kAuto, load_options);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.status().to_string().c_str());

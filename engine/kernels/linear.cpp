@@ -282,10 +282,14 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
           }
         }));
 
-  // The whole weight as one f32 [out, in] array (a view when not fused).
+  // The whole weight as one f32 [out, in] array (a view when not fused, or
+  // when the blocks already lie one after the other).
   std::vector<float> stacked;
   const float* w = blocks[0].data;
-  if (blocks.size() > 1) {
+  bool adjacent = true;
+  for (size_t i = 1; i < blocks.size(); ++i)
+    adjacent &= blocks[i].data == blocks[i - 1].data + blocks[i - 1].rows * in;
+  if (!adjacent) {
     stacked.resize(static_cast<size_t>(out * in));
     float* p = stacked.data();
     for (const auto& b : blocks) {
@@ -299,16 +303,34 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
 
   // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major
   // array is exactly that in format "ba".
-  std::vector<int8_t> wq;
+  // int8: the quantized rows, in a buffer each thread reuses (creating a
+  // model's Linears one after another faults its pages in once).
+  static thread_local HugeBuffer wq_buffer;
+  static thread_local size_t wq_bytes = 0;
   const void* user_data = w;
   dt user_dt = dt::f32;
   if (dtype == WeightDtype::kInt8) {
-    wq.resize(static_cast<size_t>(out * in));
+    if (static_cast<size_t>(out * in) > wq_bytes) {
+      wq_buffer.reset();
+      wq_bytes = 0;
+      wq_buffer = allocate_huge(static_cast<size_t>(out * in));
+      if (!wq_buffer)
+        return Status::resource_exhausted("Linear: out of memory quantizing an int8 matmul [" + std::to_string(out) +
+                                          " x " + std::to_string(in) + "]");
+      wq_bytes = static_cast<size_t>(out * in);
+    }
+    auto* wq = static_cast<int8_t*>(wq_buffer.get());
     impl->w_scale.resize(static_cast<size_t>(out));
     impl->w_comp.resize(static_cast<size_t>(out));
-    quantize_rows_s8(w, out, in, wq.data(), impl->w_scale.data(), impl->w_comp.data());
+    float* w_scale = impl->w_scale.data();
+    int32_t* w_comp = impl->w_comp.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r0 = 0; r0 < out; r0 += 64) {
+      const int64_t rows = std::min<int64_t>(64, out - r0);
+      quantize_rows_s8(w + r0 * in, rows, in, wq + r0 * in, w_scale + r0, w_comp + r0);
+    }
     for (auto& c : impl->w_comp) c *= 128;
-    user_data = wq.data();
+    user_data = wq;
     user_dt = dt::s8;
   }
   const dt w_dt = dtype == WeightDtype::kF32 ? dt::f32 : dtype == WeightDtype::kBF16 ? dt::bf16 : dt::s8;

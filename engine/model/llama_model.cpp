@@ -1,11 +1,13 @@
 #include "engine/model/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "engine/kernels/q4_gemv.h"
 
 namespace pagoda {
@@ -34,11 +36,39 @@ struct Part {
   int64_t rows;
 };
 
+// A reusable buffer for the f32 values of matrices loaded without them
+// (StoredMatrix::expand): one Linear's worth at a time, so loading faults in
+// the largest Linear's pages once instead of a copy of every matrix.
+class ExpandBuffer {
+ public:
+  // At least `floats` floats, uninitialized; valid until the next call.
+  Result<float*> get(int64_t floats) {
+    const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
+    if (bytes > bytes_) {
+      buffer_.reset();
+      buffer_ = allocate_huge(bytes);
+      if (!buffer_) {
+        bytes_ = 0;
+        return Status::resource_exhausted("out of memory expanding a weight matrix (" + std::to_string(bytes >> 20) +
+                                          " MiB)");
+      }
+      bytes_ = bytes;
+    }
+    return static_cast<float*>(buffer_.get());
+  }
+
+ private:
+  HugeBuffer buffer_;
+  size_t bytes_ = 0;
+};
+
 // One Linear of `parts` (stacked rows, `in` columns) in `dtype`, or in its
-// parts' stored precision when `dtype` is nullopt.
+// parts' stored precision when `dtype` is nullopt. Parts without f32 values
+// are expanded into `scratch` first, unless int4 packs their groups.
 Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part> parts, int64_t in,
-                           std::optional<WeightDtype> dtype) {
+                           std::optional<WeightDtype> dtype, ExpandBuffer& scratch) {
   std::vector<WeightBlock> blocks;
+  std::vector<const StoredMatrix*> stored_parts;
   WeightDtype d = dtype.value_or(WeightDtype::kInt4);
   for (const Part& p : parts) {
     WeightBlock b{*p.field, p.rows};
@@ -50,14 +80,35 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
     }
     if (stored && stored->q4) b.q4 = &stored->q4;
     blocks.push_back(b);
+    stored_parts.push_back(stored);
   }
   // Without the vector int4 kernel (no AVX512_VNNI) auto runs 4-bit matrices
   // on the int8 kernels instead of the scalar int4 path.
   if (!dtype && d == WeightDtype::kInt4 && !reads_4bit_as_stored(std::nullopt)) d = WeightDtype::kInt8;
-  for (const WeightBlock& b : blocks)
-    if (b.data == nullptr && (d != WeightDtype::kInt4 || b.q4 == nullptr))
-      return Status::internal("a weight matrix was loaded only as 4-bit groups but runs as " +
-                              std::string(weight_dtype_name(d)) + " (load the model with expand_4bit)");
+  // int4 packs from the groups when every part has them; else every part
+  // needs its f32 values.
+  const bool from_groups =
+      d == WeightDtype::kInt4 && std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4; });
+  if (!from_groups) {
+    int64_t missing_rows = 0;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      if (blocks[i].data != nullptr) continue;
+      if (stored_parts[i] == nullptr || !stored_parts[i]->expand)
+        return Status::internal("a weight matrix was loaded without its values");
+      missing_rows += blocks[i].rows;
+    }
+    if (missing_rows > 0) {
+      auto buffer = scratch.get(missing_rows * in);
+      if (!buffer) return buffer.status();
+      float* next = *buffer;
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        if (blocks[i].data != nullptr) continue;
+        stored_parts[i]->expand(next);
+        blocks[i].data = next;
+        next += blocks[i].rows * in;
+      }
+    }
+  }
   auto linear = Linear::create_fused(blocks, in, d);
   // bf16 kernels need AVX-512; auto then keeps the f32 values.
   if (!linear && !dtype && d == WeightDtype::kBF16) return Linear::create_fused(blocks, in, WeightDtype::kF32);
@@ -87,21 +138,22 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
                                     std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
                                     ") does not match the model (" + c.summary() + ")");
   const LoadedModel& m = *model;
+  ExpandBuffer scratch;
   std::vector<Layer> layers;
   layers.reserve(static_cast<size_t>(c.n_layers));
   for (const LayerWeights& w : m.weights.layers) {
-    auto qkv = make_linear(m, {{&w.wq, c.q_dim()}, {&w.wk, c.kv_dim()}, {&w.wv, c.kv_dim()}}, c.dim, dtype);
+    auto qkv = make_linear(m, {{&w.wq, c.q_dim()}, {&w.wk, c.kv_dim()}, {&w.wv, c.kv_dim()}}, c.dim, dtype, scratch);
     if (!qkv) return qkv.status();
-    auto wo = make_linear(m, {{&w.wo, c.dim}}, c.q_dim(), dtype);
+    auto wo = make_linear(m, {{&w.wo, c.dim}}, c.q_dim(), dtype, scratch);
     if (!wo) return wo.status();
-    auto gate_up = make_linear(m, {{&w.w1, c.hidden_dim}, {&w.w3, c.hidden_dim}}, c.dim, dtype);
+    auto gate_up = make_linear(m, {{&w.w1, c.hidden_dim}, {&w.w3, c.hidden_dim}}, c.dim, dtype, scratch);
     if (!gate_up) return gate_up.status();
-    auto down = make_linear(m, {{&w.w2, c.dim}}, c.hidden_dim, dtype);
+    auto down = make_linear(m, {{&w.w2, c.dim}}, c.hidden_dim, dtype, scratch);
     if (!down) return down.status();
     layers.push_back(
         Layer{std::move(qkv).value(), std::move(wo).value(), std::move(gate_up).value(), std::move(down).value()});
   }
-  auto cls = make_linear(m, {{&m.weights.classifier, c.vocab_size}}, c.dim, dtype);
+  auto cls = make_linear(m, {{&m.weights.classifier, c.vocab_size}}, c.dim, dtype, scratch);
   if (!cls) return cls.status();
   return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -55,6 +56,11 @@ struct StoredMatrix {
   WeightDtype precision = WeightDtype::kF32;
   // q4_0, q4_1, q4_K: the groups as stored (Linear packs them as they are).
   Q4Weights::GroupSource q4;
+  // A matrix loaded without an f32 copy (null view; GgufReader with
+  // expand_matrices off): writes its [rows, cols] f32 values to `out`, the
+  // file's exact dequantization, on all threads. LlamaModel expands one
+  // Linear at a time into a buffer it reuses.
+  std::function<void(float* out)> expand;
 };
 
 // A model in memory: its config, the weight views, and whatever backs them
@@ -72,7 +78,8 @@ struct LoadedModel {
   // Per matrix, keyed by the address of its pointer in `weights`
   // (&weights.layers[i].wq, &weights.classifier), how the file stores it;
   // empty for formats whose matrices are all f32/bf16 floats. A matrix whose
-  // view is null exists only as StoredMatrix::q4 (GgufReader, expand_4bit off).
+  // view is null exists only as StoredMatrix::q4 and ::expand (GgufReader,
+  // expand_matrices off).
   std::unordered_map<const float* const*, StoredMatrix> stored;
 };
 
