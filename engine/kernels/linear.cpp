@@ -287,8 +287,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   std::vector<float> stacked;
   const float* w = blocks[0].data;
   bool adjacent = true;
-  for (size_t i = 1; i < blocks.size(); ++i)
-    adjacent &= blocks[i].data == blocks[i - 1].data + blocks[i - 1].rows * in;
+  for (size_t i = 1; i < blocks.size(); ++i) adjacent &= blocks[i].data == blocks[i - 1].data + blocks[i - 1].rows * in;
   if (!adjacent) {
     stacked.resize(static_cast<size_t>(out * in));
     float* p = stacked.data();
