@@ -260,7 +260,11 @@ asio::awaitable<RequestRecord> HttpClient::stream(std::string path, std::string 
       auto c = j.find("choices");
       if (c == j.end() || !c->is_array() || c->empty()) continue;
       if (first_choice == Clock::time_point{}) first_choice = now;
-      if (choice_text((*c)[0]).empty()) continue;
+      if (auto f = (*c)[0].find("finish_reason"); f != (*c)[0].end() && f->is_string())
+        r.finish_reason = f->get<std::string>();
+      const std::string_view text = choice_text((*c)[0]);
+      if (text.empty()) continue;
+      r.text += text;
       if (r.output_events == 0) r.ttft_s = seconds(now - start);
       else r.itl_s.push_back(seconds(now - last_output));
       last_output = now;

@@ -90,6 +90,39 @@ std::string failure_hint(const std::string& key, const std::string& url) {
   return "";
 }
 
+namespace {
+
+// Whether the request bodies ask for JSON output: response_format
+// json_object or json_schema, or vLLM's guided_json.
+bool asks_for_json(const nlohmann::json& body) {
+  if (!body.is_object()) return false;
+  if (body.contains("guided_json")) return true;
+  const auto f = body.find("response_format");
+  if (f == body.end() || !f->is_object()) return false;
+  const std::string type = f->value("type", "");
+  return type == "json_object" || type == "json_schema";
+}
+
+// For requests that ask for JSON: how many successful outputs ended by
+// "stop" (not cut by max_tokens) and how many of those parse as JSON.
+void json_output_lines(std::ostream& os, const BenchResult& r) {
+  int64_t stopped = 0, parsed = 0, cut = 0;
+  for (const RequestRecord& q : r.records) {
+    if (!q.ok()) continue;
+    if (q.finish_reason == "length") {
+      ++cut;
+      continue;
+    }
+    ++stopped;
+    if (!nlohmann::json::parse(q.text, nullptr, false).is_discarded()) ++parsed;
+  }
+  line(os, "JSON outputs ended by stop:",
+       std::to_string(parsed) + " of " + std::to_string(stopped) + " parse as JSON (" + std::to_string(cut) +
+           " cut by max_tokens)");
+}
+
+}  // namespace
+
 void print_report(const BenchResult& r, std::ostream& os) {
   const BenchMetrics& m = r.metrics;
   const BenchConfig& c = r.config;
@@ -121,6 +154,7 @@ void print_report(const BenchResult& r, std::ostream& os) {
     line(os, "Request goodput (req/s):",
          num(m.goodput) + " (" + std::to_string(m.good_requests) + " requests met the SLOs)");
   line(os, "Peak requests in flight (client):", num(m.max_concurrency_seen, 0));
+  if (asks_for_json(c.extra_body)) json_output_lines(os, r);
   section(os, "Time to First Token");
   dist_lines(os, "TTFT", m.ttft, range_text(r, r.spread.ttft_median_ms));
   section(os, "Time per Output Token (excl. 1st token)");
