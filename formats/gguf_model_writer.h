@@ -14,19 +14,32 @@
 
 namespace pagoda {
 
-// The weight encodings make-model writes: "f32", "f16", "q8_0", "q4_0".
+// The weight encodings make-model writes: "f32", "f16", "q8_0", "q4_0" (every
+// matrix in that type), "q4_k_m" (llama.cpp's Q4_K_M mix: q4_K, with q6_K for
+// the classifier and for attn_v and ffn_down on some layers) and "q6_k"
+// (llama.cpp's Q6_K: every matrix q6_K).
 const std::vector<std::string>& gguf_quant_names();
 
+// A matrix written in another type than its encoding asks for, because its
+// rows are not a multiple of that type's block (llama.cpp falls back the
+// same way: q4_K -> q5_0, q6_K -> q8_0, then f16 when 32 does not divide the
+// rows either).
+struct GgufFallback {
+  std::string name;
+  std::string wanted;   // ggml's type names: "q4_K", ...
+  std::string written;  // "q5_0", "q8_0" or "f16"
+};
+
 struct GgufModelWriteResult {
-  // Tensors written as f16 instead of the asked type because their rows are
-  // not a multiple of its block of 32 (llama.cpp falls back the same way).
-  std::vector<std::string> fallbacks;
+  std::vector<GgufFallback> fallbacks;
   uint64_t bytes = 0;
 };
 
 // Writes `weights` (shaped by `config`; RopeLayout::kAdjacentPairs, as
-// llama.cpp's `llama` architecture computes RoPE) to `path` with every matrix
-// encoded as `quant` and norms as f32. Writes `path`.part, then renames it.
+// llama.cpp's `llama` architecture computes RoPE) to `path` with the matrices
+// encoded as `quant` says and norms as f32. Writes `path`.part, then renames
+// it. Quantizes with ggml's reference quantizers (no importance matrix), on
+// all of OpenMP's threads.
 // No vocabulary is written: serve the file with model.tokenizer set.
 Result<GgufModelWriteResult> write_gguf_model(const ModelConfig& config, const ModelWeights& weights,
                                               const std::string& quant, const std::string& path);

@@ -50,7 +50,8 @@ class GgufWriter {
 };
 
 // Encodes `n` floats (a multiple of the type's block) as `type`: f32, f16,
-// q8_0 or q4_0, as ggml's reference quantizers do. Other types: empty.
+// q8_0, q5_0, q4_0, q4_K or q6_K, as ggml's reference quantizers do
+// (quantize_row_*_ref: no importance matrix). Other types: empty.
 std::vector<uint8_t> ggml_quantize(GgmlType type, const float* x, int64_t n);
 
 }  // namespace pagoda

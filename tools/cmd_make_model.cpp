@@ -6,9 +6,10 @@
 // `--from FILE.bin --format hf --out DIR [--hf-dtype f32|bf16]` converts a
 // llama2.c checkpoint (say stories260K) to a Hugging Face directory that
 // computes the same function.
-// `--format gguf [--quant f32|f16|q8_0|q4_0]` writes a GGUF file (llama.cpp's
-// layout, no vocabulary) of a preset (the same weights as the llama2.c file
-// of that seed) or of --from any model pagoda loads.
+// `--format gguf [--quant f32|f16|q8_0|q4_0|q4_k_m|q6_k]` writes a GGUF file
+// (llama.cpp's layout, no vocabulary) of a preset (the same weights as the
+// llama2.c file of that seed) or of --from any model pagoda loads; q4_k_m is
+// llama.cpp's Q4_K_M mix (formats/gguf_model_writer.h).
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -71,9 +72,12 @@ int make_gguf(const MakeModelFlags& f) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "wrote " << f.out << ": GGUF " << f.quant << " from " << (f.from.empty() ? "preset " + f.preset : f.from)
             << ", " << config.summary() << ", " << written->bytes << " bytes in " << secs << " s\n";
-  if (!written->fallbacks.empty())
-    std::cout << written->fallbacks.size() << " tensors written as f16 (rows not a multiple of 32), e.g. "
-              << written->fallbacks.front() << "\n";
+  if (!written->fallbacks.empty()) {
+    const GgufFallback& e = written->fallbacks.front();
+    std::cout << written->fallbacks.size()
+              << " tensors written in a fallback type (rows not a multiple of the block), e.g. " << e.name << " as "
+              << e.written << " instead of " << e.wanted << "\n";
+  }
   return kExitOk;
 }
 
@@ -152,7 +156,8 @@ void register_make_model(CLI::App& app, int* exit_code) {
   cmd->add_option("--hf-dtype", flags->hf_dtype, "For --format hf: tensor dtype")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
-  cmd->add_option("--quant", flags->quant, "For --format gguf: how matrices are stored (norms stay f32)")
+  cmd->add_option("--quant", flags->quant,
+                  "For --format gguf: how matrices are stored (norms stay f32; q4_k_m: llama.cpp's Q4_K_M mix)")
       ->check(CLI::IsMember(gguf_quant_names()))
       ->capture_default_str();
   cmd->add_option("--seed", flags->seed, "RNG seed; the same seed gives identical bytes")->capture_default_str();

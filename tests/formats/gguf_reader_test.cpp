@@ -3,11 +3,16 @@
 // `model.format: auto` finds GGUF by its magic; each thing a model file can
 // get wrong (architecture, a missing, mis-shaped, unreadable or unknown
 // tensor, partial RoPE, Llama 3.1's rope_freqs) is an error naming it.
+// make-model's q4_k_m and q6_k give each tensor llama.cpp's type and, for
+// stories260K, the very bytes llama-quantize wrote; a q4_k_m model computes
+// logits near its f32 model's.
 // (llama.cpp's own files against its greedy output: tests/engine/model_test.)
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +21,8 @@
 #include "formats/gguf_model_writer.h"
 #include "formats/gguf_reader.h"
 #include "formats/model_loader.h"
+#include "formats/model_writer.h"
+#include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
 #include "kvpool/kv_storage.h"
 
@@ -246,5 +253,143 @@ TEST_CASE("gguf reader: q4_0 tensors pack into the q4 kernels' layout exactly as
   CHECK(logits(lean_model, std::nullopt) == expected);
   CHECK(logits(lean_model, WeightDtype::kInt8) == logits(full_model, WeightDtype::kInt8));
   CHECK(logits(lean_model, WeightDtype::kF32) == logits(full_model, WeightDtype::kF32));
+  fs::remove(path);
+}
+
+namespace {
+
+// The logits of every token of `tokens` (one sequence), with weights of `dtype`.
+std::vector<float> logits_of(std::shared_ptr<const LoadedModel> model, std::optional<WeightDtype> dtype,
+                             const std::vector<int32_t>& tokens) {
+  const ModelConfig& mc = model->config;
+  auto kv = KvStorage::create({int(mc.n_layers), int(mc.n_kv_heads), int(mc.head_dim), 16, KvDtype::kF32}, 4);
+  REQUIRE(kv.is_ok());
+  auto lm = LlamaModel::create(model, dtype, kv->get());
+  REQUIRE(lm.is_ok());
+  const std::vector<int32_t> table = {1};
+  BatchInput in;
+  in.tokens = tokens;
+  in.seqs.push_back({0, int64_t(tokens.size()), table, false, /*all_logits=*/true});
+  std::vector<float> out;
+  REQUIRE((*lm)->forward(in, &out).is_ok());
+  return out;
+}
+
+std::string shared_gguf(const std::string& name) { return std::string(PAGODA_SOURCE_DIR) + "/../shared/gguf/" + name; }
+
+}  // namespace
+
+TEST_CASE("gguf writer: q4_k_m and q6_k of stories260K equal llama-quantize's files tensor for tensor", "[gguf]") {
+  // ../shared/gguf's q4_k_m and q6_k files are llama-quantize's of its f32
+  // file. Their rows (64 and 172) fit no K type, so this checks the
+  // per-tensor choice and fallbacks (q5_0, q8_0, f16) byte for byte.
+  auto f32 = load_model(shared_gguf("stories260K-f32.gguf"));
+  REQUIRE(f32.is_ok());
+  const std::string path = (fs::temp_directory_path() / "pagoda_gguf_writer_kquant.gguf").string();
+  for (const auto& [quant, file] : std::vector<std::pair<std::string, std::string>>{
+           {"q4_k_m", "stories260K-q4_k_m.gguf"}, {"q6_k", "stories260K-q6_k.gguf"}}) {
+    INFO(quant);
+    auto written = write_gguf_model((*f32)->config, (*f32)->weights, quant, path);
+    REQUIRE(written.is_ok());
+    // Every matrix fell back: none has rows of a multiple of 256.
+    CHECK(written->fallbacks.size() == 2 + 7 * 5u);
+    auto ours = GgufFile::open(path);
+    auto theirs = GgufFile::open(shared_gguf(file));
+    REQUIRE(ours.is_ok());
+    REQUIRE(theirs.is_ok());
+    CHECK(*(*ours)->get_int("general.file_type").value() == *(*theirs)->get_int("general.file_type").value());
+    CHECK((*ours)->tensors().size() == (*theirs)->tensors().size());
+    for (const GgufTensorInfo& t : (*theirs)->tensors()) {
+      INFO(t.name);
+      const GgufTensorInfo* o = (*ours)->find_tensor(t.name);
+      REQUIRE(o != nullptr);
+      CHECK(ggml_type_name(uint32_t(o->type)) == ggml_type_name(uint32_t(t.type)));
+      CHECK(o->dims == t.dims);
+      REQUIRE(o->bytes == t.bytes);
+      CHECK(std::equal(o->data, o->data + o->bytes, t.data));
+    }
+  }
+  fs::remove(path);
+}
+
+TEST_CASE("gguf writer: q4_k_m gives llama.cpp's type per tensor and logits near the f32 model's", "[gguf]") {
+  // tiny (rows of 64 and 192) only meets the fallbacks; `wide` (rows of 256
+  // and 768, 8 layers) the K types themselves.
+  // `wide tied`: its classifier is the embedding, which takes output.weight's
+  // q6_K.
+  ModelConfig wide = *model_preset("tiny");
+  wide.dim = 256, wide.hidden_dim = 768, wide.n_layers = 8, wide.head_dim = 64;
+  REQUIRE(wide.validate().is_ok());
+  ModelConfig tied = wide;
+  tied.tied_classifier = true;
+  struct Case {
+    std::string name;
+    ModelConfig config;
+    std::set<int64_t> more_bits;  // llama.cpp's use_more_bits(i, n_layers)
+    double tolerance;             // RMS logit error over the logits' RMS
+  };
+  // Random models amplify weight noise (q8_0's ~0.5% per weight gives 1-2%
+  // logit error here), more with depth: the bounds are per model.
+  const std::vector<Case> cases = {{"tiny", *model_preset("tiny"), {1}, 0.1},
+                                   {"wide", wide, {0, 3, 6, 7}, 0.3},
+                                   {"wide tied", tied, {0, 3, 6, 7}, 0.3}};
+  const std::string bin = (fs::temp_directory_path() / "pagoda_gguf_q4km.bin").string();
+  const std::string path = (fs::temp_directory_path() / "pagoda_gguf_q4km.gguf").string();
+  for (const Case& k : cases) {
+    INFO(k.name);
+    const ModelConfig& c = k.config;
+    // What make-model --preset does: a random llama2.c file, loaded, written.
+    REQUIRE(write_random_llama2c(c, bin, 1).is_ok());
+    auto loaded = load_model(bin);
+    REQUIRE(loaded.is_ok());
+    const std::shared_ptr<const LoadedModel> source(std::move(loaded).value());
+    auto written = write_gguf_model(c, source->weights, "q4_k_m", path);
+    REQUIRE(written.is_ok());
+    auto file = GgufFile::open(path);
+    REQUIRE(file.is_ok());
+    CHECK(*(*file)->get_int("general.file_type").value() == 15);  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    const bool fits = c.dim % 256 == 0 && c.hidden_dim % 256 == 0;
+    CHECK(written->fallbacks.empty() == fits);
+    // The K type each tensor gets, or what rows of 64 or 192 make of it.
+    const std::string q4 = fits ? "q4_K" : "q5_0", q6 = fits ? "q6_K" : "q8_0";
+    std::map<std::string, int> counts;
+    for (const GgufTensorInfo& t : (*file)->tensors()) {
+      INFO(t.name);
+      const std::string type = ggml_type_name(uint32_t(t.type));
+      ++counts[type];
+      std::string want = q4;
+      if (t.dims.size() == 1) want = "f32";
+      else if (t.name == "output.weight" || (c.tied_classifier && t.name == "token_embd.weight")) want = q6;
+      else if (t.name.find("attn_v") != std::string::npos || t.name.find("ffn_down") != std::string::npos)
+        want = k.more_bits.count(std::stoll(t.name.substr(4))) ? q6 : q4;
+      CHECK(type == want);
+    }
+    CHECK(counts[q6] == 1 + 2 * int(k.more_bits.size()));
+    CHECK(counts[q4] == 7 * int(c.n_layers) + (c.tied_classifier ? 0 : 1) - 2 * int(k.more_bits.size()));
+    file->reset();
+
+    // Loaded the normal way and computed in f32: near the f32 model, and
+    // nearer than q4_0 (4.5 bits per weight, like q4_K) of the same weights.
+    const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 17, 99, 2};
+    const std::vector<float> want = logits_of(source, WeightDtype::kF32, tokens);
+    double sum2 = 0;
+    for (float v : want) sum2 += double(v) * v;
+    const double scale = std::sqrt(sum2 / double(want.size()));
+    auto error_of = [&](const std::string& quant) {
+      REQUIRE(write_gguf_model(c, source->weights, quant, path).is_ok());
+      auto g = load_model(path);
+      REQUIRE(g.is_ok());
+      const std::vector<float> got = logits_of(std::move(g).value(), WeightDtype::kF32, tokens);
+      REQUIRE(got.size() == want.size());
+      double e2 = 0;
+      for (size_t i = 0; i < want.size(); ++i) e2 += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+      return std::sqrt(e2 / double(want.size())) / scale;
+    };
+    const double k_m = error_of("q4_k_m"), q4_0 = error_of("q4_0");
+    INFO("relative RMS logit error: q4_k_m " << k_m << ", q4_0 " << q4_0);
+    CHECK(k_m <= k.tolerance);
+    CHECK(k_m <= 0.8 * q4_0);
+  }
+  fs::remove(bin);
   fs::remove(path);
 }

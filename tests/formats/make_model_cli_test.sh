@@ -31,4 +31,10 @@ done
 grep -q '"Qwen2ForCausalLM"' "$tmp/hf1/config.json" || fail "hf config.json architecture"
 "$bin" make-model --preset tiny --family llama3 --out "$tmp/z.bin" 2>/dev/null
 [ $? -eq 2 ] || fail "--family without --format hf should exit 2"
+# --format gguf --quant q4_k_m: llama.cpp's Q4_K_M mix; tiny's rows (64, 192) fit no K type, so each
+# matrix falls back as llama.cpp's would (q5_0, q8_0) and the output says so.
+"$bin" make-model --preset tiny --format gguf --quant q4_k_m --out "$tmp/t.gguf" >"$tmp/out" || fail "gguf q4_k_m"
+grep -q "written in a fallback type" "$tmp/out" || fail "q4_k_m output: $(cat "$tmp/out")"
+"$bin" make-model --preset tiny --format gguf --quant q4_k --out "$tmp/u.gguf" 2>/dev/null
+[ $? -eq 2 ] || fail "--quant q4_k should exit 2"
 echo "make_model_cli_test: ok"
