@@ -260,11 +260,16 @@ asio::awaitable<RequestRecord> HttpClient::stream(std::string path, std::string 
       auto c = j.find("choices");
       if (c == j.end() || !c->is_array() || c->empty()) continue;
       if (first_choice == Clock::time_point{}) first_choice = now;
-      if (auto f = (*c)[0].find("finish_reason"); f != (*c)[0].end() && f->is_string())
+      // The text and finish_reason recorded are choice 0's (with "n" > 1 the
+      // choices' chunks interleave).
+      const json& choice = (*c)[0];
+      const auto index = choice.find("index");
+      const bool first = index == choice.end() || !index->is_number_integer() || index->get<int64_t>() == 0;
+      if (auto f = choice.find("finish_reason"); first && f != choice.end() && f->is_string())
         r.finish_reason = f->get<std::string>();
-      const std::string_view text = choice_text((*c)[0]);
+      const std::string_view text = choice_text(choice);
       if (text.empty()) continue;
-      r.text += text;
+      if (first) r.text += text;
       if (r.output_events == 0) r.ttft_s = seconds(now - start);
       else r.itl_s.push_back(seconds(now - last_output));
       last_output = now;

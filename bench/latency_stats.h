@@ -30,7 +30,7 @@ struct RequestRecord {
   int64_t output_tokens = 0;  // from the usage chunk (or the count of output events)
   int64_t output_events = 0;  // SSE events that carried output text
   int64_t cached_tokens = 0;  // usage.prompt_tokens_details.cached_tokens when reported
-  std::string text;           // the output text of choice 0
+  std::string text;           // the output text of choice 0 (streamed chunks with index 0)
   std::string finish_reason;  // choice 0's finish_reason ("stop", "length"), when sent
   bool ok() const { return failure == FailureKind::kNone; }
 };

@@ -103,22 +103,25 @@ bool asks_for_json(const nlohmann::json& body) {
   return type == "json_object" || type == "json_schema";
 }
 
-// For requests that ask for JSON: how many successful outputs ended by
-// "stop" (not cut by max_tokens) and how many of those parse as JSON.
+// For requests that ask for JSON: how many successful outputs (choice 0)
+// ended by "stop" and how many of those parse as JSON; the others ended by
+// "length" (cut by max_tokens) or otherwise.
 void json_output_lines(std::ostream& os, const BenchResult& r) {
-  int64_t stopped = 0, parsed = 0, cut = 0;
+  int64_t stopped = 0, parsed = 0, cut = 0, other = 0;
   for (const RequestRecord& q : r.records) {
     if (!q.ok()) continue;
     if (q.finish_reason == "length") {
       ++cut;
-      continue;
+    } else if (q.finish_reason == "stop") {
+      ++stopped;
+      if (!nlohmann::json::parse(q.text, nullptr, false).is_discarded()) ++parsed;
+    } else {
+      ++other;
     }
-    ++stopped;
-    if (!nlohmann::json::parse(q.text, nullptr, false).is_discarded()) ++parsed;
   }
   line(os, "JSON outputs ended by stop:",
        std::to_string(parsed) + " of " + std::to_string(stopped) + " parse as JSON (" + std::to_string(cut) +
-           " cut by max_tokens)");
+           " cut by max_tokens" + (other > 0 ? ", " + std::to_string(other) + " ended otherwise" : "") + ")");
 }
 
 }  // namespace

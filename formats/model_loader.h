@@ -22,9 +22,10 @@ Result<ModelFormat> parse_model_format(const std::string& name);
 
 struct LoadOptions {
   // false: quantized and f16/bf16 GGUF matrices keep no f32 copy
-  // (GgufReader): LlamaModel packs 4-bit ones from their groups and expands
-  // the others one Linear at a time (StoredMatrix::expand). For engines;
-  // true for tools that read the float views.
+  // (GgufReader): LlamaModel expands them one Linear at a time while packing
+  // (StoredMatrix::expand), or packs an int4 Linear whose parts are all
+  // 4-bit from their groups. For engines; true for tools that read the float
+  // views.
   bool expand_matrices = true;
 };
 

@@ -58,7 +58,8 @@ constexpr int64_t kGemvParallelBytes = 256 << 10;
 // out one panel at a time interleaved the threads' panels and broke each
 // thread's stream of consecutive bytes at every panel: the batch-1 step
 // read its weights at ~35 GB/s; in runs of half a thread's share, ~43 GB/s
-// (bench-200m int4 and int8 on an AMD EPYC Zen 5, BENCHMARKS.md (b)).
+// (bench-200m int4 and int8 on an AMD EPYC Zen 5, BENCHMARKS.md "4-bit
+// weights and GGUF files").
 constexpr int64_t kGemvRunsPerThread = 2;
 
 // Activation values from which the panel kernels convert / quantize the rows
@@ -321,13 +322,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     auto* wq = static_cast<int8_t*>(wq_buffer.get());
     impl->w_scale.resize(static_cast<size_t>(out));
     impl->w_comp.resize(static_cast<size_t>(out));
-    float* w_scale = impl->w_scale.data();
-    int32_t* w_comp = impl->w_comp.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t r0 = 0; r0 < out; r0 += 64) {
-      const int64_t rows = std::min<int64_t>(64, out - r0);
-      quantize_rows_s8(w + r0 * in, rows, in, wq + r0 * in, w_scale + r0, w_comp + r0);
-    }
+    quantize_rows_s8(w, out, in, wq, impl->w_scale.data(), impl->w_comp.data());  // on all threads
     for (auto& c : impl->w_comp) c *= 128;
     user_data = wq;
     user_dt = dt::s8;

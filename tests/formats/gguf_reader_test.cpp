@@ -367,10 +367,28 @@ TEST_CASE("gguf writer: q4_k_m gives llama.cpp's type per tensor and logits near
     CHECK(counts[q6] == 1 + 2 * int(k.more_bits.size()));
     CHECK(counts[q4] == 7 * int(c.n_layers) + (c.tied_classifier ? 0 : 1) - 2 * int(k.more_bits.size()));
     file->reset();
+    const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 17, 99, 2};
+
+    // Loaded as engines load it (no f32 copies of matrices; fused parts of
+    // mixed types, such as q4_K attn_q/k with a q6_K attn_v, expanded while
+    // packing): the same logits as the full load, with auto, int8 and int4.
+    {
+      auto full = load_model(path);
+      REQUIRE(full.is_ok());
+      LoadOptions engine_load;
+      engine_load.expand_matrices = false;
+      auto lean = load_model(path, ModelFormat::kAuto, engine_load);
+      REQUIRE(lean.is_ok());
+      const std::shared_ptr<const LoadedModel> full_model(std::move(full).value());
+      const std::shared_ptr<const LoadedModel> lean_model(std::move(lean).value());
+      CHECK(lean_model->weights.layers[0].wv == nullptr);
+      for (const std::optional<WeightDtype> d :
+           {std::optional<WeightDtype>(), std::optional(WeightDtype::kInt8), std::optional(WeightDtype::kInt4)})
+        CHECK(logits_of(lean_model, d, tokens) == logits_of(full_model, d, tokens));
+    }
 
     // Loaded the normal way and computed in f32: near the f32 model, and
     // nearer than q4_0 (4.5 bits per weight, like q4_K) of the same weights.
-    const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 17, 99, 2};
     const std::vector<float> want = logits_of(source, WeightDtype::kF32, tokens);
     double sum2 = 0;
     for (float v : want) sum2 += double(v) * v;
