@@ -36,6 +36,17 @@ HugeBuffer allocate_huge(size_t bytes) {
   return HugeBuffer(p);
 }
 
+void* ScratchBuffer::get(size_t bytes) {
+  if (bytes > bytes_) {
+    buffer_.reset();
+    bytes_ = 0;
+    buffer_ = allocate_huge(bytes);
+    if (!buffer_) return nullptr;
+    bytes_ = bytes;
+  }
+  return buffer_.get();
+}
+
 void MappingDeleter::operator()(void* p) const {
   if (p != nullptr) munmap(p, bytes);
 }

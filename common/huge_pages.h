@@ -27,6 +27,21 @@ using HugeBuffer = std::unique_ptr<void, HugeBufferDeleter>;
 // out of memory. Thread-safe.
 HugeBuffer allocate_huge(size_t bytes);
 
+// ScratchBuffer: one allocate_huge buffer reused for a run of jobs of
+// varying size (packing a model's matrices one after another), grown only
+// when a job needs more, so its pages fault in once. Owns the buffer; not
+// thread-safe (one per thread or per job sequence).
+class ScratchBuffer {
+ public:
+  // At least `bytes` of uninitialized memory, valid until the next call;
+  // null when out of memory (the buffer is then empty).
+  void* get(size_t bytes);
+
+ private:
+  HugeBuffer buffer_;
+  size_t bytes_ = 0;
+};
+
 // Deleter of a ZeroedMapping: unmaps its `bytes`.
 struct MappingDeleter {
   size_t bytes = 0;

@@ -305,21 +305,14 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   // array is exactly that in format "ba".
   // int8: the quantized rows, in a buffer each thread reuses (creating a
   // model's Linears one after another faults its pages in once).
-  static thread_local HugeBuffer wq_buffer;
-  static thread_local size_t wq_bytes = 0;
+  static thread_local ScratchBuffer wq_buffer;
   const void* user_data = w;
   dt user_dt = dt::f32;
   if (dtype == WeightDtype::kInt8) {
-    if (static_cast<size_t>(out * in) > wq_bytes) {
-      wq_buffer.reset();
-      wq_bytes = 0;
-      wq_buffer = allocate_huge(static_cast<size_t>(out * in));
-      if (!wq_buffer)
-        return Status::resource_exhausted("Linear: out of memory quantizing an int8 matmul [" + std::to_string(out) +
-                                          " x " + std::to_string(in) + "]");
-      wq_bytes = static_cast<size_t>(out * in);
-    }
-    auto* wq = static_cast<int8_t*>(wq_buffer.get());
+    auto* wq = static_cast<int8_t*>(wq_buffer.get(static_cast<size_t>(out * in)));
+    if (wq == nullptr)
+      return Status::resource_exhausted("Linear: out of memory quantizing an int8 matmul [" + std::to_string(out) +
+                                        " x " + std::to_string(in) + "]");
     impl->w_scale.resize(static_cast<size_t>(out));
     impl->w_comp.resize(static_cast<size_t>(out));
     quantize_rows_s8(w, out, in, wq, impl->w_scale.data(), impl->w_comp.data());  // on all threads

@@ -36,37 +36,13 @@ struct Part {
   int64_t rows;
 };
 
-// A reusable buffer for the f32 values of matrices loaded without them
-// (StoredMatrix::expand): one Linear's worth at a time, so loading faults in
-// the largest Linear's pages once instead of a copy of every matrix.
-class ExpandBuffer {
- public:
-  // At least `floats` floats, uninitialized; valid until the next call.
-  Result<float*> get(int64_t floats) {
-    const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
-    if (bytes > bytes_) {
-      buffer_.reset();
-      buffer_ = allocate_huge(bytes);
-      if (!buffer_) {
-        bytes_ = 0;
-        return Status::resource_exhausted("out of memory expanding a weight matrix (" + std::to_string(bytes >> 20) +
-                                          " MiB)");
-      }
-      bytes_ = bytes;
-    }
-    return static_cast<float*>(buffer_.get());
-  }
-
- private:
-  HugeBuffer buffer_;
-  size_t bytes_ = 0;
-};
-
 // One Linear of `parts` (stacked rows, `in` columns) in `dtype`, or in its
 // parts' stored precision when `dtype` is nullopt. Parts without f32 values
-// are expanded into `scratch` first, unless int4 packs their groups.
+// (StoredMatrix::expand) are expanded into `scratch` first, unless int4
+// packs their groups: one Linear's worth at a time, so loading faults in the
+// largest Linear's pages once instead of a copy of every matrix.
 Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part> parts, int64_t in,
-                           std::optional<WeightDtype> dtype, ExpandBuffer& scratch) {
+                           std::optional<WeightDtype> dtype, ScratchBuffer& scratch) {
   std::vector<WeightBlock> blocks;
   std::vector<const StoredMatrix*> stored_parts;
   WeightDtype d = dtype.value_or(WeightDtype::kInt4);
@@ -84,7 +60,7 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
   }
   // Without the vector int4 kernel (no AVX512_VNNI) auto runs 4-bit matrices
   // on the int8 kernels instead of the scalar int4 path.
-  if (!dtype && d == WeightDtype::kInt4 && !reads_4bit_as_stored(std::nullopt)) d = WeightDtype::kInt8;
+  if (!dtype && d == WeightDtype::kInt4 && !q4::vector_kernel()) d = WeightDtype::kInt8;
   // int4 packs from the groups when every part has them; else every part
   // needs its f32 values.
   const bool from_groups =
@@ -98,9 +74,11 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
       missing_rows += blocks[i].rows;
     }
     if (missing_rows > 0) {
-      auto buffer = scratch.get(missing_rows * in);
-      if (!buffer) return buffer.status();
-      float* next = *buffer;
+      const size_t bytes = static_cast<size_t>(missing_rows * in) * sizeof(float);
+      auto* next = static_cast<float*>(scratch.get(bytes));
+      if (next == nullptr)
+        return Status::resource_exhausted("out of memory expanding a weight matrix (" + std::to_string(bytes >> 20) +
+                                          " MiB)");
       for (size_t i = 0; i < blocks.size(); ++i) {
         if (blocks[i].data != nullptr) continue;
         stored_parts[i]->expand(next);
@@ -116,10 +94,6 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
 }
 
 }  // namespace
-
-bool reads_4bit_as_stored(std::optional<WeightDtype> choice) {
-  return choice == WeightDtype::kInt4 || (!choice && q4::vector_kernel());
-}
 
 Result<std::optional<WeightDtype>> parse_weight_choice(const std::string& name) {
   if (name == "auto") return std::optional<WeightDtype>();
@@ -138,7 +112,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
                                     std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
                                     ") does not match the model (" + c.summary() + ")");
   const LoadedModel& m = *model;
-  ExpandBuffer scratch;
+  ScratchBuffer scratch;
   std::vector<Layer> layers;
   layers.reserve(static_cast<size_t>(c.n_layers));
   for (const LayerWeights& w : m.weights.layers) {

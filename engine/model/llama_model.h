@@ -49,11 +49,6 @@ struct BatchInput {
 // it) or a WeightDtype name; the error lists the allowed values.
 Result<std::optional<WeightDtype>> parse_weight_choice(const std::string& name);
 
-// Whether LlamaModel::create with `choice` reads 4-bit file matrices only as
-// their groups (int4; auto when the chosen kernel level has the vector int4
-// kernel — without it auto runs them as int8 from f32 values).
-bool reads_4bit_as_stored(std::optional<WeightDtype> choice);
-
 class LlamaModel {
  public:
   // Packs the weights of `model` in `dtype` for matmuls; nullopt ("auto")

@@ -135,5 +135,20 @@ TEST_CASE("HugeArena hands distinct pieces to concurrent callers") {
   }
 }
 
+TEST_CASE("ScratchBuffer keeps its buffer for smaller jobs and grows it for larger ones") {
+  ScratchBuffer scratch;
+  auto* small = static_cast<uint8_t*>(scratch.get(4096));
+  REQUIRE(small != nullptr);
+  std::memset(small, 7, 4096);
+  CHECK(scratch.get(100) == small);  // reused, contents untouched
+  CHECK(small[4095] == 7);
+  const size_t big = size_t{3} << 20;
+  auto* grown = static_cast<uint8_t*>(scratch.get(big));
+  REQUIRE(grown != nullptr);
+  CHECK(reinterpret_cast<uintptr_t>(grown) % (size_t{2} << 20) == 0);  // allocate_huge's alignment
+  std::memset(grown, 1, big);                                          // all of it is writable
+  CHECK(scratch.get(4096) == grown);
+}
+
 }  // namespace
 }  // namespace pagoda
