@@ -36,6 +36,7 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
 void CompiledGrammar::walk(StateId state, TokenMask& mask) {
   const std::vector<TokenTrie::Node>& nodes = trie_->nodes();
   const std::vector<ByteSet>& subtree_bytes = trie_->subtree_bytes();
+  const std::vector<uint16_t>& byte_counts = trie_->subtree_byte_counts();
   const std::vector<int32_t>& ids = trie_->token_ids();
   walk_states_.resize(trie_->max_depth() + 1);
   StateId* states = walk_states_.data();
@@ -44,9 +45,15 @@ void CompiledGrammar::walk(StateId state, TokenMask& mask) {
   for (size_t i = 0; i < count;) {
     const TokenTrie::Node& node = nodes[i];
     const StateId parent = states[node.depth - 1];
-    // A large subtree whose every byte loops on the parent's state (string
-    // contents, digits): all its tokens are allowed, without walking it.
-    if (node.subtree_end - i >= kSkipSubtreeNodes && automaton_.loops_on_all(parent, subtree_bytes[i])) {
+    // A large subtree whose every string the parent's state accepts: its
+    // bytes loop on that state (string contents, digits), or move one count
+    // along a counted repetition (a chain of states, proven in up to
+    // bytes x height lookups, so tried only when that is fewer than the
+    // subtree's nodes): all its tokens are allowed, without walking it.
+    const uint32_t size = node.subtree_end - static_cast<uint32_t>(i);
+    if (size >= kSkipSubtreeNodes && (automaton_.loops_on_all(parent, subtree_bytes[i]) ||
+                                      (node.height < 255 && uint32_t{byte_counts[i]} * node.height <= size &&
+                                       automaton_.accepts_all_strings(parent, subtree_bytes[i], node.height)))) {
       for (uint32_t t = node.subtree_tokens_begin; t < node.subtree_tokens_end; ++t) {
         const auto id = static_cast<uint32_t>(ids[t]);
         mask[id >> 6] |= uint64_t{1} << (id & 63);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -51,6 +52,24 @@ class ByteSet {
   bool is_subset_of(const ByteSet& other) const {
     return ((words_[0] & ~other.words_[0]) | (words_[1] & ~other.words_[1]) | (words_[2] & ~other.words_[2]) |
             (words_[3] & ~other.words_[3])) == 0;
+  }
+  // The largest byte of a non-empty set.
+  uint8_t max() const {
+    for (size_t i = words_.size(); i-- > 0;) {
+      if (words_[i] != 0) return static_cast<uint8_t>(i * 64 + 63 - static_cast<size_t>(std::countl_zero(words_[i])));
+    }
+    return 0;
+  }
+  // Whether `f(byte)` holds for every byte of the set, asked in ascending
+  // order and stopping at the first false.
+  template <typename F>
+  bool all_of(F f) const {
+    for (size_t i = 0; i < words_.size(); ++i) {
+      for (uint64_t w = words_[i]; w != 0; w &= w - 1) {
+        if (!f(static_cast<uint8_t>(i * 64 + static_cast<size_t>(std::countr_zero(w))))) return false;
+      }
+    }
+    return true;
   }
   bool operator==(const ByteSet&) const = default;
   auto operator<=>(const ByteSet&) const = default;

@@ -126,7 +126,9 @@ GrammarAutomaton::StateId GrammarAutomaton::intern_state(const std::vector<int32
   accepting_.push_back(accepting ? 1 : 0);
   loop_bytes_.emplace_back();
   no_loop_bytes_.emplace_back();
-  transitions_.resize(transitions_.size() + 256, id == kDead ? kDead : -1);
+  if (static_cast<size_t>(id) % kRowsPerChunk == 0)
+    transition_chunks_.push_back(std::make_unique_for_overwrite<int32_t[]>(kRowsPerChunk * 256));
+  std::fill_n(row(id), 256, id == kDead ? kDead : -1);
   return id;
 }
 
@@ -142,6 +144,20 @@ bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {
       return false;
     }
     loop_bytes_[s].add(byte);
+  }
+  return true;
+}
+
+bool GrammarAutomaton::accepts_all_strings(StateId state, const ByteSet& bytes, int levels) {
+  for (int level = 0; level < levels; ++level) {
+    if (loops_on_all(state, bytes)) return true;
+    // The largest byte first: sets that mix ASCII with UTF-8 lead bytes (a
+    // character counted as one whatever its length) fail there at once.
+    const StateId common = next(state, bytes.max());
+    if (common == kDead) return false;
+    const bool one_state = bytes.all_of([&](uint8_t byte) { return next(state, byte) == common; });
+    if (!one_state) return false;
+    state = common;
   }
   return true;
 }
@@ -175,9 +191,9 @@ GrammarAutomaton::StateId GrammarAutomaton::compute_next(StateId state, uint8_t 
     if (overflowed_) return kDead;  // a closure gave up: nothing is memoized
     result = intern_state(stacks_, accepting);
   }
-  int32_t* row = &transitions_[static_cast<size_t>(state) * 256];
+  int32_t* targets = row(state);
   for (int b = 0; b < 256; ++b) {
-    if (same_frames.contains(static_cast<uint8_t>(b))) row[b] = result;
+    if (same_frames.contains(static_cast<uint8_t>(b))) targets[b] = result;
   }
   return result;
 }

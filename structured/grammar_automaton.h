@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -44,7 +45,7 @@ class GrammarAutomaton {
   StateId initial() const { return initial_; }
   // The state after `byte`; kDead when no stack accepts it.
   StateId next(StateId state, uint8_t byte) {
-    const int32_t known = transitions_[static_cast<size_t>(state) * 256 + byte];
+    const int32_t known = row(state)[byte];
     return known >= 0 ? known : compute_next(state, byte);
   }
   // The state after all of `bytes` (kDead as soon as one is rejected).
@@ -55,6 +56,14 @@ class GrammarAutomaton {
   // only the transitions it needs, stopping at the first byte that does not
   // loop; what it learns about the state is kept for the next question.
   bool loops_on_all(StateId state, const ByteSet& bytes);
+  // Whether every string of up to `levels` bytes, each in `bytes`, is
+  // accepted from `state`, proven by a chain: all of `bytes` lead from
+  // `state` to one state, all lead from that one to one state, and so on
+  // for `levels` steps or until a state loops on all of them (loops_on_all).
+  // A counted repetition (a string of at most 5000 characters) is such a
+  // chain: each byte moves one count along. False when the bytes lead to
+  // different states at some step, even if each string would be accepted.
+  bool accepts_all_strings(StateId state, const ByteSet& bytes, int levels);
   bool overflowed() const { return overflowed_; }
   // Starts counting new states and frames against the per-mask budgets;
   // clears an overflow of the previous budget (what it left is never
@@ -110,7 +119,14 @@ class GrammarAutomaton {
   std::vector<std::vector<int32_t>> state_stacks_;  // per state: sorted frames waiting on a byte
   std::vector<uint8_t> accepting_;
   std::unordered_map<std::vector<int32_t>, StateId, StackSetHash> state_index_[2];  // by accepting
-  std::vector<int32_t> transitions_;  // state * 256 + byte -> state, -1 unknown
+  // Transition rows (state -> 256 next states, -1 unknown) in chunks of
+  // kRowsPerChunk states, so growing never moves or re-faults the rows.
+  static constexpr size_t kRowsPerChunk = 64;
+  int32_t* row(StateId state) const {
+    const auto s = static_cast<size_t>(state);
+    return transition_chunks_[s / kRowsPerChunk].get() + (s % kRowsPerChunk) * 256;
+  }
+  std::vector<std::unique_ptr<int32_t[]>> transition_chunks_;
   StateId initial_ = kDead;
   bool overflowed_ = false;
   size_t budget_end_ = SIZE_MAX;        // state count at which compute_next() gives up

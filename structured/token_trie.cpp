@@ -48,7 +48,7 @@ std::shared_ptr<const TokenTrie> TokenTrie::build(const Tokenizer& tokenizer) {
       parents.push_back(path.empty() ? -1 : static_cast<int32_t>(path.back()));
       path.push_back(static_cast<uint32_t>(nodes.size()));
       const auto first = static_cast<uint32_t>(i);
-      nodes.push_back({static_cast<uint8_t>(text[d]), static_cast<uint16_t>(d + 1), 0, first, first, first, first});
+      nodes.push_back({static_cast<uint8_t>(text[d]), 1, static_cast<uint16_t>(d + 1), 0, first, first, first, first});
     }
     nodes[path.back()].tokens_end = static_cast<uint32_t>(i + 1);
     if (text.size() == previous.size() && common == text.size()) {
@@ -64,13 +64,20 @@ std::shared_ptr<const TokenTrie> TokenTrie::build(const Tokenizer& tokenizer) {
     nodes[path.back()].subtree_tokens_end = static_cast<uint32_t>(ids.size());
     path.pop_back();
   }
-  // Bytes of each subtree: children come after their parent, so one pass
-  // from the end adds each finished subtree into its parent's.
+  // Bytes and height of each subtree: children come after their parent, so
+  // one pass from the end adds each finished subtree into its parent's.
   trie->subtree_bytes_.assign(nodes.size(), ByteSet());
   for (size_t k = nodes.size(); k-- > 0;) {
     trie->subtree_bytes_[k].add(nodes[k].byte);
-    if (parents[k] >= 0) trie->subtree_bytes_[static_cast<size_t>(parents[k])].add_all(trie->subtree_bytes_[k]);
+    if (parents[k] < 0) continue;
+    const auto parent = static_cast<size_t>(parents[k]);
+    trie->subtree_bytes_[parent].add_all(trie->subtree_bytes_[k]);
+    const int height = std::min(255, nodes[k].height + 1);
+    if (height > nodes[parent].height) nodes[parent].height = static_cast<uint8_t>(height);
   }
+  trie->subtree_byte_counts_.resize(nodes.size());
+  for (size_t k = 0; k < nodes.size(); ++k)
+    trie->subtree_byte_counts_[k] = static_cast<uint16_t>(trie->subtree_bytes_[k].count());
   trie->token_ids_ = std::move(ids);
   return trie;
 }

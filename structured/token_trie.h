@@ -23,6 +23,9 @@ class TokenTrie {
  public:
   struct Node {
     uint8_t byte;
+    // Bytes on the longest path of this node's subtree, its own included
+    // (1 for a leaf; 255 means 255 or more).
+    uint8_t height;
     uint16_t depth;         // 1 for a child of the root
     uint32_t subtree_end;   // index of the first node after this one's subtree
     uint32_t tokens_begin;  // this node's tokens: token_ids()[tokens_begin, tokens_end)
@@ -37,6 +40,8 @@ class TokenTrie {
   const std::vector<Node>& nodes() const { return nodes_; }
   // Per node: every byte on the paths of its subtree, its own byte included.
   const std::vector<ByteSet>& subtree_bytes() const { return subtree_bytes_; }
+  // Per node: how many bytes its subtree_bytes() holds.
+  const std::vector<uint16_t>& subtree_byte_counts() const { return subtree_byte_counts_; }
   const std::vector<int32_t>& token_ids() const { return token_ids_; }
   int32_t vocab_size() const { return vocab_size_; }
   // The bytes token `id` writes ("" for special and out-of-range ids).
@@ -50,6 +55,7 @@ class TokenTrie {
  private:
   std::vector<Node> nodes_;
   std::vector<ByteSet> subtree_bytes_;
+  std::vector<uint16_t> subtree_byte_counts_;
   std::vector<int32_t> token_ids_;
   std::vector<std::string> token_bytes_;
   std::vector<int32_t> eos_ids_;

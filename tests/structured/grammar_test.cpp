@@ -199,6 +199,36 @@ TEST_CASE("the automaton keeps states finite under right recursion and memoizes 
   CHECK(automaton.next(end, '"') == GrammarAutomaton::kDead);
 }
 
+TEST_CASE("accepts_all_strings follows loops and counted repetitions") {
+  // "<" then 2 to 6 letters a-c then ">".
+  Grammar g;
+  Sequence seq = g.repeat({g.byte_range('a', 'c')}, 2, 6);
+  seq.insert(seq.begin(), g.byte('<'));
+  seq.push_back(g.byte('>'));
+  const Grammar grammar = single(std::move(g), seq);
+  GrammarAutomaton automaton(grammar);
+  const GrammarAutomaton::StateId open = automaton.next(automaton.initial(), '<');
+  ByteSet letters;
+  letters.add_range('a', 'c');
+  CHECK(automaton.accepts_all_strings(open, letters, 6));  // each letter moves one count along
+  CHECK_FALSE(automaton.accepts_all_strings(open, letters, 7));
+  CHECK(automaton.accepts_all_strings(automaton.advance(open, "ab"), letters, 4));
+  CHECK_FALSE(automaton.accepts_all_strings(automaton.advance(open, "ab"), letters, 5));
+  ByteSet with_close = letters;
+  with_close.add('>');
+  // ">" leads elsewhere than the letters: no chain, though "a>" is accepted.
+  CHECK_FALSE(automaton.accepts_all_strings(automaton.advance(open, "ab"), with_close, 1));
+  CHECK_FALSE(automaton.accepts_all_strings(automaton.initial(), letters, 1));
+
+  Grammar loop;
+  const Sequence quoted = {loop.byte('"'), loop.star({loop.byte_range('a', 'z')}), loop.byte('"')};
+  const Grammar star = single(std::move(loop), quoted);
+  GrammarAutomaton looping(star);
+  ByteSet az;
+  az.add_range('a', 'z');
+  CHECK(looping.accepts_all_strings(looping.next(looping.initial(), '"'), az, 200));  // a loop: any length
+}
+
 TEST_CASE("nested recursion: balanced brackets") {
   Grammar g;
   const uint32_t value = g.add_rule("value");

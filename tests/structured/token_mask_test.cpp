@@ -1,6 +1,7 @@
 // Token masks against a brute-force reference: on random reachable states of
 // several grammars, the mask CompiledGrammar computes (trie walk, subtree
-// skipping, memoized byte classes, mask cache) must equal, token by token,
+// skipping by loops and by chains of counted states, memoized byte classes,
+// mask cache) must equal, token by token,
 // what an independent automaton says about each token's bytes from the same
 // prefix. Real vocabularies: SmolLM2 (byte-level BPE, 49k) and TinyLlama
 // (SentencePiece with byte fallback, 32k), so partial UTF-8 tokens occur.
@@ -92,6 +93,19 @@ TEST_CASE("token masks equal the brute-force reference on random states") {
     SECTION(std::string("json schema, ") + path) {
       for (uint32_t seed = 1; seed <= 6; ++seed)
         check_masks(compile(compile_json_schema(schema), trie), *tokenizer, seed, 40);
+    }
+    SECTION(std::string("long counted strings, ") + path) {
+      // Deep enough for whole vocabulary subtrees to be proven by a chain of
+      // counted states (GrammarAutomaton::accepts_all_strings), and short
+      // enough for walks to reach the bounds.
+      const auto counted = nlohmann::ordered_json::parse(R"({
+        "type": "object",
+        "properties": {"title": {"type": "string", "minLength": 3, "maxLength": 40},
+                       "code": {"type": "string", "pattern": "^[a-z ]{0,60}$"}},
+        "required": ["title", "code"]
+      })");
+      for (uint32_t seed = 1; seed <= 4; ++seed)
+        check_masks(compile(compile_json_schema(counted), trie), *tokenizer, seed, 40);
     }
     SECTION(std::string("any json object, ") + path) {
       for (uint32_t seed = 1; seed <= 4; ++seed)
