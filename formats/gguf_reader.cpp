@@ -202,6 +202,8 @@ class TensorLoader {
   void remember(const float** field, const GgufTensorInfo& t) {
     StoredMatrix& s = model_->stored[field];
     s.precision = precision_class(t.type);
+    s.rows = t.elements / t.dims[0];
+    s.cols = t.dims[0];
     if (t.type != GgmlType::kF32) {
       // `data` points into the mapping, which the model keeps.
       s.expand = [type = t.type, data = t.data, row = t.dims[0], elements = t.elements](float* out) {

@@ -6,12 +6,16 @@
 //      dequantizable tensor's first and last rows are dequantized (any bytes
 //      are valid quants: this checks the kernels' indexing under ASan/UBSan);
 //   2. GgufReader through an in-memory file: an accepted model's config
-//      validates and its weight views are non-null;
+//      validates and its weight views are non-null; the lean read (no f32
+//      copies, as engines load) accepts exactly the same files, and each of
+//      its matrices expands (StoredMatrix::expand) to the full read's values
+//      bit for bit, and its 4-bit group sources give quants in range;
 //   3. load_tokenizer on the same file: an accepted vocabulary encodes and
 //      decodes a fixed text with ids in range.
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -55,17 +59,59 @@ void check_container(const uint8_t* data, size_t size) {
   }
 }
 
+// The matrix fields of `w` in a fixed order (the keys of LoadedModel::stored).
+std::vector<const float* const*> matrix_fields(const ModelWeights& w) {
+  std::vector<const float* const*> fields = {&w.token_embedding, &w.classifier};
+  for (const LayerWeights& l : w.layers)
+    for (const float* const* f : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) fields.push_back(f);
+  return fields;
+}
+
 void check_model(const std::string& path) {
-  auto model = GgufReader().read(path);
-  if (!model) {
-    FUZZ_CHECK(!model.status().message().empty());
+  auto full = GgufReader(true).read(path);
+  auto lean = GgufReader(false).read(path);
+  FUZZ_CHECK(full.is_ok() == lean.is_ok());
+  if (!full || !lean) {
+    FUZZ_CHECK(!full.status().message().empty() && !lean.status().message().empty());
     return;
   }
-  const LoadedModel& m = **model;
-  FUZZ_CHECK(m.config.validate(false).is_ok());
-  FUZZ_CHECK(m.weights.token_embedding != nullptr && m.weights.classifier != nullptr);
-  FUZZ_CHECK(static_cast<int64_t>(m.weights.layers.size()) == m.config.n_layers);
-  for (const LayerWeights& l : m.weights.layers) FUZZ_CHECK(l.wq != nullptr && l.w2 != nullptr);
+  const LoadedModel& f = **full;
+  FUZZ_CHECK(f.config.validate(false).is_ok());
+  FUZZ_CHECK(f.weights.token_embedding != nullptr && f.weights.classifier != nullptr);
+  FUZZ_CHECK(static_cast<int64_t>(f.weights.layers.size()) == f.config.n_layers);
+  const LoadedModel& l = **lean;
+  const auto full_fields = matrix_fields(f.weights);
+  const auto lean_fields = matrix_fields(l.weights);
+  FUZZ_CHECK(full_fields.size() == lean_fields.size());
+  std::vector<float> values;
+  std::vector<uint8_t> quants(32);
+  for (size_t i = 0; i < lean_fields.size(); ++i) {
+    const float* want = *full_fields[i];
+    const auto it = l.stored.find(lean_fields[i]);
+    FUZZ_CHECK(want != nullptr);
+    if (it == l.stored.end()) {
+      FUZZ_CHECK(*lean_fields[i] != nullptr);  // an f32 view, as stored
+      continue;
+    }
+    const StoredMatrix& s = it->second;
+    FUZZ_CHECK(s.rows > 0 && s.cols > 0);
+    const size_t n = static_cast<size_t>(s.rows * s.cols);
+    if (*lean_fields[i] != nullptr) {
+      FUZZ_CHECK(std::memcmp(*lean_fields[i], want, n * sizeof(float)) == 0);
+    } else {
+      FUZZ_CHECK(static_cast<bool>(s.expand));
+      if (n > (size_t{1} << 23)) continue;
+      values.assign(n, 0.0f);
+      s.expand(values.data());
+      FUZZ_CHECK(std::memcmp(values.data(), want, n * sizeof(float)) == 0);
+    }
+    if (!s.q4) continue;
+    uint16_t scale = 0, min = 0;
+    for (const auto& [row, group] : {std::pair<int64_t, int64_t>{0, 0}, {s.rows - 1, s.cols / 32 - 1}}) {
+      s.q4(row, group, quants.data(), &scale, &min);
+      for (uint8_t q : quants) FUZZ_CHECK(q <= 15);
+    }
+  }
 }
 
 void check_tokenizer(const std::string& path) {

@@ -54,6 +54,8 @@ struct StoredMatrix {
   // The weight dtype of the file's precision class: f32 (f32), bf16 (f16,
   // bf16), int8 (q8_0, q5_*, q6_K), int4 (q4_*, q4_K, q2_K).
   WeightDtype precision = WeightDtype::kF32;
+  // The matrix's shape as stored: [rows, cols].
+  int64_t rows = 0, cols = 0;
   // q4_0, q4_1, q4_K: the groups as stored (Linear packs them as they are).
   Q4Weights::GroupSource q4;
   // A matrix loaded without an f32 copy (null view; GgufReader with
