@@ -206,8 +206,9 @@ class TensorLoader {
     s.cols = t.dims[0];
     if (t.type != GgmlType::kF32) {
       // `data` points into the mapping, which the model keeps.
-      s.expand = [type = t.type, data = t.data, row = t.dims[0], elements = t.elements](float* out) {
-        dequantize(type, data, row, elements, out);
+      const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
+      s.expand = [type = t.type, data = t.data, row = t.dims[0], row_bytes](int64_t first, int64_t count, float* out) {
+        dequantize(type, data + static_cast<uint64_t>(first) * row_bytes, row, count * row, out);
       };
     }
     if (!is_q4(t.type)) return;

@@ -102,7 +102,7 @@ void check_model(const std::string& path) {
       FUZZ_CHECK(static_cast<bool>(s.expand));
       if (n > (size_t{1} << 23)) continue;
       values.assign(n, 0.0f);
-      s.expand(values.data());
+      s.expand(0, s.rows, values.data());
       FUZZ_CHECK(std::memcmp(values.data(), want, n * sizeof(float)) == 0);
     }
     if (!s.q4) continue;

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -64,6 +65,13 @@ struct WeightBlock {
   // `data`; used when every block of the Linear has one (`data` may then be
   // null). Read only during create().
   const Q4Weights::GroupSource* q4 = nullptr;
+  // int8: writes the block's rows [first, first + count) as f32 to `out`
+  // (a file's dequantization); used when `data` is null. Linear then
+  // quantizes a few rows at a time from a small per-thread buffer, so no f32
+  // copy of the whole matrix is written. Called from several threads at
+  // once; read only during create().
+  using RowSource = std::function<void(int64_t first, int64_t count, float* out)>;
+  const RowSource* f32_rows = nullptr;
 };
 
 class Linear {

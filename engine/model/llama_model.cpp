@@ -38,9 +38,11 @@ struct Part {
 
 // One Linear of `parts` (stacked rows, `in` columns) in `dtype`, or in its
 // parts' stored precision when `dtype` is nullopt. Parts without f32 values
-// (StoredMatrix::expand) are expanded into `scratch` first, unless int4
-// packs their groups: one Linear's worth at a time, so loading faults in the
-// largest Linear's pages once instead of a copy of every matrix.
+// (StoredMatrix::expand) go to int8 Linears as row sources (quantized a few
+// rows at a time) and to int4 ones as their groups; for other dtypes they
+// are expanded into `scratch` first, one Linear's worth at a time, so
+// loading faults in the largest Linear's pages once instead of a copy of
+// every matrix.
 Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part> parts, int64_t in,
                            std::optional<WeightDtype> dtype, ScratchBuffer& scratch) {
   std::vector<WeightBlock> blocks;
@@ -55,6 +57,7 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
       if (precision_rank(own) > precision_rank(d)) d = own;
     }
     if (stored && stored->q4) b.q4 = &stored->q4;
+    if (stored && stored->expand) b.f32_rows = &stored->expand;
     blocks.push_back(b);
     stored_parts.push_back(stored);
   }
@@ -65,7 +68,8 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
   // needs its f32 values.
   const bool from_groups =
       d == WeightDtype::kInt4 && std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4; });
-  if (!from_groups) {
+  // int8 quantizes unexpanded parts from their rows (WeightBlock::f32_rows).
+  if (!from_groups && d != WeightDtype::kInt8) {
     int64_t missing_rows = 0;
     for (size_t i = 0; i < blocks.size(); ++i) {
       if (blocks[i].data != nullptr) continue;
@@ -81,7 +85,7 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
                                           " MiB)");
       for (size_t i = 0; i < blocks.size(); ++i) {
         if (blocks[i].data != nullptr) continue;
-        stored_parts[i]->expand(next);
+        stored_parts[i]->expand(0, blocks[i].rows, next);
         blocks[i].data = next;
         next += blocks[i].rows * in;
       }

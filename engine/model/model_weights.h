@@ -59,10 +59,12 @@ struct StoredMatrix {
   // q4_0, q4_1, q4_K: the groups as stored (Linear packs them as they are).
   Q4Weights::GroupSource q4;
   // A matrix loaded without an f32 copy (null view; GgufReader with
-  // expand_matrices off): writes its [rows, cols] f32 values to `out`, the
-  // file's exact dequantization, on all threads. LlamaModel expands one
-  // Linear at a time into a buffer it reuses.
-  std::function<void(float* out)> expand;
+  // expand_matrices off): writes its rows [first, first + count) as f32 to
+  // `out`, the file's exact dequantization (on all threads, unless called
+  // inside a parallel region). LlamaModel hands it to int8 Linears, which
+  // quantize a few rows at a time, and expands other Linears whole, one at a
+  // time, into a buffer it reuses.
+  WeightBlock::RowSource expand;
 };
 
 // A model in memory: its config, the weight views, and whatever backs them
