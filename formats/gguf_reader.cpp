@@ -204,17 +204,16 @@ class TensorLoader {
     s.precision = precision_class(t.type);
     s.rows = t.elements / t.dims[0];
     s.cols = t.dims[0];
-    if (t.type != GgmlType::kF32) {
-      // `data` points into the mapping, which the model keeps.
-      const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
-      s.expand = [type = t.type, data = t.data, row = t.dims[0], row_bytes](int64_t first, int64_t count, float* out) {
-        dequantize(type, data + static_cast<uint64_t>(first) * row_bytes, row, count * row, out);
-      };
-    }
-    if (!is_q4(t.type)) return;
+    // `data` points into the mapping, which the model keeps.
     const uint8_t* data = t.data;
     const uint64_t row_bytes = ggml_row_bytes(t.type, t.dims[0]);
     const GgmlType type = t.type;
+    if (type != GgmlType::kF32) {
+      s.expand = [type, data, row = t.dims[0], row_bytes](int64_t first, int64_t count, float* out) {
+        dequantize(type, data + static_cast<uint64_t>(first) * row_bytes, row, count * row, out);
+      };
+    }
+    if (!is_q4(type)) return;
     // q4_0 and q4_1 scales and mins are f16 values already (exact); q4_K's
     // d * sc and dmin * m round to f16 here.
     s.q4 = [data, row_bytes, type](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {

@@ -250,9 +250,9 @@ namespace {
 // being written and quantized.
 constexpr int64_t kRowsPerPiece = 64;
 
-// quantize_rows_s8 of the stacked blocks, each taken from `data` or, when
-// that is null, from its row source a piece at a time into a per-thread
-// buffer: the pieces are split over all threads.
+// quantize_rows_s8 of the stacked blocks (no stacked copy), a piece of rows
+// at a time, each taken from `data` or, when that is null, from its row
+// source into a per-thread buffer: the pieces are split over all threads.
 void quantize_blocks_s8(std::span<const WeightBlock> blocks, int64_t in, int8_t* q, float* scale, int32_t* row_sum) {
   struct Piece {
     const WeightBlock* block;
@@ -292,13 +292,11 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   int64_t out = 0;
   const bool stored = dtype == WeightDtype::kInt4 &&
                       std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4 != nullptr; });
-  bool row_sources = false;  // some int8 block comes from WeightBlock::f32_rows
   for (const auto& b : blocks) {
-    const bool from_rows = dtype == WeightDtype::kInt8 && b.data == nullptr && b.f32_rows != nullptr;
+    const bool from_rows = dtype == WeightDtype::kInt8 && b.f32_rows != nullptr;
     if ((b.data == nullptr && !stored && !from_rows) || b.rows <= 0) {
       return Status::invalid_argument("Linear: every weight block needs data and rows > 0");
     }
-    row_sources |= from_rows;
     out += b.rows;
   }
   if (dtype == WeightDtype::kInt8 && in > kMaxInt8In) {
@@ -330,13 +328,13 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
         }));
 
   // The whole weight as one f32 [out, in] array (a view when not fused, or
-  // when the blocks already lie one after the other); int8 blocks from row
-  // sources are quantized from their rows below instead.
+  // when the blocks already lie one after the other); int8 quantizes the
+  // blocks where they are instead.
   std::vector<float> stacked;
   const float* w = blocks[0].data;
   bool adjacent = true;
   for (size_t i = 1; i < blocks.size(); ++i) adjacent &= blocks[i].data == blocks[i - 1].data + blocks[i - 1].rows * in;
-  if (!adjacent && !row_sources) {
+  if (!adjacent && dtype != WeightDtype::kInt8) {
     stacked.resize(static_cast<size_t>(out * in));
     float* p = stacked.data();
     for (const auto& b : blocks) {
@@ -362,11 +360,7 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
                                         " x " + std::to_string(in) + "]");
     impl->w_scale.resize(static_cast<size_t>(out));
     impl->w_comp.resize(static_cast<size_t>(out));
-    if (row_sources) {
-      quantize_blocks_s8(blocks, in, wq, impl->w_scale.data(), impl->w_comp.data());
-    } else {
-      quantize_rows_s8(w, out, in, wq, impl->w_scale.data(), impl->w_comp.data());  // on all threads
-    }
+    quantize_blocks_s8(blocks, in, wq, impl->w_scale.data(), impl->w_comp.data());  // on all threads
     for (auto& c : impl->w_comp) c *= 128;
     user_data = wq;
     user_dt = dt::s8;
