@@ -9,7 +9,8 @@
 //      validates and its weight views are non-null; the lean read (no f32
 //      copies, as engines load) accepts exactly the same files, and each of
 //      its matrices expands (StoredMatrix::expand) to the full read's values
-//      bit for bit, and its 4-bit group sources give quants in range;
+//      bit for bit, whole and as a range of rows, and its 4-bit group
+//      sources give quants in range;
 //   3. load_tokenizer on the same file: an accepted vocabulary encodes and
 //      decodes a fixed text with ids in range.
 #include <unistd.h>
@@ -104,6 +105,10 @@ void check_model(const std::string& path) {
       values.assign(n, 0.0f);
       s.expand(0, s.rows, values.data());
       FUZZ_CHECK(std::memcmp(values.data(), want, n * sizeof(float)) == 0);
+      // A range of rows alone (how int8 Linears read it): the last row.
+      const auto cols = static_cast<size_t>(s.cols);
+      s.expand(s.rows - 1, 1, values.data());
+      FUZZ_CHECK(std::memcmp(values.data(), want + n - cols, cols * sizeof(float)) == 0);
     }
     if (!s.q4) continue;
     uint16_t scale = 0, min = 0;
