@@ -138,11 +138,11 @@ WeightDtype precision_class(GgmlType t) {
 bool is_q4(GgmlType t) { return t == GgmlType::kQ4_0 || t == GgmlType::kQ4_1 || t == GgmlType::kQ4_K; }
 
 // The exact f32 values of a tensor of `type` at `data` (`elements` values in
-// rows of `row`) into `out`, rows on all threads.
+// rows of `row`) into `out`, rows on all threads (one row: on the caller's).
 void dequantize(GgmlType type, const uint8_t* data, int64_t row, int64_t elements, float* out) {
   const int64_t n_rows = elements / row;
   const uint64_t row_bytes = ggml_row_bytes(type, row);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n_rows > 1)
   for (int64_t r = 0; r < n_rows; ++r) ggml_dequantize(type, data + r * row_bytes, row, out + r * row);
 }
 
@@ -156,10 +156,8 @@ class TensorLoader {
   // Sets *field to the tensor `name` of shape [rows, cols] (ggml: dims
   // {cols, rows}), a vector when rows == 0; optional tensors leave nullptr
   // when absent. With expand_matrices off, a matrix stored in any type but
-  // f32 keeps a null view (LoadedModel::stored says how to expand it), unless
-  // `read_as_floats` (the embedding, whose rows the forward pass reads).
-  Status take(const float** field, const std::string& name, int64_t rows, int64_t cols, bool optional = false,
-              bool read_as_floats = false) {
+  // f32 keeps a null view (LoadedModel::stored says how to expand it).
+  Status take(const float** field, const std::string& name, int64_t rows, int64_t cols, bool optional = false) {
     const GgufTensorInfo* t = file_.find_tensor(name);
     if (t == nullptr) {
       if (optional) return Status::ok();
@@ -186,7 +184,7 @@ class TensorLoader {
       *field = reinterpret_cast<const float*>(t->data);
       return Status::ok();
     }
-    if (!expand_matrices_ && rows > 0 && !read_as_floats) return Status::ok();  // expanded when packed
+    if (!expand_matrices_ && rows > 0) return Status::ok();  // expanded when packed or, the embedding, row by row
     auto v = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(t->elements));
     dequantize(t->type, t->data, t->dims[0], t->elements, v.get());
     *field = v.get();
@@ -256,8 +254,9 @@ Result<std::unique_ptr<LoadedModel>> GgufReader::read(const std::string& path) c
   const int64_t dim = c.dim, hidden = c.hidden_dim, kv = c.kv_dim();
   TensorLoader tensors(*file, model.get(), expand_matrices_);
   ModelWeights& w = model->weights;
-  // The embedding is read row by row at run time: always expanded.
-  PAGODA_RETURN_IF_ERROR(tensors.take(&w.token_embedding, "token_embd.weight", c.vocab_size, dim, false, true));
+  // With expand_matrices off the embedding keeps no f32 copy either: the
+  // forward pass expands the rows of a step's tokens (StoredMatrix::expand).
+  PAGODA_RETURN_IF_ERROR(tensors.take(&w.token_embedding, "token_embd.weight", c.vocab_size, dim));
   PAGODA_RETURN_IF_ERROR(tensors.take(&w.rms_final, "output_norm.weight", 0, dim));
   if (c.tied_classifier) {
     w.classifier = w.token_embedding;

@@ -133,20 +133,44 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
   }
   auto cls = make_linear(m, {{&m.weights.classifier, c.vocab_size}}, c.dim, dtype, scratch);
   if (!cls) return cls.status();
-  return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value()));
+  const WeightBlock::RowSource* embedding_rows = nullptr;
+  if (m.weights.token_embedding == nullptr) {
+    const auto it = m.stored.find(&m.weights.token_embedding);
+    if (it == m.stored.end() || !it->second.expand)
+      return Status::invalid_argument(m.path + ": the token embedding has neither values nor a stored form");
+    embedding_rows = &it->second.expand;
+  }
+  return std::unique_ptr<LlamaModel>(
+      new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value(), embedding_rows));
 }
 
 LlamaModel::LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers,
-                       Linear classifier)
+                       Linear classifier, const WeightBlock::RowSource* embedding_rows)
     : model_(std::move(model)), kv_(kv), layers_(std::move(layers)), classifier_(std::move(classifier)),
-      rope_(model_->config.max_seq_len, model_->config.head_dim, model_->config.rope_theta,
-            model_->config.rope_scaling) {}
+      embedding_rows_(embedding_rows), rope_(model_->config.max_seq_len, model_->config.head_dim,
+                                             model_->config.rope_theta, model_->config.rope_scaling) {}
 
 int64_t LlamaModel::weight_bytes() const {
   int64_t total = classifier_.weight_bytes();
   for (const Layer& l : layers_)
     total += l.qkv.weight_bytes() + l.wo.weight_bytes() + l.gate_up.weight_bytes() + l.down.weight_bytes();
   return total;
+}
+
+void LlamaModel::embed(const std::vector<int32_t>& tokens, float* x) const {
+  const int64_t dim = model_->config.dim, T = static_cast<int64_t>(tokens.size());
+  const float* table = model_->weights.token_embedding;
+  if (table != nullptr) {
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(x + t * dim, table + static_cast<int64_t>(tokens[static_cast<size_t>(t)]) * dim,
+                  static_cast<size_t>(dim) * sizeof(float));
+    return;
+  }
+  // Each token's row dequantized from the file's blocks (exact): a few
+  // microseconds per row, against a table of vocab x dim floats in memory.
+  const WeightBlock::RowSource& rows = *embedding_rows_;
+#pragma omp parallel for schedule(static) if (T >= 16)
+  for (int64_t t = 0; t < T; ++t) rows(tokens[static_cast<size_t>(t)], 1, x + t * dim);
 }
 
 Status LlamaModel::check_batch(const BatchInput& batch) const {
@@ -218,10 +242,7 @@ Status LlamaModel::forward(const BatchInput& batch, std::vector<float>* logits, 
     row += s.n_tokens;
   }
 
-  for (int64_t t = 0; t < T; ++t)
-    std::memcpy(x_.data() + t * dim,
-                w.token_embedding + static_cast<int64_t>(batch.tokens[static_cast<size_t>(t)]) * dim,
-                static_cast<size_t>(dim) * sizeof(float));
+  embed(batch.tokens, x_.data());
 
   const AttentionShape shape{static_cast<int>(c.n_heads), static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim),
                              c.sliding_window, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};

@@ -76,8 +76,11 @@ class LlamaModel {
   struct Layer {
     Linear qkv, wo, gate_up, down;
   };
-  LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers, Linear classifier);
+  LlamaModel(std::shared_ptr<const LoadedModel> model, KvStorage* kv, std::vector<Layer> layers, Linear classifier,
+             const WeightBlock::RowSource* embedding_rows);
   Status check_batch(const BatchInput& batch) const;
+  // The embedding rows of `tokens` into x [tokens, dim].
+  void embed(const std::vector<int32_t>& tokens, float* x) const;
   // Before the last layer's attention: moves the q|k|v and residual rows of
   // each sampling sequence's last token to rows 0..n_out-1 and points the
   // attention descriptors at them (one query each).
@@ -87,6 +90,9 @@ class LlamaModel {
   KvStorage* kv_;
   std::vector<Layer> layers_;
   Linear classifier_;
+  // The stored embedding's row expansion when it has no f32 view (in
+  // model_->stored, which lives as long as model_); null otherwise.
+  const WeightBlock::RowSource* embedding_rows_;
   RopeTable rope_;
   // Scratch, grown on demand and reused across steps.
   std::vector<float> x_, xn_, qkv_, attn_, proj_, gate_up_, hidden_, sel_;

@@ -42,10 +42,12 @@ struct LayerWeights {
 
 // Views of the whole model.
 struct ModelWeights {
-  const float* token_embedding = nullptr;  // [vocab, dim]
-  std::vector<LayerWeights> layers;        // n_layers entries
-  const float* rms_final = nullptr;        // [dim]
-  const float* classifier = nullptr;       // [vocab, dim]; == token_embedding when tied
+  // [vocab, dim]; null when LoadedModel::stored holds it unexpanded (GGUF,
+  // expand_matrices off): its rows are then expanded per token.
+  const float* token_embedding = nullptr;
+  std::vector<LayerWeights> layers;   // n_layers entries
+  const float* rms_final = nullptr;   // [dim]
+  const float* classifier = nullptr;  // [vocab, dim]; == token_embedding when tied
 };
 
 // How a checkpoint stores one weight matrix (GGUF files say per tensor), for

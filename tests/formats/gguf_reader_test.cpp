@@ -217,11 +217,12 @@ TEST_CASE("gguf reader: q4_0 tensors pack into the q4 kernels' layout exactly as
   same(&l.wq, c.q_dim(), c.dim);
 
   // Loaded for an engine (no f32 copies of matrices): wq, wk, wv, wo,
-  // ffn_gate/up (q4_0) and ffn_down (f16) have no view, the embedding keeps
-  // one, and the model computes the same logits as from the expanded load,
-  // with weight_dtype auto (4-bit packed from the groups, ffn_down expanded
-  // when packed) and with int8 and f32 forced (every matrix expanded when
-  // packed).
+  // ffn_gate/up (q4_0), ffn_down (f16) and the embedding have no view, and
+  // the model computes the same logits as from the expanded load (the
+  // embedding's rows expanded per token, one thread or, from 16 tokens,
+  // all), with weight_dtype auto (4-bit packed from the groups, ffn_down
+  // expanded when packed) and with int8 and f32 forced (every matrix
+  // expanded when packed).
   LoadOptions packed_only;
   packed_only.expand_matrices = false;
   auto lean = load_model(path, ModelFormat::kAuto, packed_only);
@@ -231,28 +232,34 @@ TEST_CASE("gguf reader: q4_0 tensors pack into the q4 kernels' layout exactly as
   CHECK(ll.wo == nullptr);
   CHECK(ll.w1 == nullptr);
   CHECK(ll.w2 == nullptr);
-  CHECK((*lean)->weights.token_embedding != nullptr);
-  CHECK((*lean)->owned_arrays.size() < m.owned_arrays.size());
-  auto logits = [](std::shared_ptr<const LoadedModel> model, std::optional<WeightDtype> dtype) {
+  CHECK((*lean)->weights.token_embedding == nullptr);
+  CHECK((*lean)->owned_arrays.empty());
+  auto logits = [](std::shared_ptr<const LoadedModel> model, std::optional<WeightDtype> dtype,
+                   std::vector<int32_t> tokens) {
     const ModelConfig& mc = model->config;
     auto kv = KvStorage::create({int(mc.n_layers), int(mc.n_kv_heads), int(mc.head_dim), 16, KvDtype::kF32}, 4);
     REQUIRE(kv.is_ok());
     auto lm = LlamaModel::create(model, dtype, kv->get());
     REQUIRE(lm.is_ok());
-    const std::vector<int32_t> table = {1};
+    const std::vector<int32_t> table = {1, 2};
     BatchInput in;
-    in.tokens = {1, 403, 407, 261, 378};
-    in.seqs.push_back({0, 5, table, true});
+    const auto n = static_cast<int64_t>(tokens.size());
+    in.tokens = std::move(tokens);
+    in.seqs.push_back({0, n, table, false, /*all_logits=*/true});
     std::vector<float> out;
     REQUIRE((*lm)->forward(in, &out).is_ok());
     return out;
   };
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  std::vector<int32_t> long_prompt;
+  for (int i = 0; i < 24; ++i) long_prompt.push_back((i * 97 + 5) % c.vocab_size);
   const std::shared_ptr<const LoadedModel> full_model(std::move(g).value());
-  const std::vector<float> expected = logits(full_model, std::nullopt);
+  const std::vector<float> expected = logits(full_model, std::nullopt, prompt);
   const std::shared_ptr<const LoadedModel> lean_model(std::move(lean).value());
-  CHECK(logits(lean_model, std::nullopt) == expected);
-  CHECK(logits(lean_model, WeightDtype::kInt8) == logits(full_model, WeightDtype::kInt8));
-  CHECK(logits(lean_model, WeightDtype::kF32) == logits(full_model, WeightDtype::kF32));
+  CHECK(logits(lean_model, std::nullopt, prompt) == expected);
+  CHECK(logits(lean_model, std::nullopt, long_prompt) == logits(full_model, std::nullopt, long_prompt));
+  CHECK(logits(lean_model, WeightDtype::kInt8, prompt) == logits(full_model, WeightDtype::kInt8, prompt));
+  CHECK(logits(lean_model, WeightDtype::kF32, long_prompt) == logits(full_model, WeightDtype::kF32, long_prompt));
   fs::remove(path);
 }
 
