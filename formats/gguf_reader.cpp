@@ -214,11 +214,15 @@ class TensorLoader {
     if (!is_q4(type)) return;
     // q4_0 and q4_1 scales and mins are f16 values already (exact); q4_K's
     // d * sc and dmin * m round to f16 here.
-    s.q4 = [data, row_bytes, type](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
-      float sc = 0, mn = 0;
-      ggml_q4_group(type, data + static_cast<uint64_t>(n) * row_bytes, g, q, &sc, &mn);
-      *scale = f32_to_f16(sc);
-      *min = f32_to_f16(mn);
+    const int64_t groups = t.dims[0] / 32;
+    s.q4 = [data, row_bytes, type, groups](int64_t n, uint8_t* q, uint16_t* scale, uint16_t* min) {
+      const uint8_t* row = data + static_cast<uint64_t>(n) * row_bytes;
+      for (int64_t g = 0; g < groups; ++g) {
+        float sc = 0, mn = 0;
+        ggml_q4_group(type, row, g, q + 32 * g, &sc, &mn);
+        scale[g] = f32_to_f16(sc);
+        min[g] = f32_to_f16(mn);
+      }
     };
   }
 

@@ -111,9 +111,10 @@ void check_model(const std::string& path) {
       FUZZ_CHECK(std::memcmp(values.data(), want + n - cols, cols * sizeof(float)) == 0);
     }
     if (!s.q4) continue;
-    uint16_t scale = 0, min = 0;
-    for (const auto& [row, group] : {std::pair<int64_t, int64_t>{0, 0}, {s.rows - 1, s.cols / 32 - 1}}) {
-      s.q4(row, group, quants.data(), &scale, &min);
+    quants.assign(static_cast<size_t>(s.cols), 0);
+    std::vector<uint16_t> scales(static_cast<size_t>(s.cols / 32)), mins(scales.size());
+    for (int64_t row : {int64_t{0}, s.rows - 1}) {
+      s.q4(row, quants.data(), scales.data(), mins.data());
       for (uint8_t q : quants) FUZZ_CHECK(q <= 15);
     }
   }

@@ -319,13 +319,12 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
   };
   // 4-bit groups as the file stores them: no f32 needed.
   if (stored)
-    return int4_linear(
-        Q4Weights::build(out, in, [blocks](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
-          for (const WeightBlock& b : blocks) {
-            if (n < b.rows) return (*b.q4)(n, g, q, scale, min);
-            n -= b.rows;
-          }
-        }));
+    return int4_linear(Q4Weights::build(out, in, [blocks](int64_t n, uint8_t* q, uint16_t* scale, uint16_t* min) {
+      for (const WeightBlock& b : blocks) {
+        if (n < b.rows) return (*b.q4)(n, q, scale, min);
+        n -= b.rows;
+      }
+    }));
 
   // The whole weight as one f32 [out, in] array (a view when not fused, or
   // when the blocks already lie one after the other); int8 quantizes the

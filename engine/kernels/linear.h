@@ -64,7 +64,7 @@ struct WeightBlock {
   // q4_1 or q4_K tensor), packed as they are instead of re-quantizing
   // `data`; used when every block of the Linear has one (`data` may then be
   // null). Read only during create().
-  const Q4Weights::GroupSource* q4 = nullptr;
+  const Q4Weights::ColumnSource* q4 = nullptr;
   // int8: writes the block's rows [first, first + count) as f32 to `out`
   // (a file's dequantization); used when `data` is null. Linear then
   // quantizes a few rows at a time from a small per-thread buffer, so no f32

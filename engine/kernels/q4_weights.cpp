@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "common/float16.h"
 #include "common/huge_pages.h"
@@ -35,7 +36,7 @@ void store_group(const Slot& s, const uint8_t* q, uint16_t scale, uint16_t min) 
 
 }  // namespace
 
-Result<Q4Weights> Q4Weights::build(int64_t out, int64_t in, const GroupSource& source) {
+Result<Q4Weights> Q4Weights::build(int64_t out, int64_t in, const ColumnSource& source) {
   if (out <= 0 || in <= 0 || in % q4::kGroup != 0)
     return Status::invalid_argument("Q4Weights: in_features must be a positive multiple of 32 (got " +
                                     std::to_string(in) + ")");
@@ -56,13 +57,20 @@ Result<Q4Weights> Q4Weights::build(int64_t out, int64_t in, const GroupSource& s
     const int64_t panel_bytes = groups * q4::kPanelGroupBytes;
     std::memset(base + (w.n_panels_ - 1) * panel_bytes, 0, static_cast<size_t>(panel_bytes));
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < out; ++n) {
-    uint8_t q[q4::kGroup];
-    for (int64_t g = 0; g < groups; ++g) {
-      uint16_t scale = 0, min = 0;
-      source(n, g, q, &scale, &min);
-      store_group(slot(base, groups, n, g), q, scale, min);
+  // A panel at a time per thread: its bytes stay in the thread's cache while
+  // its 64 columns are written.
+#pragma omp parallel
+  {
+    std::vector<uint8_t> q(static_cast<size_t>(in));
+    std::vector<uint16_t> scale(static_cast<size_t>(groups)), min(static_cast<size_t>(groups));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < w.n_panels_; ++p) {
+      for (int64_t n = p * q4::kPanel; n < std::min(out, (p + 1) * q4::kPanel); ++n) {
+        source(n, q.data(), scale.data(), min.data());
+        for (int64_t g = 0; g < groups; ++g)
+          store_group(slot(base, groups, n, g), q.data() + g * q4::kGroup, scale[static_cast<size_t>(g)],
+                      min[static_cast<size_t>(g)]);
+      }
     }
   }
   return w;
@@ -70,7 +78,8 @@ Result<Q4Weights> Q4Weights::build(int64_t out, int64_t in, const GroupSource& s
 
 Result<Q4Weights> Q4Weights::quantize(const float* data, int64_t out, int64_t in) {
   const int64_t padded = (in + q4::kGroup - 1) / q4::kGroup * q4::kGroup;
-  return build(out, padded, [&](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
+  const int64_t groups = padded / q4::kGroup;
+  const auto group = [&](int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min) {
     const int64_t k0 = g * q4::kGroup, k1 = std::min(in, k0 + q4::kGroup);
     const float* row = data + n * in;
     float lo = row[k0], hi = row[k0];
@@ -90,6 +99,9 @@ Result<Q4Weights> Q4Weights::quantize(const float* data, int64_t out, int64_t in
       const float v = k0 + k < k1 ? row[k0 + k] : 0.0f;
       q[k] = static_cast<uint8_t>(std::clamp(std::nearbyint((v - m) * inv), 0.0f, 15.0f));
     }
+  };
+  return build(out, padded, [&](int64_t n, uint8_t* q, uint16_t* scale, uint16_t* min) {
+    for (int64_t g = 0; g < groups; ++g) group(n, g, q + g * q4::kGroup, scale + g, min + g);
   });
 }
 

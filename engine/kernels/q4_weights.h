@@ -18,18 +18,19 @@ namespace pagoda {
 
 class Q4Weights {
  public:
-  // Fills one group: the 32 quants (0..15) of output column n for k in
-  // [32 g, 32 g + 32), and their f16 scale and min (w = scale * q + min).
-  // Called for every (n, g) with n < out and 32 g < in, from several threads.
-  using GroupSource = std::function<void(int64_t n, int64_t g, uint8_t* q, uint16_t* scale, uint16_t* min)>;
+  // Fills the groups of output column n: q[32 g + i] (0..15) is the quant
+  // of k = 32 g + i, and scale[g], min[g] group g's f16 scale and min
+  // (w = scale * q + min), for every group g < in / 32. Called once for every
+  // n < out, from several threads.
+  using ColumnSource = std::function<void(int64_t n, uint8_t* q, uint16_t* scale, uint16_t* min)>;
 
   // W [out, in] quantized asymmetrically per group: min = the group's
   // minimum, scale = (max - min) / 15, both rounded to f16, then
   // q = round((w - min) / scale) clamped to [0, 15]. K beyond `in` (when
   // in % 32 != 0) is zero.
   static Result<Q4Weights> quantize(const float* w, int64_t out, int64_t in);
-  // W from groups given by `source` (in % 32 must be 0).
-  static Result<Q4Weights> build(int64_t out, int64_t in, const GroupSource& source);
+  // W from the groups `source` gives per column (in % 32 must be 0).
+  static Result<Q4Weights> build(int64_t out, int64_t in, const ColumnSource& source);
 
   const uint8_t* data() const { return static_cast<const uint8_t*>(buffer_.get()); }
   int64_t out() const { return out_; }

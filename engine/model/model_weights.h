@@ -59,7 +59,7 @@ struct StoredMatrix {
   // The matrix's shape as stored: [rows, cols].
   int64_t rows = 0, cols = 0;
   // q4_0, q4_1, q4_K: the groups as stored (Linear packs them as they are).
-  Q4Weights::GroupSource q4;
+  Q4Weights::ColumnSource q4;
   // A matrix loaded without an f32 copy (null view; GgufReader with
   // expand_matrices off): writes its rows [first, first + count) as f32 to
   // `out`, the file's exact dequantization (on all threads, unless called
