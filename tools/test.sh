@@ -11,6 +11,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tools/setup.sh
 jobs=$(nproc)
+
+# The executables (CMake targets of the same names) that the tests selected
+# by ctest arguments $@ run, scripts' interpreters aside. Asked of the built
+# Release tree: a tree not built yet lists Catch2 tests as placeholders
+# without their labels (catch_discover_tests runs each test binary).
+test_executables() {
+  ctest --test-dir build/release "$@" --show-only=json-v1 | python3 -c '
+import json, os, sys
+tests = json.load(sys.stdin)["tests"]
+names = {os.path.basename(t["command"][0]) for t in tests if t.get("command")}
+print(" ".join(sorted(names - {"bash", "sh", "python3"})))'
+}
+
 echo "== Release tests"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
 [[ "${1:-}" == "--quick" ]] && exit 0
@@ -19,22 +32,20 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 # -g1: line tables only (enough for the sanitizers' stack traces), a faster build.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DPAGODA_SANITIZE=address,undefined >/dev/null
-cmake --build build/asan -j "$jobs"
+# Only what the tests of this stage run (not the benchmarks or the soak
+# tool, whose tests are labelled slow).
+# shellcheck disable=SC2046
+cmake --build build/asan -j "$jobs" --target pagoda $(test_executables -LE slow)
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE slow
 
 echo "== ThreadSanitizer (concurrency tests)"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DPAGODA_SANITIZE=thread >/dev/null
-# Only what the concurrency tests run: their executables (asked of the
-# Release build's test list) and the server binary they start.
-tsan_targets=$(ctest --test-dir build/release -L concurrency --show-only=json-v1 | python3 -c '
-import json, os, sys
-tests = json.load(sys.stdin)["tests"]
-names = {os.path.basename(t["command"][0]) for t in tests if t.get("command")}
-print(" ".join(sorted(names - {"bash", "sh", "python3"})))')
-# shellcheck disable=SC2086
-cmake --build build/tsan -j "$jobs" --target pagoda $tsan_targets
+# Only what the concurrency tests run: their executables and the server
+# binary they start.
+# shellcheck disable=SC2046
+cmake --build build/tsan -j "$jobs" --target pagoda $(test_executables -L concurrency)
 # OMP_NUM_THREADS=1: libgomp is not built with TSan, so its barriers are
 # invisible to it and every parallel region would be reported as a race; the
 # servers these tests start run their model on one thread (the I/O threads,
