@@ -28,8 +28,8 @@ class GgufReader final : public ModelReader {
   // expand_matrices false: a matrix stored in any type but f32 gets no f32
   // copy: its view is null, and LoadedModel::stored holds how to expand it
   // (StoredMatrix::expand) and, for q4_0 / q4_1 / q4_K, its groups, which
-  // int4 Linears read as they are. The embedding is always expanded (its
-  // rows are read at run time); f32 tensors are views into the mapping.
+  // int4 Linears read as they are. That includes the embedding, whose rows
+  // LlamaModel expands per token; f32 tensors are views into the mapping.
   explicit GgufReader(bool expand_matrices = true) : expand_matrices_(expand_matrices) {}
   const char* name() const override { return "gguf"; }
   Result<std::unique_ptr<LoadedModel>> read(const std::string& path) const override;

@@ -24,8 +24,9 @@ struct LoadOptions {
   // false: quantized and f16/bf16 GGUF matrices keep no f32 copy
   // (GgufReader): LlamaModel expands them one Linear at a time while packing
   // (StoredMatrix::expand), or packs an int4 Linear whose parts are all
-  // 4-bit from their groups. For engines; true for tools that read the float
-  // views.
+  // 4-bit from their groups; a non-f32 embedding has no view either (its
+  // rows are expanded per step). For engines; true for tools that read the
+  // float views.
   bool expand_matrices = true;
 };
 

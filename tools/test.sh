@@ -33,9 +33,12 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DPAGODA_SANITIZE=address,undefined >/dev/null
 # Only what the tests of this stage run (not the benchmarks or the soak
-# tool, whose tests are labelled slow).
-# shellcheck disable=SC2046
-cmake --build build/asan -j "$jobs" --target pagoda $(test_executables -LE slow)
+# tool, whose tests are labelled slow). Assigned first: set -e stops on a
+# failed assignment, not on a failed substitution inside a command's words.
+asan_targets=$(test_executables -LE slow)
+[[ -n "$asan_targets" ]] || { echo "test.sh: no test executables listed for ASan" >&2; exit 1; }
+# shellcheck disable=SC2086
+cmake --build build/asan -j "$jobs" --target pagoda $asan_targets
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure -j "$jobs" -LE slow
 
@@ -44,8 +47,10 @@ cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_
   -DPAGODA_SANITIZE=thread >/dev/null
 # Only what the concurrency tests run: their executables and the server
 # binary they start.
-# shellcheck disable=SC2046
-cmake --build build/tsan -j "$jobs" --target pagoda $(test_executables -L concurrency)
+tsan_targets=$(test_executables -L concurrency)
+[[ -n "$tsan_targets" ]] || { echo "test.sh: no concurrency test executables listed" >&2; exit 1; }
+# shellcheck disable=SC2086
+cmake --build build/tsan -j "$jobs" --target pagoda $tsan_targets
 # OMP_NUM_THREADS=1: libgomp is not built with TSan, so its barriers are
 # invisible to it and every parallel region would be reported as a race; the
 # servers these tests start run their model on one thread (the I/O threads,

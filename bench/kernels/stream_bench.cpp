@@ -100,7 +100,7 @@ double sum_all_threads(const uint8_t* p, int64_t bytes) {
   {
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t chunk = (nf / 1024 + nt - 1) / nt * 1024;
-    const int64_t lo = std::min(nf, t * chunk), hi = std::min(nf, lo + chunk);
+    const int64_t lo = std::min(nf, t * chunk), hi = t == nt - 1 ? nf : std::min(nf, lo + chunk);
     s += sum_floats(reinterpret_cast<const float*>(p) + lo, hi - lo);
   }
   return s;
@@ -110,6 +110,7 @@ int first_touch(const std::string& path, int64_t mb) {
   const int fd = open(path.c_str(), O_RDONLY);
   struct stat st {};
   if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0) {
+    if (fd >= 0) close(fd);
     std::fprintf(stderr, "stream_bench: cannot read %s\n", path.c_str());
     return 2;
   }
@@ -124,9 +125,9 @@ int first_touch(const std::string& path, int64_t mb) {
   for (const char* pass : {"first", "second"}) {
     const double t0 = now_s();
     sink += sum_all_threads(static_cast<const uint8_t*>(mapped), size);
+    const double s = now_s() - t0;
     std::printf("mapped file read, %-6s touch: %6.2f GB/s (%.0f MB in %.3f s, %d threads)\n", pass,
-                static_cast<double>(size) / (now_s() - t0) / 1e9, static_cast<double>(size) / 1e6, now_s() - t0,
-                omp_get_max_threads());
+                static_cast<double>(size) / s / 1e9, static_cast<double>(size) / 1e6, s, omp_get_max_threads());
   }
   munmap(mapped, static_cast<size_t>(size));
   const int64_t bytes = mb << 20;
@@ -138,8 +139,9 @@ int first_touch(const std::string& path, int64_t mb) {
 #pragma omp parallel for schedule(static)
     for (int64_t off = 0; off < bytes; off += 1 << 20)
       std::memset(static_cast<uint8_t*>(fresh) + off, static_cast<int>(off >> 20), 1 << 20);
+    const double s = now_s() - t0;
     std::printf("fresh memory write, %-6s touch: %6.2f GB/s (%lld MB in %.3f s)\n", pass,
-                static_cast<double>(bytes) / (now_s() - t0) / 1e9, static_cast<long long>(mb), now_s() - t0);
+                static_cast<double>(bytes) / s / 1e9, static_cast<long long>(mb), s);
   }
   // The sums are of arbitrary bytes (NaN likely): printed only so that they are computed.
   std::printf("(checksum %d)\n", static_cast<int>(sink == sink) + static_cast<uint8_t*>(fresh)[bytes / 2]);
@@ -158,6 +160,10 @@ int main(int argc, char** argv) {
     if (flag == "--mb") mb = std::max(1, std::atoi(argv[i + 1]));
     if (flag == "--runs") runs = std::max(1, std::atoi(argv[i + 1]));
     if (flag == "--first-touch") first_touch_file = argv[i + 1];
+  }
+  if (argc > 1 && std::string(argv[argc - 1]) == "--first-touch") {
+    std::fprintf(stderr, "stream_bench: --first-touch needs a FILE\n");
+    return 2;
   }
   if (!first_touch_file.empty()) return first_touch(first_touch_file, mb);
   // Triad: three double arrays totalling `mb`.

@@ -116,6 +116,13 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
                                     std::to_string(lay.num_kv_heads) + ", head_dim " + std::to_string(lay.head_dim) +
                                     ") does not match the model (" + c.summary() + ")");
   const LoadedModel& m = *model;
+  const WeightBlock::RowSource* embedding_rows = nullptr;
+  if (m.weights.token_embedding == nullptr) {
+    const auto it = m.stored.find(&m.weights.token_embedding);
+    if (it == m.stored.end() || !it->second.expand)
+      return Status::internal(m.path + ": the token embedding has neither values nor a stored form");
+    embedding_rows = &it->second.expand;
+  }
   ScratchBuffer scratch;
   std::vector<Layer> layers;
   layers.reserve(static_cast<size_t>(c.n_layers));
@@ -133,13 +140,6 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(std::shared_ptr<const Loa
   }
   auto cls = make_linear(m, {{&m.weights.classifier, c.vocab_size}}, c.dim, dtype, scratch);
   if (!cls) return cls.status();
-  const WeightBlock::RowSource* embedding_rows = nullptr;
-  if (m.weights.token_embedding == nullptr) {
-    const auto it = m.stored.find(&m.weights.token_embedding);
-    if (it == m.stored.end() || !it->second.expand)
-      return Status::invalid_argument(m.path + ": the token embedding has neither values nor a stored form");
-    embedding_rows = &it->second.expand;
-  }
   return std::unique_ptr<LlamaModel>(
       new LlamaModel(std::move(model), kv, std::move(layers), std::move(cls).value(), embedding_rows));
 }

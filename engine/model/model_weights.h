@@ -62,10 +62,12 @@ struct StoredMatrix {
   Q4Weights::ColumnSource q4;
   // A matrix loaded without an f32 copy (null view; GgufReader with
   // expand_matrices off): writes its rows [first, first + count) as f32 to
-  // `out`, the file's exact dequantization (on all threads, unless called
-  // inside a parallel region). LlamaModel hands it to int8 Linears, which
-  // quantize a few rows at a time, and expands other Linears whole, one at a
-  // time, into a buffer it reuses.
+  // `out`, the file's exact dequantization (several rows: on all threads,
+  // unless called inside a parallel region; one row: on the caller's).
+  // LlamaModel hands it to int8 Linears, which quantize a few rows at a
+  // time, expands other Linears whole, one at a time, into a buffer it
+  // reuses, and expands the embedding's rows of each step's tokens. Safe to
+  // call from several threads at once.
   WeightBlock::RowSource expand;
 };
 
