@@ -99,8 +99,9 @@ void softmax_inplace(float* x, int64_t n) { active_kernels().softmax_fn(x, n); }
 
 void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out) { active_kernels().f32_to_bf16_n_fn(x, n, out); }
 void round_to_bf16_n(const float* x, int64_t n, float* out) { active_kernels().round_to_bf16_n_fn(x, n, out); }
-void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum) {
-  active_kernels().quantize_rows_s8_fn(w, rows, cols, q, scale, row_sum);
+void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum,
+                      int32_t max_q) {
+  active_kernels().quantize_rows_s8_fn(w, rows, cols, q, scale, row_sum, max_q);
 }
 void quantize_rows_u8(const float* x, int64_t rows, int64_t cols, uint8_t* q, float* scale) {
   active_kernels().quantize_rows_u8_fn(x, rows, cols, q, scale);

@@ -253,7 +253,8 @@ constexpr int64_t kRowsPerPiece = 64;
 // quantize_rows_s8 of the stacked blocks (no stacked copy), a piece of rows
 // at a time, each taken from `data` or, when that is null, from its row
 // source into a per-thread buffer: the pieces are split over all threads.
-void quantize_blocks_s8(std::span<const WeightBlock> blocks, int64_t in, int8_t* q, float* scale, int32_t* row_sum) {
+void quantize_blocks_s8(std::span<const WeightBlock> blocks, int64_t in, int8_t* q, float* scale, int32_t* row_sum,
+                        int32_t max_q) {
   struct Piece {
     const WeightBlock* block;
     int64_t first, count, row;  // rows [first, first + count) of block, row `row` of the stack
@@ -280,15 +281,41 @@ void quantize_blocks_s8(std::span<const WeightBlock> blocks, int64_t in, int8_t*
       rows = buffer.data();
     }
     // Inside this parallel region its own parallel loop runs on this thread.
-    quantize_rows_s8(rows, p.count, in, q + p.row * in, scale + p.row, row_sum + p.row);
+    quantize_rows_s8(rows, p.count, in, q + p.row * in, scale + p.row, row_sum + p.row, max_q);
   }
 }
 
+// oneDNN's ISA as it runs here (the CPU's best, or the cap of
+// apply_isa_choice), as bits: dnnl_cpu_isa_t values are unions of features.
+uint32_t onednn_isa_bits() { return static_cast<uint32_t>(dnnl::get_effective_cpu_isa()); }
+
 }  // namespace
+
+int32_t Linear::int8_weight_max() {
+  const uint32_t vnni_bits =
+      static_cast<uint32_t>(dnnl_cpu_isa_avx512_core_vnni) & ~static_cast<uint32_t>(dnnl_cpu_isa_avx512_core);
+  const uint32_t avx2_vnni_bits =
+      static_cast<uint32_t>(dnnl_cpu_isa_avx2_vnni) & ~static_cast<uint32_t>(dnnl_cpu_isa_avx2);
+  const uint32_t isa = onednn_isa_bits();
+  return (isa & (vnni_bits | avx2_vnni_bits)) != 0 ? 127 : 63;
+}
+
+bool Linear::dtype_supported(WeightDtype dtype) {
+  if (dtype != WeightDtype::kBF16) return true;
+  const auto avx512 = static_cast<uint32_t>(dnnl_cpu_isa_avx512_core);
+  return (onednn_isa_bits() & avx512) == avx512;
+}
 
 Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t in, WeightDtype dtype) {
   if (blocks.empty()) return Status::invalid_argument("Linear: no weight blocks");
   if (in <= 0) return Status::invalid_argument("Linear: in_features must be positive");
+  // oneDNN has bf16 matmuls only from AVX-512 up: a limit of this machine
+  // (or of the ISA oneDNN was capped at), not an internal error.
+  if (!dtype_supported(dtype)) {
+    return Status::invalid_argument(std::string("Linear: ") + weight_dtype_name(dtype) +
+                                    " weights need AVX-512 (this CPU, or the kernel level chosen, has none): use "
+                                    "int8, int4 or f32 weights");
+  }
   int64_t out = 0;
   const bool stored = dtype == WeightDtype::kInt4 &&
                       std::all_of(blocks.begin(), blocks.end(), [](const WeightBlock& b) { return b.q4 != nullptr; });
@@ -359,7 +386,8 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
                                         " x " + std::to_string(in) + "]");
     impl->w_scale.resize(static_cast<size_t>(out));
     impl->w_comp.resize(static_cast<size_t>(out));
-    quantize_blocks_s8(blocks, in, wq, impl->w_scale.data(), impl->w_comp.data());  // on all threads
+    quantize_blocks_s8(blocks, in, wq, impl->w_scale.data(), impl->w_comp.data(),
+                       int8_weight_max());  // on all threads
     for (auto& c : impl->w_comp) c *= 128;
     user_data = wq;
     user_dt = dt::s8;
@@ -430,13 +458,6 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     std::ostringstream os;
     os << "Linear: oneDNN failed to set up a " << weight_dtype_name(dtype) << " matmul [" << out << " x " << in
        << "]: " << e.what();
-    // oneDNN has bf16 matmuls only from AVX-512 up: a CPU (or a kernel level
-    // chosen) below that is a limit of this machine, not an internal error.
-    if (dtype == WeightDtype::kBF16 && active_kernel_isa() < IsaLevel::kAvx512) {
-      return Status::invalid_argument(os.str() +
-                                      " (bf16 weights need AVX-512: use int8 or f32 weights on this CPU or "
-                                      "kernel level)");
-    }
     return Status::internal(os.str());
   } catch (const std::bad_alloc&) {
     return Status::resource_exhausted("Linear: out of memory packing a " + std::string(weight_dtype_name(dtype)) +
@@ -636,7 +657,7 @@ void Linear::Impl::run_q4(const float* x, int64_t m, float* y) {
   auto quantize_row = [&](int64_t r) {
     int8_t* q = xq + r * kpad;
     int32_t row_sum = 0;
-    quantize_rows_s8(x + r * k, 1, k, q, x_scale + r, &row_sum);
+    quantize_rows_s8(x + r * k, 1, k, q, x_scale + r, &row_sum, 127);
     std::memset(q + k, 0, static_cast<size_t>(kpad - k));
     for (int64_t g = 0; g < groups; ++g) {
       int32_t sum = 0;

@@ -84,6 +84,18 @@ class Linear {
   // A Linear whose W is the blocks stacked vertically (out = sum of rows).
   static Result<Linear> create_fused(std::span<const WeightBlock> blocks, int64_t in, WeightDtype dtype);
 
+  // The largest magnitude of an int8 Linear's quantized weights: 127, or 63
+  // when oneDNN's int8 kernels on this CPU (or the ISA it was capped at) have
+  // no VNNI. Those add the u8 x s8 products of each pair in 16 bits
+  // (vpmaddubsw), which saturates once 255 * (|w0| + |w1|) > 32767; 7-bit
+  // weights never do. Read by create(); tests emulate with it.
+  static int32_t int8_weight_max();
+
+  // Whether this CPU (or the ISA oneDNN was capped at) can run `dtype`
+  // Linears: bf16 needs oneDNN's AVX-512 kernels; create() fails with
+  // invalid_argument otherwise.
+  static bool dtype_supported(WeightDtype dtype);
+
   Linear(Linear&&) noexcept;
   Linear& operator=(Linear&&) noexcept;
   ~Linear();

@@ -50,16 +50,18 @@ float max_abs(const float* x, int64_t n) {
 
 }  // namespace
 
-void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum) {
+void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum,
+                      int32_t max_q) {
+  const auto top = static_cast<float>(max_q);
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* wr = w + r * cols;
     const float m = max_abs(wr, cols);
-    const float s = m > 0.0f ? m / 127.0f : 1.0f;
+    const float s = m > 0.0f ? m / top : 1.0f;
     const float inv = 1.0f / s;
     int32_t sum = 0;
     for (int64_t c = 0; c < cols; ++c) {
-      const float v = std::clamp(std::nearbyint(wr[c] * inv), -127.0f, 127.0f);
+      const float v = std::clamp(std::nearbyint(wr[c] * inv), -top, top);
       q[r * cols + c] = static_cast<int8_t>(v);
       sum += static_cast<int32_t>(v);
     }

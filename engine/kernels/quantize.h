@@ -27,10 +27,12 @@ void f32_to_bf16_n(const float* x, int64_t n, uint16_t* out);
 // out[i] = x[i] rounded to bf16 and widened back to f32 (out may equal x).
 void round_to_bf16_n(const float* x, int64_t n, float* out);
 
-// Symmetric quantization of each row of w [rows, cols] to s8 in [-127, 127]:
-// scale[r] = max|w[r,:]| / 127 (1.0 for an all-zero row), q = round(w / scale).
-// Also writes row_sum[r] = sum of q[r, :] (used for zero-point compensation).
-void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum);
+// Symmetric quantization of each row of w [rows, cols] to s8 in
+// [-max_q, max_q] (max_q in 1..127): scale[r] = max|w[r,:]| / max_q (1.0 for
+// an all-zero row), q = round(w / scale). Also writes row_sum[r] = sum of
+// q[r, :] (used for zero-point compensation).
+void quantize_rows_s8(const float* w, int64_t rows, int64_t cols, int8_t* q, float* scale, int32_t* row_sum,
+                      int32_t max_q);
 
 // Per-row activation quantization to u8 with zero point 128:
 // scale[r] = max|x[r,:]| / 127 (1.0 for an all-zero row),
