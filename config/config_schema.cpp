@@ -315,6 +315,9 @@ std::vector<ConfigField> build_fields() {
   for (IsaLevel level : kAllIsaLevels) isa_values.emplace_back(isa_level_name(level));
   f.push_back(enum_field(
       "engine.isa", [](ServerConfig & c) -> auto& { return c.engine.isa; }, isa_values));
+  // structured outputs
+  f.push_back(int_field(
+      "structured.memory_mib", [](ServerConfig & c) -> auto& { return c.structured.memory_mib; }, 16, 1 << 20));
   // logging
   f.push_back(enum_field("logging.level", [](ServerConfig & c) -> auto& { return c.logging.level; },
                          {"trace", "debug", "info", "warn", "error", "off"}, {{"warning", "warn"}}));

@@ -71,6 +71,11 @@ struct EngineSection {
   bool operator==(const EngineSection&) const = default;
 };
 
+struct StructuredSection {
+  int64_t memory_mib = 1024;  // automata and mask caches of all compiled grammars together
+  bool operator==(const StructuredSection&) const = default;
+};
+
 struct LoggingSection {
   std::string level = "info";    // trace | debug | info | warn | error | off
   std::string format = "text";   // text | json (one JSON object per line)
@@ -85,6 +90,7 @@ struct ServerConfig {
   SchedulerSection scheduler;
   ServerSection server;
   EngineSection engine;
+  StructuredSection structured;
   LoggingSection logging;
   bool operator==(const ServerConfig&) const = default;
 };

@@ -148,8 +148,9 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
   pooling_ = config.model.pooling == "mean"  ? Pooling::kMean
              : config.model.pooling == "cls" ? Pooling::kCls
                                              : Pooling::kLast;
-  grammars_ =
-      std::make_unique<structured::GrammarCache>(structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries);
+  grammars_ = std::make_unique<structured::GrammarCache>(
+      structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries,
+      std::make_shared<structured::GrammarMemoryBudget>(static_cast<size_t>(config.structured.memory_mib) << 20));
 }
 
 bool ApiService::authorized(const HttpRequest& req) const {
@@ -488,7 +489,10 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     // it; a repeated spec is a cache lookup.
     auto got = grammars_->get(*api.grammar);
     if (!got) {
-      err = api_error(400, got.status().message(), "invalid_value", api.grammar_field);
+      // A grammar the server cannot follow: 400; its grammar memory spent: 503.
+      err = got.status().code() == StatusCode::kUnavailable
+                ? from_status(got.status())
+                : api_error(400, got.status().message(), "invalid_value", api.grammar_field);
       access->status = err.status;
       co_return co_await send_error(stream, req, err);
     }

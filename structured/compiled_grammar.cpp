@@ -1,12 +1,32 @@
 #include "structured/compiled_grammar.h"
 
+#include <algorithm>
+
 namespace pagoda::structured {
 
-CompiledGrammar::CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie)
-    : grammar_(std::move(grammar)), trie_(std::move(trie)), automaton_(grammar_) {
+CompiledGrammar::CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie,
+                                 std::shared_ptr<GrammarMemoryBudget> budget)
+    : grammar_(std::move(grammar)), trie_(std::move(trie)), automaton_(grammar_), budget_(std::move(budget)) {
   MutexLock lock(mutex_);
   initial_ = automaton_.initial();
   start_overflowed_ = automaton_.overflowed();
+  charge_growth();
+}
+
+CompiledGrammar::~CompiledGrammar() {
+  MutexLock lock(mutex_);
+  if (budget_) budget_->release(charged_);
+}
+
+void CompiledGrammar::charge_growth() {
+  const size_t now = automaton_.memory_bytes() + mask_cache_bytes_;
+  if (budget_ && now > charged_) budget_->charge(now - charged_);
+  charged_ = std::max(charged_, now);
+}
+
+size_t CompiledGrammar::memory_bytes() {
+  MutexLock lock(mutex_);
+  return charged_;
 }
 
 Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
@@ -17,8 +37,15 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
     return Status::ok();
   }
   mask.assign(words, 0);
-  automaton_.begin_budget();
+  const bool room = budget_ == nullptr || budget_->has_room();
+  automaton_.begin_budget(room);
   walk(state, mask);
+  charge_growth();
+  if (automaton_.overflowed() && !room) {
+    return Status::resource_exhausted(
+        "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
+        std::to_string(budget_->limit() >> 20) + " MiB) is in use by other grammars; try again later");
+  }
   if (automaton_.overflowed()) {
     return Status::resource_exhausted(
         "structured output: the grammar is too ambiguous to follow (its matcher needed more than " +
@@ -26,9 +53,10 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
         std::to_string(GrammarAutomaton::kMaxNewFramesPerMask) + " new frames for one token, or " +
         std::to_string(GrammarAutomaton::kMaxStates) + " states in all)");
   }
-  if (mask_cache_bytes_ + words * 8 <= kMaskCacheBytes) {
+  if (room && mask_cache_bytes_ + words * 8 <= kMaskCacheBytes) {
     mask_cache_.emplace(state, mask);
     mask_cache_bytes_ += words * 8;
+    charge_growth();
   }
   return Status::ok();
 }
@@ -89,7 +117,9 @@ CompiledGrammar::StateId CompiledGrammar::advance(StateId state, int32_t id) {
 
 CompiledGrammar::StateId CompiledGrammar::advance_bytes(StateId state, std::string_view bytes) {
   MutexLock lock(mutex_);
-  return automaton_.advance(state, bytes);
+  const StateId next = automaton_.advance(state, bytes);
+  charge_growth();
+  return next;
 }
 
 bool CompiledGrammar::accepting(StateId state) {

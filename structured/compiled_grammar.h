@@ -24,6 +24,7 @@
 #include "common/thread_annotations.h"
 #include "structured/grammar.h"
 #include "structured/grammar_automaton.h"
+#include "structured/grammar_memory_budget.h"
 #include "structured/token_trie.h"
 
 namespace pagoda::structured {
@@ -40,7 +41,11 @@ class CompiledGrammar {
   // against the self-loop bytes of the state above them.
   static constexpr uint32_t kSkipSubtreeNodes = 16;
 
-  CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie);
+  // `budget` (optional: null = unbounded) is charged with what the
+  // automaton and mask cache hold, and refunded when this is destroyed.
+  CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie,
+                  std::shared_ptr<GrammarMemoryBudget> budget = nullptr);
+  ~CompiledGrammar();
   CompiledGrammar(const CompiledGrammar&) = delete;  // the automaton refers to grammar_
   CompiledGrammar& operator=(const CompiledGrammar&) = delete;
 
@@ -62,9 +67,13 @@ class CompiledGrammar {
   bool accepting(StateId state);
   // Size of the lazily built automaton so far (states, frames).
   std::pair<size_t, size_t> automaton_size();
+  // Bytes charged to the budget: the automaton's tables and cached masks.
+  size_t memory_bytes();
 
  private:
   void walk(StateId state, TokenMask& mask) REQUIRES(mutex_);
+  // Charges the budget with what the tables grew by since the last call.
+  void charge_growth() REQUIRES(mutex_);
 
   const Grammar grammar_;
   const std::shared_ptr<const TokenTrie> trie_;
@@ -73,6 +82,8 @@ class CompiledGrammar {
   std::unordered_map<StateId, TokenMask> mask_cache_ GUARDED_BY(mutex_);
   size_t mask_cache_bytes_ GUARDED_BY(mutex_) = 0;
   std::vector<StateId> walk_states_ GUARDED_BY(mutex_);
+  const std::shared_ptr<GrammarMemoryBudget> budget_;
+  size_t charged_ GUARDED_BY(mutex_) = 0;
   StateId initial_ = GrammarAutomaton::kDead;
   bool start_overflowed_ = false;
 };

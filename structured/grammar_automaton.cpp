@@ -123,6 +123,7 @@ GrammarAutomaton::StateId GrammarAutomaton::intern_state(const std::vector<int32
   const auto id = static_cast<StateId>(accepting_.size());
   index.emplace(stacks, id);
   state_stacks_.push_back(stacks);
+  stack_entries_ += stacks.size();
   accepting_.push_back(accepting ? 1 : 0);
   loop_bytes_.emplace_back();
   no_loop_bytes_.emplace_back();
@@ -130,6 +131,19 @@ GrammarAutomaton::StateId GrammarAutomaton::intern_state(const std::vector<int32
     transition_chunks_.push_back(std::make_unique_for_overwrite<int32_t[]>(kRowsPerChunk * 256));
   std::fill_n(row(id), 256, id == kDead ? kDead : -1);
   return id;
+}
+
+size_t GrammarAutomaton::memory_bytes() const {
+  // A hash node: the value, a next pointer and the cached hash, rounded up
+  // to malloc's 16 bytes, plus a bucket pointer.
+  constexpr size_t kNode = 48;
+  const size_t states = accepting_.size();
+  const size_t per_state = sizeof(std::vector<int32_t>) * 2 + sizeof(ByteSet) * 2 + 1 + kNode;
+  const size_t rows = transition_chunks_.size() * kRowsPerChunk * 256 * sizeof(int32_t);
+  const size_t stacks = stack_entries_ * sizeof(int32_t) * 2;  // the state's copy and the index key's
+  const size_t frames = frames_.size() * (sizeof(Frame) + kNode) + closures_.capacity() * sizeof(Closure) +
+                        closure_pool_.capacity() * sizeof(int32_t) + visit_mark_.capacity() * sizeof(uint32_t);
+  return states * per_state + rows + stacks + frames;
 }
 
 bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {

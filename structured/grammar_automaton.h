@@ -68,13 +68,18 @@ class GrammarAutomaton {
   // Starts counting new states and frames against the per-mask budgets;
   // clears an overflow of the previous budget (what it left is never
   // memoized), but not of the global limits.
-  void begin_budget() {
-    budget_end_ = accepting_.size() + kMaxNewStatesPerMask;
-    frame_budget_end_ = frames_.size() + kMaxNewFramesPerMask;
+  // With may_grow false (the server's grammar memory is spent) no new state
+  // or frame may be made: only transitions already taken are followed.
+  void begin_budget(bool may_grow = true) {
+    budget_end_ = accepting_.size() + (may_grow ? kMaxNewStatesPerMask : 0);
+    frame_budget_end_ = frames_.size() + (may_grow ? kMaxNewFramesPerMask : 0);
     overflowed_ = frames_.size() >= kMaxFrames || accepting_.size() >= kMaxStates;
   }
   size_t state_count() const { return accepting_.size(); }
   size_t frame_count() const { return frames_.size(); }
+  // What the tables hold, estimated from their sizes (rows, stacks, frames,
+  // closures and the hash indexes' nodes); grows with the automaton.
+  size_t memory_bytes() const;
 
  private:
   struct Frame {
@@ -118,6 +123,7 @@ class GrammarAutomaton {
   std::unordered_map<Frame, int32_t, FrameHash, FrameEqual> frame_index_;
   std::vector<std::vector<int32_t>> state_stacks_;  // per state: sorted frames waiting on a byte
   std::vector<uint8_t> accepting_;
+  size_t stack_entries_ = 0;                                                        // sum of the sizes of state_stacks_
   std::unordered_map<std::vector<int32_t>, StateId, StackSetHash> state_index_[2];  // by accepting
   // Transition rows (state -> 256 next states, -1 unknown) in chunks of
   // kRowsPerChunk states, so growing never moves or re-faults the rows.

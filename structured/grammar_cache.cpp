@@ -21,9 +21,26 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
     }
   }
   if (hit != nullptr) *hit = false;
+  if (budget_) {
+    MutexLock lock(mutex_);
+    // Grammars no request holds (the cache's is the only reference), oldest first.
+    for (auto it = entries_.end(); it != entries_.begin() && budget_->used() > budget_->limit() / 2;) {
+      --it;
+      if (it->second.use_count() > 1) continue;
+      index_.erase(it->first);
+      it = entries_.erase(it);
+    }
+    if (!budget_->has_room()) {
+      return Status::unavailable(
+          "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
+          std::to_string(budget_->limit() >> 20) +
+          " MiB) is in use by the grammars of running requests; try again "
+          "later");
+    }
+  }
   Result<Grammar> grammar = compile_grammar_spec(spec);
   if (!grammar) return grammar.status();
-  auto compiled = std::make_shared<CompiledGrammar>(std::move(grammar).value(), trie_);
+  auto compiled = std::make_shared<CompiledGrammar>(std::move(grammar).value(), trie_, budget_);
   if (compiled->start_overflowed()) {
     return Status::invalid_argument("grammar: too ambiguous to follow (its start alone needs more than " +
                                     std::to_string(GrammarAutomaton::kMaxNewFramesPerMask) + " parser frames)");

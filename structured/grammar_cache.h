@@ -1,5 +1,5 @@
 // GrammarCache: compiled grammars by (spec, tokenizer), least recently used
-// out first, so a schema sent with every request compiles once and its
+// out first (and, under memory pressure, idle ones early), so a schema sent with every request compiles once and its
 // automaton and token masks stay warm. Thread-safe (one mutex; compiling
 // happens outside it, so two threads may compile the same spec at once and
 // the first to finish is kept).
@@ -14,6 +14,7 @@
 #include "common/mutex.h"
 #include "common/status.h"
 #include "structured/compiled_grammar.h"
+#include "structured/grammar_memory_budget.h"
 #include "structured/grammar_spec.h"
 #include "structured/token_trie.h"
 
@@ -21,9 +22,16 @@ namespace pagoda::structured {
 
 class GrammarCache {
  public:
-  GrammarCache(std::shared_ptr<const TokenTrie> trie, size_t capacity) : trie_(std::move(trie)), capacity_(capacity) {}
+  // `budget` (optional: null = unbounded) bounds the memory of every
+  // grammar compiled here, cached or held by a request.
+  GrammarCache(std::shared_ptr<const TokenTrie> trie, size_t capacity,
+               std::shared_ptr<GrammarMemoryBudget> budget = nullptr)
+      : trie_(std::move(trie)), capacity_(capacity), budget_(std::move(budget)) {}
 
-  // The compiled grammar of `spec`; `hit` (optional) tells whether it was cached.
+  // The compiled grammar of `spec`; `hit` (optional) tells whether it was
+  // cached. Before compiling, while the budget is more than half spent,
+  // drops the least recently used grammars that no request holds; when it
+  // is still spent, an unavailable error instead of compiling.
   Result<std::shared_ptr<CompiledGrammar>> get(const GrammarSpec& spec, bool* hit = nullptr);
   size_t size() const;
 
@@ -31,6 +39,7 @@ class GrammarCache {
   using Entry = std::pair<std::string, std::shared_ptr<CompiledGrammar>>;
   const std::shared_ptr<const TokenTrie> trie_;
   const size_t capacity_;
+  const std::shared_ptr<GrammarMemoryBudget> budget_;
   mutable Mutex mutex_;
   std::list<Entry> entries_ GUARDED_BY(mutex_);  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_ GUARDED_BY(mutex_);

@@ -1,0 +1,35 @@
+// GrammarMemoryBudget: the bytes that the automata and mask caches of every
+// compiled grammar may hold together (config key structured.memory_mib), so
+// clients sending many distinct, hostile schemas cannot exhaust the
+// server's memory. Each CompiledGrammar charges what its tables grew by
+// after each mask or advance and returns it all when destroyed; a grammar
+// may not grow while the budget is spent (its next mask that needs new
+// states is an error; what it already built keeps serving). Growth is
+// checked before a mask and charged after it, so the sum may pass the limit
+// by what one mask builds (GrammarAutomaton's per-mask limits).
+// Thread-safe (an atomic counter).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+namespace pagoda::structured {
+
+class GrammarMemoryBudget {
+ public:
+  explicit GrammarMemoryBudget(size_t limit_bytes) : limit_(limit_bytes) {}
+  GrammarMemoryBudget(const GrammarMemoryBudget&) = delete;
+  GrammarMemoryBudget& operator=(const GrammarMemoryBudget&) = delete;
+
+  size_t limit() const { return limit_; }
+  size_t used() const { return used_.load(std::memory_order_relaxed); }
+  bool has_room() const { return used() < limit_; }
+  void charge(size_t bytes) { used_.fetch_add(bytes, std::memory_order_relaxed); }
+  void release(size_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> used_{0};
+};
+
+}  // namespace pagoda::structured
