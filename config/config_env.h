@@ -2,7 +2,8 @@
 // PAGODA_<SECTION>_<KEY>=value sets <section>.<key>, e.g.
 // PAGODA_MODEL_WEIGHT_DTYPE=int8 -> model.weight_dtype=int8 and
 // PAGODA_SERVER_API_KEYS='[k1, k2]' -> server.api_keys (values are YAML, as
-// with --set). Sections: model, kv, scheduler, server, engine, logging.
+// with --set). Sections: model, kv, scheduler, server, engine,
+// structured, logging.
 // Precedence: the config file, then the environment, then the command line.
 // Other PAGODA_* variables (PAGODA_ISA, PAGODA_HUGE_PAGES, ...) are not
 // config keys and are left alone; a variable of a config section that names

@@ -77,7 +77,7 @@ Status apply_document(const YAML::Node& root, const std::string& source, const s
   if (!root.IsMap())
     return Status::invalid_argument(source +
                                     ": the top level must be a mapping of sections "
-                                    "(model, kv, scheduler, server, engine, logging)");
+                                    "(model, kv, scheduler, server, engine, structured, logging)");
   std::set<std::string> sections_seen;
   for (const auto& section : root) {
     if (!section.first.IsScalar()) return Status::invalid_argument(source + ": section names must be plain strings");

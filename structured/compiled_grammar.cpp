@@ -42,12 +42,13 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
   walk(state, mask);
   charge_growth();
   if (automaton_.overflowed() && !room) {
-    return Status::resource_exhausted(
+    return Status::unavailable(
         "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
-        std::to_string(budget_->limit() >> 20) + " MiB) is in use by other grammars; try again later");
+        std::to_string(budget_->limit() >> 20) + " MiB) is spent; this grammar could not grow; try again later");
   }
   if (automaton_.overflowed()) {
-    return Status::resource_exhausted(
+    // The grammar's fault, not the server's load: not worth retrying.
+    return Status::invalid_argument(
         "structured output: the grammar is too ambiguous to follow (its matcher needed more than " +
         std::to_string(GrammarAutomaton::kMaxNewStatesPerMask) + " new states or " +
         std::to_string(GrammarAutomaton::kMaxNewFramesPerMask) + " new frames for one token, or " +

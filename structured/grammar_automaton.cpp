@@ -154,7 +154,8 @@ bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {
     const auto byte = static_cast<uint8_t>(b);
     if (!bytes.contains(byte) || loop_bytes_[s].contains(byte)) continue;
     if (next(state, byte) != state) {
-      no_loop_bytes_[s].add(byte);
+      // A transition refused by a budget (kDead, overflowed) proves nothing.
+      if (!overflowed_) no_loop_bytes_[s].add(byte);
       return false;
     }
     loop_bytes_[s].add(byte);

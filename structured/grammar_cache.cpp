@@ -1,5 +1,8 @@
 #include "structured/grammar_cache.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "common/json_nesting.h"
 #include "structured/json_schema_compiler.h"
 
@@ -12,34 +15,33 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
                                     std::to_string(kMaxSchemaJsonDepth) + " JSON levels deep");
   }
   std::string key = spec.cache_key();
+  // Grammars leaving the cache, destroyed after the lock is released (one
+  // may hold hundreds of MB): declared before every lock below.
+  std::vector<std::shared_ptr<CompiledGrammar>> dropped;
   {
     MutexLock lock(mutex_);
+    std::shared_ptr<CompiledGrammar> found;
     if (auto it = index_.find(key); it != index_.end()) {
       entries_.splice(entries_.begin(), entries_, it->second);
+      found = it->second->second;  // held: never dropped below
+    }
+    drop_idle(dropped);
+    if (found) {
       if (hit != nullptr) *hit = true;
-      return it->second->second;
+      return found;
     }
   }
   if (hit != nullptr) *hit = false;
-  if (budget_) {
-    MutexLock lock(mutex_);
-    // Grammars no request holds (the cache's is the only reference), oldest first.
-    for (auto it = entries_.end(); it != entries_.begin() && budget_->used() > budget_->limit() / 2;) {
-      --it;
-      if (it->second.use_count() > 1) continue;
-      index_.erase(it->first);
-      it = entries_.erase(it);
-    }
-    if (!budget_->has_room()) {
-      return Status::unavailable(
-          "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
-          std::to_string(budget_->limit() >> 20) +
-          " MiB) is in use by the grammars of running requests; try again "
-          "later");
-    }
-  }
+  dropped.clear();  // unlocked now: their refunds count in the room check below
   Result<Grammar> grammar = compile_grammar_spec(spec);
   if (!grammar) return grammar.status();
+  if (budget_ && !budget_->has_room()) {
+    return Status::unavailable(
+        "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
+        std::to_string(budget_->limit() >> 20) +
+        " MiB) is in use by the grammars of running requests; try again "
+        "later");
+  }
   auto compiled = std::make_shared<CompiledGrammar>(std::move(grammar).value(), trie_, budget_);
   if (compiled->start_overflowed()) {
     return Status::invalid_argument("grammar: too ambiguous to follow (its start alone needs more than " +
@@ -51,9 +53,27 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
   index_.emplace(std::move(key), entries_.begin());
   while (entries_.size() > capacity_) {
     index_.erase(entries_.back().first);
+    dropped.push_back(std::move(entries_.back().second));
     entries_.pop_back();
   }
   return compiled;
+}
+
+void GrammarCache::drop_idle(std::vector<std::shared_ptr<CompiledGrammar>>& dropped) {
+  if (!budget_) return;
+  // What the grammars dropped so far will refund once destroyed.
+  size_t freed = 0;
+  auto over_half = [&] { return budget_->used() - std::min(freed, budget_->used()) > budget_->limit() / 2; };
+  for (auto it = entries_.end(); it != entries_.begin() && over_half();) {
+    --it;
+    // Idle: the cache's is the only reference. (References are handed out
+    // under this lock, so a count read as 1 cannot grow meanwhile.)
+    if (it->second.use_count() > 1) continue;
+    freed += it->second->memory_bytes();
+    index_.erase(it->first);
+    dropped.push_back(std::move(it->second));
+    it = entries_.erase(it);
+  }
 }
 
 size_t GrammarCache::size() const {

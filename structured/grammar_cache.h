@@ -1,6 +1,8 @@
 // GrammarCache: compiled grammars by (spec, tokenizer), least recently used
-// out first (and, under memory pressure, idle ones early), so a schema sent with every request compiles once and its
-// automaton and token masks stay warm. Thread-safe (one mutex; compiling
+// out first (and, under memory pressure, idle ones early), so a schema sent
+// with every request compiles once and its automaton and token masks stay
+// warm. Owns its entries (shared with the requests using them) and shares
+// the GrammarMemoryBudget they charge. Thread-safe (one mutex; compiling
 // happens outside it, so two threads may compile the same spec at once and
 // the first to finish is kept).
 #pragma once
@@ -10,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/mutex.h"
 #include "common/status.h"
@@ -29,14 +32,20 @@ class GrammarCache {
       : trie_(std::move(trie)), capacity_(capacity), budget_(std::move(budget)) {}
 
   // The compiled grammar of `spec`; `hit` (optional) tells whether it was
-  // cached. Before compiling, while the budget is more than half spent,
-  // drops the least recently used grammars that no request holds; when it
-  // is still spent, an unavailable error instead of compiling.
+  // cached. First, while the budget is more than half spent, drops the
+  // least recently used grammars that no request holds (on hits too, so
+  // traffic reusing one schema frees what idle ones hold). When a new
+  // grammar is needed and the budget is still spent: an unavailable error
+  // instead of compiling it (a spec that does not compile is still
+  // invalid_argument).
   Result<std::shared_ptr<CompiledGrammar>> get(const GrammarSpec& spec, bool* hit = nullptr);
   size_t size() const;
 
  private:
   using Entry = std::pair<std::string, std::shared_ptr<CompiledGrammar>>;
+  // Moves idle grammars, oldest first, into `dropped` while the budget is
+  // more than half spent (counting what they will refund).
+  void drop_idle(std::vector<std::shared_ptr<CompiledGrammar>>& dropped) REQUIRES(mutex_);
   const std::shared_ptr<const TokenTrie> trie_;
   const size_t capacity_;
   const std::shared_ptr<GrammarMemoryBudget> budget_;

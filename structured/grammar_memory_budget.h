@@ -3,11 +3,13 @@
 // clients sending many distinct, hostile schemas cannot exhaust the
 // server's memory. Each CompiledGrammar charges what its tables grew by
 // after each mask or advance and returns it all when destroyed; a grammar
-// may not grow while the budget is spent (its next mask that needs new
-// states is an error; what it already built keeps serving). Growth is
-// checked before a mask and charged after it, so the sum may pass the limit
-// by what one mask builds (GrammarAutomaton's per-mask limits).
-// Thread-safe (an atomic counter).
+// may not grow while the budget is spent: a mask that needs a transition
+// not yet taken is an error, while states whose masks are cached keep
+// serving. Growth is checked before a mask or a compile and charged after
+// it, so the sum may pass the limit by what the masks and start states
+// being computed at that moment build (each bounded by GrammarAutomaton's
+// per-mask limits) and by advances past a mask. Owns only the counter;
+// thread-safe (atomic).
 #pragma once
 
 #include <atomic>

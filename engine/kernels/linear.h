@@ -4,7 +4,8 @@
 //   kF32   f32 weights, f32 activations.
 //   kBF16  bf16 weights; activations converted to bf16 per call (oneDNN 2.6
 //          has no f32 x bf16 matmul); f32 output.
-//   kInt8  symmetric per-output-channel s8 weights (scale_w[n] = max|W[n,:]|/127);
+//   kInt8  symmetric per-output-channel s8 weights (scale_w[n] =
+//          max|W[n,:]| / int8_weight_max(): 127, or 63 where oneDNN has no VNNI);
 //          each activation row quantized on the fly to u8 with zero point 128
 //          (scale_x[m] = max|x[m,:]|/127); s32 accumulation; the output is
 //          (acc[m,n] - 128 * sum_k Wq[n,k]) * scale_x[m] * scale_w[n].
@@ -88,7 +89,9 @@ class Linear {
   // when oneDNN's int8 kernels on this CPU (or the ISA it was capped at) have
   // no VNNI. Those add the u8 x s8 products of each pair in 16 bits
   // (vpmaddubsw), which saturates once 255 * (|w0| + |w1|) > 32767; 7-bit
-  // weights never do. Read by create(); tests emulate with it.
+  // weights never do. Read by create(); tests emulate with it. (Reading
+  // oneDNN's effective ISA fixes it: call only after any cap, as serve's
+  // apply_isa_choice does before the model loads.)
   static int32_t int8_weight_max();
 
   // Whether this CPU (or the ISA oneDNN was capped at) can run `dtype`

@@ -64,6 +64,8 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
   // Without the vector int4 kernel (no AVX512_VNNI) auto runs 4-bit matrices
   // on the int8 kernels instead of the scalar int4 path.
   if (!dtype && d == WeightDtype::kInt4 && !q4::vector_kernel()) d = WeightDtype::kInt8;
+  // bf16 matmuls need AVX-512 (Linear::dtype_supported): auto then keeps the f32 values.
+  if (!dtype && d == WeightDtype::kBF16 && !Linear::dtype_supported(d)) d = WeightDtype::kF32;
   // int4 packs from the groups when every part has them; else every part
   // needs its f32 values.
   const bool from_groups =
@@ -91,10 +93,7 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
       }
     }
   }
-  auto linear = Linear::create_fused(blocks, in, d);
-  // bf16 kernels need AVX-512; auto then keeps the f32 values.
-  if (!linear && !dtype && d == WeightDtype::kBF16) return Linear::create_fused(blocks, in, WeightDtype::kF32);
-  return linear;
+  return Linear::create_fused(blocks, in, d);
 }
 
 }  // namespace

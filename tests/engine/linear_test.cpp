@@ -3,6 +3,7 @@
 // against a plain triple loop, for f32, bf16 and int8 weights, several batch
 // sizes and shapes, and fused weights; int4 (q4 panels) against an emulation
 // of its arithmetic and its quantization against the step it promises.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -345,6 +346,37 @@ TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[line
         const double expect = double(acc) * sx[m] * sw[n];
         CHECK(y[m * N + n] == Approx(expect).epsilon(1e-6).margin(1e-7));
       }
+    }
+  }
+}
+
+TEST_CASE("int8 Linear does not saturate at the extremes", "[linear]") {
+  // Every weight at its row's maximum and every activation at the top of
+  // u8 (255): on a CPU whose int8 kernels add pairs of u8 x s8 products in
+  // 16 bits (vpmaddubsw, no VNNI), 8-bit weights would overflow every pair
+  // (255 * 127 * 2 > 32767); Linear::int8_weight_max() keeps them exact.
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
+  const int64_t N = 64, K = 256;
+  std::vector<float> w(N * K);
+  for (int64_t n = 0; n < N; ++n) std::fill_n(w.begin() + n * K, K, n % 2 == 0 ? 0.05f : -0.05f);
+  auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt8);
+  REQUIRE(lin.is_ok());
+  for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{64}}) {
+    const std::vector<float> x(M * K, 1.0f);
+    for (int64_t gemv_max_m : {Linear::kMaxBucket, int64_t{0}}) {  // our kernels (where they run), oneDNN
+      INFO("M " << M << " gemv_max_m " << gemv_max_m << " int8_weight_max " << Linear::int8_weight_max());
+      lin->set_gemv_max_m(gemv_max_m);
+      lin->set_amx_max_m(0);
+      std::vector<float> y(M * N);
+      lin->forward(x.data(), M, y.data());
+      int64_t bad = 0;
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          const double expect = (n % 2 == 0 ? 1 : -1) * 0.05 * K;
+          bad += !(std::fabs(y[m * N + n] - expect) <= 1e-4 * std::fabs(expect));
+        }
+      }
+      CHECK(bad == 0);
     }
   }
 }

@@ -126,6 +126,36 @@ TEST_CASE("a held grammar may not grow while the budget is spent, but its built 
   // A state not built yet needs new states: an error naming the key, not a wrong mask.
   const Status grown = walk(b, 30, *smollm2_trie());
   REQUIRE(!grown.is_ok());
-  CHECK(grown.code() == StatusCode::kResourceExhausted);
+  CHECK(grown.code() == StatusCode::kUnavailable);  // 503 with Retry-After in the server
   CHECK(grown.message().find("structured.memory_mib") != std::string::npos);
+}
+
+TEST_CASE("cache hits also drop idle grammars while the budget is over half spent") {
+  // The limit: exactly what the two grammars hold after compiling.
+  size_t both = 0;
+  {
+    auto probe_budget = std::make_shared<GrammarMemoryBudget>(size_t{1} << 30);
+    GrammarCache probe(smollm2_trie(), 8, probe_budget);
+    REQUIRE(probe.get(regex("[a-z]+")).is_ok());
+    REQUIRE(probe.get(regex("[0-9]+")).is_ok());
+    both = probe_budget->used();
+  }
+  auto budget = std::make_shared<GrammarMemoryBudget>(both);
+  GrammarCache cache(smollm2_trie(), 8, budget);
+  REQUIRE(cache.get(regex("[a-z]+")).is_ok());  // idle once this returns
+  std::shared_ptr<CompiledGrammar> held;
+  {
+    auto got = cache.get(regex("[0-9]+"));
+    REQUIRE(got.is_ok());
+    held = *got;
+  }
+  REQUIRE(cache.size() == 2);
+  REQUIRE(!budget->has_room());
+  // Traffic reusing the held grammar only: its hits drop the idle one.
+  bool hit = false;
+  REQUIRE(cache.get(regex("[0-9]+"), &hit).is_ok());
+  CHECK(hit);
+  CHECK(cache.size() == 1);
+  CHECK(budget->used() == held->memory_bytes());
+  CHECK(budget->has_room());
 }
