@@ -42,9 +42,7 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
   walk(state, mask);
   charge_growth();
   if (automaton_.overflowed() && !room) {
-    return Status::unavailable(
-        "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
-        std::to_string(budget_->limit() >> 20) + " MiB) is spent; this grammar could not grow; try again later");
+    return budget_->spent("this grammar could not grow");
   }
   if (automaton_.overflowed()) {
     // The grammar's fault, not the server's load: not worth retrying.

@@ -36,11 +36,7 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
   Result<Grammar> grammar = compile_grammar_spec(spec);
   if (!grammar) return grammar.status();
   if (budget_ && !budget_->has_room()) {
-    return Status::unavailable(
-        "structured output: the server's memory for grammars (config key 'structured.memory_mib', " +
-        std::to_string(budget_->limit() >> 20) +
-        " MiB) is in use by the grammars of running requests; try again "
-        "later");
+    return budget_->spent("a new grammar cannot be compiled while running requests' grammars hold it");
   }
   auto compiled = std::make_shared<CompiledGrammar>(std::move(grammar).value(), trie_, budget_);
   if (compiled->start_overflowed()) {

@@ -14,6 +14,9 @@
 
 #include <atomic>
 #include <cstddef>
+#include <string>
+
+#include "common/status.h"
 
 namespace pagoda::structured {
 
@@ -28,6 +31,14 @@ class GrammarMemoryBudget {
   bool has_room() const { return used() < limit_; }
   void charge(size_t bytes) { used_.fetch_add(bytes, std::memory_order_relaxed); }
   void release(size_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+  // The unavailable error (503 in the server) for what could not be done
+  // because the budget is spent.
+  Status spent(const std::string& what) const {
+    return Status::unavailable(
+        "structured output: the server's memory for grammars (config key "
+        "'structured.memory_mib', " +
+        std::to_string(limit_ >> 20) + " MiB) is spent: " + what + "; try again later");
+  }
 
  private:
   const size_t limit_;
