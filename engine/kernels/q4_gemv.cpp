@@ -145,6 +145,73 @@ void panel_rows(const uint8_t* wp, int64_t n_groups, const int8_t* xq, int64_t l
     panel_rows_multi<R>(wp, n_groups, xq, ldx, xsum, x_scale, y, ldy, cols);
   }
 }
+#elif defined(PAGODA_AVX2)
+// AVX2 (no VNNI): vpmaddubsw multiplies the unsigned quants (<= 15) by the
+// signed activations (|xq| <= 127) and adds each pair in 16 bits (at most
+// 2 * 15 * 127 = 3810); the 8 such results of a group (4 chunks x 2 nibble
+// planes) are added in 16 bits too (at most 30480 < 32767), then vpmaddwd
+// with ones widens the pairs to the group's s32 dot product: exact, the same
+// integers as VNNI. A block's 16 columns are two 8-column halves: bytes
+// [32h, 32h + 32) of each 64-byte chunk.
+//
+// R (<= 4) rows over one panel, reading it once in order: for each of the
+// panel's 8 column vectors the R dot products stay in R registers; the
+// float sums live in a small array in L1.
+template <int R>
+void panel_rows(const uint8_t* wp, int64_t n_groups, const int8_t* xq, int64_t ldx, const float* xsum,
+                const float* x_scale, float* y, int64_t ldy, int64_t cols) {
+  alignas(32) float sums[R][kPanel] = {};
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* gp = wp + g * kPanelGroupBytes;
+    // The hardware prefetcher alone leaves one row short of the read bandwidth.
+    for (int64_t line = 0; line < kPanelGroupBytes; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(gp) + kPrefetchBytes + line, _MM_HINT_T0);
+    const int8_t* xg = xq + g * kGroup;
+    for (int j = 0; j < 4; ++j) {
+      const uint8_t* b = gp + j * kBlockBytes;
+      for (int h = 0; h < 2; ++h) {
+        __m256i dot[R];
+        for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; ++c) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * c + 32 * h));
+          const __m256i lo = _mm256_and_si256(v, nibble);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+          for (int r = 0; r < R; ++r) {
+            const __m256i x_lo = _mm256_set1_epi32(load_i32(xg + r * ldx + 8 * c));
+            const __m256i x_hi = _mm256_set1_epi32(load_i32(xg + r * ldx + 8 * c + 4));
+            dot[r] = _mm256_add_epi16(dot[r], _mm256_maddubs_epi16(lo, x_lo));
+            dot[r] = _mm256_add_epi16(dot[r], _mm256_maddubs_epi16(hi, x_hi));
+          }
+        }
+        const int64_t c0 = j * kVector + 8 * h;
+        const __m256 scale = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 256 + 16 * h)));
+        const __m256 min = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 288 + 16 * h)));
+        for (int r = 0; r < R; ++r) {
+          const __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot[r], ones));
+          __m256 a = _mm256_load_ps(sums[r] + c0);
+          a = _mm256_fmadd_ps(scale, d, a);
+          a = _mm256_fmadd_ps(min, _mm256_set1_ps(xsum[r * n_groups + g]), a);
+          _mm256_store_ps(sums[r] + c0, a);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const __m256 s = _mm256_set1_ps(x_scale[r]);
+    for (int64_t c = 0; c < kPanel; c += 8) {
+      const __m256 v = _mm256_mul_ps(_mm256_load_ps(sums[r] + c), s);
+      if (c + 8 <= cols) {
+        _mm256_storeu_ps(y + r * ldy + c, v);
+      } else if (c < cols) {
+        alignas(32) float tail[8];
+        _mm256_store_ps(tail, v);
+        std::memcpy(y + r * ldy + c, tail, static_cast<size_t>(cols - c) * sizeof(float));
+      }
+    }
+  }
+}
 #else
 // The same arithmetic, one value at a time.
 template <int R>
@@ -211,7 +278,7 @@ void panels(const uint8_t* w, int64_t n_groups, const int8_t* xq, const float* x
 }
 
 void register_kernels(KernelTable& table) {
-#if defined(PAGODA_AVX512F) && defined(PAGODA_AVX512VNNI)
+#if defined(PAGODA_AVX2)
   table.q4_vector = true;
 #endif
   table.q4_panels_fn = &panels;

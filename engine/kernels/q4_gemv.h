@@ -17,9 +17,9 @@
 // Activations: each row quantized symmetrically to s8 (x ~ x_scale * xq,
 // xq in [-127, 127]), with the sum of xq over each group; then
 //   y[r, n] = x_scale[r] * sum_g (scale[g, n] * sum_k xq q + min[g, n] * xsum[r, g])
-// with the integer dot products exact (AVX512_VNNI vpdpbusd, weights as the
-// unsigned operand) and the float steps in that order with FMAs, so the
-// vector and scalar paths give the same bits.
+// with the integer dot products exact (AVX512_VNNI vpdpbusd, or AVX2
+// vpmaddubsw + vpmaddwd, weights as the unsigned operand) and the float steps
+// in that order with FMAs, so the vector and scalar paths give the same bits.
 //
 // One row streams its panel once in order (memory-bound decode); 2-4 rows
 // share each unpacked weight vector and each activation broadcast across
@@ -37,8 +37,9 @@ constexpr int64_t kVector = 16;       // columns per block
 constexpr int64_t kBlockBytes = 320;  // 256 quant bytes + 16 f16 scales + 16 f16 mins
 constexpr int64_t kPanelGroupBytes = kBlockBytes * (kPanel / kVector);
 
-// Whether the chosen instruction-set level (kernel_table.h) runs the vector
-// kernel (AVX512_VNNI); otherwise the same arithmetic runs scalar.
+// Whether the chosen instruction-set level (kernel_table.h) runs a vector
+// kernel (AVX512_VNNI, or AVX2 from the avx2 level up); otherwise the same
+// arithmetic runs scalar.
 bool vector_kernel();
 
 // Output panels [p0, p1) of y (row stride ldy, n_out real columns) for m

@@ -61,8 +61,8 @@ Result<Linear> make_linear(const LoadedModel& model, std::initializer_list<Part>
     blocks.push_back(b);
     stored_parts.push_back(stored);
   }
-  // Without the vector int4 kernel (no AVX512_VNNI) auto runs 4-bit matrices
-  // on the int8 kernels instead of the scalar int4 path.
+  // Without a vector int4 kernel (the baseline level: no AVX2) auto runs
+  // 4-bit matrices on the int8 kernels instead of the scalar int4 path.
   if (!dtype && d == WeightDtype::kInt4 && !q4::vector_kernel()) d = WeightDtype::kInt8;
   // bf16 matmuls need AVX-512 (Linear::dtype_supported): auto then keeps the f32 values.
   if (!dtype && d == WeightDtype::kBF16 && !Linear::dtype_supported(d)) d = WeightDtype::kF32;

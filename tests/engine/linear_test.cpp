@@ -435,6 +435,36 @@ TEST_CASE("int4 Linear equals an emulation of its documented arithmetic", "[line
   }
 }
 
+TEST_CASE("int4 kernels do not overflow at the extremes", "[linear]") {
+  // Every quant of a group at 15 (one at 0 sets the group's range) and
+  // every activation at +-127: the AVX2 kernel adds a group's 16 products per
+  // 16-bit lane (15 * 127 * 16 = 30480) before widening; one more term and
+  // it would wrap. Checked against the exact integer emulation.
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
+  const int64_t N = 64, K = 256, M = 3;
+  std::vector<float> w(N * K, 1.0f);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < K / 32; ++g) w[n * K + g * 32 + (n + g) % 32] = 0.0f;
+  auto packed = Q4Weights::quantize(w.data(), N, K);
+  REQUIRE(packed.is_ok());
+  auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt4);
+  REQUIRE(lin.is_ok());
+  std::vector<float> x(M * K, 1.0f);
+  std::fill_n(x.begin() + K, K, -1.0f);                                        // row 1: -127 everywhere
+  for (int64_t k = 0; k < K; ++k) x[2 * K + k] = (k / 32) % 2 ? 1.0f : -1.0f;  // row 2: signs by group
+  std::vector<float> y(M * N);
+  lin->forward(x.data(), M, y.data());
+  int64_t bad = 0;
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double expect = 0;
+      for (int64_t k = 0; k < K; ++k) expect += (x[m * K + k] > 0 ? 1.0 : -1.0) * packed->value(n, k);
+      bad += !(std::fabs(y[m * N + n] - expect) <= 1e-5 * std::fabs(expect) + 1e-6);
+    }
+  }
+  CHECK(bad == 0);
+}
+
 TEST_CASE("int4 kernels give the same bits at every instruction-set level", "[linear]") {
   const int64_t N = 130, K = 320, M = 6;
   const auto w = random_vec(N * K, 0.05f, 9);
