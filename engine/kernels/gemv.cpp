@@ -592,7 +592,8 @@ void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, 
 }
 
 void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
-               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1) {
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1,
+               int32_t /*w_max: any*/) {
   for (int64_t p = p0; p < p1; ++p) {
     const int8_t* wp = w + p * kp * kPanel;
     const int64_t c0 = p * kPanel, cols = std::min(kPanel, n_out - c0);

@@ -29,7 +29,7 @@ namespace pagoda::gemv {
 constexpr int64_t kPanel = 64;  // output columns per panel
 
 // Whether the chosen instruction-set level (kernel_table.h) has the vector
-// int8 (AVX512_VNNI) and bf16 (AVX512_BF16 for up to 4 rows; more rows need
+// int8 (AVX512_VNNI; or AVX2, gemv_s8_avx2.cpp) and bf16 (AVX512_BF16 for up to 4 rows; more rows need
 // only AVX512F) kernels; without them the same arithmetic runs scalar
 // (correct, for tests, but slower than oneDNN beyond a few rows).
 bool vector_s8();
@@ -56,11 +56,14 @@ constexpr int64_t kBF16DotRows = 4;
 void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, int64_t n_out, float* y, int64_t ldy,
                       int64_t p0, int64_t p1);
 
-// s8 weights times u8 activations (zero point 128; x rows kp values, any
-// value in the padding) with exact s32 accumulation (AVX512_VNNI vpdpbusd),
+// s8 weights times u8 activations (zero point 128, real values in
+// [1, 255]; x rows kp values, any value in the padding) with exact s32
+// accumulation (AVX512_VNNI vpdpbusd; AVX2: gemv_s8_avx2.cpp),
 // then the Linear int8 epilogue:
 //   y[r, n] = (acc[r, n] - comp[n]) * x_scale[r] * w_scale[n].
+// w_max: the largest |w| of these weights; the AVX2 kernel has a cheaper
+// form for 7-bit weights (<= 63), the others ignore it.
 void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
-               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1);
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1, int32_t w_max);
 
 }  // namespace pagoda::gemv

@@ -128,8 +128,9 @@ void bf16_panels_f32x(const uint16_t* w, int64_t kp, const float* x, int64_t m, 
   active_kernels().gemv_bf16_f32x_fn(w, kp, x, m, n_out, y, ldy, p0, p1);
 }
 void s8_panels(const int8_t* w, int64_t kp, const uint8_t* x, int64_t m, int64_t n_out, const float* x_scale,
-               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1) {
-  active_kernels().gemv_s8_fn(w, kp, x, m, n_out, x_scale, w_scale, comp, y, ldy, p0, p1);
+               const float* w_scale, const int32_t* comp, float* y, int64_t ldy, int64_t p0, int64_t p1,
+               int32_t w_max) {
+  active_kernels().gemv_s8_fn(w, kp, x, m, n_out, x_scale, w_scale, comp, y, ldy, p0, p1, w_max);
 }
 }  // namespace gemv
 

@@ -12,7 +12,8 @@ void register_attention_kernels(KernelTable& table);    // attention/paged_atten
 PAGODA_ISA_NAMESPACE_END
 namespace gemv {
 PAGODA_ISA_NAMESPACE_BEGIN
-void register_kernels(KernelTable& table);  // gemv.cpp
+void register_kernels(KernelTable& table);          // gemv.cpp
+void register_s8_avx2_kernels(KernelTable& table);  // gemv_s8_avx2.cpp (after gemv.cpp's)
 PAGODA_ISA_NAMESPACE_END
 }  // namespace gemv
 namespace q4 {
@@ -41,6 +42,7 @@ const KernelTable& PAGODA_ISA_TABLE() {
     PAGODA_ISA_NS::register_quantize_kernels(t);
     PAGODA_ISA_NS::register_attention_kernels(t);
     gemv::PAGODA_ISA_NS::register_kernels(t);
+    gemv::PAGODA_ISA_NS::register_s8_avx2_kernels(t);
     q4::PAGODA_ISA_NS::register_kernels(t);
     amx::PAGODA_ISA_NS::register_kernels(t);
     sampler_math::PAGODA_ISA_NS::register_kernels(t);

@@ -80,7 +80,11 @@ int64_t default_gemv_max_m(WeightDtype dtype) {
       return !amx::available() && gemv::vector_bf16() ? Linear::kMaxBucket : 4;
     case WeightDtype::kInt8:
       if (amx::available()) return 4;
-      return gemv::vector_s8() ? Linear::kMaxBucket : 8;
+      // The AVX2 kernel (no VNNI) on oneDNN's panel layout, i.e. beside
+      // oneDNN's AVX-512 int8 matmul: small batches (not measured: no such
+      // host). Where oneDNN's layout is not the panel layout, Linear packs
+      // its own and every M runs the AVX2 kernel (create_fused).
+      return gemv::vector_s8() && active_kernel_isa() >= IsaLevel::kAvx512Vnni ? Linear::kMaxBucket : 8;
     case WeightDtype::kInt4:
       return Linear::kMaxBucket;  // only the q4 kernels read these weights
   }
@@ -180,6 +184,7 @@ struct Linear::Impl {
   std::vector<Bucket> buckets;                        // one per entry of buckets_of(dtype)
   std::vector<float> w_scale;                         // int8: scale_w[n]
   std::vector<int32_t> w_comp;                        // int8: 128 * sum_k Wq[n, k]
+  int32_t int8_max_q = 0;                             // int8: the largest |Wq| allowed
   // Small-batch kernel (gemv.h) on `packed`, when oneDNN chose its panel layout.
   bool panel_layout = false;
   int64_t kp = 0;  // padded K of the panel layout
@@ -372,41 +377,54 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
 
   if (dtype == WeightDtype::kInt4) return int4_linear(Q4Weights::quantize(w, out, in));
 
-  // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major
-  // array is exactly that in format "ba".
-  // int8: the quantized rows, in a buffer each thread reuses (creating a
-  // model's Linears one after another faults its pages in once).
-  static thread_local ScratchBuffer wq_buffer;
-  const void* user_data = w;
-  dt user_dt = dt::f32;
-  if (dtype == WeightDtype::kInt8) {
-    auto* wq = static_cast<int8_t*>(wq_buffer.get(static_cast<size_t>(out * in)));
-    if (wq == nullptr)
-      return Status::resource_exhausted("Linear: out of memory quantizing an int8 matmul [" + std::to_string(out) +
-                                        " x " + std::to_string(in) + "]");
-    impl->w_scale.resize(static_cast<size_t>(out));
-    impl->w_comp.resize(static_cast<size_t>(out));
-    quantize_blocks_s8(blocks, in, wq, impl->w_scale.data(), impl->w_comp.data(),
-                       int8_weight_max());  // on all threads
-    for (auto& c : impl->w_comp) c *= 128;
-    user_data = wq;
-    user_dt = dt::s8;
-  }
   const dt w_dt = dtype == WeightDtype::kF32 ? dt::f32 : dtype == WeightDtype::kBF16 ? dt::bf16 : dt::s8;
-
   try {
     DnnlContext& ctx = DnnlContext::get();
     const dnnl::engine& eng = ctx.engine();
     dnnl::stream& strm = ctx.stream();
-    const dnnl::memory::desc user_md({in, out}, user_dt, tag::ba);
-    dnnl::memory user(user_md, eng, const_cast<void*>(user_data));
     const dnnl::memory::desc any_w({in, out}, w_dt, tag::any);
-
     auto make_pd = [&](int64_t m, const dnnl::memory::desc& wmd) {
       const dnnl::memory::desc src_md({m, in}, impl->src_dt(), tag::ab);
       const dnnl::memory::desc dst_md({m, out}, impl->dst_dt(), tag::ab);
       return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, wmd, dst_md), eng);
     };
+    // The packed layout oneDNN prefers for a mid-size batch; every bucket
+    // reuses it when its implementation accepts it.
+    const auto ref_pd = make_pd(32, any_w);
+    // int8 where oneDNN's layout is not the panel layout but the chosen
+    // level has a vector panel kernel (AVX2 without VNNI): the weights are
+    // packed in the panel layout instead and every M runs that kernel (at
+    // M = 1-16 2.2-1.7x faster than oneDNN's AVX2 int8 matmul, at 64-192 as
+    // fast: linear_bench on a Zen 3 class EPYC); no oneDNN matmul is made.
+    // The weights keep int8_weight_max(), 7 bits there: the kernel's cheap
+    // form; 8-bit weights would cost 1.6x at large M (gemv_s8_avx2.cpp).
+    // PAGODA_GEMV_MAX_M=0 (always oneDNN) keeps oneDNN's layout, for A/B runs.
+    const char* gemv_env = std::getenv("PAGODA_GEMV_MAX_M");
+    const bool own_panels = dtype == WeightDtype::kInt8 && gemv::vector_s8() &&
+                            !(gemv_env != nullptr && std::atoll(gemv_env) == 0) &&
+                            !is_panel_layout(ref_pd.weights_desc(), vnni_group(dtype));
+
+    // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major
+    // array is exactly that in format "ba".
+    // int8: the quantized rows, in a buffer each thread reuses (creating a
+    // model's Linears one after another faults its pages in once).
+    static thread_local ScratchBuffer wq_buffer;
+    const void* user_data = w;
+    dt user_dt = dt::f32;
+    if (dtype == WeightDtype::kInt8) {
+      auto* wq = static_cast<int8_t*>(wq_buffer.get(static_cast<size_t>(out * in)));
+      if (wq == nullptr) throw std::bad_alloc();
+      impl->int8_max_q = int8_weight_max();
+      impl->w_scale.resize(static_cast<size_t>(out));
+      impl->w_comp.resize(static_cast<size_t>(out));
+      quantize_blocks_s8(blocks, in, wq, impl->w_scale.data(), impl->w_comp.data(),
+                         impl->int8_max_q);  // on all threads
+      for (auto& c : impl->w_comp) c *= 128;
+      user_data = wq;
+      user_dt = dt::s8;
+    }
+    const dnnl::memory::desc user_md({in, out}, user_dt, tag::ba);
+    dnnl::memory user(user_md, eng, const_cast<void*>(user_data));
     auto pack = [&](const dnnl::memory::desc& md) {
       std::shared_ptr<void> buffer = HugeArena::weights().allocate(md.get_size());
       if (!buffer) throw std::bad_alloc();
@@ -417,16 +435,19 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
       return m;
     };
 
-    // The packed layout oneDNN prefers for a mid-size batch; every bucket
-    // reuses it when its implementation accepts it.
-    const auto ref_pd = make_pd(32, any_w);
-    impl->packed = pack(ref_pd.weights_desc());
+    impl->packed = pack(own_panels ? dnnl::memory::desc({in, out}, dt::s8, tag::BA16a64b4a) : ref_pd.weights_desc());
     const dnnl::memory::desc packed_md = impl->packed.get_desc();
     impl->panel_layout = is_panel_layout(packed_md, vnni_group(dtype));
+    if (own_panels && !impl->panel_layout)
+      return Status::internal("Linear: the int8 panel layout did not pack as such");
     if (impl->panel_layout) {
       impl->kp = packed_md.data.padded_dims[0];
       impl->n_panels = packed_md.data.padded_dims[1] / gemv::kPanel;
       impl->gemv_max_m = default_gemv_max_m(dtype);
+      if (own_panels) {
+        impl->gemv_max_m = kMaxBucket;  // no oneDNN matmul to fall back on
+        return Linear(std::move(impl));
+      }
       if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) {
         impl->gemv_max_m = std::clamp<int64_t>(std::atoll(env), 0, kMaxBucket);
       }
@@ -460,15 +481,19 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
        << "]: " << e.what();
     return Status::internal(os.str());
   } catch (const std::bad_alloc&) {
-    return Status::resource_exhausted("Linear: out of memory packing a " + std::string(weight_dtype_name(dtype)) +
-                                      " matmul [" + std::to_string(out) + " x " + std::to_string(in) + "]");
+    return Status::resource_exhausted("Linear: out of memory quantizing or packing a " +
+                                      std::string(weight_dtype_name(dtype)) + " matmul [" + std::to_string(out) +
+                                      " x " + std::to_string(in) + "]");
   }
   return Linear(std::move(impl));
 }
 
 void Linear::set_gemv_max_m(int64_t max_m) {
+  if (impl_->buckets.empty()) return;  // the panel kernels are all there is (int8 on AVX2, int4)
   impl_->gemv_max_m = impl_->panel_layout ? std::clamp<int64_t>(max_m, 0, kMaxBucket) : 0;
 }
+
+int32_t Linear::int8_max_q() const { return impl_->int8_max_q; }
 
 int64_t Linear::gemv_max_m() const { return impl_->gemv_max_m; }
 
@@ -637,7 +662,7 @@ void Linear::Impl::run_gemv(const float* x, int64_t m, float* y) {
         break;
       case WeightDtype::kInt8:
         gemv::s8_panels(static_cast<const int8_t*>(w), kpad, static_cast<const uint8_t*>(xs), m, n, x_scale,
-                        w_scale.data(), w_comp.data(), y, n, p0, p1);
+                        w_scale.data(), w_comp.data(), y, n, p0, p1, int8_max_q);
         break;
       case WeightDtype::kInt4:  // run_q4
         break;

@@ -5,7 +5,8 @@
 //   kBF16  bf16 weights; activations converted to bf16 per call (oneDNN 2.6
 //          has no f32 x bf16 matmul); f32 output.
 //   kInt8  symmetric per-output-channel s8 weights (scale_w[n] =
-//          max|W[n,:]| / int8_weight_max(): 127, or 63 where oneDNN has no VNNI);
+//          max|W[n,:]| / int8_max_q(): 127, or 63 where oneDNN has no
+//          VNNI);
 //          each activation row quantized on the fly to u8 with zero point 128
 //          (scale_x[m] = max|x[m,:]|/127); s32 accumulation; the output is
 //          (acc[m,n] - 128 * sum_k Wq[n,k]) * scale_x[m] * scale_w[n].
@@ -30,6 +31,9 @@
 // every larger chunk (M <= amx_max_m(), default 512) on AMX tile kernels
 // (amx_gemm.h) on the same packed weights, split the same way; oneDNN's
 // matmul remains for f32 above 64 rows and layouts the kernels do not read.
+// int8 on a CPU with AVX2 but no VNNI (oneDNN's layout there is not the
+// panel layout) is packed in the panel layout by Linear and every M runs the
+// AVX2 panel kernel: no oneDNN matmul is made.
 //
 // Several weight matrices with the same `in` may be stacked into one Linear
 // (QKV fused, gate|up fused); the output row then holds their outputs
@@ -93,6 +97,9 @@ class Linear {
   // oneDNN's effective ISA fixes it: call only after any cap, as serve's
   // apply_isa_choice does before the model loads.)
   static int32_t int8_weight_max();
+  // The largest magnitude of this (int8) Linear's quantized weights: what
+  // int8_weight_max() said when it was created. 0 for other dtypes.
+  int32_t int8_max_q() const;
 
   // Whether this CPU (or the ISA oneDNN was capped at) can run `dtype`
   // Linears: bf16 needs oneDNN's AVX-512 kernels; create() fails with
@@ -123,7 +130,8 @@ class Linear {
   // measured crossover; the environment variable PAGODA_GEMV_MAX_M, read at
   // create(), overrides it (for benchmarks: 0 = always oneDNN); tests and
   // benchmarks may also set it here (clamped to [0, kMaxBucket], and to 0
-  // when the layout is not supported).
+  // when the layout is not supported). Where no oneDNN matmul was made (int4;
+  // int8 without VNNI, see above) it stays kMaxBucket.
   void set_gemv_max_m(int64_t max_m);
   int64_t gemv_max_m() const;
 

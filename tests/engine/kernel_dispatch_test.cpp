@@ -10,6 +10,7 @@
 #include "engine/kernels/gemv.h"
 #include "engine/kernels/kernel_table.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/q4_gemv.h"
 #include "tests/engine/isa_levels.h"
 
 using namespace pagoda;
@@ -46,8 +47,10 @@ TEST_CASE("every supported level has a complete kernel table of its own") {
     CHECK((t.amx_bf16_fn != nullptr) == (level == IsaLevel::kAmx));
     CHECK(amx::available() == (level == IsaLevel::kAmx));
 #if !defined(__clang__)  // clang builds compile every level's scalar kernels only
-    // The vector int8 / bf16 panel kernels come with avx512_vnni.
-    CHECK(gemv::vector_s8() == (level >= IsaLevel::kAvx512Vnni));
+    // The vector int8 and 4-bit kernels come with avx2 (gemv_s8_avx2.cpp,
+    // q4_gemv.cpp), the bf16 panel kernels with avx512_vnni.
+    CHECK(gemv::vector_s8() == (level >= IsaLevel::kAvx2));
+    CHECK(q4::vector_kernel() == (level >= IsaLevel::kAvx2));
     CHECK(gemv::vector_bf16() == (level >= IsaLevel::kAvx512Vnni));
 #endif
     rmsnorms.insert(reinterpret_cast<const void*>(t.rmsnorm_fn));

@@ -52,7 +52,7 @@ void reference(const std::vector<float>& x, const std::vector<float>& w, int64_t
 // int8 error bound from the quantization steps alone: with |x - qx*sx| <= sx/2
 // and |w - qw*sw| <= sw/2, |err| <= sum_k (|x| sw/2 + |w| sx/2 + sx sw/4).
 std::vector<double> int8_bound(const std::vector<float>& x, const std::vector<float>& w, int64_t M, int64_t N,
-                               int64_t K) {
+                               int64_t K, int32_t max_q) {
   std::vector<double> sx(M), sw(N), b(static_cast<size_t>(M * N));
   for (int64_t m = 0; m < M; ++m) {
     double mx = 0;
@@ -62,7 +62,7 @@ std::vector<double> int8_bound(const std::vector<float>& x, const std::vector<fl
   for (int64_t n = 0; n < N; ++n) {
     double mx = 0;
     for (int64_t k = 0; k < K; ++k) mx = std::max(mx, double(std::fabs(w[n * K + k])));
-    sw[n] = mx / Linear::int8_weight_max();
+    sw[n] = mx / max_q;
   }
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t n = 0; n < N; ++n) {
@@ -117,7 +117,7 @@ void check_linear(WeightDtype dtype, Shape s, int64_t M, uint32_t seed, int64_t 
   std::vector<double> ref, mag;
   reference(x, w, M, s.out, s.in, ref, mag);
   std::vector<double> bound;
-  if (dtype == WeightDtype::kInt8) bound = int8_bound(x, w, M, s.out, s.in);
+  if (dtype == WeightDtype::kInt8) bound = int8_bound(x, w, M, s.out, s.in, lin->int8_max_q());
   int64_t bad = 0;
   double worst = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -211,6 +211,7 @@ TEST_CASE("panel kernels and oneDNN agree on the same weights", "[linear]") {
       lin->forward(xm.data(), M, a.data());
       lin->set_gemv_max_m(0);
       lin->set_amx_max_m(0);
+      if (lin->gemv_max_m() != 0) break;  // no oneDNN matmul (int8 without VNNI): nothing to compare
       CHECK(lin->impl_name(M).rfind("gemv:", 0) != 0);
       lin->forward(xm.data(), M, b.data());
       // Same rounded inputs, different summation order; int8: the same
@@ -239,7 +240,11 @@ TEST_CASE("int8 and bf16 batches of every size run our kernels by default", "[li
     auto lin = Linear::create(w.data(), 200, 300, dtype);
     REQUIRE(lin.is_ok());
     if (lin->gemv_max_m() == 0) continue;  // not the panel layout: oneDNN only
-    const bool vector = dtype == WeightDtype::kInt8 ? pagoda::gemv::vector_s8() : pagoda::gemv::vector_bf16();
+    // int8 at the avx512 level (AVX-512 without VNNI): the AVX2 kernel takes
+    // only small batches beside oneDNN's AVX-512 matmul.
+    const bool vector = dtype == WeightDtype::kInt8
+                            ? pagoda::gemv::vector_s8() && active_kernel_isa() != IsaLevel::kAvx512
+                            : pagoda::gemv::vector_bf16();
     for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{32}, int64_t{256}, Linear::kMaxBucket + 1}) {
       INFO(weight_dtype_name(dtype) << " M=" << M << " impl " << lin->impl_name(M));
       if (lin->amx_max_m() > 0) {
@@ -325,11 +330,12 @@ TEST_CASE("int8 Linear equals an emulation of its documented arithmetic", "[line
   std::vector<int8_t> qw(N * K);
   std::vector<float> sw(N), sx(M);
   std::vector<int32_t> rowsum(N);
-  quantize_rows_s8(w.data(), N, K, qw.data(), sw.data(), rowsum.data(), Linear::int8_weight_max());
-  std::vector<uint8_t> qx(M * K);
-  quantize_rows_u8(x.data(), M, K, qx.data(), sx.data());
   auto lin = Linear::create(w.data(), N, K, WeightDtype::kInt8);
   REQUIRE(lin.is_ok());
+  CHECK((lin->int8_max_q() == 127 || lin->int8_max_q() == 63));
+  quantize_rows_s8(w.data(), N, K, qw.data(), sw.data(), rowsum.data(), lin->int8_max_q());
+  std::vector<uint8_t> qx(M * K);
+  quantize_rows_u8(x.data(), M, K, qx.data(), sx.data());
   // Small-batch kernel, AMX kernel (where available), oneDNN.
   for (int64_t amx_max_m : {int64_t{-1}, Linear::kMaxBucket, int64_t{0}}) {
     INFO("amx_max_m " << amx_max_m);
@@ -354,7 +360,8 @@ TEST_CASE("int8 Linear does not saturate at the extremes", "[linear]") {
   // Every weight at its row's maximum and every activation at the top of
   // u8 (255): on a CPU whose int8 kernels add pairs of u8 x s8 products in
   // 16 bits (vpmaddubsw, no VNNI), 8-bit weights would overflow every pair
-  // (255 * 127 * 2 > 32767); Linear::int8_weight_max() keeps them exact.
+  // (255 * 127 * 2 > 32767); Linear::int8_weight_max() keeps them exact on
+  // oneDNN, the sign trick of the AVX2 panel kernel on ours.
   const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
   const int64_t N = 64, K = 256;
   std::vector<float> w(N * K);
@@ -364,7 +371,7 @@ TEST_CASE("int8 Linear does not saturate at the extremes", "[linear]") {
   for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{64}}) {
     const std::vector<float> x(M * K, 1.0f);
     for (int64_t gemv_max_m : {Linear::kMaxBucket, int64_t{0}}) {  // our kernels (where they run), oneDNN
-      INFO("M " << M << " gemv_max_m " << gemv_max_m << " int8_weight_max " << Linear::int8_weight_max());
+      INFO("M " << M << " gemv_max_m " << gemv_max_m << " int8_max_q " << lin->int8_max_q());
       lin->set_gemv_max_m(gemv_max_m);
       lin->set_amx_max_m(0);
       std::vector<float> y(M * N);
@@ -431,6 +438,51 @@ TEST_CASE("int4 Linear equals an emulation of its documented arithmetic", "[line
         for (int64_t k = g * 32; k < std::min(K, (g + 1) * 32); ++k)
           REQUIRE(std::fabs(packed->value(n, k) - w[n * K + k]) <= step / 2 * 1.01 + slack);
       }
+    }
+  }
+}
+
+TEST_CASE("int8 panel kernel is exact for 7-bit and 8-bit weights at the extremes", "[linear]") {
+  // gemv::s8_panels on hand-packed panels (gemv.h's layout): weights at
+  // +-w_max, activations at 1 and 255 (128 -+ 127) and random bytes. The
+  // AVX2 kernel has a 7-bit form (w_max <= 63, vpmaddubsw directly) and a
+  // sign-moving form for 8-bit weights; either way every sum must be exact.
+  const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
+  const int64_t N = 72, K = 200, kp = 256, panels = 2;  // a partial second panel, K off the 64-value block
+  std::mt19937 rng(17);
+  for (int32_t w_max : {63, 127}) {
+    std::vector<int8_t> wq(static_cast<size_t>(N * K));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        const int sign = n % 3 == 0 ? 1 : n % 3 == 1 ? -1 : (k % 2 ? 1 : -1);
+        wq[n * K + k] = static_cast<int8_t>(n % 5 == 4 ? int32_t(rng() % (2 * w_max + 1)) - w_max : sign * w_max);
+      }
+    std::vector<int8_t> packed(static_cast<size_t>(panels * kp * 64), 0);
+    std::vector<int32_t> comp(N, 0);
+    std::vector<float> w_scale(N, 1.0f);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        packed[(n / 64) * kp * 64 + (k / 4) * 256 + (n % 64) * 4 + k % 4] = wq[n * K + k];
+        comp[n] += 128 * wq[n * K + k];
+      }
+    for (int64_t M : {1, 2, 3, 5, 70}) {
+      INFO("w_max " << w_max << " M " << M);
+      std::vector<uint8_t> x(static_cast<size_t>(M * kp), 128);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < K; ++k)
+          x[m * kp + k] = m % 3 == 0 ? 255 : m % 3 == 1 ? 1 : static_cast<uint8_t>(1 + rng() % 255);
+      const std::vector<float> x_scale(M, 1.0f);
+      std::vector<float> y(static_cast<size_t>(M * N), -1.0f);
+      gemv::s8_panels(packed.data(), kp, x.data(), M, N, x_scale.data(), w_scale.data(), comp.data(), y.data(), N, 0,
+                      panels, w_max);
+      int64_t bad = 0;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          int64_t acc = 0;
+          for (int64_t k = 0; k < K; ++k) acc += (int64_t(x[m * kp + k]) - 128) * wq[n * K + k];
+          bad += y[m * N + n] != static_cast<float>(acc);
+        }
+      CHECK(bad == 0);
     }
   }
 }
