@@ -151,7 +151,10 @@ ApiService::ApiService(const ServerConfig& config, ServedModel model, EngineLoop
   grammars_ = std::make_unique<structured::GrammarCache>(
       structured::TokenTrie::build(*tokenizer_), kGrammarCacheEntries,
       std::make_shared<structured::GrammarMemoryBudget>(static_cast<size_t>(config.structured.memory_mib) << 20));
+  grammar_compiler_ = std::make_unique<GrammarCompiler>(grammars_.get());
 }
+
+void ApiService::stop() { grammar_compiler_->stop(); }
 
 bool ApiService::authorized(const HttpRequest& req) const {
   if (api_keys_.empty()) return true;
@@ -485,12 +488,15 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
   }
   std::shared_ptr<structured::CompiledGrammar> compiled;
   if (api.grammar) {
-    // Compiled here, on the I/O thread, so the engine thread never waits for
-    // it; a repeated spec is a cache lookup.
-    auto got = grammars_->get(*api.grammar);
+    // Compiled on the grammar compiler's thread: neither the engine thread
+    // nor this I/O thread (with its other connections) waits for it; a
+    // repeated spec is a cache lookup.
+    auto got = co_await grammar_compiler_->get(*api.grammar);
     if (!got) {
-      // A grammar the server cannot follow: 400; its grammar memory spent: 503.
-      err = got.status().code() == StatusCode::kUnavailable
+      // A grammar the server cannot follow: 400; its grammar memory spent:
+      // 503; a failure of the compiler itself (out of memory): 500.
+      const StatusCode code = got.status().code();
+      err = code == StatusCode::kUnavailable || code == StatusCode::kInternal
                 ? from_status(got.status())
                 : api_error(400, got.status().message(), "invalid_value", api.grammar_field);
       access->status = err.status;

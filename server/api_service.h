@@ -25,6 +25,7 @@
 #include "scheduler/engine_loop.h"
 #include "server/access_log.h"
 #include "server/api_routes.h"
+#include "server/grammar_compiler.h"
 #include "server/http_server.h"
 #include "server/openai_protocol.h"
 #include "structured/grammar_cache.h"
@@ -63,6 +64,9 @@ class ApiService final : public HttpHandler {
 
   // Until set, /health answers 503 ("loading").
   void set_ready(bool ready) { ready_ = ready; }
+  // Waits for the grammar compilations under way (GrammarCompiler::stop):
+  // call after the I/O threads ended, before their io_context is destroyed.
+  void stop();
   void set_connection_counter(std::function<int64_t()> fn) { connections_ = std::move(fn); }
 
  private:
@@ -123,6 +127,8 @@ class ApiService final : public HttpHandler {
   // Compiled structured-output grammars by spec, for this tokenizer (thread-safe).
   std::unique_ptr<structured::GrammarCache> grammars_;
   static constexpr size_t kGrammarCacheEntries = 64;
+  // Compiles them off the I/O threads (declared after the cache it uses).
+  std::unique_ptr<GrammarCompiler> grammar_compiler_;
   ChatTemplate chat_template_;
   // How a reply's tool calls are written: server.tool_call_parser, or for
   // auto the format the model's chat template names.

@@ -189,6 +189,7 @@ int ServerApp::run() {
                   s.config.server.replica_id,
               {{"host", s.config.server.host}, {"port", s.http->port()}, {"replica", s.config.server.replica_id}});
   s.http->run();
+  s.api->stop();  // a grammar compile under way posts back to the (now stopped) I/O context
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
   s.stats_logger->stop();
   s.engine->stop();

@@ -207,20 +207,26 @@ TEST_CASE("server e2e: completions, streaming, chat, tokenize, models") {
 // when it pools more threads than there are CPUs: a team left over from
 // start-up (weight packing on the main thread) cost decode steps 30-50%.
 // After start-up and a completion the process must hold only the main (I/O)
-// thread, the engine thread, the stats logger's thread (sleeping) and the
-// engine team's workers (engine.threads is
+// thread, the engine thread, the stats logger's thread (sleeping), the
+// grammar compiler's thread (which must start no OpenMP team of its own: a
+// json_schema request compiles one) and the engine team's workers
+// (engine.threads is
 // left at 0: OMP_NUM_THREADS or every CPU the process may run on). Not
 // counted in sanitizer builds, whose runtimes may add threads of their own
 // (and whose stages run with one OpenMP thread or not for speed).
 TEST_CASE("server e2e: serving keeps a single OpenMP team (none left from start-up)") {
   ServerProcess server(18627, {"--set", "server.io_threads=1"});
   CHECK(completion_text(server.port(), "Once upon a time", 8).size() > 0);
+  const HttpResult constrained = post(
+      server.port(), "/v1/completions",
+      R"({"prompt": "Once", "max_tokens": 4, "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})");
+  CHECK(constrained.status == 200);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   cpu_set_t cpus;
   REQUIRE(sched_getaffinity(0, sizeof(cpus), &cpus) == 0);
   const char* env = std::getenv("OMP_NUM_THREADS");
   const int omp_threads = env != nullptr ? std::atoi(env) : CPU_COUNT(&cpus);
-  CHECK(server.thread_count() == 3 + (omp_threads - 1));
+  CHECK(server.thread_count() == 4 + (omp_threads - 1));
 #endif
 }
 
