@@ -253,6 +253,14 @@ TEST_CASE("json_schema: MaskBench schemas, byte level") {
   std::sort(files.begin(), files.end());
   const char* only = std::getenv("PAGODA_MASKBENCH_ONLY");  // substring filter, for debugging
   const bool verbose = std::getenv("PAGODA_MASKBENCH_VERBOSE") != nullptr;
+  // Under a sanitizer every third schema (the whole run took 221 s of the
+  // ASan stage, its longest test); the Release suite checks them all.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr size_t kStride = 3;
+#else
+  constexpr size_t kStride = 1;
+#endif
+  size_t file_index = 0;
 
   size_t schemas = 0, passing = 0, compile_errors = 0, valid_refused_schemas = 0;
   size_t instances = 0, valid_refused = 0;
@@ -261,6 +269,7 @@ TEST_CASE("json_schema: MaskBench schemas, byte level") {
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& file : files) {
     if (only && file.find(only) == std::string::npos) continue;
+    if (file_index++ % kStride != 0) continue;
     std::ifstream in(file);
     Json data = Json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (data.is_discarded() || !data.contains("schema") || !data.contains("tests")) continue;
@@ -305,7 +314,7 @@ TEST_CASE("json_schema: MaskBench schemas, byte level") {
   WARN(report.str());
   for (const std::string& error : invalidation_errors) UNSCOPED_INFO("invalid instance accepted: " << error);
   REQUIRE(invalidation_errors.empty());
-  if (!only && schemas > 3000) CHECK(passing >= schemas * 85 / 100);
+  if (!only && schemas > 3000 / kStride) CHECK(passing >= schemas * 85 / 100);
 }
 
 }  // namespace
