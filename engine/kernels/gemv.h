@@ -1,6 +1,8 @@
 // Matmul kernels ("panel kernels") that read oneDNN's packed matmul weights
 // in place, so Linear needs no second copy: small batches for f32 and, on
-// CPUs without AMX, every batch for int8 and bf16.
+// CPUs without AMX, every batch for int8 and bf16. On CPUs with AVX2 but no
+// VNNI, where oneDNN packs int8 otherwise, Linear packs int8 weights in this
+// layout itself and every batch runs the AVX2 kernel (gemv_s8_avx2.cpp).
 //
 // The layout ("panel layout") is the one oneDNN 2.6 picks for f32, bf16 and
 // s8 matmul weights on AVX-512/AMX (format BA16a64b, BA16a64b2a, BA16a64b4a):
@@ -18,8 +20,9 @@
 // 2 cores) from cache at any M. A panel is streamed from memory once per 64
 // rows (later 64-row tiles re-read it from L2).
 // Callers split panels across threads. AVX-512 (F, BF16, VNNI) paths with a
-// scalar fallback of the same arithmetic. Pure functions; thread-safe on
-// disjoint outputs.
+// scalar fallback of the same arithmetic; the AVX2 int8 kernel has its own
+// shape (its file's comment). Pure functions; thread-safe on disjoint
+// outputs.
 #pragma once
 
 #include <cstdint>

@@ -13,7 +13,7 @@
 //  - any s8 weights: the activations taken as signed, xs = x - 128 (in
 //    [-127, 127]: Linear quantizes them to 128 +- 127), and the sign of each
 //    weight moved onto them: vpmaddubsw(|w|, sign(xs, w)), each pair at most
-//    2 * 127 * 127 = 32258; the sum is sum_k (x - 128) w = acc - comp
+//    2 * 128 * 127 = 32512 (|w| = 128 for -128); the sum is sum_k (x - 128) w = acc - comp
 //    already. Two more instructions per 32 products (1.6x the time of the
 //    7-bit form at large M on a Zen 3 class EPYC).
 // Either way the same integers and the same float steps as the scalar and

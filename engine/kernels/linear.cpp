@@ -69,9 +69,11 @@ constexpr int64_t kParallelConvertValues = 8192;
 // Default largest M for the panel kernels per dtype: where they stop beating
 // oneDNN on this dtype (measured with linear_bench and decode_bench;
 // BENCHMARKS.md, docs/perf-notes.md). f32: up to 64. Without AMX, the int8
-// and bf16 chunked kernels win at every M up to the largest bucket; with AMX
-// the tile kernels win from M = 5. Where the level has no vector int8 / bf16
-// kernel, the scalar fallback takes only small batches.
+// (VNNI) and bf16 chunked kernels win at every M up to the largest bucket;
+// with AMX the tile kernels win from M = 5. Where the level has no vector
+// int8 / bf16 kernel, the scalar fallback takes only small batches; so does
+// the AVX2 int8 kernel beside oneDNN's panel layout (AVX-512 without VNNI).
+// (Where Linear packs the panels itself, every M runs them: create_fused.)
 int64_t default_gemv_max_m(WeightDtype dtype) {
   switch (dtype) {
     case WeightDtype::kF32:
@@ -398,10 +400,12 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     // fast: linear_bench on a Zen 3 class EPYC); no oneDNN matmul is made.
     // The weights keep int8_weight_max(), 7 bits there: the kernel's cheap
     // form; 8-bit weights would cost 1.6x at large M (gemv_s8_avx2.cpp).
-    // PAGODA_GEMV_MAX_M=0 (always oneDNN) keeps oneDNN's layout, for A/B runs.
+    // Only where oneDNN has no VNNI (7-bit weights): on an AVX2-VNNI CPU
+    // oneDNN's VNNI kernels were not measured against ours. PAGODA_GEMV_MAX_M
+    // <= 0 (always oneDNN) keeps oneDNN's layout, for A/B runs.
     const char* gemv_env = std::getenv("PAGODA_GEMV_MAX_M");
-    const bool own_panels = dtype == WeightDtype::kInt8 && gemv::vector_s8() &&
-                            !(gemv_env != nullptr && std::atoll(gemv_env) == 0) &&
+    const bool own_panels = dtype == WeightDtype::kInt8 && gemv::vector_s8() && int8_weight_max() <= 63 &&
+                            !(gemv_env != nullptr && std::atoll(gemv_env) <= 0) &&
                             !is_panel_layout(ref_pd.weights_desc(), vnni_group(dtype));
 
     // oneDNN's matmul weights are [K, N] = [in, out]; our [out, in] row-major

@@ -240,11 +240,14 @@ TEST_CASE("int8 and bf16 batches of every size run our kernels by default", "[li
     auto lin = Linear::create(w.data(), 200, 300, dtype);
     REQUIRE(lin.is_ok());
     if (lin->gemv_max_m() == 0) continue;  // not the panel layout: oneDNN only
-    // int8 at the avx512 level (AVX-512 without VNNI): the AVX2 kernel takes
-    // only small batches beside oneDNN's AVX-512 matmul.
-    const bool vector = dtype == WeightDtype::kInt8
-                            ? pagoda::gemv::vector_s8() && active_kernel_isa() != IsaLevel::kAvx512
-                            : pagoda::gemv::vector_bf16();
+    // int8 below VNNI runs every batch on our kernel only on an AVX2-only
+    // CPU whose oneDNN has no VNNI either (Linear packs the panels itself);
+    // beside oneDNN's panel layout the AVX2 kernel takes small batches.
+    const bool avx2_own_panels = supported_isa_levels().back() == IsaLevel::kAvx2 && Linear::int8_weight_max() == 63;
+    const bool vector =
+        dtype == WeightDtype::kInt8
+            ? pagoda::gemv::vector_s8() && (active_kernel_isa() >= IsaLevel::kAvx512Vnni || avx2_own_panels)
+            : pagoda::gemv::vector_bf16();
     for (int64_t M : {int64_t{1}, int64_t{5}, int64_t{32}, int64_t{256}, Linear::kMaxBucket + 1}) {
       INFO(weight_dtype_name(dtype) << " M=" << M << " impl " << lin->impl_name(M));
       if (lin->amx_max_m() > 0) {
