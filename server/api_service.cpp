@@ -493,8 +493,9 @@ asio::awaitable<bool> ApiService::generate(HttpRequest& req, beast::tcp_stream& 
     // repeated spec is a cache lookup.
     auto got = co_await grammar_compiler_->get(*api.grammar);
     if (!got) {
-      // A grammar the server cannot follow: 400; its grammar memory spent:
-      // 503; a failure of the compiler itself (out of memory): 500.
+      // A grammar the server cannot follow: 400; its grammar memory spent
+      // or its compiler's queue full: 503; a failure of the compiler itself
+      // (out of memory): 500.
       const StatusCode code = got.status().code();
       err = code == StatusCode::kUnavailable || code == StatusCode::kInternal
                 ? from_status(got.status())

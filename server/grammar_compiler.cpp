@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <optional>
+#include <string>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,9 +17,19 @@ GrammarCompiler::GrammarCompiler(structured::GrammarCache* cache) : cache_(cache
 GrammarCompiler::~GrammarCompiler() { stop(); }
 
 asio::awaitable<CompileResult> GrammarCompiler::get(const structured::GrammarSpec& spec) {
+  if (std::shared_ptr<structured::CompiledGrammar> found = cache_->find(spec)) co_return found;
+  struct QueueSlot {  // released however the wait ends
+    std::atomic<int>& queued;
+    ~QueueSlot() { queued.fetch_sub(1); }
+  } slot{queued_};
+  if (queued_.fetch_add(1) >= kMaxQueued) {
+    co_return Status::unavailable("the server is compiling " + std::to_string(kMaxQueued) +
+                                  " other new grammars; retry shortly");
+  }
   // co_spawn needs a default-constructible result (it makes one when the
   // coroutine throws), hence the optional; exceptions become errors here.
   auto compile = [this, &spec]() -> asio::awaitable<std::optional<CompileResult>> {
+    if (stopping_) co_return CompileResult(Status::unavailable("the server is stopping"));
     try {
       co_return cache_->get(spec);
     } catch (const std::exception& e) {
@@ -29,6 +40,9 @@ asio::awaitable<CompileResult> GrammarCompiler::get(const structured::GrammarSpe
   co_return std::move(*result);
 }
 
-void GrammarCompiler::stop() { thread_.join(); }
+void GrammarCompiler::stop() {
+  stopping_ = true;
+  thread_.join();
+}
 
 }  // namespace pagoda

@@ -48,6 +48,12 @@ struct ServerApp::Impl {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<StatsLogger> stats_logger;
   std::thread shutdown_thread;
+  // The API's grammar compiler posts its results to the HTTP server's
+  // io_context: stop it before that goes (run() does on the normal path).
+  ~Impl() {
+    if (api) api->stop();
+    http.reset();
+  }
 };
 
 ServerApp::ServerApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -15,24 +15,14 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
                                     std::to_string(kMaxSchemaJsonDepth) + " JSON levels deep");
   }
   std::string key = spec.cache_key();
-  // Grammars leaving the cache, destroyed after the lock is released (one
-  // may hold hundreds of MB): declared before every lock below.
-  std::vector<std::shared_ptr<CompiledGrammar>> dropped;
-  {
-    MutexLock lock(mutex_);
-    std::shared_ptr<CompiledGrammar> found;
-    if (auto it = index_.find(key); it != index_.end()) {
-      entries_.splice(entries_.begin(), entries_, it->second);
-      found = it->second->second;  // held: never dropped below
-    }
-    drop_idle(dropped);
-    if (found) {
-      if (hit != nullptr) *hit = true;
-      return found;
-    }
+  if (std::shared_ptr<CompiledGrammar> found = lookup(key)) {
+    if (hit != nullptr) *hit = true;
+    return found;
   }
   if (hit != nullptr) *hit = false;
-  dropped.clear();  // unlocked now: their refunds count in the room check below
+  // Grammars leaving the cache, destroyed after the lock is released (one
+  // may hold hundreds of MB): declared before the lock below.
+  std::vector<std::shared_ptr<CompiledGrammar>> dropped;
   Result<Grammar> grammar = compile_grammar_spec(spec);
   if (!grammar) return grammar.status();
   if (budget_ && !budget_->has_room()) {
@@ -53,6 +43,27 @@ Result<std::shared_ptr<CompiledGrammar>> GrammarCache::get(const GrammarSpec& sp
     entries_.pop_back();
   }
   return compiled;
+}
+
+std::shared_ptr<CompiledGrammar> GrammarCache::find(const GrammarSpec& spec) {
+  if (spec.kind == GrammarSpec::Kind::kJsonSchema && json_nesting_exceeds(spec.schema, kMaxSchemaJsonDepth)) {
+    return nullptr;
+  }
+  return lookup(spec.cache_key());
+}
+
+std::shared_ptr<CompiledGrammar> GrammarCache::lookup(const std::string& key) {
+  // Declared before the lock: the dropped grammars are destroyed after it
+  // is released, and their refunds count in a caller's room check.
+  std::vector<std::shared_ptr<CompiledGrammar>> dropped;
+  MutexLock lock(mutex_);
+  std::shared_ptr<CompiledGrammar> found;
+  if (auto it = index_.find(key); it != index_.end()) {
+    entries_.splice(entries_.begin(), entries_, it->second);
+    found = it->second->second;  // held: never dropped below
+  }
+  drop_idle(dropped);
+  return found;
 }
 
 void GrammarCache::drop_idle(std::vector<std::shared_ptr<CompiledGrammar>>& dropped) {

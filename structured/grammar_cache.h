@@ -39,10 +39,17 @@ class GrammarCache {
   // instead of compiling it (a spec that does not compile is still
   // invalid_argument).
   Result<std::shared_ptr<CompiledGrammar>> get(const GrammarSpec& spec, bool* hit = nullptr);
+  // The cached grammar of `spec` without compiling: null on a miss (or for
+  // a spec too deep to key, which get() refuses). Like get(), marks it
+  // recently used and drops idle grammars while the budget is over half
+  // spent. Cheap: for the I/O thread, which leaves misses to a compiler.
+  std::shared_ptr<CompiledGrammar> find(const GrammarSpec& spec);
   size_t size() const;
 
  private:
   using Entry = std::pair<std::string, std::shared_ptr<CompiledGrammar>>;
+  // find() by key; what it drops is destroyed after the lock is released.
+  std::shared_ptr<CompiledGrammar> lookup(const std::string& key) EXCLUDES(mutex_);
   // Moves idle grammars, oldest first, into `dropped` while the budget is
   // more than half spent (counting what they will refund).
   void drop_idle(std::vector<std::shared_ptr<CompiledGrammar>>& dropped) REQUIRES(mutex_);

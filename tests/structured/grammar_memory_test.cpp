@@ -159,3 +159,20 @@ TEST_CASE("cache hits also drop idle grammars while the budget is over half spen
   CHECK(budget->used() == held->memory_bytes());
   CHECK(budget->has_room());
 }
+
+TEST_CASE("GrammarCache::find looks up without compiling") {
+  GrammarCache cache(smollm2_trie(), 8, nullptr);
+  const GrammarSpec spec = regex("[a-z]{2,5}");
+  CHECK(cache.find(spec) == nullptr);  // a miss compiles nothing
+  CHECK(cache.size() == 0);
+  auto compiled = cache.get(spec);
+  REQUIRE(compiled.is_ok());
+  CHECK(cache.find(spec) == compiled.value());
+  CHECK(cache.find(regex("[a-z]{2,6}")) == nullptr);
+  // A schema too deep to key is a miss here (get() refuses it).
+  GrammarSpec deep;
+  deep.kind = GrammarSpec::Kind::kJsonSchema;
+  deep.schema = nlohmann::ordered_json::parse(std::string(5000, '[') + std::string(5000, ']'));
+  CHECK(cache.find(deep) == nullptr);
+  CHECK_FALSE(cache.get(deep).is_ok());
+}
