@@ -49,7 +49,7 @@ struct ServerApp::Impl {
   std::unique_ptr<StatsLogger> stats_logger;
   std::thread shutdown_thread;
   // The API's grammar compiler posts its results to the HTTP server's
-  // io_context: stop it before that goes (run() does on the normal path).
+  // io_context: stop it before that goes, on every path.
   ~Impl() {
     if (api) api->stop();
     http.reset();
@@ -195,7 +195,6 @@ int ServerApp::run() {
                   s.config.server.replica_id,
               {{"host", s.config.server.host}, {"port", s.http->port()}, {"replica", s.config.server.replica_id}});
   s.http->run();
-  s.api->stop();  // a grammar compile under way posts back to the (now stopped) I/O context
   if (s.shutdown_thread.joinable()) s.shutdown_thread.join();
   s.stats_logger->stop();
   s.engine->stop();

@@ -393,16 +393,16 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     // The packed layout oneDNN prefers for a mid-size batch; every bucket
     // reuses it when its implementation accepts it.
     const auto ref_pd = make_pd(32, any_w);
-    // int8 where oneDNN's layout is not the panel layout but the chosen
-    // level has a vector panel kernel (AVX2 without VNNI): the weights are
+    // int8 where oneDNN has no VNNI and its layout is not the panel layout,
+    // but the chosen level has a vector panel kernel (AVX2): the weights are
     // packed in the panel layout instead and every M runs that kernel (at
     // M = 1-16 2.2-1.7x faster than oneDNN's AVX2 int8 matmul, at 64-192 as
     // fast: linear_bench on a Zen 3 class EPYC); no oneDNN matmul is made.
     // The weights keep int8_weight_max(), 7 bits there: the kernel's cheap
-    // form; 8-bit weights would cost 1.6x at large M (gemv_s8_avx2.cpp).
-    // Only where oneDNN has no VNNI (7-bit weights): on an AVX2-VNNI CPU
-    // oneDNN's VNNI kernels were not measured against ours. PAGODA_GEMV_MAX_M
-    // <= 0 (always oneDNN) keeps oneDNN's layout, for A/B runs.
+    // form; 8-bit weights would cost 1.6x at large M (gemv_s8_avx2.cpp). On
+    // an AVX2-VNNI CPU oneDNN's VNNI kernels were not measured against ours.
+    // PAGODA_GEMV_MAX_M <= 0 (always oneDNN) keeps oneDNN's layout, for A/B
+    // runs.
     const char* gemv_env = std::getenv("PAGODA_GEMV_MAX_M");
     const bool own_panels = dtype == WeightDtype::kInt8 && gemv::vector_s8() && int8_weight_max() <= 63 &&
                             !(gemv_env != nullptr && std::atoll(gemv_env) <= 0) &&
@@ -447,14 +447,12 @@ Result<Linear> Linear::create_fused(std::span<const WeightBlock> blocks, int64_t
     if (impl->panel_layout) {
       impl->kp = packed_md.data.padded_dims[0];
       impl->n_panels = packed_md.data.padded_dims[1] / gemv::kPanel;
-      impl->gemv_max_m = default_gemv_max_m(dtype);
       if (own_panels) {
         impl->gemv_max_m = kMaxBucket;  // no oneDNN matmul to fall back on
         return Linear(std::move(impl));
       }
-      if (const char* env = std::getenv("PAGODA_GEMV_MAX_M")) {
-        impl->gemv_max_m = std::clamp<int64_t>(std::atoll(env), 0, kMaxBucket);
-      }
+      impl->gemv_max_m = default_gemv_max_m(dtype);
+      if (gemv_env != nullptr) impl->gemv_max_m = std::clamp<int64_t>(std::atoll(gemv_env), 0, kMaxBucket);
       impl->amx_max_m = default_amx_max_m(dtype);
       if (const char* env = std::getenv("PAGODA_AMX_MAX_M")) impl->set_amx_max_m(std::atoll(env));
     }
