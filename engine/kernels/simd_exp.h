@@ -1,10 +1,43 @@
-// AVX-512 helpers shared by engine kernels: a vectorized exp and
-// transposing block / vector sums. Header-only, stateless, thread-safe; only
-// defined when PAGODA_AVX512F is (callers keep a scalar path).
+// SIMD helpers shared by engine kernels: a vectorized exp (AVX2 and
+// AVX-512) and transposing block / vector sums (AVX-512). Header-only,
+// stateless, thread-safe; each only defined at the levels it names (callers
+// keep a scalar path).
 #pragma once
 
 #if !defined(PAGODA_ISA_BEGUN)
 #error "a kernel helper header: include it after engine/kernels/isa_begin.h"
+#endif
+
+#if defined(PAGODA_AVX2)
+
+namespace pagoda::simd {
+PAGODA_ISA_NAMESPACE_BEGIN
+
+// exp(x) with relative error ~2e-7, as exp512 below: x = n ln2 + r, e^r by a
+// degree-6 Taylor polynomial, times 2^n built in the exponent field. Inputs
+// are clamped to [-87.33, 88]: below, the result stays at ~1.2e-38 (the
+// smallest normal float) instead of reaching 0, including for -inf.
+inline __m256 exp256(__m256 x) {
+  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.33654f));
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  // n in [-126, 127]: 2^n is the float with biased exponent n + 127.
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+PAGODA_ISA_NAMESPACE_END
+}  // namespace pagoda::simd
+
 #endif
 
 #if defined(PAGODA_AVX512F)

@@ -186,9 +186,14 @@ TEST_CASE("paged attention equals the reference for MHA, GQA and MQA, every page
         for (int64_t window : {int64_t{0}, int64_t{13}}) run_case({h, kvh, 16, page, window, dt}, seed++);
 }
 
-TEST_CASE("paged attention handles head_dim 8 and 64 and a window wider than the context") {
+TEST_CASE("paged attention handles head_dim 8 12 40 and 64 and a window wider than the context") {
   const testing::IsaLevelScope isa(GENERATE(from_range(testing::test_isa_levels())));
+  // head_dim 8 and 40 take the 8-key-block kernel at every level from avx2
+  // (decodes and chunks); 12 the scalar one.
   run_case({8, 4, 8, 16, 0, KvDtype::kF32}, 100);
+  run_case({8, 2, 40, 16, 0, KvDtype::kInt8, 1}, 103);
+  run_case({8, 2, 40, 32, 7, KvDtype::kF16}, 104);
+  run_case({4, 4, 12, 8, 5, KvDtype::kF32}, 105);
   run_case({16, 4, 64, 16, 4096, KvDtype::kF32}, 101);
   run_case({16, 4, 64, 32, 24, KvDtype::kBF16}, 102);
 }

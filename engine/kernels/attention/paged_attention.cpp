@@ -10,6 +10,7 @@
 #include "engine/kernels/kernel_table.h"
 
 #include "engine/kernels/isa_begin.h"
+#include "engine/kernels/attention/attention_blocks8.h"
 #include "engine/kernels/attention/attention_decode.h"
 #include "engine/kernels/attention/attention_lanes.h"
 #include "engine/kernels/attention/attention_rows.h"
@@ -29,7 +30,7 @@ constexpr int64_t kMaxStoredReads = 8;
 
 // The kernel of one work item; the table in paged_attention.h says which
 // shapes take which.
-enum class ItemKernel { kDecode, kLanes, kStoredRows, kDecodedTile, kScalar };
+enum class ItemKernel { kDecode, kLanes, kStoredRows, kDecodedTile, kBlocks8, kScalar };
 
 ItemKernel choose_item_kernel(int64_t query_tokens, int group, int head_dim, KvDtype dtype) {
   const int64_t uses = query_tokens * group;
@@ -43,6 +44,7 @@ ItemKernel choose_item_kernel(int64_t query_tokens, int group, int head_dim, KvD
 #else
   (void)dtype;
 #endif
+  if (blocks8_kernel_supports(head_dim)) return ItemKernel::kBlocks8;
   return ItemKernel::kScalar;
 }
 
@@ -69,22 +71,11 @@ Scratch& thread_scratch() {
   return scratch;
 }
 
-// The scalar kernel's two inner products, with the running sums in
-// registers (AVX2: a block of 8 scores, or 8 output dims, at a time; the
-// same fused multiply-add per element, in the same order, as the scalar
-// loops, which GCC contracts to FMAs at that level). Below AVX2, scalar.
+// The scalar kernel's two inner products.
 //
 // s[r] = sum_d q[d] * kt[d * P + r] for r in [lo, hi) (kt: K transposed).
 inline void tile_scores(const float* q, const float* kt, int64_t P, int D, int64_t lo, int64_t hi, float* s) {
-  int64_t r = lo;
-#if defined(PAGODA_AVX2)
-  for (; r + 8 <= hi; r += 8) {
-    __m256 sv = _mm256_setzero_ps();
-    for (int d = 0; d < D; ++d) sv = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), _mm256_loadu_ps(kt + d * P + r), sv);
-    _mm256_storeu_ps(s + r, sv);
-  }
-#endif
-  for (; r < hi; ++r) {
+  for (int64_t r = lo; r < hi; ++r) {
     float sr = 0.0f;
     for (int d = 0; d < D; ++d) sr += q[d] * kt[d * P + r];
     s[r] = sr;
@@ -94,15 +85,7 @@ inline void tile_scores(const float* q, const float* kt, int64_t P, int D, int64
 // acc[d] = acc[d] * alpha + sum_r p[r] * v[r * D + d] (r in [lo, hi), in
 // order) for d < D.
 inline void tile_values(const float* p, const float* v, int D, int64_t lo, int64_t hi, float alpha, float* acc) {
-  int d = 0;
-#if defined(PAGODA_AVX2)
-  for (; d + 8 <= D; d += 8) {
-    __m256 a = _mm256_mul_ps(_mm256_set1_ps(alpha), _mm256_loadu_ps(acc + d));
-    for (int64_t r = lo; r < hi; ++r) a = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_loadu_ps(v + r * D + d), a);
-    _mm256_storeu_ps(acc + d, a);
-  }
-#endif
-  for (; d < D; ++d) {
+  for (int d = 0; d < D; ++d) {
     float a = acc[d] * alpha;
     for (int64_t r = lo; r < hi; ++r) a += p[r] * v[r * D + d];
     acc[d] = a;
@@ -528,6 +511,9 @@ void paged_attention(const KvStorage& kv, int layer, std::span<const AttentionSe
         break;
       case ItemKernel::kLanes:
         attend_uses_in_lanes(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
+        break;
+      case ItemKernel::kBlocks8:
+        attend_blocks8(kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);
         break;
       default:
         run_item(kernel, kv, layer, seq, w.kv_head, w.t0, w.t1, q, q_stride, out, out_stride, shape);

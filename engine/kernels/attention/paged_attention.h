@@ -27,10 +27,13 @@
 //                 in their stored dtype and widened in registers
 //   decoded tile  the rest with head_dim % 16 == 0: the tile      paged_attention.cpp
 //                 decoded to f32 once, then read as f32
-//   scalar        everything else, and every item below AVX-512  paged_attention.cpp
+//   blocks8       the rest with head_dim % 8 == 0 (every such    attention_blocks8.h
+//                 item at the avx2 level): K transposed, 8 keys
+//                 per 256-bit vector
+//   scalar        everything else (and every item at the         paged_attention.cpp
+//                 baseline level)
 //
-// Only the scalar kernel exists below the avx512 level (runtime dispatch:
-// engine/kernels/kernel_table.h).
+// The first four need AVX-512 (runtime dispatch: engine/kernels/kernel_table.h).
 // Thread-safe for concurrent calls only on disjoint outputs; reads `kv`,
 // never writes it.
 #pragma once
