@@ -1,6 +1,7 @@
 #include "scheduler/engine_core.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -41,6 +42,8 @@ void EngineCore::add(std::shared_ptr<Request> request) {
 }
 
 bool EngineCore::step(Clock::time_point now) {
+  // Late masks that are ready now: those requests sample and rejoin.
+  const bool sampled_late = sample_late();
   // Cancellations and queue timeouts, before anything is scheduled.
   std::vector<std::shared_ptr<Request>> live(scheduler_.running().begin(), scheduler_.running().end());
   live.insert(live.end(), scheduler_.waiting().begin(), scheduler_.waiting().end());
@@ -60,8 +63,12 @@ bool EngineCore::step(Clock::time_point now) {
   SchedulerOutput out = scheduler_.schedule();
   stats_->preemptions.add(out.num_preempted);
   if (out.empty()) {
+    // Nothing to run but late masks: wait a little for one (not long: a
+    // new request may arrive).
+    if (!late_.empty() && !mask_tasks_.empty()) mask_tasks_.front().wait_for(std::chrono::milliseconds(2));
+    const bool sampled = sample_late() || sampled_late;
     publish_gauges();
-    return false;
+    return sampled;
   }
   for (const ScheduledSeq& s : out.seqs) {
     Request& r = *s.request;
@@ -73,7 +80,7 @@ bool EngineCore::step(Clock::time_point now) {
   const auto t0 = Clock::now();
   std::future<void> masks = start_grammar_masks(out);
   Status st = runner_->run(out, *kv_, &logits_, &hidden_);
-  if (masks.valid()) masks.get();
+  settle_grammar_masks(std::move(masks), Clock::now() - t0);
   if (st.is_ok()) {  // the rows sample_and_update reads
     int64_t rows = 0, hidden_rows = 0;
     for (const ScheduledSeq& s : out.seqs) {
@@ -133,26 +140,62 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
       finish_request(r, FinishReason::kLength, Status::ok(), Clock::now());
       continue;
     }
-    if (r.num_output_tokens() < r.stop.min_tokens) mask_stop_tokens(r, logits);
-    if (!r.rng) {
-      r.rng = RequestRng::from_optional(r.sampling.seed);
-      r.detok =
-          std::make_unique<StreamingDetokenizer>(*tokenizer_, r.tokens[static_cast<size_t>(r.num_prompt_tokens - 1)]);
-    }
-    if (r.grammar && !apply_grammar(r, logits)) continue;
-    const std::span<const int32_t> all(r.tokens);
-    SampleResult res = sampler_.sample(std::span<const float>(logits, static_cast<size_t>(vocab)), r.sampling, *r.rng,
-                                       all.first(static_cast<size_t>(r.num_prompt_tokens)),
-                                       all.subspan(static_cast<size_t>(r.num_prompt_tokens)));
-    if (r.grammar && !r.grammar->accept(res.token)) {
-      finish_request(r, FinishReason::kError,
-                     Status::internal("structured output: the sampled token " + std::to_string(res.token) +
-                                      " is not one the grammar allows"),
-                     Clock::now());
+    if (r.grammar && !r.grammar_mask_ready.load(std::memory_order_acquire)) {
+      // Its mask is late: it sits out until the mask is ready (sample_late).
+      r.late_logits.assign(logits, logits + vocab);
+      r.mask_late = true;
+      late_.push_back(scheduler_.shared(r));
+      stats_->late_grammar_masks.add();
       continue;
     }
-    append_token(r, res);
+    sample_next(r, logits);
   }
+}
+
+void EngineCore::sample_next(Request& r, float* logits) {
+  const int64_t vocab = limits_.vocab_size;
+  if (r.num_output_tokens() < r.stop.min_tokens) mask_stop_tokens(r, logits);
+  if (!r.rng) {
+    r.rng = RequestRng::from_optional(r.sampling.seed);
+    r.detok =
+        std::make_unique<StreamingDetokenizer>(*tokenizer_, r.tokens[static_cast<size_t>(r.num_prompt_tokens - 1)]);
+  }
+  if (r.grammar && !apply_grammar(r, logits)) return;
+  const std::span<const int32_t> all(r.tokens);
+  SampleResult res = sampler_.sample(std::span<const float>(logits, static_cast<size_t>(vocab)), r.sampling, *r.rng,
+                                     all.first(static_cast<size_t>(r.num_prompt_tokens)),
+                                     all.subspan(static_cast<size_t>(r.num_prompt_tokens)));
+  if (r.grammar && !r.grammar->accept(res.token)) {
+    finish_request(r, FinishReason::kError,
+                   Status::internal("structured output: the sampled token " + std::to_string(res.token) +
+                                    " is not one the grammar allows"),
+                   Clock::now());
+    return;
+  }
+  append_token(r, res);
+}
+
+bool EngineCore::sample_late() {
+  bool sampled = false;
+  std::erase_if(late_, [&](const std::shared_ptr<Request>& r) {
+    if (r->state == RequestState::kFinished) return true;  // cancelled or aborted meanwhile
+    if (!r->grammar_mask_ready.load(std::memory_order_acquire)) return false;
+    r->mask_late = false;
+    std::vector<float> logits = std::move(r->late_logits);
+    r->late_logits = {};
+    sample_next(*r, logits.data());
+    sampled = true;
+    return true;
+  });
+  std::erase_if(mask_tasks_,
+                [](std::future<void>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+  return sampled;
+}
+
+void EngineCore::settle_grammar_masks(std::future<void> masks, Clock::duration forward) {
+  if (!masks.valid()) return;
+  masks.wait_for(forward / 10);
+  mask_tasks_.push_back(std::move(masks));
 }
 
 void EngineCore::pool_hidden(Request& r, int64_t first_pos, const float* rows, int64_t n) {
@@ -202,13 +245,25 @@ void EngineCore::score_prompt(Request& r, int64_t first_pos, const float* logits
 }
 
 std::future<void> EngineCore::start_grammar_masks(const SchedulerOutput& out) {
-  std::vector<Request*> constrained;
+  // The task holds its requests: one that ends while its mask is computed
+  // stays alive (and its grammar with it) until the task is done.
+  std::vector<std::shared_ptr<Request>> constrained;
   for (const ScheduledSeq& s : out.seqs) {
-    if (s.sample && s.request->grammar) constrained.push_back(s.request);
+    if (!s.sample || !s.request->grammar) continue;
+    s.request->grammar_mask_ready.store(false, std::memory_order_relaxed);
+    constrained.push_back(scheduler_.shared(*s.request));
   }
   if (constrained.empty()) return {};
+  // Quickest first, so one slow grammar makes only itself late.
+  std::stable_sort(constrained.begin(), constrained.end(),
+                   [](const auto& a, const auto& b) { return a->grammar_mask_us < b->grammar_mask_us; });
   return std::async(std::launch::async, [constrained = std::move(constrained)] {
-    for (Request* r : constrained) r->grammar_mask_status = r->grammar->fill_mask(r->grammar_mask);
+    for (const std::shared_ptr<Request>& r : constrained) {
+      const auto t0 = Clock::now();
+      r->grammar_mask_status = r->grammar->fill_mask(r->grammar_mask);
+      r->grammar_mask_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      r->grammar_mask_ready.store(true, std::memory_order_release);
+    }
   });
 }
 

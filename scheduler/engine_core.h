@@ -1,12 +1,15 @@
-// EngineCore: one engine step, start to finish, without threads:
-// honour cancellations and queue timeouts, schedule, run the model, sample,
+// EngineCore: one engine step, start to finish: honour cancellations and
+// queue timeouts, schedule, run the model (the step's grammar masks computed
+// meanwhile by a task of their own; a request whose mask is late sits out
+// until it is ready), sample,
 // apply stop conditions (EOS, stop tokens, stop strings across token
 // boundaries, max_tokens, model length), detokenize and push each request's
 // delta to its sink. EngineLoop runs it on the engine thread; tests drive it
 // directly (with fake model runners and virtual time).
 //
-// Owns the KvCacheManager, the Scheduler, the ModelRunner and the Sampler;
-// shares the Tokenizer and EngineStats. Not thread-safe: one thread calls it,
+// Owns the KvCacheManager, the Scheduler, the ModelRunner, the Sampler and
+// the mask tasks (joined when it is destroyed); shares the Tokenizer and
+// EngineStats. Not thread-safe: one thread calls it,
 // except validate() and limits(), which read only the immutable RequestLimits.
 #pragma once
 
@@ -70,7 +73,18 @@ class EngineCore {
   // Starts computing the token masks of the step's constrained sequences on
   // another thread (they need only the state after the last sampled token),
   // so they overlap the forward pass; an invalid future when there are none.
+  // Each request's grammar_mask_ready is set as its mask is done, quickest
+  // (by its last mask) first.
   std::future<void> start_grammar_masks(const SchedulerOutput& out);
+  // Waits for this step's masks at most a tenth of the forward pass (which
+  // took `forward`), then keeps the task among mask_tasks_.
+  void settle_grammar_masks(std::future<void> masks, Clock::duration forward);
+  // The rest of sampling one request from its row of logits: stop-token
+  // masking, the grammar's mask, the sampler, the grammar's step, append.
+  void sample_next(Request& r, float* logits);
+  // Samples the late requests whose masks are now ready (and forgets those
+  // that ended meanwhile). Returns whether any sampled.
+  bool sample_late();
   // Sets the logits of the tokens r.grammar_mask bans to -inf. False when
   // the request ended instead: its grammar is complete (only EOS is left)
   // or failed.
@@ -89,6 +103,12 @@ class EngineCore {
   Sampler sampler_;
   std::vector<float> logits_;
   std::vector<float> hidden_;  // this step's final hidden states (embeddings)
+  // Mask tasks that may still run (a late mask's task outlives its step;
+  // their futures join them when dropped), and the requests sitting out
+  // until their mask is ready (Request::mask_late). Declared last: the
+  // tasks are joined before anything they read is destroyed.
+  std::vector<std::shared_ptr<Request>> late_;
+  std::vector<std::future<void>> mask_tasks_;
 };
 
 }  // namespace pagoda

@@ -114,9 +114,19 @@ class Request {
   // the engine thread only.
   std::unique_ptr<structured::GrammarMatcher> grammar;
   // This step's token mask of `grammar` and how computing it went: written
-  // by the engine's mask task while the forward pass runs, read after it.
+  // by the engine's mask task while the forward pass runs, then
+  // grammar_mask_ready is set (release); the engine thread reads them once
+  // it sees the flag (acquire), and only then touches `grammar` again.
   structured::TokenMask grammar_mask;
   Status grammar_mask_status;
+  std::atomic<bool> grammar_mask_ready{false};
+  int64_t grammar_mask_us = 0;  // how long the last mask took (the task orders its requests by it)
+  // A mask not ready when its step's forward pass ended: the request sits
+  // out of the batch, its row of logits kept here, until the mask is ready
+  // and it samples from them (engine thread; the scheduler neither
+  // schedules nor preempts it meanwhile).
+  bool mask_late = false;
+  std::vector<float> late_logits;
 
   // ---- any thread ----
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }

@@ -78,10 +78,11 @@ SchedulerOutput Scheduler::schedule() {
     bool self_preempted = false;
     while (!kv_->allocate_slots(req->id, req->num_computed_tokens + num_new, req->num_computed_tokens)) {
       // Out of pages: preempt the worst running request not yet scheduled
-      // this step (possibly this one).
+      // this step (possibly this one), and not waiting for its token mask
+      // (it would be prefilled again and sample twice).
       std::shared_ptr<Request> victim;
       for (const auto& r : running_)
-        if (std::find(scheduled.begin(), scheduled.end(), r.get()) == scheduled.end() &&
+        if (std::find(scheduled.begin(), scheduled.end(), r.get()) == scheduled.end() && !r->mask_late &&
             (!victim || worse(*r, *victim)))
           victim = r;
       out.num_preempted++;
@@ -179,6 +180,12 @@ void Scheduler::on_step_done(const SchedulerOutput& out) {
     r->num_computed_tokens += s.num_new_tokens;
     kv_->cache_full_pages(r->id, r->tokens, r->num_computed_tokens);
   }
+}
+
+std::shared_ptr<Request> Scheduler::shared(const Request& r) const {
+  for (const std::shared_ptr<Request>& p : running_)
+    if (p.get() == &r) return p;
+  return nullptr;
 }
 
 void Scheduler::finish(Request* request, FinishReason reason) {

@@ -71,6 +71,9 @@ std::string render_metrics(const EngineStats& st, int64_t http_connections, cons
   scalar(os, "pagoda_kv_evictions_total", "counter", "Cached KV pages reused for other content.", double(kv.evictions));
   scalar(os, "pagoda_preemptions_total", "counter", "Requests preempted (pages freed, recomputed later).",
          st.preemptions.value());
+  scalar(os, "pagoda_late_grammar_masks_total", "counter",
+         "Structured-output token masks not ready when their step's forward pass ended (the request sat out).",
+         st.late_grammar_masks.value());
   scalar(os, "pagoda_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", st.prompt_tokens.value());
   scalar(os, "pagoda_generation_tokens_total", "counter", "Generated tokens.", st.generation_tokens.value());
   scalar(os, "pagoda_engine_steps_total", "counter", "Engine steps run.", st.steps.value());
