@@ -65,7 +65,14 @@ bool EngineCore::step(Clock::time_point now) {
   if (out.empty()) {
     // Nothing to run but late masks: wait a little for one (not long: a
     // new request may arrive).
-    if (!late_.empty() && !mask_tasks_.empty()) mask_tasks_.front().wait_for(std::chrono::milliseconds(2));
+    if (!late_.empty()) {
+      const auto deadline = Clock::now() + std::chrono::milliseconds(2);
+      auto any_ready = [&] {
+        return std::any_of(late_.begin(), late_.end(), [&](const auto& r) { return !mask_pending(*r); });
+      };
+      MutexLock lock(mask_signal_->mu);
+      while (!any_ready() && Clock::now() < deadline) mask_signal_->cv.wait_until(lock.native(), deadline);
+    }
     const bool sampled = sample_late() || sampled_late;
     publish_gauges();
     return sampled;
@@ -140,7 +147,7 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
       finish_request(r, FinishReason::kLength, Status::ok(), Clock::now());
       continue;
     }
-    if (r.grammar && !r.grammar_mask_ready.load(std::memory_order_acquire)) {
+    if (r.grammar && mask_pending(r)) {
       // Its mask is late: it sits out until the mask is ready (sample_late).
       r.late_logits.assign(logits, logits + vocab);
       r.mask_late = true;
@@ -175,11 +182,22 @@ void EngineCore::sample_next(Request& r, float* logits) {
   append_token(r, res);
 }
 
+bool EngineCore::mask_pending(const Request& r) const {
+  if (!r.grammar_mask_ready.load(std::memory_order_acquire)) return true;
+  const structured::CompiledGrammar* g = &r.grammar->grammar();
+  return std::any_of(masking_.begin(), masking_.end(), [&](const std::shared_ptr<Request>& o) {
+    return o.get() != &r && &o->grammar->grammar() == g && !o->grammar_mask_ready.load(std::memory_order_acquire);
+  });
+}
+
 bool EngineCore::sample_late() {
+  std::erase_if(masking_, [](const std::shared_ptr<Request>& r) {
+    return r->grammar_mask_ready.load(std::memory_order_acquire);
+  });
   bool sampled = false;
   std::erase_if(late_, [&](const std::shared_ptr<Request>& r) {
     if (r->state == RequestState::kFinished) return true;  // cancelled or aborted meanwhile
-    if (!r->grammar_mask_ready.load(std::memory_order_acquire)) return false;
+    if (r->cancelled() || mask_pending(*r)) return false;  // (the cancellation check ends it)
     r->mask_late = false;
     std::vector<float> logits = std::move(r->late_logits);
     r->late_logits = {};
@@ -194,7 +212,8 @@ bool EngineCore::sample_late() {
 
 void EngineCore::settle_grammar_masks(std::future<void> masks, Clock::duration forward) {
   if (!masks.valid()) return;
-  masks.wait_for(forward / 10);
+  constexpr Clock::duration kMinMaskWait = std::chrono::microseconds(500);
+  masks.wait_for(std::max<Clock::duration>(forward / 10, kMinMaskWait));
   mask_tasks_.push_back(std::move(masks));
 }
 
@@ -252,17 +271,27 @@ std::future<void> EngineCore::start_grammar_masks(const SchedulerOutput& out) {
     if (!s.sample || !s.request->grammar) continue;
     s.request->grammar_mask_ready.store(false, std::memory_order_relaxed);
     constrained.push_back(scheduler_.shared(*s.request));
+    masking_.push_back(constrained.back());
   }
   if (constrained.empty()) return {};
   // Quickest first, so one slow grammar makes only itself late.
   std::stable_sort(constrained.begin(), constrained.end(),
                    [](const auto& a, const auto& b) { return a->grammar_mask_us < b->grammar_mask_us; });
-  return std::async(std::launch::async, [constrained = std::move(constrained)] {
+  return std::async(std::launch::async, [constrained = std::move(constrained), signal = mask_signal_] {
     for (const std::shared_ptr<Request>& r : constrained) {
       const auto t0 = Clock::now();
-      r->grammar_mask_status = r->grammar->fill_mask(r->grammar_mask);
+      try {
+        r->grammar_mask_status = r->grammar->fill_mask(r->grammar_mask);
+      } catch (const std::exception& e) {  // out of memory: that request ends with an error
+        r->grammar_mask_status =
+            Status::internal(std::string("structured output: computing the token mask failed: ") + e.what());
+      }
       r->grammar_mask_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-      r->grammar_mask_ready.store(true, std::memory_order_release);
+      {
+        MutexLock lock(signal->mu);  // (a waiter checks the flag under it: no lost wake-up)
+        r->grammar_mask_ready.store(true, std::memory_order_release);
+      }
+      signal->cv.notify_all();
     }
   });
 }

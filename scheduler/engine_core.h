@@ -13,10 +13,12 @@
 // except validate() and limits(), which read only the immutable RequestLimits.
 #pragma once
 
+#include <condition_variable>
 #include <future>
 #include <memory>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "engine/sampler/sampler.h"
 #include "kvpool/kv_cache_manager.h"
@@ -43,12 +45,16 @@ class EngineCore {
   const RequestLimits& limits() const { return limits_; }
   // Queues a validated request.
   void add(std::shared_ptr<Request> request);
-  // Runs one step at time `now`. Returns false when there was nothing to run.
+  // Runs one step at time `now`. Returns false when there was nothing to run
+  // (true also when only late requests sampled).
   bool step(Clock::time_point now = Clock::now());
   // Ends every request with `reason` (shutdown).
   void abort_all(FinishReason reason, const Status& status);
 
   bool has_work() const { return scheduler_.num_unfinished() > 0; }
+  // Whether requests sit out waiting for their masks (step() then waits for
+  // one itself, a little, rather than the caller sleeping).
+  bool has_late() const { return !late_.empty(); }
   int64_t num_waiting() const { return static_cast<int64_t>(scheduler_.waiting().size()); }
   int64_t num_running() const { return static_cast<int64_t>(scheduler_.running().size()); }
   const KvCacheManager& kv() const { return *kv_; }
@@ -77,8 +83,13 @@ class EngineCore {
   // (by its last mask) first.
   std::future<void> start_grammar_masks(const SchedulerOutput& out);
   // Waits for this step's masks at most a tenth of the forward pass (which
-  // took `forward`), then keeps the task among mask_tasks_.
+  // took `forward`; at least kMinMaskWait), then keeps the task among
+  // mask_tasks_.
   void settle_grammar_masks(std::future<void> masks, Clock::duration forward);
+  // Whether `r` must wait for its mask: it is not ready, or another
+  // request's mask on the same compiled grammar is still being computed
+  // (that walk holds the grammar's lock, which sampling `r` takes).
+  bool mask_pending(const Request& r) const;
   // The rest of sampling one request from its row of logits: stop-token
   // masking, the grammar's mask, the sampler, the grammar's step, append.
   void sample_next(Request& r, float* logits);
@@ -108,6 +119,16 @@ class EngineCore {
   // until their mask is ready (Request::mask_late). Declared last: the
   // tasks are joined before anything they read is destroyed.
   std::vector<std::shared_ptr<Request>> late_;
+  // Requests handed to a mask task whose masks were not yet seen ready
+  // (finished ones included: their walk may still hold a grammar's lock).
+  std::vector<std::shared_ptr<Request>> masking_;
+  // Signalled by the tasks as each mask is ready (shared: a task may
+  // outlive its step).
+  struct MaskSignal {
+    Mutex mu;
+    std::condition_variable cv;
+  };
+  std::shared_ptr<MaskSignal> mask_signal_ = std::make_shared<MaskSignal>();
   std::vector<std::future<void>> mask_tasks_;
 };
 

@@ -108,7 +108,7 @@ void EngineLoop::run() {
       unfinished_ = static_cast<int64_t>(inbox_.size()) + core_->num_waiting() + core_->num_running();
     }
     idle_cv_.notify_all();
-    if (!ran && core_->has_work()) {
+    if (!ran && core_->has_work() && !core_->has_late()) {  // (with late masks step() waits itself)
       MutexLock lock(mu_);
       if (!stop_requested_ && inbox_.empty()) cv_.wait_for(lock.native(), std::chrono::milliseconds(5));
     }

@@ -19,7 +19,7 @@ struct EngineStats {
   Counter generation_tokens;  // tokens generated
   Counter steps;
   Counter preemptions;
-  Counter late_grammar_masks;       // token masks not ready when their step's forward pass ended
+  Counter late_grammar_masks;       // token masks not ready in time for their step's sampling
   Counter rejected_queue_full;      // refused at submit: queue full
   std::array<Counter, 5> finished;  // by FinishReason (index = enum value)
   Histogram time_to_first_token{Histogram::latency_buckets()};

@@ -121,7 +121,7 @@ class Request {
   Status grammar_mask_status;
   std::atomic<bool> grammar_mask_ready{false};
   int64_t grammar_mask_us = 0;  // how long the last mask took (the task orders its requests by it)
-  // A mask not ready when its step's forward pass ended: the request sits
+  // A mask not ready in time (EngineCore::settle_grammar_masks): the request sits
   // out of the batch, its row of logits kept here, until the mask is ready
   // and it samples from them (engine thread; the scheduler neither
   // schedules nor preempts it meanwhile).

@@ -72,7 +72,8 @@ std::string render_metrics(const EngineStats& st, int64_t http_connections, cons
   scalar(os, "pagoda_preemptions_total", "counter", "Requests preempted (pages freed, recomputed later).",
          st.preemptions.value());
   scalar(os, "pagoda_late_grammar_masks_total", "counter",
-         "Structured-output token masks not ready when their step's forward pass ended (the request sat out).",
+         "Structured-output token masks not ready in time for their step's sampling (the request sat out until they "
+         "were).",
          st.late_grammar_masks.value());
   scalar(os, "pagoda_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", st.prompt_tokens.value());
   scalar(os, "pagoda_generation_tokens_total", "counter", "Generated tokens.", st.generation_tokens.value());

@@ -98,10 +98,11 @@ struct TwoRequests {
   std::shared_ptr<CollectingSink> free_sink = std::make_shared<CollectingSink>();
   std::shared_ptr<CollectingSink> json_sink = std::make_shared<CollectingSink>();
   std::shared_ptr<Request> json_req;
+  std::shared_ptr<structured::CompiledGrammar> grammar = compile_fresh();
 
   explicit TwoRequests(int64_t free_tokens) {
     json_req = make_request(2, {1, 500, 600}, 40, json_sink);
-    json_req->grammar = std::make_unique<structured::GrammarMatcher>(compile_fresh());
+    json_req->grammar = std::make_unique<structured::GrammarMatcher>(grammar);
     core->add(make_request(1, {1, 700, 800}, free_tokens, free_sink));
     core->add(json_req);
   }
@@ -141,7 +142,7 @@ TEST_CASE("a late token mask makes only its own request wait: the batch keeps st
   }
 
   TwoRequests run(60);
-  auto& [stats, core, free_sink, json_sink, json_req] = run;
+  auto& [stats, core, free_sink, json_sink, json_req, grammar] = run;
   double slowest_step_ms = 0;
   int steps = 0;
   while (!run.done() && steps < 5000) {
@@ -173,9 +174,61 @@ TEST_CASE("a late token mask makes only its own request wait: the batch keeps st
   CHECK(core->kv().usage().pages_in_use == 0);
 }
 
+TEST_CASE("requests sharing a grammar wait for each other's masks and not the batch") {
+  // Two requests on one compiled grammar (the same schema), the second a few
+  // steps behind: the one behind finds its masks cached while the one ahead
+  // walks new states, under the grammar's lock. Sampling the one behind
+  // needs that lock too, so it sits out with the one ahead instead of
+  // making the step wait for the walk; the free request keeps stepping.
+  double slowest_mask_ms = 0;
+  {
+    structured::GrammarMatcher m(compile_fresh());
+    structured::TokenMask mask;
+    for (int32_t id : structured::encode_continuation(*llama_tokenizer(), R"({"w":")")) {
+      REQUIRE(m.fill_mask(mask).is_ok());
+      REQUIRE(m.accept(id));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(m.fill_mask(mask).is_ok());
+    slowest_mask_ms = ms_since(t0);
+  }
+  TwoRequests run(60);
+  auto& [stats, core, free_sink, json_sink, json_req, grammar] = run;
+  auto behind_sink = std::make_shared<CollectingSink>();
+  auto behind = make_request(3, {1, 900, 901}, 40, behind_sink);
+  behind->grammar = std::make_unique<structured::GrammarMatcher>(grammar);
+  double slowest_step_ms = 0;
+  int steps = 0;
+  while ((!run.done() || !behind_sink->done()) && steps < 5000) {
+    if (steps == 3) core->add(behind);
+    const auto t0 = std::chrono::steady_clock::now();
+    core->step();
+    slowest_step_ms = std::max(slowest_step_ms, ms_since(t0));
+    ++steps;
+  }
+  INFO("first mask " << slowest_mask_ms << " ms; slowest engine step " << slowest_step_ms << " ms; " << steps
+                     << " steps; " << stats->late_grammar_masks.value() << " late masks; texts " << json_sink->text
+                     << " and " << behind_sink->text);
+  REQUIRE(run.done());
+  REQUIRE(behind_sink->done());
+  for (const auto& sink : {json_sink, behind_sink}) {
+    CHECK(sink->finish == FinishReason::kStop);
+    const auto parsed = nlohmann::json::parse(sink->text, nullptr, false);
+    REQUIRE(parsed.is_object());
+    CHECK(enum_grammar().words.count(parsed.value("w", std::string())) == 1);
+  }
+  CHECK(free_sink->tokens.size() == 60);
+  if (slowest_mask_ms < 10) {
+    WARN("the grammar's first masks took only " << slowest_mask_ms << " ms here: too quick to show a stall");
+  } else {
+    CHECK(slowest_step_ms < slowest_mask_ms / 2);
+  }
+  CHECK(core->kv().usage().pages_in_use == 0);
+}
+
 TEST_CASE("a request cancelled while its token mask is late ends and frees its pages") {
   TwoRequests run(30);
-  auto& [stats, core, free_sink, json_sink, json_req] = run;
+  auto& [stats, core, free_sink, json_sink, json_req, grammar] = run;
   int steps = 0;
   while (stats->late_grammar_masks.value() == 0 && !json_sink->done() && steps < 5000) {
     core->step();
