@@ -6,6 +6,7 @@
 
 #include "engine/kernels/isa_begin.h"
 #include "engine/kernels/attention/attention_blocks8.h"
+#include "engine/kernels/attention/attention_softmax.h"
 #include "engine/kernels/simd_exp.h"
 #include "kvpool/kv_codec.h"
 
@@ -284,16 +285,7 @@ void attend_blocks8(const KvStorage& kv, int layer, const AttentionSeq& seq, int
     }
   }
 
-  for (int64_t t = 0; t < T; ++t) {
-    float* dst = out + (seq.row + t0 + t) * out_stride + static_cast<int64_t>(kv_head) * G * D;
-    for (int g = 0; g < G; ++g) {
-      const int64_t u = t * G + g;
-      const float l = sc.l[static_cast<size_t>(u)];
-      const float inv = l > 0 ? 1.0f / l : 0.0f;
-      const float* acc = sc.acc.data() + u * D;
-      for (int d = 0; d < D; ++d) dst[g * D + d] = acc[d] * inv;
-    }
-  }
+  online_softmax::write_outputs(seq, t0, T, kv_head, G, D, sc.acc.data(), sc.l.data(), out, out_stride);
 }
 
 #else

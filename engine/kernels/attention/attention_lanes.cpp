@@ -140,16 +140,7 @@ void attend_item(const KvStorage& kv, int layer, const AttentionSeq& seq, int kv
     }
   }
 
-  for (int64_t t = 0; t < T; ++t) {
-    float* dst = out + (seq.row + t0 + t) * out_stride + static_cast<int64_t>(kv_head) * G * DC;
-    for (int g = 0; g < G; ++g) {
-      const int64_t u = t * G + g;
-      const float l = sc.l[static_cast<size_t>(u)];
-      const float inv = l > 0 ? 1.0f / l : 0.0f;
-      const float* acc = sc.acc.data() + u * DC;
-      for (int d = 0; d < DC; ++d) dst[g * DC + d] = acc[d] * inv;
-    }
-  }
+  online_softmax::write_outputs(seq, t0, T, kv_head, G, DC, sc.acc.data(), sc.l.data(), out, out_stride);
 }
 
 }  // namespace

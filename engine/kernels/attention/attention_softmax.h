@@ -1,16 +1,40 @@
-// The online-softmax step of the vectorized attention kernels
-// (attention_lanes.cpp: one query per lane; attention_decode.cpp: one query
-// per 128-bit block). Header-only, stateless, thread-safe; only defined with
-// AVX-512F.
+// The online softmax of the attention kernels: its end for every kernel
+// (the outputs divided by the running sums), and its step for the AVX-512
+// ones (attention_lanes.cpp: one query per lane; attention_decode.cpp: one
+// query per 128-bit block; only defined with AVX-512F). Header-only,
+// stateless, thread-safe.
 #pragma once
 
 #if !defined(PAGODA_ISA_BEGUN)
 #error "a kernel helper header: include it after engine/kernels/isa_begin.h"
 #endif
 
+#include <cstdint>
 #include <limits>
 
+#include "engine/kernels/attention/paged_attention.h"
 #include "engine/kernels/simd_exp.h"
+
+namespace pagoda::online_softmax {
+PAGODA_ISA_NAMESPACE_BEGIN
+
+// The output rows of query tokens t0 + [0, T) of `seq`, the G group heads of
+// `kv_head`: head g of token t gets acc[u] / l[u] for use u = t * G + g
+// (acc: D floats per use); a use that saw no key (l = 0) gets zeros.
+inline void write_outputs(const AttentionSeq& seq, int64_t t0, int64_t T, int kv_head, int G, int D, const float* acc,
+                          const float* l, float* out, int64_t out_stride) {
+  for (int64_t t = 0; t < T; ++t) {
+    float* dst = out + (seq.row + t0 + t) * out_stride + static_cast<int64_t>(kv_head) * G * D;
+    for (int g = 0; g < G; ++g) {
+      const int64_t u = t * G + g;
+      const float inv = l[u] > 0 ? 1.0f / l[u] : 0.0f;
+      for (int d = 0; d < D; ++d) dst[g * D + d] = acc[u * D + d] * inv;
+    }
+  }
+}
+
+PAGODA_ISA_NAMESPACE_END
+}  // namespace pagoda::online_softmax
 
 #if defined(PAGODA_AVX512F)
 

@@ -475,15 +475,7 @@ void run_item(ItemKernel kernel, const KvStorage& kv, int layer, const Attention
     }
   }
 
-  for (int64_t t = 0; t < T; ++t) {
-    float* dst = out + (seq.row + t0 + t) * out_stride + static_cast<int64_t>(kv_head) * G * D;
-    for (int g = 0; g < G; ++g) {
-      const float l = sc.l[static_cast<size_t>(t * G + g)];
-      const float inv = l > 0 ? 1.0f / l : 0.0f;
-      const float* acc = sc.acc.data() + (t * G + g) * D;
-      for (int d = 0; d < D; ++d) dst[g * D + d] = acc[d] * inv;
-    }
-  }
+  online_softmax::write_outputs(seq, t0, T, kv_head, G, D, sc.acc.data(), sc.l.data(), out, out_stride);
 }
 
 }  // namespace
