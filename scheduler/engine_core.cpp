@@ -150,8 +150,7 @@ void EngineCore::sample_and_update(const SchedulerOutput& out) {
     if (r.grammar && mask_pending(r)) {
       // Its mask is late: it sits out until the mask is ready (sample_late).
       r.late_logits.assign(logits, logits + vocab);
-      r.mask_late = true;
-      late_.push_back(scheduler_.shared(r));
+      late_.push_back(r.shared_from_this());
       stats_->late_grammar_masks.add();
       continue;
     }
@@ -198,9 +197,8 @@ bool EngineCore::sample_late() {
   std::erase_if(late_, [&](const std::shared_ptr<Request>& r) {
     if (r->state == RequestState::kFinished) return true;  // cancelled or aborted meanwhile
     if (r->cancelled() || mask_pending(*r)) return false;  // (the cancellation check ends it)
-    r->mask_late = false;
     std::vector<float> logits = std::move(r->late_logits);
-    r->late_logits = {};
+    r->late_logits = {};  // (no longer late)
     sample_next(*r, logits.data());
     sampled = true;
     return true;
@@ -270,7 +268,7 @@ std::future<void> EngineCore::start_grammar_masks(const SchedulerOutput& out) {
   for (const ScheduledSeq& s : out.seqs) {
     if (!s.sample || !s.request->grammar) continue;
     s.request->grammar_mask_ready.store(false, std::memory_order_relaxed);
-    constrained.push_back(scheduler_.shared(*s.request));
+    constrained.push_back(s.request->shared_from_this());
     masking_.push_back(constrained.back());
   }
   if (constrained.empty()) return {};

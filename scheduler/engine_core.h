@@ -114,10 +114,7 @@ class EngineCore {
   Sampler sampler_;
   std::vector<float> logits_;
   std::vector<float> hidden_;  // this step's final hidden states (embeddings)
-  // Mask tasks that may still run (a late mask's task outlives its step;
-  // their futures join them when dropped), and the requests sitting out
-  // until their mask is ready (Request::mask_late). Declared last: the
-  // tasks are joined before anything they read is destroyed.
+  // The requests sitting out until their mask is ready (Request::mask_late).
   std::vector<std::shared_ptr<Request>> late_;
   // Requests handed to a mask task whose masks were not yet seen ready
   // (finished ones included: their walk may still hold a grammar's lock).
@@ -129,6 +126,9 @@ class EngineCore {
     std::condition_variable cv;
   };
   std::shared_ptr<MaskSignal> mask_signal_ = std::make_shared<MaskSignal>();
+  // Mask tasks that may still run (a late mask's task outlives its step;
+  // their futures join them when dropped). Declared last: the tasks are
+  // joined before anything they read is destroyed.
   std::vector<std::future<void>> mask_tasks_;
 };
 

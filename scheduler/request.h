@@ -2,9 +2,11 @@
 // finish, plus what flows back to its owner (RequestDelta through a
 // RequestSink).
 //
-// Ownership and threads: the server builds a Request and hands a shared_ptr
-// to EngineLoop::submit; from then on only the engine thread touches its
-// mutable state. The one field other threads may touch is `cancelled`
+// Ownership and threads: the server builds a Request (always owned by a
+// shared_ptr: the engine's mask tasks take shared ownership of it through
+// shared_from_this) and hands it to EngineLoop::submit; from then on only
+// the engine thread touches its mutable state (and, while its token mask is
+// computed, the engine's mask task its grammar fields, below). The one field other threads may touch is `cancelled`
 // (atomic): the server sets it when the client goes away, and the engine
 // honours it at its next step. The sink is called on the engine thread and
 // must be thread-safe on its side (e.g. post to the connection's strand).
@@ -86,7 +88,7 @@ struct RequestTimes {
   Clock::time_point last_token;
 };
 
-class Request {
+class Request : public std::enable_shared_from_this<Request> {
  public:
   Request(RequestId id, std::vector<int32_t> prompt, SamplingParams sampling, StopParams stop,
           std::shared_ptr<RequestSink> sink);
@@ -124,9 +126,9 @@ class Request {
   // A mask not ready in time (EngineCore::settle_grammar_masks): the request sits
   // out of the batch, its row of logits kept here, until the mask is ready
   // and it samples from them (engine thread; the scheduler neither
-  // schedules nor preempts it meanwhile).
-  bool mask_late = false;
+  // schedules nor preempts it meanwhile). Empty otherwise.
   std::vector<float> late_logits;
+  bool mask_late() const { return !late_logits.empty(); }
 
   // ---- any thread ----
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }

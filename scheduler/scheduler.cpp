@@ -82,7 +82,7 @@ SchedulerOutput Scheduler::schedule() {
       // (it would be prefilled again and sample twice).
       std::shared_ptr<Request> victim;
       for (const auto& r : running_)
-        if (std::find(scheduled.begin(), scheduled.end(), r.get()) == scheduled.end() && !r->mask_late &&
+        if (std::find(scheduled.begin(), scheduled.end(), r.get()) == scheduled.end() && !r->mask_late() &&
             (!victim || worse(*r, *victim)))
           victim = r;
       out.num_preempted++;
@@ -180,12 +180,6 @@ void Scheduler::on_step_done(const SchedulerOutput& out) {
     r->num_computed_tokens += s.num_new_tokens;
     kv_->cache_full_pages(r->id, r->tokens, r->num_computed_tokens);
   }
-}
-
-std::shared_ptr<Request> Scheduler::shared(const Request& r) const {
-  for (const std::shared_ptr<Request>& p : running_)
-    if (p.get() == &r) return p;
-  return nullptr;
 }
 
 void Scheduler::finish(Request* request, FinishReason reason) {

@@ -76,9 +76,6 @@ class Scheduler {
   // Ends a request (waiting or running): frees its pages and drops it.
   void finish(Request* request, FinishReason reason);
 
-  // The owning pointer of a running request (every request a step scheduled is).
-  std::shared_ptr<Request> shared(const Request& r) const;
-
   const std::deque<std::shared_ptr<Request>>& waiting() const { return waiting_; }
   const std::vector<std::shared_ptr<Request>>& running() const { return running_; }
   int64_t num_unfinished() const { return static_cast<int64_t>(waiting_.size() + running_.size()); }
