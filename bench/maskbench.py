@@ -117,6 +117,7 @@ def main():
         "mask_us_p50": percentile(mask_us, 50),
         "mask_us_p99": percentile(mask_us, 99),
         "mask_us_max": max(mask_us) if mask_us else float("nan"),
+        "mask_s_total": sum(mask_us) / 1e6,
         "compile_us_p50": percentile(compiled_times, 50),
         "compile_us_p99": percentile(compiled_times, 99),
     }

@@ -19,7 +19,7 @@ CompiledGrammar::~CompiledGrammar() {
 }
 
 void CompiledGrammar::charge_growth() {
-  const size_t now = automaton_.memory_bytes() + mask_cache_bytes_;
+  const size_t now = automaton_.memory_bytes() + mask_cache_bytes_ + local_view_bytes_;
   if (budget_ && now > charged_) budget_->charge(now - charged_);
   charged_ = std::max(charged_, now);
 }
@@ -39,7 +39,14 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
   mask.assign(words, 0);
   const bool room = budget_ == nullptr || budget_->has_room();
   automaton_.begin_budget(room);
-  walk(state, mask);
+  if (!fill_from_local_view(state, room, mask)) {
+    walk(state, 0, static_cast<uint32_t>(trie_->nodes().size()), 0, mask, nullptr);
+  }
+  if (automaton_.accepting(state)) {
+    for (int32_t id : trie_->eos_ids()) {
+      if (id >= 0 && id < trie_->vocab_size()) mask[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
+    }
+  }
   charge_growth();
   if (automaton_.overflowed() && !room) {
     return budget_->spent("this grammar could not grow");
@@ -60,16 +67,79 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
   return Status::ok();
 }
 
-void CompiledGrammar::walk(StateId state, TokenMask& mask) {
+size_t CompiledGrammar::StacksHash::operator()(const std::vector<int32_t>& stacks) const {
+  size_t h = stacks.size();
+  for (int32_t x : stacks) h ^= static_cast<uint32_t>(x) + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  return h;
+}
+
+bool CompiledGrammar::fill_from_local_view(StateId state, bool may_grow, TokenMask& mask) {
+  // Hash nodes (key, value, next pointer, cached hash; malloc's rounding)
+  // and their bucket pointers.
+  constexpr size_t kMapEntry = 48;
+  if (!may_grow) return false;  // a local view adds frames and a state
+  auto [of, inserted] = local_view_of_.try_emplace(state, -1);
+  if (inserted) {
+    local_view_bytes_ += kMapEntry;
+    if (automaton_.local_view(state, local_stacks_)) {
+      auto [index, added] = local_view_index_.try_emplace(local_stacks_, static_cast<int32_t>(local_views_.size()));
+      if (added) {
+        local_views_.push_back({local_stacks_});
+        local_view_bytes_ += kMapEntry + sizeof(LocalView) + local_stacks_.size() * sizeof(int32_t) * 2;
+      }
+      of->second = index->second;
+    }
+  }
+  if (of->second < 0) return false;
+  LocalView& view = local_views_[static_cast<size_t>(of->second)];
+  // The first place walks on its own: a view met once costs less that way.
+  if (++view.places < 2 || view.unusable) return false;
+  if (!view.has_mask) {
+    // Kept with the grammar's cached masks, while they have room.
+    if (mask_cache_bytes_ + mask.size() * 8 > kMaskCacheBytes) return false;
+    view.state = automaton_.intern_local(view.stacks);
+    view.allowed.assign(mask.size(), 0);
+    walk(view.state, 0, static_cast<uint32_t>(trie_->nodes().size()), 0, view.allowed, &view.exits);
+    if (automaton_.overflowed()) {
+      // The local walk outgrew the budget: each place walks on its own.
+      view.unusable = true;
+      view.allowed = TokenMask();
+      view.exits = std::vector<Exit>();
+      automaton_.begin_budget(may_grow);
+      return false;
+    }
+    view.has_mask = true;
+    mask_cache_bytes_ += mask.size() * 8;
+    for (const Exit& e : view.exits) mask_cache_bytes_ += sizeof(Exit) + e.path.size();
+  }
+  mask = view.allowed;
+  const std::vector<int32_t>& ids = trie_->token_ids();
+  for (const Exit& e : view.exits) {
+    // The real state at the exit's node: it allows the node's tokens (unless
+    // what follows the cut rejects everything) and decides its subtree.
+    const StateId at = automaton_.advance(state, e.path);
+    if (at == GrammarAutomaton::kDead) continue;
+    const TokenTrie::Node& node = trie_->nodes()[e.node];
+    for (uint32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
+      const auto id = static_cast<uint32_t>(ids[t]);
+      mask[id >> 6] |= uint64_t{1} << (id & 63);
+    }
+    walk(at, e.node + 1, node.subtree_end, node.depth, mask, nullptr);
+  }
+  return true;
+}
+
+void CompiledGrammar::walk(StateId base, uint32_t begin, uint32_t end, uint16_t base_depth, TokenMask& mask,
+                           std::vector<Exit>* exits) {
   const std::vector<TokenTrie::Node>& nodes = trie_->nodes();
   const std::vector<ByteSet>& subtree_bytes = trie_->subtree_bytes();
   const std::vector<uint16_t>& byte_counts = trie_->subtree_byte_counts();
   const std::vector<int32_t>& ids = trie_->token_ids();
   walk_states_.resize(trie_->max_depth() + 1);
+  walk_path_.resize(trie_->max_depth() + 1);
   StateId* states = walk_states_.data();
-  states[0] = state;
-  const size_t count = nodes.size();
-  for (size_t i = 0; i < count;) {
+  states[base_depth] = base;
+  for (uint32_t i = begin; i < end;) {
     const TokenTrie::Node& node = nodes[i];
     const StateId parent = states[node.depth - 1];
     // A large subtree whose every string the parent's state accepts: its
@@ -77,7 +147,7 @@ void CompiledGrammar::walk(StateId state, TokenMask& mask) {
     // along a counted repetition (a chain of states, proven in up to
     // bytes x height lookups, so tried only when that is fewer than the
     // subtree's nodes): all its tokens are allowed, without walking it.
-    const uint32_t size = node.subtree_end - static_cast<uint32_t>(i);
+    const uint32_t size = node.subtree_end - i;
     if (size >= kSkipSubtreeNodes && (automaton_.loops_on_all(parent, subtree_bytes[i]) ||
                                       (node.height < 255 && uint32_t{byte_counts[i]} * node.height <= size &&
                                        automaton_.accepts_all_strings(parent, subtree_bytes[i], node.height)))) {
@@ -93,17 +163,20 @@ void CompiledGrammar::walk(StateId state, TokenMask& mask) {
       i = node.subtree_end;
       continue;
     }
+    if (exits != nullptr) {
+      walk_path_[node.depth - 1] = static_cast<char>(node.byte);
+      if (automaton_.has_exit(next)) {
+        exits->push_back({i, walk_path_.substr(0, node.depth)});
+        i = node.subtree_end;
+        continue;
+      }
+    }
     states[node.depth] = next;
     for (uint32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
       const auto id = static_cast<uint32_t>(ids[t]);
       mask[id >> 6] |= uint64_t{1} << (id & 63);
     }
     ++i;
-  }
-  if (automaton_.accepting(state)) {
-    for (int32_t id : trie_->eos_ids()) {
-      if (id >= 0 && id < trie_->vocab_size()) mask[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
-    }
   }
 }
 

@@ -7,7 +7,11 @@
 // the same tokenizer (the cache, structured/grammar_cache.h, hands it out).
 // A mask is computed by walking the TokenTrie in depth-first order with the
 // automaton, skipping each subtree whose first byte is rejected; EOS is
-// allowed exactly when the grammar may end.
+// allowed exactly when the grammar may end. A state inside a rule used in
+// many places (a $defs object, an any-value) takes the tokens that stay
+// inside the rule from the mask of its local view
+// (GrammarAutomaton::local_view), walked once for all the rule's places
+// from the second on, and walks only the subtrees where a token leaves it.
 //
 // GrammarMatcher is one sequence's position in a CompiledGrammar: a state id.
 // It belongs to one request (not thread-safe by itself; its CompiledGrammar is).
@@ -16,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -71,7 +76,37 @@ class CompiledGrammar {
   size_t memory_bytes();
 
  private:
-  void walk(StateId state, TokenMask& mask) REQUIRES(mutex_);
+  // A trie node where a local view's walk met an exit: the tokens there and
+  // below depend on the context.
+  struct Exit {
+    uint32_t node;
+    std::string path;  // the node's bytes from the root
+  };
+  // A local view (GrammarAutomaton::local_view) met by one state or more.
+  // Its state and mask are made when a second state meets it.
+  struct LocalView {
+    std::vector<int32_t> stacks;
+    int places = 0;                           // states that met it
+    StateId state = GrammarAutomaton::kDead;  // interned for its walk
+    bool has_mask = false;
+    bool unusable = false;    // its walk outgrew the automaton's budget
+    TokenMask allowed;        // the tokens that stay inside it
+    std::vector<Exit> exits;  // where tokens leave it
+  };
+  struct StacksHash {
+    size_t operator()(const std::vector<int32_t>& stacks) const;
+  };
+  // Sets in `mask` the tokens of the trie nodes [begin, end) that `base`
+  // allows; the nodes are a subtree's, below a node at depth `base_depth`
+  // (0: the root). With `exits` (a local view's walk), a node whose state
+  // holds an exit is recorded there and its subtree left, its tokens not set.
+  void walk(StateId base, uint32_t begin, uint32_t end, uint16_t base_depth, TokenMask& mask, std::vector<Exit>* exits)
+      REQUIRES(mutex_);
+  // Sets `mask` to the tokens `state` allows from its local view's mask and
+  // its exits walked from `state` itself; false (nothing set) when `state`
+  // has no local view, or is the first place to meet it, or the local walk
+  // outgrew the automaton's budget (`may_grow`: begin_budget()'s).
+  bool fill_from_local_view(StateId state, bool may_grow, TokenMask& mask) REQUIRES(mutex_);
   // Charges the budget with what the tables grew by since the last call.
   void charge_growth() REQUIRES(mutex_);
 
@@ -81,7 +116,15 @@ class CompiledGrammar {
   GrammarAutomaton automaton_ GUARDED_BY(mutex_);
   std::unordered_map<StateId, TokenMask> mask_cache_ GUARDED_BY(mutex_);
   size_t mask_cache_bytes_ GUARDED_BY(mutex_) = 0;
+  // Per state whose mask was computed: its local view (an index into
+  // local_views_; -1: none, no stack is cut).
+  std::unordered_map<StateId, int32_t> local_view_of_ GUARDED_BY(mutex_);
+  std::vector<LocalView> local_views_ GUARDED_BY(mutex_);
+  std::unordered_map<std::vector<int32_t>, int32_t, StacksHash> local_view_index_ GUARDED_BY(mutex_);
+  size_t local_view_bytes_ GUARDED_BY(mutex_) = 0;        // what the three above hold
+  std::vector<int32_t> local_stacks_ GUARDED_BY(mutex_);  // scratch
   std::vector<StateId> walk_states_ GUARDED_BY(mutex_);
+  std::string walk_path_ GUARDED_BY(mutex_);
   const std::shared_ptr<GrammarMemoryBudget> budget_;
   size_t charged_ GUARDED_BY(mutex_) = 0;
   StateId initial_ = GrammarAutomaton::kDead;

@@ -30,12 +30,12 @@ size_t GrammarAutomaton::StackSetHash::operator()(const std::vector<int32_t>& v)
   return h;
 }
 
-GrammarAutomaton::GrammarAutomaton(const Grammar& grammar) : grammar_(grammar) {
+GrammarAutomaton::GrammarAutomaton(const Grammar& grammar) : grammar_(grammar), boundary_(find_boundaries(grammar)) {
   intern_state({}, false);  // kDead
   std::vector<int32_t> starts;
   const uint32_t root = grammar.root();
   for (uint32_t a = 0; a < grammar.rules()[root].alternatives.size(); ++a) {
-    starts.push_back(grammar.rules()[root].alternatives[a].empty() ? -1 : intern_frame(root, a, 0, -1));
+    starts.push_back(grammar.rules()[root].alternatives[a].empty() ? kRootEnd : intern_frame(root, a, 0, kRootEnd));
   }
   std::vector<int32_t> stacks;
   bool accepting = false;
@@ -60,12 +60,17 @@ int32_t GrammarAutomaton::continuation(uint32_t rule, uint32_t alternative, uint
 
 void GrammarAutomaton::close(const std::vector<int32_t>& starts, std::vector<int32_t>& out, bool& accepting) {
   for (int32_t start : starts) {
+    if (start == kExit) {
+      out.push_back(kExit);
+      continue;
+    }
     if (start < 0) {
       accepting = true;
       continue;
     }
     const Closure c = closure_of(start);
     accepting = accepting || c.accepting;
+    if (c.exits) out.push_back(kExit);
     out.insert(out.end(), closure_pool_.begin() + c.begin, closure_pool_.begin() + c.end);
   }
   std::sort(out.begin(), out.end());
@@ -82,6 +87,10 @@ const GrammarAutomaton::Closure& GrammarAutomaton::closure_of(int32_t start) {
   while (!work_.empty()) {
     const int32_t id = work_.back();
     work_.pop_back();
+    if (id == kExit) {
+      c.exits = true;
+      continue;
+    }
     if (id < 0) {
       c.accepting = true;
       continue;
@@ -125,6 +134,7 @@ GrammarAutomaton::StateId GrammarAutomaton::intern_state(const std::vector<int32
   state_stacks_.push_back(stacks);
   stack_entries_ += stacks.size();
   accepting_.push_back(accepting ? 1 : 0);
+  has_exit_.push_back(!stacks.empty() && stacks.front() == kExit ? 1 : 0);
   loop_bytes_.emplace_back();
   no_loop_bytes_.emplace_back();
   if (static_cast<size_t>(id) % kRowsPerChunk == 0)
@@ -138,12 +148,12 @@ size_t GrammarAutomaton::memory_bytes() const {
   // to malloc's 16 bytes, plus a bucket pointer.
   constexpr size_t kNode = 48;
   const size_t states = accepting_.size();
-  const size_t per_state = sizeof(std::vector<int32_t>) * 2 + sizeof(ByteSet) * 2 + 1 + kNode;
+  const size_t per_state = sizeof(std::vector<int32_t>) * 2 + sizeof(ByteSet) * 2 + 2 + kNode;
   const size_t rows = transition_chunks_.size() * kRowsPerChunk * 256 * sizeof(int32_t);
   const size_t stacks = stack_entries_ * sizeof(int32_t) * 2;  // the state's copy and the index key's
   const size_t frames = frames_.size() * (sizeof(Frame) + kNode) + closures_.capacity() * sizeof(Closure) +
                         closure_pool_.capacity() * sizeof(int32_t) + visit_mark_.capacity() * sizeof(uint32_t);
-  return states * per_state + rows + stacks + frames;
+  return states * per_state + rows + stacks + frames + boundary_.size();
 }
 
 bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {
@@ -188,6 +198,7 @@ GrammarAutomaton::StateId GrammarAutomaton::compute_next(StateId state, uint8_t 
   ByteSet same_frames = ByteSet::all();
   starts_.clear();
   for (int32_t id : state_stacks_[static_cast<size_t>(state)]) {
+    if (id < 0) continue;  // an exit waits on no byte
     const Frame frame = frames_[static_cast<size_t>(id)];
     const Element element = grammar_.rules()[frame.rule].alternatives[frame.alternative][frame.position];
     const ByteSet& set = grammar_.byte_sets()[element.index];
@@ -211,6 +222,112 @@ GrammarAutomaton::StateId GrammarAutomaton::compute_next(StateId state, uint8_t 
     if (same_frames.contains(static_cast<uint8_t>(b))) targets[b] = result;
   }
   return result;
+}
+
+std::vector<uint8_t> GrammarAutomaton::find_boundaries(const Grammar& grammar) {
+  const std::vector<Rule>& rules = grammar.rules();
+  std::vector<uint32_t> references(rules.size(), 0);
+  for (uint32_t r = 0; r < rules.size(); ++r) {
+    for (const Sequence& seq : rules[r].alternatives) {
+      for (const Element& e : seq) {
+        if (e.kind == Element::Kind::kRule && e.index != r) ++references[e.index];
+      }
+    }
+  }
+  // The longest match of each rule, capped (kLongMatch: that long or more,
+  // or unbounded), by a depth-first search; a rule met again on the way
+  // (recursion) is unbounded.
+  constexpr uint32_t kUnknown = UINT32_MAX, kOnPath = UINT32_MAX - 1;
+  std::vector<uint32_t> longest(rules.size(), kUnknown);
+  struct Visit {
+    uint32_t rule;
+    uint32_t alternative = 0;
+    uint32_t position = 0;
+    uint32_t length = 0;  // of the current alternative so far
+    uint32_t best = 0;
+  };
+  std::vector<Visit> path;
+  for (uint32_t root = 0; root < rules.size(); ++root) {
+    if (longest[root] != kUnknown) continue;
+    longest[root] = kOnPath;
+    path.push_back({root});
+    while (!path.empty()) {
+      Visit& v = path.back();
+      const Rule& rule = rules[v.rule];
+      if (v.alternative == rule.alternatives.size()) {
+        longest[v.rule] = std::min(v.best, kLongMatch);
+        const uint32_t done = longest[v.rule];
+        path.pop_back();
+        if (!path.empty()) {
+          Visit& caller = path.back();
+          caller.length = std::min(caller.length + done, kLongMatch);
+          ++caller.position;
+        }
+        continue;
+      }
+      const Sequence& seq = rule.alternatives[v.alternative];
+      if (v.position == seq.size()) {
+        v.best = std::max(v.best, v.length);
+        ++v.alternative;
+        v.position = 0;
+        v.length = 0;
+        continue;
+      }
+      const Element e = seq[v.position];
+      if (e.kind == Element::Kind::kBytes) {
+        v.length = std::min(v.length + 1, kLongMatch);
+        ++v.position;
+      } else if (longest[e.index] == kOnPath) {
+        v.length = kLongMatch;  // recursion: unbounded
+        ++v.position;
+      } else if (longest[e.index] != kUnknown) {
+        v.length = std::min(v.length + longest[e.index], kLongMatch);
+        ++v.position;
+      } else {
+        longest[e.index] = kOnPath;
+        path.push_back({e.index});
+      }
+    }
+  }
+  std::vector<uint8_t> boundary(rules.size(), 0);
+  for (uint32_t r = 0; r < rules.size(); ++r) boundary[r] = references[r] >= 2 && longest[r] >= kLongMatch;
+  return boundary;
+}
+
+bool GrammarAutomaton::local_view(StateId state, std::vector<int32_t>& stacks) {
+  stacks.clear();
+  bool cut = false;
+  int32_t chain[kMaxCutDepth];
+  for (int32_t id : state_stacks_[static_cast<size_t>(state)]) {
+    // The stack's topmost frame of a boundary rule with anything below it,
+    // and the frames above it.
+    int depth = 0;
+    int32_t boundary = -1;
+    for (int32_t f = id; f >= 0 && depth < kMaxCutDepth; f = frames_[static_cast<size_t>(f)].parent) {
+      const Frame& frame = frames_[static_cast<size_t>(f)];
+      chain[depth++] = f;
+      if (boundary_[frame.rule] && frame.parent >= 0) {
+        boundary = f;
+        break;
+      }
+    }
+    if (boundary < 0) {
+      stacks.push_back(id);
+      continue;
+    }
+    cut = true;
+    // Rebuilt from the boundary frame up, each on the one below.
+    int32_t below = kExit;
+    for (int k = depth - 1; k >= 0; --k) {
+      const Frame f = frames_[static_cast<size_t>(chain[k])];
+      below = intern_frame(f.rule, f.alternative, f.position, below);
+    }
+    stacks.push_back(below);
+  }
+  if (!cut) return false;
+  std::sort(stacks.begin(), stacks.end());
+  stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+  return true;
 }
 
 GrammarAutomaton::StateId GrammarAutomaton::advance(StateId state, std::string_view bytes) {

@@ -64,6 +64,22 @@ class GrammarAutomaton {
   // chain: each byte moves one count along. False when the bytes lead to
   // different states at some step, even if each string would be accepted.
   bool accepts_all_strings(StateId state, const ByteSet& bytes, int levels);
+  // The same position with the context cut off: each stack of `state` keeps
+  // its frames down to its topmost frame of a boundary rule (a rule used in
+  // two places or more that can match more than a few bytes: a $defs
+  // object, an any-value, a string), within its top kMaxCutDepth frames, and
+  // where it would pop below that frame the state after the byte holds an
+  // exit instead (has_exit()). Every string `state` accepts without such an
+  // exit the local view accepts, and the reverse; so the places of one rule
+  // share the tokens that stay inside it (CompiledGrammar's masks). Sets
+  // `stacks` to the local view's stacks (intern them with intern_local());
+  // false when no stack of `state` is cut.
+  bool local_view(StateId state, std::vector<int32_t>& stacks);
+  // (Whether a local view may end says nothing about the grammar: never.)
+  StateId intern_local(const std::vector<int32_t>& stacks) { return intern_state(stacks, false); }
+  static constexpr int kMaxCutDepth = 64;
+  // Whether a stack of `state` (a local view's) popped below its cut.
+  bool has_exit(StateId state) const { return has_exit_[static_cast<size_t>(state)] != 0; }
   bool overflowed() const { return overflowed_; }
   // Starts counting new states and frames against the per-mask budgets;
   // clears an overflow of the previous budget (what it left is never
@@ -86,8 +102,16 @@ class GrammarAutomaton {
     uint32_t rule;
     uint32_t alternative;
     uint32_t position;
-    int32_t parent;  // frame to continue with when this sequence ends; -1: the root
+    // Frame to continue with when this sequence ends; kRootEnd: the grammar
+    // may end; kExit: a local view's cut (local_view()).
+    int32_t parent;
   };
+  static constexpr int32_t kRootEnd = -1;
+  static constexpr int32_t kExit = -2;
+  // Rules whose longest match is at least this many bytes are long.
+  static constexpr uint32_t kLongMatch = 8;
+  // Per rule: referenced from two places or more (itself aside) and long.
+  static std::vector<uint8_t> find_boundaries(const Grammar& grammar);
   struct FrameHash {
     size_t operator()(const Frame& f) const;
   };
@@ -100,8 +124,9 @@ class GrammarAutomaton {
 
   int32_t intern_frame(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent);
   // Sets `out` to the frames reachable from `starts` that wait on a byte
-  // (sorted, unique; -1 in `starts` is the root's end and sets `accepting`),
-  // expanding rule references and popping finished sequences.
+  // (sorted, unique; kRootEnd in `starts` is the root's end and sets
+  // `accepting`; a kExit reached is kept in `out`, first), expanding rule
+  // references and popping finished sequences.
   void close(const std::vector<int32_t>& starts, std::vector<int32_t>& out, bool& accepting);
   // The closure of one frame, computed once and kept: [begin, end) in
   // closure_pool_, and whether the root can end from it.
@@ -109,6 +134,7 @@ class GrammarAutomaton {
     uint32_t begin = 0;
     uint32_t end = 0;
     bool accepting = false;
+    bool exits = false;  // reaches a kExit parent
     bool known = false;
   };
   const Closure& closure_of(int32_t frame);
@@ -119,10 +145,14 @@ class GrammarAutomaton {
   StateId compute_next(StateId state, uint8_t byte);
 
   const Grammar& grammar_;
+  const std::vector<uint8_t> boundary_;  // per rule: find_boundaries()
   std::vector<Frame> frames_;
   std::unordered_map<Frame, int32_t, FrameHash, FrameEqual> frame_index_;
-  std::vector<std::vector<int32_t>> state_stacks_;  // per state: sorted frames waiting on a byte
+  // Per state: sorted frames waiting on a byte (a local view's state may
+  // start with kExit).
+  std::vector<std::vector<int32_t>> state_stacks_;
   std::vector<uint8_t> accepting_;
+  std::vector<uint8_t> has_exit_;
   size_t stack_entries_ = 0;                                                        // sum of the sizes of state_stacks_
   std::unordered_map<std::vector<int32_t>, StateId, StackSetHash> state_index_[2];  // by accepting
   // Transition rows (state -> 256 next states, -1 unknown) in chunks of

@@ -1,7 +1,8 @@
 // Token masks against a brute-force reference: on random reachable states of
 // several grammars, the mask CompiledGrammar computes (trie walk, subtree
 // skipping by loops and by chains of counted states, memoized byte classes,
-// mask cache) must equal, token by token,
+// mask cache, local views shared by the places of one rule) must equal,
+// token by token,
 // what an independent automaton says about each token's bytes from the same
 // prefix. Real vocabularies: SmolLM2 (byte-level BPE, 49k) and TinyLlama
 // (SentencePiece with byte fallback, 32k), so partial UTF-8 tokens occur.
@@ -106,6 +107,25 @@ TEST_CASE("token masks equal the brute-force reference on random states") {
       })");
       for (uint32_t seed = 1; seed <= 4; ++seed)
         check_masks(compile(compile_json_schema(counted), trie), *tokenizer, seed, 40);
+    }
+    SECTION(std::string("one definition in many places, ") + path) {
+      // The states inside each use of "point" (and of the strings and the
+      // any-value) take the tokens that stay inside it from one local view
+      // (GrammarAutomaton::local_view) and walk, per place, the tokens that
+      // leave it: a closing quote or brace followed by what that place
+      // expects next.
+      const auto shared = nlohmann::ordered_json::parse(R"({
+        "$defs": {"point": {"type": "object",
+                            "properties": {"x": {"type": "integer"}, "label": {"type": "string", "maxLength": 6}},
+                            "required": ["x"]}},
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/point"}, "b": {"$ref": "#/$defs/point"},
+                       "c": {"type": "array", "items": {"$ref": "#/$defs/point"}, "maxItems": 2},
+                       "d": {}, "e": {"type": "string"}},
+        "required": ["a", "b", "c", "d", "e"]
+      })");
+      for (uint32_t seed = 1; seed <= 6; ++seed)
+        check_masks(compile(compile_json_schema(shared), trie), *tokenizer, seed, 60);
     }
     SECTION(std::string("any json object, ") + path) {
       for (uint32_t seed = 1; seed <= 4; ++seed)
