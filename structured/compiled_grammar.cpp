@@ -67,37 +67,34 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
   return Status::ok();
 }
 
-size_t CompiledGrammar::StacksHash::operator()(const std::vector<int32_t>& stacks) const {
-  size_t h = stacks.size();
-  for (int32_t x : stacks) h ^= static_cast<uint32_t>(x) + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  return h;
-}
-
 bool CompiledGrammar::fill_from_local_view(StateId state, bool may_grow, TokenMask& mask) {
-  // Hash nodes (key, value, next pointer, cached hash; malloc's rounding)
-  // and their bucket pointers.
+  // A hash node (key, value, next pointer, cached hash; malloc's rounding)
+  // and its bucket pointer.
   constexpr size_t kMapEntry = 48;
   if (!may_grow) return false;  // a local view adds frames and a state
-  auto [of, inserted] = local_view_of_.try_emplace(state, -1);
-  if (inserted) {
-    local_view_bytes_ += kMapEntry;
-    if (automaton_.local_view(state, local_stacks_)) {
-      auto [index, added] = local_view_index_.try_emplace(local_stacks_, static_cast<int32_t>(local_views_.size()));
-      if (added) {
-        local_views_.push_back({local_stacks_});
-        local_view_bytes_ += kMapEntry + sizeof(LocalView) + local_stacks_.size() * sizeof(int32_t) * 2;
-      }
-      of->second = index->second;
+  const auto id = static_cast<size_t>(state);
+  if (local_view_of_.size() <= id) {
+    local_view_bytes_ += (automaton_.state_count() - local_view_of_.size()) * sizeof(int32_t);
+    local_view_of_.resize(automaton_.state_count(), kUnknown);
+  }
+  if (local_view_of_[id] == kUnknown) {
+    local_view_of_[id] = kNoView;
+    if (!automaton_.local_view(state, local_stacks_)) return false;
+    auto [index, added] = local_view_index_.try_emplace(local_stacks_, static_cast<int32_t>(local_views_.size()));
+    local_view_of_[id] = index->second;
+    if (added) {
+      local_views_.push_back({&index->first});
+      local_view_bytes_ += kMapEntry + sizeof(LocalView) + local_stacks_.size() * sizeof(int32_t);
+      return false;  // the first place walks on its own
     }
   }
-  if (of->second < 0) return false;
-  LocalView& view = local_views_[static_cast<size_t>(of->second)];
-  // The first place walks on its own: a view met once costs less that way.
-  if (++view.places < 2 || view.unusable) return false;
+  if (local_view_of_[id] == kNoView) return false;
+  LocalView& view = local_views_[static_cast<size_t>(local_view_of_[id])];
+  if (view.unusable) return false;
   if (!view.has_mask) {
     // Kept with the grammar's cached masks, while they have room.
     if (mask_cache_bytes_ + mask.size() * 8 > kMaskCacheBytes) return false;
-    view.state = automaton_.intern_local(view.stacks);
+    view.state = automaton_.intern_local(*view.stacks);
     view.allowed.assign(mask.size(), 0);
     walk(view.state, 0, static_cast<uint32_t>(trie_->nodes().size()), 0, view.allowed, &view.exits);
     if (automaton_.overflowed()) {

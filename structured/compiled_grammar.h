@@ -83,18 +83,15 @@ class CompiledGrammar {
     std::string path;  // the node's bytes from the root
   };
   // A local view (GrammarAutomaton::local_view) met by one state or more.
-  // Its state and mask are made when a second state meets it.
+  // Its state and mask are made when a second state meets it (the first
+  // walks on its own: a view met once costs less that way).
   struct LocalView {
-    std::vector<int32_t> stacks;
-    int places = 0;                           // states that met it
+    const std::vector<int32_t>* stacks;       // its key in local_view_index_
     StateId state = GrammarAutomaton::kDead;  // interned for its walk
     bool has_mask = false;
     bool unusable = false;    // its walk outgrew the automaton's budget
     TokenMask allowed;        // the tokens that stay inside it
     std::vector<Exit> exits;  // where tokens leave it
-  };
-  struct StacksHash {
-    size_t operator()(const std::vector<int32_t>& stacks) const;
   };
   // Sets in `mask` the tokens of the trie nodes [begin, end) that `base`
   // allows; the nodes are a subtree's, below a node at depth `base_depth`
@@ -116,11 +113,13 @@ class CompiledGrammar {
   GrammarAutomaton automaton_ GUARDED_BY(mutex_);
   std::unordered_map<StateId, TokenMask> mask_cache_ GUARDED_BY(mutex_);
   size_t mask_cache_bytes_ GUARDED_BY(mutex_) = 0;
-  // Per state whose mask was computed: its local view (an index into
-  // local_views_; -1: none, no stack is cut).
-  std::unordered_map<StateId, int32_t> local_view_of_ GUARDED_BY(mutex_);
+  // Per state id: its local view, an index into local_views_ (kNoView: no
+  // stack is cut; kUnknown: not asked yet).
+  static constexpr int32_t kNoView = -1, kUnknown = -2;
+  std::vector<int32_t> local_view_of_ GUARDED_BY(mutex_);
   std::vector<LocalView> local_views_ GUARDED_BY(mutex_);
-  std::unordered_map<std::vector<int32_t>, int32_t, StacksHash> local_view_index_ GUARDED_BY(mutex_);
+  std::unordered_map<std::vector<int32_t>, int32_t, GrammarAutomaton::StackSetHash> local_view_index_
+      GUARDED_BY(mutex_);
   size_t local_view_bytes_ GUARDED_BY(mutex_) = 0;        // what the three above hold
   std::vector<int32_t> local_stacks_ GUARDED_BY(mutex_);  // scratch
   std::vector<StateId> walk_states_ GUARDED_BY(mutex_);

@@ -179,7 +179,9 @@ bool GrammarAutomaton::accepts_all_strings(StateId state, const ByteSet& bytes, 
     // The largest byte first: sets that mix ASCII with UTF-8 lead bytes (a
     // character counted as one whatever its length) fail there at once.
     const StateId common = next(state, bytes.max());
-    if (common == kDead) return false;
+    // A local view's exit proves nothing: what follows the cut may reject
+    // every byte.
+    if (common == kDead || has_exit(common)) return false;
     const bool one_state = bytes.all_of([&](uint8_t byte) { return next(state, byte) == common; });
     if (!one_state) return false;
     state = common;

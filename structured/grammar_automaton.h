@@ -40,6 +40,11 @@ class GrammarAutomaton {
   // nested) stops here instead of exhausting memory.
   static constexpr size_t kMaxNewFramesPerMask = 200'000;
 
+  // A hash of a sorted set of frames (a state's stacks).
+  struct StackSetHash {
+    size_t operator()(const std::vector<int32_t>& v) const;
+  };
+
   explicit GrammarAutomaton(const Grammar& grammar);
 
   StateId initial() const { return initial_; }
@@ -117,9 +122,6 @@ class GrammarAutomaton {
   };
   struct FrameEqual {
     bool operator()(const Frame& a, const Frame& b) const;
-  };
-  struct StackSetHash {
-    size_t operator()(const std::vector<int32_t>& v) const;
   };
 
   int32_t intern_frame(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent);
