@@ -419,6 +419,12 @@ void EngineCore::abort_all(FinishReason reason, const Status& status) {
   std::vector<std::shared_ptr<Request>> live(scheduler_.running().begin(), scheduler_.running().end());
   live.insert(live.end(), scheduler_.waiting().begin(), scheduler_.waiting().end());
   for (const auto& r : live) finish_request(*r, reason, status, Clock::now());
+  // No request outlives this: the mask tasks and the late lists hold theirs,
+  // and a request's output sink may refer to the HTTP server's executor,
+  // which goes before the engine does at shutdown.
+  mask_tasks_.clear();  // joins them
+  late_.clear();
+  masking_.clear();
 }
 
 }  // namespace pagoda

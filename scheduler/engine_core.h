@@ -48,7 +48,8 @@ class EngineCore {
   // Runs one step at time `now`. Returns false when there was nothing to run
   // (true also when only late requests sampled).
   bool step(Clock::time_point now = Clock::now());
-  // Ends every request with `reason` (shutdown).
+  // Ends every request with `reason` (shutdown) and lets go of them all,
+  // joining the mask tasks that hold some.
   void abort_all(FinishReason reason, const Status& status);
 
   bool has_work() const { return scheduler_.num_unfinished() > 0; }

@@ -245,3 +245,21 @@ TEST_CASE("a request cancelled while its token mask is late ends and frees its p
   CHECK(core->kv().usage().pages_in_use == 0);
   CHECK(core->num_running() == 0);
 }
+
+TEST_CASE("shutting down while a token mask is late lets go of every request") {
+  // At shutdown the engine goes after the HTTP server, and a request's
+  // output sink refers to that server's executor: no request may stay held
+  // by a mask task or the late list once the engine has aborted them all.
+  TwoRequests run(30);
+  auto& [stats, core, free_sink, json_sink, json_req, grammar] = run;
+  int steps = 0;
+  while (stats->late_grammar_masks.value() == 0 && !json_sink->done() && steps < 5000) {
+    core->step();
+    ++steps;
+  }
+  REQUIRE(stats->late_grammar_masks.value() > 0);
+  core->abort_all(FinishReason::kAbort, Status::unavailable("shutting down"));
+  CHECK(json_sink->finish == FinishReason::kAbort);
+  CHECK(json_req.use_count() == 1);  // this test's handle only
+  CHECK(core->kv().usage().pages_in_use == 0);
+}
