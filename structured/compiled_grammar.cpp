@@ -4,6 +4,18 @@
 
 namespace pagoda::structured {
 
+namespace {
+
+// Allows the tokens ids[begin, end) in `mask`.
+void allow_tokens(TokenMask& mask, const std::vector<int32_t>& ids, uint32_t begin, uint32_t end) {
+  for (uint32_t t = begin; t < end; ++t) {
+    const auto id = static_cast<uint32_t>(ids[t]);
+    mask[id >> 6] |= uint64_t{1} << (id & 63);
+  }
+}
+
+}  // namespace
+
 CompiledGrammar::CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie,
                                  std::shared_ptr<GrammarMemoryBudget> budget)
     : grammar_(std::move(grammar)), trie_(std::move(trie)), automaton_(grammar_), budget_(std::move(budget)) {
@@ -117,10 +129,7 @@ bool CompiledGrammar::fill_from_local_view(StateId state, bool may_grow, TokenMa
     const StateId at = automaton_.advance(state, e.path);
     if (at == GrammarAutomaton::kDead) continue;
     const TokenTrie::Node& node = trie_->nodes()[e.node];
-    for (uint32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
-      const auto id = static_cast<uint32_t>(ids[t]);
-      mask[id >> 6] |= uint64_t{1} << (id & 63);
-    }
+    allow_tokens(mask, ids, node.tokens_begin, node.tokens_end);
     walk(at, e.node + 1, node.subtree_end, node.depth, mask, nullptr);
   }
   return true;
@@ -148,10 +157,7 @@ void CompiledGrammar::walk(StateId base, uint32_t begin, uint32_t end, uint16_t 
     if (size >= kSkipSubtreeNodes && (automaton_.loops_on_all(parent, subtree_bytes[i]) ||
                                       (node.height < 255 && uint32_t{byte_counts[i]} * node.height <= size &&
                                        automaton_.accepts_all_strings(parent, subtree_bytes[i], node.height)))) {
-      for (uint32_t t = node.subtree_tokens_begin; t < node.subtree_tokens_end; ++t) {
-        const auto id = static_cast<uint32_t>(ids[t]);
-        mask[id >> 6] |= uint64_t{1} << (id & 63);
-      }
+      allow_tokens(mask, ids, node.subtree_tokens_begin, node.subtree_tokens_end);
       i = node.subtree_end;
       continue;
     }
@@ -169,10 +175,7 @@ void CompiledGrammar::walk(StateId base, uint32_t begin, uint32_t end, uint16_t 
       }
     }
     states[node.depth] = next;
-    for (uint32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
-      const auto id = static_cast<uint32_t>(ids[t]);
-      mask[id >> 6] |= uint64_t{1} << (id & 63);
-    }
+    allow_tokens(mask, ids, node.tokens_begin, node.tokens_end);
     ++i;
   }
 }

@@ -226,15 +226,21 @@ TEST_CASE("requests sharing a grammar wait for each other's masks and not the ba
   CHECK(core->kv().usage().pages_in_use == 0);
 }
 
+// Steps `run` until the constrained request's mask is late; the steps taken.
+static int step_until_late(TwoRequests& run) {
+  int steps = 0;
+  while (run.stats->late_grammar_masks.value() == 0 && !run.json_sink->done() && steps < 5000) {
+    run.core->step();
+    ++steps;
+  }
+  REQUIRE(run.stats->late_grammar_masks.value() > 0);
+  return steps;
+}
+
 TEST_CASE("a request cancelled while its token mask is late ends and frees its pages") {
   TwoRequests run(30);
   auto& [stats, core, free_sink, json_sink, json_req, grammar] = run;
-  int steps = 0;
-  while (stats->late_grammar_masks.value() == 0 && !json_sink->done() && steps < 5000) {
-    core->step();
-    ++steps;
-  }
-  REQUIRE(stats->late_grammar_masks.value() > 0);
+  int steps = step_until_late(run);
   json_req->cancel();
   while (!run.done() && steps < 10000) {
     core->step();
@@ -252,12 +258,7 @@ TEST_CASE("shutting down while a token mask is late lets go of every request") {
   // by a mask task or the late list once the engine has aborted them all.
   TwoRequests run(30);
   auto& [stats, core, free_sink, json_sink, json_req, grammar] = run;
-  int steps = 0;
-  while (stats->late_grammar_masks.value() == 0 && !json_sink->done() && steps < 5000) {
-    core->step();
-    ++steps;
-  }
-  REQUIRE(stats->late_grammar_masks.value() > 0);
+  step_until_late(run);
   core->abort_all(FinishReason::kAbort, Status::unavailable("shutting down"));
   CHECK(json_sink->finish == FinishReason::kAbort);
   CHECK(json_req.use_count() == 1);  // this test's handle only
