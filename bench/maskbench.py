@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="only the first N schemas (sorted by file name)")
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--failures", help="write one line per failing schema here")
+    ap.add_argument("--slowest", type=int, default=0,
+                    help="also print the N schemas with the most masks over the p99")
     args = ap.parse_args()
 
     files = sorted(glob.glob(os.path.join(args.data, "*.json")))
@@ -74,6 +76,7 @@ def main():
     per_schema = collections.OrderedDict()
     compile_us = {}
     mask_us = []
+    masks_by_schema = collections.defaultdict(list)
     errors = collections.Counter()
     for (name, valid), result in zip(cases, results):
         state = per_schema.setdefault(name, {"compiled": True, "valid_rejected": 0, "invalid_accepted": 0,
@@ -87,6 +90,7 @@ def main():
         if valid is None:
             continue
         mask_us.extend(result["mask_us"])
+        masks_by_schema[name].extend(result["mask_us"])
         if valid and not result["accepted"]:
             state["valid_rejected"] += 1
         if not valid and result["accepted"]:
@@ -126,6 +130,13 @@ def main():
     print("top compile errors:")
     for reason, n in errors.most_common(12):
         print(f"  {n:5}  {reason}")
+    if args.slowest:
+        p99 = summary["mask_us_p99"]
+        slow = sorted(((sum(1 for t in times if t > p99), sum(times), name)
+                       for name, times in masks_by_schema.items()), reverse=True)
+        print(f"schemas with the most masks over the p99 ({p99:.0f} us): count, total mask ms, schema")
+        for count, total, name in slow[: args.slowest]:
+            print(f"  {count:6} {total / 1e3:9.1f}  {name}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=1)

@@ -1,6 +1,7 @@
 #include "structured/compiled_grammar.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace pagoda::structured {
 
@@ -18,7 +19,8 @@ void allow_tokens(TokenMask& mask, const std::vector<int32_t>& ids, uint32_t beg
 
 CompiledGrammar::CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> trie,
                                  std::shared_ptr<GrammarMemoryBudget> budget)
-    : grammar_(std::move(grammar)), trie_(std::move(trie)), automaton_(grammar_), budget_(std::move(budget)) {
+    : grammar_(std::move(grammar)), trie_(std::move(trie)),
+      count_horizon_(static_cast<uint32_t>(trie_->max_depth()) + 1), automaton_(grammar_), budget_(std::move(budget)) {
   MutexLock lock(mutex_);
   initial_ = automaton_.initial();
   start_overflowed_ = automaton_.overflowed();
@@ -48,11 +50,23 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
     mask = it->second;
     return Status::ok();
   }
-  mask.assign(words, 0);
   const bool room = budget_ == nullptr || budget_->has_room();
   automaton_.begin_budget(room);
-  if (!fill_from_local_view(state, room, mask)) {
-    walk(state, 0, static_cast<uint32_t>(trie_->nodes().size()), 0, mask, nullptr);
+  walk_may_grow_ = room;
+  // Inside a counted repetition far from its bound (a string of at most
+  // 5000 characters), the mask is that of one position for all the counts
+  // no token can reach the bound from.
+  const StateId key = automaton_.clamp_counts(state, count_horizon_, room);
+  if (key != state) {
+    if (auto it = mask_cache_.find(key); it != mask_cache_.end()) {
+      mask = it->second;
+      return Status::ok();
+    }
+  }
+  mask.assign(words, 0);
+  ++masks_walked_;
+  if (!fill_from_local_view(key, room, mask)) {
+    walk(key, 0, static_cast<uint32_t>(trie_->nodes().size()), 0, mask, nullptr);
   }
   if (automaton_.accepting(state)) {
     for (int32_t id : trie_->eos_ids()) {
@@ -72,7 +86,7 @@ Status CompiledGrammar::fill_mask(StateId state, TokenMask& mask) {
         std::to_string(GrammarAutomaton::kMaxStates) + " states in all)");
   }
   if (room && mask_cache_bytes_ + words * 8 <= kMaskCacheBytes) {
-    mask_cache_.emplace(state, mask);
+    mask_cache_.emplace(key, mask);
     mask_cache_bytes_ += words * 8;
     charge_growth();
   }
@@ -145,7 +159,9 @@ void CompiledGrammar::walk(StateId base, uint32_t begin, uint32_t end, uint16_t 
   walk_path_.resize(trie_->max_depth() + 1);
   StateId* states = walk_states_.data();
   states[base_depth] = base;
+  const bool memo = exits == nullptr && walk_may_grow_;
   for (uint32_t i = begin; i < end;) {
+    while (!recordings_.empty() && i >= nodes[recordings_.back().node].subtree_end) finish_recording(mask);
     const TokenTrie::Node& node = nodes[i];
     const StateId parent = states[node.depth - 1];
     // A large subtree whose every string the parent's state accepts: its
@@ -174,10 +190,63 @@ void CompiledGrammar::walk(StateId base, uint32_t begin, uint32_t end, uint16_t 
         continue;
       }
     }
+    if (memo && node.subtree_tokens_end - node.subtree_tokens_begin >= kMemoSubtreeTokens &&
+        from_subtree_memo(i, next, mask)) {
+      i = node.subtree_end;
+      continue;
+    }
     states[node.depth] = next;
     allow_tokens(mask, ids, node.tokens_begin, node.tokens_end);
     ++i;
   }
+  while (!recordings_.empty()) finish_recording(mask);
+}
+
+bool CompiledGrammar::from_subtree_memo(uint32_t node_index, StateId next, TokenMask& mask) {
+  constexpr size_t kMapEntry = 48;  // a hash node and its bucket pointer
+  const uint64_t key = uint64_t{node_index} << 32 | static_cast<uint32_t>(next);
+  auto it = subtree_memo_.find(key);
+  if (it == subtree_memo_.end()) {
+    // Met once: remembered, not recorded (most pairs are never met again).
+    if (mask_cache_bytes_ + kMapEntry > kMaskCacheBytes) return false;
+    subtree_memo_.emplace(key, std::vector<uint64_t>());
+    mask_cache_bytes_ += kMapEntry;
+    return false;
+  }
+  const TokenTrie::Node& node = trie_->nodes()[node_index];
+  if (it->second.empty()) {
+    // Met again: this walk records it.
+    const size_t bytes = (node.subtree_tokens_end - node.subtree_tokens_begin + 63) / 64 * 8;
+    if (mask_cache_bytes_ + bytes <= kMaskCacheBytes) {
+      mask_cache_bytes_ += bytes;
+      recordings_.push_back({node_index, key});
+    }
+    return false;
+  }
+  const std::vector<int32_t>& ids = trie_->token_ids();
+  const std::vector<uint64_t>& bits = it->second;
+  for (size_t w = 0; w < bits.size(); ++w) {
+    for (uint64_t x = bits[w]; x != 0; x &= x - 1) {
+      const auto id = static_cast<uint32_t>(ids[node.subtree_tokens_begin + w * 64 + std::countr_zero(x)]);
+      mask[id >> 6] |= uint64_t{1} << (id & 63);
+    }
+  }
+  return true;
+}
+
+void CompiledGrammar::finish_recording(const TokenMask& mask) {
+  const Recording r = recordings_.back();
+  recordings_.pop_back();
+  // A walk cut short by the automaton's budget proves nothing.
+  if (automaton_.overflowed()) return;
+  const TokenTrie::Node& node = trie_->nodes()[r.node];
+  const std::vector<int32_t>& ids = trie_->token_ids();
+  std::vector<uint64_t> bits((node.subtree_tokens_end - node.subtree_tokens_begin + 63) / 64, 0);
+  for (uint32_t t = node.subtree_tokens_begin; t < node.subtree_tokens_end; ++t) {
+    if (mask_allows(mask, ids[t]))
+      bits[(t - node.subtree_tokens_begin) / 64] |= uint64_t{1} << ((t - node.subtree_tokens_begin) % 64);
+  }
+  subtree_memo_[r.key] = std::move(bits);
 }
 
 CompiledGrammar::StateId CompiledGrammar::advance(StateId state, int32_t id) {
@@ -189,6 +258,7 @@ CompiledGrammar::StateId CompiledGrammar::advance(StateId state, int32_t id) {
 
 CompiledGrammar::StateId CompiledGrammar::advance_bytes(StateId state, std::string_view bytes) {
   MutexLock lock(mutex_);
+  automaton_.begin_budget(true);
   const StateId next = automaton_.advance(state, bytes);
   charge_growth();
   return next;
@@ -197,6 +267,11 @@ CompiledGrammar::StateId CompiledGrammar::advance_bytes(StateId state, std::stri
 bool CompiledGrammar::accepting(StateId state) {
   MutexLock lock(mutex_);
   return automaton_.accepting(state);
+}
+
+size_t CompiledGrammar::masks_walked() {
+  MutexLock lock(mutex_);
+  return masks_walked_;
 }
 
 std::pair<size_t, size_t> CompiledGrammar::automaton_size() {

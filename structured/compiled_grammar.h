@@ -12,6 +12,8 @@
 // inside the rule from the mask of its local view
 // (GrammarAutomaton::local_view), walked once for all the rule's places
 // from the second on, and walks only the subtrees where a token leaves it.
+// The positions of a counted repetition that no token can take to its bound
+// share one mask (GrammarAutomaton::clamp_counts).
 //
 // GrammarMatcher is one sequence's position in a CompiledGrammar: a state id.
 // It belongs to one request (not thread-safe by itself; its CompiledGrammar is).
@@ -66,12 +68,16 @@ class CompiledGrammar {
   Status fill_mask(StateId state, TokenMask& mask);
   // The state after token `id`; GrammarAutomaton::kDead when the grammar
   // rejects it. EOS ids: kDead unless the grammar may end (then the state
-  // itself).
+  // itself). A token a mask allowed is followed even when the grammar
+  // memory is spent: that may add up to one state per byte (a mask from a
+  // shared walk, a clamped count or a local view did not build them).
   StateId advance(StateId state, int32_t id);
   StateId advance_bytes(StateId state, std::string_view bytes);
   bool accepting(StateId state);
   // Size of the lazily built automaton so far (states, frames).
   std::pair<size_t, size_t> automaton_size();
+  // How many masks were made by walking the vocabulary (not from the cache).
+  size_t masks_walked();
   // Bytes charged to the budget: the automaton's tables and cached masks.
   size_t memory_bytes();
 
@@ -99,6 +105,13 @@ class CompiledGrammar {
   // holds an exit is recorded there and its subtree left, its tokens not set.
   void walk(StateId base, uint32_t begin, uint32_t end, uint16_t base_depth, TokenMask& mask, std::vector<Exit>* exits)
       REQUIRES(mutex_);
+  // When the subtree of trie node `node_index` was walked before from the
+  // same state `next` (the state after the node's byte) and recorded: sets
+  // its allowed tokens in `mask` and answers true. Otherwise remembers the
+  // pair (met once) or starts recording it (met again) and answers false.
+  bool from_subtree_memo(uint32_t node_index, StateId next, TokenMask& mask) REQUIRES(mutex_);
+  // Stores the innermost recording's tokens as `mask` now holds them.
+  void finish_recording(const TokenMask& mask) REQUIRES(mutex_);
   // Sets `mask` to the tokens `state` allows from its local view's mask and
   // its exits walked from `state` itself; false (nothing set) when `state`
   // has no local view, or is the first place to meet it, or the local walk
@@ -109,10 +122,13 @@ class CompiledGrammar {
 
   const Grammar grammar_;
   const std::shared_ptr<const TokenTrie> trie_;
+  // Longer than any token: GrammarAutomaton::clamp_counts's horizon.
+  const uint32_t count_horizon_;
   Mutex mutex_;
   GrammarAutomaton automaton_ GUARDED_BY(mutex_);
   std::unordered_map<StateId, TokenMask> mask_cache_ GUARDED_BY(mutex_);
   size_t mask_cache_bytes_ GUARDED_BY(mutex_) = 0;
+  size_t masks_walked_ GUARDED_BY(mutex_) = 0;
   // Per state id: its local view, an index into local_views_ (kNoView: no
   // stack is cut; kUnknown: not asked yet).
   static constexpr int32_t kNoView = -1, kUnknown = -2;
@@ -122,6 +138,20 @@ class CompiledGrammar {
       GUARDED_BY(mutex_);
   size_t local_view_bytes_ GUARDED_BY(mutex_) = 0;        // what the three above hold
   std::vector<int32_t> local_stacks_ GUARDED_BY(mutex_);  // scratch
+  // Subtree walks met again: per (trie node << 32 | state after its byte),
+  // the tokens of the node's subtree that state allows, as bits over
+  // token_ids()[subtree_tokens_begin, subtree_tokens_end); empty: met once.
+  // Only subtrees of kMemoSubtreeTokens tokens or more; the bytes count with
+  // the cached masks. (Several states, such as the key prefixes of an object
+  // with many optional properties, lead to one state after a byte or two.)
+  static constexpr uint32_t kMemoSubtreeTokens = 64;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> subtree_memo_ GUARDED_BY(mutex_);
+  struct Recording {
+    uint32_t node;
+    uint64_t key;
+  };
+  std::vector<Recording> recordings_ GUARDED_BY(mutex_);  // open in walk(), innermost last
+  bool walk_may_grow_ GUARDED_BY(mutex_) = true;
   std::vector<StateId> walk_states_ GUARDED_BY(mutex_);
   std::string walk_path_ GUARDED_BY(mutex_);
   const std::shared_ptr<GrammarMemoryBudget> budget_;

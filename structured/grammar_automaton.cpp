@@ -30,7 +30,8 @@ size_t GrammarAutomaton::StackSetHash::operator()(const std::vector<int32_t>& v)
   return h;
 }
 
-GrammarAutomaton::GrammarAutomaton(const Grammar& grammar) : grammar_(grammar), boundary_(find_boundaries(grammar)) {
+GrammarAutomaton::GrammarAutomaton(const Grammar& grammar)
+    : grammar_(grammar), boundary_(find_boundaries(grammar)), counted_(grammar) {
   intern_state({}, false);  // kDead
   std::vector<int32_t> starts;
   const uint32_t root = grammar.root();
@@ -153,7 +154,9 @@ size_t GrammarAutomaton::memory_bytes() const {
   const size_t stacks = stack_entries_ * sizeof(int32_t) * 2;  // the state's copy and the index key's
   const size_t frames = frames_.size() * (sizeof(Frame) + kNode) + closures_.capacity() * sizeof(Closure) +
                         closure_pool_.capacity() * sizeof(int32_t) + visit_mark_.capacity() * sizeof(uint32_t);
-  return states * per_state + rows + stacks + frames + boundary_.size();
+  const size_t clamps =
+      counted_.memory_bytes() + (clamped_frame_.capacity() + clamped_state_.capacity()) * sizeof(int32_t);
+  return states * per_state + rows + stacks + frames + boundary_.size() + clamps;
 }
 
 bool GrammarAutomaton::loops_on_all(StateId state, const ByteSet& bytes) {
@@ -330,6 +333,59 @@ bool GrammarAutomaton::local_view(StateId state, std::vector<int32_t>& stacks) {
   std::sort(stacks.begin(), stacks.end());
   stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
   return true;
+}
+
+GrammarAutomaton::StateId GrammarAutomaton::clamp_counts(StateId state, uint32_t horizon, bool may_grow) {
+  if (counted_.empty()) return state;
+  if (horizon != clamp_horizon_) {
+    clamp_horizon_ = horizon;
+    clamped_frame_.clear();
+    clamped_state_.clear();
+  }
+  const auto s = static_cast<size_t>(state);
+  if (clamped_state_.size() <= s) clamped_state_.resize(accepting_.size(), -1);
+  if (clamped_state_[s] >= 0) return clamped_state_[s];
+  if (!may_grow) return state;
+  std::vector<int32_t> stacks;
+  bool changed = false;
+  for (int32_t id : state_stacks_[s]) {
+    const int32_t clamped = id < 0 ? id : clamp_frame(id);
+    changed = changed || clamped != id;
+    stacks.push_back(clamped);
+  }
+  StateId result = state;
+  if (changed) {
+    std::sort(stacks.begin(), stacks.end());
+    stacks.erase(std::unique(stacks.begin(), stacks.end()), stacks.end());
+    result = intern_state(stacks, accepting_[s] != 0);
+  }
+  if (clamped_state_.size() <= s) clamped_state_.resize(accepting_.size(), -1);
+  clamped_state_[s] = result;
+  return result;
+}
+
+int32_t GrammarAutomaton::clamp_frame(int32_t id) {
+  auto known = [&](int32_t f) {
+    return static_cast<size_t>(f) < clamped_frame_.size() && clamped_frame_[static_cast<size_t>(f)] >= 0;
+  };
+  // The frames from `id` down to one already clamped, the root, or the depth
+  // limit (below which nothing is cut: still the same strings).
+  int32_t chain[kMaxCutDepth];
+  int depth = 0;
+  int32_t f = id;
+  for (; f >= 0 && depth < kMaxCutDepth && !known(f); f = frames_[static_cast<size_t>(f)].parent) chain[depth++] = f;
+  int32_t below = f >= 0 && known(f) ? clamped_frame_[static_cast<size_t>(f)] : f;
+  for (int k = depth - 1; k >= 0; --k) {
+    const Frame frame = frames_[static_cast<size_t>(chain[k])];
+    const uint32_t rule = counted_.shorter_rule(frame.rule, clamp_horizon_);
+    const int32_t clamped = rule == frame.rule && below == frame.parent
+                                ? chain[k]
+                                : intern_frame(rule, frame.alternative, frame.position, below);
+    if (clamped_frame_.size() < frames_.size()) clamped_frame_.resize(frames_.size() * 2, -1);
+    clamped_frame_[static_cast<size_t>(chain[k])] = clamped;
+    below = clamped;
+  }
+  return below;
 }
 
 GrammarAutomaton::StateId GrammarAutomaton::advance(StateId state, std::string_view bytes) {

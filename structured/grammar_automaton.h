@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "structured/counted_repetitions.h"
 #include "structured/grammar.h"
 
 namespace pagoda::structured {
@@ -85,6 +86,13 @@ class GrammarAutomaton {
   static constexpr int kMaxCutDepth = 64;
   // Whether a stack of `state` (a local view's) popped below its cut.
   bool has_exit(StateId state) const { return has_exit_[static_cast<size_t>(state)] != 0; }
+  // The same position with every counted repetition (CountedRepetitions)
+  // that may still count past `horizon` (>= 2) cut down to `horizon`: for
+  // strings shorter than `horizon` bytes it accepts what `state` accepts, so
+  // the two have one token mask when no token is longer. `state` itself when
+  // nothing is cut. (Frames of the stacks' top kMaxCutDepth levels only.)
+  // With `may_grow` false, only a state found before (or `state` itself).
+  StateId clamp_counts(StateId state, uint32_t horizon, bool may_grow = true);
   bool overflowed() const { return overflowed_; }
   // Starts counting new states and frames against the per-mask budgets;
   // clears an overflow of the previous budget (what it left is never
@@ -144,10 +152,18 @@ class GrammarAutomaton {
   // or its parent when that element was the sequence's last (a tail call).
   int32_t continuation(uint32_t rule, uint32_t alternative, uint32_t position, int32_t parent);
   StateId intern_state(const std::vector<int32_t>& stacks, bool accepting);
+  // `frame` with its counted repetitions cut down to clamp_horizon_ (memoized).
+  int32_t clamp_frame(int32_t frame);
   StateId compute_next(StateId state, uint8_t byte);
 
   const Grammar& grammar_;
   const std::vector<uint8_t> boundary_;  // per rule: find_boundaries()
+  CountedRepetitions counted_;
+  // clamp_counts()'s memos for clamp_horizon_: per frame and per state (-1:
+  // not yet).
+  uint32_t clamp_horizon_ = 0;
+  std::vector<int32_t> clamped_frame_;
+  std::vector<StateId> clamped_state_;
   std::vector<Frame> frames_;
   std::unordered_map<Frame, int32_t, FrameHash, FrameEqual> frame_index_;
   // Per state: sorted frames waiting on a byte (a local view's state may

@@ -1547,7 +1547,9 @@ class Compiler {
       trie[t].terminal = true;
     }
     // The rest of a key after a divergence: canonical chars then the quote.
-    Sequence rest{grammar_.star({canonical_char({})}), grammar_.byte('"')};
+    // One rule, last in each divergence, so every trie node's divergence
+    // leads to the same parser states.
+    const Element rest = grammar_.choice({{grammar_.star({canonical_char({})}), grammar_.byte('"')}}, "key-rest");
     std::vector<uint32_t> rules(trie.size());
     for (size_t t = 0; t < trie.size(); ++t) rules[t] = grammar_.add_rule("key-except");
     for (size_t t = 0; t < trie.size(); ++t) {
@@ -1562,9 +1564,7 @@ class Compiler {
         sequence.push_back(Grammar::ref(rules[next]));
         grammar_.add_alternative(rules[t], std::move(sequence));
       }
-      Sequence other{canonical_char(used)};
-      append(other, rest);
-      grammar_.add_alternative(rules[t], std::move(other));
+      grammar_.add_alternative(rules[t], {canonical_char(used), rest});
     }
     return grammar_.choice({{grammar_.byte('"'), Grammar::ref(rules[0])}}, "key");
   }

@@ -31,11 +31,35 @@ std::unique_ptr<Tokenizer> load(const char* path) {
   return std::move(tok).value();
 }
 
+// Checks `mask`, made at the state after `prefix`, against `reference`
+// token by token; appends the allowed text tokens to `allowed`. False (a
+// failure recorded) at the first difference.
+bool mask_matches_reference(GrammarAutomaton& reference, const TokenTrie& trie, int32_t vocab_size,
+                            const std::string& prefix, const TokenMask& mask, std::vector<int32_t>& allowed) {
+  const GrammarAutomaton::StateId here = reference.advance(reference.initial(), prefix);
+  REQUIRE(here != GrammarAutomaton::kDead);
+  for (int32_t id = 0; id < vocab_size; ++id) {
+    const std::string_view bytes = trie.token_bytes(id);
+    bool expected = false;
+    if (trie.is_eos(id)) {
+      expected = reference.accepting(here);
+    } else if (!bytes.empty()) {
+      expected = reference.advance(here, bytes) != GrammarAutomaton::kDead;
+    }
+    if (mask_allows(mask, id) != expected) {
+      FAIL_CHECK("prefix '" << prefix << "' token " << id << " '" << std::string(bytes) << "' mask "
+                            << mask_allows(mask, id) << " reference " << expected);
+      return false;
+    }
+    if (expected && !trie.is_eos(id)) allowed.push_back(id);
+  }
+  return true;
+}
+
 // Walks `steps` random allowed tokens from the start; at every state checks
 // the mask against the reference, token by token.
 void check_masks(std::shared_ptr<CompiledGrammar> compiled, const Tokenizer& tokenizer, uint32_t seed, int steps) {
-  const Grammar& grammar = compiled->grammar();
-  GrammarAutomaton reference(grammar);
+  GrammarAutomaton reference(compiled->grammar());
   std::mt19937 rng(seed);
   GrammarMatcher matcher(compiled);
   std::string prefix;
@@ -43,29 +67,29 @@ void check_masks(std::shared_ptr<CompiledGrammar> compiled, const Tokenizer& tok
   const TokenTrie& trie = compiled->trie();
   for (int step = 0; step < steps; ++step) {
     REQUIRE(matcher.fill_mask(mask).is_ok());
-    const GrammarAutomaton::StateId here = reference.advance(reference.initial(), prefix);
-    REQUIRE(here != GrammarAutomaton::kDead);
     std::vector<int32_t> allowed;
-    for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
-      const std::string_view bytes = trie.token_bytes(id);
-      bool expected = false;
-      if (trie.is_eos(id)) {
-        expected = reference.accepting(here);
-      } else if (!bytes.empty()) {
-        expected = reference.advance(here, bytes) != GrammarAutomaton::kDead;
-      }
-      if (mask_allows(mask, id) != expected) {
-        FAIL_CHECK("step " << step << " prefix '" << prefix << "' token " << id << " '" << std::string(bytes)
-                           << "' mask " << mask_allows(mask, id) << " reference " << expected);
-        return;
-      }
-      if (expected && !trie.is_eos(id)) allowed.push_back(id);
-    }
+    if (!mask_matches_reference(reference, trie, tokenizer.vocab_size(), prefix, mask, allowed)) return;
     if (allowed.empty()) break;
-    // Prefer short tokens now and then, so walks also stop inside characters.
     const int32_t pick = allowed[rng() % allowed.size()];
     REQUIRE(matcher.accept(pick));
     prefix += trie.token_bytes(pick);
+  }
+}
+
+// Writes `text` token by token as a model would (encode_continuation),
+// checking the mask at every state against the reference.
+void check_text_masks(std::shared_ptr<CompiledGrammar> compiled, const Tokenizer& tokenizer, const std::string& text) {
+  GrammarAutomaton reference(compiled->grammar());
+  GrammarMatcher matcher(compiled);
+  std::string prefix;
+  TokenMask mask;
+  const TokenTrie& trie = compiled->trie();
+  for (int32_t id : encode_continuation(tokenizer, text)) {
+    REQUIRE(matcher.fill_mask(mask).is_ok());
+    std::vector<int32_t> allowed;
+    if (!mask_matches_reference(reference, trie, tokenizer.vocab_size(), prefix, mask, allowed)) return;
+    REQUIRE(matcher.accept(id));
+    prefix += trie.token_bytes(id);
   }
 }
 
@@ -108,6 +132,42 @@ TEST_CASE("token masks equal the brute-force reference on random states") {
       for (uint32_t seed = 1; seed <= 4; ++seed)
         check_masks(compile(compile_json_schema(counted), trie), *tokenizer, seed, 40);
     }
+    SECTION(std::string("counted repetitions longer than any token, ") + path) {
+      // Positions further from the bound than the longest token share one
+      // mask (GrammarAutomaton::clamp_counts); the walks here cross from
+      // those positions into the last counts, where the masks differ.
+      const auto long_counts = nlohmann::ordered_json::parse(R"({
+        "type": "object",
+        "properties": {"text": {"type": "string", "maxLength": 160},
+                       "codes": {"type": "array", "items": {"type": "string", "maxLength": 90}, "maxItems": 100},
+                       "word": {"type": "string", "pattern": "^[a-z ]{0,120}$"}},
+        "required": ["text", "codes", "word"]
+      })");
+      for (uint32_t seed = 1; seed <= 4; ++seed)
+        check_masks(compile(compile_json_schema(long_counts), trie), *tokenizer, seed, 80);
+    }
+    SECTION(std::string("keys of an object with many optional properties, ") + path) {
+      // Each key prefix is a state of its own, and a byte or two later most
+      // tokens reach one state (the rest of an other key): the subtree walks
+      // from there are recorded and reused (CompiledGrammar's subtree memo).
+      const auto keys = nlohmann::ordered_json::parse(R"({
+        "type": "object",
+        "properties": {"number_of_items": {"type": "integer"}, "number_of_users": {"type": "integer"},
+                       "name": {"type": "string"}, "names_seen": {"type": "integer"},
+                       "total": {"type": "integer"}, "total_count": {"type": "integer"},
+                       "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}},
+        "additionalProperties": {"type": "integer"}
+      })");
+      // One compiled grammar for all the walks, as requests share it.
+      auto compiled = compile(compile_json_schema(keys), trie);
+      for (uint32_t seed = 1; seed <= 6; ++seed) check_masks(compiled, *tokenizer, seed, 60);
+      for (const char* text : {R"({"number_of_items":1,"number_of_users":2,"name":"a","names_seen":3,"total":4})",
+                               R"({"number_of_users":2,"names_seen":3,"total_count":5,"tags":["x"],"numbers":6})",
+                               R"({"name":"b","total":1,"total_count":2,"number":3,"names":4,"totals":5})",
+                               R"({"numb":1,"number_of":2,"number_of_item":3,"nam":4,"tot":5,"tags_":6})"}) {
+        check_text_masks(compiled, *tokenizer, text);
+      }
+    }
     SECTION(std::string("one definition in many places, ") + path) {
       // The states inside each use of "point" (and of the strings and the
       // any-value) take the tokens that stay inside it from one local view
@@ -144,6 +204,34 @@ factor ::= [0-9]+ | "(" expr ")")gbnf"),
                           trie),
                   *tokenizer, 7, 40);
     }
+  }
+}
+
+TEST_CASE("a long counted string walks the vocabulary once until near its bound") {
+  const auto schema = nlohmann::ordered_json::parse(R"({"type": "string", "maxLength": 5000})");
+  for (const char* path : kTokenizers) {
+    auto tokenizer = load(path);
+    auto trie = TokenTrie::build(*tokenizer);
+    auto compiled = compile(compile_json_schema(schema), trie);
+    GrammarMatcher matcher(compiled);
+    int32_t quote = -1, letter = -1;
+    for (int32_t id = 0; id < tokenizer->vocab_size(); ++id) {
+      if (trie->token_bytes(id) == "\"") quote = id;
+      if (trie->token_bytes(id) == "a") letter = id;
+    }
+    REQUIRE(quote >= 0);
+    REQUIRE(letter >= 0);
+    TokenMask mask;
+    REQUIRE(matcher.fill_mask(mask).is_ok());
+    REQUIRE(matcher.accept(quote));
+    for (int i = 0; i < 1000; ++i) {
+      REQUIRE(matcher.fill_mask(mask).is_ok());
+      REQUIRE(mask_allows(mask, letter));
+      REQUIRE(mask_allows(mask, quote));
+      REQUIRE(matcher.accept(letter));
+    }
+    // The start, then one mask for the 1000 positions inside the string.
+    CHECK(compiled->masks_walked() == 2);
   }
 }
 
