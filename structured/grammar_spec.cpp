@@ -1,6 +1,7 @@
 #include "structured/grammar_spec.h"
 
 #include "structured/gbnf_parser.h"
+#include "structured/grammar_merge.h"
 #include "structured/json_schema_compiler.h"
 #include "structured/regex_compiler.h"
 
@@ -42,7 +43,9 @@ std::string GrammarSpec::cache_key() const {
   return key.dump();
 }
 
-Result<Grammar> compile_grammar_spec(const GrammarSpec& spec) {
+namespace {
+
+Result<Grammar> compile_source(const GrammarSpec& spec) {
   JsonSchemaOptions json_options;
   json_options.strict = spec.strict;
   json_options.whitespace =
@@ -67,6 +70,18 @@ Result<Grammar> compile_grammar_spec(const GrammarSpec& spec) {
     }
   }
   return Status::internal("unknown grammar kind");
+}
+
+}  // namespace
+
+Result<Grammar> compile_grammar_spec(const GrammarSpec& spec) {
+  Result<Grammar> grammar = compile_source(spec);
+  if (!grammar) return grammar.status();
+  // Copies of one sub-grammar (inline schemas repeated under several
+  // properties) share their parser states and masks once merged.
+  Grammar merged = merge_equal_rules(*grammar);
+  if (Status status = merged.validate(); !status) return status;
+  return merged;
 }
 
 }  // namespace pagoda::structured
